@@ -1,0 +1,359 @@
+"""FrameAveragingRegressor and FrameAveragingClassifier: any estimator, made symmetric."""
+
+import numpy as np
+from sklearn import get_config
+from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
+                          RegressorMixin, clone)
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import get_tags
+from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+
+from ._canonical import FrameEstimatorMixin, restore, to_canonical
+from .layout import Layout
+
+__all__ = ["FrameAveragingRegressor", "FrameAveragingClassifier"]
+
+_FRAMES = ("minimal", "pca")
+
+
+def _inner_has(attr):
+    """For ``available_if``: the (fitted, else unfitted) inner estimator has ``attr``."""
+    def check(self):
+        inner = self.estimator_ if hasattr(self, "estimator_") else self._inner()
+        getattr(inner, attr)
+        return True
+    return check
+
+
+class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator):
+    """Fit an inner estimator on canonical inputs; predict by frame averaging."""
+
+    _default_estimator = None
+
+    @property
+    def _frame_method(self):
+        return self.frame
+
+    def _inner(self):
+        return clone(self._default_estimator) if self.estimator is None else self.estimator
+
+    def _check_frame(self):
+        if self.frame not in _FRAMES:
+            raise ValueError(f"frame must be one of {list(_FRAMES)}; got {self.frame!r}")
+
+    def _inner_fit_params(self, sample_weight, fit_params, n_calls):
+        """Route ``sample_weight`` and other fit params to the inner estimator."""
+        if get_config()["enable_metadata_routing"]:
+            if sample_weight is not None:
+                fit_params["sample_weight"] = sample_weight
+            params = dict(process_routing(self, "fit", **fit_params).estimator.fit)
+        else:
+            if fit_params:
+                raise ValueError(
+                    f"fit parameters {sorted(fit_params)} can only reach the inner "
+                    "estimator with sklearn.set_config(enable_metadata_routing=True)")
+            params = {}
+            if sample_weight is not None:
+                if not has_fit_parameter(self._inner(), "sample_weight"):
+                    raise ValueError(f"{type(self._inner()).__name__} does not support "
+                                     "sample_weight")
+                params["sample_weight"] = sample_weight
+        if "sample_weight" in params and params["sample_weight"] is not None and n_calls > 1:
+            # each frame element is a copy of its sample: it inherits the sample's weight
+            params["sample_weight"] = np.repeat(np.asarray(params["sample_weight"]),
+                                                n_calls, axis=0)
+        return params
+
+    def _inner_predict(self, method, X, **params):
+        """Call ``estimator_.method`` on canonical inputs; return its output (B, K, ...)
+        and the frames."""
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        Xc, frame = self._canonical(X)
+        B, K = Xc.shape[:2]
+        if params and not get_config()["enable_metadata_routing"]:
+            raise ValueError(f"{method} parameters {sorted(params)} need "
+                             "sklearn.set_config(enable_metadata_routing=True)")
+        if params:
+            params = dict(process_routing(self, method, **params).estimator[method])
+        out = np.asarray(getattr(self.estimator_, method)(Xc.reshape(B * K, -1), **params))
+        return out.reshape((B, K) + out.shape[1:]), frame
+
+    def get_metadata_routing(self):
+        """Metadata routing: fit, predict and friends go to the inner estimator."""
+        mapping = MethodMapping().add(caller="fit", callee="fit")
+        for method in ("predict", "predict_proba", "predict_log_proba",
+                       "decision_function"):
+            mapping = mapping.add(caller=method, callee=method)
+        return MetadataRouter(owner=self).add(estimator=self._inner(),
+                                              method_mapping=mapping)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        try:
+            inner = get_tags(self._inner())
+            tags.target_tags.multi_output = inner.target_tags.multi_output
+        except (AttributeError, TypeError, ValueError):
+            pass
+        return tags
+
+
+class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
+    """Make any regressor exactly invariant or equivariant by minimal frame averaging.
+
+    In ``fit``, every sample (and, for equivariant targets, its target) is mapped to
+    its canonical frame and the inner estimator is fitted there. In ``predict`` the
+    inner estimator runs once on each canonical input and its output is mapped back
+    with the frame and averaged over the stabilizer, so
+    ``predict(g . X) == predict(X)`` (invariant target) or ``g . predict(X)``
+    (equivariant target) for every group element ``g``, to rounding.
+
+    Parameters
+    ----------
+    estimator : regressor, default=None
+        The inner estimator (cloned in ``fit``). Default ``LinearRegression()``.
+    group : str, Group or None, default=None
+        ``"O(d)"``, ``"SO(d)"``, ``"E(d)"``, ``"SE(d)"``, a Group, or ``None`` for no
+        symmetry (the inner estimator sees X as is), so that a grid search can compare.
+    fields : dict, str, tuple or None, default=None
+        Column layout of X: ``name -> kind`` or ``name -> (kind, width)``, kinds "point",
+        "vector", "scalar", column blocks field-major. Default: one "point" field.
+    frame_fields : str or list of str, default=None
+        Fields that define the frame (default: the first point or vector field).
+    target : "invariant", kind, (kind, width) or dict, default="invariant"
+        How y transforms. "invariant": y is unchanged by the group. Otherwise the
+        layout of y's columns, e.g. ``"point"`` for future positions (moves like
+        positions: rotated and translated) or ``"vector"`` for forces (rotated only).
+    frame : {"minimal", "pca"}, default="minimal"
+        Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
+        of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
+    tol : float, default=None
+        Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
+    n_jobs : int, default=None
+        Joblib workers for canonicalization over chunks of samples.
+
+    Attributes
+    ----------
+    estimator_ : regressor
+        The inner estimator fitted on canonical inputs.
+    group_, layout_, frame_fields_, input_shape_ :
+        As for :class:`MinimalFrameCanonicalizer`.
+    target_layout_ : Layout or None
+        Layout of equivariant targets (None for invariant targets).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsRegressor
+    >>> from mfa_sklearn import FrameAveragingRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(50, 4 * 3))            # 50 clouds of 4 points in 3-D
+    >>> y = np.linalg.norm(X.reshape(50, 4, 3), axis=2).sum(axis=1)
+    >>> reg = FrameAveragingRegressor(KNeighborsRegressor(), group="O(3)").fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """
+
+    _default_estimator = LinearRegression()
+
+    def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
+                 target="invariant", frame="minimal", tol=None, n_jobs=None):
+        self.estimator = estimator
+        self.group = group
+        self.fields = fields
+        self.frame_fields = frame_fields
+        self.target = target
+        self.frame = frame
+        self.tol = tol
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit the inner estimator on canonical inputs (and canonical targets).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to the inner estimator's ``fit``.
+        **fit_params : dict
+            Other fit parameters, routed with metadata routing enabled.
+
+        Returns
+        -------
+        self
+        """
+        self._check_frame()
+        X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32],
+                             ensure_all_finite=False, multi_output=True, y_numeric=True)
+        self._fit_frames(X)
+        self._y_ndim = y.ndim
+        self.target_layout_ = None
+        if self.group_ is not None and not (isinstance(self.target, str)
+                                            and self.target == "invariant"):
+            y = y.reshape(len(y), -1)
+            self.target_layout_ = Layout.infer(self.target, self.group_.d, y.shape[1:],
+                                               what="target", name="y")
+        Xc, frame = self._canonical(X)
+        B, K = Xc.shape[:2]
+        if self.target_layout_ is not None:
+            yc = to_canonical(frame, self.target_layout_, y).reshape(B * K, -1)
+        else:
+            yc = np.repeat(y, K, axis=0) if K > 1 else y
+        params = self._inner_fit_params(sample_weight, fit_params, K)
+        self.estimator_ = clone(self._inner()).fit(Xc.reshape(B * K, -1), yc, **params)
+        return self
+
+    def predict(self, X, **predict_params):
+        """Frame-averaged predictions: invariant or equivariant as ``target`` says.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+        **predict_params : dict
+            Routed to the inner ``predict`` with metadata routing enabled.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        pred, frame = self._inner_predict("predict", X, **predict_params)
+        if self.target_layout_ is None:
+            out = pred[:, 0] if pred.shape[1] == 1 else pred.mean(axis=1)
+        else:
+            out = restore(frame, self.target_layout_, pred.reshape(pred.shape[:2] + (-1,)))
+        if self._y_ndim == 1 and out.ndim == 2 and out.shape[1] == 1:
+            out = out[:, 0]
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.group is not None:
+            # invariant models cannot fit the common checks' non-invariant data well
+            tags.regressor_tags.poor_score = True
+            if not (isinstance(self.target, str) and self.target == "invariant"):
+                tags.target_tags.multi_output = True
+        return tags
+
+
+class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
+    """Make any classifier exactly invariant by minimal frame averaging.
+
+    The inner classifier is fitted on canonical inputs; predictions, probabilities and
+    decision functions are computed on canonical inputs too (averaged over the frame
+    elements for ``frame="pca"``), so they are exactly invariant.
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        The inner classifier (cloned in ``fit``). Default ``LogisticRegression()``.
+    group, fields, frame_fields, frame, tol, n_jobs :
+        As for :class:`FrameAveragingRegressor`.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        Fitted on canonical inputs and labels encoded as 0..n_classes-1.
+    classes_ : ndarray of shape (n_classes,)
+    group_, layout_, frame_fields_, input_shape_, n_features_in_, feature_names_in_ :
+        As for :class:`FrameAveragingRegressor`.
+    """
+
+    _default_estimator = LogisticRegression()
+
+    def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
+                 frame="minimal", tol=None, n_jobs=None):
+        self.estimator = estimator
+        self.group = group
+        self.fields = fields
+        self.frame_fields = frame_fields
+        self.frame = frame
+        self.tol = tol
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit the inner classifier on canonical inputs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+        **fit_params : dict
+            Routed to the inner ``fit`` with metadata routing enabled.
+
+        Returns
+        -------
+        self
+        """
+        self._check_frame()
+        X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32],
+                             ensure_all_finite=False)
+        from sklearn.utils.multiclass import check_classification_targets
+
+        check_classification_targets(y)
+        self._fit_frames(X)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        Xc, _ = self._canonical(X)
+        B, K = Xc.shape[:2]
+        codes = encoder.transform(y)
+        codes = np.repeat(codes, K) if K > 1 else codes
+        params = self._inner_fit_params(sample_weight, fit_params, K)
+        self.estimator_ = clone(self._inner()).fit(Xc.reshape(B * K, -1), codes, **params)
+        return self
+
+    def predict(self, X, **predict_params):
+        """Invariant class labels.
+
+        With one frame element per sample this is the inner prediction on the
+        canonical input; with several (``frame="pca"``) the class of the averaged
+        probabilities (or decision function; else the most frequent vote).
+        """
+        if self.frame == "minimal" or self.group is None:
+            pred, _ = self._inner_predict("predict", X, **predict_params)
+            return self.classes_[pred[:, 0].astype(np.intp)]
+        if hasattr(self.estimator_, "predict_proba"):
+            return self.classes_[np.argmax(self.predict_proba(X, **predict_params), axis=1)]
+        if hasattr(self.estimator_, "decision_function"):
+            score = self.decision_function(X, **predict_params)
+            codes = (score > 0).astype(np.intp) if score.ndim == 1 else np.argmax(score, 1)
+            return self.classes_[codes]
+        pred, _ = self._inner_predict("predict", X, **predict_params)
+        votes = np.stack([(pred == c).sum(axis=1) for c in range(len(self.classes_))], 1)
+        return self.classes_[np.argmax(votes, axis=1)]
+
+    @available_if(_inner_has("predict_proba"))
+    def predict_proba(self, X, **predict_params):
+        """Class probabilities of the inner classifier, averaged over frame elements."""
+        proba, _ = self._inner_predict("predict_proba", X, **predict_params)
+        return proba.mean(axis=1)
+
+    @available_if(_inner_has("predict_log_proba"))
+    def predict_log_proba(self, X, **predict_params):
+        """Logarithm of :meth:`predict_proba`."""
+        if self.frame == "minimal" or self.group is None:
+            log_proba, _ = self._inner_predict("predict_log_proba", X, **predict_params)
+            return log_proba[:, 0]
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X, **predict_params))
+
+    @available_if(_inner_has("decision_function"))
+    def decision_function(self, X, **predict_params):
+        """Decision function of the inner classifier, averaged over frame elements."""
+        score, _ = self._inner_predict("decision_function", X, **predict_params)
+        return score.mean(axis=1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.group is not None:
+            tags.classifier_tags.poor_score = True
+        return tags

@@ -1,0 +1,31 @@
+"""Errors and warnings raised by mfa_sklearn.
+
+Every error is a ``ValueError`` (scikit-learn's convention for bad input), so callers
+that catch ``ValueError`` keep working; the subclasses let them tell the causes apart.
+"""
+
+__all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError"]
+
+
+class NonFiniteInputError(ValueError):
+    """A field holds NaN or inf, so no frame can be computed."""
+
+
+class LayoutError(ValueError):
+    """The columns (or trailing shape) of X or y do not match the described fields."""
+
+
+class GroupNotFoundError(ValueError):
+    """A group string could not be parsed, or names a group that is not available."""
+
+
+def first_indices(mask_or_indices, limit=10):
+    """Format the first ``limit`` offending sample indices for an error message."""
+    import numpy as np
+
+    idx = np.asarray(mask_or_indices)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    more = ", ..." if idx.size > limit else ""
+    return f"{idx.size} sample(s) (first: [{shown}{more}])"

@@ -1,0 +1,11 @@
+"""Group math of Minimal Frame Averaging: frames, canonical forms, random elements.
+
+This subpackage imports neither scikit-learn nor torch; its functions take numpy arrays
+or torch tensors alike.
+"""
+
+from ._base import KINDS, Frame, Group, GroupElement
+from .orthogonal import OrthogonalGroup
+from .registry import get_group
+
+__all__ = ["KINDS", "Frame", "Group", "GroupElement", "OrthogonalGroup", "get_group"]

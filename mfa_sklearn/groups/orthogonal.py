@@ -1,0 +1,212 @@
+"""O(d), SO(d), E(d), SE(d): minimal frames and PCA frames (groups.md sections 4.1-4.4)."""
+
+import itertools
+
+import numpy as np
+
+from ..exceptions import NonFiniteInputError, first_indices
+from ._base import Frame, Group, GroupElement
+from ._namespace import float64_of, get_namespace, machine_eps
+from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
+
+
+def _as_list(arrays):
+    if arrays is None:
+        return []
+    if isinstance(arrays, (list, tuple)):
+        return list(arrays)
+    return [arrays]
+
+
+class OrthogonalGroup(Group):
+    """The orthogonal group O(d) and its relatives SO(d), E(d) and SE(d).
+
+    Parameters
+    ----------
+    d : int
+        Dimension of the rows the group acts on (``d >= 1``).
+    special : bool, default=False
+        Restrict to determinant +1 (SO, SE).
+    translations : bool, default=False
+        Include translations (E, SE).
+    """
+
+    frame_methods = ("minimal", "pca")
+
+    def __init__(self, d, *, special=False, translations=False):
+        if int(d) != d or d < 1:
+            raise ValueError(f"the dimension d must be a positive integer; got {d!r}")
+        self.d = int(d)
+        self.special = bool(special)
+        self.has_translations = bool(translations)
+
+    @property
+    def name(self):
+        stem = ("S" if self.special else "") + ("E" if self.has_translations else "O")
+        return f"{stem}({self.d})"
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
+              rule="pivoted"):
+        """Frames of a batch from its frame-defining rows.
+
+        Parameters
+        ----------
+        points : array of shape (B, n, d), or a sequence of them
+            Point rows. For E/SE the centroid of the first array is the translation,
+            and every point array is centred by it before it joins the row selection.
+        vectors : array of shape (B, m, d), or a sequence of them, optional
+            Vector rows (never centred), e.g. velocities.
+        method : {"minimal", "pca"}, default="minimal"
+            Minimal frames (one element per sample), or the sign-flip PCA frames of
+            Puny et al. (``2^d`` elements, ``2^(d-1)`` for SO/SE) as a baseline.
+        tol : float, optional
+            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
+        rule : {"pivoted", "first"}, default="pivoted"
+            Row selection rule (groups.md section 3.2).
+
+        Returns
+        -------
+        Frame
+        """
+        if method not in self.frame_methods:
+            raise ValueError(
+                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
+        points, vectors = _as_list(points), _as_list(vectors)
+        arrays = points + vectors
+        if not arrays:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        if self.has_translations and not points:
+            raise ValueError(
+                f"group {self.name} includes translations, which are fixed by the "
+                "centroid of a 'point' field; pass points (vectors alone cannot fix them)")
+        xp = get_namespace(*arrays)
+        self._check_rows(xp, arrays)
+        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
+                  else machine_eps(xp.float64) for a in arrays)
+        tol = float(np.sqrt(eps)) if tol is None else float(tol)
+        rows = xp.concat([float64_of(xp, a) for a in arrays], axis=1)
+        t = None
+        if self.has_translations:
+            t = xp.mean(float64_of(xp, points[0]), axis=1)
+            n_point_rows = sum(p.shape[1] for p in points)
+            if n_point_rows == rows.shape[1]:
+                rows = rows - t[:, None, :]
+            else:
+                rows = xp.concat([rows[:, :n_point_rows] - t[:, None, :],
+                                  rows[:, n_point_rows:]], axis=1)
+        if method == "pca":
+            return self._pca_frame(xp, rows, t)
+        return self._minimal_frame(xp, rows, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
+
+    def _minimal_frame(self, xp, rows, t, *, tol, delta, rule):
+        d = self.d
+        Z = to_coordinate_major(xp, rows)
+        W, rank, norms = select_rows(Z, tol=tol, delta=delta, rule=rule)
+        if self.special:
+            W = self._fix_determinant(xp, W, rank)
+        H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-2)[:, None]
+        full = rank >= (d - 1 if self.special else d)
+        return Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
+                     projected=~full, projection_is_average=xp.ones_like(full))
+
+    def _fix_determinant(self, xp, W, rank):
+        """SO: det +1 at full rank; the cofactor completes rank d - 1 (groups.md 3.4)."""
+        d = self.d
+        C = cofactor_vector(W[: d - 1], d, like=W[0][0])
+        last = W[d - 1]
+        det_sign = dot_rows(last, C)  # det H = last row . cofactor of the others
+        flip = xp.where((rank == d) & (det_sign < 0), -1.0, 1.0)
+        complete = rank == d - 1
+        W[d - 1] = [xp.where(complete, Ck, lk * flip) for Ck, lk in zip(C, last)]
+        return W
+
+    def _pca_frame(self, xp, rows, t):
+        """Sign-flip PCA frames of Puny et al.: ``diag(s) U^T`` for the eigenvectors U."""
+        d = self.d
+        _, U = xp.linalg.eigh(rows.mT @ rows)
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=d)))
+        if self.special:
+            # With det U made +1, the det +1 frames are the sign patterns of product +1.
+            first = xp.where(xp.linalg.det(U) < 0, -1.0, 1.0)
+            U = xp.concat([U[..., :1] * first[:, None, None], U[..., 1:]], axis=-1)
+            signs = signs[np.prod(signs, axis=1) > 0]
+        S = xp.asarray(signs, dtype=xp.float64, device=rows.device)   # (K, d)
+        H = S[None, :, :, None] * U.mT[:, None]                       # (B, K, d, d)
+        B = rows.shape[0]
+        return Frame(H, t, rank=xp.full((B,), d, dtype=xp.int64, device=rows.device),
+                     projected=xp.zeros((B,), dtype=xp.bool, device=rows.device),
+                     projection_is_average=xp.ones((B,), dtype=xp.bool, device=rows.device))
+
+    def _check_rows(self, xp, arrays):
+        B = arrays[0].shape[0]
+        for a in arrays:
+            if a.ndim != 3:
+                raise ValueError(
+                    f"frame-defining rows must have shape (n_samples, n_rows, {self.d}); "
+                    f"got an array of shape {tuple(a.shape)}")
+            if a.shape[0] != B:
+                raise ValueError("all frame-defining fields must have the same number of "
+                                 f"samples; got {B} and {a.shape[0]}")
+            if a.shape[2] != self.d:
+                raise ValueError(f"group {self.name} acts on rows of width {self.d}; "
+                                 f"a frame-defining field has width {a.shape[2]}")
+            if xp.isdtype(a.dtype, "complex floating"):
+                raise ValueError(f"group {self.name} is real but a field is complex; "
+                                 "use U(d) or SU(d) for complex data")
+            if not xp.isdtype(a.dtype, ("real floating", "integral")):
+                raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
+        for a in arrays:
+            if xp.isdtype(a.dtype, "real floating"):
+                bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
+                if xp.any(bad):
+                    raise NonFiniteInputError(
+                        f"a frame-defining field contains NaN or inf in "
+                        f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
+                        "computed")
+
+    # ------------------------------------------------------------- elements
+    def random_element(self, size, random_state=None, *, translation_scale=10.0):
+        """Haar-random elements (plus N(0, translation_scale^2) translations for E/SE).
+
+        Parameters
+        ----------
+        size : int
+            Number of elements.
+        random_state : int, numpy Generator or None
+
+        Returns
+        -------
+        GroupElement
+            numpy float64 arrays ``T`` of shape (size, d, d) and ``b`` (size, d) or None.
+        """
+        rng = np.random.default_rng(random_state)
+        Q = haar_orthogonal(size, self.d, rng)
+        if self.special:
+            negative = np.linalg.det(Q) < 0
+            Q[negative, :, 0] *= -1.0
+        b = None
+        if self.has_translations:
+            b = translation_scale * rng.standard_normal((size, self.d))
+        return GroupElement(Q, b)
+
+
+def haar_orthogonal(size, d, rng):
+    """Haar-distributed orthogonal matrices via QR with the sign fix of Mezzadri."""
+    Q, R = np.linalg.qr(rng.standard_normal((size, d, d)))
+    signs = np.sign(np.diagonal(R, axis1=1, axis2=2))
+    signs[signs == 0] = 1.0
+    return Q * signs[:, None, :]
+
+
+def _conditioning(xp, norms, rank):
+    """Largest over smallest chosen residual norm (1 where nothing or one was chosen)."""
+    stacked = xp.stack(norms, axis=0)
+    largest = xp.max(stacked, axis=0)
+    big = xp.asarray(np.inf, dtype=stacked.dtype, device=stacked.device)
+    smallest = xp.min(xp.where(stacked > 0, stacked, big), axis=0)
+    return xp.where(rank > 0, largest / xp.where(rank > 0, smallest, 1.0), 1.0)
+
+
+def _to_numpy(a):
+    return a.cpu().numpy() if hasattr(a, "cpu") else a

@@ -1,0 +1,144 @@
+"""Flat scikit-learn columns <-> named fields of shape (n_samples, n_rows, width).
+
+A *layout* describes how the columns of X (or y) hold per-row fields. In 2-D form the
+column blocks are field-major: field after field, each field's ``n * width`` columns
+contiguous, row after row inside the block. In 3-D form ``(n_samples, n, W)`` the last
+axis holds the fields side by side. Example, 5 particles in 3-D::
+
+    fields = {"pos": "point", "vel": "vector", "charge": "scalar"}
+    # 2-D: 15 position columns (p0x, p0y, p0z, p1x, ...), 15 velocity columns, 5 charges
+    # 3-D: X[:, i, 0:3] position of particle i, X[:, i, 3:6] velocity, X[:, i, 6] charge
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .exceptions import LayoutError
+from .groups import KINDS
+
+__all__ = ["Field", "Layout", "parse_fields"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field: a name, a kind ("point", "vector" or "scalar") and a width per row."""
+
+    name: str
+    kind: str
+    width: int
+
+
+def parse_fields(spec, d, *, what="fields"):
+    """Turn a user's field description into a tuple of :class:`Field`.
+
+    Parameters
+    ----------
+    spec : None, str, tuple or dict
+        ``None`` (one "point" field named "x"), a kind, a ``(kind, width)`` pair, or a
+        dict ``name -> kind`` / ``name -> (kind, width)``.
+    d : int
+        The group's dimension: the default width of "point" and "vector" fields.
+    what : str
+        The parameter's name, for error messages.
+    """
+    if spec is None:
+        spec = {"x": "point"}
+    elif isinstance(spec, (str, tuple)):
+        spec = {"y" if what == "target" else "x": spec}
+    if not isinstance(spec, dict) or not spec:
+        raise LayoutError(
+            f"{what} must be a non-empty dict name -> kind or name -> (kind, width), a "
+            f"kind or a (kind, width) pair; got {spec!r}")
+    fields = []
+    for name, value in spec.items():
+        kind, width = (value, None) if isinstance(value, str) else (tuple(value) + (None,))[:2]
+        if kind not in KINDS:
+            raise LayoutError(f"{what}: field {name!r} has unknown kind {kind!r}; "
+                              f"expected one of {list(KINDS)}")
+        default = 1 if kind == "scalar" else d
+        width = default if width is None else width
+        if kind in ("point", "vector") and width != d:
+            raise LayoutError(f"{what}: field {name!r} of kind {kind!r} must have the "
+                              f"group's width {d}; got {width!r}")
+        if not isinstance(width, (int, np.integer)) or isinstance(width, bool) or width < 1:
+            raise LayoutError(f"{what}: field {name!r} needs a positive integer width; "
+                              f"got {width!r}")
+        fields.append(Field(str(name), kind, int(width)))
+    return tuple(fields)
+
+
+class Layout:
+    """Fields laid out over the trailing dimensions of an array.
+
+    Parameters
+    ----------
+    fields : tuple of Field
+    n_rows : int
+        Rows per sample (points, particles).
+    three_d : bool
+        True for samples of shape ``(n_rows, W)``, False for flat ``n_rows * W`` columns.
+    """
+
+    def __init__(self, fields, n_rows, three_d=False):
+        self.fields = tuple(fields)
+        self.n_rows = int(n_rows)
+        self.three_d = bool(three_d)
+
+    @classmethod
+    def infer(cls, spec, d, sample_shape, *, what="fields", name="X"):
+        """Build the layout of arrays whose samples have shape ``sample_shape``."""
+        fields = parse_fields(spec, d, what=what)
+        width = sum(f.width for f in fields)
+        described = ", ".join(f"{f.name}: {f.kind} x {f.width}" for f in fields)
+        if len(sample_shape) == 2:
+            if sample_shape[1] != width:
+                raise LayoutError(
+                    f"{name} has rows of width {sample_shape[1]}, but the {what} "
+                    f"({described}) need rows of width {width}")
+            return cls(fields, sample_shape[0], three_d=True)
+        n_columns = sample_shape[0]
+        if n_columns % width:
+            raise LayoutError(
+                f"{name} has {n_columns} columns, which the {what} ({described}; {width} "
+                f"column(s) per row) cannot divide into rows; check {what} and the group's "
+                "dimension")
+        return cls(fields, n_columns // width, three_d=False)
+
+    @property
+    def row_width(self):
+        return sum(f.width for f in self.fields)
+
+    @property
+    def n_columns(self):
+        return self.n_rows * self.row_width
+
+    def field(self, name):
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def split(self, X):
+        """Views of each field, shape ``(*lead, n_rows, width)``, keyed by name."""
+        parts, offset = {}, 0
+        for f in self.fields:
+            if self.three_d:
+                parts[f.name] = X[..., offset:offset + f.width]
+                offset += f.width
+            else:
+                block = X[..., offset:offset + self.n_rows * f.width]
+                parts[f.name] = block.reshape(block.shape[:-1] + (self.n_rows, f.width))
+                offset += self.n_rows * f.width
+        return parts
+
+    def join(self, parts):
+        """Inverse of :meth:`split` (a new array)."""
+        blocks = [parts[f.name] for f in self.fields]
+        if self.three_d:
+            return np.concatenate(blocks, axis=-1)
+        return np.concatenate([b.reshape(b.shape[:-2] + (-1,)) for b in blocks], axis=-1)
+
+    def __repr__(self):
+        fields = ", ".join(f"{f.name}={f.kind}x{f.width}" for f in self.fields)
+        return f"Layout({fields}; n_rows={self.n_rows}, three_d={self.three_d})"
