@@ -318,6 +318,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         canonical input; with several (``frame="pca"``) the class of the averaged
         probabilities (or decision function; else the most frequent vote).
         """
+        check_is_fitted(self)
         if self.frame == "minimal" or self.group is None:
             pred, _ = self._inner_predict("predict", X, **predict_params)
             return self.classes_[pred[:, 0].astype(np.intp)]
