@@ -65,9 +65,9 @@ def resolve_frame_fields(layout, frame_fields, group):
 
 def check_finite(X, layout=None):
     """Raise :class:`NonFiniteInputError` naming the field and samples with NaN or inf."""
-    bad = ~np.isfinite(X)
-    if not bad.any():
+    if np.isfinite(X).all():
         return
+    bad = ~np.isfinite(X)
     if layout is None:
         raise NonFiniteInputError(
             f"X contains NaN or inf in {first_indices(bad.reshape(len(X), -1).any(1))}; "
@@ -85,37 +85,41 @@ def chunk_slices(n_samples, values_per_sample):
     return [slice(i, min(i + size, n_samples)) for i in range(0, n_samples, size)]
 
 
-def _canonicalize_chunk(group, layout, frame_fields, X, method, tol):
+def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_frame):
     parts = layout.split(X)
     points = [parts[n] for n in frame_fields if layout.field(n).kind == "point"]
     vectors = [parts[n] for n in frame_fields if layout.field(n).kind == "vector"]
     frame = group.frame(points, vectors, method=method, tol=tol)
     canonical = {f.name: frame.to_canonical(parts[f.name], f.kind) for f in layout.fields}
-    return layout.join(canonical), frame
+    return layout.join(canonical), (frame if return_frame else None)
 
 
 def canonicalize(group, layout, frame_fields, X, *, method="minimal", tol=None,
-                 n_jobs=None):
+                 n_jobs=None, return_frame=True):
     """Canonical inputs of every frame element, and the frames.
 
     Parameters
     ----------
     X : ndarray of shape (B, C) or (B, n, W)
+    return_frame : bool, default=True
+        Whether the frames are needed (to map outputs back); if not, None is returned
+        in their place and no time is spent gathering them.
 
     Returns
     -------
     Xc : ndarray of shape (B, K, C) or (B, K, n, W), X's dtype
         Canonical inputs (K = frame elements per sample, 1 for minimal frames).
-    frame : Frame
+    frame : Frame or None
         Frames of all B samples.
     """
     slices = chunk_slices(len(X), layout.n_columns)
+    args = (group, layout, frame_fields)
     if n_jobs in (None, 1) or len(slices) == 1:
-        results = [_canonicalize_chunk(group, layout, frame_fields, X[s], method, tol)
+        results = [_canonicalize_chunk(*args, X[s], method, tol, return_frame)
                    for s in slices]
     else:
         results = Parallel(n_jobs=n_jobs)(
-            delayed(_canonicalize_chunk)(group, layout, frame_fields, X[s], method, tol)
+            delayed(_canonicalize_chunk)(*args, X[s], method, tol, return_frame)
             for s in slices)
     if len(results) == 1:
         return results[0]
@@ -123,7 +127,8 @@ def canonicalize(group, layout, frame_fields, X, *, method="minimal", tol=None,
     Xc = np.empty((len(X),) + first.shape[1:], dtype=first.dtype)
     for s, (part, _) in zip(slices, results):
         Xc[s] = part
-    return Xc, Frame.concat([frame for _, frame in results])
+    frame = Frame.concat([frame for _, frame in results]) if return_frame else None
+    return Xc, frame
 
 
 def restore(frame, layout, Y):
@@ -181,12 +186,13 @@ class FrameEstimatorMixin:
         check_finite(X, self.layout_)
         return X
 
-    def _canonical(self, X):
+    def _canonical(self, X, return_frame=True):
         """Canonical inputs (B, K, ...) and frames (None without a group)."""
         if self.group_ is None:
             return X[:, None], None
         return canonicalize(self.group_, self.layout_, self.frame_fields_, X,
-                            method=self._frame_method, tol=self.tol, n_jobs=self.n_jobs)
+                            method=self._frame_method, tol=self.tol, n_jobs=self.n_jobs,
+                            return_frame=return_frame)
 
     def frame_diagnostics(self, X):
         """Per-sample frame diagnostics, so degenerate inputs are visible.

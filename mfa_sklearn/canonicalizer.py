@@ -104,7 +104,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        Xc, _ = self._canonical(X)
+        Xc, _ = self._canonical(X, return_frame=False)
         return Xc[:, 0]
 
     def get_feature_names_out(self, input_features=None):

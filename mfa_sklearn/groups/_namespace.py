@@ -24,11 +24,14 @@ def float64_of(xp, x):
     return x if x.dtype == target else xp.astype(x, target)
 
 
-def first_true(xp, mask, axis=0):
-    """Index of the first True along ``axis`` (0 where a slice has none)."""
-    if xp is not np:  # torch's argmax refuses booleans
-        mask = xp.astype(mask, xp.uint8)
-    return xp.argmax(mask, axis=axis)
+def first_true(xp, mask):
+    """Index of the first True along axis 0 of a 2-D mask (0 where a column has none)."""
+    m = mask.shape[0]
+    # max of (m - i) over the True rows: a reduction over the leading axis runs as fast
+    # elementwise passes, where argmax(axis=0) makes numpy transpose the mask first
+    weights = xp.reshape(xp.arange(m, 0, -1, dtype=xp.int32, device=mask.device), (m, 1))
+    first = m - xp.max(xp.astype(mask, xp.int32) * weights, axis=0)
+    return xp.astype(first % m, xp.int64)
 
 
 def machine_eps(dtype):
@@ -39,3 +42,16 @@ def machine_eps(dtype):
         import torch
 
         return float(torch.finfo(dtype).eps)
+
+
+def subtract_inplace(a, b):
+    """``a - b``, in place when ``a`` is a numpy array (callers pass arrays they own).
+
+    Allocating a fresh array of a chunk's size costs page faults on every pass, which
+    made the frame math several times slower; torch keeps out-of-place arithmetic, which
+    autograd needs.
+    """
+    if isinstance(a, np.ndarray):
+        a -= b
+        return a
+    return a - b

@@ -9,24 +9,41 @@ share it. Loops run over at most ``d`` items.
 
 import numpy as np
 
-from ._namespace import first_true, get_namespace
+from ._namespace import first_true, get_namespace, subtract_inplace
 
 
 def to_coordinate_major(xp, rows):
-    """(B, m, d) -> list of d contiguous arrays of shape (m, B)."""
+    """(B, m, d) -> list of d contiguous arrays of shape (m, B); new memory for numpy."""
     B, m, d = rows.shape
-    # reshape of a permuted view copies into C order in numpy and torch alike
-    flat = xp.reshape(xp.permute_dims(rows, (2, 1, 0)), (-1,))
-    packed = xp.reshape(flat, (d, m, B))
+    permuted = xp.permute_dims(rows, (2, 1, 0))
+    if xp is np:
+        packed = np.array(permuted, order="C", copy=True)
+    else:  # reshape of a permuted view copies into C order
+        packed = xp.reshape(xp.reshape(permuted, (-1,)), (d, m, B))
     return [packed[k] for k in range(d)]
 
 
 def dot_rows(u, w):
     """Per-row products of coordinate-major ``u`` (entries (m, B)) with vectors ``w`` (entries (B,))."""
     acc = u[0] * w[0]
-    for uk, wk in zip(u[1:], w[1:]):
+    if isinstance(acc, np.ndarray):  # accumulate in place (see subtract_inplace)
+        scratch = np.empty_like(acc)
+        for uk, wk in zip(u[1:], w[1:]):
+            acc += np.multiply(uk, wk, out=scratch)
+        return acc
+    for uk, wk in zip(u[1:], w[1:]):  # out of place, so that torch autograd can follow
         acc = acc + uk * wk
     return acc
+
+
+def subtract_scaled(V, overlap, w):
+    """``V_k - overlap * w_k`` for every coordinate: in place for numpy (see
+    :func:`dot_rows`; the caller owns ``V``), out of place otherwise."""
+    if isinstance(overlap, np.ndarray):
+        scratch = np.empty_like(overlap)
+        return [subtract_inplace(Vk, np.multiply(overlap, wk, out=scratch))
+                for Vk, wk in zip(V, w)]
+    return [Vk - overlap * wk for Vk, wk in zip(V, w)]
 
 
 def det_small(M):
@@ -80,7 +97,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted"):
     Parameters
     ----------
     Z : list of d arrays of shape (m, B), float64
-        Coordinate-major rows.
+        Coordinate-major rows. Numpy arrays are overwritten (the residuals are updated
+        in place), so pass arrays of your own.
     tol : float
         Relative rank tolerance (``sqrt(eps)`` by default upstream).
     delta : float
@@ -118,7 +136,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted"):
         found = xp.any(eligible, axis=0)
         if xp is np and not found.any():  # numpy only: torch avoids the host sync
             break
-        flat = first_true(xp, eligible, axis=0) * B + columns
+        flat = first_true(xp, eligible) * B + columns
         v = [xp.take(xp.reshape(Vk, (-1,)), flat) for Vk in V]
         for w in W:
             overlap = dot_rows(v, w)
@@ -130,8 +148,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted"):
         norms.append(xp.where(found, norm, zero))
         rank = rank + xp.astype(found, xp.int64)
         if step < d - 1:
-            overlap = dot_rows(V, w)
-            V = [Vk - overlap * wk for Vk, wk in zip(V, w)]
+            V = subtract_scaled(V, dot_rows(V, w), w)
     while len(W) < d:
         W.append([zero] * d)
         norms.append(zero)

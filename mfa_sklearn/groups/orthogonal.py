@@ -6,7 +6,7 @@ import numpy as np
 
 from ..exceptions import NonFiniteInputError, first_indices
 from ._base import Frame, Group, GroupElement
-from ._namespace import float64_of, get_namespace, machine_eps
+from ._namespace import float64_of, get_namespace, machine_eps, subtract_inplace
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 
 
@@ -85,27 +85,30 @@ class OrthogonalGroup(Group):
         eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
                   else machine_eps(xp.float64) for a in arrays)
         tol = float(np.sqrt(eps)) if tol is None else float(tol)
-        rows = xp.concat([float64_of(xp, a) for a in arrays], axis=1)
+        # coordinate-major float64 rows, in new memory (select_rows updates them in place)
+        Z = [float64_of(xp, xp.concat(coords, axis=0)) if len(coords) > 1
+             else float64_of(xp, coords[0])
+             for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
         t = None
         if self.has_translations:
-            t = xp.mean(float64_of(xp, points[0]), axis=1)
-            n_point_rows = sum(p.shape[1] for p in points)
-            if n_point_rows == rows.shape[1]:
-                rows = rows - t[:, None, :]
-            else:
-                rows = xp.concat([rows[:, :n_point_rows] - t[:, None, :],
-                                  rows[:, n_point_rows:]], axis=1)
+            n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)
+            t = [xp.mean(Zk[:n_first], axis=0) for Zk in Z]
+            Z = [subtract_inplace(Zk, tk) if n_points == Zk.shape[0]
+                 else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
+                 for Zk, tk in zip(Z, t)]
+            t = xp.stack(t, axis=-1)
         if method == "pca":
-            return self._pca_frame(xp, rows, t)
-        return self._minimal_frame(xp, rows, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
+            return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)), t)
+        return self._minimal_frame(xp, Z, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
 
-    def _minimal_frame(self, xp, rows, t, *, tol, delta, rule):
+    def _minimal_frame(self, xp, Z, t, *, tol, delta, rule):
         d = self.d
-        Z = to_coordinate_major(xp, rows)
         W, rank, norms = select_rows(Z, tol=tol, delta=delta, rule=rule)
         if self.special:
             W = self._fix_determinant(xp, W, rank)
-        H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-2)[:, None]
+        # Built with the frame vectors as contiguous columns: to_canonical multiplies by
+        # H^T, and a contiguous right operand makes numpy's small matmuls ~3x faster.
+        H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-1).mT[:, None]
         full = rank >= (d - 1 if self.special else d)
         return Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
                      projected=~full, projection_is_average=xp.ones_like(full))
@@ -157,13 +160,12 @@ class OrthogonalGroup(Group):
             if not xp.isdtype(a.dtype, ("real floating", "integral")):
                 raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
         for a in arrays:
-            if xp.isdtype(a.dtype, "real floating"):
+            if xp.isdtype(a.dtype, "real floating") and not xp.all(xp.isfinite(a)):
                 bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
-                if xp.any(bad):
-                    raise NonFiniteInputError(
-                        f"a frame-defining field contains NaN or inf in "
-                        f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
-                        "computed")
+                raise NonFiniteInputError(
+                    f"a frame-defining field contains NaN or inf in "
+                    f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
+                    "computed")
 
     # ------------------------------------------------------------- elements
     def random_element(self, size, random_state=None, *, translation_scale=10.0):
