@@ -36,12 +36,11 @@ def first_true(xp, mask):
 
 def machine_eps(dtype):
     """Machine epsilon of a floating or complex dtype (numpy or torch)."""
-    try:
+    if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
         return float(np.finfo(dtype).eps)
-    except TypeError:
-        import torch
+    import torch
 
-        return float(torch.finfo(dtype).eps)
+    return float(torch.finfo(dtype).eps)
 
 
 def subtract_inplace(a, b):

@@ -83,7 +83,7 @@ def cofactor_vector(rows, d, like):
     return C
 
 
-def select_rows(Z, *, tol, delta, rule="pivoted"):
+def select_rows(Z, *, tol, delta, rule="pivoted", floor=None):
     """Choose up to ``d`` orthonormal frame vectors from the rows of ``Z``, invariantly.
 
     At each step every unchosen row's residual against the vectors chosen so far is
@@ -104,6 +104,10 @@ def select_rows(Z, *, tol, delta, rule="pivoted"):
     delta : float
         Relative width of the pivoting tie band.
     rule : {"pivoted", "first"}
+    floor : array of shape (B,), optional
+        Squared residuals at or below it are never eligible: the rounding level of
+        rows computed by cancellation (centred points), where the relative rule alone
+        would read noise as a direction.
 
     Returns
     -------
@@ -120,6 +124,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted"):
     m, B = Z[0].shape
     q = dot_rows(Z, Z)
     threshold = (tol * tol) * xp.max(q, axis=0)
+    if floor is not None:
+        threshold = xp.maximum(threshold, floor)
     columns = xp.arange(B, device=Z[0].device)
     zero = xp.zeros((B,), dtype=Z[0].dtype, device=Z[0].device)
     rank = xp.zeros((B,), dtype=xp.int64, device=Z[0].device)

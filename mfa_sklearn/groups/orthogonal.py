@@ -89,7 +89,7 @@ class OrthogonalGroup(Group):
         Z = [float64_of(xp, xp.concat(coords, axis=0)) if len(coords) > 1
              else float64_of(xp, coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
-        t = None
+        t = floor = None
         if self.has_translations:
             n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)
             t = [xp.mean(Zk[:n_first], axis=0) for Zk in Z]
@@ -97,13 +97,17 @@ class OrthogonalGroup(Group):
                  else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
                  for Zk, tk in zip(Z, t)]
             t = xp.stack(t, axis=-1)
+            # Centring a sample whose points all coincide leaves rounding noise of
+            # about n eps |t|, not zeros; no frame vector may come from it.
+            floor = (16.0 * n_first * machine_eps(xp.float64)) ** 2 * xp.sum(t * t, axis=-1)
         if method == "pca":
             return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)), t)
-        return self._minimal_frame(xp, Z, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
+        return self._minimal_frame(xp, Z, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,
+                                   floor=floor)
 
-    def _minimal_frame(self, xp, Z, t, *, tol, delta, rule):
+    def _minimal_frame(self, xp, Z, t, *, tol, delta, rule, floor):
         d = self.d
-        W, rank, norms = select_rows(Z, tol=tol, delta=delta, rule=rule)
+        W, rank, norms = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
         if self.special:
             W = self._fix_determinant(xp, W, rank)
         # Built with the frame vectors as contiguous columns: to_canonical multiplies by
@@ -116,6 +120,8 @@ class OrthogonalGroup(Group):
     def _fix_determinant(self, xp, W, rank):
         """SO: det +1 at full rank; the cofactor completes rank d - 1 (groups.md 3.4)."""
         d = self.d
+        if d == 1:  # SO(1) is trivial: H = [1] exactly, whatever the data
+            return [[xp.ones_like(W[0][0])]]
         C = cofactor_vector(W[: d - 1], d, like=W[0][0])
         last = W[d - 1]
         det_sign = dot_rows(last, C)  # det H = last row . cofactor of the others
@@ -151,6 +157,9 @@ class OrthogonalGroup(Group):
             if a.shape[0] != B:
                 raise ValueError("all frame-defining fields must have the same number of "
                                  f"samples; got {B} and {a.shape[0]}")
+            if a.shape[1] == 0:
+                raise ValueError(f"group {self.name} needs at least one row per sample in "
+                                 "each frame-defining field; got a field with 0 rows")
             if a.shape[2] != self.d:
                 raise ValueError(f"group {self.name} acts on rows of width {self.d}; "
                                  f"a frame-defining field has width {a.shape[2]}")
