@@ -10,6 +10,7 @@ fitting and predicting in each system's canonical frame.
 Run: ``python examples/quickstart.py`` (about 30 s on 2 CPU cores).
 """
 
+import os
 import time
 
 import numpy as np
@@ -18,16 +19,21 @@ from sklearn.neural_network import MLPRegressor
 from mfa_sklearn import FrameAveragingRegressor, check_equivariance
 from mfa_sklearn.datasets import NBODY_FIELDS, make_charged_nbody
 
+SMOKE = os.environ.get("MFA_SMOKE") == "1"  # a seconds-long run for CI
+n_train, n_test = (300, 100) if SMOKE else (3000, 1000)
+
 # X columns: 15 positions (5 particles x 3), 15 velocities, 5 charges; y: 15 positions.
-X, y = make_charged_nbody(n_samples=4000, random_state=0)
-X_train, y_train, X_test, y_test = X[:3000], y[:3000], X[3000:], y[3000:]
+X, y = make_charged_nbody(n_samples=n_train + n_test, random_state=0,
+                          n_steps=300 if SMOKE else 3000, horizon=100 if SMOKE else 1000)
+X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 positions, velocities = slice(0, 15), slice(15, 30)
-horizon = 1.0  # 1000 steps of dt = 0.001
+horizon = (0.1 if SMOKE else 1.0)  # steps times dt = 0.001
 
 
 def mlp():
     return MLPRegressor(hidden_layer_sizes=(256, 256), batch_size=64,
-                        early_stopping=True, n_iter_no_change=20, max_iter=200,
+                        early_stopping=True, n_iter_no_change=20,
+                        max_iter=20 if SMOKE else 200,
                         random_state=0)
 
 
