@@ -159,6 +159,9 @@ class FrameEstimatorMixin:
 
     def _fit_frames(self, X):
         check_common_params(self)
+        if X.ndim > 3:
+            raise ValueError(f"X must be 2-D (n_samples, n_columns) or 3-D (n_samples, "
+                             f"n_rows, width); got a {X.ndim}-D array of shape {X.shape}")
         self.group_ = resolve_group(self.group)
         self.input_shape_ = tuple(X.shape[1:])
         if self.group_ is None:

@@ -105,7 +105,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         check_is_fitted(self)
         X = self._validate_X(X)
         Xc, _ = self._canonical(X, return_frame=False)
-        return Xc[:, 0]
+        # without a group Xc is a view of X: never hand out the caller's memory
+        return Xc[:, 0].copy() if self.group_ is None else Xc[:, 0]
 
     def get_feature_names_out(self, input_features=None):
         """Names of the canonical columns (prefixed with the class name).

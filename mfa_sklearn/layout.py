@@ -88,6 +88,11 @@ class Layout:
     @classmethod
     def infer(cls, spec, d, sample_shape, *, what="fields", name="X"):
         """Build the layout of arrays whose samples have shape ``sample_shape``."""
+        if len(sample_shape) not in (1, 2):
+            raise LayoutError(
+                f"{name} must be 2-D (n_samples, n_columns) or 3-D (n_samples, n_rows, "
+                f"width); got samples of shape {tuple(sample_shape)}, i.e. "
+                f"{len(sample_shape) + 1}-D {name}")
         fields = parse_fields(spec, d, what=what)
         width = sum(f.width for f in fields)
         described = ", ".join(f"{f.name}: {f.kind} x {f.width}" for f in fields)

@@ -10,7 +10,7 @@ __all__ = ["random_group_element", "apply_group", "check_equivariance"]
 
 def random_group_element(group, size, random_state=None):
     """Draw ``size`` random elements of ``group`` (Haar for O/SO; plus N(0, 10^2)
-    translations for E/SE).
+    translations for E/SE, see ``Group.random_element``).
 
     Parameters
     ----------
@@ -60,7 +60,8 @@ def _call(model, X):
     return np.asarray(model.transform(X))
 
 
-def check_equivariance(model, group, X, *, fields=None, target=None, random_state=None):
+def check_equivariance(model, group, X, *, fields=None, target=None, random_state=None,
+                       translation_scale=None):
     """Measure how far a model is from invariance or equivariance under ``group``.
 
     Draws one random group element ``g`` per sample and compares ``F(g . X)`` with
@@ -80,6 +81,10 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
         How the output transforms; default: the model's ``target`` parameter if it has
         one, else "invariant".
     random_state : int, numpy Generator or None
+    translation_scale : float, optional
+        Standard deviation of the random translations (E/SE). Default: 10 times the
+        root-mean-square of X, larger than the data but on its scale, so that adding
+        the translation does not by itself lose the data's precision.
 
     Returns
     -------
@@ -94,7 +99,9 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
     if target is None:
         target = getattr(model, "target", "invariant")
     X = np.asarray(X)
-    g = group.random_element(len(X), random_state)
+    if translation_scale is None:
+        translation_scale = 10.0 * float(np.sqrt(np.mean(np.square(X, dtype=np.float64))))
+    g = group.random_element(len(X), random_state, translation_scale=translation_scale)
     out = _call(model, X)
     out_moved = _call(model, apply_group(group, g, X, fields)).astype(np.float64)
     if isinstance(target, str) and target == "invariant":

@@ -29,9 +29,10 @@ def first_true(xp, mask):
     m = mask.shape[0]
     # max of (m - i) over the True rows: a reduction over the leading axis runs as fast
     # elementwise passes, where argmax(axis=0) makes numpy transpose the mask first
-    weights = xp.reshape(xp.arange(m, 0, -1, dtype=xp.int32, device=mask.device), (m, 1))
-    first = m - xp.max(xp.astype(mask, xp.int32) * weights, axis=0)
-    return xp.astype(first % m, xp.int64)
+    dtype = xp.int16 if m < 2 ** 15 else xp.int32
+    weights = xp.reshape(xp.arange(m, 0, -1, dtype=dtype, device=mask.device), (m, 1))
+    first = m - xp.astype(xp.max(mask * weights, axis=0), xp.int64)
+    return first % m
 
 
 def machine_eps(dtype):

@@ -23,24 +23,34 @@ def to_coordinate_major(xp, rows):
     return [packed[k] for k in range(d)]
 
 
-def dot_rows(u, w):
-    """Per-row products of coordinate-major ``u`` (entries (m, B)) with vectors ``w`` (entries (B,))."""
-    acc = u[0] * w[0]
-    if isinstance(acc, np.ndarray):  # accumulate in place (see subtract_inplace)
-        scratch = np.empty_like(acc)
+def dot_rows(u, w, work=None):
+    """Per-row products of coordinate-major ``u`` (entries (m, B)) with ``w`` (entries
+    (B,) or (m, B)).
+
+    For numpy the sum accumulates in place, in the buffers ``work = (result, scratch)``
+    when given: fresh arrays of a chunk's size are page-faulted in on every allocation,
+    which made these passes several times slower. Torch stays out of place for autograd.
+    """
+    if isinstance(u[0], np.ndarray):
+        if work is None:
+            shape = np.broadcast_shapes(u[0].shape, w[0].shape)
+            work = (np.empty(shape), np.empty(shape))
+        acc, scratch = work
+        np.multiply(u[0], w[0], out=acc)
         for uk, wk in zip(u[1:], w[1:]):
             acc += np.multiply(uk, wk, out=scratch)
         return acc
-    for uk, wk in zip(u[1:], w[1:]):  # out of place, so that torch autograd can follow
+    acc = u[0] * w[0]
+    for uk, wk in zip(u[1:], w[1:]):
         acc = acc + uk * wk
     return acc
 
 
-def subtract_scaled(V, overlap, w):
-    """``V_k - overlap * w_k`` for every coordinate: in place for numpy (see
-    :func:`dot_rows`; the caller owns ``V``), out of place otherwise."""
+def subtract_scaled(V, overlap, w, scratch=None):
+    """``V_k - overlap * w_k`` for every coordinate: in place for numpy (the caller owns
+    ``V``; ``scratch`` is an optional buffer, see :func:`dot_rows`), out of place else."""
     if isinstance(overlap, np.ndarray):
-        scratch = np.empty_like(overlap)
+        scratch = np.empty_like(overlap) if scratch is None else scratch
         return [subtract_inplace(Vk, np.multiply(overlap, wk, out=scratch))
                 for Vk, wk in zip(V, w)]
     return [Vk - overlap * wk for Vk, wk in zip(V, w)]
@@ -122,10 +132,14 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None):
     xp = get_namespace(Z[0])
     d = len(Z)
     m, B = Z[0].shape
-    q = dot_rows(Z, Z)
+    # numpy: two (m, B) buffers reused by every pass below (see dot_rows)
+    work = (np.empty((m, B)), np.empty((m, B))) if xp is np else None
+    q = dot_rows(Z, Z, work)
     threshold = (tol * tol) * xp.max(q, axis=0)
     if floor is not None:
         threshold = xp.maximum(threshold, floor)
+    above = xp.nextafter(threshold, xp.asarray(np.inf, dtype=threshold.dtype,
+                                                device=threshold.device))  # q > thr <=> q >= above
     columns = xp.arange(B, device=Z[0].device)
     zero = xp.zeros((B,), dtype=Z[0].dtype, device=Z[0].device)
     rank = xp.zeros((B,), dtype=xp.int64, device=Z[0].device)
@@ -133,12 +147,13 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None):
     V = Z
     for step in range(d):
         if step:
-            q = dot_rows(V, V)
+            q = dot_rows(V, V, work)
         # Chosen rows are never excluded explicitly: their residual is ~eps times their
         # norm after the update below, far under the tol**2 = eps threshold.
-        eligible = q > threshold
         if rule == "pivoted":
-            eligible = eligible & (q >= (1.0 - delta) * xp.max(q, axis=0))
+            eligible = q >= xp.maximum(above, (1.0 - delta) * xp.max(q, axis=0))
+        else:
+            eligible = q >= above
         found = xp.any(eligible, axis=0)
         if xp is np and not found.any():  # numpy only: torch avoids the host sync
             break
@@ -154,7 +169,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None):
         norms.append(xp.where(found, norm, zero))
         rank = rank + xp.astype(found, xp.int64)
         if step < d - 1:
-            V = subtract_scaled(V, dot_rows(V, w), w)
+            # q is spent: its buffer takes the overlaps, the other one the products
+            scratch = None if work is None else work[1]
+            V = subtract_scaled(V, dot_rows(V, w, work), w, scratch)
     while len(W) < d:
         W.append([zero] * d)
         norms.append(zero)

@@ -110,9 +110,11 @@ class OrthogonalGroup(Group):
         W, rank, norms = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
         if self.special:
             W = self._fix_determinant(xp, W, rank)
-        # Built with the frame vectors as contiguous columns: to_canonical multiplies by
+        # Stored with the frame vectors as contiguous columns: to_canonical multiplies by
         # H^T, and a contiguous right operand makes numpy's small matmuls ~3x faster.
-        H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-1).mT[:, None]
+        packed = xp.reshape(xp.stack([wk for w in W for wk in w], axis=0), (d, d, -1))
+        H_T = xp.reshape(xp.reshape(xp.permute_dims(packed, (2, 1, 0)), (-1,)), (-1, d, d))
+        H = H_T.mT[:, None]
         full = rank >= (d - 1 if self.special else d)
         return Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
                      projected=~full, projection_is_average=xp.ones_like(full))
