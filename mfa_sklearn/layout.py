@@ -16,6 +16,7 @@ import numpy as np
 
 from .exceptions import LayoutError
 from .groups import KINDS
+from .groups._namespace import get_namespace
 
 __all__ = ["Field", "Layout", "parse_fields"]
 
@@ -133,16 +134,22 @@ class Layout:
                 offset += f.width
             else:
                 block = X[..., offset:offset + self.n_rows * f.width]
-                parts[f.name] = block.reshape(block.shape[:-1] + (self.n_rows, f.width))
+                parts[f.name] = block.reshape(tuple(block.shape[:-1]) + (self.n_rows, f.width))
                 offset += self.n_rows * f.width
         return parts
 
     def join(self, parts):
         """Inverse of :meth:`split` (a new array)."""
         blocks = [parts[f.name] for f in self.fields]
-        if self.three_d:
-            return np.concatenate(blocks, axis=-1)
-        return np.concatenate([b.reshape(b.shape[:-2] + (-1,)) for b in blocks], axis=-1)
+        xp = get_namespace(*blocks)
+        if not self.three_d:
+            blocks = [xp.reshape(b, tuple(b.shape[:-2]) + (-1,)) for b in blocks]
+        if xp is not np:
+            # broadcast views (scalar fields under several frame elements) need a shape
+            # of their own before torch concatenates them
+            lead = tuple(max(b.shape[i] for b in blocks) for i in range(blocks[0].ndim - 1))
+            blocks = [xp.broadcast_to(b, lead + (b.shape[-1],)) for b in blocks]
+        return xp.concat(blocks, axis=-1)
 
     def __repr__(self):
         fields = ", ".join(f"{f.name}={f.kind}x{f.width}" for f in self.fields)
