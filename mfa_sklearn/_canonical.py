@@ -9,10 +9,12 @@ from .exceptions import NonFiniteInputError, first_indices
 from .groups import Frame, get_group
 from .layout import Layout
 
-# Work on chunks of about this many float64 values: the temporaries of the frame math
-# then stay in cache and in malloc's reused memory instead of being page-faulted in
-# anew, which made one-shot batches of 10^5 clouds about 2.5x slower.
-_CHUNK_VALUES = 2 ** 17
+# Work on chunks of at most this many float64 values and samples: the temporaries of
+# the frame math then stay in cache and in malloc's reused memory instead of being
+# page-faulted in anew (one-shot batches of 10^5 clouds were 2.5x slower), while large
+# clouds still get enough samples per chunk to amortise numpy's per-call overhead.
+_CHUNK_VALUES = 2 ** 19
+_CHUNK_SAMPLES = 8192
 
 
 def check_common_params(est):
@@ -81,7 +83,7 @@ def check_finite(X, layout=None):
 
 
 def chunk_slices(n_samples, values_per_sample):
-    size = max(16, _CHUNK_VALUES // max(1, values_per_sample))
+    size = min(_CHUNK_SAMPLES, max(16, _CHUNK_VALUES // max(1, values_per_sample)))
     return [slice(i, min(i + size, n_samples)) for i in range(0, n_samples, size)]
 
 
@@ -114,21 +116,23 @@ def canonicalize(group, layout, frame_fields, X, *, method="minimal", tol=None,
     """
     slices = chunk_slices(len(X), layout.n_columns)
     args = (group, layout, frame_fields)
-    if n_jobs in (None, 1) or len(slices) == 1:
-        results = [_canonicalize_chunk(*args, X[s], method, tol, return_frame)
-                   for s in slices]
+    if len(slices) == 1:
+        return _canonicalize_chunk(*args, X, method, tol, return_frame)
+    if n_jobs in (None, 1):
+        # each chunk goes straight into the output while it is still in cache
+        results = (_canonicalize_chunk(*args, X[s], method, tol, return_frame)
+                   for s in slices)
     else:
-        results = Parallel(n_jobs=n_jobs)(
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_canonicalize_chunk)(*args, X[s], method, tol, return_frame)
             for s in slices)
-    if len(results) == 1:
-        return results[0]
-    first = results[0][0]
-    Xc = np.empty((len(X),) + first.shape[1:], dtype=first.dtype)
-    for s, (part, _) in zip(slices, results):
+    Xc, frames = None, []
+    for s, (part, frame) in zip(slices, results):
+        if Xc is None:
+            Xc = np.empty((len(X),) + part.shape[1:], dtype=part.dtype)
         Xc[s] = part
-    frame = Frame.concat([frame for _, frame in results]) if return_frame else None
-    return Xc, frame
+        frames.append(frame)
+    return Xc, (Frame.concat(frames) if return_frame else None)
 
 
 def restore(frame, layout, Y):

@@ -1,0 +1,246 @@
+"""Canonicalization cost of minimal frames for O(d), SO(d), E(d) and SE(d).
+
+Two workloads, ``B`` random clouds each: ``n = 5, d = 3`` and ``n = 128, d = 6``.
+For every group the time per sample (best of several repeats after one warm-up,
+``time.perf_counter``) is measured for
+
+(a) ``MinimalFrameCanonicalizer(group=...).fit(X).transform(X)`` on 2-D float64
+    ``X`` of shape ``(B, n * d)``: the number users see;
+(b) the floor: one batched matmul ``x @ M``, ``x`` of shape ``(B, n, d)`` and ``M`` of
+    shape ``(B, d, d)`` (numpy), which any canonicalization must at least do;
+(c) PCA frames of Puny et al.: ``group.frame(x, method="pca")`` plus ``to_canonical``
+    of all ``2^d`` (``2^(d-1)`` for SO/SE) elements, in chunks of samples so that the
+    ``K``-fold canonical inputs fit in memory;
+(d) a straightforward per-sample implementation: a Python loop that centres each
+    cloud (E/SE), takes the numpy QR of the ``d x n`` transposed cloud (frame of its
+    first ``d`` rows, signs so that ``diag(R) > 0``, last vector flipped for det -1 in
+    SO/SE) and maps the cloud into that frame; timed on ``--loop-samples`` samples.
+
+It also reports the peak extra memory of (a), traced with ``tracemalloc`` (numpy
+reports its allocations there), relative to the size of ``X``.
+
+Targets: ``(a)/(b) <= 10``, ``(d)/(a) >= 1000`` for ``n = 5``, peak memory of
+(a) ``<= 3x`` the input. ``(c)/(a)`` is the extra canonicalization cost of PCA frame
+averaging (which also needs ``K`` backbone calls instead of 1).
+
+Usage::
+
+    python benchmarks/bench_frames.py            # full run, B = 100 000, writes results/
+    python benchmarks/bench_frames.py --quick    # smoke test in a few seconds
+"""
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+import mfa_sklearn
+from mfa_sklearn import MinimalFrameCanonicalizer, get_group
+
+GROUPS = ("O", "SO", "E", "SE")
+METHODS = {"a": "MFA transformer", "b": "matmul floor", "c": "PCA frames",
+           "d": "per-sample loop"}
+
+
+def machine_info():
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor())
+    info = [f"CPU: {model}, {len(os.sched_getaffinity(0))} usable cores "
+            f"(os.cpu_count() = {os.cpu_count()})",
+            f"Python {platform.python_version()}, numpy {np.__version__}, "
+            f"mfa_sklearn {mfa_sklearn.__version__} (git {git_revision()})"]
+    try:
+        from threadpoolctl import threadpool_info
+        info += [f"{p['user_api']}: {p['internal_api']} {p.get('version')} "
+                 f"({p.get('architecture')}, {p['num_threads']} threads) {p['prefix']}"
+                 for p in threadpool_info()]
+    except ImportError:
+        info.append("BLAS: threadpoolctl not installed")
+    return info
+
+
+def git_revision():
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], text=True,
+                              capture_output=True, check=True,
+                              cwd=Path(mfa_sklearn.__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def best_time(fn, repeats, max_seconds, warmup=None):
+    """Best wall time of ``fn()`` over ``repeats`` runs (fewer if over ``max_seconds``)."""
+    (warmup or fn)()
+    times = []
+    while len(times) < repeats and (not times or sum(times) < max_seconds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def transformer(group, X):
+    return MinimalFrameCanonicalizer(group=group).fit(X).transform(X)
+
+
+def pca_canonical(group, x, chunk_values=2 ** 22):
+    """PCA frames and the canonical inputs of all their elements, chunk by chunk."""
+    K = 2 ** (group.d - group.special)
+    step = max(1, chunk_values // (K * x[0].size))
+    for i in range(0, len(x), step):
+        frame = group.frame(x[i:i + step], method="pca")
+        frame.to_canonical(x[i:i + step], "point")
+
+
+def loop_canonical(group, x):
+    """Straightforward per-sample canonicalization (QR frame of the whole cloud)."""
+    out = np.empty_like(x)
+    for i, xi in enumerate(x):
+        if group.has_translations:
+            xi = xi - xi.mean(axis=0)
+        Q, R = np.linalg.qr(xi.T)
+        Q = Q * np.sign(np.diag(R))
+        if group.special and np.linalg.det(Q) < 0:
+            Q[:, -1] = -Q[:, -1]
+        out[i] = xi @ Q
+    return out
+
+
+def peak_memory(fn):
+    """Peak memory (bytes) allocated while ``fn()`` runs, as traced by tracemalloc."""
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def bench_workload(n, d, B, args, rng):
+    X = rng.standard_normal((B, n * d))
+    x = X.reshape(B, n, d)
+    M = rng.standard_normal((B, d, d))
+    small = slice(0, min(B, 1000))
+    floor = best_time(lambda: x @ M, args.repeats, args.max_seconds) / B
+    rows = []
+    for stem in GROUPS:
+        name = f"{stem}({d})"
+        group = get_group(name)
+        a = best_time(lambda: transformer(name, X), args.repeats, args.max_seconds,
+                      warmup=lambda: transformer(name, X[small])) / B
+        c = best_time(lambda: pca_canonical(group, x), args.repeats, args.max_seconds,
+                      warmup=lambda: pca_canonical(group, x[small])) / B
+        loop = x[:min(B, args.loop_samples)]
+        dd = best_time(lambda: loop_canonical(group, loop), args.repeats,
+                       args.max_seconds, warmup=lambda: loop_canonical(group, loop[:10]))
+        dd /= len(loop)
+        mem = peak_memory(lambda: transformer(name, X)) / X.nbytes
+        row = dict(group=name, n=n, d=d, B=B, a_us=1e6 * a, b_us=1e6 * floor,
+                   c_us=1e6 * c, d_us=1e6 * dd, a_over_b=a / floor, d_over_a=dd / a,
+                   c_over_a=c / a, peak_mem_x=mem)
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+COLUMNS = [("group", "group", "{}"), ("n", "n", "{}"), ("d", "d", "{}"), ("B", "B", "{}"),
+           ("a_us", "(a) µs", "{:.3g}"), ("b_us", "(b) µs", "{:.3g}"),
+           ("c_us", "(c) µs", "{:.3g}"), ("d_us", "(d) µs", "{:.3g}"),
+           ("a_over_b", "(a)/(b) ≤10", "{:.1f}"), ("d_over_a", "(d)/(a) ≥1000", "{:.3g}"),
+           ("c_over_a", "(c)/(a)", "{:.1f}"), ("peak_mem_x", "mem(a)/X ≤3", "{:.2f}")]
+
+
+def format_row(row):
+    return " | ".join(fmt.format(row[key]).rjust(len(title))
+                      for key, title, fmt in COLUMNS)
+
+
+def header():
+    return " | ".join(title for _, title, _ in COLUMNS)
+
+
+def save(rows, info, prefix):
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with open(prefix.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["# Canonicalization cost per sample (benchmarks/bench_frames.py)", ""]
+    lines += [f"- {line}" for line in info]
+    lines += ["", "(a) MinimalFrameCanonicalizer fit+transform, (b) batched matmul floor, "
+              "(c) PCA frames + all 2^d canonical inputs, (d) per-sample Python loop; "
+              "µs per sample, best of repeats.", "",
+              "| " + header() + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + format_row(row) + " |" for row in rows]
+    prefix.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    plot(rows, prefix.with_suffix(".png"))
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['group']}\nn={r['n']}" for r in rows]
+    positions = np.arange(len(rows))
+    width = 0.8 / len(METHODS)
+    fig, ax = plt.subplots(figsize=(1.2 * len(rows) + 2, 4.5))
+    for k, (key, title) in enumerate(METHODS.items()):
+        offset = (k - (len(METHODS) - 1) / 2) * width
+        ax.bar(positions + offset, [r[f"{key}_us"] for r in rows], width,
+               label=f"({key}) {title}")
+    ax.set_xticks(positions, labels)
+    ax.set_yscale("log")
+    ax.set_ylabel("µs per sample")
+    ax.set_title("Canonicalization time per sample")
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke mode: small B, 2 repeats, nothing saved")
+    parser.add_argument("--B-small", type=int, default=100_000,
+                        help="clouds for n=5, d=3 (default 100000)")
+    parser.add_argument("--B-large", type=int, default=100_000,
+                        help="clouds for n=128, d=6 (default 100000)")
+    parser.add_argument("--loop-samples", type=int, default=2000,
+                        help="samples timed for the per-sample loop (d)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="stop repeating a measurement after this many seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output prefix (default benchmarks/results/bench_frames; "
+                             "--quick saves only when given)")
+    args = parser.parse_args()
+    if args.quick:
+        args.B_small, args.B_large = 2000, 200
+        args.loop_samples, args.repeats = 100, 2
+    if args.out is None and not args.quick:
+        args.out = Path(__file__).resolve().parent / "results" / "bench_frames"
+
+    np.ones((4, 4)) @ np.ones((4, 4))  # load BLAS so threadpoolctl sees it
+    info = machine_info()
+    print("\n".join(info))
+    print(header())
+    rng = np.random.default_rng(args.seed)
+    rows = bench_workload(5, 3, args.B_small, args, rng)
+    rows += bench_workload(128, 6, args.B_large, args, rng)
+    if args.out is not None:
+        save(rows, info, args.out)
+        print(f"saved {args.out}.md, .csv, .png")
+
+
+if __name__ == "__main__":
+    main()
