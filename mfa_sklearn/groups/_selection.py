@@ -7,6 +7,8 @@ a short trailing axis of size ``d``, and it is plain array-API code, so numpy an
 share it. Loops run over at most ``d`` items.
 """
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from ._namespace import first_true, get_namespace, subtract_inplace
@@ -23,26 +25,35 @@ def to_coordinate_major(xp, rows):
     return [packed[k] for k in range(d)]
 
 
-def dot_rows(u, w, work=None):
-    """Per-row products of coordinate-major ``u`` (entries (m, B)) with ``w`` (entries
-    (B,) or (m, B)).
+def dot_rows(u, w, work=None, signature=None):
+    """Per-row products ``sum_k s_k u_k w_k`` of coordinate-major ``u`` (entries (m, B))
+    with ``w`` (entries (B,) or (m, B)); ``s`` is the metric ``signature`` (all +1 when
+    None). Bilinear: pass ``conj(w)`` for Hermitian products.
 
     For numpy the sum accumulates in place, in the buffers ``work = (result, scratch)``
     when given: fresh arrays of a chunk's size are page-faulted in on every allocation,
     which made these passes several times slower. Torch stays out of place for autograd.
     """
+    signs = (1.0,) * len(u) if signature is None else signature
     if isinstance(u[0], np.ndarray):
         if work is None:
             shape = np.broadcast_shapes(u[0].shape, w[0].shape)
-            work = (np.empty(shape), np.empty(shape))
+            dtype = np.result_type(u[0], w[0])
+            work = (np.empty(shape, dtype), np.empty(shape, dtype))
         acc, scratch = work
         np.multiply(u[0], w[0], out=acc)
-        for uk, wk in zip(u[1:], w[1:]):
-            acc += np.multiply(uk, wk, out=scratch)
+        if signs[0] < 0:
+            np.negative(acc, out=acc)
+        for uk, wk, sk in zip(u[1:], w[1:], signs[1:]):
+            product = np.multiply(uk, wk, out=scratch)
+            if sk < 0:
+                acc -= product
+            else:
+                acc += product
         return acc
-    acc = u[0] * w[0]
-    for uk, wk in zip(u[1:], w[1:]):
-        acc = acc + uk * wk
+    acc = u[0] * w[0] if signs[0] > 0 else -(u[0] * w[0])
+    for uk, wk, sk in zip(u[1:], w[1:], signs[1:]):
+        acc = acc + uk * wk if sk > 0 else acc - uk * wk
     return acc
 
 
@@ -54,6 +65,23 @@ def subtract_scaled(V, overlap, w, scratch=None):
         return [subtract_inplace(Vk, np.multiply(overlap, wk, out=scratch))
                 for Vk, wk in zip(V, w)]
     return [Vk - overlap * wk for Vk, wk in zip(V, w)]
+
+
+def metric_scale(Z, signature):
+    """Invariant scale of rows under a metric: ``|| Z eta Z^T ||_F`` per sample.
+
+    Computed as ``sqrt(sum_kl eta_k eta_l G_kl^2)`` with the d x d Gram matrix
+    ``G = Z^T Z``, in O(m d^2) instead of the O(m^2 d) of all pairwise products.
+    """
+    xp = get_namespace(Z[0])
+    d = len(Z)
+    total = 0.0
+    for k in range(d):
+        for l in range(k, d):
+            G_kl = xp.sum(Z[k] * Z[l], axis=0)
+            weight = signature[k] * signature[l] * (1.0 if k == l else 2.0)
+            total = total + weight * G_kl * G_kl
+    return xp.sqrt(xp.abs(total))
 
 
 def det_small(M):
@@ -93,20 +121,40 @@ def cofactor_vector(rows, d, like):
     return C
 
 
-def select_rows(Z, *, tol, delta, rule="pivoted", floor=None):
-    """Choose up to ``d`` orthonormal frame vectors from the rows of ``Z``, invariantly.
+class Selection(NamedTuple):
+    """Result of :func:`select_rows`, one entry per step (slot) ``j = 0..d-1``."""
+
+    #: frame vectors, each a list of d arrays (B,); zero where nothing was chosen
+    W: list
+    #: number of chosen vectors per sample, (B,) int64
+    rank: Any
+    #: norms sqrt(|<v, v>|) of the chosen residuals, (B,) each (0 where none)
+    norms: list
+    #: signs <w, w> = +-1 of the chosen vectors (B,) each (+1 for definite metrics)
+    signs: list
+    #: index of the chosen row, (B,) int64 each (meaningless where nothing was chosen)
+    index: list
+
+
+def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
+    """Choose up to ``d`` frame vectors from the rows of ``Z``, invariantly.
 
     At each step every unchosen row's residual against the vectors chosen so far is
-    known; rows whose squared residual exceeds ``tol**2 * max_i |z_i|^2`` are eligible.
+    known. Euclidean (or unitary) metric: rows whose squared residual exceeds
+    ``tol**2 * max_i |z_i|^2`` are eligible. Indefinite metric ``signature`` (e.g.
+    Minkowski ``(1, -1, -1, -1)``): rows with ``|<v, v>| > tol * ||Z eta Z^T||_F`` are
+    eligible, and while no timelike vector is chosen the timelike eligible rows are
+    preferred (groups.md 3.2), so null residuals never become frame vectors.
     ``"pivoted"`` takes the lowest-index row among those within a relative band
-    ``delta`` of the largest residual (QR with column pivoting, ties broken by index);
-    ``"first"`` takes the lowest-index eligible row. The new frame vector is the chosen
-    residual, re-orthogonalised once against the earlier vectors and normalised, so it
-    is a positive multiple of the residual and every sign is fixed invariantly.
+    ``delta`` of the largest ``|<v, v>|`` (QR with column pivoting, ties broken by
+    index); ``"first"`` takes the lowest-index eligible row. The new frame vector is the
+    chosen residual, re-orthogonalised once against the earlier vectors and scaled to
+    ``|<w, w>| = 1``, so it is a positive multiple of the residual and every sign (and
+    complex phase) is fixed invariantly.
 
     Parameters
     ----------
-    Z : list of d arrays of shape (m, B), float64
+    Z : list of d arrays of shape (m, B), float64 or complex128
         Coordinate-major rows. Numpy arrays are overwritten (the residuals are updated
         in place), so pass arrays of your own.
     tol : float
@@ -118,61 +166,95 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None):
         Squared residuals at or below it are never eligible: the rounding level of
         rows computed by cancellation (centred points), where the relative rule alone
         would read noise as a direction.
+    signature : tuple of +1/-1, optional
+        Diagonal metric; None for the Euclidean (Hermitian for complex Z) product.
 
     Returns
     -------
-    W : list of d frame vectors, each a list of d arrays of shape (B,)
-        Zero vectors in the slots beyond each sample's rank.
-    rank : array of shape (B,), int64
-    norms : list of d arrays of shape (B,)
-        Norms of the chosen residuals (0 beyond the rank).
+    Selection
     """
     if rule not in ("pivoted", "first"):
         raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
     xp = get_namespace(Z[0])
     d = len(Z)
     m, B = Z[0].shape
+    device = Z[0].device
+    is_complex = xp.isdtype(Z[0].dtype, "complex floating")
     # numpy: two (m, B) buffers reused by every pass below (see dot_rows)
-    work = (np.empty((m, B)), np.empty((m, B))) if xp is np else None
-    q = dot_rows(Z, Z, work)
-    threshold = (tol * tol) * xp.max(q, axis=0)
+    work = (np.empty((m, B), Z[0].dtype), np.empty((m, B), Z[0].dtype)) if xp is np else None
+
+    def conj(v):
+        return [xp.conj(vk) for vk in v] if is_complex else v
+
+    def square(v, buffers=None):
+        q = dot_rows(v, conj(v), buffers, signature)
+        return xp.real(q) if is_complex else q
+
+    q = square(Z, work)
+    if signature is None:
+        threshold = (tol * tol) * xp.max(q, axis=0)
+    else:
+        threshold = tol * metric_scale(Z, signature)
     if floor is not None:
         threshold = xp.maximum(threshold, floor)
-    above = xp.nextafter(threshold, xp.asarray(np.inf, dtype=threshold.dtype,
-                                                device=threshold.device))  # q > thr <=> q >= above
-    columns = xp.arange(B, device=Z[0].device)
-    zero = xp.zeros((B,), dtype=Z[0].dtype, device=Z[0].device)
-    rank = xp.zeros((B,), dtype=xp.int64, device=Z[0].device)
-    W, norms = [], []
+    # |q| > threshold  <=>  |q| >= above
+    above = xp.nextafter(threshold, xp.asarray(np.inf, dtype=threshold.dtype, device=device))
+    columns = xp.arange(B, device=device)
+    zero = xp.zeros((B,), dtype=Z[0].dtype, device=device)
+    real_zero = xp.zeros((B,), dtype=xp.float64, device=device)
+    one = xp.ones((B,), dtype=xp.float64, device=device)
+    rank = xp.zeros((B,), dtype=xp.int64, device=device)
+    have_timelike = xp.zeros((B,), dtype=xp.bool, device=device)
+    W, norms, signs, index = [], [], [], []
     V = Z
     for step in range(d):
         if step:
-            q = dot_rows(V, V, work)
+            q = square(V, work)
         # Chosen rows are never excluded explicitly: their residual is ~eps times their
-        # norm after the update below, far under the tol**2 = eps threshold.
-        if rule == "pivoted":
-            eligible = q >= xp.maximum(above, (1.0 - delta) * xp.max(q, axis=0))
-        else:
+        # norm after the update below, far under the eligibility threshold.
+        if signature is None:
+            size = q
             eligible = q >= above
+            largest = xp.max(q, axis=0)  # attained at an eligible row whenever any is
+        else:
+            size = xp.abs(q)
+            eligible = size >= above
+            timelike = eligible & (q > 0)
+            prefer = ~have_timelike & xp.any(timelike, axis=0)
+            eligible = xp.where(prefer, timelike, eligible)
+            largest = xp.max(xp.where(eligible, size, 0.0), axis=0)
+        if rule == "pivoted":
+            eligible = eligible & (size >= (1.0 - delta) * largest)
         found = xp.any(eligible, axis=0)
         if xp is np and not found.any():  # numpy only: torch avoids the host sync
             break
-        flat = first_true(xp, eligible) * B + columns
+        chosen = first_true(xp, eligible)
+        flat = chosen * B + columns
         v = [xp.take(xp.reshape(Vk, (-1,)), flat) for Vk in V]
-        for w in W:
-            overlap = dot_rows(v, w)
+        for w, sign in zip(W, signs):
+            overlap = dot_rows(v, conj(w), signature=signature) * sign
             v = [vk - overlap * wk for vk, wk in zip(v, w)]
-        norm = xp.sqrt(dot_rows(v, v))
-        inverse = xp.where(found, 1.0 / xp.where(found, norm, 1.0), zero)
+        q_v = square(v)
+        norm = xp.sqrt(xp.abs(q_v))
+        inverse = xp.where(found, 1.0 / xp.where(found, norm, 1.0), real_zero)
         w = [vk * inverse for vk in v]
+        sign = one if signature is None else xp.where(q_v < 0, -1.0, 1.0)
+        if signature is not None:
+            have_timelike = have_timelike | (found & (q_v > 0))
         W.append(w)
-        norms.append(xp.where(found, norm, zero))
+        norms.append(xp.where(found, norm, real_zero))
+        signs.append(sign)
+        index.append(chosen)
         rank = rank + xp.astype(found, xp.int64)
         if step < d - 1:
             # q is spent: its buffer takes the overlaps, the other one the products
             scratch = None if work is None else work[1]
-            V = subtract_scaled(V, dot_rows(V, w, work), w, scratch)
+            overlap = dot_rows(V, conj(w), work, signature)
+            scaled = w if signature is None else [sign * wk for wk in w]
+            V = subtract_scaled(V, overlap, scaled, scratch)
     while len(W) < d:
         W.append([zero] * d)
-        norms.append(zero)
-    return W, rank, norms
+        norms.append(real_zero)
+        signs.append(one)
+        index.append(xp.zeros((B,), dtype=xp.int64, device=device))
+    return Selection(W, rank, norms, signs, index)

@@ -107,7 +107,7 @@ class OrthogonalGroup(Group):
 
     def _minimal_frame(self, xp, Z, t, *, tol, delta, rule, floor):
         d = self.d
-        W, rank, norms = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
+        W, rank, norms, _, _ = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
         if self.special:
             W = self._fix_determinant(xp, W, rank)
         # Stored with the frame vectors as contiguous columns: to_canonical multiplies by

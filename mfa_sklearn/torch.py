@@ -1,0 +1,243 @@
+"""Minimal frame averaging inside torch: make any ``nn.Module`` exactly symmetric.
+
+:class:`FrameAveraged` wraps a backbone module. Each forward pass computes the frames of
+the batch on the batch's device (in float64), maps the inputs to their canonical form,
+calls the backbone once on all canonical inputs and maps its outputs back, so that the
+wrapped model is exactly invariant or equivariant, to rounding. Every step is an
+out-of-place tensor operation, so gradients flow to the input: the forces
+``-dE/dx`` of a frame-averaged energy are themselves exactly equivariant.
+
+The same frame math serves numpy and torch (:mod:`mfa_sklearn.groups`); this module adds
+no second copy of it. ``FrameAveraged`` is also a ready ``module`` for skorch's
+``NeuralNetRegressor`` and ``NeuralNetClassifier``.
+
+Needs torch and array-api-compat: ``pip install 'mfa_sklearn[torch]'``.
+"""
+
+from types import SimpleNamespace
+
+try:
+    import array_api_compat  # noqa: F401  (the group math reaches torch through it)
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised by faking a missing torch
+    raise ImportError(
+        "mfa_sklearn.torch needs torch and array-api-compat, which are not installed; "
+        "install them with: pip install 'mfa_sklearn[torch]'") from exc
+
+from ._canonical import (_canonicalize_chunk, check_common_params, chunk_slices,
+                         resolve_frame_fields, resolve_group, restore, to_canonical)
+from .groups import Frame
+from .layout import Layout, parse_fields
+
+__all__ = ["FrameAveraged"]
+
+_FRAMES = ("minimal", "pca")
+_PREFIX = "module__"
+
+
+def _build_module(module, kwargs):
+    """The backbone: ``module`` itself, or the class ``module`` built from ``module__*``."""
+    unknown = sorted(k for k in kwargs if not k.startswith(_PREFIX))
+    if unknown:
+        raise TypeError(
+            f"FrameAveraged got unexpected keyword argument(s) {unknown}; arguments of "
+            f"the backbone go as {_PREFIX}<name>, e.g. {_PREFIX}hidden=64")
+    sub = {k[len(_PREFIX):]: v for k, v in kwargs.items()}
+    if isinstance(module, nn.Module):
+        if sub:
+            raise TypeError(
+                f"{_PREFIX}* arguments {sorted(kwargs)} need a backbone class, but "
+                f"module is an instance of {type(module).__name__}; pass the class, or "
+                "build the instance yourself")
+        return module
+    if isinstance(module, type) and issubclass(module, nn.Module):
+        return module(**sub)
+    raise TypeError(f"module must be a torch.nn.Module instance or subclass; got "
+                    f"{module!r}")
+
+
+class FrameAveraged(nn.Module):
+    """Make a torch module exactly invariant or equivariant by minimal frame averaging.
+
+    ``forward(X)`` maps every sample to its canonical form ``h^-1 . x`` (one frame
+    element ``h`` per sample for minimal frames), calls the backbone **once** on the
+    whole canonical batch, and maps its outputs back: invariant outputs are averaged
+    over the frame elements, equivariant outputs are moved by the frames (``y H + t``
+    for points) and averaged. So ``F(g . X) == F(X)`` or ``g . F(X)`` for every group
+    element ``g``, to rounding, whatever the backbone.
+
+    Frames are computed on X's device in float64; the backbone sees canonical inputs in
+    X's dtype, and outputs come back in the backbone's output dtype (float32 in, float32
+    out). All operations are out of place, so gradients reach X (``X.requires_grad``).
+
+    Parameters
+    ----------
+    module : torch.nn.Module instance or subclass
+        The backbone. A class is instantiated with the ``module__*`` keyword arguments
+        (prefix stripped), so skorch's ``module__module__hidden=64`` reaches it as
+        ``hidden=64``. It receives canonical inputs of shape ``(B * K,) + X.shape[1:]``
+        (K = 1 for minimal frames, ``2^d`` or ``2^(d-1)`` for PCA frames).
+    group : str, Group or None, default="E(3)"
+        ``"O(d)"``, ``"SO(d)"``, ``"E(d)"``, ``"SE(d)"``, a Group, or ``None``: no
+        symmetry, ``forward`` is the backbone itself (for comparisons in a grid search).
+    fields : dict, str, tuple or None, default=None
+        Layout of X, as in :class:`~mfa_sklearn.FrameAveragingRegressor`:
+        ``name -> kind`` or ``name -> (kind, width)``, kinds "point", "vector",
+        "scalar"; 2-D X holds field-major column blocks, 3-D X ``(B, n, W)`` the fields
+        side by side. Default: one "point" field.
+    frame_fields : str or list of str, default=None
+        Fields that define the frame (default: the first point or vector field).
+    target : "invariant", kind, (kind, width) or dict, default="invariant"
+        How the backbone's output transforms. "invariant": it does not (energies,
+        class scores). Otherwise the layout of its output columns (flat
+        ``(B * K, C_out)`` or ``(B * K, n, W_out)``), e.g. ``"point"`` for positions
+        or ``"vector"`` for forces and displacements.
+    frame : {"minimal", "pca"}, default="minimal"
+        Minimal frames (one backbone row per sample), or the sign-flip PCA frames of
+        Puny et al. (``2^d`` rows per sample for O/E, ``2^(d-1)`` for SO/SE).
+    tol : float, default=None
+        Relative rank tolerance; default ``sqrt(eps)`` of X's dtype.
+    detach_frame : bool, default=False
+        Treat the frames as constants in backward. The model stays equivariant, but
+        its input gradient is no longer the derivative of the composed function; keep
+        the default for forces ``-dE/dx``.
+    **kwargs
+        ``module__<name>=value`` arguments of the backbone class.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        The backbone (a registered submodule, so its parameters are trained).
+    group_ : Group or None
+        The resolved group.
+
+    See Also
+    --------
+    mfa_sklearn.FrameAveragingRegressor : the same frames around any sklearn estimator
+        (canonicalized in numpy; a skorch net can be its inner estimator).
+
+    Notes
+    -----
+    On the CPU the batch is canonicalized in chunks of samples (as the numpy path does),
+    which keeps the frame temporaries in cache; on other devices in one pass. The
+    frames are piecewise constant in X (row selections and signs), so backward flows
+    through the arithmetic of the chosen frame: residuals, norms and matrix products
+    (groups.md, section 6).
+
+    As a skorch module, pass the class: ``NeuralNetRegressor(FrameAveraged,
+    module__module=MyNet, module__module__hidden=64, module__group="E(3)")``; then
+    ``module__group`` and friends are ordinary hyper-parameters for ``GridSearchCV``.
+    skorch never casts, so give it float32 X (and float32 y of shape ``(n, 1)`` for
+    one regression target).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from mfa_sklearn.torch import FrameAveraged
+    >>> _ = torch.manual_seed(0)
+    >>> mlp = nn.Sequential(nn.Linear(15, 32), nn.Tanh(), nn.Linear(32, 1))
+    >>> energy = FrameAveraged(mlp, group="E(3)")      # 5 points in 3-D per sample
+    >>> x = torch.randn(8, 15, requires_grad=True)
+    >>> forces = -torch.autograd.grad(energy(x).sum(), x)[0]
+    >>> forces.shape
+    torch.Size([8, 15])
+    """
+
+    def __init__(self, module, *, group="E(3)", fields=None, frame_fields=None,
+                 target="invariant", frame="minimal", tol=None, detach_frame=False,
+                 **kwargs):
+        super().__init__()
+        self.module = _build_module(module, kwargs)
+        self.group = group
+        self.fields = fields
+        self.frame_fields = frame_fields
+        self.target = target
+        self.frame = frame
+        self.tol = tol
+        self.detach_frame = bool(detach_frame)
+        check_common_params(SimpleNamespace(tol=tol, n_jobs=None, frame_fields=frame_fields))
+        if frame not in _FRAMES:
+            raise ValueError(f"frame must be one of {list(_FRAMES)}; got {frame!r}")
+        self.group_ = resolve_group(group)
+        if self.group_ is not None:
+            if frame not in self.group_.frame_methods:
+                raise ValueError(f"frame={frame!r} is not available for group "
+                                 f"{self.group_.name}; use one of "
+                                 f"{list(self.group_.frame_methods)}")
+            parse_fields(fields, self.group_.d)  # bad kinds and widths fail here
+            if not self._invariant:
+                parse_fields(target, self.group_.d, what="target")
+
+    @property
+    def _invariant(self):
+        return isinstance(self.target, str) and self.target == "invariant"
+
+    def canonicalize(self, X):
+        """Canonical inputs and frames of a batch.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (B, C) or (B, n, W)
+
+        Returns
+        -------
+        Xc : torch.Tensor of shape (B, K, C) or (B, K, n, W)
+            Canonical inputs for each of the K frame elements, in X's dtype and on its
+            device.
+        frame : Frame
+            Frames of the B samples (``frame.H``: float64, on X's device).
+        """
+        if self.group_ is None:
+            raise ValueError("group=None has no frames; set a group to canonicalize")
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
+        layout = Layout.infer(self.fields, self.group_.d, tuple(X.shape[1:]))
+        frame_fields = resolve_frame_fields(layout, self.frame_fields, self.group_)
+        if X.device.type == "cpu":
+            slices = chunk_slices(len(X), layout.n_columns) or [slice(None)]
+        else:
+            slices = [slice(None)]
+        parts = [self._canonicalize_chunk(layout, frame_fields, X[s]) for s in slices]
+        if len(parts) == 1:
+            return parts[0]
+        return (torch.cat([Xc for Xc, _ in parts]),
+                Frame.concat([frame for _, frame in parts]))
+
+    def _canonicalize_chunk(self, layout, frame_fields, X):
+        common = (self.group_, layout, frame_fields)
+        if not self.detach_frame:
+            return _canonicalize_chunk(*common, X, self.frame, self.tol, True)
+        _, frame = _canonicalize_chunk(*common, X.detach(), self.frame, self.tol, True)
+        return to_canonical(frame, layout, X), frame
+
+    def forward(self, X):
+        """Frame-averaged output of the backbone.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (B, C) or (B, n, W)
+
+        Returns
+        -------
+        torch.Tensor
+            Invariant target: the backbone's output per sample, averaged over the
+            frame elements, shape ``(B,) + out.shape[1:]``. Equivariant target: the
+            output mapped back by the frames, of the backbone's per-sample shape.
+        """
+        if self.group_ is None:
+            return self.module(X)
+        Xc, frame = self.canonicalize(X)
+        B, K = Xc.shape[:2]
+        out = self.module(Xc.reshape((B * K,) + tuple(Xc.shape[2:])))
+        out = out.reshape((B, K) + tuple(out.shape[1:]))
+        if self._invariant:
+            return frame.average(out)
+        layout = Layout.infer(self.target, self.group_.d, tuple(out.shape[2:]),
+                              what="target", name="the module's output")
+        return restore(frame, layout, out)
+
+    def extra_repr(self):
+        return (f"group={self.group!r}, fields={self.fields!r}, target={self.target!r}, "
+                f"frame={self.frame!r}")
