@@ -1,5 +1,7 @@
 """FrameAveragingRegressor and FrameAveragingClassifier: any estimator, made symmetric."""
 
+import sys
+
 import numpy as np
 from sklearn import get_config
 from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
@@ -17,6 +19,41 @@ from .layout import Layout
 __all__ = ["FrameAveragingRegressor", "FrameAveragingClassifier"]
 
 _FRAMES = ("minimal", "pca")
+
+
+# ------------------------------------------------------------- skorch inner estimators
+# skorch never casts (skorch#758): its torch modules need float32 X, and
+# NeuralNetRegressor needs a float32 y of shape (n, 1) for one target (a 1-D y
+# broadcasts wrongly against the (n, 1) output in MSELoss, skorch#972). These helpers
+# cast what a skorch net receives, so FrameAveragingRegressor(NeuralNetRegressor(...))
+# takes the float64 X and 1-D y that any sklearn estimator takes, and hand its float32
+# outputs back in X's dtype (mapping back by the frames then runs in that dtype too).
+
+
+def _is_skorch_net(estimator):
+    """Whether ``estimator`` is a skorch net. skorch is never imported here: a user who
+    built a net has imported it already."""
+    skorch = sys.modules.get("skorch")
+    return skorch is not None and isinstance(estimator, skorch.NeuralNet)
+
+
+def _skorch_inputs(estimator, X, y=None):
+    """X (and y) as a skorch net needs them; other estimators get them unchanged."""
+    if not _is_skorch_net(estimator):
+        return X, y
+    X = X.astype(np.float32, copy=False)
+    if y is not None and isinstance(estimator, sys.modules["skorch"].NeuralNetRegressor):
+        y = y.astype(np.float32, copy=False)
+        y = y[:, None] if y.ndim == 1 else y
+    return X, y
+
+
+def _skorch_outputs(estimator, out, dtype):
+    """Floating outputs of a skorch net (float32) cast back to ``dtype``."""
+    if _is_skorch_net(estimator) and np.issubdtype(out.dtype, np.floating):
+        return out.astype(dtype, copy=False)
+    return out
+# --------------------------------------------------------------------------------------
 
 
 def _inner_has(attr):
@@ -79,7 +116,9 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
                              "sklearn.set_config(enable_metadata_routing=True)")
         if params:
             params = dict(process_routing(self, method, **params).estimator[method])
-        out = np.asarray(getattr(self.estimator_, method)(Xc.reshape(B * K, -1), **params))
+        Xi, _ = _skorch_inputs(self.estimator_, Xc.reshape(B * K, -1))
+        out = np.asarray(getattr(self.estimator_, method)(Xi, **params))
+        out = _skorch_outputs(self.estimator_, out, X.dtype)
         return out.reshape((B, K) + out.shape[1:]), frame
 
     def get_metadata_routing(self):
@@ -118,6 +157,9 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     ----------
     estimator : regressor, default=None
         The inner estimator (cloned in ``fit``). Default ``LinearRegression()``.
+        A skorch ``NeuralNetRegressor`` works as is: it receives float32 canonical
+        inputs and a float32 y (1-D y as shape ``(n, 1)``), and its predictions come
+        back in X's dtype with y's shape. Its module sees ``n_features`` columns.
     group : str, Group or None, default=None
         ``"O(d)"``, ``"SO(d)"``, ``"E(d)"``, ``"SE(d)"``, a Group, or ``None`` for no
         symmetry (the inner estimator sees X as is), so that a grid search can compare.
@@ -209,7 +251,9 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         else:
             yc = np.repeat(y, K, axis=0) if K > 1 else y
         params = self._inner_fit_params(sample_weight, fit_params, K)
-        self.estimator_ = clone(self._inner()).fit(Xc.reshape(B * K, -1), yc, **params)
+        inner = clone(self._inner())
+        self.estimator_ = inner.fit(*_skorch_inputs(inner, Xc.reshape(B * K, -1), yc),
+                                    **params)
         return self
 
     def predict(self, X, **predict_params):
@@ -255,6 +299,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     ----------
     estimator : classifier, default=None
         The inner classifier (cloned in ``fit``). Default ``LogisticRegression()``.
+        A skorch ``NeuralNetClassifier`` works as is: it receives float32 canonical
+        inputs and int64 labels 0..n_classes-1.
     group, fields, frame_fields, frame, tol, n_jobs :
         As for :class:`FrameAveragingRegressor`.
 
@@ -308,7 +354,9 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         codes = encoder.transform(y)
         codes = np.repeat(codes, K) if K > 1 else codes
         params = self._inner_fit_params(sample_weight, fit_params, K)
-        self.estimator_ = clone(self._inner()).fit(Xc.reshape(B * K, -1), codes, **params)
+        inner = clone(self._inner())
+        self.estimator_ = inner.fit(*_skorch_inputs(inner, Xc.reshape(B * K, -1), codes),
+                                    **params)
         return self
 
     def predict(self, X, **predict_params):

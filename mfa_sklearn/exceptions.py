@@ -4,7 +4,8 @@ Every error is a ``ValueError`` (scikit-learn's convention for bad input), so ca
 that catch ``ValueError`` keep working; the subclasses let them tell the causes apart.
 """
 
-__all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError"]
+__all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError",
+           "RankDeficientError", "FrameDegeneracyWarning"]
 
 
 class NonFiniteInputError(ValueError):
@@ -17,6 +18,14 @@ class LayoutError(ValueError):
 
 class GroupNotFoundError(ValueError):
     """A group string could not be parsed, or names a group that is not available."""
+
+
+class RankDeficientError(ValueError):
+    """The frame-defining rows do not span the space the group needs (GL, SL, Aff)."""
+
+
+class FrameDegeneracyWarning(UserWarning):
+    """Fewer frame vectors were found than the data's rank (e.g. lightlike rows)."""
 
 
 def first_indices(mask_or_indices, limit=10):

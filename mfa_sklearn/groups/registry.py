@@ -1,30 +1,55 @@
-"""Parse group names such as ``"SE(3)"`` into group objects."""
+"""Parse group names such as ``"SE(3)"`` or ``"O(1,3)"`` into group objects."""
 
+import importlib
 import re
 
 from ..exceptions import GroupNotFoundError
 from ._base import Group
-from .orthogonal import OrthogonalGroup
 
-_ORTHOGONAL = {
-    "O": dict(special=False, translations=False),
-    "SO": dict(special=True, translations=False),
-    "E": dict(special=False, translations=True),
-    "SE": dict(special=True, translations=True),
+# family -> (module, class name, keyword arguments); modules are imported on first use
+_FAMILIES = {
+    "O": ("orthogonal", "OrthogonalGroup", dict(special=False, translations=False)),
+    "SO": ("orthogonal", "OrthogonalGroup", dict(special=True, translations=False)),
+    "E": ("orthogonal", "OrthogonalGroup", dict(special=False, translations=True)),
+    "SE": ("orthogonal", "OrthogonalGroup", dict(special=True, translations=True)),
+    "U": ("unitary", "UnitaryGroup", dict(special=False)),
+    "SU": ("unitary", "UnitaryGroup", dict(special=True)),
+    "GL": ("linear", "LinearGroup", dict(kind="GL")),
+    "SL": ("linear", "LinearGroup", dict(kind="SL")),
+    "AFF": ("linear", "LinearGroup", dict(kind="Aff")),
 }
-_PATTERN = re.compile(r"^\s*([A-Za-z_+ ]+?)\s*\(\s*([0-9, ]+)\s*\)\s*$")
-_PLANNED = ("U", "SU", "GL", "SL", "AFF")
+# Lorentz groups are written O(1,d-1) / SO(1,d-1): time first, mostly minus
+_LORENTZ = {
+    "O": ("lorentz", "LorentzGroup", dict(special=False)),
+    "SO": ("lorentz", "LorentzGroup", dict(special=True)),
+}
+_PATTERN = re.compile(r"^\s*([A-Za-z]+)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$")
 
-AVAILABLE = "O(d), SO(d), E(d), SE(d) with an integer d >= 1, e.g. 'E(3)'"
+AVAILABLE = ("O(d), SO(d), E(d), SE(d), U(d), SU(d), GL(d), SL(d), Aff(d) and the "
+             "Lorentz groups O(1,d-1), SO(1,d-1), with integer d >= 1 (d >= 2 for "
+             "Lorentz), e.g. 'E(3)' or 'SO(1,3)'")
+
+
+def _build(module, cls, kwargs, d, name):
+    full_name = f"{__package__}.{module}"
+    try:
+        family = importlib.import_module(full_name)
+    except ModuleNotFoundError as error:
+        if error.name != full_name:
+            raise
+        raise GroupNotFoundError(
+            f"group {name!r} is not available in this version; available: "
+            "O(d), SO(d), E(d), SE(d)") from None
+    return getattr(family, cls)(d, **kwargs)
 
 
 def get_group(group):
-    """Return the group object for a name such as ``"O(3)"`` or ``"SE(2)"``.
+    """Return the group object for a name such as ``"O(3)"``, ``"SE(2)"``, ``"SO(1,3)"``.
 
     Parameters
     ----------
     group : str or Group
-        A group name, or a group object (returned unchanged).
+        A group name (case-insensitive family), or a group object (returned unchanged).
 
     Returns
     -------
@@ -44,10 +69,13 @@ def get_group(group):
     match = _PATTERN.match(group)
     if match is None:
         raise GroupNotFoundError(f"cannot parse group {group!r}; available: {AVAILABLE}")
-    family, args = match.group(1).strip().upper(), match.group(2).replace(" ", "")
-    if family in _ORTHOGONAL and args.isdigit() and int(args) >= 1:
-        return OrthogonalGroup(int(args), **_ORTHOGONAL[family])
-    if family in _PLANNED or "," in args:
-        raise GroupNotFoundError(
-            f"group {group!r} is not available in this version; available: {AVAILABLE}")
-    raise GroupNotFoundError(f"unknown group {group!r}; available: {AVAILABLE}")
+    family, first, second = match.group(1).upper(), int(match.group(2)), match.group(3)
+    if second is not None:
+        if family not in _LORENTZ or first != 1 or int(second) < 1:
+            raise GroupNotFoundError(
+                f"unknown group {group!r}: two arguments name a Lorentz group O(1,k) or "
+                f"SO(1,k) with k >= 1; available: {AVAILABLE}")
+        return _build(*_LORENTZ[family], 1 + int(second), group)
+    if family not in _FAMILIES or first < 1:
+        raise GroupNotFoundError(f"unknown group {group!r}; available: {AVAILABLE}")
+    return _build(*_FAMILIES[family], first, group)
