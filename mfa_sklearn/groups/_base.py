@@ -20,8 +20,8 @@ def check_kind(kind, allowed=KINDS):
 
 
 def _result_dtype(xp, x):
-    """Canonical arrays keep a real floating input dtype; anything else becomes float64."""
-    return x.dtype if xp.isdtype(x.dtype, "real floating") else xp.float64
+    """Canonical arrays keep a floating or complex input dtype; integers become float64."""
+    return x.dtype if xp.isdtype(x.dtype, ("real floating", "complex floating")) else xp.float64
 
 
 @dataclass
@@ -122,9 +122,15 @@ class Frame:
         x64 = float64_of(xp, x)
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
-        # For orthonormal frames H^{-1} = H^T; frames of other groups override this.
-        canon = x64[:, None] @ self.H.mT
+        canon = self._apply_inverse(x64[:, None])
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
+
+    def _apply_inverse(self, x):
+        """``x H^{-1}`` for x of shape (B, 1, n, d) against H (B, K, d, d).
+
+        Orthonormal frames have ``H^{-1} = H^T``; frames of other groups override this
+        (unitary ``H^H``, Lorentz ``eta H^T eta``, linear groups a solve)."""
+        return x @ self.H.mT
 
     def from_canonical(self, y, kind="point"):
         """Map canonical outputs back and average over the frame elements.
@@ -226,7 +232,6 @@ class Group:
         check_kind(kind)
         if kind == "scalar":
             return x
-        xp = get_namespace(x, g.T)
         out = x @ g.T
         if kind == "point" and g.b is not None:
             out = out + g.b[:, None, :]
