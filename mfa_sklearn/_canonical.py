@@ -87,12 +87,23 @@ def chunk_slices(n_samples, values_per_sample):
     return [slice(i, min(i + size, n_samples)) for i in range(0, n_samples, size)]
 
 
-def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_frame):
+def _fields_of(group, layout, X):
+    """The (possibly complex-aware) layout and X's fields as ``group`` (a Group or a
+    Frame) takes them: complex rows for complex groups, converted from their real
+    blocks by ``from_real``; unchanged for real groups."""
+    if group.is_complex:
+        layout = layout.as_complex()
     parts = layout.split(X)
+    return layout, {f.name: group.from_real(parts[f.name], f.kind) for f in layout.fields}
+
+
+def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_frame):
+    layout, parts = _fields_of(group, layout, X)
     points = [parts[n] for n in frame_fields if layout.field(n).kind == "point"]
     vectors = [parts[n] for n in frame_fields if layout.field(n).kind == "vector"]
     frame = group.frame(points, vectors, method=method, tol=tol)
-    canonical = {f.name: frame.to_canonical(parts[f.name], f.kind) for f in layout.fields}
+    canonical = {f.name: group.to_real(frame.to_canonical(parts[f.name], f.kind), f.kind)
+                 for f in layout.fields}
     return layout.join(canonical), (frame if return_frame else None)
 
 
@@ -137,15 +148,17 @@ def canonicalize(group, layout, frame_fields, X, *, method="minimal", tol=None,
 
 def restore(frame, layout, Y):
     """Map canonical outputs (B, K, C) back with the frames and average over K."""
-    parts = layout.split(Y)
-    return layout.join({f.name: frame.from_canonical(parts[f.name], f.kind)
+    layout, parts = _fields_of(frame, layout, Y)
+    return layout.join({f.name: frame.to_real(frame.from_canonical(parts[f.name], f.kind),
+                                              f.kind)
                         for f in layout.fields})
 
 
 def to_canonical(frame, layout, Y):
     """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames."""
-    parts = layout.split(Y)
-    return layout.join({f.name: frame.to_canonical(parts[f.name], f.kind)
+    layout, parts = _fields_of(frame, layout, Y)
+    return layout.join({f.name: frame.to_real(frame.to_canonical(parts[f.name], f.kind),
+                                              f.kind)
                         for f in layout.fields})
 
 
@@ -175,7 +188,7 @@ class FrameEstimatorMixin:
                 raise ValueError(f"frame={self._frame_method!r} is not available for group "
                                  f"{self.group_.name}; use one of "
                                  f"{list(self.group_.frame_methods)}")
-            self.layout_ = Layout.infer(self.fields, self.group_.d, self.input_shape_)
+            self.layout_ = Layout.infer(self.fields, self.group_, self.input_shape_)
             self.frame_fields_ = resolve_frame_fields(self.layout_, self.frame_fields,
                                                       self.group_)
         check_finite(X, self.layout_)

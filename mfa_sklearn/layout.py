@@ -8,6 +8,19 @@ axis holds the fields side by side. Example, 5 particles in 3-D::
     fields = {"pos": "point", "vel": "vector", "charge": "scalar"}
     # 2-D: 15 position columns (p0x, p0y, p0z, p1x, ...), 15 velocity columns, 5 charges
     # 3-D: X[:, i, 0:3] position of particle i, X[:, i, 3:6] velocity, X[:, i, 6] charge
+
+Complex groups (U(d), SU(d)) act on complex rows, which scikit-learn holds as real
+numbers: a "point" or "vector" field of ``n`` complex rows of width ``d`` takes ``2 d``
+real columns per row. In 2-D form its block of ``2 n d`` columns holds all real parts
+first (``n d`` columns, row-major), then all imaginary parts in the same order; in 3-D
+form the field takes ``2 d`` entries of the last axis, ``[Re | Im]``. Either way
+:meth:`Layout.split` returns the field as real blocks of shape ``(..., n, 2 d)``,
+``[Re | Im]`` along the last axis, which ``group.from_real`` turns into complex rows.
+Scalar fields keep their width. Example, 4 complex points in C^2 plus a real weight::
+
+    fields = {"z": "point", "w": "scalar"}     # group "U(2)"
+    # 2-D: 8 real parts (Re z00, Re z01, Re z10, ...), 8 imaginary parts, 4 weights
+    # 3-D: X[:, i, 0:2] = Re z_i, X[:, i, 2:4] = Im z_i, X[:, i, 4] = w_i
 """
 
 from dataclasses import dataclass
@@ -15,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .exceptions import LayoutError
-from .groups import KINDS
+from .groups import KINDS, Group
 from .groups._namespace import get_namespace
 
 __all__ = ["Field", "Layout", "parse_fields"]
@@ -23,11 +36,24 @@ __all__ = ["Field", "Layout", "parse_fields"]
 
 @dataclass(frozen=True)
 class Field:
-    """One field: a name, a kind ("point", "vector" or "scalar") and a width per row."""
+    """One field: a name, a kind ("point", "vector" or "scalar") and a width per row.
+
+    ``width`` counts real columns. ``is_complex`` marks the point/vector fields of a
+    complex group: complex rows of width ``width // 2`` held as real blocks (see the
+    module docstring for their column order).
+    """
 
     name: str
     kind: str
     width: int
+    is_complex: bool = False
+
+
+def _dimension(d):
+    """``(d, is_complex)`` of a Group, or of a plain integer dimension (real)."""
+    if isinstance(d, Group):
+        return d.d, bool(d.is_complex)
+    return d, False
 
 
 def parse_fields(spec, d, *, what="fields"):
@@ -38,11 +64,14 @@ def parse_fields(spec, d, *, what="fields"):
     spec : None, str, tuple or dict
         ``None`` (one "point" field named "x"), a kind, a ``(kind, width)`` pair, or a
         dict ``name -> kind`` / ``name -> (kind, width)``.
-    d : int
-        The group's dimension: the default width of "point" and "vector" fields.
+    d : int or Group
+        The group's dimension: the default width of "point" and "vector" fields. A
+        complex group (U, SU) makes it ``2 d`` real columns (real and imaginary parts).
     what : str
         The parameter's name, for error messages.
     """
+    d, is_complex = _dimension(d)
+    geometric = 2 * d if is_complex else d
     if spec is None:
         spec = {"x": "point"}
     elif isinstance(spec, (str, tuple)):
@@ -57,15 +86,16 @@ def parse_fields(spec, d, *, what="fields"):
         if kind not in KINDS:
             raise LayoutError(f"{what}: field {name!r} has unknown kind {kind!r}; "
                               f"expected one of {list(KINDS)}")
-        default = 1 if kind == "scalar" else d
+        default = 1 if kind == "scalar" else geometric
         width = default if width is None else width
-        if kind in ("point", "vector") and width != d:
+        if kind in ("point", "vector") and width != geometric:
+            parts = f" (real and imaginary parts of d = {d})" if is_complex else ""
             raise LayoutError(f"{what}: field {name!r} of kind {kind!r} must have the "
-                              f"group's width {d}; got {width!r}")
+                              f"group's width {geometric}{parts}; got {width!r}")
         if not isinstance(width, (int, np.integer)) or isinstance(width, bool) or width < 1:
             raise LayoutError(f"{what}: field {name!r} needs a positive integer width; "
                               f"got {width!r}")
-        fields.append(Field(str(name), kind, int(width)))
+        fields.append(Field(str(name), kind, int(width), is_complex and kind != "scalar"))
     return tuple(fields)
 
 
@@ -88,7 +118,10 @@ class Layout:
 
     @classmethod
     def infer(cls, spec, d, sample_shape, *, what="fields", name="X"):
-        """Build the layout of arrays whose samples have shape ``sample_shape``."""
+        """Build the layout of arrays whose samples have shape ``sample_shape``.
+
+        ``d`` is the group (or its dimension, for a real group): see :func:`parse_fields`.
+        """
         if len(sample_shape) not in (1, 2):
             raise LayoutError(
                 f"{name} must be 2-D (n_samples, n_columns) or 3-D (n_samples, n_rows, "
@@ -125,17 +158,48 @@ class Layout:
                 return f
         raise KeyError(name)
 
+    def as_complex(self):
+        """This layout with its point/vector fields read as complex rows (real blocks).
+
+        For layouts of 2-D arrays built from a complex group's dimension alone: there a
+        complex field's ``2 n d`` columns read as ``2 n`` real rows of width ``d``. The
+        layout itself when its point/vector fields are complex already.
+        """
+        if all(f.is_complex for f in self.fields if f.kind != "scalar"):
+            return self
+        if self.three_d:
+            raise LayoutError("a complex group needs point/vector fields of 2 d entries "
+                              f"per row ([Re | Im]); got {self!r}")
+        fields = tuple(f if f.kind == "scalar" or f.is_complex
+                       else Field(f.name, f.kind, 2 * f.width, True) for f in self.fields)
+        width = sum(f.width for f in fields)
+        if self.n_columns % width:
+            raise LayoutError(f"{self.n_columns} columns cannot hold rows of the complex "
+                              f"fields {fields}")
+        return Layout(fields, self.n_columns // width)
+
     def split(self, X):
-        """Views of each field, shape ``(*lead, n_rows, width)``, keyed by name."""
+        """Each field, shape ``(*lead, n_rows, width)``, keyed by name.
+
+        Views, except for complex fields of 2-D layouts (gathered into ``[Re | Im]``).
+        """
         parts, offset = {}, 0
         for f in self.fields:
             if self.three_d:
                 parts[f.name] = X[..., offset:offset + f.width]
                 offset += f.width
+                continue
+            block = X[..., offset:offset + self.n_rows * f.width]
+            lead = tuple(block.shape[:-1])
+            if f.is_complex:  # all real parts, then all imaginary parts
+                half = f.width // 2
+                planes = block.reshape(lead + (2, self.n_rows, half))
+                xp = get_namespace(X)
+                parts[f.name] = xp.concat([planes[..., 0, :, :], planes[..., 1, :, :]],
+                                          axis=-1)
             else:
-                block = X[..., offset:offset + self.n_rows * f.width]
-                parts[f.name] = block.reshape(tuple(block.shape[:-1]) + (self.n_rows, f.width))
-                offset += self.n_rows * f.width
+                parts[f.name] = block.reshape(lead + (self.n_rows, f.width))
+            offset += self.n_rows * f.width
         return parts
 
     def join(self, parts):
@@ -143,7 +207,7 @@ class Layout:
         blocks = [parts[f.name] for f in self.fields]
         xp = get_namespace(*blocks)
         if not self.three_d:
-            blocks = [xp.reshape(b, tuple(b.shape[:-2]) + (-1,)) for b in blocks]
+            blocks = [_flatten(xp, b, f.is_complex) for f, b in zip(self.fields, blocks)]
         if xp is not np:
             # broadcast views (scalar fields under several frame elements) need a shape
             # of their own before torch concatenates them
@@ -154,3 +218,13 @@ class Layout:
     def __repr__(self):
         fields = ", ".join(f"{f.name}={f.kind}x{f.width}" for f in self.fields)
         return f"Layout({fields}; n_rows={self.n_rows}, three_d={self.three_d})"
+
+
+def _flatten(xp, block, is_complex):
+    """(..., n, w) -> (..., n w) columns; complex fields: all Re, then all Im."""
+    lead = tuple(block.shape[:-2])
+    if not is_complex:
+        return xp.reshape(block, lead + (-1,))
+    half = block.shape[-1] // 2
+    return xp.concat([xp.reshape(block[..., :half], lead + (-1,)),
+                      xp.reshape(block[..., half:], lead + (-1,))], axis=-1)

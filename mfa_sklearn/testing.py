@@ -9,7 +9,7 @@ __all__ = ["random_group_element", "apply_group", "check_equivariance"]
 
 
 def random_group_element(group, size, random_state=None):
-    """Draw ``size`` random elements of ``group`` (Haar for O/SO; plus N(0, 10^2)
+    """Draw ``size`` random elements of ``group`` (Haar for O/SO/U/SU; plus N(0, 10^2)
     translations for E/SE, see ``Group.random_element``).
 
     Parameters
@@ -37,7 +37,9 @@ def apply_group(group, g, X, fields=None):
         With ``len(X)`` elements.
     X : ndarray of shape (n_samples, n_columns) or (n_samples, n_rows, width)
     fields : dict, str, tuple or None
-        Layout of X, as for the estimators (default: one "point" field).
+        Layout of X, as for the estimators (default: one "point" field). Complex
+        groups (U, SU) take their point/vector fields as real blocks (real parts, then
+        imaginary parts; see :mod:`mfa_sklearn.layout`).
 
     Returns
     -------
@@ -45,10 +47,13 @@ def apply_group(group, g, X, fields=None):
     """
     group = get_group(group)
     X = np.asarray(X)
-    layout = Layout.infer(fields, group.d, X.shape[1:])
+    layout = Layout.infer(fields, group, X.shape[1:])
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
     parts = layout.split(X.astype(np.float64))
-    moved = {f.name: group.act(g, parts[f.name], f.kind) for f in layout.fields}
+    # complex groups: real blocks -> complex rows -> act -> real blocks
+    moved = {f.name: group.to_real(group.act(g, group.from_real(parts[f.name], f.kind),
+                                             f.kind), f.kind)
+             for f in layout.fields}
     return layout.join(moved).astype(dtype, copy=False)
 
 
@@ -109,7 +114,7 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
         diff_rows = (out_moved - expected).reshape(len(X), 1, -1)
     else:
         flat = out.reshape(len(X), -1)
-        layout = Layout.infer(target, group.d, flat.shape[1:], what="target", name="y")
+        layout = Layout.infer(target, group, flat.shape[1:], what="target", name="y")
         expected = apply_group(group, g, flat.astype(np.float64), target).reshape(out.shape)
         diff_rows = _rows(layout, (out_moved - expected).reshape(len(X), -1))
     diff = np.abs(out_moved - expected)

@@ -731,7 +731,7 @@ def test_layout_that_cannot_divide_columns(make):
 @pytest.mark.parametrize("group, message", [
     ("Q(3)", "unknown group 'Q\\(3\\)'"),
     ("E(three)", "cannot parse group 'E\\(three\\)'"),
-    ("U(3)", "group 'U\\(3\\)' is not available"),
+    ("U(0)", "unknown group 'U\\(0\\)'"),
     ("E(0)", "unknown group 'E\\(0\\)'"),
     (3, "group must be a string such as 'E\\(3\\)'"),
 ])

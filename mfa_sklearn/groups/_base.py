@@ -9,6 +9,9 @@ outputs are restored as ``y H + t``.
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from ..exceptions import NonFiniteInputError, first_indices
 from ._namespace import float64_of, get_namespace
 
 KINDS = ("point", "vector", "scalar")
@@ -17,6 +20,58 @@ KINDS = ("point", "vector", "scalar")
 def check_kind(kind, allowed=KINDS):
     if kind not in allowed:
         raise ValueError(f"unknown field kind {kind!r}; expected one of {list(allowed)}")
+
+
+def complex_from_real(x):
+    """Real blocks ``[Re | Im]`` of shape (..., 2w) -> complex array of shape (..., w).
+
+    complex64 for float32 blocks, complex128 otherwise (integers included).
+    """
+    xp = get_namespace(x)
+    width = x.shape[-1]
+    if width % 2:
+        raise ValueError("complex rows are stored as real blocks [Re | Im] of even width "
+                         f"2d; got width {width}")
+    dtype = xp.complex64 if x.dtype == xp.float32 else xp.complex128
+    half = width // 2
+    return xp.astype(x[..., :half], dtype) + xp.astype(x[..., half:], dtype) * 1j
+
+
+def real_from_complex(z):
+    """Complex array of shape (..., w) -> real blocks ``[Re | Im]`` of shape (..., 2w)."""
+    xp = get_namespace(z)
+    if not xp.isdtype(z.dtype, "complex floating"):  # real rows: zero imaginary part
+        return xp.concat([z, xp.zeros_like(z)], axis=-1)
+    return xp.concat([xp.real(z), xp.imag(z)], axis=-1)
+
+
+class _RealBlocks:
+    """Complex point/vector fields <-> the real blocks scikit-learn estimators hold.
+
+    Estimators take real X, so the fields of a complex group (U, SU) travel as real
+    blocks ``[Re | Im]`` of width ``2d`` per row. For real groups both conversions are
+    the identity, as they are for scalar fields of every group.
+    """
+
+    #: whether the group acts on complex rows (U, SU)
+    is_complex = False
+
+    def from_real(self, x, kind="point"):
+        """A field as the frames take it: real blocks (..., n, 2d) -> complex (..., n, d).
+
+        Identity for real groups and for scalar fields.
+        """
+        check_kind(kind)
+        if not self.is_complex or kind == "scalar":
+            return x
+        return complex_from_real(x)
+
+    def to_real(self, z, kind="point"):
+        """Inverse of :meth:`from_real`: complex (..., n, d) -> real blocks (..., n, 2d)."""
+        check_kind(kind)
+        if not self.is_complex or kind == "scalar":
+            return z
+        return real_from_complex(z)
 
 
 def _result_dtype(xp, x):
@@ -40,7 +95,7 @@ class GroupElement:
     b: Any = None
 
 
-class Frame:
+class Frame(_RealBlocks):
     """Frames of a batch: one or more group elements per sample, with diagnostics.
 
     A minimal frame has one element per sample (``n_calls == 1``); continuous
@@ -64,14 +119,18 @@ class Frame:
         True where that projection is the exact stabilizer average.
     """
 
-    def __init__(self, H, t=None, *, rank=None, conditioning=None, projected=None,
-                 projection_is_average=None):
+    #: per-sample diagnostics (besides ``frame_size``): constructor keywords and
+    #: attributes; subclasses extend the tuple with their own
+    diagnostic_names = ("rank", "conditioning", "projected", "projection_is_average")
+
+    def __init__(self, H, t=None, **diagnostics):
+        unknown = set(diagnostics) - set(self.diagnostic_names)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no diagnostics {sorted(unknown)}")
         self.H = H
         self.t = t
-        self.rank = rank
-        self.conditioning = conditioning
-        self.projected = projected
-        self.projection_is_average = projection_is_average
+        for name in self.diagnostic_names:
+            setattr(self, name, diagnostics.get(name))
 
     @property
     def n_samples(self):
@@ -90,14 +149,11 @@ class Frame:
 
     @property
     def diagnostics(self):
-        """Per-sample diagnostics: rank, frame size, projection flags and conditioning."""
-        return {
-            "rank": self.rank,
-            "frame_size": self.size,
-            "projected": self.projected,
-            "projection_is_average": self.projection_is_average,
-            "conditioning": self.conditioning,
-        }
+        """Per-sample diagnostics: rank, frame size, projection flags, conditioning, and
+        any a subclass adds (see ``diagnostic_names``)."""
+        values = {name: getattr(self, name) for name in self.diagnostic_names}
+        values["frame_size"] = self.size
+        return values
 
     def to_canonical(self, x, kind="point"):
         """Map a field into each sample's canonical frame.
@@ -178,26 +234,25 @@ class Frame:
         if len(frames) == 1:
             return frames[0]
         xp = get_namespace(frames[0].H)
-        names = ("rank", "conditioning", "projected", "projection_is_average")
+        kind = type(frames[0])
 
         def cat(values):
             return None if values[0] is None else xp.concat(values, axis=0)
 
-        return cls(cat([f.H for f in frames]), cat([f.t for f in frames]),
-                   **{name: cat([getattr(f, name) for f in frames]) for name in names})
+        return kind(cat([f.H for f in frames]), cat([f.t for f in frames]),
+                    **{name: cat([getattr(f, name) for f in frames])
+                       for name in kind.diagnostic_names})
 
     def __getitem__(self, index):
         """The frames of a slice of samples."""
         def take(a):
             return None if a is None else a[index]
 
-        return type(self)(take(self.H), take(self.t), rank=take(self.rank),
-                          conditioning=take(self.conditioning),
-                          projected=take(self.projected),
-                          projection_is_average=take(self.projection_is_average))
+        return type(self)(take(self.H), take(self.t),
+                          **{name: take(getattr(self, name)) for name in self.diagnostic_names})
 
 
-class Group:
+class Group(_RealBlocks):
     """Base class of the groups: a name, a dimension, frames and random elements.
 
     Subclasses implement :meth:`frame`, :meth:`random_element` and :meth:`act`.
@@ -236,3 +291,44 @@ class Group:
         if kind == "point" and g.b is not None:
             out = out + g.b[:, None, :]
         return out
+
+    def _check_rows(self, xp, arrays):
+        """Shapes, dtypes and finiteness of frame-defining rows; clear ValueErrors.
+
+        Complex rows are accepted by complex groups only (``is_complex``).
+        """
+        B = arrays[0].shape[0]
+        numeric = ("real floating", "integral")
+        if self.is_complex:
+            numeric += ("complex floating",)
+        for a in arrays:
+            if a.ndim != 3:
+                raise ValueError(
+                    f"frame-defining rows must have shape (n_samples, n_rows, {self.d}); "
+                    f"got an array of shape {tuple(a.shape)}")
+            if a.shape[0] != B:
+                raise ValueError("all frame-defining fields must have the same number of "
+                                 f"samples; got {B} and {a.shape[0]}")
+            if a.shape[1] == 0:
+                raise ValueError(f"group {self.name} needs at least one row per sample in "
+                                 "each frame-defining field; got a field with 0 rows")
+            if a.shape[2] != self.d:
+                raise ValueError(f"group {self.name} acts on rows of width {self.d}; "
+                                 f"a frame-defining field has width {a.shape[2]}")
+            if not self.is_complex and xp.isdtype(a.dtype, "complex floating"):
+                raise ValueError(f"group {self.name} is real but a field is complex; "
+                                 "use U(d) or SU(d) for complex data")
+            if not xp.isdtype(a.dtype, numeric):
+                raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
+        for a in arrays:
+            if (xp.isdtype(a.dtype, ("real floating", "complex floating"))
+                    and not xp.all(xp.isfinite(a))):
+                bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
+                raise NonFiniteInputError(
+                    f"a frame-defining field contains NaN or inf in "
+                    f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
+                    "computed")
+
+
+def _to_numpy(a):
+    return a.cpu().numpy() if hasattr(a, "cpu") else a

@@ -4,7 +4,6 @@ import itertools
 
 import numpy as np
 
-from ..exceptions import NonFiniteInputError, first_indices
 from ._base import Frame, Group, GroupElement
 from ._namespace import float64_of, get_namespace, machine_eps, subtract_inplace
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
@@ -149,35 +148,6 @@ class OrthogonalGroup(Group):
                      projected=xp.zeros((B,), dtype=xp.bool, device=rows.device),
                      projection_is_average=xp.ones((B,), dtype=xp.bool, device=rows.device))
 
-    def _check_rows(self, xp, arrays):
-        B = arrays[0].shape[0]
-        for a in arrays:
-            if a.ndim != 3:
-                raise ValueError(
-                    f"frame-defining rows must have shape (n_samples, n_rows, {self.d}); "
-                    f"got an array of shape {tuple(a.shape)}")
-            if a.shape[0] != B:
-                raise ValueError("all frame-defining fields must have the same number of "
-                                 f"samples; got {B} and {a.shape[0]}")
-            if a.shape[1] == 0:
-                raise ValueError(f"group {self.name} needs at least one row per sample in "
-                                 "each frame-defining field; got a field with 0 rows")
-            if a.shape[2] != self.d:
-                raise ValueError(f"group {self.name} acts on rows of width {self.d}; "
-                                 f"a frame-defining field has width {a.shape[2]}")
-            if xp.isdtype(a.dtype, "complex floating"):
-                raise ValueError(f"group {self.name} is real but a field is complex; "
-                                 "use U(d) or SU(d) for complex data")
-            if not xp.isdtype(a.dtype, ("real floating", "integral")):
-                raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
-        for a in arrays:
-            if xp.isdtype(a.dtype, "real floating") and not xp.all(xp.isfinite(a)):
-                bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
-                raise NonFiniteInputError(
-                    f"a frame-defining field contains NaN or inf in "
-                    f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
-                    "computed")
-
     # ------------------------------------------------------------- elements
     def random_element(self, size, random_state=None, *, translation_scale=10.0):
         """Haar-random elements (plus N(0, translation_scale^2) translations for E/SE).
@@ -219,7 +189,3 @@ def _conditioning(xp, norms, rank):
     big = xp.asarray(np.inf, dtype=stacked.dtype, device=stacked.device)
     smallest = xp.min(xp.where(stacked > 0, stacked, big), axis=0)
     return xp.where(rank > 0, largest / xp.where(rank > 0, smallest, 1.0), 1.0)
-
-
-def _to_numpy(a):
-    return a.cpu().numpy() if hasattr(a, "cpu") else a

@@ -1,0 +1,277 @@
+"""GL(d), SL(d) and Aff(d): minimal frames from selected data rows (groups.md 4.9-4.11).
+
+The frame element of a sample is ``H = phi``, the ``d`` frame-defining rows chosen by an
+invariant rule, so the canonical input ``x phi^{-1}`` maps the chosen rows to
+``e_1 .. e_d``. Rows are chosen on the whitened rows ``Q`` of a thin QR ``Z = Q R``:
+under ``Z -> Z T`` the factor ``Q`` changes only by a right orthogonal factor, so the
+Euclidean row selection of :func:`select_rows` on ``Q`` is GL-invariant, and pivoting on
+the leverages ``|q_i|^2`` keeps ``phi`` well conditioned relative to the data.
+
+Rank-deficient input has a non-compact stabilizer, so no frame average exists; it is an
+error (:class:`RankDeficientError`), never a projection.
+"""
+
+import numpy as np
+
+from ..exceptions import RankDeficientError
+from ._base import Frame, Group, GroupElement
+from ._namespace import float64_of, get_namespace, machine_eps
+from ._selection import select_rows, to_coordinate_major
+from .orthogonal import haar_orthogonal
+
+_KINDS = ("GL", "SL", "Aff")
+
+
+def _as_list(arrays):
+    if arrays is None:
+        return []
+    if isinstance(arrays, (list, tuple)):
+        return list(arrays)
+    return [arrays]
+
+
+def _to_numpy(a):
+    return a.cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)
+
+
+class LinearFrame(Frame):
+    """Frames whose elements ``H`` are invertible but not orthogonal (GL, SL, Aff).
+
+    ``x H^{-1}`` is computed by a batched linear solve ``H^T c^T = x^T``, never with an
+    explicit inverse; outputs are restored by ``y H`` as for every frame.
+    """
+
+    def _apply_inverse(self, x):
+        """``x H^{-1}`` for x of shape (B, 1, n, d) against H of shape (B, K, d, d)."""
+        xp = get_namespace(x, self.H)
+        B, K, d, _ = self.H.shape
+        rhs = xp.broadcast_to(x.mT, (B, K, d, x.shape[-2]))
+        return xp.linalg.solve(self.H.mT, rhs).mT
+
+
+class LinearGroup(Group):
+    """The general linear group GL(d), the special linear group SL(d), or the affine
+    group Aff(d) = GL(d) with translations.
+
+    Frames need the frame-defining rows of every sample to span ``R^d`` (for Aff: the
+    points to affinely span it); otherwise :class:`RankDeficientError` is raised.
+
+    Parameters
+    ----------
+    d : int
+        Dimension of the rows the group acts on (``d >= 1``).
+    kind : {"GL", "SL", "Aff"}, default="GL"
+        Which group.
+    """
+
+    def __init__(self, d, *, kind="GL"):
+        if int(d) != d or d < 1:
+            raise ValueError(f"the dimension d must be a positive integer; got {d!r}")
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {list(_KINDS)}; got {kind!r}")
+        self.d = int(d)
+        self.kind = kind
+        self.has_translations = kind == "Aff"
+
+    @property
+    def name(self):
+        return f"{self.kind}({self.d})"
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
+              rule="pivoted"):
+        """Frames of a batch from its frame-defining rows.
+
+        Parameters
+        ----------
+        points : array of shape (B, n, d), or a sequence of them
+            Point rows. For Aff the centroid of the first array is the translation, and
+            every point array is centred by it before it joins the row selection.
+        vectors : array of shape (B, m, d), or a sequence of them, optional
+            Vector rows (never centred).
+        method : {"minimal"}, default="minimal"
+            Only minimal frames exist for these groups.
+        tol : float, optional
+            Relative rank tolerance of the guard ``sigma_min / sigma_max > tol`` on the
+            frame-defining rows; default ``sqrt(eps)`` of the input dtype.
+        rule : {"pivoted", "first"}, default="pivoted"
+            Row selection rule on the whitened rows (groups.md section 3.2).
+
+        Returns
+        -------
+        LinearFrame
+            ``H`` of shape (B, 1, d, d) (the selected rows ``phi``, for SL rescaled to
+            det +1), ``t`` the centroid (Aff) or None.
+
+        Raises
+        ------
+        RankDeficientError
+            If the rows of some sample do not span ``R^d`` numerically (Aff: the points
+            do not affinely span it).
+        """
+        if method not in self.frame_methods:
+            raise ValueError(
+                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
+        if rule not in ("pivoted", "first"):
+            raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
+        points, vectors = _as_list(points), _as_list(vectors)
+        arrays = points + vectors
+        if not arrays:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        if self.has_translations and not points:
+            raise ValueError(
+                f"group {self.name} includes translations, which are fixed by the "
+                "centroid of a 'point' field; pass points (vectors alone cannot fix them)")
+        xp = get_namespace(*arrays)
+        self._check_rows(xp, arrays)
+        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
+                  else machine_eps(xp.float64) for a in arrays)
+        tol = float(np.sqrt(eps)) if tol is None else float(tol)
+        points = [float64_of(xp, p) for p in points]
+        vectors = [float64_of(xp, v) for v in vectors]
+        t = floor = None
+        if self.has_translations:
+            # centre before the rank guard (groups.md 3.5): affine span, not linear span
+            t = xp.mean(points[0], axis=1)
+            points = [p - t[:, None, :] for p in points]
+            # Centring coincident points leaves rounding noise of about n eps |t|; no
+            # direction may be read from it.
+            norm_t = xp.sqrt(xp.sum(t * t, axis=-1))
+            floor = 16.0 * points[0].shape[1] * machine_eps(xp.float64) * norm_t
+        Z = xp.concat(points + vectors, axis=1) if len(points + vectors) > 1 \
+            else (points + vectors)[0]
+        B, m, d = Z.shape
+        if B == 0:
+            return self._empty_frame(xp, Z, t)
+        self._check_count(m, B)
+        Q, R = xp.linalg.qr(Z)
+        self._check_rank(xp, R, tol, floor)
+        selection = select_rows(to_coordinate_major(xp, Q), tol=tol,
+                                delta=eps ** (1.0 / 3.0), rule=rule)
+        if not xp.all(selection.rank == d):  # unreachable once the guard has passed:
+            # the squared residuals of the orthonormal-column Q sum to d - j at step j
+            raise RankDeficientError(f"{self._requirement()}; the row selection found "
+                                     "fewer than d independent whitened rows")
+        offsets = xp.arange(B, dtype=xp.int64, device=Z.device) * m
+        flat = xp.reshape(Z, (B * m, d))
+        phi = xp.stack([xp.take(flat, offsets + k, axis=0) for k in selection.index],
+                       axis=1)                                        # (B, d, d)
+        H = self._special(xp, phi) if self.kind == "SL" else phi
+        sv = xp.linalg.svdvals(phi)
+        conditioning = sv[:, 0] / sv[:, -1]
+        return LinearFrame(H[:, None], t, rank=selection.rank, conditioning=conditioning,
+                           projected=xp.zeros((B,), dtype=xp.bool, device=Z.device),
+                           projection_is_average=xp.ones((B,), dtype=xp.bool,
+                                                         device=Z.device))
+
+    def _special(self, xp, phi):
+        """SL: ``D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so
+        that det H = +1 for every d (dividing by ``sign * |det|^(1/d)`` alone gives
+        det -1 for even d and det phi < 0)."""
+        sign, logabsdet = xp.linalg.slogdet(phi)
+        scale = xp.exp(-logabsdet / self.d)                          # (B,)
+        first = phi[:, :1, :] * (sign * scale)[:, None, None]
+        return xp.concat([first, phi[:, 1:, :] * scale[:, None, None]], axis=1)
+
+    def _requirement(self):
+        d = self.d
+        if self.has_translations:
+            return (f"group {self.name} needs the points of every sample to affinely span "
+                    f"R^{d} (n >= {d + 1} points, not all in one hyperplane)")
+        return (f"group {self.name} needs the frame-defining rows of every sample to span "
+                f"R^{d} (n >= {d}, numerically full rank)")
+
+    def _check_count(self, m, B):
+        """Too few rows: every sample fails, whatever its values."""
+        available = m - 1 if self.has_translations else m
+        if available < self.d:
+            what = "point(s)" if self.has_translations else "frame-defining row(s)"
+            raise RankDeficientError(
+                f"{self._requirement()}; all {B} sample(s) fail: each has only {m} {what}")
+
+    def _check_rank(self, xp, R, tol, floor):
+        """The guard ``sigma_min(Z) / sigma_max(Z) > tol`` (Aff: also sigma_min above the
+        rounding level of the centring). ``Z`` and its QR factor ``R`` share singular
+        values. A documented sanity check: numerical rank is not GL-invariant."""
+        sv = xp.linalg.svdvals(R)
+        largest, smallest = sv[:, 0], sv[:, -1]
+        limit = tol * largest
+        if floor is not None:
+            limit = xp.maximum(limit, floor)
+        bad = smallest <= limit
+        if not xp.any(bad):
+            return
+        bad = _to_numpy(bad)
+        ratio = _to_numpy(xp.where(largest > 0, smallest / xp.where(largest > 0, largest,
+                                                                       1.0), 0.0))
+        idx = np.flatnonzero(bad)
+        shown = ", ".join(str(int(i)) for i in idx[:10])
+        shown += ", ..." if idx.size > 10 else ""
+        note = ""
+        if floor is not None and np.any(_to_numpy(smallest > tol * largest) & bad):
+            note = ("; centred points at the rounding level of their centroid count as "
+                    "coincident")
+        raise RankDeficientError(
+            f"{self._requirement()}; {idx.size} sample(s) fail (first: [{shown}]; "
+            f"smallest \u03c3_min/\u03c3_max = {float(ratio[bad].min()):.2g}, "
+            f"tolerance {tol:.2g}{note}).")
+
+    def _empty_frame(self, xp, Z, t):
+        d = self.d
+        z = dict(dtype=xp.float64, device=Z.device)
+        return LinearFrame(xp.zeros((0, 1, d, d), **z), t,
+                           rank=xp.zeros((0,), dtype=xp.int64, device=Z.device),
+                           conditioning=xp.zeros((0,), **z),
+                           projected=xp.zeros((0,), dtype=xp.bool, device=Z.device),
+                           projection_is_average=xp.zeros((0,), dtype=xp.bool,
+                                                          device=Z.device))
+
+    # ------------------------------------------------------------- elements
+    def random_element(self, size, random_state=None, *, kappa=10.0,
+                       translation_scale=10.0):
+        """Random elements with condition number ``kappa`` (groups.md 7.2).
+
+        ``T = U diag(sigma) V^T * lambda`` with Haar-orthogonal ``U`` and ``V``, singular
+        values ``sigma`` log-uniform on ``[1, kappa]`` with both ends included (so
+        ``cond(T) = kappa`` for ``d >= 2``; ``sigma = 1`` for ``d = 1``) and
+        ``lambda ~ LogNormal(0, 1)``. SL: one
+        column negated where det < 0, then divided by ``det^(1/d)``. Aff: plus a
+        translation ``b ~ N(0, translation_scale^2)``.
+
+        Parameters
+        ----------
+        size : int
+            Number of elements.
+        random_state : int, numpy Generator or None
+        kappa : float, default=10.0
+            Condition number of the linear parts (``>= 1``).
+        translation_scale : float, default=10.0
+            Standard deviation of the translations (Aff only; ignored otherwise).
+
+        Returns
+        -------
+        GroupElement
+            numpy float64 arrays ``T`` of shape (size, d, d) and ``b`` (size, d) or None.
+        """
+        if not kappa >= 1.0:
+            raise ValueError(f"kappa must be a condition number >= 1; got {kappa!r}")
+        rng = np.random.default_rng(random_state)
+        d = self.d
+        U = haar_orthogonal(size, d, rng)
+        V = haar_orthogonal(size, d, rng)
+        log_sigma = rng.uniform(0.0, np.log(kappa), (size, d))
+        if d >= 2:  # both ends of [1, kappa] included
+            log_sigma[:, 0], log_sigma[:, 1] = 0.0, np.log(kappa)
+        else:       # one singular value: the scale is lambda alone
+            log_sigma[:] = 0.0
+        scale = rng.lognormal(0.0, 1.0, size)
+        T = (U * np.exp(log_sigma)[:, None, :]) @ np.swapaxes(V, 1, 2)
+        T = T * scale[:, None, None]
+        if self.kind == "SL":
+            det = np.linalg.det(T)
+            T[det < 0, :, 0] *= -1.0
+            T = T / np.abs(det)[:, None, None] ** (1.0 / d)
+        b = None
+        if self.has_translations:
+            b = translation_scale * rng.standard_normal((size, d))
+        return GroupElement(T, b)

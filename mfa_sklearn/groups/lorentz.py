@@ -1,0 +1,339 @@
+"""O(1,d-1) and SO(1,d-1): minimal Lorentz frames (groups.md sections 4.7 and 4.8).
+
+Metric ``eta = diag(+1, -1, ..., -1)``: time is coordinate 0, mostly minus. The group
+acts on the right, ``g.x = x T`` with ``T eta T^T = eta``. A frame element ``H`` has
+eta-orthonormal rows, the timelike one first, so ``H^{-1} = eta H^T eta`` and the
+canonical input is ``x eta H^T eta``; outputs are restored as ``y H``.
+"""
+
+import warnings
+
+import numpy as np
+
+from ..exceptions import FrameDegeneracyWarning, first_indices
+from ._base import Frame, Group, GroupElement
+from ._namespace import float64_of, get_namespace, machine_eps
+from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
+from .orthogonal import _as_list, _conditioning, haar_orthogonal
+
+ANCHORS = ("total", "cumsum", "none")
+
+
+class LorentzFrame(Frame):
+    """Frames of a Lorentz group: rows of ``H`` are eta-orthonormal (zero rows project).
+
+    Adds the diagnostic ``n_lightlike_rows`` to those of :class:`Frame`, and maps
+    inputs to the canonical frame with ``H^{-1} = eta H^T eta``.
+
+    Parameters
+    ----------
+    H, t, rank, conditioning, projected, projection_is_average :
+        As for :class:`Frame` (``t`` is always None: no translations).
+    n_lightlike_rows : array of shape (B,), optional
+        Number of frame-defining rows with ``|<x_i, x_i>| <= tol * s`` per sample.
+    """
+
+    diagnostic_names = Frame.diagnostic_names + ("n_lightlike_rows",)
+
+    def _apply_inverse(self, x):
+        """``x eta H^T eta`` for x of shape (B, 1, n, d)."""
+        xp = get_namespace(x, self.H)
+        d = self.H.shape[-1]
+        eta = _eta(xp, d, self.H.device)
+        inverse = (self.H * (eta[:, None] * eta[None, :])).mT   # eta H^T eta
+        if xp is np:  # a contiguous right operand makes numpy's small matmuls faster
+            inverse = np.ascontiguousarray(inverse)
+        return x @ inverse
+
+
+class LorentzGroup(Group):
+    """The Lorentz group O(1,d-1), or SO(1,d-1), acting on rows ``(t, x_1, ..., x_{d-1})``.
+
+    Parameters
+    ----------
+    d : int
+        Spacetime dimension (``d >= 2``); ``LorentzGroup(4)`` is O(1,3).
+    special : bool, default=False
+        Restrict to determinant +1 (SO(1,d-1); parity combined with time reversal is
+        still in the group).
+    anchor : {"total", "cumsum", "none"}, default="total"
+        Rows added to the frame-defining rows to help the row selection; they never
+        change the span, and every data row stays in the canonical input.
+
+        * ``"total"``: the sum of all rows is prepended. For future-directed momenta
+          (e.g. the massless constituents of a collider jet) it is timelike, the most
+          timelike row, so the first frame vector is the rest-frame time axis of the
+          whole system and every other row's residual is spacelike. Invariant under
+          permutations of the rows. The right default for momenta.
+        * ``"cumsum"``: the cumulative sums ``x_1, x_1 + x_2, ...`` replace the rows.
+          Also makes lightlike rows usable, but depends on the order of the rows: use
+          it for ordered rows (e.g. sorted by an invariant) only.
+        * ``"none"``: the rows as they are. Lightlike rows are never chosen, so a set of
+          only lightlike rows gets no frame vector at all (and a warning).
+
+        The anchor changes the canonical form, hence the frame-averaged function: it
+        is part of the group object's identity (``repr``, ``==``, ``hash``).
+    """
+
+    frame_methods = ("minimal",)
+
+    def __init__(self, d, *, special=False, anchor="total"):
+        if isinstance(d, bool) or int(d) != d or d < 2:
+            raise ValueError(
+                "the Lorentz group O(1,d-1) needs an integer spacetime dimension d >= 2 "
+                f"(time plus at least one space coordinate); got d={d!r}")
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {list(ANCHORS)}; got {anchor!r}")
+        self.d = int(d)
+        self.special = bool(special)
+        self.anchor = anchor
+
+    @property
+    def name(self):
+        return f"{'SO' if self.special else 'O'}(1,{self.d - 1})"
+
+    def __repr__(self):
+        if self.anchor == "total":
+            return super().__repr__()
+        return f"LorentzGroup({self.d}, special={self.special}, anchor={self.anchor!r})"
+
+    def __eq__(self, other):
+        return (isinstance(other, Group) and other.name == self.name
+                and getattr(other, "anchor", "total") == self.anchor)
+
+    def __hash__(self):
+        return hash((self.name, self.anchor))
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
+              rule="pivoted"):
+        """Frames of a batch from its frame-defining rows.
+
+        Parameters
+        ----------
+        points, vectors : array of shape (B, n, d), or a sequence of them
+            Frame-defining rows (4-momenta, say); without translations both kinds are
+            treated alike and stacked, points first.
+        method : {"minimal"}, default="minimal"
+        tol : float, optional
+            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype. A
+            residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``.
+        rule : {"pivoted", "first"}, default="pivoted"
+            Row selection rule (groups.md section 3.2); both prefer timelike rows
+            while no timelike frame vector has been chosen.
+
+        Returns
+        -------
+        LorentzFrame
+            One element per sample. Diagnostics: ``rank``, ``conditioning``,
+            ``projected``, ``projection_is_average`` (False where the stabilizer is
+            non-compact: a purely spacelike span with ``d - r >= 2``, or rows whose
+            span is degenerate) and ``n_lightlike_rows``.
+
+        Warns
+        -----
+        FrameDegeneracyWarning
+            When fewer frame vectors were found than the numerical (Euclidean) rank of
+            the frame-defining rows, i.e. lightlike residuals were left out.
+        """
+        if method not in self.frame_methods:
+            raise ValueError(
+                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
+        arrays = _as_list(points) + _as_list(vectors)
+        if not arrays:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        xp = get_namespace(*arrays)
+        self._check_rows(xp, arrays)
+        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
+                  else machine_eps(xp.float64) for a in arrays)
+        tol = float(np.sqrt(eps)) if tol is None else float(tol)
+        d = self.d
+        signature = (1.0,) + (-1.0,) * (d - 1)
+        # coordinate-major float64 rows (m, B), in new memory: select_rows overwrites them
+        rows = [float64_of(xp, xp.concat(coords, axis=0)) if len(coords) > 1
+                else float64_of(xp, coords[0])
+                for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
+        gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
+        for k in range(d):
+            for l in range(k, d):
+                gram[k][l] = gram[l][k] = xp.sum(Z[k] * Z[l], axis=0)
+        scale = xp.sqrt(xp.abs(sum(signature[k] * signature[l] * gram[k][l] ** 2
+                                   for k in range(d) for l in range(d))))
+        lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
+        n_lightlike = xp.sum(xp.astype(lightlike, xp.int64), axis=0)
+
+        W, rank, norms, signs, _ = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0),
+                                               rule=rule, signature=signature)
+        found = [rank > j for j in range(d)]
+        if self.special:
+            W, signs, found = self._complete(xp, W, signs, found, rank, signature)
+        H_rows, timelike = _slot_layout(xp, W, signs, found)
+        if self.special:
+            H_rows = self._fix_determinant(xp, H_rows, signs, rank)
+        packed = xp.reshape(xp.stack([hk for h in H_rows for hk in h], axis=0), (d, d, -1))
+        H = xp.reshape(xp.reshape(xp.permute_dims(packed, (2, 0, 1)), (-1,)), (-1, d, d))
+
+        full = rank >= (d - 1 if self.special else d)
+        compact = timelike | (d - rank < 2)
+        degenerate = xp.zeros_like(full)
+        if bool(xp.any(rank < d)):  # else r = d >= the rank: skip the eigenvalues
+            numerical_rank = _numerical_rank(xp, gram, tol)
+            degenerate = rank < numerical_rank
+            self._warn_degenerate(xp, degenerate, rank, numerical_rank)
+        return LorentzFrame(H[:, None], rank=rank,
+                            conditioning=_conditioning(xp, norms, rank),
+                            projected=~full,
+                            projection_is_average=full | (compact & ~degenerate),
+                            n_lightlike_rows=n_lightlike)
+
+    def _anchored(self, xp, rows):
+        """The rows that the selection sees: anchor rows and/or data rows, new memory."""
+        if self.anchor == "total":
+            return [xp.concat([xp.sum(rk, axis=0, keepdims=True), rk], axis=0)
+                    for rk in rows]
+        if self.anchor == "cumsum":
+            return [xp.cumulative_sum(rk, axis=0) for rk in rows]
+        return rows
+
+    def _complete(self, xp, W, signs, found, rank, signature):
+        """SO(1,d-1), rank d-1: the eta-orthogonal complement ``u = C eta`` of the chosen
+        vectors, normalised, becomes frame vector d-1 (groups.md 3.4)."""
+        d = self.d
+        C = cofactor_vector(W[: d - 1], d, like=W[0][0])
+        u = [Ck * sk for Ck, sk in zip(C, signature)]
+        q = dot_rows(u, u, signature=signature)
+        complete = rank == d - 1
+        safe = xp.where(complete, xp.sqrt(xp.abs(q)), 1.0)
+        W[d - 1] = [xp.where(complete, uk / safe, wk) for uk, wk in zip(u, W[d - 1])]
+        signs[d - 1] = xp.where(complete, xp.where(q < 0, -1.0, 1.0), signs[d - 1])
+        found[d - 1] = found[d - 1] | complete
+        return W, signs, found
+
+    def _fix_determinant(self, xp, H_rows, signs, rank):
+        """Where det H < 0 (rank >= d-1), negate the last-constructed frame vector: frame
+        vector d-1 in selection order, in slot 0 if timelike, else in slot d-1."""
+        d = self.d
+        det = dot_rows(H_rows[d - 1], cofactor_vector(H_rows[: d - 1], d, like=H_rows[0][0]))
+        flip = (rank >= d - 1) & (det < 0)
+        last_timelike = signs[d - 1] > 0
+        for slot, chosen in ((0, last_timelike), (d - 1, ~last_timelike)):
+            factor = xp.where(flip & chosen, -1.0, 1.0)
+            H_rows[slot] = [hk * factor for hk in H_rows[slot]]
+        return H_rows
+
+    def _warn_degenerate(self, xp, degenerate, rank, numerical_rank):
+        if not bool(xp.any(degenerate)):
+            return
+        bad = np.asarray(_to_numpy(degenerate))
+        r = np.asarray(_to_numpy(rank))[bad]
+        full = np.asarray(_to_numpy(numerical_rank))[bad]
+        hint = ("; for future-directed momenta (e.g. massless particles) use "
+                "anchor='total' (the default), whose total momentum is timelike"
+                if self.anchor != "total" else
+                "; the rows span a degenerate (lightlike) subspace, which no anchor fixes")
+        warnings.warn(
+            f"group {self.name}: {first_indices(bad)} got fewer frame vectors than the "
+            f"rank of their rows (e.g. {int(r[0])} of {int(full[0])}): lightlike "
+            f"residuals were left out (anchor={self.anchor!r}), so the canonical input "
+            f"loses those directions{hint}.", FrameDegeneracyWarning, stacklevel=3)
+
+    # ------------------------------------------------------------- elements
+    def random_element(self, size, random_state=None, *, beta_max=0.99,
+                       translation_scale=None):
+        """Random Lorentz transformations (groups.md 7.2), acting on the right.
+
+        A boost of velocity ``beta`` drawn uniformly in the ball ``|beta| < beta_max``
+        composed with a Haar rotation ``R`` of O(d-1) (SO(d-1) for SO(1,d-1)), then a
+        random parity ``diag(1, -1, 1, ...)`` and a random time reversal
+        ``diag(-1, 1, ...)`` (for SO(1,d-1) only both together).
+
+        Parameters
+        ----------
+        size : int
+            Number of elements.
+        random_state : int, numpy Generator or None
+        beta_max : float, default=0.99
+            Largest speed, in ``[0, 1)``: 0.99 gives ``gamma <= 7.1``, 0.9999
+            ``gamma <= 70.7``.
+        translation_scale : ignored
+            Accepted for a common signature with the groups that translate.
+
+        Returns
+        -------
+        GroupElement
+            numpy float64 ``T`` of shape (size, d, d) with ``T eta T^T = eta``; ``b`` None.
+        """
+        beta_max = float(beta_max)
+        if not 0.0 <= beta_max < 1.0:
+            raise ValueError(f"beta_max must be in [0, 1); got {beta_max!r}")
+        rng = np.random.default_rng(random_state)
+        d, k = self.d, self.d - 1
+        direction = rng.standard_normal((size, k))
+        length = np.linalg.norm(direction, axis=1, keepdims=True)
+        direction = direction / np.where(length > 0, length, 1.0)
+        speed = beta_max * rng.uniform(size=(size, 1)) ** (1.0 / k)
+        gamma = 1.0 / np.sqrt(1.0 - speed ** 2)
+        boost = np.empty((size, d, d))
+        boost[:, 0, 0] = gamma[:, 0]
+        boost[:, 0, 1:] = boost[:, 1:, 0] = gamma * speed * direction
+        # I + (gamma - 1) beta beta^T / beta^2, with beta / |beta| = direction
+        boost[:, 1:, 1:] = (np.eye(k) + (gamma - 1.0)[:, :, None]
+                            * direction[:, :, None] * direction[:, None, :])
+        R = haar_orthogonal(size, k, rng)
+        if self.special:
+            R[np.linalg.det(R) < 0, :, 0] *= -1.0
+        Lam = boost.copy()
+        Lam[:, :, 1:] = boost[:, :, 1:] @ R
+        if self.special:
+            both = rng.integers(0, 2, size).astype(bool)
+            parity = time_reversal = both
+        else:
+            parity = rng.integers(0, 2, size).astype(bool)
+            time_reversal = rng.integers(0, 2, size).astype(bool)
+        Lam[parity, :, 1] *= -1.0           # Lambda R_1: negate column 1
+        Lam[time_reversal, :, 0] *= -1.0    # Lambda T_0: negate column 0
+        return GroupElement(np.ascontiguousarray(np.swapaxes(Lam, 1, 2)))
+
+
+def _eta(xp, d, device):
+    values = np.array([1.0] + [-1.0] * (d - 1))
+    return xp.asarray(values, dtype=xp.float64, device=device)
+
+
+def _slot_layout(xp, W, signs, found):
+    """Rows of H from the selected vectors: the timelike one (if any) in slot 0, the
+    spacelike ones in slots 1, 2, ... in selection order, zero rows elsewhere.
+
+    Returns the rows (d lists of d (B,) arrays) and whether a timelike vector exists.
+    """
+    d = len(W)
+    zero = xp.zeros_like(W[0][0])
+    rows = [[zero] * d for _ in range(d)]
+    timelike = xp.zeros(zero.shape, dtype=xp.bool, device=zero.device)
+    n_spacelike = xp.zeros(zero.shape, dtype=xp.int64, device=zero.device)
+    for w, sign, ok in zip(W, signs, found):
+        is_time = ok & (sign > 0)
+        is_space = ok & (sign < 0)
+        n_spacelike = n_spacelike + xp.astype(is_space, xp.int64)
+        rows[0] = [xp.where(is_time, wk, rk) for wk, rk in zip(w, rows[0])]
+        for slot in range(1, d):
+            here = is_space & (n_spacelike == slot)
+            rows[slot] = [xp.where(here, wk, rk) for wk, rk in zip(w, rows[slot])]
+        timelike = timelike | is_time
+    return rows, timelike
+
+
+def _numerical_rank(xp, gram, tol):
+    """Euclidean numerical rank of the rows from their d x d Gram matrix: eigenvalues
+    (squared singular values) above ``tol`` times the largest (a diagnostic only; it is
+    not Lorentz-invariant)."""
+    G = xp.stack([xp.stack(row, axis=-1) for row in gram], axis=-2)
+    values = xp.linalg.eigvalsh(G)
+    largest = xp.max(values, axis=-1, keepdims=True)
+    above = (values > tol * largest) & (largest > 0)
+    return xp.sum(xp.astype(above, xp.int64), axis=-1)
+
+
+def _to_numpy(a):
+    return a.cpu().numpy() if hasattr(a, "cpu") else a

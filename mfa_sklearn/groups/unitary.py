@@ -1,0 +1,231 @@
+"""U(d) and SU(d): minimal frames of complex rows (groups.md sections 3.4, 4.5 and 4.6)."""
+
+import math
+
+import numpy as np
+
+from ._base import Frame, Group, GroupElement, check_kind
+from ._namespace import get_namespace, machine_eps
+from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
+from .orthogonal import _as_list, _conditioning
+
+
+def _as_complex(x):
+    """``x`` as a complex array: complex stays, float32 -> complex64, else complex128."""
+    xp = get_namespace(x)
+    if xp.isdtype(x.dtype, "complex floating"):
+        return x
+    return xp.astype(x, xp.complex64 if x.dtype == xp.float32 else xp.complex128)
+
+
+def _complex128_of(xp, x):
+    return x if x.dtype == xp.complex128 else xp.astype(x, xp.complex128)
+
+
+class UnitaryFrame(Frame):
+    """Frames of U(d) and SU(d): ``H`` has unitary rows (zero rows project), so
+    ``H^{-1} = H^H`` and the canonical input is ``x H^H``; outputs map back as ``y H``.
+
+    Real fields passed to :meth:`to_canonical` and :meth:`from_canonical` are promoted to
+    complex (complex64 for float32, complex128 otherwise); the results are complex.
+    """
+
+    is_complex = True
+
+    def to_canonical(self, x, kind="point"):
+        """Canonical field ``x H^H`` of shape (B, K, n, d), complex (see Frame).
+
+        Parameters
+        ----------
+        x : array of shape (B, n, w)
+        kind : {"point", "vector", "scalar"}
+
+        Returns
+        -------
+        array of shape (B, K, n, w)
+        """
+        check_kind(kind)
+        return super().to_canonical(x if kind == "scalar" else _as_complex(x), kind)
+
+    def from_canonical(self, y, kind="point"):
+        """Outputs mapped back, ``y H``, and averaged over the frame elements.
+
+        Parameters
+        ----------
+        y : array of shape (B, K, n, w)
+        kind : {"point", "vector", "scalar"}
+
+        Returns
+        -------
+        array of shape (B, n, w)
+        """
+        check_kind(kind)
+        return super().from_canonical(y if kind == "scalar" else _as_complex(y), kind)
+
+    def _apply_inverse(self, x):
+        """``x H^H`` for x of shape (B, 1, n, d) against H (B, K, d, d)."""
+        xp = get_namespace(x, self.H)
+        return x @ xp.conj(self.H).mT
+
+
+class UnitaryGroup(Group):
+    """The unitary group U(d), or the special unitary group SU(d), acting on complex rows.
+
+    An element ``T`` (a ``d x d`` unitary matrix, det 1 for SU) acts on the right on
+    every row: ``g.x = x T``. Frames are built by one invariant Gram-Schmidt pass with
+    the Hermitian product ``<u, w> = u w^H``; each frame vector is a positive multiple of
+    its residual, so all phases are fixed invariantly. Rank-deficient samples (rank
+    ``r < d``) are averaged over their stabilizer ``U(d - r)`` by zero frame rows
+    ``r..d-1``. SU(d) fixes the determinant by the last-row phase at ``r = d``, completes
+    ``r = d - 1`` with the conjugate cofactor vector, and projects for ``r <= d - 2``.
+
+    **Real columns for scikit-learn.** Estimators take real ``X``, so a complex "point"
+    or "vector" field of ``n`` rows occupies ``2 * n * d`` real columns per sample:
+
+    * 2-D ``X``: the field's column block holds all real parts first (``n * d``
+      columns, row-major: ``Re z_00, Re z_01, ..., Re z_(n-1)(d-1)``), then all
+      imaginary parts in the same order (``n * d`` columns);
+    * 3-D ``X`` of shape ``(B, n, W)``: the field takes ``2 * d`` entries of the last
+      axis, ``[Re | Im]`` (``d`` real parts, then ``d`` imaginary parts).
+
+    Scalar fields keep their real width. Canonical inputs and outputs of the estimators
+    come back in the same real layout, in X's dtype. :meth:`from_real` and
+    :meth:`to_real` convert one field between ``[Re | Im]`` blocks of shape
+    ``(..., n, 2d)`` and complex arrays ``(..., n, d)``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension of the rows the group acts on (``d >= 1``).
+    special : bool, default=False
+        Restrict to determinant 1 (SU).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mfa_sklearn.groups import get_group
+    >>> G = get_group("SU(2)")
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(4, 3, 2)) + 1j * rng.normal(size=(4, 3, 2))
+    >>> g = G.random_element(4, random_state=1)
+    >>> c, c_moved = G.frame(x).to_canonical(x), G.frame(G.act(g, x)).to_canonical(G.act(g, x))
+    >>> bool(np.allclose(c, c_moved))
+    True
+    """
+
+    is_complex = True
+
+    def __init__(self, d, *, special=False):
+        if int(d) != d or d < 1:
+            raise ValueError(f"the dimension d must be a positive integer; got {d!r}")
+        self.d = int(d)
+        self.special = bool(special)
+
+    @property
+    def name(self):
+        return f"{'SU' if self.special else 'U'}({self.d})"
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
+              rule="pivoted"):
+        """Frames of a batch from its frame-defining complex rows.
+
+        Parameters
+        ----------
+        points : array of shape (B, n, d), or a sequence of them
+            Rows (complex; real input is promoted). Without translations, points and
+            vectors are treated alike; all arrays are stacked for the row selection.
+        vectors : array of shape (B, m, d), or a sequence of them, optional
+            More rows.
+        method : {"minimal"}, default="minimal"
+        tol : float, optional
+            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
+            for complex64 or float32 input).
+        rule : {"pivoted", "first"}, default="pivoted"
+            Row selection rule (groups.md section 3.2).
+
+        Returns
+        -------
+        UnitaryFrame
+            ``H`` complex128 of shape (B, 1, d, d), with diagnostics.
+        """
+        if method not in self.frame_methods:
+            raise ValueError(
+                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
+        arrays = _as_list(points) + _as_list(vectors)
+        if not arrays:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        xp = get_namespace(*arrays)
+        self._check_rows(xp, arrays)
+        eps = max(machine_eps(a.dtype)
+                  if xp.isdtype(a.dtype, ("real floating", "complex floating"))
+                  else machine_eps(xp.float64) for a in arrays)
+        tol = math.sqrt(eps) if tol is None else float(tol)
+        # coordinate-major complex128 rows in new memory (select_rows updates them)
+        Z = [_complex128_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
+             for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        W, rank, norms, _, _ = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
+        if self.special:
+            W = self._fix_determinant(xp, W, rank)
+        # H[b, j, k] = coordinate k of frame vector j; unused rows stay zero
+        H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-2)[:, None]
+        full = rank >= (self.d - 1 if self.special else self.d)
+        return UnitaryFrame(H, None, rank=rank, conditioning=_conditioning(xp, norms, rank),
+                            projected=~full, projection_is_average=xp.ones_like(full))
+
+    def _fix_determinant(self, xp, W, rank):
+        """SU: det H = 1 by the last-row phase (r = d) or the conjugate cofactor
+        completion (r = d - 1); projection below (groups.md 3.4)."""
+        d = self.d
+        if d == 1:  # SU(1) is trivial: H = [1] exactly, whatever the data
+            return [[xp.ones_like(W[0][0])]]
+        C = cofactor_vector(W[: d - 1], d, like=W[0][0])
+        last = W[d - 1]
+        det = dot_rows(last, C)  # det H = last row . cofactor vector of the others
+        size = xp.abs(det)
+        phase = xp.where(rank == d, xp.conj(det) / xp.where(size > 0, size, 1.0), 1.0 + 0j)
+        complete = rank == d - 1
+        W[d - 1] = [xp.where(complete, xp.conj(Ck), lk * phase) for Ck, lk in zip(C, last)]
+        return W
+
+    # ------------------------------------------------------------- elements
+    def random_element(self, size, random_state=None, *, translation_scale=None):
+        """Haar-random elements of U(d) (or SU(d)).
+
+        U: QR of ``(N + iN) / sqrt(2)`` with the phase fix ``Q diag(R_jj / |R_jj|)``;
+        SU: ``Q det(Q)^(-1/d)`` (principal root; the pushforward of Haar is Haar).
+
+        Parameters
+        ----------
+        size : int
+            Number of elements.
+        random_state : int, numpy Generator or None
+        translation_scale : ignored
+            Accepted for a uniform interface (these groups have no translations).
+
+        Returns
+        -------
+        GroupElement
+            numpy complex128 ``T`` of shape (size, d, d) and ``b = None``.
+        """
+        rng = np.random.default_rng(random_state)
+        d = self.d
+        N = (rng.standard_normal((size, d, d)) + 1j * rng.standard_normal((size, d, d)))
+        Q, R = np.linalg.qr(N / math.sqrt(2.0))
+        diag = np.diagonal(R, axis1=1, axis2=2)
+        modulus = np.abs(diag)
+        phase = np.where(modulus > 0, diag / np.where(modulus > 0, modulus, 1.0), 1.0)
+        Q = Q * phase[:, None, :]
+        if self.special:
+            Q = Q * (np.linalg.det(Q) ** (-1.0 / d))[:, None, None]
+        return GroupElement(Q, None)
+
+    def act(self, g, x, kind="point"):
+        """Apply ``g`` (one element per sample) to a field of shape (B, n, w): ``x T``.
+
+        Real point/vector rows are promoted to complex; scalar fields are unchanged.
+        """
+        check_kind(kind)
+        if kind == "scalar":
+            return x
+        return _as_complex(x) @ g.T
