@@ -88,17 +88,14 @@ def chunk_slices(n_samples, values_per_sample):
 
 
 def _fields_of(group, layout, X):
-    """The (possibly complex-aware) layout and X's fields as ``group`` (a Group or a
-    Frame) takes them: complex rows for complex groups, converted from their real
-    blocks by ``from_real``; unchanged for real groups."""
-    if group.is_complex:
-        layout = layout.as_complex()
+    """X's fields as ``group`` (a Group or a Frame) takes them: complex rows for complex
+    groups, converted from their real blocks by ``from_real``; unchanged for real ones."""
     parts = layout.split(X)
-    return layout, {f.name: group.from_real(parts[f.name], f.kind) for f in layout.fields}
+    return {f.name: group.from_real(parts[f.name], f.kind) for f in layout.fields}
 
 
 def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_frame):
-    layout, parts = _fields_of(group, layout, X)
+    parts = _fields_of(group, layout, X)
     points = [parts[n] for n in frame_fields if layout.field(n).kind == "point"]
     vectors = [parts[n] for n in frame_fields if layout.field(n).kind == "vector"]
     frame = group.frame(points, vectors, method=method, tol=tol)
@@ -148,7 +145,7 @@ def canonicalize(group, layout, frame_fields, X, *, method="minimal", tol=None,
 
 def restore(frame, layout, Y):
     """Map canonical outputs (B, K, C) back with the frames and average over K."""
-    layout, parts = _fields_of(frame, layout, Y)
+    parts = _fields_of(frame, layout, Y)
     return layout.join({f.name: frame.to_real(frame.from_canonical(parts[f.name], f.kind),
                                               f.kind)
                         for f in layout.fields})
@@ -156,7 +153,7 @@ def restore(frame, layout, Y):
 
 def to_canonical(frame, layout, Y):
     """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames."""
-    layout, parts = _fields_of(frame, layout, Y)
+    parts = _fields_of(frame, layout, Y)
     return layout.join({f.name: frame.to_real(frame.to_canonical(parts[f.name], f.kind),
                                               f.kind)
                         for f in layout.fields})

@@ -242,7 +242,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         if self.group_ is not None and not (isinstance(self.target, str)
                                             and self.target == "invariant"):
             y = y.reshape(len(y), -1)
-            self.target_layout_ = Layout.infer(self.target, self.group_.d, y.shape[1:],
+            self.target_layout_ = Layout.infer(self.target, self.group_, y.shape[1:],
                                                what="target", name="y")
         Xc, frame = self._canonical(X)
         B, K = Xc.shape[:2]

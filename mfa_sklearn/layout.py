@@ -158,26 +158,6 @@ class Layout:
                 return f
         raise KeyError(name)
 
-    def as_complex(self):
-        """This layout with its point/vector fields read as complex rows (real blocks).
-
-        For layouts of 2-D arrays built from a complex group's dimension alone: there a
-        complex field's ``2 n d`` columns read as ``2 n`` real rows of width ``d``. The
-        layout itself when its point/vector fields are complex already.
-        """
-        if all(f.is_complex for f in self.fields if f.kind != "scalar"):
-            return self
-        if self.three_d:
-            raise LayoutError("a complex group needs point/vector fields of 2 d entries "
-                              f"per row ([Re | Im]); got {self!r}")
-        fields = tuple(f if f.kind == "scalar" or f.is_complex
-                       else Field(f.name, f.kind, 2 * f.width, True) for f in self.fields)
-        width = sum(f.width for f in fields)
-        if self.n_columns % width:
-            raise LayoutError(f"{self.n_columns} columns cannot hold rows of the complex "
-                              f"fields {fields}")
-        return Layout(fields, self.n_columns // width)
-
     def split(self, X):
         """Each field, shape ``(*lead, n_rows, width)``, keyed by name.
 

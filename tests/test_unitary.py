@@ -753,10 +753,6 @@ def test_layout_of_complex_fields():
     np.testing.assert_allclose(G.from_real(layout.split(moved)["z"]), z @ g.T, rtol=0,
                                atol=1e-15)
     np.testing.assert_array_equal(layout.split(moved)["w"], w)
-    # a layout built from the dimension alone reads the same columns once made complex
-    plain = Layout.infer("point", 2, (16,))
-    assert plain.n_rows == 8
-    np.testing.assert_array_equal(G.from_real(plain.as_complex().split(flat[:, :16])["x"]), z)
     with pytest.raises(LayoutError, match="width 4"):
         Layout.infer({"z": ("point", 2)}, G, (16,))
     with pytest.raises(LayoutError, match="cannot divide"):

@@ -1,0 +1,158 @@
+"""Cost of minimal frames on the torch path (``mfa_sklearn.torch.FrameAveraged``).
+
+Two measurements, each a ratio taken in the same run on the same data:
+
+1. Canonicalization throughput, ``B`` clouds of ``n = 5`` points in 3-D (float32 in,
+   frames in float64), for O(3) and E(3):
+   the numpy path ``MinimalFrameCanonicalizer(group).fit(X).transform(X)`` against the
+   torch path ``FrameAveraged(...).canonicalize(X)`` on the CPU (target: within 2x of
+   numpy) and, where available, on CUDA (with ``torch.cuda.synchronize``).
+2. One training epoch (Adam, MSE, shuffled mini-batches) of an MLP on n-body-shaped
+   data (35 columns: positions, velocities, charges; 15 outputs, a "vector" target),
+   frame-averaged with E(3) against the bare MLP (target on GPU: <= 1.3x).
+
+Times are the best of ``--repeats`` runs after one warm-up (``time.perf_counter``).
+
+Usage::
+
+    python benchmarks/bench_torch.py            # B = 1 000 000, under 3 minutes
+    python benchmarks/bench_torch.py --quick    # smoke test in seconds
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import mfa_sklearn
+from mfa_sklearn import MinimalFrameCanonicalizer
+from mfa_sklearn.datasets import NBODY_FIELDS
+from mfa_sklearn.torch import FrameAveraged
+
+GROUPS = ("O(3)", "E(3)")
+
+
+def devices():
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def best_time(fn, repeats, device="cpu"):
+    """Best wall time of ``fn()`` over ``repeats`` runs, after one warm-up run."""
+    fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def machine_info():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    lines = [f"CPU: {cpu}, {len(os.sched_getaffinity(0))} usable cores, "
+             f"torch threads {torch.get_num_threads()}",
+             f"Python {platform.python_version()}, numpy {np.__version__}, torch "
+             f"{torch.__version__}, mfa_sklearn {mfa_sklearn.__version__}"]
+    if torch.cuda.is_available():
+        lines.append(f"GPU: {torch.cuda.get_device_name()}")
+    return lines
+
+
+def bench_canonicalization(B, repeats):
+    """Rows (group, device, seconds, samples per second, ratio to numpy)."""
+    X = np.random.default_rng(0).standard_normal((B, 5 * 3)).astype(np.float32)
+    rows = []
+    for group in GROUPS:
+        canonicalizer = MinimalFrameCanonicalizer(group).fit(X[:10])
+        numpy_s = best_time(lambda: canonicalizer.transform(X), repeats)
+        rows.append((group, "numpy", numpy_s, B / numpy_s, 1.0))
+        wrapper = FrameAveraged(nn.Identity(), group=group)
+        for device in devices():
+            Xt = torch.from_numpy(X).to(device)
+            with torch.no_grad():
+                seconds = best_time(lambda: wrapper.canonicalize(Xt), repeats, device)
+            rows.append((group, f"torch {device}", seconds, B / seconds, seconds / numpy_s))
+            del Xt
+    return rows
+
+
+def mlp(hidden):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(35, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                         nn.SiLU(), nn.Linear(hidden, 15))
+
+
+def train_epoch(model, X, y, batch_size):
+    """One epoch of Adam on the MSE over shuffled mini-batches."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    order = torch.randperm(len(X), device=X.device)
+    for start in range(0, len(X), batch_size):
+        batch = order[start:start + batch_size]
+        optimizer.zero_grad()
+        loss = torch.mean((model(X[batch]) - y[batch]) ** 2)
+        loss.backward()
+        optimizer.step()
+
+
+def bench_epoch(n_samples, batch_size, hidden, repeats):
+    """Rows (device, bare seconds, frame-averaged seconds, ratio)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n_samples, 35)).astype(np.float32)
+    X[:, 30:] = np.sign(X[:, 30:])                 # charges +-1
+    y = rng.standard_normal((n_samples, 15)).astype(np.float32)
+    rows = []
+    for device in devices():
+        Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
+        bare = mlp(hidden).to(device)
+        framed = FrameAveraged(mlp(hidden), group="E(3)", fields=NBODY_FIELDS,
+                               target="vector").to(device)
+        times = [best_time(lambda: train_epoch(model, Xt, yt, batch_size), repeats, device)
+                 for model in (bare, framed)]
+        rows.append((device, times[0], times[1], times[1] / times[0]))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="clouds to canonicalize (default 1 000 000; quick 10 000)")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    B = args.samples or (10_000 if args.quick else 1_000_000)
+    repeats = args.repeats or (1 if args.quick else 3)
+    epoch = dict(n_samples=2_048, batch_size=256, hidden=64) if args.quick else \
+        dict(n_samples=50_000, batch_size=1_024, hidden=256)
+
+    print("\n".join(machine_info()))
+    print(f"\n1. Canonicalization, B = {B:,} clouds of 5 points in 3-D, float32 in, "
+          f"frames in float64 (best of {repeats})")
+    print(f"{'group':6s} {'path':11s} {'seconds':>8s} {'clouds/s':>12s} "
+          f"{'vs numpy':>9s}")
+    for group, path, seconds, rate, ratio in bench_canonicalization(B, repeats):
+        print(f"{group:6s} {path:11s} {seconds:8.3f} {rate:12,.0f} {ratio:8.2f}x")
+    print("target: torch cpu <= 2x numpy")
+
+    print(f"\n2. One training epoch, {epoch['n_samples']:,} samples, batch "
+          f"{epoch['batch_size']}, MLP 35-{epoch['hidden']}-{epoch['hidden']}-15, "
+          f"Adam (best of {repeats})")
+    print(f"{'device':6s} {'bare s':>8s} {'E(3) frames s':>14s} {'ratio':>7s}")
+    for device, bare, framed, ratio in bench_epoch(repeats=repeats, **epoch):
+        print(f"{device:6s} {bare:8.3f} {framed:14.3f} {ratio:6.2f}x")
+    print("target: ratio <= 1.3x on GPU")
+
+
+if __name__ == "__main__":
+    main()

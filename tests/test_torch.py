@@ -1,0 +1,440 @@
+"""mfa_sklearn.torch: FrameAveraged, and skorch nets both inside and outside the frames."""
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
+                         MinimalFrameCanonicalizer, check_equivariance)
+from mfa_sklearn.testing import apply_group, random_group_element
+
+torch = pytest.importorskip("torch")
+skorch = pytest.importorskip("skorch")
+nn = torch.nn
+
+from mfa_sklearn.torch import FrameAveraged  # noqa: E402
+
+FIELDS = {"pos": "point", "vel": "vector", "q": "scalar"}   # 4 particles: 12 + 12 + 4
+N_ROWS, N_COLS = 4, 28
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+def mlp(n_in=N_COLS, n_out=1, hidden=32, dtype=torch.float64, batchnorm=False):
+    """A fixed-seed MLP on the flat input: mixes rows and coordinates, so it is neither
+    permutation- nor G-equivariant."""
+    torch.manual_seed(1)
+    layers = [nn.Linear(n_in, hidden)]
+    layers += [nn.BatchNorm1d(hidden)] if batchnorm else []
+    layers += [nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, n_out)]
+    return nn.Sequential(*layers).to(dtype)
+
+
+class MLP(nn.Module):
+    """A backbone class for skorch (built from module__* arguments)."""
+
+    def __init__(self, n_in=N_COLS, n_out=1, hidden=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, n_out))
+
+    def forward(self, X):
+        return self.net(X)
+
+
+class Counting(nn.Module):
+    """Counts calls and remembers the shape of the last input."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls, self.shape = inner, 0, None
+
+    def forward(self, X):
+        self.calls += 1
+        self.shape = tuple(X.shape)
+        return self.inner(X)
+
+
+class TorchFunction(RegressorMixin, BaseEstimator):
+    """An sklearn regressor whose prediction is a fixed torch module, in float64 (for
+    parity between the numpy estimator path and the torch path)."""
+
+    def __init__(self, module=None):
+        self.module = module
+
+    def fit(self, X, y):
+        self.seen_ = None
+        return self
+
+    def predict(self, X):
+        self.seen_ = X
+        with torch.no_grad():
+            return self.module(torch.from_numpy(X)).numpy()
+
+
+def data(n_samples=64, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).normal(size=(n_samples, N_COLS)).astype(dtype)
+
+
+def as_function(model):
+    """A numpy -> numpy callable for check_equivariance."""
+    def call(X):
+        with torch.no_grad():
+            return model(torch.from_numpy(X)).numpy()
+    return call
+
+
+# ------------------------------------------------------------------ construction
+def test_module_class_gets_prefixed_kwargs_and_bad_kwargs_fail():
+    fa = FrameAveraged(MLP, group="O(3)", fields=FIELDS, module__hidden=7)
+    assert fa.module.net[0].out_features == 7
+    assert "group='O(3)'" in repr(fa)
+    with pytest.raises(TypeError, match="module__<name>"):
+        FrameAveraged(MLP, hidden=7)
+    with pytest.raises(TypeError, match="need a backbone class"):
+        FrameAveraged(MLP(), module__hidden=7)
+    with pytest.raises(TypeError, match="nn.Module"):
+        FrameAveraged(lambda x: x)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(group="Q(3)"), "Q\\(3\\)"),
+    (dict(frame="random"), "frame must be"),
+    (dict(fields={"x": "tensor"}), "unknown kind"),
+    (dict(target={"y": "spinor"}), "unknown kind"),
+    (dict(tol=2.0), "tol"),
+])
+def test_bad_parameters_fail_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FrameAveraged(MLP(), **kwargs)
+
+
+def test_bad_input_fails_clearly():
+    fa = FrameAveraged(MLP(), group="E(3)", fields=FIELDS)
+    with pytest.raises(ValueError, match="cannot divide"):
+        fa(torch.zeros(2, 29))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        fa.canonicalize(np.zeros((2, N_COLS)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fa(torch.full((2, N_COLS), float("nan")))
+    wrong_output = FrameAveraged(mlp(n_out=13), group="E(3)", fields=FIELDS,
+                                 target="point")
+    with pytest.raises(ValueError, match="module's output has 13 columns"):
+        wrong_output(torch.from_numpy(data(2)))
+
+
+def test_missing_torch_gives_an_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "mfa_sklearn.torch")
+    with pytest.raises(ImportError, match=r"pip install 'mfa_sklearn\[torch\]'"):
+        importlib.import_module("mfa_sklearn.torch")
+
+
+# ------------------------------------------------------- parity with the numpy path
+@pytest.mark.parametrize("group", ["O(3)", "SO(3)", "E(3)", "SE(3)"])
+@pytest.mark.parametrize("target", ["invariant", "point", "vector"])
+def test_torch_path_equals_numpy_estimator_path(group, target):
+    X = data()
+    n_out = 1 if target == "invariant" else 3 * N_ROWS
+    module = mlp(n_out=n_out)
+    # numpy path: canonicalize with the estimators, predict with the same module
+    reg = FrameAveragingRegressor(TorchFunction(module), group=group, fields=FIELDS,
+                                  target=target).fit(X, np.zeros((len(X), n_out)))
+    expected = reg.predict(X)
+    canonical_np = reg.estimator_.seen_
+    canonical_t, _ = FrameAveraged(module, group=group, fields=FIELDS).canonicalize(
+        torch.from_numpy(X))
+    fa = FrameAveraged(module, group=group, fields=FIELDS, target=target)
+    with torch.no_grad():
+        got = fa(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(canonical_t[:, 0].numpy(), canonical_np, rtol=0, atol=1e-12)
+    transformed = MinimalFrameCanonicalizer(group, fields=FIELDS).fit(X).transform(X)
+    np.testing.assert_allclose(canonical_t[:, 0].numpy(), transformed, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("group, target", [
+    ("U(2)", "point"), ("SU(2)", "vector"), ("O(1,3)", "vector"), ("SO(1,3)", "vector"),
+    ("GL(3)", "vector"), ("SL(3)", "vector"), ("Aff(3)", "point")])
+def test_other_group_families_match_numpy_and_are_equivariant(group, target):
+    width = 4 if group.startswith(("U", "SU")) else 3 if "(1," not in group else 4
+    fields, n = {"x": "point", "q": "scalar"}, 6
+    X = np.random.default_rng(11).normal(size=(48, n * width + n))
+    if "(1," in group:                             # mostly timelike rows
+        X[:, 0:n * width:width] += 3.0
+    module = mlp(n_in=n * width + n, n_out=n * width)
+    reg = FrameAveragingRegressor(TorchFunction(module), group=group, fields=fields,
+                                  target=target).fit(X, np.zeros((len(X), n * width)))
+    fa = FrameAveraged(module, group=group, fields=fields, target=target)
+    with torch.no_grad():
+        got = fa(torch.from_numpy(X)).numpy()
+    expected = reg.predict(X)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    error = check_equivariance(as_function(fa), group, X, fields=fields, target=target,
+                               random_state=12)["max_error"]
+    assert error <= 1e-9, error
+
+
+def test_three_d_input_keeps_its_shape_for_the_module():
+    X = torch.from_numpy(data(8)[:, :24].reshape(8, 4, 6))   # per row: pos, vel
+    body = Counting(nn.Sequential(nn.Flatten(), nn.Linear(24, 12)).double())
+    out = FrameAveraged(body, group="E(3)", fields={"pos": "point", "vel": "vector"},
+                        target="vector")(X)
+    assert body.shape == (8, 4, 6) and out.shape == (8, 12)
+
+
+def test_group_none_is_the_bare_module():
+    module = mlp()
+    X = torch.from_numpy(data(16))
+    torch.testing.assert_close(FrameAveraged(module, group=None)(X), module(X),
+                               rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------- equivariance
+@pytest.mark.parametrize("group", ["O(3)", "SE(3)", "E(3)"])
+@pytest.mark.parametrize("target", ["invariant", "point", "vector"])
+@pytest.mark.parametrize("dtype, bound", [(np.float64, 1e-10), (np.float32, 1e-5)])
+def test_equivariance_with_a_non_equivariant_mlp(group, target, dtype, bound):
+    X = data(128, dtype=dtype)
+    n_out = 1 if target == "invariant" else 3 * N_ROWS
+    module = mlp(n_out=n_out, dtype=getattr(torch, np.dtype(dtype).name))
+    fa = FrameAveraged(module, group=group, fields=FIELDS, target=target)
+    kwargs = dict(fields=FIELDS, target=target, random_state=3)
+    error = check_equivariance(as_function(fa), group, X, **kwargs)["max_error"]
+    control = check_equivariance(as_function(module), group, X, **kwargs)["max_error"]
+    assert fa(torch.from_numpy(X)).dtype == module[0].weight.dtype
+    assert error <= bound, error
+    assert control >= 1e-2, control
+
+
+def test_batchnorm_in_training_mode_stays_equivariant():
+    X = data(128)
+    fa = FrameAveraged(mlp(n_out=12, batchnorm=True), group="E(3)", fields=FIELDS,
+                       target="point").train()
+    result = check_equivariance(as_function(fa), "E(3)", X, fields=FIELDS,
+                                target="point", random_state=4)
+    assert result["max_error"] <= 1e-7, result
+
+
+@pytest.mark.parametrize("frame, rows", [("minimal", 1), ("pca", 8)])
+def test_module_is_called_once_per_forward(frame, rows):
+    body = Counting(mlp(n_out=12))
+    fa = FrameAveraged(body, group="E(3)", fields=FIELDS, target="point", frame=frame)
+    X = torch.from_numpy(data(20))
+    out = fa(X)
+    assert body.calls == 1 and body.shape == (20 * rows, N_COLS) and out.shape == (20, 12)
+    error = check_equivariance(as_function(fa), "E(3)", X.numpy(), fields=FIELDS,
+                               target="point", random_state=5)["max_error"]
+    assert error <= 1e-10
+
+
+def test_pca_frames_of_se3_use_four_rows():
+    body = Counting(mlp())
+    fa = FrameAveraged(body, group="SE(3)", fields=FIELDS, frame="pca")
+    fa(torch.from_numpy(data(5)))
+    assert body.shape == (5 * 4, N_COLS)
+
+
+def test_large_cpu_batches_are_chunked_with_the_same_result():
+    X = torch.from_numpy(data(40000, seed=7))     # 3 chunks of 18724 clouds
+    fa = FrameAveraged(Counting(mlp(n_out=12)), group="E(3)", fields=FIELDS,
+                       target="vector")
+    with torch.no_grad():
+        whole = fa(X)
+        pieces = torch.cat([fa(X[:20000]), fa(X[20000:])])
+    assert fa.module.calls == 3 and fa.module.shape == (20000, N_COLS)
+    torch.testing.assert_close(whole, pieces, rtol=0, atol=1e-13)
+
+
+# -------------------------------------------------------------------- gradients
+def _forces(energy, x):
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(energy(x).sum(), x)
+    return -grad
+
+
+@pytest.mark.parametrize("detach_frame", [False, True])
+def test_forces_of_an_invariant_energy_are_equivariant(detach_frame):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(64, 5, 3))
+    energy = FrameAveraged(mlp(n_in=15), group="E(3)", detach_frame=detach_frame)
+    g = random_group_element("E(3)", 64, random_state=9)
+    gx = torch.from_numpy(apply_group("E(3)", g, x.reshape(64, 15)))
+    F = _forces(energy, torch.from_numpy(x.reshape(64, 15))).reshape(64, 5, 3)
+    F_moved = _forces(energy, gx).reshape(64, 5, 3)
+    expected = F @ torch.from_numpy(g.T)
+    error = (F_moved - expected).abs().max() / F_moved.abs().max()
+    assert error <= 1e-9, error
+    assert F.abs().max() > 0
+    if detach_frame:  # still equivariant, but not the gradient of the composition
+        exact = _forces(FrameAveraged(energy.module, group="E(3)"),
+                        torch.from_numpy(x.reshape(64, 15)))
+        assert (exact.reshape(64, 5, 3) - F).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("group", ["O(3)", "E(3)"])
+@pytest.mark.parametrize("target", ["invariant", "point"])
+def test_gradcheck(group, target):
+    x = torch.from_numpy(np.random.default_rng(10).normal(size=(2, 12)))
+    x.requires_grad_(True)
+    fa = FrameAveraged(mlp(n_in=12, n_out=1 if target == "invariant" else 12),
+                       group=group, target=target)
+    assert torch.autograd.gradcheck(fa, (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+# ------------------------------------------------------------ skorch, frames inside
+def _to_float32(X):
+    return np.asarray(X, dtype=np.float32)
+
+
+def _net(**kwargs):
+    params = dict(module__module=MLP, module__group="E(3)", module__fields=FIELDS,
+                  max_epochs=3, lr=0.05, train_split=None, device="cpu", verbose=0,
+                  batch_size=32)
+    params.update(kwargs)
+    return skorch.NeuralNetRegressor(FrameAveraged, **params)
+
+
+def test_skorch_regressor_with_frame_averaged_module_in_a_pipeline():
+    X = data(96, dtype=np.float32)
+    y = np.linalg.norm(X[:, :12].reshape(-1, 4, 3), axis=2).sum(1, keepdims=True)
+    pipe = make_pipeline(FunctionTransformer(_to_float32), _net(module__module__hidden=8))
+    pipe.fit(X.astype(np.float64), y)
+    net = pipe[-1]
+    assert isinstance(net.module_, FrameAveraged)
+    assert net.module_.module.net[0].out_features == 8
+    pred = pipe.predict(X)
+    assert pred.shape == (96, 1) and pred.dtype == np.float32
+    error = check_equivariance(pipe, "E(3)", X.astype(np.float64), fields=FIELDS,
+                               random_state=0)["max_error"]
+    assert error <= 1e-5
+    assert clone(pipe).get_params()["neuralnetregressor__module__group"] == "E(3)"
+
+
+def test_grid_search_over_module_group_including_none():
+    X = data(64, dtype=np.float32)
+    y = np.linalg.norm(X[:, :12].reshape(-1, 4, 3), axis=2).sum(1, keepdims=True)
+    search = GridSearchCV(_net(max_epochs=2), {"module__group": [None, "O(3)", "E(3)"]},
+                          cv=2, scoring="neg_mean_squared_error").fit(X, y)
+    assert len(search.cv_results_["params"]) == 3
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_params_["module__group"] in (None, "O(3)", "E(3)")
+    net = _net().set_params(module__group="SE(3)").fit(X, y)
+    assert net.module_.group_.name == "SE(3)"
+
+
+def test_skorch_classifier_with_frame_averaged_module_is_invariant():
+    X = data(80, dtype=np.float32)
+    y = (np.linalg.norm(X[:, :3], axis=1) > 1.5).astype(np.int64)
+    net = skorch.NeuralNetClassifier(
+        FrameAveraged, module__module=MLP, module__module__n_out=2, module__group="O(3)",
+        module__fields=FIELDS, criterion=nn.CrossEntropyLoss, max_epochs=2,
+        train_split=None, verbose=0).fit(X, y)
+    proba = net.predict_proba(X)
+    assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1, atol=1e-6)
+    error = check_equivariance(net.predict_proba, "O(3)", X, fields=FIELDS,
+                               random_state=1)["max_error"]
+    assert error <= 1e-5
+
+
+# ----------------------------------------------------------- skorch, frames outside
+def _inner_net(n_out=1, cls=None, **kwargs):
+    cls = cls or skorch.NeuralNetRegressor
+    return cls(MLP, module__n_out=n_out, max_epochs=2, lr=0.05, train_split=None,
+               device="cpu", verbose=0, **kwargs)
+
+
+def test_skorch_net_inside_frame_averaging_regressor_with_1d_y():
+    X = data(96)                                   # float64, as sklearn users have it
+    y = np.linalg.norm(X[:, :12].reshape(-1, 4, 3), axis=2).sum(1)
+    reg = FrameAveragingRegressor(_inner_net(), group="E(3)", fields=FIELDS).fit(X, y)
+    pred = reg.predict(X)
+    assert pred.shape == (96,) and pred.dtype == np.float64 and np.isfinite(pred).all()
+    assert reg.score(X, y) > -1e3
+    error = check_equivariance(reg, "E(3)", X, random_state=2)["max_error"]
+    assert error <= 1e-5
+
+
+def test_skorch_net_inside_frame_averaging_regressor_with_point_target():
+    X = data(96)
+    y = X[:, :12] + 0.1 * X[:, 12:24]              # moves like the positions
+    reg = FrameAveragingRegressor(_inner_net(n_out=12), group="E(3)", fields=FIELDS,
+                                  target="point").fit(X, y)
+    pred = reg.predict(X)
+    assert pred.shape == (96, 12) and pred.dtype == np.float64
+    error = check_equivariance(reg, "E(3)", X, random_state=3)["max_error"]
+    assert error <= 1e-5
+
+
+def test_skorch_net_inside_frame_averaging_regressor_grid_search():
+    X = data(64)
+    y = np.linalg.norm(X[:, :12].reshape(-1, 4, 3), axis=2).sum(1)
+    reg = FrameAveragingRegressor(_inner_net(), fields=FIELDS)
+    search = GridSearchCV(reg, {"group": [None, "E(3)"]}, cv=2).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_skorch_classifier_inside_frame_averaging_classifier():
+    X = data(80)
+    y = np.where(np.linalg.norm(X[:, :3], axis=1) > 1.5, "far", "near")
+    clf = FrameAveragingClassifier(
+        _inner_net(n_out=2, cls=skorch.NeuralNetClassifier, criterion=nn.CrossEntropyLoss),
+        group="O(3)", fields=FIELDS).fit(X, y)
+    assert set(clf.predict(X)) <= {"far", "near"}
+    assert clf.predict_proba(X).dtype == np.float64
+    error = check_equivariance(clf.predict_proba, "O(3)", X, fields=FIELDS,
+                               random_state=4)["max_error"]
+    assert error <= 1e-5
+
+
+def test_skorch_nbody_example_runs_in_smoke_mode():
+    example = Path(__file__).resolve().parents[1] / "examples" / "skorch_nbody.py"
+    result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                            env=dict(os.environ, MFA_SMOKE="1"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {line[:24].strip(): line.split() for line in result.stdout.splitlines()}
+    assert float(rows["MLP + E(3) frames"][-2]) < 1e-5    # float32 rounding
+    assert float(rows["MLP"][-2]) > 1e-2
+
+
+# ---------------------------------------------------------------- devices, dtypes
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tensors_stay_on_their_device_and_keep_their_dtype(device, dtype):
+    X = torch.from_numpy(data(256)).to(device, dtype)
+    module = mlp(n_out=12, dtype=dtype)
+    fa = FrameAveraged(module, group="E(3)", fields=FIELDS, target="point").to(device)
+    Xc, frame = fa.canonicalize(X)
+    assert Xc.device == X.device and Xc.dtype == dtype
+    assert frame.H.device == X.device and frame.H.dtype == torch.float64
+    out = fa(X)
+    assert out.device == X.device and out.dtype == dtype
+    if device != "cpu":   # the same numbers as on the CPU
+        cpu = FrameAveraged(mlp(n_out=12, dtype=dtype), group="E(3)", fields=FIELDS,
+                            target="point")
+        torch.testing.assert_close(out.cpu(), cpu(X.cpu()), rtol=0,
+                                   atol=1e-4 if dtype == torch.float32 else 1e-12)
+
+
+@CUDA
+def test_cuda_forces_and_skorch():
+    x = torch.from_numpy(data(64)[:, :15]).cuda()
+    energy = FrameAveraged(mlp(n_in=15), group="E(3)").cuda()
+    assert _forces(energy, x).device == x.device
+    X = data(64, dtype=np.float32)
+    y = np.linalg.norm(X[:, :12].reshape(-1, 4, 3), axis=2).sum(1, keepdims=True)
+    net = _net(device="cuda").fit(X, y)
+    assert net.predict(X).shape == (64, 1)
