@@ -7,6 +7,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from .exceptions import NonFiniteInputError, first_indices
 from .groups import Frame, get_group
+from .groups._namespace import all_finite
 from .layout import Layout
 
 # Work on chunks of at most this many float64 values and samples: the temporaries of
@@ -67,7 +68,7 @@ def resolve_frame_fields(layout, frame_fields, group):
 
 def check_finite(X, layout=None):
     """Raise :class:`NonFiniteInputError` naming the field and samples with NaN or inf."""
-    if np.isfinite(X).all():
+    if all_finite(np, X):
         return
     bad = ~np.isfinite(X)
     if layout is None:

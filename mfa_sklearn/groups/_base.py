@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import NonFiniteInputError, first_indices
-from ._namespace import float64_of, get_namespace
+from ._namespace import all_finite, float64_of, get_namespace
 
 KINDS = ("point", "vector", "scalar")
 
@@ -322,7 +322,7 @@ class Group(_RealBlocks):
                 raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
         for a in arrays:
             if (xp.isdtype(a.dtype, ("real floating", "complex floating"))
-                    and not xp.all(xp.isfinite(a))):
+                    and not all_finite(xp, a)):
                 bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
                 raise NonFiniteInputError(
                     f"a frame-defining field contains NaN or inf in "

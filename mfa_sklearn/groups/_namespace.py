@@ -55,3 +55,16 @@ def subtract_inplace(a, b):
         a -= b
         return a
     return a - b
+
+
+def all_finite(xp, a):
+    """Whether every entry of ``a`` is finite.
+
+    One summation pass without a temporary array of ``a``'s size (a NaN or inf makes the
+    sum non-finite); the exact elementwise test runs only when the sum is not finite,
+    which also covers a sum that merely overflowed.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if bool(xp.all(xp.isfinite(xp.sum(a)))):
+            return True
+    return bool(xp.all(xp.isfinite(a)))
