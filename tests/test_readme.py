@@ -35,3 +35,18 @@ def test_quickstart_runs_in_smoke_mode():
     errors = [float(line.split()[-2]) for line in result.stdout.splitlines()
               if line.startswith("MLP + E(3)")]
     assert errors and max(errors) < 1e-9
+
+
+def test_readme_python_snippets_run():
+    """The README's code runs as written (the torch snippet reuses the first's data)."""
+    torch = __import__("pytest").importorskip("torch")
+    blocks = re.findall(r"```python\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 2
+    namespace = {}
+    exec(blocks[0], namespace)
+    result = namespace["check_equivariance"](namespace["reg"], "E(3)", namespace["X"],
+                                             random_state=0)
+    assert result["max_error"] < 1e-12
+    namespace["X_batch"] = torch.tensor(namespace["X"][:32], dtype=torch.float32)
+    exec(blocks[1], namespace)
+    assert tuple(namespace["forces"].shape) == (32, 15)
