@@ -50,3 +50,12 @@ def test_readme_python_snippets_run():
     namespace["X_batch"] = torch.tensor(namespace["X"][:32], dtype=torch.float32)
     exec(blocks[1], namespace)
     assert tuple(namespace["forces"].shape) == (32, 15)
+
+
+def test_lorentz_jets_example_runs_in_smoke_mode():
+    env = dict(os.environ, MFA_SMOKE="1")
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "lorentz_jets.py")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    framed = [line for line in result.stdout.splitlines() if "SO(1,3) frames" in line]
+    assert framed and float(framed[0].split()[-2]) < 1e-9   # the invariance error column
