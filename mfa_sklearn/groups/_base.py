@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import NonFiniteInputError, first_indices
-from ._namespace import all_finite, float64_of, get_namespace
+from ._namespace import all_finite, float64_of, get_namespace, on_host
 
 KINDS = ("point", "vector", "scalar")
 
@@ -295,6 +295,8 @@ class Group(_RealBlocks):
     def _check_rows(self, xp, arrays):
         """Shapes, dtypes and finiteness of frame-defining rows; clear ValueErrors.
 
+        Finiteness is checked on the host only (see ``on_host``).
+
         Complex rows are accepted by complex groups only (``is_complex``).
         """
         B = arrays[0].shape[0]
@@ -321,7 +323,7 @@ class Group(_RealBlocks):
             if not xp.isdtype(a.dtype, numeric):
                 raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
         for a in arrays:
-            if (xp.isdtype(a.dtype, ("real floating", "complex floating"))
+            if (xp.isdtype(a.dtype, ("real floating", "complex floating")) and on_host(a)
                     and not all_finite(xp, a)):
                 bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
                 raise NonFiniteInputError(

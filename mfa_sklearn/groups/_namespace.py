@@ -68,3 +68,13 @@ def all_finite(xp, a):
         if bool(xp.all(xp.isfinite(xp.sum(a)))):
             return True
     return bool(xp.all(xp.isfinite(a)))
+
+
+def on_host(a):
+    """Whether ``a`` lives in host memory (numpy, or a CPU tensor).
+
+    Checks that need a value on the host (a finiteness test that raises, a warning)
+    run only there: on an accelerator they would stall the device on every batch. There
+    NaN or inf in the input shows up as NaN in the outputs instead.
+    """
+    return isinstance(a, np.ndarray) or getattr(getattr(a, "device", None), "type", "cpu") == "cpu"

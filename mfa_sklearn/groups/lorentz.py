@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement
-from ._namespace import float64_of, get_namespace, machine_eps
+from ._namespace import float64_of, get_namespace, machine_eps, on_host
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 from .orthogonal import _as_list, _conditioning, haar_orthogonal
 
@@ -177,7 +177,9 @@ class LorentzGroup(Group):
         full = rank >= (d - 1 if self.special else d)
         compact = timelike | (d - rank < 2)
         degenerate = xp.zeros_like(full)
-        if bool(xp.any(rank < d)):  # else r = d >= the rank: skip the eigenvalues
+        if not on_host(rank):  # no host sync on accelerators: always compute, never warn
+            degenerate = rank < _numerical_rank(xp, gram, tol)
+        elif bool(xp.any(rank < d)):  # else r = d >= the rank: skip the eigenvalues
             numerical_rank = _numerical_rank(xp, gram, tol)
             degenerate = rank < numerical_rank
             self._warn_degenerate(xp, degenerate, rank, numerical_rank)
