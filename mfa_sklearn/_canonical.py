@@ -37,6 +37,11 @@ def resolve_group(group):
 
 def resolve_frame_fields(layout, frame_fields, group):
     """Names of the frame-defining fields, points first (the first fixes translations)."""
+    if group.d is None:
+        # no geometric factor (S_n): every per-row field defines the frame, none is needed
+        geometric = [f.name for f in layout.fields if f.kind in ("point", "vector")]
+        return ([n for n in geometric if layout.field(n).kind == "point"]
+                + [n for n in geometric if layout.field(n).kind == "vector"])
     if frame_fields is None:
         geometric = [f.name for f in layout.fields if f.kind in ("point", "vector")]
         if not geometric:
@@ -99,7 +104,15 @@ def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_fram
     parts = _fields_of(group, layout, X)
     points = [parts[n] for n in frame_fields if layout.field(n).kind == "point"]
     vectors = [parts[n] for n in frame_fields if layout.field(n).kind == "vector"]
-    frame = group.frame(points, vectors, method=method, tol=tol)
+    if getattr(group, "uses_all_fields", False):
+        # S_n groups order and colour the rows by every per-row field
+        scalars = [parts[f.name] for f in layout.fields if f.kind == "scalar"]
+        others = [(parts[f.name], f.kind) for f in layout.fields
+                  if f.kind in ("point", "vector") and f.name not in frame_fields]
+        frame = group.frame(points, vectors, scalars=scalars, others=others, method=method,
+                            tol=tol)
+    else:
+        frame = group.frame(points, vectors, method=method, tol=tol)
     canonical = {f.name: group.to_real(frame.to_canonical(parts[f.name], f.kind), f.kind)
                  for f in layout.fields}
     return layout.join(canonical), (frame if return_frame else None)
@@ -141,7 +154,7 @@ def canonicalize(group, layout, frame_fields, X, *, method="minimal", tol=None,
             Xc = np.empty((len(X),) + part.shape[1:], dtype=part.dtype)
         Xc[s] = part
         frames.append(frame)
-    return Xc, (Frame.concat(frames) if return_frame else None)
+    return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
 
 def restore(frame, layout, Y):

@@ -14,6 +14,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
 from ._canonical import FrameEstimatorMixin, restore, to_canonical
+from .exceptions import LayoutError
 from .layout import Layout
 
 __all__ = ["FrameAveragingRegressor", "FrameAveragingClassifier"]
@@ -244,6 +245,13 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
             y = y.reshape(len(y), -1)
             self.target_layout_ = Layout.infer(self.target, self.group_, y.shape[1:],
                                                what="target", name="y")
+            if (getattr(self.group_, "permutes_rows", False)
+                    and self.target_layout_.n_rows != self.layout_.n_rows):
+                raise LayoutError(
+                    f"group {self.group_.name} permutes rows, so per-row equivariant "
+                    f"targets need the input's {self.layout_.n_rows} rows per sample; y "
+                    f"has {self.target_layout_.n_rows} rows ({y.shape[1]} columns). Use "
+                    "target='invariant' for outputs on other row sets")
         Xc, frame = self._canonical(X)
         B, K = Xc.shape[:2]
         if self.target_layout_ is not None:

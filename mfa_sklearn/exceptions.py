@@ -5,7 +5,8 @@ that catch ``ValueError`` keep working; the subclasses let them tell the causes 
 """
 
 __all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError",
-           "RankDeficientError", "FrameDegeneracyWarning"]
+           "RankDeficientError", "FrameDegeneracyWarning", "FrameTooLargeError",
+           "MissingDependencyError"]
 
 
 class NonFiniteInputError(ValueError):
@@ -38,3 +39,11 @@ def first_indices(mask_or_indices, limit=10):
     shown = ", ".join(str(int(i)) for i in idx[:limit])
     more = ", ..." if idx.size > limit else ""
     return f"{idx.size} sample(s) (first: [{shown}{more}])"
+
+
+class FrameTooLargeError(ValueError):
+    """A sample's finite stabilizer has more elements than ``max_frame_size`` allows."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency (e.g. ``pynauty`` for canonical labeling) is not installed."""

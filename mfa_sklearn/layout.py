@@ -87,8 +87,13 @@ def parse_fields(spec, d, *, what="fields"):
             raise LayoutError(f"{what}: field {name!r} has unknown kind {kind!r}; "
                               f"expected one of {list(KINDS)}")
         default = 1 if kind == "scalar" else geometric
+        if width is None and default is None:
+            raise LayoutError(
+                f"{what}: field {name!r} of kind {kind!r} needs an explicit width: the "
+                f"group has no dimension d (S_n permutes rows of any width); write e.g. "
+                f"{{{str(name)!r}: ({kind!r}, 3)}}")
         width = default if width is None else width
-        if kind in ("point", "vector") and width != geometric:
+        if kind in ("point", "vector") and geometric is not None and width != geometric:
             parts = f" (real and imaginary parts of d = {d})" if is_complex else ""
             raise LayoutError(f"{what}: field {name!r} of kind {kind!r} must have the "
                               f"group's width {geometric}{parts}; got {width!r}")
@@ -127,6 +132,9 @@ class Layout:
                 f"{name} must be 2-D (n_samples, n_columns) or 3-D (n_samples, n_rows, "
                 f"width); got samples of shape {tuple(sample_shape)}, i.e. "
                 f"{len(sample_shape) + 1}-D {name}")
+        if spec is None and _dimension(d)[0] is None and len(sample_shape) == 2:
+            # no dimension (S_n) and 3-D samples: each whole row is one field
+            spec = {"x": ("scalar", int(sample_shape[1]))}
         fields = parse_fields(spec, d, what=what)
         width = sum(f.width for f in fields)
         described = ", ".join(f"{f.name}: {f.kind} x {f.width}" for f in fields)
@@ -183,11 +191,14 @@ class Layout:
         return parts
 
     def join(self, parts):
-        """Inverse of :meth:`split` (a new array)."""
+        """Inverse of :meth:`split`: a new array, or for a single field its flattened
+        block (a view where the block's memory allows)."""
         blocks = [parts[f.name] for f in self.fields]
         xp = get_namespace(*blocks)
         if not self.three_d:
             blocks = [_flatten(xp, b, f.is_complex) for f, b in zip(self.fields, blocks)]
+        if len(blocks) == 1:
+            return blocks[0]
         if xp is not np:
             # broadcast views (scalar fields under several frame elements) need a shape
             # of their own before torch concatenates them

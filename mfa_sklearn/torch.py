@@ -214,7 +214,7 @@ class FrameAveraged(nn.Module):
         if len(parts) == 1:
             return parts[0]
         return (torch.cat([Xc for Xc, _ in parts]),
-                Frame.concat([frame for _, frame in parts]))
+                type(parts[0][1]).concat([frame for _, frame in parts]))
 
     def _canonicalize_chunk(self, layout, frame_fields, X):
         common = (self.group_, layout, frame_fields)

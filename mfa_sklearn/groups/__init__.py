@@ -6,6 +6,8 @@ or torch tensors alike.
 
 from ._base import KINDS, Frame, Group, GroupElement
 from .orthogonal import OrthogonalGroup
+from .permutation import PermutationGroup, PermutationProductGroup
 from .registry import get_group
 
-__all__ = ["KINDS", "Frame", "Group", "GroupElement", "OrthogonalGroup", "get_group"]
+__all__ = ["KINDS", "Frame", "Group", "GroupElement", "OrthogonalGroup", "PermutationGroup",
+           "PermutationProductGroup", "get_group"]

@@ -95,10 +95,10 @@ class OrthogonalGroup(Group):
             Z = [subtract_inplace(Zk, tk) if n_points == Zk.shape[0]
                  else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
                  for Zk, tk in zip(Z, t)]
-            t = xp.stack(t, axis=-1)
             # Centring a sample whose points all coincide leaves rounding noise of
             # about n eps |t|, not zeros; no frame vector may come from it.
-            floor = (16.0 * n_first * machine_eps(xp.float64)) ** 2 * xp.sum(t * t, axis=-1)
+            floor = (16.0 * n_first * machine_eps(xp.float64)) ** 2 * dot_rows(t, t)
+            t = xp.stack(t, axis=-1)
         if method == "pca":
             return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)), t)
         return self._minimal_frame(xp, Z, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,

@@ -23,11 +23,15 @@ _LORENTZ = {
     "O": ("lorentz", "LorentzGroup", dict(special=False)),
     "SO": ("lorentz", "LorentzGroup", dict(special=True)),
 }
+# "S_n", "S_n x E(3)", "S_n × SO(1,3)", "s_n*O(3)", "Sn x O(3)"
+_PERMUTATION = re.compile(r"^\s*S_?n\s*(?:(?:x|×|\*)\s*(\S.*?))?\s*$", re.IGNORECASE)
+_PRODUCT_FACTORS = ("O", "SO", "E", "SE")
 _PATTERN = re.compile(r"^\s*([A-Za-z]+)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$")
 
-AVAILABLE = ("O(d), SO(d), E(d), SE(d), U(d), SU(d), GL(d), SL(d), Aff(d) and the "
+AVAILABLE = ("O(d), SO(d), E(d), SE(d), U(d), SU(d), GL(d), SL(d), Aff(d), the "
              "Lorentz groups O(1,d-1), SO(1,d-1), with integer d >= 1 (d >= 2 for "
-             "Lorentz), e.g. 'E(3)' or 'SO(1,3)'")
+             "Lorentz), e.g. 'E(3)' or 'SO(1,3)'; S_n (sets of rows) and the products "
+             "'S_n x G' for G in O(d), SO(d), E(d), SE(d), O(1,d-1), SO(1,d-1)")
 
 
 def _build(module, cls, kwargs, d, name):
@@ -66,6 +70,9 @@ def get_group(group):
         raise GroupNotFoundError(
             f"group must be a string such as 'E(3)', a Group object or None; got "
             f"{type(group).__name__} {group!r}")
+    permutation = _PERMUTATION.match(group)
+    if permutation is not None:
+        return _permutation_group(group, permutation.group(1))
     match = _PATTERN.match(group)
     if match is None:
         raise GroupNotFoundError(f"cannot parse group {group!r}; available: {AVAILABLE}")
@@ -79,3 +86,20 @@ def get_group(group):
     if family not in _FAMILIES or first < 1:
         raise GroupNotFoundError(f"unknown group {group!r}; available: {AVAILABLE}")
     return _build(*_FAMILIES[family], first, group)
+
+
+def _permutation_group(name, factor):
+    """S_n, or S_n x G for a geometric factor G given by its name."""
+    from .permutation import PermutationGroup, PermutationProductGroup
+
+    if factor is None:
+        return PermutationGroup()
+    match = _PATTERN.match(factor)
+    if match is None or match.group(1).upper() not in _PRODUCT_FACTORS:
+        raise GroupNotFoundError(
+            f"unknown group {name!r}: S_n products take O(d), SO(d), E(d), SE(d), "
+            f"O(1,d-1) or SO(1,d-1) as the second factor, e.g. 'S_n x E(3)'; got {factor!r}")
+    if match.group(3) is not None and match.group(1).upper() not in ("O", "SO"):
+        raise GroupNotFoundError(f"unknown group {name!r}: the Lorentz factors are O(1,k) "
+                                 "and SO(1,k)")
+    return PermutationProductGroup(get_group(factor))

@@ -1,0 +1,860 @@
+"""S_n on sets of rows, and the products S_n x O/SO/E/SE(d) and S_n x O/SO(1,d-1).
+
+groups.md sections 3.6, 3.7 and 4.12-4.15. Permutations act on the left,
+``(sigma.x)_i = x_{sigma(i)}``, the geometric group on the right: ``P_sigma x T + b``.
+
+* **S_n.** The canonical order is the lexicographic argsort of the concatenated per-row
+  fields with exact comparisons. Exactly equal rows (ties) are averaged in the output:
+  one backbone call, and the equivariance error is exactly 0.
+* **S_n x G.** The rows define an invariant weighted graph (quantised Gram matrix, vertex
+  colours from the quantised norms and the per-row scalar fields). If one round of colour
+  refinement separates all rows (the vectorized fast path, almost every generic cloud),
+  its order is canonical and the G-frame of the reordered rows finishes the job.
+  Otherwise duplicate rows (twins) are collapsed and nauty (optional ``pynauty``)
+  labels the graph canonically; the automorphisms give candidate orders, and the
+  candidates whose canonical inputs are the (tolerant) lexicographic minimum form the
+  stabilizer coset ``h Stab(c)``, over which one backbone output is averaged.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
+                          first_indices)
+from ._base import Frame, Group, GroupElement, _result_dtype, check_kind
+from ._namespace import machine_eps
+
+__all__ = ["PermutationGroup", "PermutationProductGroup", "PermutationFrame",
+           "PermutationElement"]
+
+NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
+
+
+# ----------------------------------------------------------------------------- helpers
+def _as_list(arrays):
+    if arrays is None:
+        return []
+    if isinstance(arrays, (list, tuple)):
+        return list(arrays)
+    return [arrays]
+
+
+def _numpy(a):
+    """Group math of the permutation groups runs in numpy (torch tensors are refused)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError("the permutation groups (S_n and its products) take numpy arrays; "
+                        f"got {type(a).__name__}")
+    return a
+
+
+def _lexsort_rows(keys):
+    """Batched lexicographic argsort of rows: first column most significant, stable.
+
+    Parameters
+    ----------
+    keys : ndarray of shape (B, n, c)
+
+    Returns
+    -------
+    order : ndarray of shape (B, n), int64
+        ``keys[b, order[b]]`` is sorted lexicographically.
+    """
+    B, n, c = keys.shape
+    order = np.broadcast_to(np.arange(n), (B, n)).copy()
+    for col in range(c - 1, -1, -1):   # least significant column first
+        column = np.take_along_axis(keys[:, :, col], order, axis=1)
+        order = np.take_along_axis(order, np.argsort(column, axis=1, kind="stable"), axis=1)
+    return order
+
+
+def _runs(sorted_keys):
+    """Run labels of equal consecutive rows of sorted keys (B, n, c): (B, n) int64,
+    0, 0, 1, 2, 2, ...; a row equal to the previous one continues its run."""
+    B, n = sorted_keys.shape[:2]
+    new = np.ones((B, n), dtype=bool)
+    new[:, 1:] = np.any(sorted_keys[:, 1:] != sorted_keys[:, :-1], axis=2)
+    return np.cumsum(new, axis=1) - 1
+
+
+def _dense_rank(keys):
+    """Lexicographic dense rank of each row among the rows of its sample: (B, n) int64.
+
+    Equal rows get equal ranks; the ranks are invariant under row permutations."""
+    order = _lexsort_rows(keys)
+    runs = _runs(np.take_along_axis(keys, order[..., None], axis=1))
+    rank = np.empty_like(runs)
+    np.put_along_axis(rank, order, runs, axis=1)
+    return rank
+
+
+def _pack(columns, ranges):
+    """Pack non-negative integer columns into as few int64 columns as fit (< 2^62),
+    preserving lexicographic order."""
+    packed, current, span = [], None, 1
+    for col, size in zip(columns, ranges):
+        size = max(int(size), 1)
+        if current is not None and span * size < 2 ** 62:
+            current = current * size + col
+            span *= size
+        else:
+            if current is not None:
+                packed.append(current)
+            current, span = col.astype(np.int64), size
+    packed.append(current)
+    return packed
+
+
+def _tie_sizes(runs):
+    """Per sample, the product of the factorials of the run lengths (float), from run
+    labels (B, n) of sorted rows: the position of each row inside its run, multiplied."""
+    B, n = runs.shape
+    position = np.arange(n)
+    start = np.zeros_like(runs)
+    new = np.ones((B, n), dtype=bool)
+    new[:, 1:] = runs[:, 1:] != runs[:, :-1]
+    start = np.maximum.accumulate(np.where(new, position, 0), axis=1)
+    return np.prod((position - start + 1).astype(np.float64), axis=1)
+
+
+def _block_mean(y, runs):
+    """Average the rows of y (B, n, w) over runs of equal labels (B, n) (contiguous)."""
+    B, n, w = y.shape
+    tied = np.any(runs[:, 1:] == runs[:, :-1], axis=1)
+    if not np.any(tied):
+        return y
+    out = y.copy()
+    sub, labels = y[tied], runs[tied]
+    b = np.repeat(np.arange(len(sub)), n)
+    sums = np.zeros_like(sub)
+    np.add.at(sums, (b, labels.ravel()), sub.reshape(-1, w))   # in canonical order
+    counts = np.zeros((len(sub), n), dtype=np.float64)
+    np.add.at(counts, (b, labels.ravel()), 1.0)
+    mean = sums / np.maximum(counts, 1.0)[..., None].astype(sums.dtype)
+    out[tied] = np.take_along_axis(mean, labels[..., None], axis=1)
+    return out
+
+
+def _check_per_row(name, arrays, what):
+    """Every array (B, n, w), same B and n, numeric and finite."""
+    B, n = arrays[0].shape[:2]
+    for a in arrays:
+        if a.ndim != 3:
+            raise ValueError(f"group {name} takes per-row fields of shape (n_samples, "
+                             f"n_rows, width); got {what} of shape {tuple(a.shape)}")
+        if a.shape[0] != B or a.shape[1] != n:
+            raise ValueError(f"group {name} permutes rows, so all per-row fields need the "
+                             f"same number of samples and rows; got {(B, n)} and "
+                             f"{tuple(a.shape[:2])}")
+        if np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.floating)
+                                      or np.issubdtype(a.dtype, np.integer)):
+            raise ValueError(f"group {name} needs real numeric rows; got dtype {a.dtype}")
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            bad = ~np.all(np.isfinite(a), axis=(1, 2))
+            raise NonFiniteInputError(f"a field contains NaN or inf in {first_indices(bad)}; "
+                                      "frames cannot be computed")
+    if n == 0:
+        raise ValueError(f"group {name} needs at least one row per sample")
+
+
+# ------------------------------------------------------------------------------ frame
+class PermutationFrame(Frame):
+    """Frames of S_n and its products: a canonical row order plus G-frame elements.
+
+    One backbone call per sample (``n_calls == 1``) on the canonical input
+    ``P_pi (x - t) H_0^{-1}``. Outputs are averaged over ``S`` stored elements
+    ``(pi_s, H_s)`` with weights, and over runs of tied rows in canonical order:
+    ``mean_s P_{pi_s}^T (R(y) H_s) (+ t)``, where ``R`` averages tied rows.
+
+    Parameters
+    ----------
+    perms : ndarray of shape (B, S, n)
+        Row orders of the stored elements; element 0 defines the canonical input.
+    H : ndarray of shape (B, S, d, d) or None
+        G-frames of the elements (None for pure S_n).
+    t : ndarray of shape (B, d) or None
+        Translation for E/SE products.
+    weights : ndarray of shape (B, S)
+        Averaging weights (zero for padding).
+    runs : ndarray of shape (B, n)
+        Labels of tied rows (exact ties for S_n, twins for products), in canonical
+        order, contiguous.
+    frame_size : ndarray of shape (B,)
+        Size of the finite stabilizer (float).
+    lorentz : bool
+        Whether ``H^{-1} = eta H^T eta`` (else ``H^T``).
+    """
+
+    diagnostic_names = Frame.diagnostic_names + ("labeling_path", "n_candidate_groups")
+
+    def __init__(self, perms, H=None, t=None, *, weights, runs, frame_size, lorentz=False,
+                 **diagnostics):
+        super().__init__(H, t, **diagnostics)
+        self.perms = perms
+        self.weights = weights
+        self.runs = runs
+        self.frame_size = frame_size
+        self.lorentz = bool(lorentz)
+
+    @property
+    def perm(self):
+        """Canonical row order per sample, (B, n): the canonical input is ``x[perm]``."""
+        return self.perms[:, 0]
+
+    @property
+    def n_samples(self):
+        return self.perms.shape[0]
+
+    @property
+    def n_calls(self):
+        return 1
+
+    @property
+    def size(self):
+        return self.frame_size
+
+    def _inverse(self):
+        """``H_0^{-1}`` of the representative element, (B, 1, d, d)."""
+        H0 = self.H[:, 0]
+        if self.lorentz:
+            d = H0.shape[-1]
+            eta = np.array([1.0] + [-1.0] * (d - 1))
+            return np.ascontiguousarray((H0 * (eta[:, None] * eta[None, :])).mT)[:, None]
+        return np.ascontiguousarray(H0.mT)[:, None]
+
+    def to_canonical(self, x, kind="point"):
+        """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype."""
+        check_kind(kind)
+        x = _numpy(x)
+        gathered = np.take_along_axis(x, self.perm[..., None], axis=1)
+        if kind == "scalar" or self.H is None:
+            if np.issubdtype(gathered.dtype, np.floating):
+                gathered = gathered + 0.0   # -0.0 and 0.0 tie; give both the same input
+            return gathered[:, None]
+        self._check_width(x, kind)
+        x64 = gathered.astype(np.float64, copy=False)
+        if kind == "point" and self.t is not None:
+            x64 = x64 - self.t[:, None, :]
+        canon = x64[:, None] @ self._inverse()
+        return canon.astype(_result_dtype(np, x), copy=False)
+
+    def from_canonical(self, y, kind="point"):
+        """Outputs (B, 1, n, w) in canonical order -> (B, n, w), averaged over the tied
+        rows and the stored elements, then scattered back to the input's row order."""
+        check_kind(kind)
+        y = _numpy(y)
+        if y.shape[1] != 1:
+            raise ValueError(f"expected one canonical output per sample; got {y.shape[1]}")
+        if y.shape[2] != self.perms.shape[2]:
+            raise ValueError(
+                f"group permutes rows: per-row outputs need the input's {self.perms.shape[2]} "
+                f"rows; got {y.shape[2]} (use an invariant target for other row sets)")
+        geometric = kind != "scalar" and self.H is not None
+        dtype = _result_dtype(np, y)
+        y0 = y[:, 0].astype(np.float64, copy=False) if geometric else y[:, 0]
+        y0 = _block_mean(y0, self.runs)
+        S = self.perms.shape[1]
+        if geometric:
+            self._check_width(y0, kind)
+            moved = y0[:, None] @ self.H                      # (B, S, n, d)
+        else:
+            moved = np.broadcast_to(y0[:, None], (y0.shape[0], S) + y0.shape[1:])
+        inverse = np.argsort(self.perms, axis=2)                # P_pi^T y: y[inverse]
+        back = np.take_along_axis(moved, inverse[..., None], axis=2)
+        if S == 1:
+            out = back[:, 0]
+        else:
+            w = self.weights.astype(back.dtype if geometric else np.float64)
+            out = np.einsum("bs,bsnw->bnw", w, back)
+        if geometric and kind == "point" and self.t is not None:
+            out = out + self.t[:, None, :]
+        return out.astype(dtype, copy=False)
+
+    def average(self, y):
+        """Invariant outputs (B, 1, ...) are used as they are."""
+        return y[:, 0]
+
+    def _check_width(self, x, kind, axis=-1):
+        d = self.H.shape[-1]
+        if x.shape[axis] != d:
+            raise ValueError(f"a {kind!r} field must have width {d} (the group's "
+                             f"dimension); got width {x.shape[axis]}")
+
+    @classmethod
+    def concat(cls, frames):
+        """Concatenate frames of consecutive batches (padding the stored elements)."""
+        frames = list(frames)
+        if len(frames) == 1:
+            return frames[0]
+        S = max(f.perms.shape[1] for f in frames)
+        perms, H, weights = [], [], []
+        for f in frames:
+            B, s, n = f.perms.shape
+            extra = S - s
+            perms.append(np.concatenate(
+                [f.perms, np.broadcast_to(f.perms[:, :1], (B, extra, n))], axis=1))
+            weights.append(np.concatenate([f.weights, np.zeros((B, extra))], axis=1))
+            if f.H is not None:
+                H.append(np.concatenate(
+                    [f.H, np.zeros((B, extra) + f.H.shape[2:])], axis=1))
+
+        def cat(values):
+            return None if values[0] is None else np.concatenate(values, axis=0)
+
+        return cls(np.concatenate(perms), cat(H) if H else None,
+                   cat([f.t for f in frames]), weights=np.concatenate(weights),
+                   runs=cat([f.runs for f in frames]),
+                   frame_size=cat([f.frame_size for f in frames]),
+                   lorentz=frames[0].lorentz,
+                   **{name: cat([getattr(f, name) for f in frames])
+                      for name in cls.diagnostic_names})
+
+    def __getitem__(self, index):
+        def take(a):
+            return None if a is None else a[index]
+
+        return type(self)(take(self.perms), take(self.H), take(self.t),
+                          weights=take(self.weights), runs=take(self.runs),
+                          frame_size=take(self.frame_size), lorentz=self.lorentz,
+                          **{name: take(getattr(self, name))
+                             for name in self.diagnostic_names})
+
+
+@dataclass
+class PermutationElement(GroupElement):
+    """Random elements of S_n (x G): ``(sigma, T, b).x = P_sigma x T + b``.
+
+    ``T`` and ``b`` are None for pure S_n. The permutations are drawn lazily for the
+    number of rows a field has (the same permutation for every field of a sample).
+    """
+
+    seed: int = 0
+    size: int = 0
+
+    def permutation(self, n):
+        """The permutations ``sigma`` (size, n) for fields with n rows."""
+        rng = np.random.default_rng(self.seed)
+        return np.argsort(rng.random((self.size, n)), axis=1)
+
+
+class _PermutationBase(Group):
+    """What S_n and its products share: all per-row fields define the frame."""
+
+    #: the frame takes every per-row field (scalars for the order and colours)
+    uses_all_fields = True
+    #: row permutations: per-row outputs must keep the input's rows
+    permutes_rows = True
+
+    def _element_perm(self, g, x):
+        return np.take_along_axis(np.asarray(x), g.permutation(x.shape[1])[..., None], axis=1)
+
+
+# --------------------------------------------------------------------------------- S_n
+class PermutationGroup(_PermutationBase):
+    """The symmetric group S_n permuting the rows of a set (groups.md 4.12).
+
+    The canonical order is the exact lexicographic order of the concatenated per-row
+    fields; exactly equal rows are averaged in per-row outputs (Reynolds projection over
+    ``prod m_k!`` tie permutations, never enumerated). No arithmetic touches the inputs,
+    so invariance and equivariance are exact (error 0).
+    """
+
+    d = None
+
+    @property
+    def name(self):
+        return "S_n"
+
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None,
+              method="minimal", tol=None, rule=None):
+        """Canonical row orders of a batch.
+
+        Parameters
+        ----------
+        points, vectors, scalars : array of shape (B, n, w), or sequences of them
+            Per-row fields; all of them, concatenated in this order, define the order.
+        others : sequence of (array, kind), optional
+            Further per-row fields (also used).
+        method : {"minimal"}
+        tol, rule : ignored
+            Comparisons are exact.
+
+        Returns
+        -------
+        PermutationFrame
+        """
+        if method != "minimal":
+            raise ValueError(f"frame method must be 'minimal' for group S_n; got {method!r}")
+        arrays = [_numpy(a) for a in (_as_list(points) + _as_list(vectors)
+                                      + [a for a, _ in (others or [])] + _as_list(scalars))]
+        if not arrays:
+            raise ValueError("group S_n needs at least one per-row field")
+        _check_per_row(self.name, arrays, "a field")
+        keys = np.concatenate([a.astype(np.float64, copy=False) if a.dtype != np.float64
+                               else a for a in arrays], axis=2) + 0.0   # -0.0 == 0.0
+        order = _lexsort_rows(keys)
+        runs = _runs(np.take_along_axis(keys, order[..., None], axis=1))
+        B = keys.shape[0]
+        return PermutationFrame(order[:, None], None, None, weights=np.ones((B, 1)),
+                                runs=runs, frame_size=_tie_sizes(runs),
+                                labeling_path=np.full(B, "fast"),
+                                n_candidate_groups=np.ones(B, dtype=np.int64))
+
+    def act(self, g, x, kind="point"):
+        """``P_sigma x`` for every kind."""
+        check_kind(kind)
+        return self._element_perm(g, x)
+
+    def random_element(self, size, random_state=None, **ignored):
+        """Uniform random permutations (drawn for each field's row count)."""
+        rng = np.random.default_rng(random_state)
+        return PermutationElement(None, None, seed=int(rng.integers(2 ** 62)), size=size)
+
+
+# ------------------------------------------------------------------------ S_n x G
+class PermutationProductGroup(_PermutationBase):
+    """S_n x G for G in O(d), SO(d), E(d), SE(d), O(1,d-1), SO(1,d-1) (groups.md 4.13-4.15).
+
+    Parameters
+    ----------
+    inner : OrthogonalGroup or LorentzGroup
+        The geometric factor; its frame is computed on the rows in canonical order.
+    max_frame_size : int, default=10000
+        Largest automorphism group enumerated for a symmetric sample; larger ones raise
+        :class:`~mfa_sklearn.exceptions.FrameTooLargeError`.
+    """
+
+    def __init__(self, inner, *, max_frame_size=10000):
+        self.inner = inner
+        self.d = inner.d
+        self.has_translations = inner.has_translations
+        self.lorentz = type(inner).__name__ == "LorentzGroup"
+        self.max_frame_size = int(max_frame_size)
+
+    @property
+    def name(self):
+        return f"S_n x {self.inner.name}"
+
+    def __eq__(self, other):
+        return (isinstance(other, PermutationProductGroup) and other.inner == self.inner
+                and other.max_frame_size == self.max_frame_size)
+
+    def __hash__(self):
+        return hash((self.name, self.max_frame_size))
+
+    def act(self, g, x, kind="point"):
+        """``P_sigma x T + b`` by kind."""
+        check_kind(kind)
+        x = self._element_perm(g, x)
+        return x if kind == "scalar" else self.inner.act(g, x, kind)
+
+    def random_element(self, size, random_state=None, **kwargs):
+        """Independent uniform permutations and random elements of G."""
+        rng = np.random.default_rng(random_state)
+        g = self.inner.random_element(size, rng, **kwargs)
+        return PermutationElement(g.T, g.b, seed=int(rng.integers(2 ** 62)), size=size)
+
+    # -------------------------------------------------------------------- frames
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None,
+              method="minimal", tol=None, rule="pivoted"):
+        """Frames of a batch: canonical row orders, G-frames and stabilizer elements.
+
+        Parameters
+        ----------
+        points, vectors : array of shape (B, n, d), or sequences of them
+            Frame-defining rows (per row: one vector per field). For E/SE the centroid
+            of the first point field is the translation.
+        scalars : array of shape (B, n, k), or a sequence of them
+            Per-row scalar fields: vertex colours (compared exactly).
+        others : sequence of (array, kind), optional
+            Other per-row point/vector fields: they take part in the choice among
+            symmetric candidates (groups.md 3.7 step 6).
+        method : {"minimal"}
+        tol : float, optional
+            Rank tolerance of the G-frame; default ``sqrt(eps)``.
+        rule : {"pivoted", "first"}
+            Row selection rule of the G-frame.
+
+        Returns
+        -------
+        PermutationFrame
+        """
+        if method != "minimal":
+            raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
+                             f"got {method!r}")
+        points = [_numpy(a) for a in _as_list(points)]
+        vectors = [_numpy(a) for a in _as_list(vectors)]
+        scalars = [_numpy(a) for a in _as_list(scalars)]
+        others = [(_numpy(a), kind) for a, kind in (others or [])]
+        frame_rows = points + vectors
+        if not frame_rows:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        if self.has_translations and not points:
+            raise ValueError(f"group {self.name} includes translations, fixed by the "
+                             "centroid of a 'point' field; pass points")
+        self.inner._check_rows(np, frame_rows + [a for a, _ in others])
+        _check_per_row(self.name, frame_rows + [a for a, _ in others] + scalars, "a field")
+        eps = max(machine_eps(a.dtype) if np.issubdtype(a.dtype, np.floating)
+                  else machine_eps(np.float64) for a in frame_rows)
+        delta = eps ** (1.0 / 3.0)
+        B, n = frame_rows[0].shape[:2]
+        data = _Data(self, points, vectors, scalars, others, tol, rule, delta)
+
+        graph = self._invariant_graph(data)
+        perms = np.empty((B, 1, n), dtype=np.int64)
+        order, distinct = self._fast_order(graph)
+        fast = np.flatnonzero(distinct)
+        slow = np.flatnonzero(~distinct)
+        results = {}
+        if len(fast):
+            results["fast"] = (fast, self._fast_frames(data, order[fast], fast))
+        if len(slow):
+            results["search"] = (slow, self._search_frames(data, graph, slow))
+        return _assemble(B, n, results, self.lorentz)
+
+    # ------------------------------------------------------------ invariant graph
+    def _invariant_graph(self, data):
+        """Quantised Gram blocks Q (B, n, n, k, k), and vertex colours (B, n, c)."""
+        Z = data.centred_rows()                       # (B, n, k, d) float64
+        if self.lorentz:
+            eta = np.array([1.0] + [-1.0] * (self.d - 1))
+            K = np.einsum("bipx,bjqx->bijpq", Z * eta, Z)
+            s = np.max(np.abs(K), axis=(1, 2, 3, 4))
+        else:
+            K = np.einsum("bipx,bjqx->bijpq", Z, Z)
+            diag = np.einsum("biipp->bip", K)
+            s = np.max(diag, axis=(1, 2))
+        unit = data.delta * np.where(s > 0, s, 1.0)
+        Q = np.rint(K / unit[:, None, None, None, None]).astype(np.int64)
+        B, n, _, k, _ = Q.shape
+        diag_blocks = Q[:, np.arange(n), np.arange(n)].reshape(B, n, k * k)
+        colours = np.concatenate([diag_blocks.astype(np.float64)]
+                                 + [a.astype(np.float64) for a in data.scalars], axis=2)
+        return _Graph(Q, colours + 0.0, int(math.ceil(1.0 / data.delta)) + 2)
+
+    def _fast_order(self, graph):
+        """One round of colour refinement: the signature of row i is its colour and the
+        sorted multiset of (Q_ij block, colour of j), j != i. Returns the lexicographic
+        order of the signatures (B, n) and whether they are all distinct (B,)."""
+        Q, B, n, k = graph.Q, graph.B, graph.n, graph.k
+        crank = _dense_rank(graph.colours)             # (B, n)
+        if n == 1:
+            return np.zeros((B, 1), dtype=np.int64), np.ones(B, dtype=bool)
+        others = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n   # (n, n-1), j != i
+        rows = np.arange(n)[:, None]
+        R = graph.radius
+        block = Q[:, rows, others].reshape(B, n, n - 1, k * k) + R       # >= 0
+        cols = [block[..., p] for p in range(k * k)] + [crank[:, others]]
+        packed = np.stack(_pack(cols, [2 * R + 1] * (k * k) + [n]), axis=-1)  # (B,n,n-1,c)
+        c = packed.shape[-1]
+        flat = packed.reshape(B * n, n - 1, c)
+        pair_order = _lexsort_rows(flat)                 # sort the multiset per row
+        sorted_pairs = np.take_along_axis(flat, pair_order[..., None], axis=1)
+        signature = np.concatenate([crank.reshape(B * n, 1),
+                                    sorted_pairs.reshape(B * n, (n - 1) * c)], axis=1)
+        signature = signature.reshape(B, n, -1)
+        order = _lexsort_rows(signature)
+        runs = _runs(np.take_along_axis(signature, order[..., None], axis=1))
+        return order, runs[:, -1] == n - 1
+
+    # ------------------------------------------------------------------ fast path
+    def _fast_frames(self, data, order, index):
+        """G-frames of the reordered rows; one element, no ties."""
+        frame = data.inner_frame(index, order)
+        m, n = order.shape
+        return dict(perms=order[:, None], H=frame.H, t=frame.t, weights=np.ones((m, 1)),
+                    runs=np.broadcast_to(np.arange(n), (m, n)).copy(),
+                    frame_size=np.ones(m), labeling_path=np.full(m, "fast"),
+                    n_candidate_groups=np.ones(m, dtype=np.int64),
+                    **_inner_diagnostics(frame))
+
+    # ---------------------------------------------------------------- search path
+    def _search_frames(self, data, graph, index):
+        """Per-sample canonical labeling with nauty, then candidate choice (3.7, 4-6)."""
+        pynauty = _import_pynauty(index)
+        parts = [self._search_one(pynauty, data, graph, int(b)) for b in index]
+        S = max(len(p["weights"]) for p in parts)
+        out = {}
+        for key in parts[0]:
+            values = [p[key] for p in parts]
+            if key in ("perms", "H", "weights"):
+                values = [_pad(v, S) for v in values]
+            out[key] = np.stack(values) if values[0] is not None else None
+        return out
+
+    def _search_one(self, pynauty, data, graph, b):
+        Q, colours = graph.Q[b], graph.colours[b]                 # (n, n, k, k), (n, c)
+        n, k = graph.n, graph.k
+        # 4. twins: same colour and the same full row of Q
+        twin_keys = np.concatenate([colours, Q.reshape(n, n * k * k).astype(np.float64)], 1)
+        _, twin = np.unique(twin_keys, axis=0, return_inverse=True)
+        twin = twin.ravel()
+        n_classes = int(twin.max()) + 1
+        counts = np.bincount(twin, minlength=n_classes)
+        rep = np.array([np.flatnonzero(twin == c)[0] for c in range(n_classes)])
+        # vertex colours of the collapsed graph: colour and multiplicity
+        vertex_keys = np.concatenate([colours[rep], counts[:, None].astype(np.float64)], 1)
+        _, cell = np.unique(vertex_keys, axis=0, return_inverse=True)
+        cell = cell.ravel()
+        # 5. canonical labeling and automorphisms (layer-0 vertices are the classes)
+        if n_classes == 1:
+            order_c, autos = np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.int64)
+        else:
+            order_c, autos = self._label(pynauty, Q, rep, cell, b)
+        # 6. candidates: orders a[pi] of the classes, G-frames of the class means
+        cand = autos[:, order_c]                                   # (A, n_classes)
+        frames, canon, row_orders = data.candidates(b, twin, counts, cand)
+        kept = _tolerant_minimum(canon, data.field_slices, data.delta)
+        rep_a = kept[0]
+        m = len(kept)
+        tie_size = float(np.prod([math.factorial(int(c)) for c in counts]))
+        # runs of twins in canonical order: classes are contiguous, in order cand[rep_a]
+        runs = np.repeat(np.arange(n_classes), counts[cand[rep_a]])
+        diag = {key: value[rep_a] for key, value in _inner_diagnostics(frames).items()}
+        return dict(perms=row_orders[kept], H=frames.H[kept, 0],
+                    t=None if frames.t is None else frames.t[rep_a],
+                    weights=np.full(m, 1.0 / m), runs=runs,
+                    frame_size=m * tie_size, labeling_path="search",
+                    n_candidate_groups=_count_groups(canon, data.field_slices, data.delta),
+                    **diag)
+
+    def _label(self, pynauty, Q, rep, cell, b):
+        """Layered bit-plane encoding of the collapsed graph (groups.md 3.7 step 5);
+        returns the canonical order of the classes and the automorphism group elements
+        (arrays mapping class -> class), enumerated up to ``max_frame_size``."""
+        N = len(rep)
+        k = Q.shape[-1]
+        block = Q[rep][:, rep].reshape(N, N, k * k)
+        # undirected label of {i, j}: the ordered pair (min, max) of the blocks B, B^T
+        swapped = np.swapaxes(Q[rep][:, rep], 2, 3).reshape(N, N, k * k)
+        first = np.where(_lex_less(block, swapped)[..., None], block, swapped)
+        second = np.where(_lex_less(block, swapped)[..., None], swapped, block)
+        label_keys = np.concatenate([first, second], axis=2)
+        iu, ju = np.triu_indices(N, 1)
+        _, labels = np.unique(label_keys[iu, ju], axis=0, return_inverse=True)
+        labels = labels.ravel()
+        n_labels = int(labels.max()) + 1
+        L = max(1, int(math.ceil(math.log2(n_labels))))
+        adjacency = {v: [] for v in range(N * L)}
+        for layer in range(L):
+            on = ((labels >> layer) & 1).astype(bool)
+            for i, j in zip(iu[on], ju[on]):
+                adjacency[layer * N + int(i)].append(layer * N + int(j))
+            if layer + 1 < L:
+                for i in range(N):
+                    adjacency[layer * N + i].append((layer + 1) * N + i)
+        partition = [set(np.flatnonzero(cell == c).tolist()) for c in range(int(cell.max()) + 1)]
+        partition += [set(range(layer * N, (layer + 1) * N)) for layer in range(1, L)]
+        g = pynauty.Graph(N * L, directed=False, adjacency_dict=adjacency,
+                          vertex_coloring=partition)
+        generators, size1, size2, _, _ = pynauty.autgrp(g)
+        size = size1 * 10.0 ** size2
+        if size > self.max_frame_size:
+            raise FrameTooLargeError(
+                f"sample {b}: the symmetry group found for this sample has "
+                f"{size:.0f} elements, above max_frame_size={self.max_frame_size}; raise "
+                "max_frame_size, or use fewer symmetric samples")
+        lab = np.asarray(pynauty.canon_label(g)[:N], dtype=np.int64)
+        gens = [np.asarray(gen[:N], dtype=np.int64) for gen in generators]
+        return lab, _enumerate_group(gens, N, self.max_frame_size, b)
+
+
+# ---------------------------------------------------------------- shared per-batch data
+class _Graph:
+    def __init__(self, Q, colours, radius):
+        self.Q, self.colours, self.radius = Q, colours, radius
+        self.B, self.n = Q.shape[:2]
+        self.k = Q.shape[-1]
+
+
+class _Data:
+    """The fields of one batch, as the product frames need them."""
+
+    def __init__(self, group, points, vectors, scalars, others, tol, rule, delta):
+        self.group, self.tol, self.rule, self.delta = group, tol, rule, delta
+        self.points = [p.astype(np.float64, copy=False) for p in points]
+        self.vectors = [v.astype(np.float64, copy=False) for v in vectors]
+        self.scalars = scalars
+        self.others = [(a.astype(np.float64, copy=False), kind) for a, kind in others]
+        # canonical-input fields for the candidate comparison, with column slices
+        fields = ([(p, "point") for p in self.points] + [(v, "vector") for v in self.vectors]
+                  + self.others + [(s.astype(np.float64, copy=False), "scalar")
+                                   for s in scalars])
+        self.fields = fields
+        widths = np.cumsum([0] + [a.shape[2] for a, _ in fields])
+        self.field_slices = [slice(int(a), int(b)) for a, b in zip(widths[:-1], widths[1:])]
+
+    def centred_rows(self):
+        """Frame-defining rows (B, n, k, d), points centred by the first's centroid."""
+        points = self.points
+        if self.group.has_translations:
+            t = points[0].mean(axis=1, keepdims=True)
+            points = [p - t for p in points]
+        return np.stack(points + self.vectors, axis=2)
+
+    def inner_frame(self, index, order, rows=None):
+        """G-frames of the frame-defining rows of samples ``index`` in row order ``order``
+        (``rows`` replaces the rows, e.g. twin-class means)."""
+        if rows is None:
+            rows = [a[index] for a in self.points + self.vectors]
+        take = [np.take_along_axis(a, order[..., None], axis=1) for a in rows]
+        n_points = len(self.points)
+        return self.group.inner.frame(take[:n_points] or None, take[n_points:] or None,
+                                      tol=self.tol, rule=self.rule)
+
+    def candidates(self, b, twin, counts, cand):
+        """For candidate class orders ``cand`` (A, n_classes) of sample b: G-frames of
+        the class means, canonical inputs (A, n, W) and full row orders (A, n)."""
+        A, N = cand.shape
+        n = len(twin)
+        means = []
+        for a in self.points + self.vectors:
+            sums = np.zeros((N, a.shape[2]))
+            np.add.at(sums, twin, a[b])
+            means.append(np.broadcast_to(sums / counts[:, None], (A, N, a.shape[2])))
+        frames = self.inner_frame(None, cand, rows=means)
+        canon_rows = np.concatenate(
+            [_canonical_rows(frames, a[b], kind, self.group.lorentz)
+             for a, kind in self.fields], axis=2)                # (A, n, W), rows as given
+        position = np.argsort(cand, axis=1)                      # class -> place
+        keys = np.concatenate([position[:, twin][..., None].astype(np.float64),
+                               canon_rows], axis=2)
+        row_orders = _lexsort_rows(keys)                          # (A, n)
+        canon = np.take_along_axis(canon_rows, row_orders[..., None], axis=1)
+        return frames, canon, row_orders
+
+
+def _canonical_rows(frames, x, kind, lorentz):
+    """Rows of one sample's field x (n, w) in the coordinates of each candidate frame."""
+    A = frames.H.shape[0]
+    x = np.broadcast_to(x, (A,) + x.shape)
+    if kind == "scalar":
+        return x
+    return frames.to_canonical(x, kind)[:, 0]
+
+
+def _lex_less(a, b):
+    """Elementwise lexicographic ``a < b`` over the last axis."""
+    diff = a != b
+    first = np.argmax(diff, axis=-1)
+    av = np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
+    bv = np.take_along_axis(b, first[..., None], axis=-1)[..., 0]
+    return np.any(diff, axis=-1) & (av < bv)
+
+
+def _tolerant_minimum(canon, slices, delta):
+    """Candidates whose canonical inputs (A, n, W) are the lexicographic minimum when
+    entries within ``delta * scale`` (per field) count as equal (groups.md 3.7 step 6)."""
+    A = canon.shape[0]
+    tol = _entry_tolerance(canon, slices, delta)
+    flat = canon.reshape(A, -1)
+    tol = np.broadcast_to(tol, canon.shape[1:]).reshape(-1)
+    alive = np.arange(A)
+    for p in range(flat.shape[1]):
+        if len(alive) == 1:
+            break
+        values = flat[alive, p]
+        alive = alive[values <= values.min() + tol[p]]
+    return alive
+
+
+def _entry_tolerance(canon, slices, delta):
+    tol = np.empty(canon.shape[2])
+    for s in slices:
+        scale = np.max(np.abs(canon[..., s])) if canon[..., s].size else 0.0
+        tol[s] = delta * scale
+    return tol
+
+
+def _count_groups(canon, slices, delta):
+    """Number of candidate groups (a diagnostic): distinct canonical inputs after
+    rounding to the tie tolerance."""
+    tol = _entry_tolerance(canon, slices, delta)
+    scaled = np.rint(canon / np.where(tol > 0, tol, 1.0)).reshape(len(canon), -1)
+    return len(np.unique(scaled, axis=0))
+
+
+def _enumerate_group(generators, N, limit, b):
+    """All elements of the permutation group generated by ``generators`` (closure)."""
+    identity = np.arange(N)
+    seen = {identity.tobytes(): identity}
+    frontier = [identity]
+    while frontier:
+        new = []
+        for element in frontier:
+            for gen in generators:
+                product = gen[element]
+                key = product.tobytes()
+                if key not in seen:
+                    seen[key] = product
+                    new.append(product)
+                    if len(seen) > limit:
+                        raise FrameTooLargeError(
+                            f"sample {b}: the symmetry group found for this sample has "
+                            f"more than max_frame_size={limit} elements; raise "
+                            "max_frame_size")
+        frontier = new
+    return np.stack(list(seen.values()))
+
+
+def _pad(a, S):
+    """Pad the leading (element) axis of a per-sample array to S entries."""
+    extra = S - a.shape[0]
+    if extra == 0:
+        return a
+    if a.ndim == 1:            # weights
+        return np.concatenate([a, np.zeros(extra)])
+    if a.ndim == 2:            # perms: repeat the first (weight 0)
+        return np.concatenate([a, np.broadcast_to(a[:1], (extra, a.shape[1]))])
+    return np.concatenate([a, np.zeros((extra,) + a.shape[1:])])
+
+
+def _inner_diagnostics(frame):
+    return {name: getattr(frame, name) for name in Frame.diagnostic_names}
+
+
+def _assemble(B, n, results, lorentz):
+    """One PermutationFrame from the fast-path and search-path parts."""
+    S = max(part["perms"].shape[1] for _, part in results.values())
+    first = next(iter(results.values()))[1]
+    d = first["H"].shape[-1]
+    perms = np.broadcast_to(np.arange(n), (B, S, n)).copy()
+    H = np.zeros((B, S, d, d))
+    weights = np.zeros((B, S))
+    runs = np.zeros((B, n), dtype=np.int64)
+    t = None if first["t"] is None else np.zeros((B, d))
+    frame_size = np.ones(B)
+    path = np.full(B, "fast", dtype="<U6")
+    groups = np.ones(B, dtype=np.int64)
+    diag = {name: None for name in Frame.diagnostic_names}
+    for index, part in results.values():
+        s = part["perms"].shape[1]
+        perms[index, :s] = part["perms"]
+        H[index, :s] = part["H"]
+        weights[index, :s] = part["weights"]
+        runs[index] = part["runs"]
+        if t is not None:
+            t[index] = part["t"]
+        frame_size[index] = part["frame_size"]
+        path[index] = part["labeling_path"]
+        groups[index] = part["n_candidate_groups"]
+        for name in diag:
+            value = np.asarray(part[name])
+            if diag[name] is None:
+                diag[name] = np.zeros((B,), dtype=value.dtype)
+            diag[name][index] = value
+    return PermutationFrame(perms, H, t, weights=weights, runs=runs, frame_size=frame_size,
+                            lorentz=lorentz, labeling_path=path, n_candidate_groups=groups,
+                            **diag)
+
+
+def _import_pynauty(index):
+    try:
+        import pynauty
+    except ImportError:
+        raise MissingDependencyError(
+            f"{first_indices(index)} have tied vertex signatures (symmetric or repeated "
+            "rows) and need a canonical labeling search; install the optional extra: "
+            f"{NAUTY_HINT} (pynauty)") from None
+    return pynauty
