@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
 from .exceptions import NonFiniteInputError, first_indices
-from .groups import Frame, get_group
+from .groups import get_group
 from .groups._namespace import all_finite
 from .layout import Layout
 

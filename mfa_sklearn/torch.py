@@ -27,7 +27,6 @@ except ImportError as exc:  # pragma: no cover - exercised by faking a missing t
 
 from ._canonical import (_canonicalize_chunk, check_common_params, resolve_frame_fields,
                          resolve_group, restore, to_canonical)
-from .groups import Frame
 from .layout import Layout, parse_fields
 
 __all__ = ["FrameAveraged"]

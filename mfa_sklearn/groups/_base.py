@@ -177,11 +177,7 @@ class Frame(_RealBlocks):
         self._check_width(x, kind)
         x64 = float64_of(xp, x)
         if kind == "point" and self.t is not None:
-            # subtract on the flattened rows: broadcasting t over rows of only d entries
-            # runs numpy's innermost loops d entries at a time, about 1.6x slower
-            B, n = x64.shape[:2]
-            flat = xp.reshape(x64, (B, -1)) - xp.tile(self.t, (1, n))
-            x64 = xp.reshape(flat, tuple(x64.shape))
+            x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 

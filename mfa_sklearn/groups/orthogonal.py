@@ -6,7 +6,8 @@ import numpy as np
 
 from ._base import Frame, Group, GroupElement
 from ._namespace import float64_of, get_namespace, machine_eps, subtract_inplace
-from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
+from ._selection import (cofactor_vector, det_small, dot_rows, select_rows,
+                         to_coordinate_major)
 
 
 def _as_list(arrays):
@@ -123,12 +124,17 @@ class OrthogonalGroup(Group):
         d = self.d
         if d == 1:  # SO(1) is trivial: H = [1] exactly, whatever the data
             return [[xp.ones_like(W[0][0])]]
-        C = cofactor_vector(W[: d - 1], d, like=W[0][0])
         last = W[d - 1]
-        det_sign = dot_rows(last, C)  # det H = last row . cofactor of the others
-        flip = xp.where((rank == d) & (det_sign < 0), -1.0, 1.0)
         complete = rank == d - 1
-        W[d - 1] = [xp.where(complete, Ck, lk * flip) for Ck, lk in zip(C, last)]
+        if xp is np and d > 3 and not complete.any():
+            # no completion needed: one d x d determinant beats d minors of size d - 1
+            C, det = None, det_small(W)
+        else:
+            C = cofactor_vector(W[: d - 1], d, like=W[0][0])
+            det = dot_rows(last, C)  # det H = last row . cofactor of the others
+        flip = xp.where((rank == d) & (det < 0), -1.0, 1.0)
+        W[d - 1] = [lk * flip for lk in last] if C is None else [
+            xp.where(complete, Ck, lk * flip) for Ck, lk in zip(C, last)]
         return W
 
     def _pca_frame(self, xp, rows, t):
