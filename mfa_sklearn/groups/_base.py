@@ -6,13 +6,14 @@ whose rows are the frame vectors, so the canonical input is ``(x - t) H^{-1}`` a
 outputs are restored as ``y H + t``.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..exceptions import NonFiniteInputError, first_indices
-from ._namespace import all_finite, float64_of, get_namespace, on_host
+from ._namespace import all_finite, float64_of, get_namespace, machine_eps, on_host
 
 KINDS = ("point", "vector", "scalar")
 
@@ -292,6 +293,32 @@ class Group(_RealBlocks):
             out = out + g.b[:, None, :]
         return out
 
+    def _frame_inputs(self, points, vectors, method, tol):
+        """The preamble every ``frame`` shares: check the method and the rows.
+
+        Returns ``(xp, points, vectors, eps, tol)``: the array namespace, both inputs as
+        lists of arrays, the machine epsilon of the least precise input, and ``tol``
+        (default ``sqrt(eps)``).
+        """
+        if method not in self.frame_methods:
+            raise ValueError(
+                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
+        points, vectors = as_list(points), as_list(vectors)
+        arrays = points + vectors
+        if not arrays:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        if self.has_translations and not points:
+            raise ValueError(
+                f"group {self.name} includes translations, which are fixed by the "
+                "centroid of a 'point' field; pass points (vectors alone cannot fix them)")
+        xp = get_namespace(*arrays)
+        self._check_rows(xp, arrays)
+        inexact = ("real floating", "complex floating")
+        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, inexact)
+                  else machine_eps(xp.float64) for a in arrays)
+        tol = math.sqrt(eps) if tol is None else float(tol)
+        return xp, points, vectors, eps, tol
+
     def _check_rows(self, xp, arrays):
         """Shapes, dtypes and finiteness of frame-defining rows; clear ValueErrors.
 
@@ -330,6 +357,15 @@ class Group(_RealBlocks):
                     f"a frame-defining field contains NaN or inf in "
                     f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
                     "computed")
+
+
+def as_list(arrays):
+    """None, one array, or a sequence of arrays -> a list of arrays."""
+    if arrays is None:
+        return []
+    if isinstance(arrays, (list, tuple)):
+        return list(arrays)
+    return [arrays]
 
 
 def _to_numpy(a):

@@ -109,24 +109,9 @@ class LinearGroup(Group):
             If the rows of some sample do not span ``R^d`` numerically (Aff: the points
             do not affinely span it).
         """
-        if method not in self.frame_methods:
-            raise ValueError(
-                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
         if rule not in ("pivoted", "first"):
             raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
-        points, vectors = _as_list(points), _as_list(vectors)
-        arrays = points + vectors
-        if not arrays:
-            raise ValueError(f"group {self.name} needs at least one frame-defining field")
-        if self.has_translations and not points:
-            raise ValueError(
-                f"group {self.name} includes translations, which are fixed by the "
-                "centroid of a 'point' field; pass points (vectors alone cannot fix them)")
-        xp = get_namespace(*arrays)
-        self._check_rows(xp, arrays)
-        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
-                  else machine_eps(xp.float64) for a in arrays)
-        tol = float(np.sqrt(eps)) if tol is None else float(tol)
+        xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         points = [float64_of(xp, p) for p in points]
         vectors = [float64_of(xp, v) for v in vectors]
         t = floor = None

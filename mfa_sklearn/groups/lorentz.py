@@ -12,9 +12,9 @@ import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement
-from ._namespace import float64_of, get_namespace, machine_eps, on_host
+from ._namespace import float64_of, get_namespace, on_host
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
-from .orthogonal import _as_list, _conditioning, haar_orthogonal
+from .orthogonal import _conditioning, haar_orthogonal
 
 ANCHORS = ("total", "cumsum", "none")
 
@@ -136,17 +136,8 @@ class LorentzGroup(Group):
             When fewer frame vectors were found than the numerical (Euclidean) rank of
             the frame-defining rows, i.e. lightlike residuals were left out.
         """
-        if method not in self.frame_methods:
-            raise ValueError(
-                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
-        arrays = _as_list(points) + _as_list(vectors)
-        if not arrays:
-            raise ValueError(f"group {self.name} needs at least one frame-defining field")
-        xp = get_namespace(*arrays)
-        self._check_rows(xp, arrays)
-        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
-                  else machine_eps(xp.float64) for a in arrays)
-        tol = float(np.sqrt(eps)) if tol is None else float(tol)
+        xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
+        arrays = points + vectors
         d = self.d
         signature = (1.0,) + (-1.0,) * (d - 1)
         # coordinate-major float64 rows (m, B), in new memory: select_rows overwrites them

@@ -5,17 +5,9 @@ import itertools
 import numpy as np
 
 from ._base import Frame, Group, GroupElement
-from ._namespace import float64_of, get_namespace, machine_eps, subtract_inplace
+from ._namespace import float64_of, machine_eps, subtract_inplace
 from ._selection import (cofactor_vector, det_small, dot_rows, select_rows,
                          to_coordinate_major)
-
-
-def _as_list(arrays):
-    if arrays is None:
-        return []
-    if isinstance(arrays, (list, tuple)):
-        return list(arrays)
-    return [arrays]
 
 
 class OrthogonalGroup(Group):
@@ -69,22 +61,8 @@ class OrthogonalGroup(Group):
         -------
         Frame
         """
-        if method not in self.frame_methods:
-            raise ValueError(
-                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
-        points, vectors = _as_list(points), _as_list(vectors)
+        xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
-        if not arrays:
-            raise ValueError(f"group {self.name} needs at least one frame-defining field")
-        if self.has_translations and not points:
-            raise ValueError(
-                f"group {self.name} includes translations, which are fixed by the "
-                "centroid of a 'point' field; pass points (vectors alone cannot fix them)")
-        xp = get_namespace(*arrays)
-        self._check_rows(xp, arrays)
-        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, "real floating")
-                  else machine_eps(xp.float64) for a in arrays)
-        tol = float(np.sqrt(eps)) if tol is None else float(tol)
         # coordinate-major float64 rows, in new memory (select_rows updates them in place)
         Z = [float64_of(xp, xp.concat(coords, axis=0)) if len(coords) > 1
              else float64_of(xp, coords[0])

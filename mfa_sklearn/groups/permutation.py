@@ -502,7 +502,6 @@ class PermutationProductGroup(_PermutationBase):
         data = _Data(self, points, vectors, scalars, others, tol, rule, delta)
 
         graph = self._invariant_graph(data)
-        perms = np.empty((B, 1, n), dtype=np.int64)
         order, distinct = self._fast_order(graph)
         fast = np.flatnonzero(distinct)
         slow = np.flatnonzero(~distinct)
@@ -707,7 +706,6 @@ class _Data:
         """For candidate class orders ``cand`` (A, n_classes) of sample b: G-frames of
         the class means, canonical inputs (A, n, W) and full row orders (A, n)."""
         A, N = cand.shape
-        n = len(twin)
         means = []
         for a in self.points + self.vectors:
             sums = np.zeros((N, a.shape[2]))

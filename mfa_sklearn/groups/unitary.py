@@ -5,9 +5,9 @@ import math
 import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_kind
-from ._namespace import get_namespace, machine_eps
+from ._namespace import get_namespace
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
-from .orthogonal import _as_list, _conditioning
+from .orthogonal import _conditioning
 
 
 def _as_complex(x):
@@ -149,18 +149,8 @@ class UnitaryGroup(Group):
         UnitaryFrame
             ``H`` complex128 of shape (B, 1, d, d), with diagnostics.
         """
-        if method not in self.frame_methods:
-            raise ValueError(
-                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
-        arrays = _as_list(points) + _as_list(vectors)
-        if not arrays:
-            raise ValueError(f"group {self.name} needs at least one frame-defining field")
-        xp = get_namespace(*arrays)
-        self._check_rows(xp, arrays)
-        eps = max(machine_eps(a.dtype)
-                  if xp.isdtype(a.dtype, ("real floating", "complex floating"))
-                  else machine_eps(xp.float64) for a in arrays)
-        tol = math.sqrt(eps) if tol is None else float(tol)
+        xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
+        arrays = points + vectors
         # coordinate-major complex128 rows in new memory (select_rows updates them)
         Z = [_complex128_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]

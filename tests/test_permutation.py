@@ -1,0 +1,456 @@
+"""S_n and S_n x G frames: the test protocol of groups.md section 7 (7.4 in particular).
+
+Every equivariance test wraps a deliberately non-equivariant backbone (a fixed-seed tanh
+MLP on the flattened canonical input: it mixes rows, so it is neither permutation- nor
+G-equivariant), applies an independent random permutation and random G element per
+sample, ``P_sigma x T + b``, and compares ``g.F(x)`` with ``F(g.x)``. S_n alone is exact
+(error == 0); products are asserted at 1e-10 (1e-9 Lorentz, 1e-5 float32 input), each
+with a control showing the bare backbone is O(1) off.
+"""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KNeighborsRegressor
+
+from mfa_sklearn import FrameAveragingRegressor, check_equivariance
+from mfa_sklearn.datasets import make_charged_nbody
+from mfa_sklearn.exceptions import (FrameTooLargeError, GroupNotFoundError, LayoutError,
+                                    MissingDependencyError, NonFiniteInputError)
+from mfa_sklearn.groups import PermutationGroup, PermutationProductGroup, get_group
+
+TOL64 = 1e-10
+TOL_LORENTZ = 1e-9
+TOL32 = 1e-5
+CONTROL = 1e-2
+PRODUCTS = ["S_n x O(3)", "S_n x SO(3)", "S_n x E(3)", "S_n x SE(3)",
+            "S_n x O(1,3)", "S_n x SO(1,3)"]
+NBODY_FIELDS = {"pos": "point", "vel": "vector", "charge": "scalar"}
+
+
+# --------------------------------------------------------------------------- helpers
+class MLP:
+    """Fixed-seed tanh MLP with biases on the flattened input (B, 1, n, w); outputs per
+    row a (n, w_out) block and an invariant of width 3. Homogeneous of degree 1 (input
+    divided by its max-abs value, output multiplied by it), not equivariant."""
+
+    def __init__(self, n, width_in, width_out, *, hidden=32, seed=0):
+        rng = np.random.default_rng(seed)
+        self.n, self.width_out = n, width_out
+        size_in = n * width_in
+        self.W1 = 2.0 * rng.standard_normal((size_in, hidden)) / math.sqrt(size_in)
+        self.b1 = rng.standard_normal(hidden)
+        self.W2 = rng.standard_normal((hidden, n * width_out + 3)) / math.sqrt(hidden)
+        self.b2 = rng.standard_normal(n * width_out + 3)
+        self.calls = 0
+
+    def __call__(self, c):
+        self.calls += 1
+        B, K = c.shape[:2]
+        dtype = c.dtype
+        flat = np.reshape(c, (B * K, -1))
+        s = np.max(np.abs(flat), axis=1, keepdims=True)
+        s = np.where(s > 0, s, np.ones_like(s))
+        h = np.tanh((flat / s) @ self.W1.astype(dtype) + self.b1.astype(dtype))
+        out = (h @ self.W2.astype(dtype) + self.b2.astype(dtype)) * s
+        rows = out[:, :self.n * self.width_out].reshape(B, K, self.n, self.width_out)
+        return rows, out[:, self.n * self.width_out:].reshape(B, K, 3)
+
+
+def averaged(G, backbone, fields, out_kind):
+    """F(x) for fields [(array, kind)]: the frame from all fields, one backbone call."""
+    points = [a for a, k in fields if k == "point"]
+    vectors = [a for a, k in fields if k == "vector"]
+    scalars = [a for a, k in fields if k == "scalar"]
+    f = G.frame(points or None, vectors or None, scalars=scalars)
+    canon = np.concatenate([f.to_canonical(a, k) for a, k in fields], axis=-1)
+    rows, inv = backbone(canon)
+    return f.from_canonical(rows, out_kind), f.average(inv), f
+
+
+def bare(backbone, fields):
+    rows, inv = backbone(np.concatenate([a for a, _ in fields], axis=-1)[:, None])
+    return rows[:, 0], inv[:, 0]
+
+
+def rel_error(expected, actual):
+    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    scale = np.max(np.abs(actual))
+    diff = np.max(np.abs(expected - actual))
+    return diff / scale if scale > 0 else diff
+
+
+def check(G, fields, out_kind, *, seed=0, tol=TOL64, control=True, g=None):
+    """Assert the equivariance of per-row and invariant outputs; return the frame and
+    the two errors."""
+    n = fields[0][0].shape[1]
+    width_in = sum(a.shape[2] for a, _ in fields)
+    width_out = G.d if (out_kind != "scalar" and G.d is not None) else 2
+    backbone = MLP(n, width_in, width_out, seed=seed)
+    B = len(fields[0][0])
+    g = G.random_element(B, seed + 1) if g is None else g
+    dtype = fields[0][0].dtype
+    moved = [(G.act(g, a.astype(np.float64), k).astype(a.dtype), k) for a, k in fields]
+    rows_x, inv_x, f = averaged(G, backbone, fields, out_kind)
+    rows_gx, inv_gx, _ = averaged(G, backbone, moved, out_kind)
+    expected = G.act(g, np.asarray(rows_x, np.float64), out_kind)
+    err_rows, err_inv = rel_error(expected, rows_gx), rel_error(inv_x, inv_gx)
+    assert rows_x.dtype == dtype and inv_x.dtype == dtype
+    assert max(err_rows, err_inv) <= tol, (err_rows, err_inv)
+    if control:
+        c_rows, c_inv = bare(backbone, fields)
+        m_rows, m_inv = bare(backbone, moved)
+        assert rel_error(G.act(g, c_rows.astype(np.float64), out_kind), m_rows) >= CONTROL
+        assert rel_error(c_inv, m_inv) >= CONTROL
+    return f, err_rows, err_inv
+
+
+def octahedron():
+    return np.concatenate([np.eye(3), -np.eye(3)])
+
+
+def cube():
+    return np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], float)
+
+
+def tetrahedron():
+    return np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float)
+
+
+def square():
+    return np.array([[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]], float)
+
+
+def placed(shape, B, rng, scale=2.0):
+    """B copies of a shape, each randomly rotated, scaled, shifted and permuted."""
+    G = get_group("S_n x E(3)")
+    g = G.random_element(B, rng)
+    x = np.broadcast_to(shape * scale, (B,) + shape.shape)
+    return G.act(g, x, "point")
+
+
+# ----------------------------------------------------------------------------- S_n
+def test_registry_names():
+    assert get_group("S_n") == PermutationGroup()
+    for text in ("S_n x E(3)", "S_n × E(3)", "s_n x e(3)", "Sn*E(3)", "  S_n  x  E(3) "):
+        G = get_group(text)
+        assert isinstance(G, PermutationProductGroup) and G.name == "S_n x E(3)"
+    assert get_group("S_n x SO(1,3)").name == "S_n x SO(1,3)"
+    assert get_group("S_n x O(3)") != get_group("S_n x SO(3)")
+    for bad in ("S_n x U(3)", "S_n x GL(3)", "S_n x", "S_m"):
+        with pytest.raises(GroupNotFoundError):
+            get_group(bad)
+
+
+@pytest.mark.parametrize("out_kind", ["scalar", "point"])
+def test_sn_exact_with_ties(out_kind):
+    """Integer-valued rows (many exact ties): error exactly 0, sizes prod m_k!."""
+    G = get_group("S_n")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (300, 7, 2)).astype(np.float64)
+    s = rng.integers(0, 2, (300, 7, 1)).astype(np.float64)
+    f, e_rows, e_inv = check(G, [(x, "point"), (s, "scalar")], out_kind)
+    assert e_rows == 0 and e_inv == 0
+    keys = np.concatenate([x, s], axis=2)
+    for b in range(20):
+        _, counts = np.unique(keys[b], axis=0, return_counts=True)
+        assert f.size[b] == np.prod([math.factorial(c) for c in counts])
+    assert f.n_calls == 1
+
+
+def test_sn_exact_generic_and_float32():
+    G = get_group("S_n")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((200, 9, 3))
+    f, e_rows, e_inv = check(G, [(x, "scalar")], "scalar")
+    assert e_rows == 0 and e_inv == 0 and np.all(f.size == 1)
+    x32 = x.astype(np.float32)
+    _, e_rows, e_inv = check(G, [(x32, "scalar")], "scalar")
+    assert e_rows == 0 and e_inv == 0
+
+
+def test_sn_canonical_order_and_signed_zero():
+    """The order is lexicographic (first column first); -0.0 ties with 0.0."""
+    G = get_group("S_n")
+    x = np.array([[[1.0, 0.0], [0.0, 5.0], [1.0, -1.0], [0.0, 2.0]]])
+    f = G.frame(x)
+    np.testing.assert_array_equal(f.to_canonical(x, "scalar")[0, 0],
+                                  [[0, 2], [0, 5], [1, -1], [1, 0]])
+    z = np.array([[[0.0], [-0.0], [1.0]]])
+    f = G.frame(z)
+    assert f.size[0] == 2.0
+    canon = f.to_canonical(z, "scalar")
+    assert not np.any(np.signbit(canon))
+    y = np.array([[[[1.0], [3.0], [7.0]]]])   # canonical output, ties averaged
+    np.testing.assert_array_equal(f.from_canonical(y, "scalar")[0, :, 0], [2.0, 2.0, 7.0])
+
+
+def test_sn_no_enumeration_large_ties():
+    """100 equal rows: size 100! reported as a float, one call, no blow-up."""
+    f = get_group("S_n").frame(np.zeros((2, 100, 1)))
+    assert f.size[0] == pytest.approx(math.factorial(100), rel=1e-12)
+    assert f.perms.shape == (2, 1, 100)
+
+
+def test_sn_estimator_and_layout():
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 4, (120, 6 * 3)).astype(float)
+    y = X.reshape(120, 6, 3).sum(axis=2) ** 2 + np.arange(6)
+    fields = {"x": ("scalar", 3)}
+    reg = FrameAveragingRegressor(LinearRegression(), group="S_n", fields=fields,
+                                  target=("scalar", 1)).fit(X, y)
+    res = check_equivariance(reg, "S_n", X, random_state=0)
+    assert res["max_error"] == 0
+    # invariant target
+    reg = FrameAveragingRegressor(KNeighborsRegressor(3), group="S_n", fields=fields)
+    reg.fit(X, y.sum(axis=1))
+    assert check_equivariance(reg, "S_n", X, random_state=1)["max_error"] == 0
+    # 3-D input: each whole row is one field by default
+    reg3 = FrameAveragingRegressor(LinearRegression(), group="S_n").fit(
+        X.reshape(120, 6, 3), y.sum(axis=1))
+    assert reg3.layout_.n_rows == 6
+    # point/vector fields need a width; targets need the input's rows
+    with pytest.raises(LayoutError, match="explicit width"):
+        FrameAveragingRegressor(group="S_n", fields={"x": "point"}).fit(X, y)
+    with pytest.raises(LayoutError, match="permutes rows"):
+        FrameAveragingRegressor(group="S_n", fields=fields,
+                                target=("scalar", 1)).fit(X, y[:, :4])
+
+
+def test_bad_input():
+    G, P = get_group("S_n"), get_group("S_n x O(3)")
+    x = np.ones((4, 5, 3))
+    bad = x.copy()
+    bad[2, 1, 0] = np.nan
+    for group in (G, P):
+        with pytest.raises(NonFiniteInputError):
+            group.frame(bad)
+    with pytest.raises(ValueError, match="width 3"):
+        P.frame(np.ones((4, 5, 2)))
+    with pytest.raises(ValueError, match="same number"):
+        P.frame(x, scalars=[np.ones((4, 6, 1))])
+    with pytest.raises(ValueError, match="same number"):
+        G.frame(x, scalars=[np.ones((3, 5, 1))])
+    with pytest.raises(ValueError, match="shape"):
+        G.frame(np.ones((4, 5)))
+    with pytest.raises(ValueError, match="complex"):
+        P.frame(x + 1j)
+
+
+# --------------------------------------------------------------------------- S_n x G
+@pytest.mark.parametrize("name", PRODUCTS)
+@pytest.mark.parametrize("out_kind", ["point", "vector", "scalar"])
+def test_product_generic(name, out_kind):
+    G = get_group(name)
+    rng = np.random.default_rng(3)
+    d = G.d
+    x = rng.standard_normal((200, 8, d)) + 2.0 * rng.standard_normal((200, 1, d))
+    v = rng.standard_normal((200, 8, d))
+    q = rng.choice([-1.0, 1.0], (200, 8, 1))
+    tol = TOL_LORENTZ if "1," in name else TOL64
+    f, _, _ = check(G, [(x, "point"), (v, "vector"), (q, "scalar")], out_kind, tol=tol)
+    assert np.all(f.labeling_path == "fast") and np.all(f.size == 1)
+
+
+@pytest.mark.parametrize("name", ["S_n x O(3)", "S_n x SE(3)"])
+def test_product_float32(name):
+    G = get_group(name)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((200, 6, 3)).astype(np.float32)
+    check(G, [(x, "point")], "point", tol=TOL32)
+
+
+SYMMETRIC = [("octahedron", octahedron, 48, 24), ("cube", cube, 48, 24),
+             ("tetrahedron", tetrahedron, 24, 12), ("square", square, 8, 8)]
+
+
+@pytest.mark.parametrize("shape_name,shape,size_o,size_so", SYMMETRIC)
+@pytest.mark.parametrize("family", ["O", "SO", "E", "SE"])
+def test_stabilizer_sizes(shape_name, shape, size_o, size_so, family):
+    """Point groups found by nauty, one backbone call, exact equivariance."""
+    pytest.importorskip("pynauty")
+    G = get_group(f"S_n x {family}(3)")
+    rng = np.random.default_rng(5)
+    pts = shape()
+    if family in ("E", "SE"):
+        x = placed(pts, 20, rng)
+    else:  # centred, randomly rotated and permuted
+        P = get_group("S_n x O(3)")
+        x = P.act(P.random_element(20, rng), np.broadcast_to(pts, (20,) + pts.shape))
+    expected = size_o if family in ("O", "E") else size_so
+    backbone = MLP(len(pts), 3, 3, seed=1)
+    out, _, f = averaged(G, backbone, [(x, "point")], "point")
+    assert backbone.calls == 1 and f.n_calls == 1
+    np.testing.assert_array_equal(f.size, expected)
+    assert np.all(f.labeling_path == "search")
+    check(G, [(x, "point")], "point", seed=2)
+    check(G, [(x, "point")], "vector", seed=3)
+
+
+def test_stabilizer_output_is_symmetric():
+    """On the octahedron the O(3) output is invariant under its 48 symmetries: the
+    vector output of row i is a multiple of e_i's direction (the Reynolds projection)."""
+    pytest.importorskip("pynauty")
+    G = get_group("S_n x O(3)")
+    x = octahedron()[None]
+    out, _, f = averaged(G, MLP(6, 3, 3, seed=7), [(x, "point")], "vector")
+    along = np.einsum("bni,ni->bn", out, octahedron())
+    np.testing.assert_allclose(out[0], along[0][:, None] * octahedron(), atol=1e-12)
+    assert np.all(np.abs(along) > 1e-3)
+
+
+def test_twins_and_ties():
+    """Duplicated rows in generic clouds: twins collapse, their outputs are averaged."""
+    pytest.importorskip("pynauty")
+    G = get_group("S_n x E(3)")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((50, 6, 3))
+    x[:, 5] = x[:, 0]
+    x[:, 4] = x[:, 1]
+    f, _, _ = check(G, [(x, "point")], "point")
+    np.testing.assert_array_equal(f.size, 4.0)
+    assert np.all(f.labeling_path == "search")
+    out, _, _ = averaged(G, MLP(6, 3, 3), [(x, "point")], "point")
+    np.testing.assert_allclose(out[:, 5], out[:, 0], atol=1e-12)
+    # equal positions but different charges are not twins
+    q = np.zeros((50, 6, 1))
+    q[:, 5] = 1.0
+    q[:, 4] = 1.0
+    f, _, _ = check(G, [(x, "point"), (q, "scalar")], "point")
+    np.testing.assert_array_equal(f.size, 1.0)
+
+
+def test_near_ties():
+    """Symmetric clouds perturbed well above the tie tolerance take the fast path and
+    are exact; perturbed below it they are grouped as symmetric (spurious ties) and
+    stay equivariant to the size of the perturbation."""
+    pytest.importorskip("pynauty")
+    G = get_group("S_n x O(3)")
+    rng = np.random.default_rng(8)
+    base = np.broadcast_to(octahedron(), (30, 6, 3))
+    x = base + 1e-3 * rng.standard_normal((30, 6, 3))
+    f, _, _ = check(G, [(x, "point")], "point")
+    assert np.all(f.labeling_path == "fast")
+    x = base + 1e-12 * rng.standard_normal((30, 6, 3))
+    f, e_rows, e_inv = check(G, [(x, "point")], "point")
+    assert np.all(f.labeling_path == "search") and np.all(f.size == 48)
+    # below the tie tolerance the error is of the order of the perturbation (the
+    # averaged candidates are symmetric only up to it), not of rounding
+    x = base + 1e-8 * rng.standard_normal((30, 6, 3))
+    check(G, [(x, "point")], "point", tol=1e-6)
+
+
+@pytest.mark.parametrize("name,size", [("S_n x O(1,3)", 48), ("S_n x SO(1,3)", 24)])
+def test_lorentz_symmetric(name, size):
+    """A timelike row plus six lightlike rows (1, +-e_i), randomly boosted: the
+    octahedral symmetry is found in the Minkowski Gram graph."""
+    pytest.importorskip("pynauty")
+    G = get_group(name)
+    rows = np.concatenate([[[3.0, 0.0, 0.0, 0.0]],
+                           np.concatenate([np.ones((6, 1)), octahedron()], axis=1)])
+    x = G.act(G.random_element(20, 0), np.broadcast_to(rows, (20, 7, 4)))
+    f, _, _ = check(G, [(x, "point")], "point", tol=TOL_LORENTZ)
+    np.testing.assert_array_equal(f.size, size)
+
+
+def test_frame_too_large():
+    pytest.importorskip("pynauty")
+    G = PermutationProductGroup(get_group("O(3)"), max_frame_size=10)
+    with pytest.raises(FrameTooLargeError, match="max_frame_size=10"):
+        G.frame(octahedron()[None])
+
+
+def test_missing_pynauty_message(monkeypatch):
+    """Without pynauty, symmetric samples raise MissingDependencyError (an ImportError)
+    naming the extra; generic samples do not need it."""
+    monkeypatch.setitem(sys.modules, "pynauty", None)
+    G = get_group("S_n x O(3)")
+    rng = np.random.default_rng(9)
+    G.frame(rng.standard_normal((5, 6, 3)))
+    x = np.concatenate([rng.standard_normal((3, 6, 3)), octahedron()[None]])
+    with pytest.raises(MissingDependencyError,
+                       match=r"pip install 'mfa_sklearn\[nauty\]'") as info:
+        G.frame(x)
+    assert isinstance(info.value, ImportError)
+    assert "first: [3]" in str(info.value)
+
+
+def test_frame_concat_and_slice():
+    pytest.importorskip("pynauty")
+    G = get_group("S_n x SE(3)")
+    rng = np.random.default_rng(10)
+    a = G.frame(rng.standard_normal((4, 6, 3)))
+    b = G.frame(placed(octahedron(), 3, rng))
+    both = type(a).concat([a, b])
+    assert both.n_samples == 7 and both.perms.shape[1] == b.perms.shape[1]
+    np.testing.assert_array_equal(both.size, [1, 1, 1, 1, 24, 24, 24])
+    np.testing.assert_array_equal(both[4:].perm, b.perm)
+    assert set(both.diagnostics) >= {"rank", "frame_size", "labeling_path",
+                                     "n_candidate_groups"}
+
+
+# ------------------------------------------------------------------- estimator level
+@pytest.fixture(scope="module")
+def nbody():
+    X, y = make_charged_nbody(200, n_steps=200, horizon=200, random_state=0)
+    return X, y
+
+
+@pytest.mark.parametrize("inner", [LinearRegression(), KNeighborsRegressor(3)])
+@pytest.mark.parametrize("name", ["S_n x E(3)", "S_n x SE(3)", "S_n x O(3)"])
+def test_nbody_regressor(nbody, inner, name):
+    X, y = nbody
+    reg = FrameAveragingRegressor(inner, group=name, fields=NBODY_FIELDS,
+                                  target="point").fit(X, y)
+    res = check_equivariance(reg, name, X[:100], random_state=0)
+    assert res["max_error"] <= TOL64, res
+    bare = FrameAveragingRegressor(inner, fields=NBODY_FIELDS, target="point").fit(X, y)
+    assert check_equivariance(bare, name, X[:100], random_state=0)["max_error"] >= CONTROL
+
+
+class _CountingRegressor(RegressorMixin, BaseEstimator):
+    """Linear regression that counts the rows it predicts."""
+
+    def fit(self, X, y):
+        self.model_ = LinearRegression().fit(X, y)
+        self.rows_ = 0
+        return self
+
+    def predict(self, X):
+        self.rows_ += len(X)
+        return self.model_.predict(X)
+
+
+def test_symmetric_clouds_one_inner_call():
+    pytest.importorskip("pynauty")
+    rng = np.random.default_rng(11)
+    X = np.concatenate([placed(octahedron(), 5, rng), rng.standard_normal((5, 6, 3))])
+    X = X.reshape(10, -1)
+    y = X + 0.1 * rng.standard_normal(X.shape)
+    reg = FrameAveragingRegressor(_CountingRegressor(), group="S_n x E(3)",
+                                  target="point").fit(X, y)
+    reg.estimator_.rows_ = 0
+    reg.predict(X)
+    assert reg.estimator_.rows_ == 10
+    np.testing.assert_array_equal(reg.frame_diagnostics(X)["frame_size"], [48] * 5 + [1] * 5)
+    assert check_equivariance(reg, "S_n x E(3)", X, random_state=2)["max_error"] <= TOL64
+
+
+def test_grid_search_over_groups(nbody):
+    X, y = nbody
+    reg = FrameAveragingRegressor(KNeighborsRegressor(), fields=NBODY_FIELDS, target="point")
+    search = GridSearchCV(reg, {"group": [None, "E(3)", "S_n x E(3)"]}, cv=3).fit(X, y)
+    assert search.best_params_["group"] in (None, "E(3)", "S_n x E(3)")
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_target_rows_must_match(nbody):
+    X, y = nbody
+    with pytest.raises(LayoutError, match="permutes rows"):
+        FrameAveragingRegressor(group="S_n x E(3)", fields=NBODY_FIELDS,
+                                target="point").fit(X, y[:, :12])
