@@ -41,6 +41,23 @@ class LinearFrame(Frame):
     explicit inverse; outputs are restored by ``y H`` as for every frame.
     """
 
+    # cond(H) is an SVD per sample, the largest cost of a linear frame: it is computed
+    # when asked for (the ``conditioning`` property), not with every frame
+    diagnostic_names = ("rank", "projected", "projection_is_average")
+
+    @property
+    def conditioning(self):
+        """``cond(phi)`` of the chosen rows per sample (scaling by SL does not change it)."""
+        xp = get_namespace(self.H)
+        sv = xp.linalg.svdvals(self.H[:, 0])
+        return sv[:, 0] / sv[:, -1]
+
+    @property
+    def diagnostics(self):
+        values = dict(super().diagnostics)
+        values["conditioning"] = self.conditioning
+        return values
+
     def _apply_inverse(self, x):
         """``x H^{-1}`` for x of shape (B, 1, n, d) against H of shape (B, K, d, d)."""
         xp = get_namespace(x, self.H)
@@ -142,9 +159,7 @@ class LinearGroup(Group):
         phi = xp.stack([xp.take(flat, offsets + k, axis=0) for k in selection.index],
                        axis=1)                                        # (B, d, d)
         H = self._special(xp, phi) if self.kind == "SL" else phi
-        sv = xp.linalg.svdvals(phi)
-        conditioning = sv[:, 0] / sv[:, -1]
-        return LinearFrame(H[:, None], t, rank=selection.rank, conditioning=conditioning,
+        return LinearFrame(H[:, None], t, rank=selection.rank,
                            projected=xp.zeros((B,), dtype=xp.bool, device=Z.device),
                            projection_is_average=xp.ones((B,), dtype=xp.bool,
                                                          device=Z.device))
@@ -178,6 +193,19 @@ class LinearGroup(Group):
         """The guard ``sigma_min(Z) / sigma_max(Z) > tol`` (Aff: also sigma_min above the
         rounding level of the centring). ``Z`` and its QR factor ``R`` share singular
         values. A documented sanity check: numerical rank is not GL-invariant."""
+        # Cheap screen first: by the pivoting, the last over the first residual norm of a
+        # pivoted Gram-Schmidt of R's rows is at most 2^(d-1) sqrt(d) times sigma_min over
+        # sigma_max (Businger-Golub bounds, with margin): samples well above the tolerance
+        # by this estimate need no SVD, which costs more than the rest of the frame.
+        d = R.shape[-1]
+        norms = select_rows(to_coordinate_major(xp, R), tol=0.0, delta=0.0).norms
+        estimate = norms[-1] / xp.where(norms[0] > 0, norms[0], 1.0)
+        margin = 2.0 ** d * d ** 1.5
+        unclear = ~(estimate > margin * tol)
+        if floor is not None:
+            unclear = unclear | ~(norms[-1] > margin * floor)
+        if not bool(xp.any(unclear)):
+            return
         sv = xp.linalg.svdvals(R)
         largest, smallest = sv[:, 0], sv[:, -1]
         limit = tol * largest
@@ -206,7 +234,6 @@ class LinearGroup(Group):
         z = dict(dtype=xp.float64, device=Z.device)
         return LinearFrame(xp.zeros((0, 1, d, d), **z), t,
                            rank=xp.zeros((0,), dtype=xp.int64, device=Z.device),
-                           conditioning=xp.zeros((0,), **z),
                            projected=xp.zeros((0,), dtype=xp.bool, device=Z.device),
                            projection_is_average=xp.zeros((0,), dtype=xp.bool,
                                                           device=Z.device))
