@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._namespace import first_true, get_namespace, subtract_inplace
+from ._namespace import first_true, get_namespace, machine_eps, subtract_inplace
 
 
 def to_coordinate_major(xp, rows):
@@ -191,6 +191,15 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         return xp.real(q) if is_complex else q
 
     q = square(Z, work)
+    # numpy, Euclidean, pivoted: classical Gram-Schmidt with downdated residual norms
+    # q_i <- q_i - <z_i, w>^2 and the rows left as they are: about half the passes over
+    # the data of updating every residual. Downdated norms carry errors of a few eps
+    # |z_i|^2, so once the largest one is within `guard` of that level (a rank decision
+    # near rounding: rank-deficient samples) the exact residuals take over.
+    downdate = xp is np and signature is None and not is_complex and rule == "pivoted"
+    if downdate:
+        q = q.copy()  # its own buffer: `work` serves the overlaps
+        guard = (1e3 * d * machine_eps(np.float64)) * xp.max(q, axis=0)
     if signature is None:
         threshold = (tol * tol) * xp.max(q, axis=0)
     else:
@@ -208,14 +217,21 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     W, norms, signs, index = [], [], [], []
     V = Z
     for step in range(d):
-        if step:
+        if downdate and step and bool(np.any(xp.max(q, axis=0) < above + guard)):
+            downdate = False  # exact residuals from here on: Z is ours to overwrite
+            for w in W:
+                V = subtract_scaled(V, dot_rows(V, w, work), w, work[1])
+        if step and not downdate:
             q = square(V, work)
         # Chosen rows are never excluded explicitly: their residual is ~eps times their
-        # norm after the update below, far under the eligibility threshold.
+        # norm after the update below, far under the eligibility threshold (downdated
+        # norms of chosen rows are set to 0 instead).
         if signature is None:
-            size = q
-            eligible = q >= above
-            largest = xp.max(q, axis=0)  # attained at an eligible row whenever any is
+            # the largest residual is eligible whenever any is: one comparison decides
+            largest = xp.max(q, axis=0)
+            found = largest >= above
+            level = xp.maximum(above, (1.0 - delta) * largest) if rule == "pivoted" else above
+            eligible = q >= level
         else:
             size = xp.abs(q)
             eligible = size >= above
@@ -223,17 +239,20 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             prefer = ~have_timelike & xp.any(timelike, axis=0)
             eligible = xp.where(prefer, timelike, eligible)
             largest = xp.max(xp.where(eligible, size, 0.0), axis=0)
-        if rule == "pivoted":
-            eligible = eligible & (size >= (1.0 - delta) * largest)
-        found = xp.any(eligible, axis=0)
+            if rule == "pivoted":
+                eligible = eligible & (size >= (1.0 - delta) * largest)
+            found = xp.any(eligible, axis=0)
         if xp is np and not found.any():  # numpy only: torch avoids the host sync
             break
         chosen = first_true(xp, eligible)
         flat = chosen * B + columns
         v = [xp.take(xp.reshape(Vk, (-1,)), flat) for Vk in V]
-        for w, sign in zip(W, signs):
-            overlap = dot_rows(v, conj(w), signature=signature) * sign
-            v = [vk - overlap * wk for vk, wk in zip(v, w)]
+        # Gram-Schmidt on the chosen row: a second pass over exact residuals, or both
+        # passes over a row that the downdating left as it was
+        for _ in range(2 if downdate else 1):
+            for w, sign in zip(W, signs):
+                overlap = dot_rows(v, conj(w), signature=signature) * sign
+                v = [vk - overlap * wk for vk, wk in zip(v, w)]
         q_v = square(v)
         norm = xp.sqrt(xp.abs(q_v))
         inverse = xp.where(found, 1.0 / xp.where(found, norm, 1.0), real_zero)
@@ -246,7 +265,11 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         signs.append(sign)
         index.append(chosen)
         rank = rank + xp.astype(found, xp.int64)
-        if step < d - 1:
+        if step < d - 1 and downdate:
+            overlap = dot_rows(V, w, work)
+            q -= np.multiply(overlap, overlap, out=work[1])
+            q.reshape(-1)[flat[found]] = 0.0
+        elif step < d - 1:
             # q is spent: its buffer takes the overlaps, the other one the products
             scratch = None if work is None else work[1]
             overlap = dot_rows(V, conj(w), work, signature)
