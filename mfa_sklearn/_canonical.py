@@ -109,8 +109,11 @@ def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_fram
         scalars = [parts[f.name] for f in layout.fields if f.kind == "scalar"]
         others = [(parts[f.name], f.kind) for f in layout.fields
                   if f.kind in ("point", "vector") and f.name not in frame_fields]
+        # edge fields (graphs): the adjacency matrix and edge labels
+        edges = [parts[f.name] for f in layout.fields if f.kind == "edge"]
+        extra = {"edges": edges} if edges else {}
         frame = group.frame(points, vectors, scalars=scalars, others=others, method=method,
-                            tol=tol)
+                            tol=tol, **extra)
     else:
         frame = group.frame(points, vectors, method=method, tol=tol)
     canonical = {f.name: group.to_real(frame.to_canonical(parts[f.name], f.kind), f.kind)

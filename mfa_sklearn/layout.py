@@ -21,14 +21,24 @@ Scalar fields keep their width. Example, 4 complex points in C^2 plus a real wei
     fields = {"z": "point", "w": "scalar"}     # group "U(2)"
     # 2-D: 8 real parts (Re z00, Re z01, Re z10, ...), 8 imaginary parts, 4 weights
     # 3-D: X[:, i, 0:2] = Re z_i, X[:, i, 2:4] = Im z_i, X[:, i, 4] = w_i
+
+Groups that permute rows (S_n, "graph") also take ``edge`` fields: an ``n x n`` matrix
+per sample (e.g. an adjacency matrix) times its width, ``n * n * width`` columns of 2-D
+X, row-major (entry ``(i, j, c)`` at offset ``(i * n + j) * width + c`` of the block).
+:meth:`Layout.split` returns them with shape ``(..., n, n, width)``. Edge fields exist
+in 2-D layouts only. Example, 6-vertex graphs with a node feature::
+
+    fields = {"A": "edge", "h": "scalar"}      # group "graph" (or "S_n")
+    # 2-D: 36 adjacency entries (A00, A01, ..., A55), then 6 node features
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .exceptions import LayoutError
-from .groups import KINDS, Group
+from .groups import FIELD_KINDS, Group
 from .groups._namespace import get_namespace
 
 __all__ = ["Field", "Layout", "parse_fields"]
@@ -36,7 +46,8 @@ __all__ = ["Field", "Layout", "parse_fields"]
 
 @dataclass(frozen=True)
 class Field:
-    """One field: a name, a kind ("point", "vector" or "scalar") and a width per row.
+    """One field: a name, a kind ("point", "vector", "scalar" or "edge") and a width
+    per row (per vertex pair for "edge").
 
     ``width`` counts real columns. ``is_complex`` marks the point/vector fields of a
     complex group: complex rows of width ``width // 2`` held as real blocks (see the
@@ -63,13 +74,15 @@ def parse_fields(spec, d, *, what="fields"):
     ----------
     spec : None, str, tuple or dict
         ``None`` (one "point" field named "x"), a kind, a ``(kind, width)`` pair, or a
-        dict ``name -> kind`` / ``name -> (kind, width)``.
+        dict ``name -> kind`` / ``name -> (kind, width)``. Kind "edge" (an ``n x n``
+        matrix per sample) needs a group with ``supports_edges`` (S_n, "graph").
     d : int or Group
         The group's dimension: the default width of "point" and "vector" fields. A
         complex group (U, SU) makes it ``2 d`` real columns (real and imaginary parts).
     what : str
         The parameter's name, for error messages.
     """
+    group = d
     d, is_complex = _dimension(d)
     geometric = 2 * d if is_complex else d
     if spec is None:
@@ -83,10 +96,16 @@ def parse_fields(spec, d, *, what="fields"):
     fields = []
     for name, value in spec.items():
         kind, width = (value, None) if isinstance(value, str) else (tuple(value) + (None,))[:2]
-        if kind not in KINDS:
+        if kind not in FIELD_KINDS:
             raise LayoutError(f"{what}: field {name!r} has unknown kind {kind!r}; "
-                              f"expected one of {list(KINDS)}")
-        default = 1 if kind == "scalar" else geometric
+                              f"expected one of {list(FIELD_KINDS)}")
+        if kind == "edge" and not getattr(group, "supports_edges", False):
+            label = group.name if isinstance(group, Group) else f"of dimension {d}"
+            raise LayoutError(
+                f"{what}: field {name!r} has kind 'edge', but group {label} does not act "
+                "on edge fields: edges (n x n matrices per sample) are only permuted, "
+                "A[pi][:, pi]; use group 'graph' or 'S_n' for graphs")
+        default = 1 if kind in ("scalar", "edge") else geometric
         if width is None and default is None:
             raise LayoutError(
                 f"{what}: field {name!r} of kind {kind!r} needs an explicit width: the "
@@ -132,12 +151,22 @@ class Layout:
                 f"{name} must be 2-D (n_samples, n_columns) or 3-D (n_samples, n_rows, "
                 f"width); got samples of shape {tuple(sample_shape)}, i.e. "
                 f"{len(sample_shape) + 1}-D {name}")
+        if spec is None and what == "fields" and getattr(d, "default_fields", None):
+            spec = d.default_fields          # e.g. the graph group: {"A": "edge"}
         if spec is None and _dimension(d)[0] is None and len(sample_shape) == 2:
             # no dimension (S_n) and 3-D samples: each whole row is one field
             spec = {"x": ("scalar", int(sample_shape[1]))}
         fields = parse_fields(spec, d, what=what)
-        width = sum(f.width for f in fields)
         described = ", ".join(f"{f.name}: {f.kind} x {f.width}" for f in fields)
+        edge_width = sum(f.width for f in fields if f.kind == "edge")
+        width = sum(f.width for f in fields if f.kind != "edge")
+        if edge_width:
+            if len(sample_shape) == 2:
+                raise LayoutError(
+                    f"{name}: edge fields ({described}) need 2-D {name} with n * n * "
+                    "width columns per edge field; 3-D samples are not supported for them")
+            return cls(fields, _solve_rows(sample_shape[0], width, edge_width, described,
+                                           what, name), three_d=False)
         if len(sample_shape) == 2:
             if sample_shape[1] != width:
                 raise LayoutError(
@@ -154,11 +183,17 @@ class Layout:
 
     @property
     def row_width(self):
-        return sum(f.width for f in self.fields)
+        """Columns per row of the per-row fields (edge fields excluded)."""
+        return sum(f.width for f in self.fields if f.kind != "edge")
 
     @property
     def n_columns(self):
-        return self.n_rows * self.row_width
+        edge_width = sum(f.width for f in self.fields if f.kind == "edge")
+        return self.n_rows * self.row_width + self.n_rows ** 2 * edge_width
+
+    def _size(self, f):
+        """Columns of field f in a 2-D layout."""
+        return self.n_rows * f.width * (self.n_rows if f.kind == "edge" else 1)
 
     def field(self, name):
         for f in self.fields:
@@ -177,9 +212,11 @@ class Layout:
                 parts[f.name] = X[..., offset:offset + f.width]
                 offset += f.width
                 continue
-            block = X[..., offset:offset + self.n_rows * f.width]
+            block = X[..., offset:offset + self._size(f)]
             lead = tuple(block.shape[:-1])
-            if f.is_complex:  # all real parts, then all imaginary parts
+            if f.kind == "edge":
+                parts[f.name] = block.reshape(lead + (self.n_rows, self.n_rows, f.width))
+            elif f.is_complex:  # all real parts, then all imaginary parts
                 half = f.width // 2
                 planes = block.reshape(lead + (2, self.n_rows, half))
                 xp = get_namespace(X)
@@ -187,7 +224,7 @@ class Layout:
                                           axis=-1)
             else:
                 parts[f.name] = block.reshape(lead + (self.n_rows, f.width))
-            offset += self.n_rows * f.width
+            offset += self._size(f)
         return parts
 
     def join(self, parts):
@@ -196,7 +233,8 @@ class Layout:
         blocks = [parts[f.name] for f in self.fields]
         xp = get_namespace(*blocks)
         if not self.three_d:
-            blocks = [_flatten(xp, b, f.is_complex) for f, b in zip(self.fields, blocks)]
+            blocks = [_flatten(xp, b, f.is_complex, f.kind == "edge")
+                      for f, b in zip(self.fields, blocks)]
         if len(blocks) == 1:
             return blocks[0]
         if xp is not np:
@@ -211,9 +249,22 @@ class Layout:
         return f"Layout({fields}; n_rows={self.n_rows}, three_d={self.three_d})"
 
 
-def _flatten(xp, block, is_complex):
-    """(..., n, w) -> (..., n w) columns; complex fields: all Re, then all Im."""
-    lead = tuple(block.shape[:-2])
+def _solve_rows(n_columns, width, edge_width, described, what, name):
+    """The number of rows n with ``n * width + n * n * edge_width == n_columns``."""
+    disc = width * width + 4 * edge_width * n_columns
+    n = int((math.isqrt(disc) - width) // (2 * edge_width))
+    if n < 1 or n * width + n * n * edge_width != n_columns:
+        raise LayoutError(
+            f"{name} has {n_columns} columns, which the {what} ({described}) cannot hold: "
+            f"they need n * {width} + n * n * {edge_width} columns for n rows (vertices); "
+            f"check {what}")
+    return n
+
+
+def _flatten(xp, block, is_complex, is_edge=False):
+    """(..., n, w) -> (..., n w) columns (edge fields: (..., n, n, w) -> (..., n n w));
+    complex fields: all Re, then all Im."""
+    lead = tuple(block.shape[:-3] if is_edge else block.shape[:-2])
     if not is_complex:
         return xp.reshape(block, lead + (-1,))
     half = block.shape[-1] // 2

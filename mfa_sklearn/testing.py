@@ -131,4 +131,6 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
 def _rows(layout, Y):
     """(B, C) -> (B, n_rows, row_width): all fields of each row side by side."""
     parts = layout.split(Y)
-    return np.concatenate([parts[f.name] for f in layout.fields], axis=-1)
+    n = layout.n_rows
+    return np.concatenate([parts[f.name].reshape(len(Y), n, -1) for f in layout.fields],
+                          axis=-1)

@@ -64,6 +64,9 @@ def test_parse_fields_errors(spec, message):
 
 def test_parse_fields_error_names_the_parameter():
     with pytest.raises(ValueError, match="^target: field 'y' has unknown kind"):
+        parse_fields("bond", 3, what="target")
+    # "edge" is a known kind, but only groups that permute rows act on it
+    with pytest.raises(ValueError, match="^target: field 'y' has kind 'edge', but group"):
         parse_fields("edge", 3, what="target")
 
 

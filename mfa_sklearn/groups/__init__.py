@@ -4,10 +4,10 @@ This subpackage imports neither scikit-learn nor torch; its functions take numpy
 or torch tensors alike.
 """
 
-from ._base import KINDS, Frame, Group, GroupElement
+from ._base import FIELD_KINDS, KINDS, Frame, Group, GroupElement
 from .orthogonal import OrthogonalGroup
-from .permutation import PermutationGroup, PermutationProductGroup
+from .permutation import GraphGroup, PermutationGroup, PermutationProductGroup
 from .registry import get_group
 
-__all__ = ["KINDS", "Frame", "Group", "GroupElement", "OrthogonalGroup", "PermutationGroup",
-           "PermutationProductGroup", "get_group"]
+__all__ = ["FIELD_KINDS", "KINDS", "Frame", "Group", "GroupElement", "GraphGroup",
+           "OrthogonalGroup", "PermutationGroup", "PermutationProductGroup", "get_group"]

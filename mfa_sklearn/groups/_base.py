@@ -16,6 +16,9 @@ from ..exceptions import NonFiniteInputError, first_indices
 from ._namespace import all_finite, float64_of, get_namespace, machine_eps, on_host
 
 KINDS = ("point", "vector", "scalar")
+#: every field kind a layout may hold: ``edge`` fields (n x n matrices per sample,
+#: e.g. adjacency matrices) exist only for groups that permute rows, ``A[pi][:, pi]``
+FIELD_KINDS = KINDS + ("edge",)
 
 
 def check_kind(kind, allowed=KINDS):
@@ -60,17 +63,17 @@ class _RealBlocks:
     def from_real(self, x, kind="point"):
         """A field as the frames take it: real blocks (..., n, 2d) -> complex (..., n, d).
 
-        Identity for real groups and for scalar fields.
+        Identity for real groups and for scalar and edge fields.
         """
-        check_kind(kind)
-        if not self.is_complex or kind == "scalar":
+        check_kind(kind, FIELD_KINDS)
+        if not self.is_complex or kind in ("scalar", "edge"):
             return x
         return complex_from_real(x)
 
     def to_real(self, z, kind="point"):
         """Inverse of :meth:`from_real`: complex (..., n, d) -> real blocks (..., n, 2d)."""
-        check_kind(kind)
-        if not self.is_complex or kind == "scalar":
+        check_kind(kind, FIELD_KINDS)
+        if not self.is_complex or kind in ("scalar", "edge"):
             return z
         return real_from_complex(z)
 
@@ -266,6 +269,8 @@ class Group(_RealBlocks):
     has_translations = False
     #: frame methods this group offers
     frame_methods = ("minimal",)
+    #: whether the group acts on ``edge`` fields (only permutations do: ``A[pi][:, pi]``)
+    supports_edges = False
 
     @property
     def name(self):

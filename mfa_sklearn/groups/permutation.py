@@ -1,6 +1,6 @@
-"""S_n on sets of rows, and the products S_n x O/SO/E/SE(d) and S_n x O/SO(1,d-1).
+"""S_n on sets of rows and on graphs, and the products S_n x O/SO/E/SE(d), S_n x O/SO(1,d-1).
 
-groups.md sections 3.6, 3.7 and 4.12-4.15. Permutations act on the left,
+groups.md sections 3.6, 3.7 and 4.12-4.16. Permutations act on the left,
 ``(sigma.x)_i = x_{sigma(i)}``, the geometric group on the right: ``P_sigma x T + b``.
 
 * **S_n.** The canonical order is the lexicographic argsort of the concatenated per-row
@@ -14,6 +14,9 @@ groups.md sections 3.6, 3.7 and 4.12-4.15. Permutations act on the left,
   labels the graph canonically; the automorphisms give candidate orders, and the
   candidates whose canonical inputs are the (tolerant) lexicographic minimum form the
   stabilizer coset ``h Stab(c)``, over which one backbone output is averaged.
+* **Graphs** (``"graph"``, or S_n with an ``edge`` field). ``A -> A[pi][:, pi]``, exact
+  comparisons: colour refinement (vectorized) or nauty gives the canonical order; node
+  outputs are averaged over the orbits of Aut, edge outputs over its orbitals.
 """
 
 import math
@@ -23,11 +26,11 @@ import numpy as np
 
 from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
                           first_indices)
-from ._base import Frame, Group, GroupElement, _result_dtype, check_kind
+from ._base import FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, check_kind
 from ._namespace import machine_eps
 
-__all__ = ["PermutationGroup", "PermutationProductGroup", "PermutationFrame",
-           "PermutationElement"]
+__all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
+           "PermutationFrame", "PermutationElement"]
 
 NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
 
@@ -63,8 +66,11 @@ def _lexsort_rows(keys):
     """
     B, n, c = keys.shape
     order = np.broadcast_to(np.arange(n), (B, n)).copy()
+    columns = np.moveaxis(keys, 2, 0)
+    if c >= 8:   # many columns (signatures): one contiguous copy beats strided reads
+        columns = np.ascontiguousarray(columns)
     for col in range(c - 1, -1, -1):   # least significant column first
-        column = np.take_along_axis(keys[:, :, col], order, axis=1)
+        column = np.take_along_axis(columns[col], order, axis=1)
         order = np.take_along_axis(order, np.argsort(column, axis=1, kind="stable"), axis=1)
     return order
 
@@ -89,10 +95,10 @@ def _dense_rank(keys):
     return rank
 
 
-def _pack(columns, ranges):
+def _pack(columns, ranges, return_spans=False):
     """Pack non-negative integer columns into as few int64 columns as fit (< 2^62),
-    preserving lexicographic order."""
-    packed, current, span = [], None, 1
+    preserving lexicographic order (and, if asked, the range of each packed column)."""
+    packed, spans, current, span = [], [], None, 1
     for col, size in zip(columns, ranges):
         size = max(int(size), 1)
         if current is not None and span * size < 2 ** 62:
@@ -101,9 +107,11 @@ def _pack(columns, ranges):
         else:
             if current is not None:
                 packed.append(current)
+                spans.append(span)
             current, span = col.astype(np.int64), size
     packed.append(current)
-    return packed
+    spans.append(span)
+    return (packed, spans) if return_spans else packed
 
 
 def _tie_sizes(runs):
@@ -119,9 +127,13 @@ def _tie_sizes(runs):
 
 
 def _block_mean(y, runs):
-    """Average the rows of y (B, n, w) over runs of equal labels (B, n) (contiguous)."""
+    """Average the rows of y (B, n, w) over classes of equal labels (B, n).
+
+    Labels are integers in ``0..n-1``; a sample whose labels are ``arange(n)`` has no
+    classes to average. Runs of ties (0, 0, 1, 2, 2, ...) and first-occurrence labels
+    (orbits, orbitals: see :func:`_first_occurrence`) both qualify."""
     B, n, w = y.shape
-    tied = np.any(runs[:, 1:] == runs[:, :-1], axis=1)
+    tied = np.any(runs != np.arange(n), axis=1)
     if not np.any(tied):
         return y
     out = y.copy()
@@ -134,6 +146,125 @@ def _block_mean(y, runs):
     mean = sums / np.maximum(counts, 1.0)[..., None].astype(sums.dtype)
     out[tied] = np.take_along_axis(mean, labels[..., None], axis=1)
     return out
+
+
+def _first_occurrence(keys):
+    """Per sample, the first position holding each key: (B, m) int -> (B, m) int64.
+
+    ``out[b, p] = min {q : keys[b, q] == keys[b, p]}``, so distinct keys give
+    ``arange(m)``; these are the class labels :func:`_block_mean` averages over."""
+    B, m = keys.shape
+    order = np.argsort(keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(keys, order, axis=1)
+    new = np.ones((B, m), dtype=bool)
+    new[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(m), 0), axis=1)
+    out = np.empty((B, m), dtype=np.int64)
+    np.put_along_axis(out, order, np.take_along_axis(order, start, axis=1), axis=1)
+    return out
+
+
+def _pair_labels(runs):
+    """Orbitals (orbits on ordered pairs, flattened ``i * n + j``) of the tie-class
+    permutations of S_n frames, from their run labels (B, n): pairs are equivalent when
+    their rows lie in the same classes and both are diagonal or both not. (B, n*n)."""
+    B, n = runs.shape
+    diagonal = np.eye(n, dtype=np.int64)
+    keys = (runs[:, :, None] * n + runs[:, None, :]) * 2 + diagonal
+    return _first_occurrence(keys.reshape(B, n * n))
+
+
+def _refine_once(crank, pair_cols, ranges):
+    """One round of colour refinement, vectorized over the batch (groups.md 3.7 step 3).
+
+    Parameters
+    ----------
+    crank : ndarray of shape (B, n), int64
+        Vertex colours as dense ranks ``0..n-1``.
+    pair_cols : list of ndarray of shape (B, n, n), int64
+        Non-negative integer edge labels, column after column (lexicographic).
+    ranges : list of int
+        Exclusive upper bound of each column.
+
+    Returns
+    -------
+    order : ndarray of shape (B, n)
+        Lexicographic order of the signatures ``(colour_i, sorted multiset of
+        (label_ij, colour_j), j != i)``.
+    distinct : ndarray of shape (B,) of bool
+        Whether all signatures of a sample differ (then ``order`` is canonical).
+    rank : ndarray of shape (B, n)
+        Dense rank of each vertex's signature (a canonical colouring).
+
+    Notes
+    -----
+    Samples whose colours already differ skip the round: the signatures' first column
+    decides, so their order is the colour order and ``rank`` is ``crank``.
+    """
+    B, n = crank.shape
+    if n == 1:
+        zeros = np.zeros((B, 1), dtype=np.int64)
+        return zeros, np.ones(B, dtype=bool), zeros
+    # samples whose colours already differ: the signatures' first column decides
+    done = np.all(np.sort(crank, axis=1) == np.arange(n), axis=1)
+    if np.any(done):
+        order = np.argsort(crank, axis=1)
+        distinct = done.copy()
+        rank = crank.copy()
+        rest = np.flatnonzero(~done)
+        if len(rest):
+            order[rest], distinct[rest], rank[rest] = _refine_once(
+                crank[rest], [col[rest] for col in pair_cols], ranges)
+        return order, distinct, rank
+    others = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n   # (n, n-1), j != i
+    rows = np.arange(n)[:, None]
+    cols = [col[:, rows, others] for col in pair_cols] + [crank[:, others]]
+    packed, spans = _pack(cols, list(ranges) + [n], return_spans=True)
+    packed = np.stack(packed, axis=-1)                                # (B, n, n-1, c)
+    c = packed.shape[-1]
+    flat = packed.reshape(B * n, n - 1, c)
+    pair_order = _lexsort_rows(flat)                 # sort the multiset per row
+    sorted_pairs = np.take_along_axis(flat, pair_order[..., None], axis=1)
+    # signature columns, packed again (e.g. 7 pairs of a 0/1 graph per int64)
+    sorted_pairs = sorted_pairs.reshape(B, n, (n - 1) * c)
+    signature = _pack([crank] + [sorted_pairs[:, :, p] for p in range((n - 1) * c)],
+                      [n] + spans * (n - 1))
+    signature = np.stack(signature, axis=-1)                          # (B, n, columns)
+    order = _lexsort_rows(signature)
+    runs = _runs(np.take_along_axis(signature, order[..., None], axis=1))
+    rank = np.empty_like(runs)
+    np.put_along_axis(rank, order, runs, axis=1)
+    return order, runs[:, -1] == n - 1, rank
+
+
+def _layered_graph(pynauty, N, labels, cells):
+    """The layered bit-plane encoding of an undirected edge-labelled graph (groups.md 3.7
+    step 5) as a ``pynauty.Graph``.
+
+    Parameters
+    ----------
+    N : int
+        Vertices (layer 0 holds them; vertex ``(layer, i)`` has id ``layer * N + i``).
+    labels : ndarray of shape (N * (N - 1) // 2,), int
+        Dense labels ``0..K-1`` of the pairs ``np.triu_indices(N, 1)`` (0: absent).
+    cells : list of set
+        Ordered partition of the layer-0 vertices (vertex colours).
+    """
+    iu, ju = np.triu_indices(N, 1)
+    n_labels = int(labels.max()) + 1 if len(labels) else 1
+    L = max(1, int(math.ceil(math.log2(n_labels))))
+    adjacency = {v: [] for v in range(N * L)}
+    for layer in range(L):
+        on = ((labels >> layer) & 1).astype(bool)
+        for i, j in zip(iu[on].tolist(), ju[on].tolist()):
+            adjacency[layer * N + i].append(layer * N + j)
+        if layer + 1 < L:
+            for i in range(N):
+                adjacency[layer * N + i].append((layer + 1) * N + i)
+    partition = list(cells) + [set(range(layer * N, (layer + 1) * N))
+                               for layer in range(1, L)]
+    return pynauty.Graph(N * L, directed=False, adjacency_dict=adjacency,
+                         vertex_coloring=partition)
 
 
 def _check_per_row(name, arrays, what):
@@ -184,18 +315,45 @@ class PermutationFrame(Frame):
         Size of the finite stabilizer (float).
     lorentz : bool
         Whether ``H^{-1} = eta H^T eta`` (else ``H^T``).
+    orbitals : ndarray of shape (B, n * n) or None
+        Classes of vertex pairs ``(p, q)`` (flattened ``p * n + q``, canonical order) over
+        which ``edge`` outputs are averaged, as first-occurrence labels (graphs: the
+        orbitals of Aut). None: derived from ``runs`` (tie-class permutations).
+    symmetrize : bool
+        Whether ``edge`` fields are replaced by ``(A + A^T) / 2`` before canonicalizing.
+
+    Notes
+    -----
+    For graphs ``runs`` holds the orbits of Aut in canonical order (first-occurrence
+    labels, not contiguous); node outputs are averaged within orbits and edge outputs
+    within orbitals, which is the exact average over Aut (groups.md 3.6).
     """
 
     diagnostic_names = Frame.diagnostic_names + ("labeling_path", "n_candidate_groups")
 
     def __init__(self, perms, H=None, t=None, *, weights, runs, frame_size, lorentz=False,
-                 **diagnostics):
+                 orbitals=None, symmetrize=False, **diagnostics):
         super().__init__(H, t, **diagnostics)
         self.perms = perms
         self.weights = weights
         self.runs = runs
         self.frame_size = frame_size
         self.lorentz = bool(lorentz)
+        self.orbitals = orbitals
+        self.symmetrize = bool(symmetrize)
+
+    def _orbital_labels(self):
+        """Classes of vertex pairs in canonical order, (B, n * n) (see ``orbitals``)."""
+        return _pair_labels(self.runs) if self.orbitals is None else self.orbitals
+
+    def _check_edge(self, x, what):
+        n = self.perms.shape[2]
+        if self.H is not None:
+            raise ValueError("edge fields are only supported by pure permutation groups "
+                             "(S_n, graph), not by S_n x G")
+        if x.ndim != 4 or x.shape[1] != n or x.shape[2] != n:
+            raise ValueError(f"an 'edge' {what} must have shape (n_samples, {n}, {n}, "
+                             f"width); got {tuple(x.shape)}")
 
     @property
     def perm(self):
@@ -224,9 +382,21 @@ class PermutationFrame(Frame):
         return np.ascontiguousarray(H0.mT)[:, None]
 
     def to_canonical(self, x, kind="point"):
-        """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype."""
-        check_kind(kind)
+        """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype.
+
+        ``edge`` fields (B, n, n, w) become ``A[pi][:, pi]``, shape (B, 1, n, n, w)."""
+        check_kind(kind, FIELD_KINDS)
         x = _numpy(x)
+        if kind == "edge":
+            self._check_edge(x, "field")
+            if self.symmetrize:
+                x = (x + np.swapaxes(x, 1, 2)) / 2
+            perm = self.perm
+            x = np.take_along_axis(x, perm[:, :, None, None], axis=1)
+            x = np.take_along_axis(x, perm[:, None, :, None], axis=2)
+            if np.issubdtype(x.dtype, np.floating):
+                x = x + 0.0
+            return x[:, None]
         gathered = np.take_along_axis(x, self.perm[..., None], axis=1)
         if kind == "scalar" or self.H is None:
             if np.issubdtype(gathered.dtype, np.floating):
@@ -241,11 +411,22 @@ class PermutationFrame(Frame):
 
     def from_canonical(self, y, kind="point"):
         """Outputs (B, 1, n, w) in canonical order -> (B, n, w), averaged over the tied
-        rows and the stored elements, then scattered back to the input's row order."""
-        check_kind(kind)
+        rows and the stored elements, then scattered back to the input's row order.
+
+        ``edge`` outputs (B, 1, n, n, w) are averaged within orbitals, then scattered:
+        ``Y_out[pi_i, pi_j] = Y_ij``."""
+        check_kind(kind, FIELD_KINDS)
         y = _numpy(y)
         if y.shape[1] != 1:
             raise ValueError(f"expected one canonical output per sample; got {y.shape[1]}")
+        if kind == "edge":
+            y0 = y[:, 0]
+            self._check_edge(y0, "output")
+            B, n, _, w = y0.shape
+            y0 = _block_mean(y0.reshape(B, n * n, w), self._orbital_labels())
+            inverse = np.argsort(self.perm, axis=1)
+            y0 = np.take_along_axis(y0.reshape(B, n, n, w), inverse[:, :, None, None], 1)
+            return np.take_along_axis(y0, inverse[:, None, :, None], axis=2)
         if y.shape[2] != self.perms.shape[2]:
             raise ValueError(
                 f"group permutes rows: per-row outputs need the input's {self.perms.shape[2]} "
@@ -302,11 +483,14 @@ class PermutationFrame(Frame):
         def cat(values):
             return None if values[0] is None else np.concatenate(values, axis=0)
 
+        orbitals = (None if all(f.orbitals is None for f in frames)
+                    else cat([f._orbital_labels() for f in frames]))
         return cls(np.concatenate(perms), cat(H) if H else None,
                    cat([f.t for f in frames]), weights=np.concatenate(weights),
                    runs=cat([f.runs for f in frames]),
                    frame_size=cat([f.frame_size for f in frames]),
-                   lorentz=frames[0].lorentz,
+                   lorentz=frames[0].lorentz, orbitals=orbitals,
+                   symmetrize=frames[0].symmetrize,
                    **{name: cat([getattr(f, name) for f in frames])
                       for name in cls.diagnostic_names})
 
@@ -317,6 +501,7 @@ class PermutationFrame(Frame):
         return type(self)(take(self.perms), take(self.H), take(self.t),
                           weights=take(self.weights), runs=take(self.runs),
                           frame_size=take(self.frame_size), lorentz=self.lorentz,
+                          orbitals=take(self.orbitals), symmetrize=self.symmetrize,
                           **{name: take(getattr(self, name))
                              for name in self.diagnostic_names})
 
@@ -361,12 +546,17 @@ class PermutationGroup(_PermutationBase):
     """
 
     d = None
+    #: S_n permutes edge fields too: with an edge field the frame is the graph's
+    #: canonical labeling (see :class:`GraphGroup`)
+    supports_edges = True
+    #: whether edge fields are replaced by ``(A + A^T) / 2`` (see :class:`GraphGroup`)
+    symmetrize = False
 
     @property
     def name(self):
         return "S_n"
 
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None,
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
               method="minimal", tol=None, rule=None):
         """Canonical row orders of a batch.
 
@@ -376,6 +566,10 @@ class PermutationGroup(_PermutationBase):
             Per-row fields; all of them, concatenated in this order, define the order.
         others : sequence of (array, kind), optional
             Further per-row fields (also used).
+        edges : array of shape (B, n, n, w), or a sequence of them, optional
+            Edge fields (the first is the adjacency matrix). With edge fields the rows
+            are the vertices of a graph and the frame is its canonical labeling, with
+            the per-row fields as vertex colours (groups.md 4.16, :class:`GraphGroup`).
         method : {"minimal"}
         tol, rule : ignored
             Comparisons are exact.
@@ -385,9 +579,13 @@ class PermutationGroup(_PermutationBase):
         PermutationFrame
         """
         if method != "minimal":
-            raise ValueError(f"frame method must be 'minimal' for group S_n; got {method!r}")
+            raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
+                             f"got {method!r}")
         arrays = [_numpy(a) for a in (_as_list(points) + _as_list(vectors)
                                       + [a for a, _ in (others or [])] + _as_list(scalars))]
+        if _as_list(edges):
+            return _graph_frame(self.name, [_numpy(a) for a in _as_list(edges)], arrays,
+                                self.symmetrize)
         if not arrays:
             raise ValueError("group S_n needs at least one per-row field")
         _check_per_row(self.name, arrays, "a field")
@@ -402,14 +600,233 @@ class PermutationGroup(_PermutationBase):
                                 n_candidate_groups=np.ones(B, dtype=np.int64))
 
     def act(self, g, x, kind="point"):
-        """``P_sigma x`` for every kind."""
-        check_kind(kind)
+        """``P_sigma x`` for every per-row kind; ``A[sigma][:, sigma]`` for "edge"."""
+        check_kind(kind, FIELD_KINDS)
+        if kind == "edge":
+            x = np.asarray(x)
+            sigma = g.permutation(x.shape[1])
+            x = np.take_along_axis(x, sigma[:, :, None, None], axis=1)
+            return np.take_along_axis(x, sigma[:, None, :, None], axis=2)
         return self._element_perm(g, x)
 
     def random_element(self, size, random_state=None, **ignored):
         """Uniform random permutations (drawn for each field's row count)."""
         rng = np.random.default_rng(random_state)
         return PermutationElement(None, None, seed=int(rng.integers(2 ** 62)), size=size)
+
+
+# ------------------------------------------------------------------------- graphs
+class GraphGroup(PermutationGroup):
+    """S_n acting on graphs by ``A -> P A P^T``, i.e. ``A[sigma][:, sigma]`` (groups.md 4.16).
+
+    Registered as ``get_group("graph")``. ``get_group("S_n")`` with an ``edge`` field
+    does the same (with ``symmetrize=False``); the ``graph`` group requires an edge field.
+    The first edge field is the adjacency matrix (weighted or 0/1, symmetric); further
+    edge fields and the diagonal add edge and vertex labels, per-row fields of any
+    kind are vertex colours. All comparisons are exact (``-0.0 == 0.0``; NaN is
+    rejected). If colour refinement separates the vertices (vectorized over the batch;
+    repeated while it splits classes, since from uniform colours one round only sees
+    degrees) its order is canonical; otherwise nauty (optional ``pynauty``) labels the
+    graph canonically, and node outputs are averaged within the orbits of
+    ``Aut``, edge outputs within its orbitals. One inner call per sample, and the
+    equivariance error is exactly 0. ``frame_size`` is ``|Aut|`` (float, never
+    enumerated).
+
+    Parameters
+    ----------
+    symmetrize : bool, default=False
+        Use ``(A + A^T) / 2`` for every edge field, in the frame and in the canonical
+        input. Otherwise non-symmetric edge fields raise a ValueError.
+    """
+
+    #: layout of X when ``fields`` is None: one adjacency matrix
+    default_fields = {"A": "edge"}
+
+    def __init__(self, *, symmetrize=False):
+        self.symmetrize = bool(symmetrize)
+
+    @property
+    def name(self):
+        return "graph"
+
+    def __repr__(self):
+        return "GraphGroup(symmetrize=True)" if self.symmetrize else "get_group('graph')"
+
+    def __eq__(self, other):
+        return isinstance(other, GraphGroup) and other.symmetrize == self.symmetrize
+
+    def __hash__(self):
+        return hash((self.name, self.symmetrize))
+
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule=None):
+        """Canonical labelings of a batch of graphs; see :meth:`PermutationGroup.frame`."""
+        if not _as_list(edges):
+            raise ValueError("group 'graph' needs an 'edge' field (the adjacency matrix, "
+                             "n * n columns per sample), e.g. fields={'A': 'edge'}")
+        return super().frame(points, vectors, scalars=scalars, others=others, edges=edges,
+                             method=method, tol=tol, rule=rule)
+
+
+def _check_edges(name, edges, nodes):
+    """Edge fields (B, n, n, w) and node fields (B, n, k): shapes, dtypes, finiteness."""
+    first = edges[0]
+    if first.ndim != 4 or first.shape[1] != first.shape[2]:
+        raise ValueError(f"group {name!r} takes edge fields of shape (n_samples, n, n, "
+                         f"width); got {tuple(first.shape)}")
+    B, n = first.shape[:2]
+    if n == 0:
+        raise ValueError(f"group {name!r} needs at least one vertex per sample")
+    for a in edges:
+        if a.shape[:3] != (B, n, n) or a.ndim != 4:
+            raise ValueError(f"group {name!r}: all edge fields need shape ({B}, {n}, {n}, "
+                             f"width); got {tuple(a.shape)}")
+        if np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.floating)
+                                      or np.issubdtype(a.dtype, np.integer)):
+            raise ValueError(f"group {name!r} needs real numeric edge fields; got dtype "
+                             f"{a.dtype}")
+        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+            bad = ~np.all(np.isfinite(a), axis=(1, 2, 3))
+            raise NonFiniteInputError(
+                f"an edge field contains NaN or inf in {first_indices(bad)}; frames "
+                "cannot be computed")
+    if nodes:
+        _check_per_row(name, [edges[0][:, :, 0, :1]] + nodes, "a node field")
+
+
+def _graph_frame(name, edges, nodes, symmetrize):
+    """Canonical labelings of edge-labelled, vertex-coloured graphs (groups.md 4.16).
+
+    Parameters
+    ----------
+    name : str
+        The group's name, for messages.
+    edges : list of ndarray of shape (B, n, n, w)
+        Edge fields; the first is the adjacency matrix.
+    nodes : list of ndarray of shape (B, n, k)
+        Node fields (vertex colours with the diagonals of the edge fields).
+    symmetrize : bool
+        Use ``(A + A^T) / 2`` instead of requiring symmetric edge fields.
+
+    Returns
+    -------
+    PermutationFrame
+        ``runs`` holds the orbits, ``orbitals`` the orbitals of Aut (canonical order).
+    """
+    _check_edges(name, edges, nodes)
+    A = np.concatenate([a.astype(np.float64, copy=False) for a in edges], axis=3)
+    B, n = A.shape[:2]
+    if symmetrize:
+        A = (A + np.swapaxes(A, 1, 2)) / 2
+    else:
+        bad = np.flatnonzero(np.any(A != np.swapaxes(A, 1, 2), axis=(1, 2, 3)))
+        if len(bad):
+            asym = np.max(np.abs(A[bad] - np.swapaxes(A[bad], 1, 2)), axis=(1, 2, 3))
+            raise ValueError(
+                f"group {name!r} needs symmetric adjacency matrices (edge fields); "
+                f"{first_indices(bad)} are not: sample {bad[0]} has max abs(A - A^T) = "
+                f"{asym[0]:.3g}. Pass symmetrize=True (GraphGroup(symmetrize=True)) "
+                "to use (A + A^T)/2.")
+    A = A + 0.0                                        # -0.0 == 0.0
+    diag = np.arange(n)
+    colours = np.concatenate([A[:, diag, diag]] + [a.astype(np.float64) for a in nodes],
+                             axis=2) + 0.0
+    crank = _dense_rank(colours)
+    codes, wide = _edge_codes(A)
+    # colour refinement (1-WL): from uniform colours one round only gives degrees, so
+    # refine the samples that still tie until their partition stops splitting
+    order, distinct, rank = _refine_once(crank, codes, wide)
+    todo = np.flatnonzero(~distinct & (rank.max(axis=1) > crank.max(axis=1)))
+    while len(todo):
+        before = rank[todo].max(axis=1)
+        order[todo], distinct[todo], rank[todo] = _refine_once(
+            rank[todo], [c[todo] for c in codes], wide)
+        todo = todo[~distinct[todo] & (rank[todo].max(axis=1) > before)]
+
+    perms = order.copy()
+    runs = np.broadcast_to(np.arange(n), (B, n)).copy()
+    orbitals = np.broadcast_to(np.arange(n * n), (B, n * n)).copy()
+    size = np.ones(B)
+    path = np.full(B, "fast", dtype="<U6")
+    slow = np.flatnonzero(~distinct)
+    if len(slow):
+        pynauty = _import_pynauty(slow)
+        for b in slow:
+            lab, runs[b], orbitals[b], size[b] = _nauty_graph(pynauty, A[b], rank[b])
+            perms[b] = lab
+            path[b] = "search"
+    return PermutationFrame(perms[:, None], None, None, weights=np.ones((B, 1)), runs=runs,
+                            frame_size=size, orbitals=orbitals, symmetrize=symmetrize,
+                            labeling_path=path,
+                            n_candidate_groups=np.ones(B, dtype=np.int64))
+
+
+def _edge_codes(A):
+    """Exact integer codes of the edge values (B, n, n, w), one (B, n, n) column per
+    edge field, with their ranges: ``value - min`` for small integer values (0/1
+    graphs), else ranks among the batch's distinct values. Codes are injective and
+    monotone per field, so orders built from them are canonical for each sample."""
+    codes, ranges = [], []
+    for e in range(A.shape[3]):
+        values = A[..., e]
+        low, high = values.min(), values.max()
+        if high - low < 2 ** 20 and np.array_equal(values, np.floor(values)):
+            codes.append((values - low).astype(np.int64))
+            ranges.append(int(high - low) + 1)
+        else:
+            distinct, inverse = np.unique(values, return_inverse=True)
+            codes.append(inverse.reshape(values.shape).astype(np.int64))
+            ranges.append(len(distinct))
+    return codes, ranges
+
+
+def _nauty_graph(pynauty, A, cell):
+    """Canonical labeling of one graph with nauty (layered encoding, groups.md 3.7).
+
+    Parameters
+    ----------
+    A : ndarray of shape (n, n, w)
+        Symmetric edge fields (exact values; ``-0.0`` already replaced by ``0.0``).
+    cell : ndarray of shape (n,), int
+        Canonical vertex colours (dense ranks), giving the ordered partition.
+
+    Returns
+    -------
+    lab : ndarray of shape (n,)
+        Canonical order: position p holds vertex ``lab[p]``.
+    orbits : ndarray of shape (n,)
+        Orbits of Aut, first-occurrence labels in canonical order.
+    orbitals : ndarray of shape (n * n,)
+        Orbitals of Aut (pairs ``p * n + q``), first-occurrence labels, canonical order.
+    size : float
+        ``|Aut|``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(cell)
+    iu, ju = np.triu_indices(n, 1)
+    # labels 0..K-1 by ascending value, 0 = the value 0 (absent) when present
+    pairs = A[iu, ju]
+    keys = np.concatenate([np.any(pairs != 0, axis=1, keepdims=True), pairs], axis=1)
+    _, upper = np.unique(keys, axis=0, return_inverse=True)
+    cells = [set(np.flatnonzero(cell == c).tolist()) for c in range(int(cell.max()) + 1)]
+    g = _layered_graph(pynauty, n, upper.ravel(), cells)
+    generators, size1, size2, orbits, _ = pynauty.autgrp(g)
+    lab = np.asarray(pynauty.canon_label(g)[:n], dtype=np.int64)
+    orbits = np.asarray(orbits[:n], dtype=np.int64)
+    # orbitals: union-find over ordered pairs (i, j) ~ (a(i), a(j)), one pass per generator
+    pairs = np.arange(n * n)
+    i, j = np.divmod(pairs, n)
+    images = [np.asarray(gen[:n], dtype=np.int64) for gen in generators]
+    src = np.concatenate([pairs] + [pairs for _ in images])
+    dst = np.concatenate([pairs] + [a[i] * n + a[j] for a in images])
+    _, component = connected_components(
+        coo_matrix((np.ones(len(src)), (src, dst)), shape=(n * n, n * n)),
+        directed=True, connection="weak")
+    canonical_pairs = component.reshape(n, n)[lab][:, lab].reshape(1, n * n)
+    return (lab, _first_occurrence(orbits[lab][None])[0],
+            _first_occurrence(canonical_pairs)[0], float(size1) * 10.0 ** float(size2))
 
 
 # ------------------------------------------------------------------------ S_n x G
@@ -538,24 +955,11 @@ class PermutationProductGroup(_PermutationBase):
         order of the signatures (B, n) and whether they are all distinct (B,)."""
         Q, B, n, k = graph.Q, graph.B, graph.n, graph.k
         crank = _dense_rank(graph.colours)             # (B, n)
-        if n == 1:
-            return np.zeros((B, 1), dtype=np.int64), np.ones(B, dtype=bool)
-        others = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n   # (n, n-1), j != i
-        rows = np.arange(n)[:, None]
         R = graph.radius
-        block = Q[:, rows, others].reshape(B, n, n - 1, k * k) + R       # >= 0
-        cols = [block[..., p] for p in range(k * k)] + [crank[:, others]]
-        packed = np.stack(_pack(cols, [2 * R + 1] * (k * k) + [n]), axis=-1)  # (B,n,n-1,c)
-        c = packed.shape[-1]
-        flat = packed.reshape(B * n, n - 1, c)
-        pair_order = _lexsort_rows(flat)                 # sort the multiset per row
-        sorted_pairs = np.take_along_axis(flat, pair_order[..., None], axis=1)
-        signature = np.concatenate([crank.reshape(B * n, 1),
-                                    sorted_pairs.reshape(B * n, (n - 1) * c)], axis=1)
-        signature = signature.reshape(B, n, -1)
-        order = _lexsort_rows(signature)
-        runs = _runs(np.take_along_axis(signature, order[..., None], axis=1))
-        return order, runs[:, -1] == n - 1
+        block = Q.reshape(B, n, n, k * k) + R          # >= 0
+        order, distinct, _ = _refine_once(crank, [block[..., p] for p in range(k * k)],
+                                          [2 * R + 1] * (k * k))
+        return order, distinct
 
     # ------------------------------------------------------------------ fast path
     def _fast_frames(self, data, order, index):
@@ -632,21 +1036,8 @@ class PermutationProductGroup(_PermutationBase):
         label_keys = np.concatenate([first, second], axis=2)
         iu, ju = np.triu_indices(N, 1)
         _, labels = np.unique(label_keys[iu, ju], axis=0, return_inverse=True)
-        labels = labels.ravel()
-        n_labels = int(labels.max()) + 1
-        L = max(1, int(math.ceil(math.log2(n_labels))))
-        adjacency = {v: [] for v in range(N * L)}
-        for layer in range(L):
-            on = ((labels >> layer) & 1).astype(bool)
-            for i, j in zip(iu[on], ju[on]):
-                adjacency[layer * N + int(i)].append(layer * N + int(j))
-            if layer + 1 < L:
-                for i in range(N):
-                    adjacency[layer * N + i].append((layer + 1) * N + i)
         partition = [set(np.flatnonzero(cell == c).tolist()) for c in range(int(cell.max()) + 1)]
-        partition += [set(range(layer * N, (layer + 1) * N)) for layer in range(1, L)]
-        g = pynauty.Graph(N * L, directed=False, adjacency_dict=adjacency,
-                          vertex_coloring=partition)
+        g = _layered_graph(pynauty, N, labels.ravel(), partition)
         generators, size1, size2, _, _ = pynauty.autgrp(g)
         size = size1 * 10.0 ** size2
         if size > self.max_frame_size:

@@ -31,7 +31,8 @@ _PATTERN = re.compile(r"^\s*([A-Za-z]+)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)\s*$")
 AVAILABLE = ("O(d), SO(d), E(d), SE(d), U(d), SU(d), GL(d), SL(d), Aff(d), the "
              "Lorentz groups O(1,d-1), SO(1,d-1), with integer d >= 1 (d >= 2 for "
              "Lorentz), e.g. 'E(3)' or 'SO(1,3)'; S_n (sets of rows) and the products "
-             "'S_n x G' for G in O(d), SO(d), E(d), SE(d), O(1,d-1), SO(1,d-1)")
+             "'S_n x G' for G in O(d), SO(d), E(d), SE(d), O(1,d-1), SO(1,d-1); 'graph' "
+             "(S_n acting on adjacency matrices, A[pi][:, pi])")
 
 
 def _build(module, cls, kwargs, d, name):
@@ -49,6 +50,9 @@ def _build(module, cls, kwargs, d, name):
 
 def get_group(group):
     """Return the group object for a name such as ``"O(3)"``, ``"SE(2)"``, ``"SO(1,3)"``.
+
+    ``"graph"`` is S_n acting on graphs (:class:`~mfa_sklearn.groups.GraphGroup`); for
+    ``symmetrize=True`` pass ``GraphGroup(symmetrize=True)`` itself.
 
     Parameters
     ----------
@@ -70,6 +74,10 @@ def get_group(group):
         raise GroupNotFoundError(
             f"group must be a string such as 'E(3)', a Group object or None; got "
             f"{type(group).__name__} {group!r}")
+    if group.strip().lower() == "graph":
+        from .permutation import GraphGroup
+
+        return GraphGroup()
     permutation = _PERMUTATION.match(group)
     if permutation is not None:
         return _permutation_group(group, permutation.group(1))
