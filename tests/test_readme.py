@@ -33,8 +33,8 @@ def test_quickstart_runs_in_smoke_mode():
     assert "MLP + E(3) frames" in result.stdout
     # the frame-averaged rows report rounding-level equivariance errors
     errors = [float(line.split()[-2]) for line in result.stdout.splitlines()
-              if line.startswith("MLP + E(3)")]
-    assert errors and max(errors) < 1e-9
+              if line.startswith(("MLP + E(3)", "MLP + S_n x E(3)"))]
+    assert len(errors) == 3 and max(errors) < 1e-9
 
 
 def test_readme_python_snippets_run():
