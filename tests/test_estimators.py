@@ -843,3 +843,25 @@ def test_bad_target_layout():
         _reg(group="E(3)", fields=NBODY_FIELDS, target="point").fit(X, y[:, :14])
     with pytest.raises(ValueError, match="y has 1 columns, which the target"):
         _reg(group="E(3)", fields=NBODY_FIELDS, target="vector").fit(X, y[:, 0])
+
+
+# ----------------------------------------------------- coordinates that are exactly zero
+@pytest.mark.parametrize("group", ["E(3)", "SO(3)", "S_n x E(3)"])
+def test_structural_zeros_are_exact_so_scalers_and_trees_stay_invariant(group):
+    """Canonical coordinates that vanish in exact arithmetic (the frame rows along later
+    frame vectors) are exactly 0, not rounding noise that a StandardScaler or a tree's
+    bin edges would turn into O(1) differences."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y = make_charged_nbody(900, random_state=3, n_steps=200, horizon=100)
+    train, test = slice(0, 600), slice(600, None)
+    Xc = MinimalFrameCanonicalizer(group, fields=NBODY_FIELDS).fit(X).transform(X)
+    assert np.all(np.sum(Xc == 0.0, axis=1) >= 3)       # first frame rows: 2 + 1 zeros
+    pipe = make_pipeline(MinimalFrameCanonicalizer(group, fields=NBODY_FIELDS),
+                         StandardScaler(), KNeighborsRegressor()).fit(X[train], y[train, 0])
+    assert check_equivariance(pipe, group, X[test], fields=NBODY_FIELDS,
+                              target="invariant", random_state=0)["max_error"] <= 1e-9
+    trees = FrameAveragingRegressor(HistGradientBoostingRegressor(max_iter=30),
+                                    group=group, fields=NBODY_FIELDS)
+    trees.fit(X[train], y[train, 0])
+    assert check_equivariance(trees, group, X[test], random_state=0)["max_error"] <= 1e-9

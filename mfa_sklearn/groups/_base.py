@@ -78,6 +78,29 @@ class _RealBlocks:
         return real_from_complex(z)
 
 
+def snap_rounding(xp, canon, x):
+    """Set canonical coordinates at the rounding level of the input to exactly zero.
+
+    Coordinates that are zero in exact arithmetic (e.g. those of the rows that defined
+    the frame along the later frame vectors) come out as noise of a few eps times the
+    input's magnitude, and a downstream ``StandardScaler`` or a tree's bin edges would
+    blow that noise up into O(1) differences between a sample and its transform. The
+    threshold, ``8 d eps`` times the largest entry of the sample's (uncentred) field,
+    is the data's own rounding level, so no resolvable value is lost.
+
+    Parameters
+    ----------
+    canon : array of shape (B, K, n, w)
+        Canonical coordinates (float64 or complex128).
+    x : array of shape (B, n, w)
+        The field they came from.
+    """
+    magnitude = xp.max(xp.reshape(xp.abs(x), (x.shape[0], -1)), axis=1)
+    threshold = (8.0 * x.shape[-1] * 2.0 ** -52) * magnitude
+    return xp.where(xp.abs(canon) <= threshold[:, None, None, None],
+                    xp.zeros_like(canon), canon)
+
+
 def _result_dtype(xp, x):
     """Canonical arrays keep a floating or complex input dtype; integers become float64."""
     return x.dtype if xp.isdtype(x.dtype, ("real floating", "complex floating")) else xp.float64
@@ -122,6 +145,11 @@ class Frame(_RealBlocks):
     projection_is_average : array of shape (B,) of bool, optional
         True where that projection is the exact stabilizer average.
     """
+
+    #: whether canonical coordinates at the input's rounding level become exact zeros
+    #: (see :func:`snap_rounding`): for orthonormal frames, whose coordinates are never
+    #: larger than the input's; frames that rescale (Lorentz boosts, GL) keep them
+    snaps_rounding = True
 
     #: per-sample diagnostics (besides ``frame_size``): constructor keywords and
     #: attributes; subclasses extend the tuple with their own
@@ -183,6 +211,8 @@ class Frame(_RealBlocks):
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
+        if self.snaps_rounding:
+            canon = snap_rounding(xp, canon, x64 if self.t is None else float64_of(xp, x))
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
     def _apply_inverse(self, x):

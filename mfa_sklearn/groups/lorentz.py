@@ -33,6 +33,8 @@ class LorentzFrame(Frame):
         Number of frame-defining rows with ``|<x_i, x_i>| <= tol * s`` per sample.
     """
 
+    snaps_rounding = False  # coordinates are rescaled: the input's level does not apply
+
     diagnostic_names = Frame.diagnostic_names + ("n_lightlike_rows",)
 
     def _apply_inverse(self, x):

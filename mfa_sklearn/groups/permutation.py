@@ -26,7 +26,8 @@ import numpy as np
 
 from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
                           first_indices)
-from ._base import FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, check_kind
+from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, check_kind,
+                    snap_rounding)
 from ._namespace import machine_eps
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
@@ -407,6 +408,8 @@ class PermutationFrame(Frame):
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = x64[:, None] @ self._inverse()
+        if not self.lorentz:
+            canon = snap_rounding(np, canon, gathered.astype(np.float64, copy=False))
         return canon.astype(_result_dtype(np, x), copy=False)
 
     def from_canonical(self, y, kind="point"):
