@@ -1,0 +1,37 @@
+"""Smoke test of the n-body benchmark: ``benchmarks/bench_nbody.py --quick`` (< 60 s)."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("skorch")
+pytest.importorskip("matplotlib")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "bench_nbody.py")
+
+
+def test_bench_nbody_quick(tmp_path):
+    env = dict(os.environ, MFA_SMOKE="1")
+    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(tmp_path / "nbody_quick_table.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 10
+    assert (tmp_path / "nbody_quick_table.md").stat().st_size > 0
+    assert (tmp_path / "nbody_quick_learning_curves.png").stat().st_size > 0
+    minimal = [r for r in rows if r["symmetry"].startswith("MFA")]
+    assert minimal
+    for r in minimal:
+        # float64 sklearn models: rounding level; the torch rows run in float32
+        tol = 1e-4 if "float32" in r["model"] else 1e-6
+        assert float(r["eq_E3"]) < tol, r
+        if "S_n" in r["symmetry"]:
+            assert float(r["eq_Sn"]) < tol, r
+    for r in rows:
+        assert float(r["test_mse"]) < 1.0, r
