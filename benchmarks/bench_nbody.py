@@ -61,8 +61,6 @@ from sklearn.linear_model import Ridge
 from sklearn.multioutput import MultiOutputRegressor
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
 
 from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
                          check_equivariance)
@@ -84,11 +82,6 @@ PUBLISHED = {"EGNN": 0.0071, "FA-GNN": 0.0057, "MFA-GNN": 0.0036}
 def drift(X):
     """Straight-line motion x + v t."""
     return X[:, : 3 * N] + T_AHEAD * X[:, 3 * N: 6 * N]
-
-
-def snap_zeros(X):
-    """Set entries below 1e-12 in magnitude to exactly 0 (rounding noise)."""
-    return np.where(np.abs(X) < 1e-12, 0.0, X)
 
 
 class ZeroDisplacement(RegressorMixin, BaseEstimator):
@@ -119,10 +112,6 @@ def make_models(quick):
     models = {
         "constant velocity x + v t": ZeroDisplacement(),
         "Ridge": Ridge(alpha=1e-2),
-        # No StandardScaler in front of the kernel / neighbour models: the S_n x E(3)
-        # canonical form has columns that are zero up to rounding (~1e-16; the y and z
-        # of the last particle), which a fitted scaler blows up to O(1) noise, breaking
-        # equivariance (measured: 0.4 relative error). The raw columns are all O(1).
         "KernelRidge (rbf)": KernelRidge(alpha=1e-2, kernel="rbf", gamma=1.0 / 35),
         "KNeighbors (k=10)": KNeighborsRegressor(10, weights="distance"),
         "MLPRegressor (256, 256)": MLPRegressor(
@@ -130,15 +119,10 @@ def make_models(quick):
             n_iter_no_change=20, max_iter=20 if quick else 200, random_state=0),
     }
     if not quick:
-        # Binning models split on rounding noise: canonical forms hold structurally
-        # zero entries (3 per system for E(3), which columns depends on the frame)
-        # that come out as +-1e-16, and HGB's quantile bins put thresholds among them,
-        # so F(g.x) and g.F(x) land in different leaves (measured 7e-2 relative
-        # error). Snapping |x| < 1e-12 to 0 in front of the trees removes that.
-        models["HistGradientBoosting (x15)"] = make_pipeline(
-            FunctionTransformer(snap_zeros), MultiOutputRegressor(
-                HistGradientBoostingRegressor(max_iter=150, learning_rate=0.1,
-                                              random_state=0)))
+        # canonical coordinates that vanish in exact arithmetic are exact zeros (the
+        # canonicalizer snaps the rounding level), so tree bin edges cannot split them
+        models["HistGradientBoosting (x15)"] = MultiOutputRegressor(
+            HistGradientBoostingRegressor(max_iter=150, learning_rate=0.1, random_state=0))
         models["skorch MLP (torch)"] = skorch_mlp(quick)
     return models
 
