@@ -116,8 +116,12 @@ def _canonicalize_chunk(group, layout, frame_fields, X, method, tol, return_fram
                             tol=tol, **extra)
     else:
         frame = group.frame(points, vectors, method=method, tol=tol)
-    canonical = {f.name: group.to_real(frame.to_canonical(parts[f.name], f.kind), f.kind)
-                 for f in layout.fields}
+    canonical = {}
+    for f in layout.fields:
+        canon = frame.to_canonical(parts[f.name], f.kind)
+        if f.name in frame_fields:  # exact zeros where the frame rows have them
+            canon = frame.snap(canon)
+        canonical[f.name] = group.to_real(canon, f.kind)
     return layout.join(canonical), (frame if return_frame else None)
 
 

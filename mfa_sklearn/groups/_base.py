@@ -78,27 +78,16 @@ class _RealBlocks:
         return real_from_complex(z)
 
 
-def snap_rounding(xp, canon, x):
-    """Set canonical coordinates at the rounding level of the input to exactly zero.
+def snap_below(xp, canon, level):
+    """``canon`` (B, K, n, w) with entries of magnitude at most ``level`` (B,) set to 0.
 
-    Coordinates that are zero in exact arithmetic (e.g. those of the rows that defined
-    the frame along the later frame vectors) come out as noise of a few eps times the
-    input's magnitude, and a downstream ``StandardScaler`` or a tree's bin edges would
-    blow that noise up into O(1) differences between a sample and its transform. The
-    threshold, ``8 d eps`` times the largest entry of the sample's (uncentred) field,
-    is the data's own rounding level, so no resolvable value is lost.
-
-    Parameters
-    ----------
-    canon : array of shape (B, K, n, w)
-        Canonical coordinates (float64 or complex128).
-    x : array of shape (B, n, w)
-        The field they came from.
-    """
-    magnitude = xp.max(xp.reshape(xp.abs(x), (x.shape[0], -1)), axis=1)
-    threshold = (8.0 * x.shape[-1] * 2.0 ** -52) * magnitude
-    return xp.where(xp.abs(canon) <= threshold[:, None, None, None],
-                    xp.zeros_like(canon), canon)
+    In place for numpy arrays (callers pass fresh ones), out of place otherwise."""
+    level = xp.reshape(level, (-1,) + (1,) * (canon.ndim - 1))
+    small = xp.abs(canon) <= level
+    if isinstance(canon, np.ndarray):
+        np.copyto(canon, 0.0, where=small)
+        return canon
+    return xp.where(small, xp.zeros_like(canon), canon)
 
 
 def _result_dtype(xp, x):
@@ -145,11 +134,6 @@ class Frame(_RealBlocks):
     projection_is_average : array of shape (B,) of bool, optional
         True where that projection is the exact stabilizer average.
     """
-
-    #: whether canonical coordinates at the input's rounding level become exact zeros
-    #: (see :func:`snap_rounding`): for orthonormal frames, whose coordinates are never
-    #: larger than the input's; frames that rescale (Lorentz boosts, GL) keep them
-    snaps_rounding = True
 
     #: per-sample diagnostics (besides ``frame_size``): constructor keywords and
     #: attributes; subclasses extend the tuple with their own
@@ -211,9 +195,26 @@ class Frame(_RealBlocks):
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
-        if self.snaps_rounding:
-            canon = snap_rounding(xp, canon, x64 if self.t is None else float64_of(xp, x))
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
+
+    #: per-sample rounding level of the frame-defining rows' canonical coordinates, set
+    #: by orthonormal minimal frames (None: nothing to snap); see :meth:`snap`
+    snap_level = None
+
+    def snap(self, canon):
+        """Exact zeros for canonical coordinates of frame-defining rows that are zero in
+        exact arithmetic but come out as rounding noise.
+
+        The rows that defined the frame have zero coordinates along the later frame
+        vectors; computed, they are a few eps times the data's magnitude, which a
+        downstream ``StandardScaler`` or a tree's bin edges would turn into O(1)
+        differences between a sample and its transform. ``snap_level`` is that rounding
+        level (``8 d eps`` times the rows' magnitude, centroid included), so no value the
+        data resolves is lost.
+        """
+        if self.snap_level is None:
+            return canon
+        return snap_below(get_namespace(canon), canon, self.snap_level)
 
     def _apply_inverse(self, x):
         """``x H^{-1}`` for x of shape (B, 1, n, d) against H (B, K, d, d).

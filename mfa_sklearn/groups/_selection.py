@@ -134,6 +134,8 @@ class Selection(NamedTuple):
     signs: list
     #: index of the chosen row, (B,) int64 each (meaningless where nothing was chosen)
     index: list
+    #: the invariant scale of the rows, (B,): max |z_i|^2, or ||Z eta Z^T||_F
+    scale: Any = None
 
 
 def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
@@ -200,10 +202,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     if downdate:
         q = q.copy()  # its own buffer: `work` serves the overlaps
         guard = (1e3 * d * machine_eps(np.float64)) * xp.max(q, axis=0)
-    if signature is None:
-        threshold = (tol * tol) * xp.max(q, axis=0)
-    else:
-        threshold = tol * metric_scale(Z, signature)
+    scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature)
+    threshold = (tol * tol if signature is None else tol) * scale
     if floor is not None:
         threshold = xp.maximum(threshold, floor)
     # |q| > threshold  <=>  |q| >= above
@@ -280,4 +280,4 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         norms.append(real_zero)
         signs.append(one)
         index.append(xp.zeros((B,), dtype=xp.int64, device=device))
-    return Selection(W, rank, norms, signs, index)
+    return Selection(W, rank, norms, signs, index, scale)

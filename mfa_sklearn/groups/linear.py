@@ -41,8 +41,6 @@ class LinearFrame(Frame):
     explicit inverse; outputs are restored by ``y H`` as for every frame.
     """
 
-    snaps_rounding = False  # coordinates are rescaled: the input's level does not apply
-
     # cond(H) is an SVD per sample, the largest cost of a linear frame: it is computed
     # when asked for (the ``conditioning`` property), not with every frame
     diagnostic_names = ("rank", "projected", "projection_is_average")

@@ -33,8 +33,6 @@ class LorentzFrame(Frame):
         Number of frame-defining rows with ``|<x_i, x_i>| <= tol * s`` per sample.
     """
 
-    snaps_rounding = False  # coordinates are rescaled: the input's level does not apply
-
     diagnostic_names = Frame.diagnostic_names + ("n_lightlike_rows",)
 
     def _apply_inverse(self, x):
@@ -156,8 +154,8 @@ class LorentzGroup(Group):
         lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
         n_lightlike = xp.sum(xp.astype(lightlike, xp.int64), axis=0)
 
-        W, rank, norms, signs, _ = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0),
-                                               rule=rule, signature=signature)
+        W, rank, norms, signs = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0),
+                                            rule=rule, signature=signature)[:4]
         found = [rank > j for j in range(d)]
         if self.special:
             W, signs, found = self._complete(xp, W, signs, found, rank, signature)

@@ -85,7 +85,8 @@ class OrthogonalGroup(Group):
 
     def _minimal_frame(self, xp, Z, t, *, tol, delta, rule, floor):
         d = self.d
-        W, rank, norms, _, _ = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
+        selection = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
+        W, rank, norms, scale = selection.W, selection.rank, selection.norms, selection.scale
         if self.special:
             W = self._fix_determinant(xp, W, rank)
         # Stored with the frame vectors as contiguous columns: to_canonical multiplies by
@@ -94,8 +95,13 @@ class OrthogonalGroup(Group):
         H_T = xp.reshape(xp.reshape(xp.permute_dims(packed, (2, 1, 0)), (-1,)), (-1, d, d))
         H = H_T.mT[:, None]
         full = rank >= (d - 1 if self.special else d)
-        return Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
-                     projected=~full, projection_is_average=xp.ones_like(full))
+        frame = Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
+                      projected=~full, projection_is_average=xp.ones_like(full))
+        magnitude = xp.sqrt(scale)
+        if t is not None:
+            magnitude = magnitude + xp.max(xp.abs(t), axis=1)
+        frame.snap_level = (8.0 * d * machine_eps(xp.float64)) * magnitude
+        return frame
 
     def _fix_determinant(self, xp, W, rank):
         """SO: det +1 at full rank; the cofactor completes rank d - 1 (groups.md 3.4)."""

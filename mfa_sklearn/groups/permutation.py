@@ -27,7 +27,7 @@ import numpy as np
 from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
                           first_indices)
 from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, check_kind,
-                    snap_rounding)
+                    snap_below)
 from ._namespace import machine_eps
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
@@ -408,8 +408,9 @@ class PermutationFrame(Frame):
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = x64[:, None] @ self._inverse()
-        if not self.lorentz:
-            canon = snap_rounding(np, canon, gathered.astype(np.float64, copy=False))
+        if not self.lorentz:  # exact zeros for coordinates at the rounding level
+            magnitude = np.max(np.abs(gathered).reshape(len(gathered), -1), axis=1)
+            canon = snap_below(np, canon, (8.0 * x.shape[-1] * 2.0 ** -52) * magnitude)
         return canon.astype(_result_dtype(np, x), copy=False)
 
     def from_canonical(self, y, kind="point"):

@@ -154,7 +154,7 @@ class UnitaryGroup(Group):
         # coordinate-major complex128 rows in new memory (select_rows updates them)
         Z = [_complex128_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
-        W, rank, norms, _, _ = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
+        W, rank, norms = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)[:3]
         if self.special:
             W = self._fix_determinant(xp, W, rank)
         # H[b, j, k] = coordinate k of frame vector j; unused rows stay zero
