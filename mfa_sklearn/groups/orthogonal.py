@@ -99,7 +99,8 @@ class OrthogonalGroup(Group):
                       projected=~full, projection_is_average=xp.ones_like(full))
         magnitude = xp.sqrt(scale)
         if t is not None:
-            magnitude = magnitude + xp.max(xp.abs(t), axis=1)
+            magnitude = magnitude + xp.sqrt(dot_rows([t[:, k] for k in range(d)],
+                                                     [t[:, k] for k in range(d)]))
         frame.snap_level = (8.0 * d * machine_eps(xp.float64)) * magnitude
         return frame
 
