@@ -405,4 +405,5 @@ def as_list(arrays):
 
 
 def _to_numpy(a):
-    return a.cpu().numpy() if hasattr(a, "cpu") else a
+    """A host numpy copy of a numpy array or tensor (for error messages and warnings)."""
+    return a.cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)

@@ -14,24 +14,12 @@ error (:class:`RankDeficientError`), never a projection.
 import numpy as np
 
 from ..exceptions import RankDeficientError
-from ._base import Frame, Group, GroupElement
+from ._base import Frame, Group, GroupElement, _to_numpy
 from ._namespace import float64_of, get_namespace, machine_eps
 from ._selection import select_rows, to_coordinate_major
 from .orthogonal import haar_orthogonal
 
 _KINDS = ("GL", "SL", "Aff")
-
-
-def _as_list(arrays):
-    if arrays is None:
-        return []
-    if isinstance(arrays, (list, tuple)):
-        return list(arrays)
-    return [arrays]
-
-
-def _to_numpy(a):
-    return a.cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)
 
 
 class LinearFrame(Frame):

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
-from ._base import Frame, Group, GroupElement
+from ._base import Frame, Group, GroupElement, _to_numpy
 from ._namespace import float64_of, get_namespace, on_host
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 from .orthogonal import _conditioning, haar_orthogonal
@@ -327,6 +327,3 @@ def _numerical_rank(xp, gram, tol):
     above = (values > tol * largest) & (largest > 0)
     return xp.sum(xp.astype(above, xp.int64), axis=-1)
 
-
-def _to_numpy(a):
-    return a.cpu().numpy() if hasattr(a, "cpu") else a

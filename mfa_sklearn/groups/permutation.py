@@ -26,8 +26,8 @@ import numpy as np
 
 from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
                           first_indices)
-from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, check_kind,
-                    snap_below)
+from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, as_list,
+                    check_kind, snap_below)
 from ._namespace import machine_eps
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
@@ -37,14 +37,6 @@ NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
 
 
 # ----------------------------------------------------------------------------- helpers
-def _as_list(arrays):
-    if arrays is None:
-        return []
-    if isinstance(arrays, (list, tuple)):
-        return list(arrays)
-    return [arrays]
-
-
 def _numpy(a):
     """Group math of the permutation groups runs in numpy (torch tensors are refused)."""
     if not isinstance(a, np.ndarray):
@@ -585,10 +577,10 @@ class PermutationGroup(_PermutationBase):
         if method != "minimal":
             raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
                              f"got {method!r}")
-        arrays = [_numpy(a) for a in (_as_list(points) + _as_list(vectors)
-                                      + [a for a, _ in (others or [])] + _as_list(scalars))]
-        if _as_list(edges):
-            return _graph_frame(self.name, [_numpy(a) for a in _as_list(edges)], arrays,
+        arrays = [_numpy(a) for a in (as_list(points) + as_list(vectors)
+                                      + [a for a, _ in (others or [])] + as_list(scalars))]
+        if as_list(edges):
+            return _graph_frame(self.name, [_numpy(a) for a in as_list(edges)], arrays,
                                 self.symmetrize)
         if not arrays:
             raise ValueError("group S_n needs at least one per-row field")
@@ -665,7 +657,7 @@ class GraphGroup(PermutationGroup):
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
               method="minimal", tol=None, rule=None):
         """Canonical labelings of a batch of graphs; see :meth:`PermutationGroup.frame`."""
-        if not _as_list(edges):
+        if not as_list(edges):
             raise ValueError("group 'graph' needs an 'edge' field (the adjacency matrix, "
                              "n * n columns per sample), e.g. fields={'A': 'edge'}")
         return super().frame(points, vectors, scalars=scalars, others=others, edges=edges,
@@ -904,9 +896,9 @@ class PermutationProductGroup(_PermutationBase):
         if method != "minimal":
             raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
                              f"got {method!r}")
-        points = [_numpy(a) for a in _as_list(points)]
-        vectors = [_numpy(a) for a in _as_list(vectors)]
-        scalars = [_numpy(a) for a in _as_list(scalars)]
+        points = [_numpy(a) for a in as_list(points)]
+        vectors = [_numpy(a) for a in as_list(vectors)]
+        scalars = [_numpy(a) for a in as_list(scalars)]
         others = [(_numpy(a), kind) for a, kind in (others or [])]
         frame_rows = points + vectors
         if not frame_rows:
