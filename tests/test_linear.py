@@ -19,12 +19,12 @@ Set MFA_PRINT_ERRORS=1 and run with ``-s`` to print the largest error per case.
 """
 
 import math
-import os
 import pickle
 
 import numpy as np
 import pytest
 
+from conftest import record_error
 from mfa_sklearn.exceptions import NonFiniteInputError, RankDeficientError
 from mfa_sklearn.groups import Group, GroupElement, get_group
 from mfa_sklearn.groups.linear import LinearFrame, LinearGroup
@@ -37,23 +37,6 @@ CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 
 
 # --------------------------------------------------------------------------- helpers
-_RECORD = {}
-
-
-def _record(case, value):
-    _RECORD[case] = max(_RECORD.get(case, 0.0), float(value))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_error_table():
-    yield
-    if os.environ.get("MFA_PRINT_ERRORS") and _RECORD:
-        width = max(len(k) for k in _RECORD)
-        print("\n" + "largest e_max per case".ljust(width) + "   e_max")
-        for case in sorted(_RECORD):
-            print(f"{case.ljust(width)}   {_RECORD[case]:.2e}")
-
-
 def bound64(kappa, cond):
     """groups.md 7.3: GL, SL, Aff in float64."""
     return max(1e-15 * kappa * cond, 1e-12)
@@ -148,7 +131,7 @@ def check(G, points, vectors=(), *, kappa=10.0, bound=None, seed=0, case=None, g
     if bound is None:
         bound = bound64(kappa, float(np.max(f.conditioning)))
     if case is not None:
-        _record(case, worst)
+        record_error(case, worst)
     assert worst <= bound, (err, bound)
     if control:
         ctrl = errors(G, g, bare(backbone, points, vectors), bare(backbone, moved_p, moved_v))
@@ -267,7 +250,7 @@ def test_selected_rows_map_to_unit_vectors(kind, d):
     c = f.to_canonical(x)[:, 0]
     chosen = np.take_along_axis(c, S[..., None], axis=1)               # (B, d, d)
     err = np.max(np.abs(chosen - np.eye(d)))
-    _record(f"{G.name} |c(selected rows) - I|", err)
+    record_error(f"{G.name} |c(selected rows) - I|", err)
     assert err <= 1e-15 * np.max(f.conditioning) + 4e-16, err
     # distinct rows, and the canonical form is a GL invariant: the same for g.x
     assert all(len(set(row)) == d for row in S.tolist())
@@ -486,7 +469,7 @@ def test_estimators_check_equivariance(name, inner):
     for target, y in targets.items():
         model = FrameAveragingRegressor(make(), group=name, target=target).fit(X, y)
         result = check_equivariance(model, name, X, random_state=1)
-        _record(f"{name} {inner} estimator {target}", result["max_error"])
+        record_error(f"{name} {inner} estimator {target}", result["max_error"])
         assert result["max_error"] <= 1e-10, (target, result)
         control = FrameAveragingRegressor(make(), group=None).fit(X, y)
         off = check_equivariance(control, name, X, target=target, random_state=1)

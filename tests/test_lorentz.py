@@ -19,7 +19,6 @@ Set MFA_PRINT_ERRORS=1 and run with ``-s`` to print the largest error per case.
 """
 
 import math
-import os
 import pickle
 import warnings
 
@@ -28,6 +27,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from conftest import record_error
 from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
                          check_equivariance)
 from mfa_sklearn.exceptions import FrameDegeneracyWarning, NonFiniteInputError
@@ -44,23 +44,6 @@ ANCHORS = ("total", "cumsum", "none")
 
 
 # --------------------------------------------------------------------------- helpers
-_RECORD = {}
-
-
-def _record(case, value):
-    _RECORD[case] = max(_RECORD.get(case, 0.0), float(value))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_error_table():
-    yield
-    if os.environ.get("MFA_PRINT_ERRORS") and _RECORD:
-        width = max(len(k) for k in _RECORD)
-        print("\n" + "largest e_max per case".ljust(width) + "   e_max")
-        for case in sorted(_RECORD):
-            print(f"{case.ljust(width)}   {_RECORD[case]:.2e}")
-
-
 def eta(d):
     return np.diag([1.0] + [-1.0] * (d - 1))
 
@@ -137,7 +120,7 @@ def check_equivariant(G, x, *, seed=0, tol=TOL64, case=None, beta_max=0.99,
     out_gx, _ = frame_averaged(G, backbone, gx, **frame_kwargs)
     err = errors(G, g, out_x, out_gx)
     if case is not None:
-        _record(case, max(err.values()))
+        record_error(case, max(err.values()))
     assert max(err.values()) <= tol, err
     if control:
         def bare(a):
@@ -656,14 +639,14 @@ def test_regressor_invariant_and_vector_targets(name, inner):
     reg = FrameAveragingRegressor(inner, group=name, fields=fields).fit(
         X, _invariant_target(X))
     result = check_equivariance(reg, name, X, random_state=0)
-    _record(f"{name} regressor invariant {type(inner).__name__}", result["max_error"])
+    record_error(f"{name} regressor invariant {type(inner).__name__}", result["max_error"])
     assert result["max_error"] <= TOL64, result
     # vector target: the sum of the momenta, per sample ("vector" of one row)
     y = X.reshape(120, -1, 4).sum(axis=1)
     reg = FrameAveragingRegressor(inner, group=name, fields=fields, target="vector")
     reg.fit(X, y)
     result = check_equivariance(reg, name, X, random_state=1)
-    _record(f"{name} regressor vector {type(inner).__name__}", result["max_error"])
+    record_error(f"{name} regressor vector {type(inner).__name__}", result["max_error"])
     assert result["max_error"] <= TOL64, result
     # the bare model is not invariant (the control)
     bare = inner.fit(X, _invariant_target(X))
@@ -683,7 +666,7 @@ def test_classifier_invariant(name, inner):
         def model(Z, method=method):
             return getattr(clf, method)(Z)
         result = check_equivariance(model, name, X, fields={"p": "vector"}, random_state=2)
-        _record(f"{name} classifier {method} {type(inner).__name__}", result["max_error"])
+        record_error(f"{name} classifier {method} {type(inner).__name__}", result["max_error"])
         assert result["max_error"] <= TOL64, result
     assert clf.score(X, y) > 0.8
     diag = clf.frame_diagnostics(X)

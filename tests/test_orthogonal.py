@@ -17,12 +17,12 @@ Set MFA_PRINT_ERRORS=1 and run with ``-s`` to print the largest error per case.
 """
 
 import math
-import os
 import pickle
 
 import numpy as np
 import pytest
 
+from conftest import record_error
 from mfa_sklearn.exceptions import GroupNotFoundError, NonFiniteInputError
 from mfa_sklearn.groups import Frame, Group, GroupElement, OrthogonalGroup, get_group
 
@@ -34,23 +34,6 @@ CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 
 
 # --------------------------------------------------------------------------- helpers
-_RECORD = {}
-
-
-def _record(case, value):
-    _RECORD[case] = max(_RECORD.get(case, 0.0), float(value))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_error_table():
-    yield
-    if os.environ.get("MFA_PRINT_ERRORS") and _RECORD:
-        width = max(len(k) for k in _RECORD)
-        print("\n" + "largest e_max per case".ljust(width) + "   e_max")
-        for case in sorted(_RECORD):
-            print(f"{case.ljust(width)}   {_RECORD[case]:.2e}")
-
-
 def _name(family, d):
     return f"{family}({d})"
 
@@ -176,7 +159,7 @@ def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
     out_gx, _ = frame_averaged(G, backbone, moved_p, moved_v, **frame_kwargs)
     errors = equivariance_errors(G, g, out_x, out_gx)
     if case is not None:
-        _record(case, max(errors.values()))
+        record_error(case, max(errors.values()))
     assert max(errors.values()) <= tol, errors
     if control:
         ctrl = equivariance_errors(G, g, bare(backbone, points, vectors),
@@ -412,7 +395,7 @@ def test_repeated_singular_values(family):
     out_gx, _ = frame_averaged(G, backbone, moved, method="pca")
     assert fp.n_calls == (32 if _special(family) else 64)
     err = equivariance_errors(G, g, out_x, out_gx)
-    _record(f"{G.name} sv (1,1,1,1,0,0) PCA (must be large)", max(err.values()))
+    record_error(f"{G.name} sv (1,1,1,1,0,0) PCA (must be large)", max(err.values()))
     assert err["vector"] >= 1e-3 and err["invariant"] >= 1e-3, err
 
 

@@ -20,7 +20,6 @@ Set MFA_PRINT_ERRORS=1 and run with ``-s`` to print the largest error per case.
 """
 
 import math
-import os
 import pickle
 
 import numpy as np
@@ -28,6 +27,7 @@ import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.tree import DecisionTreeRegressor
 
+from conftest import record_error
 from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, check_equivariance
 from mfa_sklearn.exceptions import LayoutError, NonFiniteInputError
 from mfa_sklearn.groups import Group, GroupElement, get_group
@@ -44,23 +44,6 @@ CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 
 
 # --------------------------------------------------------------------------- helpers
-_RECORD = {}
-
-
-def _record(case, value):
-    _RECORD[case] = max(_RECORD.get(case, 0.0), float(value))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_error_table():
-    yield
-    if os.environ.get("MFA_PRINT_ERRORS") and _RECORD:
-        width = max(len(k) for k in _RECORD)
-        print("\n" + "largest e_max per case".ljust(width) + "   e_max")
-        for case in sorted(_RECORD):
-            print(f"{case.ljust(width)}   {_RECORD[case]:.2e}")
-
-
 def _trivial(family, d):
     """SU(1) = {1}: nothing can fail, so no control."""
     return family == "SU" and d == 1
@@ -195,7 +178,7 @@ def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
     out_gx, _ = frame_averaged(G, backbone, moved_p, moved_v, **frame_kwargs)
     errors = equivariance_errors(G, g, out_x, out_gx)
     if case is not None:
-        _record(case, max(errors.values()))
+        record_error(case, max(errors.values()))
     assert max(errors.values()) <= tol, errors
     if control:
         ctrl = equivariance_errors(G, g, bare(backbone, arrays), bare(backbone, moved_p + moved_v))
@@ -792,7 +775,7 @@ def test_regressor_on_real_blocks(group, kind, make, target):
     assert reg.predict(X[150:]).shape == y[150:].shape
     result = check_equivariance(reg, group, X[150:], random_state=0)
     tol = TOL32 if kind == "float32" else TOL_EST
-    _record(f"estimator {group} {kind} {target}", result["max_error"])
+    record_error(f"estimator {group} {kind} {target}", result["max_error"])
     assert result["max_error"] <= tol, result
     np.testing.assert_array_equal(reg.frame_diagnostics(X[150:])["rank"], r)
     # control: the bare inner estimator is far from symmetric on the same data
@@ -817,7 +800,7 @@ def test_canonicalizer_and_3d_input(group):
         assert Xc.shape == X.shape and Xc.dtype == X.dtype
         result = check_equivariance(can, group, X, random_state=1)
         tol = TOL32 if X.dtype == np.float32 else TOL64
-        _record(f"canonicalizer {group} {X.ndim}-D {X.dtype}", result["max_error"])
+        record_error(f"canonicalizer {group} {X.ndim}-D {X.dtype}", result["max_error"])
         assert result["max_error"] <= tol, result
     # the canonical form is the frame's x H^H, in real blocks; scalars pass through
     can = MinimalFrameCanonicalizer(group=group, fields=fields).fit(X3)
@@ -831,7 +814,7 @@ def test_canonicalizer_and_3d_input(group):
     reg = FrameAveragingRegressor(KNeighborsRegressor(3), group=group, fields=fields,
                                   target="point").fit(X3, y)
     result = check_equivariance(reg, group, X3, random_state=2)
-    _record(f"estimator {group} 3-D point", result["max_error"])
+    record_error(f"estimator {group} 3-D point", result["max_error"])
     assert result["max_error"] <= TOL_EST, result
 
 
