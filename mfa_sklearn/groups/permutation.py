@@ -452,12 +452,6 @@ class PermutationFrame(Frame):
         """Invariant outputs (B, 1, ...) are used as they are."""
         return y[:, 0]
 
-    def _check_width(self, x, kind, axis=-1):
-        d = self.H.shape[-1]
-        if x.shape[axis] != d:
-            raise ValueError(f"a {kind!r} field must have width {d} (the group's "
-                             f"dimension); got width {x.shape[axis]}")
-
     @classmethod
     def concat(cls, frames):
         """Concatenate frames of consecutive batches (padding the stored elements)."""
