@@ -85,15 +85,17 @@ class FrameAveraged(nn.Module):
     group : str, Group or None, default="E(3)"
         A group name of :func:`~mfa_sklearn.get_group` (``"O(d)"``, ``"SO(d)"``,
         ``"E(d)"``, ``"SE(d)"``, ``"U(d)"``, ``"SU(d)"``, ``"O(1,d-1)"``,
-        ``"SO(1,d-1)"``, ``"GL(d)"``, ``"SL(d)"``, ``"Aff(d)"``), a Group, or ``None``:
+        ``"SO(1,d-1)"``, ``"GL(d)"``, ``"SL(d)"``, ``"Aff(d)"``, ``"S_n"``,
+        ``"S_n x E(3)"`` and the other products, ``"graph"``), a Group, or ``None``:
         no symmetry, ``forward`` is the backbone itself (for comparisons in a grid
         search). Complex groups take their rows as real blocks ``[Re | Im]``, as the
         estimators do.
     fields : dict, str, tuple or None, default=None
         Layout of X, as in :class:`~mfa_sklearn.FrameAveragingRegressor`:
         ``name -> kind`` or ``name -> (kind, width)``, kinds "point", "vector",
-        "scalar"; 2-D X holds field-major column blocks, 3-D X ``(B, n, W)`` the fields
-        side by side. Default: one "point" field.
+        "scalar" and, for the permutation groups, "edge"; 2-D X holds field-major
+        column blocks, 3-D X ``(B, n, W)`` the fields side by side. Default: one
+        "point" field (one adjacency matrix for ``"graph"``).
     frame_fields : str or list of str, default=None
         Fields that define the frame (default: the first point or vector field).
     target : "invariant", kind, (kind, width) or dict, default="invariant"
@@ -127,6 +129,12 @@ class FrameAveraged(nn.Module):
 
     Notes
     -----
+    The permutation groups decide row orders, ties and labelings on the host (one
+    copy of the batch per forward pass); their gathers, G-frames and averages run on
+    the batch's device, differentiably. Where a sample has a non-trivial stabilizer
+    (a cube, repeated rows) the frame-averaged function is not differentiable, so its
+    input gradient there is finite but carries no symmetry.
+
     On the CPU the batch is canonicalized in chunks of samples (as the numpy path does),
     which keeps the frame temporaries in cache; on other devices in one pass. Either
     way the backbone is called once on the whole canonical batch. The

@@ -24,6 +24,8 @@ nn = torch.nn
 from mfa_sklearn.torch import FrameAveraged  # noqa: E402
 
 FIELDS = {"pos": "point", "vel": "vector", "q": "scalar"}   # 4 particles: 12 + 12 + 4
+# S_n alone has no dimension d: per-row fields give their width
+SN_FIELDS = {"pos": ("point", 3), "vel": ("vector", 3), "q": "scalar"}
 N_ROWS, N_COLS = 4, 28
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -89,6 +91,13 @@ def data(n_samples=64, seed=0, dtype=np.float64):
     return np.random.default_rng(seed).normal(size=(n_samples, N_COLS)).astype(dtype)
 
 
+def layouts(group, target):
+    """Fields and target for a group: S_n needs explicit widths."""
+    if group != "S_n":
+        return FIELDS, target
+    return SN_FIELDS, (target if target == "invariant" else (target, 3))
+
+
 def as_function(model):
     """A numpy -> numpy callable for check_equivariance."""
     def call(X):
@@ -144,24 +153,26 @@ def test_missing_torch_gives_an_install_hint(monkeypatch):
 
 
 # ------------------------------------------------------- parity with the numpy path
-@pytest.mark.parametrize("group", ["O(3)", "SO(3)", "E(3)", "SE(3)"])
+@pytest.mark.parametrize("group", ["O(3)", "SO(3)", "E(3)", "SE(3)", "S_n", "S_n x O(3)",
+                                   "S_n x E(3)"])
 @pytest.mark.parametrize("target", ["invariant", "point", "vector"])
 def test_torch_path_equals_numpy_estimator_path(group, target):
     X = data()
     n_out = 1 if target == "invariant" else 3 * N_ROWS
     module = mlp(n_out=n_out)
+    fields, target = layouts(group, target)
     # numpy path: canonicalize with the estimators, predict with the same module
-    reg = FrameAveragingRegressor(TorchFunction(module), group=group, fields=FIELDS,
+    reg = FrameAveragingRegressor(TorchFunction(module), group=group, fields=fields,
                                   target=target).fit(X, np.zeros((len(X), n_out)))
     expected = reg.predict(X)
     canonical_np = reg.estimator_.seen_
-    canonical_t, _ = FrameAveraged(module, group=group, fields=FIELDS).canonicalize(
+    canonical_t, _ = FrameAveraged(module, group=group, fields=fields).canonicalize(
         torch.from_numpy(X))
-    fa = FrameAveraged(module, group=group, fields=FIELDS, target=target)
+    fa = FrameAveraged(module, group=group, fields=fields, target=target)
     with torch.no_grad():
         got = fa(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(canonical_t[:, 0].numpy(), canonical_np, rtol=0, atol=1e-12)
-    transformed = MinimalFrameCanonicalizer(group, fields=FIELDS).fit(X).transform(X)
+    transformed = MinimalFrameCanonicalizer(group, fields=fields).fit(X).transform(X)
     np.testing.assert_allclose(canonical_t[:, 0].numpy(), transformed, rtol=0, atol=1e-12)
     np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=0, atol=1e-12)
 
@@ -204,15 +215,17 @@ def test_group_none_is_the_bare_module():
 
 
 # ----------------------------------------------------------------- equivariance
-@pytest.mark.parametrize("group", ["O(3)", "SE(3)", "E(3)"])
+@pytest.mark.parametrize("group", ["O(3)", "SE(3)", "E(3)", "S_n", "S_n x E(3)",
+                                   "S_n x SO(3)"])
 @pytest.mark.parametrize("target", ["invariant", "point", "vector"])
 @pytest.mark.parametrize("dtype, bound", [(np.float64, 1e-10), (np.float32, 1e-5)])
 def test_equivariance_with_a_non_equivariant_mlp(group, target, dtype, bound):
     X = data(128, dtype=dtype)
     n_out = 1 if target == "invariant" else 3 * N_ROWS
     module = mlp(n_out=n_out, dtype=getattr(torch, np.dtype(dtype).name))
-    fa = FrameAveraged(module, group=group, fields=FIELDS, target=target)
-    kwargs = dict(fields=FIELDS, target=target, random_state=3)
+    fields, target = layouts(group, target)
+    fa = FrameAveraged(module, group=group, fields=fields, target=target)
+    kwargs = dict(fields=fields, target=target, random_state=3)
     error = check_equivariance(as_function(fa), group, X, **kwargs)["max_error"]
     control = check_equivariance(as_function(module), group, X, **kwargs)["max_error"]
     assert fa(torch.from_numpy(X)).dtype == module[0].weight.dtype
@@ -266,26 +279,56 @@ def _forces(energy, x):
     return -grad
 
 
-@pytest.mark.parametrize("detach_frame", [False, True])
-def test_forces_of_an_invariant_energy_are_equivariant(detach_frame):
+@pytest.mark.parametrize("group, detach_frame", [("E(3)", False), ("E(3)", True),
+                                                ("S_n x E(3)", False)])
+def test_forces_of_an_invariant_energy_are_equivariant(group, detach_frame):
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(64, 5, 3))
-    energy = FrameAveraged(mlp(n_in=15), group="E(3)", detach_frame=detach_frame)
-    g = random_group_element("E(3)", 64, random_state=9)
-    gx = torch.from_numpy(apply_group("E(3)", g, x.reshape(64, 15)))
-    F = _forces(energy, torch.from_numpy(x.reshape(64, 15))).reshape(64, 5, 3)
-    F_moved = _forces(energy, gx).reshape(64, 5, 3)
-    expected = F @ torch.from_numpy(g.T)
-    error = (F_moved - expected).abs().max() / F_moved.abs().max()
+    x = rng.normal(size=(64, 15))
+    energy = FrameAveraged(mlp(n_in=15), group=group, detach_frame=detach_frame)
+    g = random_group_element(group, 64, random_state=9)
+    F = _forces(energy, torch.from_numpy(x)).numpy()
+    F_moved = _forces(energy, torch.from_numpy(apply_group(group, g, x))).numpy()
+    # forces are vectors: rotated (and permuted), not translated
+    expected = apply_group(group, g, F, fields="vector")
+    error = np.abs(F_moved - expected).max() / np.abs(F_moved).max()
     assert error <= 1e-9, error
-    assert F.abs().max() > 0
+    control = _forces(energy.module, torch.from_numpy(x)).numpy()
+    control_moved = _forces(energy.module, torch.from_numpy(apply_group(group, g, x)))
+    assert np.abs(control_moved.numpy()
+                  - apply_group(group, g, control, fields="vector")).max() > 1e-3
     if detach_frame:  # still equivariant, but not the gradient of the composition
-        exact = _forces(FrameAveraged(energy.module, group="E(3)"),
-                        torch.from_numpy(x.reshape(64, 15)))
-        assert (exact.reshape(64, 5, 3) - F).abs().max() > 1e-6
+        exact = _forces(FrameAveraged(energy.module, group=group), torch.from_numpy(x))
+        assert np.abs(exact.numpy() - F).max() > 1e-6
 
 
-@pytest.mark.parametrize("group", ["O(3)", "E(3)"])
+def test_training_gradients_on_symmetric_clouds_are_invariant():
+    """Cubes take the nauty search and average over 48 stored elements. The energy is
+    invariant, and so is its gradient with respect to the backbone's parameters (what
+    training uses): the orbit of a cube has one set of canonical inputs. (The input
+    gradient is finite but carries no symmetry: a frame-averaged function is not
+    differentiable where the stabilizer is non-trivial.)"""
+    pytest.importorskip("pynauty")
+    rng = np.random.default_rng(13)
+    cube = np.array(np.meshgrid([-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0])).reshape(3, -1).T
+    x = (cube[None] @ np.linalg.qr(rng.normal(size=(4, 3, 3)))[0]).reshape(4, 24)
+    energy = FrameAveraged(mlp(n_in=24), group="S_n x E(3)")
+    gx = apply_group("S_n x E(3)", random_group_element("S_n x E(3)", 4, random_state=14), x)
+
+    def parameter_gradients(z):
+        z = torch.from_numpy(z).requires_grad_(True)
+        value = energy(z)
+        grads = torch.autograd.grad(value.sum(), [z] + list(energy.parameters()))
+        assert torch.isfinite(grads[0]).all()
+        return value.detach(), torch.cat([g.ravel() for g in grads[1:]])
+
+    e, grad = parameter_gradients(x)
+    e_moved, grad_moved = parameter_gradients(gx)
+    torch.testing.assert_close(e_moved, e, rtol=0, atol=1e-13)
+    torch.testing.assert_close(grad_moved, grad, rtol=0, atol=1e-12)
+    assert grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("group", ["O(3)", "E(3)", "S_n x E(3)"])
 @pytest.mark.parametrize("target", ["invariant", "point"])
 def test_gradcheck(group, target):
     x = torch.from_numpy(np.random.default_rng(10).normal(size=(2, 12)))
@@ -413,17 +456,18 @@ def test_skorch_nbody_example_runs_in_smoke_mode():
 # ---------------------------------------------------------------- devices, dtypes
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_tensors_stay_on_their_device_and_keep_their_dtype(device, dtype):
+@pytest.mark.parametrize("group", ["E(3)", "S_n x E(3)"])
+def test_tensors_stay_on_their_device_and_keep_their_dtype(device, dtype, group):
     X = torch.from_numpy(data(256)).to(device, dtype)
     module = mlp(n_out=12, dtype=dtype)
-    fa = FrameAveraged(module, group="E(3)", fields=FIELDS, target="point").to(device)
+    fa = FrameAveraged(module, group=group, fields=FIELDS, target="point").to(device)
     Xc, frame = fa.canonicalize(X)
     assert Xc.device == X.device and Xc.dtype == dtype
     assert frame.H.device == X.device and frame.H.dtype == torch.float64
     out = fa(X)
     assert out.device == X.device and out.dtype == dtype
     if device != "cpu":   # the same numbers as on the CPU
-        cpu = FrameAveraged(mlp(n_out=12, dtype=dtype), group="E(3)", fields=FIELDS,
+        cpu = FrameAveraged(mlp(n_out=12, dtype=dtype), group=group, fields=FIELDS,
                             target="point")
         torch.testing.assert_close(out.cpu(), cpu(X.cpu()), rtol=0,
                                    atol=1e-4 if dtype == torch.float32 else 1e-12)
@@ -438,3 +482,35 @@ def test_cuda_forces_and_skorch():
     y = np.linalg.norm(X[:, :12].reshape(-1, 4, 3), axis=2).sum(1, keepdims=True)
     net = _net(device="cuda").fit(X, y)
     assert net.predict(X).shape == (64, 1)
+
+
+# ---------------------------------------------------------------- graphs on torch
+@pytest.mark.parametrize("target, n_out", [("invariant", 1), ("scalar", 8), ("edge", 64)])
+def test_graph_module_is_exactly_symmetric_and_matches_numpy(target, n_out):
+    """Adjacency matrices (random, plus cycles that need nauty when it is installed)."""
+    rng = np.random.default_rng(15)
+    A = (rng.random((24, 8, 8)) < 0.4).astype(float)
+    A = np.triu(A, 1) + np.triu(A, 1).transpose(0, 2, 1)
+    try:
+        import pynauty  # noqa: F401
+        i = np.arange(8)
+        A[:4] = 0.0
+        A[:4, i, (i + 1) % 8] = A[:4, (i + 1) % 8, i] = 1.0
+    except ImportError:
+        pass
+    X = A.reshape(24, 64)
+    module = mlp(n_in=64, n_out=n_out)
+    fields = {"A": "edge"}
+    fa = FrameAveraged(module, group="graph", fields=fields, target=target)
+    result = check_equivariance(as_function(fa), "graph", X, fields=fields, target=target,
+                                random_state=16)
+    assert result["max_abs_error"] == 0.0, result
+    control = check_equivariance(as_function(module), "graph", X, fields=fields,
+                                 target=target, random_state=16)
+    assert control["max_error"] > 1e-3
+    reg = FrameAveragingRegressor(TorchFunction(module), group="graph", fields=fields,
+                                  target=target).fit(X, np.zeros((24, n_out)))
+    with torch.no_grad():
+        got = fa(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(got.reshape(24, -1), reg.predict(X).reshape(24, -1),
+                               rtol=0, atol=1e-13)

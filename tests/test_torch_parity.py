@@ -45,3 +45,114 @@ def test_torch_gradients_flow_and_dtype_is_kept():
     assert frame.H.dtype == torch.float64
     (canon ** 2).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+# ------------------------------------------------------- permutation groups on torch
+def _cube_clouds(rng, B):
+    """Rotated, shifted cube vertices: symmetric clouds that take the nauty search."""
+    cube = np.array(np.meshgrid([-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0])).reshape(3, -1).T
+    R = np.linalg.qr(rng.standard_normal((B, 3, 3)))[0]
+    return cube[None] @ R + rng.standard_normal((B, 1, 3))
+
+
+def _permutation_inputs(case, rng):
+    x = rng.standard_normal((30, 6, 3))
+    if case == "generic":
+        return x
+    if case == "duplicated rows":
+        return np.concatenate([x[:, :3], x[:, :3]], axis=1)
+    pytest.importorskip("pynauty")
+    return _cube_clouds(rng, 6)
+
+
+@pytest.mark.parametrize("name", ["S_n", "S_n x O(3)", "S_n x SO(3)", "S_n x E(3)",
+                                  "S_n x SE(3)"])
+@pytest.mark.parametrize("case", ["generic", "duplicated rows", "cube"])
+def test_permutation_frames_on_torch_match_numpy(name, case):
+    group = get_group(name)
+    rng = np.random.default_rng(1)
+    x = _permutation_inputs(case, rng)
+    v = rng.standard_normal(x.shape)
+    frame_np = group.frame(x, scalars=v) if group.d is None else group.frame(x, v)
+    tx, tv = torch.from_numpy(x), torch.from_numpy(v)
+    frame_t = group.frame(tx, scalars=tv) if group.d is None else group.frame(tx, tv)
+    assert isinstance(frame_t.perms, torch.Tensor)
+    np.testing.assert_array_equal(frame_t.perms.numpy(), frame_np.perms)
+    np.testing.assert_array_equal(frame_t.runs.numpy(), frame_np.runs)
+    if group.d is not None:
+        assert frame_t.H.dtype == torch.float64
+        np.testing.assert_allclose(frame_t.H.numpy(), frame_np.H, rtol=0, atol=1e-12)
+    y = rng.standard_normal((len(x), 1) + x.shape[1:])
+    for kind in ("point", "vector", "scalar"):
+        canon = frame_t.to_canonical(tx, kind).numpy()
+        np.testing.assert_allclose(canon, frame_np.to_canonical(x, kind), rtol=0, atol=1e-12)
+        back = frame_t.from_canonical(torch.from_numpy(y), kind).numpy()
+        np.testing.assert_allclose(back, frame_np.from_canonical(y, kind), rtol=0,
+                                   atol=1e-12)
+
+
+def test_lorentz_product_frames_on_torch_match_numpy():
+    group = get_group("S_n x SO(1,3)")
+    x = np.random.default_rng(2).standard_normal((20, 5, 4))
+    x[..., 0] = np.abs(x[..., 0]) + 3.0
+    frame_np, frame_t = group.frame(x), group.frame(torch.from_numpy(x))
+    np.testing.assert_allclose(frame_t.H.numpy(), frame_np.H, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(frame_t.to_canonical(torch.from_numpy(x)).numpy(),
+                               frame_np.to_canonical(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("graphs", ["generic", "cycles"])
+def test_graph_frames_on_torch_match_numpy(graphs):
+    rng = np.random.default_rng(3)
+    n = 8
+    if graphs == "generic":
+        A = (rng.random((10, n, n)) < 0.5).astype(float)
+        A = np.triu(A, 1) + np.triu(A, 1).transpose(0, 2, 1)
+    else:                             # C8: Aut has 16 elements, orbits need nauty
+        pytest.importorskip("pynauty")
+        A = np.zeros((4, n, n))
+        i = np.arange(n)
+        A[:, i, (i + 1) % n] = A[:, (i + 1) % n, i] = 1.0
+        perm = np.argsort(rng.random((4, n)), axis=1)
+        A = np.stack([a[p][:, p] for a, p in zip(A, perm)])
+    A = A[..., None]
+    group = get_group("graph")
+    frame_np, frame_t = group.frame(edges=A), group.frame(edges=torch.from_numpy(A))
+    np.testing.assert_array_equal(frame_t.perms.numpy(), frame_np.perms)
+    np.testing.assert_array_equal(frame_t.to_canonical(torch.from_numpy(A), "edge").numpy(),
+                                  frame_np.to_canonical(A, "edge"))
+    y_edge = rng.standard_normal((len(A), 1, n, n, 2))
+    y_node = rng.standard_normal((len(A), 1, n, 2))
+    np.testing.assert_allclose(
+        frame_t.from_canonical(torch.from_numpy(y_edge), "edge").numpy(),
+        frame_np.from_canonical(y_edge, "edge"), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        frame_t.from_canonical(torch.from_numpy(y_node), "scalar").numpy(),
+        frame_np.from_canonical(y_node, "scalar"), rtol=0, atol=1e-15)
+
+
+def test_permutation_frames_concatenate_and_slice_on_torch():
+    rng = np.random.default_rng(4)
+    group = get_group("S_n x E(3)")
+    x = np.concatenate([rng.standard_normal((3, 8, 3)), _cube_clouds(rng, 2)]) \
+        if _has_pynauty() else rng.standard_normal((5, 8, 3))
+    whole = group.frame(torch.from_numpy(x))
+    parts = type(whole).concat([group.frame(torch.from_numpy(x[:3])),
+                                group.frame(torch.from_numpy(x[3:]))])
+    y = torch.from_numpy(rng.standard_normal((len(x), 1, 8, 3)))
+    for kind in ("point", "vector"):   # padded elements (weight 0) may differ
+        torch.testing.assert_close(parts.from_canonical(y, kind),
+                                   whole.from_canonical(y, kind), rtol=0, atol=1e-14)
+        torch.testing.assert_close(parts[1:4].from_canonical(y[1:4], kind),
+                                   whole.from_canonical(y, kind)[1:4], rtol=0, atol=1e-14)
+    torch.testing.assert_close(parts[1:4].to_canonical(torch.from_numpy(x[1:4])),
+                               whole.to_canonical(torch.from_numpy(x))[1:4], rtol=0,
+                               atol=1e-14)
+
+
+def _has_pynauty():
+    try:
+        import pynauty  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -405,5 +405,6 @@ def as_list(arrays):
 
 
 def _to_numpy(a):
-    """A host numpy copy of a numpy array or tensor (for error messages and warnings)."""
-    return a.cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)
+    """A host numpy view or copy of a numpy array or tensor, without its autograd graph
+    (for error messages, warnings and the combinatorial parts of permutation frames)."""
+    return a.detach().cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)

@@ -78,3 +78,34 @@ def on_host(a):
     NaN or inf in the input shows up as NaN in the outputs instead.
     """
     return isinstance(a, np.ndarray) or getattr(getattr(a, "device", None), "type", "cpu") == "cpu"
+
+
+def class_sums(xp, values, labels, n_labels):
+    """Per sample, the sums of the rows of ``values`` that share a label.
+
+    Parameters
+    ----------
+    values : array of shape (m, L, w)
+    labels : integer array of shape (m, L), entries in ``0..n_labels-1``
+    n_labels : int
+
+    Returns
+    -------
+    array of shape (m, n_labels, w)
+        ``out[b, c] = sum of values[b, i] over i with labels[b, i] == c``.
+
+    Notes
+    -----
+    The array API has no scatter-add, so this is the one primitive with a branch per
+    library: ``np.add.at`` for numpy, out-of-place ``index_add`` (autograd) for torch.
+    """
+    m, L, w = values.shape
+    offsets = xp.reshape(xp.arange(m, device=labels.device) * n_labels, (m, 1))
+    flat = xp.reshape(labels + offsets, (-1,))
+    rows = xp.reshape(values, (m * L, w))
+    out = xp.zeros((m * n_labels, w), dtype=values.dtype, device=values.device)
+    if isinstance(values, np.ndarray):
+        np.add.at(out, flat, rows)
+    else:
+        out = out.index_add(0, flat, rows)
+    return xp.reshape(out, (m, n_labels, w))

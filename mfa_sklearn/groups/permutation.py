@@ -17,6 +17,10 @@ groups.md sections 3.6, 3.7 and 4.12-4.16. Permutations act on the left,
 * **Graphs** (``"graph"``, or S_n with an ``edge`` field). ``A -> A[pi][:, pi]``, exact
   comparisons: colour refinement (vectorized) or nauty gives the canonical order; node
   outputs are averaged over the orbits of Aut, edge outputs over its orbitals.
+
+Torch tensors: the combinatorial decisions (orders, ties, labelings) are made on a host
+copy by the code below; the frame's arithmetic (gathers, G-frames, averages) then runs
+on the tensors' device through the array namespace, so gradients reach the input.
 """
 
 import math
@@ -26,9 +30,9 @@ import numpy as np
 
 from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
                           first_indices)
-from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, as_list,
-                    check_kind, snap_below)
-from ._namespace import machine_eps
+from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, _to_numpy,
+                    as_list, check_kind, snap_below)
+from ._namespace import class_sums, float64_of, get_namespace, machine_eps
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
            "PermutationFrame", "PermutationElement"]
@@ -37,12 +41,31 @@ NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
 
 
 # ----------------------------------------------------------------------------- helpers
-def _numpy(a):
-    """Group math of the permutation groups runs in numpy (torch tensors are refused)."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError("the permutation groups (S_n and its products) take numpy arrays; "
-                        f"got {type(a).__name__}")
-    return a
+def _host(a):
+    """The combinatorial part of a permutation frame (orders, ties, labelings) is decided
+    on the host in numpy: tensors are copied there, detached. What is arithmetic on the
+    inputs (gathers, G-frames, averages) then runs on the tensors' own device; see
+    :func:`_moved`."""
+    return a if isinstance(a, np.ndarray) else _to_numpy(a)
+
+
+def _moved(frame, like):
+    """``frame``, decided on the host, with its arrays on the device of ``like``.
+
+    Returned as it is for numpy input. For tensors the row orders, tie labels and
+    weights become tensors on ``like``'s device; ``H`` and ``t`` are moved as well (the
+    products recompute them there, differentiably). Diagnostics stay numpy."""
+    if isinstance(like, np.ndarray):
+        return frame
+    xp = get_namespace(like)
+
+    def move(a):
+        return None if a is None else xp.asarray(a, device=like.device)
+
+    frame.perms, frame.H, frame.t = move(frame.perms), move(frame.H), move(frame.t)
+    frame.weights, frame.runs = move(frame.weights), move(frame.runs)
+    frame.orbitals = move(frame.orbitals)
+    return frame
 
 
 def _lexsort_rows(keys):
@@ -119,26 +142,30 @@ def _tie_sizes(runs):
     return np.prod((position - start + 1).astype(np.float64), axis=1)
 
 
-def _block_mean(y, runs):
+def _block_mean(xp, y, labels):
     """Average the rows of y (B, n, w) over classes of equal labels (B, n).
 
     Labels are integers in ``0..n-1``; a sample whose labels are ``arange(n)`` has no
     classes to average. Runs of ties (0, 0, 1, 2, 2, ...) and first-occurrence labels
-    (orbits, orbitals: see :func:`_first_occurrence`) both qualify."""
+    (orbits, orbitals: see :func:`_first_occurrence`) both qualify. Out of place."""
     B, n, w = y.shape
-    tied = np.any(runs != np.arange(n), axis=1)
-    if not np.any(tied):
+    device = labels.device
+    tied = xp.any(labels != xp.arange(n, device=device), axis=1)
+    if not bool(xp.any(tied)):
         return y
-    out = y.copy()
-    sub, labels = y[tied], runs[tied]
-    b = np.repeat(np.arange(len(sub)), n)
-    sums = np.zeros_like(sub)
-    np.add.at(sums, (b, labels.ravel()), sub.reshape(-1, w))   # in canonical order
-    counts = np.zeros((len(sub), n), dtype=np.float64)
-    np.add.at(counts, (b, labels.ravel()), 1.0)
-    mean = sums / np.maximum(counts, 1.0)[..., None].astype(sums.dtype)
-    out[tied] = np.take_along_axis(mean, labels[..., None], axis=1)
-    return out
+    index = xp.nonzero(tied)[0]
+    sub, sub_labels = xp.take(y, index, axis=0), xp.take(labels, index, axis=0)
+    sums = class_sums(xp, sub, sub_labels, n)                 # in canonical order
+    ones = xp.ones(tuple(sub_labels.shape) + (1,), dtype=sums.dtype, device=device)
+    counts = class_sums(xp, ones, sub_labels, n)
+    # unused labels have count 0: divide by 1 there (no NaN, even in a gradient)
+    mean = sums / xp.where(counts > 0, counts, xp.ones_like(counts))
+    mean = xp.take_along_axis(mean, sub_labels[..., None], axis=1)
+    # the averaged samples replace theirs: sample b comes from slot B + k if it is the
+    # k-th tied one
+    slot = xp.cumulative_sum(xp.astype(tied, xp.int64)) - 1 + B
+    source = xp.where(tied, slot, xp.arange(B, device=device))
+    return xp.take(xp.concat([y, mean], axis=0), source, axis=0)
 
 
 def _first_occurrence(keys):
@@ -337,7 +364,12 @@ class PermutationFrame(Frame):
 
     def _orbital_labels(self):
         """Classes of vertex pairs in canonical order, (B, n * n) (see ``orbitals``)."""
-        return _pair_labels(self.runs) if self.orbitals is None else self.orbitals
+        if self.orbitals is not None:
+            return self.orbitals
+        labels = _pair_labels(_host(self.runs))
+        if isinstance(self.runs, np.ndarray):
+            return labels
+        return get_namespace(self.runs).asarray(labels, device=self.runs.device)
 
     def _check_edge(self, x, what):
         n = self.perms.shape[2]
@@ -367,43 +399,45 @@ class PermutationFrame(Frame):
 
     def _inverse(self):
         """``H_0^{-1}`` of the representative element, (B, 1, d, d)."""
+        xp = get_namespace(self.H)
         H0 = self.H[:, 0]
         if self.lorentz:
             d = H0.shape[-1]
-            eta = np.array([1.0] + [-1.0] * (d - 1))
-            return np.ascontiguousarray((H0 * (eta[:, None] * eta[None, :])).mT)[:, None]
-        return np.ascontiguousarray(H0.mT)[:, None]
+            eta = xp.asarray([1.0] + [-1.0] * (d - 1), dtype=H0.dtype, device=H0.device)
+            H0 = H0 * (eta[:, None] * eta[None, :])
+        inverse = H0.mT
+        return (np.ascontiguousarray(inverse) if xp is np else inverse)[:, None]
 
     def to_canonical(self, x, kind="point"):
         """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype.
 
         ``edge`` fields (B, n, n, w) become ``A[pi][:, pi]``, shape (B, 1, n, n, w)."""
         check_kind(kind, FIELD_KINDS)
-        x = _numpy(x)
+        xp = get_namespace(x, self.perms)
+        floating = xp.isdtype(x.dtype, "real floating")
+        perm = self.perm
         if kind == "edge":
             self._check_edge(x, "field")
             if self.symmetrize:
-                x = (x + np.swapaxes(x, 1, 2)) / 2
-            perm = self.perm
-            x = np.take_along_axis(x, perm[:, :, None, None], axis=1)
-            x = np.take_along_axis(x, perm[:, None, :, None], axis=2)
-            if np.issubdtype(x.dtype, np.floating):
-                x = x + 0.0
-            return x[:, None]
-        gathered = np.take_along_axis(x, self.perm[..., None], axis=1)
+                x = (x + xp.permute_dims(x, (0, 2, 1, 3))) / 2
+            x = xp.take_along_axis(x, perm[:, :, None, None], axis=1)
+            x = xp.take_along_axis(x, perm[:, None, :, None], axis=2)
+            return (x + 0.0 if floating else x)[:, None]
+        gathered = xp.take_along_axis(x, perm[..., None], axis=1)
         if kind == "scalar" or self.H is None:
-            if np.issubdtype(gathered.dtype, np.floating):
+            if floating:
                 gathered = gathered + 0.0   # -0.0 and 0.0 tie; give both the same input
             return gathered[:, None]
         self._check_width(x, kind)
-        x64 = gathered.astype(np.float64, copy=False)
+        x64 = float64_of(xp, gathered)
+        # rounding level of the canonical coordinates: from the rows before centring
+        magnitude = xp.max(xp.reshape(xp.abs(x64), (x64.shape[0], -1)), axis=1)
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = x64[:, None] @ self._inverse()
         if not self.lorentz:  # exact zeros for coordinates at the rounding level
-            magnitude = np.max(np.abs(gathered).reshape(len(gathered), -1), axis=1)
-            canon = snap_below(np, canon, (8.0 * x.shape[-1] * 2.0 ** -52) * magnitude)
-        return canon.astype(_result_dtype(np, x), copy=False)
+            canon = snap_below(xp, canon, (8.0 * x.shape[-1] * 2.0 ** -52) * magnitude)
+        return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
     def from_canonical(self, y, kind="point"):
         """Outputs (B, 1, n, w) in canonical order -> (B, n, w), averaged over the tied
@@ -412,45 +446,66 @@ class PermutationFrame(Frame):
         ``edge`` outputs (B, 1, n, n, w) are averaged within orbitals, then scattered:
         ``Y_out[pi_i, pi_j] = Y_ij``."""
         check_kind(kind, FIELD_KINDS)
-        y = _numpy(y)
+        xp = get_namespace(y, self.perms)
         if y.shape[1] != 1:
             raise ValueError(f"expected one canonical output per sample; got {y.shape[1]}")
+        y0 = y[:, 0]
+        if not xp.isdtype(y0.dtype, "real floating"):
+            y0 = xp.astype(y0, xp.float64)        # averages of integer outputs are floats
         if kind == "edge":
-            y0 = y[:, 0]
             self._check_edge(y0, "output")
             B, n, _, w = y0.shape
-            y0 = _block_mean(y0.reshape(B, n * n, w), self._orbital_labels())
-            inverse = np.argsort(self.perm, axis=1)
-            y0 = np.take_along_axis(y0.reshape(B, n, n, w), inverse[:, :, None, None], 1)
-            return np.take_along_axis(y0, inverse[:, None, :, None], axis=2)
+            y0 = _block_mean(xp, xp.reshape(y0, (B, n * n, w)), self._orbital_labels())
+            inverse = xp.argsort(self.perm, axis=1)
+            y0 = xp.take_along_axis(xp.reshape(y0, (B, n, n, w)), inverse[:, :, None, None],
+                                    axis=1)
+            return xp.take_along_axis(y0, inverse[:, None, :, None], axis=2)
         if y.shape[2] != self.perms.shape[2]:
             raise ValueError(
                 f"group permutes rows: per-row outputs need the input's {self.perms.shape[2]} "
                 f"rows; got {y.shape[2]} (use an invariant target for other row sets)")
         geometric = kind != "scalar" and self.H is not None
-        dtype = _result_dtype(np, y)
-        y0 = y[:, 0].astype(np.float64, copy=False) if geometric else y[:, 0]
-        y0 = _block_mean(y0, self.runs)
-        S = self.perms.shape[1]
+        dtype = y0.dtype
+        if geometric:
+            y0 = float64_of(xp, y0)
+        y0 = _block_mean(xp, y0, self.runs)
+        B, S = self.perms.shape[:2]
         if geometric:
             self._check_width(y0, kind)
             moved = y0[:, None] @ self.H                      # (B, S, n, d)
         else:
-            moved = np.broadcast_to(y0[:, None], (y0.shape[0], S) + y0.shape[1:])
-        inverse = np.argsort(self.perms, axis=2)                # P_pi^T y: y[inverse]
-        back = np.take_along_axis(moved, inverse[..., None], axis=2)
+            moved = xp.broadcast_to(y0[:, None], (B, S) + tuple(y0.shape[1:]))
+        inverse = xp.argsort(self.perms, axis=2)                # P_pi^T y: y[inverse]
+        back = xp.take_along_axis(moved, inverse[..., None], axis=2)
         if S == 1:
             out = back[:, 0]
         else:
-            w = self.weights.astype(back.dtype if geometric else np.float64)
-            out = np.einsum("bs,bsnw->bnw", w, back)
+            weights = xp.astype(self.weights, back.dtype)
+            out = xp.sum(weights[:, :, None, None] * back, axis=1)
         if geometric and kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
-        return out.astype(dtype, copy=False)
+        return xp.astype(out, dtype, copy=False)
 
     def average(self, y):
         """Invariant outputs (B, 1, ...) are used as they are."""
         return y[:, 0]
+
+    def _padded(self, S):
+        """``perms``, ``H`` and ``weights`` padded to S stored elements (weight 0)."""
+        B, s, n = self.perms.shape
+        if s == S:
+            return self.perms, self.H, self.weights
+        xp = get_namespace(self.perms)
+        device = self.perms.device
+        perms = xp.concat([self.perms, xp.broadcast_to(self.perms[:, :1], (B, S - s, n))],
+                          axis=1)
+        weights = xp.concat([self.weights, xp.zeros((B, S - s), dtype=self.weights.dtype,
+                                                    device=device)], axis=1)
+        H = self.H
+        if H is not None:
+            H = xp.concat([H, xp.zeros((B, S - s) + tuple(H.shape[2:]), dtype=H.dtype,
+                                       device=device)], axis=1)
+        return perms, H, weights
 
     @classmethod
     def concat(cls, frames):
@@ -459,24 +514,16 @@ class PermutationFrame(Frame):
         if len(frames) == 1:
             return frames[0]
         S = max(f.perms.shape[1] for f in frames)
-        perms, H, weights = [], [], []
-        for f in frames:
-            B, s, n = f.perms.shape
-            extra = S - s
-            perms.append(np.concatenate(
-                [f.perms, np.broadcast_to(f.perms[:, :1], (B, extra, n))], axis=1))
-            weights.append(np.concatenate([f.weights, np.zeros((B, extra))], axis=1))
-            if f.H is not None:
-                H.append(np.concatenate(
-                    [f.H, np.zeros((B, extra) + f.H.shape[2:])], axis=1))
+        perms, H, weights = zip(*(f._padded(S) for f in frames))
 
         def cat(values):
-            return None if values[0] is None else np.concatenate(values, axis=0)
+            if values[0] is None:
+                return None
+            return get_namespace(values[0]).concat(list(values), axis=0)
 
         orbitals = (None if all(f.orbitals is None for f in frames)
                     else cat([f._orbital_labels() for f in frames]))
-        return cls(np.concatenate(perms), cat(H) if H else None,
-                   cat([f.t for f in frames]), weights=np.concatenate(weights),
+        return cls(cat(perms), cat(H), cat([f.t for f in frames]), weights=cat(weights),
                    runs=cat([f.runs for f in frames]),
                    frame_size=cat([f.frame_size for f in frames]),
                    lorentz=frames[0].lorentz, orbitals=orbitals,
@@ -522,7 +569,11 @@ class _PermutationBase(Group):
     permutes_rows = True
 
     def _element_perm(self, g, x):
-        return np.take_along_axis(np.asarray(x), g.permutation(x.shape[1])[..., None], axis=1)
+        """``P_sigma x``: the rows of x (B, n, ...) in the order of g's permutations."""
+        xp = get_namespace(x)
+        sigma = xp.asarray(g.permutation(x.shape[1]), device=x.device)
+        return xp.take_along_axis(x, xp.reshape(sigma, tuple(sigma.shape) + (1,) * (x.ndim - 2)),
+                                  axis=1)
 
 
 # --------------------------------------------------------------------------------- S_n
@@ -571,11 +622,14 @@ class PermutationGroup(_PermutationBase):
         if method != "minimal":
             raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
                              f"got {method!r}")
-        arrays = [_numpy(a) for a in (as_list(points) + as_list(vectors)
-                                      + [a for a, _ in (others or [])] + as_list(scalars))]
+        given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
+                 + as_list(scalars))
+        arrays = [_host(a) for a in given]
         if as_list(edges):
-            return _graph_frame(self.name, [_numpy(a) for a in as_list(edges)], arrays,
-                                self.symmetrize)
+            edges = as_list(edges)
+            frame = _graph_frame(self.name, [_host(a) for a in edges], arrays,
+                                 self.symmetrize)
+            return _moved(frame, edges[0])
         if not arrays:
             raise ValueError("group S_n needs at least one per-row field")
         _check_per_row(self.name, arrays, "a field")
@@ -584,19 +638,20 @@ class PermutationGroup(_PermutationBase):
         order = _lexsort_rows(keys)
         runs = _runs(np.take_along_axis(keys, order[..., None], axis=1))
         B = keys.shape[0]
-        return PermutationFrame(order[:, None], None, None, weights=np.ones((B, 1)),
-                                runs=runs, frame_size=_tie_sizes(runs),
-                                labeling_path=np.full(B, "fast"),
-                                n_candidate_groups=np.ones(B, dtype=np.int64))
+        frame = PermutationFrame(order[:, None], None, None, weights=np.ones((B, 1)),
+                                 runs=runs, frame_size=_tie_sizes(runs),
+                                 labeling_path=np.full(B, "fast"),
+                                 n_candidate_groups=np.ones(B, dtype=np.int64))
+        return _moved(frame, given[0])
 
     def act(self, g, x, kind="point"):
         """``P_sigma x`` for every per-row kind; ``A[sigma][:, sigma]`` for "edge"."""
         check_kind(kind, FIELD_KINDS)
         if kind == "edge":
-            x = np.asarray(x)
-            sigma = g.permutation(x.shape[1])
-            x = np.take_along_axis(x, sigma[:, :, None, None], axis=1)
-            return np.take_along_axis(x, sigma[:, None, :, None], axis=2)
+            x = self._element_perm(g, x)
+            xp = get_namespace(x)
+            sigma = xp.asarray(g.permutation(x.shape[1]), device=x.device)
+            return xp.take_along_axis(x, sigma[:, None, :, None], axis=2)
         return self._element_perm(g, x)
 
     def random_element(self, size, random_state=None, **ignored):
@@ -890,10 +945,11 @@ class PermutationProductGroup(_PermutationBase):
         if method != "minimal":
             raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
                              f"got {method!r}")
-        points = [_numpy(a) for a in as_list(points)]
-        vectors = [_numpy(a) for a in as_list(vectors)]
-        scalars = [_numpy(a) for a in as_list(scalars)]
-        others = [(_numpy(a), kind) for a, kind in (others or [])]
+        given_points, given_vectors = as_list(points), as_list(vectors)
+        points = [_host(a) for a in given_points]
+        vectors = [_host(a) for a in given_vectors]
+        scalars = [_host(a) for a in as_list(scalars)]
+        others = [(_host(a), kind) for a, kind in (others or [])]
         frame_rows = points + vectors
         if not frame_rows:
             raise ValueError(f"group {self.name} needs at least one frame-defining field")
@@ -917,7 +973,62 @@ class PermutationProductGroup(_PermutationBase):
             results["fast"] = (fast, self._fast_frames(data, order[fast], fast))
         if len(slow):
             results["search"] = (slow, self._search_frames(data, graph, slow))
-        return _assemble(B, n, results, self.lorentz)
+        frame = _assemble(B, n, results, self.lorentz)
+        like = (given_points + given_vectors)[0]
+        if isinstance(like, np.ndarray):
+            return frame
+        frame = _moved(frame, like)
+        frame.H, frame.t = self._geometry_on_device(given_points, given_vectors, results,
+                                                    frame.perms.shape[1], tol, rule)
+        return frame
+
+    def _geometry_on_device(self, points, vectors, results, S, tol, rule):
+        """``H`` (B, S, d, d) and ``t`` (B, d) of frames decided on the host, recomputed
+        from the tensors themselves by the inner group's frame (the code the host ran),
+        so that they live on the tensors' device and gradients flow through them.
+
+        The fast path takes the rows in canonical order; the search path the means of
+        twin classes in each kept candidate's class order (``recipes``)."""
+        rows = [float64_of(get_namespace(a), a) for a in points + vectors]
+        xp = get_namespace(*rows)
+        device, n_points = rows[0].device, len(points)
+
+        def inner_frame(ordered):
+            frame = self.inner.frame(ordered[:n_points] or None, ordered[n_points:] or None,
+                                     tol=tol, rule=rule)
+            return frame.H[:, 0], frame.t
+
+        def padded(H):                                  # (m, s, d, d) -> (m, S, d, d)
+            extra = (H.shape[0], S - H.shape[1]) + tuple(H.shape[2:])
+            return xp.concat([H, xp.zeros(extra, dtype=H.dtype, device=device)], axis=1)
+
+        Hs, ts, samples = [], [], []
+        if "fast" in results:
+            index, part = results["fast"]
+            take = xp.asarray(index, device=device)
+            order = xp.asarray(part["perms"][:, 0, :, None], device=device)
+            H, t = inner_frame([xp.take_along_axis(xp.take(a, take, axis=0), order, axis=1)
+                                for a in rows])
+            Hs.append(padded(H[:, None]))
+            ts.append(t)
+            samples.append(index)
+        if "search" in results:
+            index, part = results["search"]
+            for b, (twin, counts, class_orders) in zip(index.tolist(), part["recipes"]):
+                m, N = class_orders.shape
+                means = xp.asarray((twin[None, :] == np.arange(N)[:, None])
+                                   / counts[:, None], device=device)     # (N, n)
+                flat = xp.asarray(class_orders.reshape(-1), device=device)
+                H, t = inner_frame([xp.reshape(xp.take(means @ a[b], flat, axis=0),
+                                               (m, N, a.shape[2])) for a in rows])
+                Hs.append(padded(H[None]))
+                ts.append(None if t is None else t[:1])
+                samples.append([b])
+        # parts back into sample order
+        source = xp.asarray(np.argsort(np.concatenate(samples)), device=device)
+        H = xp.take(xp.concat(Hs, axis=0), source, axis=0)
+        t = None if ts[0] is None else xp.take(xp.concat(ts, axis=0), source, axis=0)
+        return H, t
 
     # ------------------------------------------------------------ invariant graph
     def _invariant_graph(self, data):
@@ -968,7 +1079,7 @@ class PermutationProductGroup(_PermutationBase):
         pynauty = _import_pynauty(index)
         parts = [self._search_one(pynauty, data, graph, int(b)) for b in index]
         S = max(len(p["weights"]) for p in parts)
-        out = {}
+        out = {"recipes": [p.pop("recipe") for p in parts]}
         for key in parts[0]:
             values = [p[key] for p in parts]
             if key in ("perms", "H", "weights"):
@@ -1005,7 +1116,8 @@ class PermutationProductGroup(_PermutationBase):
         # runs of twins in canonical order: classes are contiguous, in order cand[rep_a]
         runs = np.repeat(np.arange(n_classes), counts[cand[rep_a]])
         diag = {key: value[rep_a] for key, value in _inner_diagnostics(frames).items()}
-        return dict(perms=row_orders[kept], H=frames.H[kept, 0],
+        return dict(recipe=(twin, counts, cand[kept]),
+                    perms=row_orders[kept], H=frames.H[kept, 0],
                     t=None if frames.t is None else frames.t[rep_a],
                     weights=np.full(m, 1.0 / m), runs=runs,
                     frame_size=m * tie_size, labeling_path="search",
