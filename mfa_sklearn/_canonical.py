@@ -1,12 +1,14 @@
 """Shared machinery of the estimators: parameter checks, layouts, batched canonicalization."""
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils.parallel import Parallel, delayed
 
-from .exceptions import NonFiniteInputError, first_indices
+from .exceptions import LabelingBackendWarning, NonFiniteInputError, first_indices
 from .groups import get_group
+from .groups.permutation import labeling_backend
 from .groups._namespace import all_finite
 from .layout import Layout
 
@@ -199,6 +201,8 @@ class FrameEstimatorMixin:
                              f"n_rows, width); got a {X.ndim}-D array of shape {X.shape}")
         self.group_ = resolve_group(self.group)
         self.input_shape_ = tuple(X.shape[1:])
+        self.labeling_backend_ = (labeling_backend()
+                                  if getattr(self.group_, "uses_all_fields", False) else None)
         if self.group_ is None:
             self.layout_ = self.frame_fields_ = None
         else:
@@ -222,6 +226,16 @@ class FrameEstimatorMixin:
                              f"{type(self).__name__} was fitted on samples of shape "
                              f"{self.input_shape_}")
         check_finite(X, self.layout_)
+        fitted = self.labeling_backend_
+        # a fit without pynauty labeled only what colour refinement separates, which
+        # every backend labels alike
+        if fitted is not None and fitted.startswith("pynauty") and labeling_backend() != fitted:
+            warnings.warn(
+                f"{type(self).__name__} was fitted with the canonical labeling backend "
+                f"{self.labeling_backend_!r} and now runs with {labeling_backend()!r}: "
+                "samples with symmetries may get other canonical forms, so predictions "
+                "stay exactly symmetric but can differ from before. Refit, or install "
+                "the fitted version.", LabelingBackendWarning, stacklevel=3)
         return X
 
     def _canonical(self, X, return_frame=True):

@@ -185,7 +185,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     ----------
     estimator_ : regressor
         The inner estimator fitted on canonical inputs.
-    group_, layout_, frame_fields_, input_shape_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_ :
         As for :class:`MinimalFrameCanonicalizer`.
     target_layout_ : Layout or None
         Layout of equivariant targets (None for invariant targets).
@@ -317,7 +317,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     estimator_ : classifier
         Fitted on canonical inputs and labels encoded as 0..n_classes-1.
     classes_ : ndarray of shape (n_classes,)
-    group_, layout_, frame_fields_, input_shape_, n_features_in_, feature_names_in_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_, n_features_in_, \
+feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.
     """
 

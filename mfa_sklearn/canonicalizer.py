@@ -46,6 +46,10 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         Resolved frame-defining fields (point fields first).
     input_shape_ : tuple
         Shape of one sample of X.
+    labeling_backend_ : str or None
+        For the permutation groups, the canonical labeling backend at fit time (e.g.
+        ``"pynauty 2.8.8.1 (nauty2_8_8)"``); a transform under another one warns with
+        :class:`~mfa_sklearn.exceptions.LabelingBackendWarning`. None for other groups.
     n_features_in_ : int
         Number of columns of 2-D X (rows of 3-D X).
     feature_names_in_ : ndarray of str

@@ -6,7 +6,7 @@ that catch ``ValueError`` keep working; the subclasses let them tell the causes 
 
 __all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError",
            "RankDeficientError", "FrameDegeneracyWarning", "FrameTooLargeError",
-           "MissingDependencyError"]
+           "MissingDependencyError", "LabelingBackendWarning"]
 
 
 class NonFiniteInputError(ValueError):
@@ -43,6 +43,12 @@ def first_indices(mask_or_indices, limit=10):
 
 class FrameTooLargeError(ValueError):
     """A sample's finite stabilizer has more elements than ``max_frame_size`` allows."""
+
+
+class LabelingBackendWarning(UserWarning):
+    """Frames are computed with another canonical labeling backend (nauty version) than
+    the estimator was fitted with: symmetric samples may get other canonical forms, so
+    the model stays exactly symmetric but computes a different function."""
 
 
 class MissingDependencyError(ImportError):

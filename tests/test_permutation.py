@@ -10,6 +10,7 @@ with a control showing the bare backbone is O(1) off.
 
 import math
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsRegressor
 
-from mfa_sklearn import FrameAveragingRegressor, check_equivariance
+from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
+                         check_equivariance)
 from mfa_sklearn.datasets import make_charged_nbody
-from mfa_sklearn.exceptions import (FrameTooLargeError, GroupNotFoundError, LayoutError,
+from mfa_sklearn.exceptions import (FrameTooLargeError, GroupNotFoundError,
+                                    LabelingBackendWarning, LayoutError,
                                     MissingDependencyError, NonFiniteInputError)
 from mfa_sklearn.groups import PermutationGroup, PermutationProductGroup, get_group
 
@@ -454,3 +457,22 @@ def test_target_rows_must_match(nbody):
     with pytest.raises(LayoutError, match="permutes rows"):
         FrameAveragingRegressor(group="S_n x E(3)", fields=NBODY_FIELDS,
                                 target="point").fit(X, y[:, :12])
+
+
+def test_labeling_backend_is_recorded_and_a_change_warns(nbody):
+    X, y = nbody
+    reg = FrameAveragingRegressor(KNeighborsRegressor(), group="S_n x E(3)",
+                                  fields=NBODY_FIELDS, target="point").fit(X, y)
+    canon = MinimalFrameCanonicalizer("S_n x E(3)", fields=NBODY_FIELDS).fit(X)
+    assert reg.labeling_backend_ == canon.labeling_backend_
+    assert reg.labeling_backend_.startswith(("pynauty", "none"))
+    other = FrameAveragingRegressor(KNeighborsRegressor(), group="E(3)",
+                                    fields=NBODY_FIELDS, target="point").fit(X, y)
+    assert other.labeling_backend_ is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reg.predict(X)                                  # same backend: silent
+    for est in (reg, canon):
+        est.labeling_backend_ = "pynauty 0.0 (nauty0)"
+        with pytest.warns(LabelingBackendWarning, match="pynauty 0.0"):
+            est.predict(X) if est is reg else est.transform(X)

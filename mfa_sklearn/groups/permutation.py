@@ -23,6 +23,7 @@ copy by the code below; the frame's arithmetic (gathers, G-frames, averages) the
 on the tensors' device through the array namespace, so gradients reach the input.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -1338,6 +1339,18 @@ def _assemble(B, n, results, lorentz):
     return PermutationFrame(perms, H, t, weights=weights, runs=runs, frame_size=frame_size,
                             lorentz=lorentz, labeling_path=path, n_candidate_groups=groups,
                             **diag)
+
+
+@functools.lru_cache(maxsize=None)
+def labeling_backend():
+    """The canonical labeling backend of the search path, with its version, e.g.
+    ``"pynauty 2.8.8.1 (nauty2_8_8)"`` (groups.md 3.7 step 7), or a note that none is
+    installed (then only samples the colour refinement separates can be labeled)."""
+    try:
+        import pynauty
+    except ImportError:
+        return "none (pynauty is not installed)"
+    return f"pynauty {pynauty.__version__} ({getattr(pynauty, '_nauty_version', 'nauty')})"
 
 
 def _import_pynauty(index):
