@@ -89,7 +89,6 @@ def bench_canonicalization(B, repeats):
                 seconds = best_time(lambda: wrapper.canonicalize(Xt), repeats, device)
             rows.append((group, f"torch {device}", seconds, len(X) / seconds,
                          seconds / numpy_s))
-            del Xt
     return rows
 
 
