@@ -81,8 +81,18 @@ class _RealBlocks:
 def snap_below(xp, canon, level):
     """``canon`` (B, K, n, w) with entries of magnitude at most ``level`` (B,) set to 0.
 
-    In place for numpy arrays (callers pass fresh ones), out of place otherwise."""
+    Complex entries have their real and imaginary parts snapped separately (the
+    imaginary part of a frame row's coordinate along its own frame vector vanishes
+    while the real part does not). In place for numpy arrays (callers pass fresh ones),
+    out of place otherwise."""
     level = xp.reshape(level, (-1,) + (1,) * (canon.ndim - 1))
+    if xp.isdtype(canon.dtype, "complex floating"):
+        if isinstance(canon, np.ndarray):
+            snap_below(np, canon.real, level)    # views: snapped in place
+            snap_below(np, canon.imag, level)
+            return canon
+        real, imag = snap_below(xp, xp.real(canon), level), snap_below(xp, xp.imag(canon), level)
+        return real + 1j * imag
     small = xp.abs(canon) <= level
     if isinstance(canon, np.ndarray):
         np.copyto(canon, 0.0, where=small)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import float64_of, get_namespace, on_host
+from ._namespace import float64_of, get_namespace, machine_eps, on_host
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 from .orthogonal import _conditioning, haar_orthogonal
 
@@ -174,11 +174,17 @@ class LorentzGroup(Group):
             numerical_rank = _numerical_rank(xp, gram, tol)
             degenerate = rank < numerical_rank
             self._warn_degenerate(xp, degenerate, rank, numerical_rank)
-        return LorentzFrame(H[:, None], rank=rank,
-                            conditioning=_conditioning(xp, norms, rank),
-                            projected=~full,
-                            projection_is_average=full | (compact & ~degenerate),
-                            n_lightlike_rows=n_lightlike)
+        frame = LorentzFrame(H[:, None], rank=rank,
+                             conditioning=_conditioning(xp, norms, rank),
+                             projected=~full,
+                             projection_is_average=full | (compact & ~degenerate),
+                             n_lightlike_rows=n_lightlike)
+        # rounding level of the canonical coordinates x eta H^T eta (see Frame.snap):
+        # Euclidean size of the rows times that of H, which grows with the boost
+        magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
+        frame.snap_level = ((8.0 * d * machine_eps(xp.float64)) * magnitude
+                            * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
+        return frame
 
     def _anchored(self, xp, rows):
         """The rows that the selection sees: anchor rows and/or data rows, new memory."""

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_kind
-from ._namespace import get_namespace
+from ._namespace import get_namespace, machine_eps
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 from .orthogonal import _conditioning
 
@@ -154,14 +154,20 @@ class UnitaryGroup(Group):
         # coordinate-major complex128 rows in new memory (select_rows updates them)
         Z = [_complex128_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
-        W, rank, norms = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)[:3]
+        selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
+        W, rank, norms = selection.W, selection.rank, selection.norms
         if self.special:
             W = self._fix_determinant(xp, W, rank)
         # H[b, j, k] = coordinate k of frame vector j; unused rows stay zero
         H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-2)[:, None]
         full = rank >= (self.d - 1 if self.special else self.d)
-        return UnitaryFrame(H, None, rank=rank, conditioning=_conditioning(xp, norms, rank),
-                            projected=~full, projection_is_average=xp.ones_like(full))
+        frame = UnitaryFrame(H, None, rank=rank, conditioning=_conditioning(xp, norms, rank),
+                             projected=~full, projection_is_average=xp.ones_like(full))
+        # rounding level of the canonical coordinates (see Frame.snap): the frame rows'
+        # coordinates along later frame vectors, and the imaginary parts of those along
+        # their own, vanish in exact arithmetic
+        frame.snap_level = (8.0 * self.d * machine_eps(xp.float64)) * xp.sqrt(selection.scale)
+        return frame
 
     def _fix_determinant(self, xp, W, rank):
         """SU: det H = 1 by the last-row phase (r = d) or the conjugate cofactor
