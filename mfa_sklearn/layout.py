@@ -22,7 +22,7 @@ Scalar fields keep their width. Example, 4 complex points in C^2 plus a real wei
     # 2-D: 8 real parts (Re z00, Re z01, Re z10, ...), 8 imaginary parts, 4 weights
     # 3-D: X[:, i, 0:2] = Re z_i, X[:, i, 2:4] = Im z_i, X[:, i, 4] = w_i
 
-Groups that permute rows (S_n, "graph") also take ``edge`` fields: an ``n x n`` matrix
+Groups that permute rows (S_n, "graph", S_n x G) also take ``edge`` fields: an ``n x n`` matrix
 per sample (e.g. an adjacency matrix) times its width, ``n * n * width`` columns of 2-D
 X, row-major (entry ``(i, j, c)`` at offset ``(i * n + j) * width + c`` of the block).
 :meth:`Layout.split` returns them with shape ``(..., n, n, width)``. Edge fields exist
@@ -75,7 +75,7 @@ def parse_fields(spec, d, *, what="fields"):
     spec : None, str, tuple or dict
         ``None`` (one "point" field named "x"), a kind, a ``(kind, width)`` pair, or a
         dict ``name -> kind`` / ``name -> (kind, width)``. Kind "edge" (an ``n x n``
-        matrix per sample) needs a group with ``supports_edges`` (S_n, "graph").
+        matrix per sample) needs a group with ``supports_edges`` (S_n, "graph", S_n x G).
     d : int or Group
         The group's dimension: the default width of "point" and "vector" fields. A
         complex group (U, SU) makes it ``2 d`` real columns (real and imaginary parts).
@@ -104,7 +104,8 @@ def parse_fields(spec, d, *, what="fields"):
             raise LayoutError(
                 f"{what}: field {name!r} has kind 'edge', but group {label} does not act "
                 "on edge fields: edges (n x n matrices per sample) are only permuted, "
-                "A[pi][:, pi]; use group 'graph' or 'S_n' for graphs")
+                "A[pi][:, pi]; use group 'graph' or 'S_n' for graphs, or 'S_n x E(3)' "
+                "and the like for clouds with bonds")
         default = 1 if kind in ("scalar", "edge") else geometric
         if width is None and default is None:
             raise LayoutError(

@@ -343,9 +343,13 @@ def test_bad_input_errors():
         _fit(X[:, :35], X.sum(axis=1), "invariant")
     with pytest.raises(LayoutError, match="does not act on edge fields"):
         FrameAveragingRegressor(group="O(3)", fields={"A": "edge"}).fit(X, X.sum(axis=1))
-    with pytest.raises(LayoutError, match="does not act on edge fields"):
+    # S_n x G takes edge fields, symmetric ones
+    asymmetric = X.reshape(4, 6, 6).copy()
+    asymmetric[:, 0, 1] = 2.0
+    XA = np.hstack([asymmetric.reshape(4, 36), np.ones((4, 18))])
+    with pytest.raises(ValueError, match="needs symmetric adjacency.*Symmetrize them"):
         FrameAveragingRegressor(group="S_n x O(3)",
-                                fields={"A": "edge", "x": "point"}).fit(X, X.sum(axis=1))
+                                fields={"A": "edge", "x": "point"}).fit(XA, np.ones(4))
     with pytest.raises(LayoutError, match="3-D samples are not supported"):
         Layout.infer({"A": "edge"}, get_group("graph"), (6, 6))
     with pytest.raises(ValueError, match="needs an 'edge' field"):
@@ -393,3 +397,81 @@ def test_graph_regression_example_smoke():
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "invariance error" in result.stdout
+
+
+# ------------------------------------------- bonded clouds: S_n x G with edge fields
+MOLECULE_FIELDS = {"A": "edge", "pos": "point"}
+
+
+def molecules(B, n, rng, p=0.4):
+    """Random clouds of n points with random symmetric bond matrices, flattened as
+    ``[A (n * n) | pos (n * 3)]``."""
+    bonds = np.stack([random_graph(n, p, rng) for _ in range(B)])
+    return np.hstack([bonds.reshape(B, n * n), rng.normal(size=(B, n * 3))])
+
+
+def cube_molecule(marked_bond=None):
+    """The cube's vertices bonded along its 12 edges; one bond may get label 2."""
+    A = cube()
+    if marked_bond is not None:
+        i, j = marked_bond
+        A[i, j] = A[j, i] = 2.0
+    pos = np.array([[(i >> b) & 1 for b in range(3)] for i in range(8)]) * 2.0 - 1.0
+    return np.concatenate([A.ravel(), pos.ravel()])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("group", ["S_n x O(3)", "S_n x SO(3)", "S_n x E(3)"])
+@pytest.mark.parametrize("target, width", [("invariant", 1), ("vector", 18), ("edge", 36)])
+def test_bonded_clouds_are_exactly_symmetric(group, target, width):
+    """Bonds take part in the canonical order; the matrix group moves only the points.
+    A non-equivariant MLP becomes exactly invariant or equivariant, edge outputs too."""
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(21)
+    X = molecules(80, 6, rng)
+    y = rng.normal(size=(80, width))[:, 0] if width == 1 else rng.normal(size=(80, width))
+    inner = MLPRegressor(hidden_layer_sizes=(32,), max_iter=60, random_state=0)
+    model = FrameAveragingRegressor(inner, group=group, fields=MOLECULE_FIELDS,
+                                    target=target).fit(X, y)
+    assert np.all(model.frame_diagnostics(X)["frame_size"] == 1)
+    for seed in range(2):
+        error = check_equivariance(model, group, X, random_state=seed)["max_error"]
+        assert error <= 1e-10, error
+    control = check_equivariance(clone_fit(inner, X, y), group, X, fields=MOLECULE_FIELDS,
+                                 target=target, random_state=0)["max_error"]
+    assert control > 1e-3, control
+
+
+def clone_fit(est, X, y):
+    from sklearn.base import clone
+
+    return clone(est).fit(X, y)
+
+
+@needs_nauty
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("target", ["vector", "edge"])
+def test_bonds_break_the_symmetry_of_a_cloud(target):
+    """The bonded cube keeps all 48 symmetries of the cube; marking one bond leaves the
+    4 that fix that edge (48 / 12 edges), and the outputs stay exactly equivariant."""
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(22)
+    X = np.stack([cube_molecule(), cube_molecule((0, 1))])
+    group = get_group("S_n x O(3)")
+    moved = np.vstack([X] * 3)
+    g = group.random_element(len(moved), rng)
+    layout = Layout.infer(MOLECULE_FIELDS, group, moved.shape[1:])
+    parts = layout.split(moved)
+    moved = layout.join({"A": group.act(g, parts["A"], "edge"),
+                         "pos": group.act(g, parts["pos"], "point")})
+    width = 24 if target == "vector" else 64
+    model = FrameAveragingRegressor(MLPRegressor(hidden_layer_sizes=(16,), max_iter=20, random_state=0),
+                                    group=group, fields=MOLECULE_FIELDS, target=target)
+    model.fit(moved, rng.normal(size=(len(moved), width)))
+    np.testing.assert_array_equal(model.frame_diagnostics(moved)["frame_size"],
+                                  [48, 4] * 3)
+    for seed in range(2):
+        assert check_equivariance(model, group, moved, random_state=seed)["max_error"] \
+            <= 1e-10

@@ -156,3 +156,30 @@ def _has_pynauty():
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize("case", ["generic", "bonded cube"])
+def test_product_frames_with_bonds_on_torch_match_numpy(case):
+    rng = np.random.default_rng(5)
+    if case == "generic":
+        x = rng.standard_normal((12, 6, 3))
+        A = np.triu((rng.random((12, 6, 6)) < 0.5).astype(float), 1)
+    else:
+        pytest.importorskip("pynauty")
+        x = np.broadcast_to(_cube_clouds(rng, 1)[0], (3, 8, 3)).copy()
+        i = np.arange(8)[:, None]
+        A = np.broadcast_to(np.triu(np.bitwise_count(i ^ i.T) == 1, 1), (3, 8, 8)) * 1.0
+        A = A.copy()
+        A[1, 0, 1] = 2.0                                     # a marked bond
+    A = (A + A.transpose(0, 2, 1))[..., None]
+    group = get_group("S_n x E(3)")
+    frame_np = group.frame(x, edges=A)
+    frame_t = group.frame(torch.from_numpy(x), edges=torch.from_numpy(A))
+    np.testing.assert_array_equal(frame_t.perms.numpy(), frame_np.perms)
+    np.testing.assert_allclose(frame_t.H.numpy(), frame_np.H, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(
+        frame_t.to_canonical(torch.from_numpy(A), "edge").numpy(),
+        frame_np.to_canonical(A, "edge"))
+    y = rng.standard_normal((len(x), 1) + A.shape[1:3] + (2,))
+    np.testing.assert_allclose(frame_t.from_canonical(torch.from_numpy(y), "edge").numpy(),
+                               frame_np.from_canonical(y, "edge"), rtol=0, atol=1e-15)

@@ -13,7 +13,9 @@ groups.md sections 3.6, 3.7 and 4.12-4.16. Permutations act on the left,
   Otherwise duplicate rows (twins) are collapsed and nauty (optional ``pynauty``)
   labels the graph canonically; the automorphisms give candidate orders, and the
   candidates whose canonical inputs are the (tolerant) lexicographic minimum form the
-  stabilizer coset ``h Stab(c)``, over which one backbone output is averaged.
+  stabilizer coset ``h Stab(c)``, over which one backbone output is averaged. Symmetric
+  edge fields (bonds) add exact edge labels to the graph; the matrix group leaves them
+  alone, and edge outputs are permuted back and averaged like the rows.
 * **Graphs** (``"graph"``, or S_n with an ``edge`` field). ``A -> A[pi][:, pi]``, exact
   comparisons: colour refinement (vectorized) or nauty gives the canonical order; node
   outputs are averaged over the orbits of Aut, edge outputs over its orbitals.
@@ -374,9 +376,6 @@ class PermutationFrame(Frame):
 
     def _check_edge(self, x, what):
         n = self.perms.shape[2]
-        if self.H is not None:
-            raise ValueError("edge fields are only supported by pure permutation groups "
-                             "(S_n, graph), not by S_n x G")
         if x.ndim != 4 or x.shape[1] != n or x.shape[2] != n:
             raise ValueError(f"an 'edge' {what} must have shape (n_samples, {n}, {n}, "
                              f"width); got {tuple(x.shape)}")
@@ -457,10 +456,15 @@ class PermutationFrame(Frame):
             self._check_edge(y0, "output")
             B, n, _, w = y0.shape
             y0 = _block_mean(xp, xp.reshape(y0, (B, n * n, w)), self._orbital_labels())
-            inverse = xp.argsort(self.perm, axis=1)
-            y0 = xp.take_along_axis(xp.reshape(y0, (B, n, n, w)), inverse[:, :, None, None],
-                                    axis=1)
-            return xp.take_along_axis(y0, inverse[:, None, :, None], axis=2)
+            S = self.perms.shape[1]
+            moved = xp.broadcast_to(xp.reshape(y0, (B, 1, n, n, w)), (B, S, n, n, w))
+            inverse = xp.argsort(self.perms, axis=2)            # (B, S, n)
+            back = xp.take_along_axis(moved, inverse[:, :, :, None, None], axis=2)
+            back = xp.take_along_axis(back, inverse[:, :, None, :, None], axis=3)
+            if S == 1:
+                return back[:, 0]
+            weights = xp.astype(self.weights, back.dtype)
+            return xp.sum(weights[:, :, None, None, None] * back, axis=1)
         if y.shape[2] != self.perms.shape[2]:
             raise ValueError(
                 f"group permutes rows: per-row outputs need the input's {self.perms.shape[2]} "
@@ -740,6 +744,26 @@ def _check_edges(name, edges, nodes):
         _check_per_row(name, [edges[0][:, :, 0, :1]] + nodes, "a node field")
 
 
+def _edge_matrix(name, edges, symmetrize):
+    """The edge fields side by side, float64 (B, n, n, w), symmetric (or symmetrized),
+    with ``-0.0`` replaced by ``0.0`` for exact comparisons."""
+    A = np.concatenate([a.astype(np.float64, copy=False) for a in edges], axis=3)
+    if symmetrize:
+        A = (A + np.swapaxes(A, 1, 2)) / 2
+    else:
+        bad = np.flatnonzero(np.any(A != np.swapaxes(A, 1, 2), axis=(1, 2, 3)))
+        if len(bad):
+            asym = np.max(np.abs(A[bad] - np.swapaxes(A[bad], 1, 2)), axis=(1, 2, 3))
+            hint = ("Pass symmetrize=True (GraphGroup(symmetrize=True)) to use (A + A^T)/2."
+                    if name in ("graph", "S_n") else
+                    "Symmetrize them first, e.g. (A + A^T)/2.")
+            raise ValueError(
+                f"group {name!r} needs symmetric adjacency matrices (edge fields); "
+                f"{first_indices(bad)} are not: sample {bad[0]} has max abs(A - A^T) = "
+                f"{asym[0]:.3g}. {hint}")
+    return A + 0.0
+
+
 def _graph_frame(name, edges, nodes, symmetrize):
     """Canonical labelings of edge-labelled, vertex-coloured graphs (groups.md 4.16).
 
@@ -760,20 +784,8 @@ def _graph_frame(name, edges, nodes, symmetrize):
         ``runs`` holds the orbits, ``orbitals`` the orbitals of Aut (canonical order).
     """
     _check_edges(name, edges, nodes)
-    A = np.concatenate([a.astype(np.float64, copy=False) for a in edges], axis=3)
+    A = _edge_matrix(name, edges, symmetrize)
     B, n = A.shape[:2]
-    if symmetrize:
-        A = (A + np.swapaxes(A, 1, 2)) / 2
-    else:
-        bad = np.flatnonzero(np.any(A != np.swapaxes(A, 1, 2), axis=(1, 2, 3)))
-        if len(bad):
-            asym = np.max(np.abs(A[bad] - np.swapaxes(A[bad], 1, 2)), axis=(1, 2, 3))
-            raise ValueError(
-                f"group {name!r} needs symmetric adjacency matrices (edge fields); "
-                f"{first_indices(bad)} are not: sample {bad[0]} has max abs(A - A^T) = "
-                f"{asym[0]:.3g}. Pass symmetrize=True (GraphGroup(symmetrize=True)) "
-                "to use (A + A^T)/2.")
-    A = A + 0.0                                        # -0.0 == 0.0
     diag = np.arange(n)
     colours = np.concatenate([A[:, diag, diag]] + [a.astype(np.float64) for a in nodes],
                              axis=2) + 0.0
@@ -888,6 +900,10 @@ class PermutationProductGroup(_PermutationBase):
         :class:`~mfa_sklearn.exceptions.FrameTooLargeError`.
     """
 
+    #: edge fields (symmetric n x n matrices per sample, e.g. bonds) are permuted with
+    #: the rows and label the invariant graph; the matrix group does not act on them
+    supports_edges = True
+
     def __init__(self, inner, *, max_frame_size=10000):
         self.inner = inner
         self.d = inner.d
@@ -907,8 +923,10 @@ class PermutationProductGroup(_PermutationBase):
         return hash((self.name, self.max_frame_size))
 
     def act(self, g, x, kind="point"):
-        """``P_sigma x T + b`` by kind."""
-        check_kind(kind)
+        """``P_sigma x T + b`` by kind; ``A[sigma][:, sigma]`` for "edge"."""
+        check_kind(kind, FIELD_KINDS)
+        if kind == "edge":
+            return PermutationGroup.act(self, g, x, kind)
         x = self._element_perm(g, x)
         return x if kind == "scalar" else self.inner.act(g, x, kind)
 
@@ -919,7 +937,7 @@ class PermutationProductGroup(_PermutationBase):
         return PermutationElement(g.T, g.b, seed=int(rng.integers(2 ** 62)), size=size)
 
     # -------------------------------------------------------------------- frames
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None,
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
               method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch: canonical row orders, G-frames and stabilizer elements.
 
@@ -933,6 +951,9 @@ class PermutationProductGroup(_PermutationBase):
         others : sequence of (array, kind), optional
             Other per-row point/vector fields: they take part in the choice among
             symmetric candidates (groups.md 3.7 step 6).
+        edges : array of shape (B, n, n, w), or a sequence of them, optional
+            Symmetric edge fields (bonds, adjacency): exact edge labels of the invariant
+            graph, their diagonals vertex colours. The matrix group leaves them alone.
         method : {"minimal"}
         tol : float, optional
             Rank tolerance of the G-frame; default ``sqrt(eps)``.
@@ -959,11 +980,23 @@ class PermutationProductGroup(_PermutationBase):
                              "centroid of a 'point' field; pass points")
         self.inner._check_rows(np, frame_rows + [a for a, _ in others])
         _check_per_row(self.name, frame_rows + [a for a, _ in others] + scalars, "a field")
+        edge_matrix = None
+        if as_list(edges):
+            edges = [_host(a) for a in as_list(edges)]
+            _check_edges(self.name, edges, [])
+            if edges[0].shape[:2] != frame_rows[0].shape[:2]:
+                n = frame_rows[0].shape[1]
+                raise ValueError(
+                    f"group {self.name}: edge fields need a row and a column per row of "
+                    f"the per-row fields, shape ({frame_rows[0].shape[0]}, {n}, {n}, "
+                    f"width); got {tuple(edges[0].shape)}")
+            edge_matrix = _edge_matrix(self.name, edges, symmetrize=False)
         eps = max(machine_eps(a.dtype) if np.issubdtype(a.dtype, np.floating)
                   else machine_eps(np.float64) for a in frame_rows)
         delta = eps ** (1.0 / 3.0)
         B, n = frame_rows[0].shape[:2]
         data = _Data(self, points, vectors, scalars, others, tol, rule, delta)
+        data.edges = edge_matrix
 
         graph = self._invariant_graph(data)
         order, distinct = self._fast_order(graph)
@@ -1047,20 +1080,27 @@ class PermutationProductGroup(_PermutationBase):
         Q = np.rint(K / unit[:, None, None, None, None]).astype(np.int64)
         B, n, _, k, _ = Q.shape
         diag_blocks = Q[:, np.arange(n), np.arange(n)].reshape(B, n, k * k)
-        colours = np.concatenate([diag_blocks.astype(np.float64)]
-                                 + [a.astype(np.float64) for a in data.scalars], axis=2)
-        return _Graph(Q, colours + 0.0, int(math.ceil(1.0 / data.delta)) + 2)
+        colours = [diag_blocks.astype(np.float64)] + [a.astype(np.float64)
+                                                      for a in data.scalars]
+        codes, ranges = [], []
+        if data.edges is not None:      # exact edge labels; the diagonal colours vertices
+            colours.append(data.edges[:, np.arange(n), np.arange(n)])
+            codes, ranges = _edge_codes(data.edges)
+        return _Graph(Q, np.concatenate(colours, axis=2) + 0.0,
+                      int(math.ceil(1.0 / data.delta)) + 2, codes, ranges)
 
     def _fast_order(self, graph):
         """One round of colour refinement: the signature of row i is its colour and the
-        sorted multiset of (Q_ij block, colour of j), j != i. Returns the lexicographic
-        order of the signatures (B, n) and whether they are all distinct (B,)."""
+        sorted multiset of (Q_ij block, edge labels ij, colour of j), j != i. Returns the
+        lexicographic order of the signatures (B, n) and whether they are all distinct
+        (B,)."""
         Q, B, n, k = graph.Q, graph.B, graph.n, graph.k
         crank = _dense_rank(graph.colours)             # (B, n)
         R = graph.radius
         block = Q.reshape(B, n, n, k * k) + R          # >= 0
-        order, distinct, _ = _refine_once(crank, [block[..., p] for p in range(k * k)],
-                                          [2 * R + 1] * (k * k))
+        order, distinct, _ = _refine_once(
+            crank, [block[..., p] for p in range(k * k)] + graph.edge_codes,
+            [2 * R + 1] * (k * k) + graph.edge_ranges)
         return order, distinct
 
     # ------------------------------------------------------------------ fast path
@@ -1090,9 +1130,11 @@ class PermutationProductGroup(_PermutationBase):
 
     def _search_one(self, pynauty, data, graph, b):
         Q, colours = graph.Q[b], graph.colours[b]                 # (n, n, k, k), (n, c)
+        edges = graph.edge_labels(b)                              # (n, n, e)
         n, k = graph.n, graph.k
-        # 4. twins: same colour and the same full row of Q
-        twin_keys = np.concatenate([colours, Q.reshape(n, n * k * k).astype(np.float64)], 1)
+        # 4. twins: same colour and the same full rows of Q and of the edge labels
+        twin_keys = np.concatenate([colours, Q.reshape(n, n * k * k).astype(np.float64),
+                                    edges.reshape(n, -1).astype(np.float64)], 1)
         _, twin = np.unique(twin_keys, axis=0, return_inverse=True)
         twin = twin.ravel()
         n_classes = int(twin.max()) + 1
@@ -1106,7 +1148,7 @@ class PermutationProductGroup(_PermutationBase):
         if n_classes == 1:
             order_c, autos = np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.int64)
         else:
-            order_c, autos = self._label(pynauty, Q, rep, cell, b)
+            order_c, autos = self._label(pynauty, Q, edges, rep, cell, b)
         # 6. candidates: orders a[pi] of the classes, G-frames of the class means
         cand = autos[:, order_c]                                   # (A, n_classes)
         frames, canon, row_orders = data.candidates(b, twin, counts, cand)
@@ -1125,15 +1167,17 @@ class PermutationProductGroup(_PermutationBase):
                     n_candidate_groups=_count_groups(canon, data.field_slices, data.delta),
                     **diag)
 
-    def _label(self, pynauty, Q, rep, cell, b):
+    def _label(self, pynauty, Q, edges, rep, cell, b):
         """Layered bit-plane encoding of the collapsed graph (groups.md 3.7 step 5);
         returns the canonical order of the classes and the automorphism group elements
         (arrays mapping class -> class), enumerated up to ``max_frame_size``."""
         N = len(rep)
         k = Q.shape[-1]
-        block = Q[rep][:, rep].reshape(N, N, k * k)
+        labels = edges[rep][:, rep]                     # symmetric: the same both ways
+        block = np.concatenate([Q[rep][:, rep].reshape(N, N, k * k), labels], axis=2)
         # undirected label of {i, j}: the ordered pair (min, max) of the blocks B, B^T
-        swapped = np.swapaxes(Q[rep][:, rep], 2, 3).reshape(N, N, k * k)
+        swapped = np.concatenate(
+            [np.swapaxes(Q[rep][:, rep], 2, 3).reshape(N, N, k * k), labels], axis=2)
         first = np.where(_lex_less(block, swapped)[..., None], block, swapped)
         second = np.where(_lex_less(block, swapped)[..., None], swapped, block)
         label_keys = np.concatenate([first, second], axis=2)
@@ -1155,10 +1199,20 @@ class PermutationProductGroup(_PermutationBase):
 
 # ---------------------------------------------------------------- shared per-batch data
 class _Graph:
-    def __init__(self, Q, colours, radius):
+    """The invariant graph of a batch: quantised Gram blocks ``Q`` (B, n, n, k, k), vertex
+    colours (B, n, c), and exact integer edge-label columns (B, n, n) with their ranges."""
+
+    def __init__(self, Q, colours, radius, edge_codes=(), edge_ranges=()):
         self.Q, self.colours, self.radius = Q, colours, radius
+        self.edge_codes, self.edge_ranges = list(edge_codes), list(edge_ranges)
         self.B, self.n = Q.shape[:2]
         self.k = Q.shape[-1]
+
+    def edge_labels(self, b):
+        """Sample b's edge-label columns side by side, (n, n, c) (c = 0 without edges)."""
+        if not self.edge_codes:
+            return np.zeros((self.n, self.n, 0), dtype=np.int64)
+        return np.stack([c[b] for c in self.edge_codes], axis=-1)
 
 
 class _Data:
@@ -1170,6 +1224,7 @@ class _Data:
         self.vectors = [v.astype(np.float64, copy=False) for v in vectors]
         self.scalars = scalars
         self.others = [(a.astype(np.float64, copy=False), kind) for a, kind in others]
+        self.edges = None       # symmetric edge fields (B, n, n, w), set by the caller
         # canonical-input fields for the candidate comparison, with column slices
         fields = ([(p, "point") for p in self.points] + [(v, "vector") for v in self.vectors]
                   + self.others + [(s.astype(np.float64, copy=False), "scalar")
