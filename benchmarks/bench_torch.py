@@ -6,11 +6,13 @@ Two measurements, each a ratio taken in the same run on the same data:
    frames in float64), for O(3) and E(3), and for S_n x E(3) on B / 10 clouds (its
    row order is decided on the host, so a GPU run includes the round trip):
    the numpy path ``MinimalFrameCanonicalizer(group).fit(X).transform(X)`` against the
-   torch path ``FrameAveraged(...).canonicalize(X)`` on the CPU (target: within 2x of
-   numpy) and, where available, on CUDA (with ``torch.cuda.synchronize``).
+   torch path ``FrameAveraged(...).canonicalize(X)`` with frames in float64 ("64") and
+   in float32 ("32", ``frame_dtype="float32"``) on the CPU (target: within 2x of numpy)
+   and, where available, on CUDA (with ``torch.cuda.synchronize``).
 2. One training epoch (Adam, MSE, shuffled mini-batches) of an MLP on n-body-shaped
    data (35 columns: positions, velocities, charges; 15 outputs, a "vector" target),
-   frame-averaged with E(3) against the bare MLP (target on GPU: <= 1.3x).
+   frame-averaged with E(3) (frames in float64, then float32) against the bare MLP
+   (target on GPU: <= 1.3x).
 
 Times are the best of ``--repeats`` runs after one warm-up (``time.perf_counter``).
 
@@ -82,13 +84,14 @@ def bench_canonicalization(B, repeats):
         canonicalizer = MinimalFrameCanonicalizer(group).fit(X[:10])
         numpy_s = best_time(lambda: canonicalizer.transform(X), repeats)
         rows.append((group, "numpy", numpy_s, len(X) / numpy_s, 1.0))
-        wrapper = FrameAveraged(nn.Identity(), group=group)
         for device in devices():
             Xt = torch.from_numpy(X).to(device)
-            with torch.no_grad():
-                seconds = best_time(lambda: wrapper.canonicalize(Xt), repeats, device)
-            rows.append((group, f"torch {device}", seconds, len(X) / seconds,
-                         seconds / numpy_s))
+            for precision in ("float64", "float32"):
+                wrapper = FrameAveraged(nn.Identity(), group=group, frame_dtype=precision)
+                with torch.no_grad():
+                    seconds = best_time(lambda: wrapper.canonicalize(Xt), repeats, device)
+                rows.append((group, f"torch {device} {precision[-2:]}", seconds,
+                             len(X) / seconds, seconds / numpy_s))
     return rows
 
 
@@ -111,7 +114,8 @@ def train_epoch(model, X, y, batch_size):
 
 
 def bench_epoch(n_samples, batch_size, hidden, repeats):
-    """Rows (device, bare seconds, frame-averaged seconds, ratio)."""
+    """Rows (device, bare seconds, frame-averaged seconds and ratio with float64 frames,
+    the same with float32 frames)."""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((n_samples, 35)).astype(np.float32)
     X[:, 30:] = np.sign(X[:, 30:])                 # charges +-1
@@ -119,12 +123,14 @@ def bench_epoch(n_samples, batch_size, hidden, repeats):
     rows = []
     for device in devices():
         Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(y).to(device)
-        bare = mlp(hidden).to(device)
-        framed = FrameAveraged(mlp(hidden), group="E(3)", fields=NBODY_FIELDS,
-                               target="vector").to(device)
-        times = [best_time(lambda: train_epoch(model, Xt, yt, batch_size), repeats, device)
-                 for model in (bare, framed)]
-        rows.append((device, times[0], times[1], times[1] / times[0]))
+        models = [mlp(hidden).to(device)] + [
+            FrameAveraged(mlp(hidden), group="E(3)", fields=NBODY_FIELDS, target="vector",
+                          frame_dtype=precision).to(device)
+            for precision in ("float64", "float32")]
+        bare, framed64, framed32 = [
+            best_time(lambda: train_epoch(model, Xt, yt, batch_size), repeats, device)
+            for model in models]
+        rows.append((device, bare, framed64, framed64 / bare, framed32, framed32 / bare))
     return rows
 
 
@@ -143,18 +149,19 @@ def main():
     print("\n".join(machine_info()))
     print(f"\n1. Canonicalization, B = {B:,} clouds of 5 points in 3-D, float32 in, "
           f"frames in float64 (best of {repeats})")
-    print(f"{'group':10s} {'path':11s} {'seconds':>8s} {'clouds/s':>12s} "
+    print(f"{'group':10s} {'path':14s} {'seconds':>8s} {'clouds/s':>12s} "
           f"{'vs numpy':>9s}")
     for group, path, seconds, rate, ratio in bench_canonicalization(B, repeats):
-        print(f"{group:10s} {path:11s} {seconds:8.3f} {rate:12,.0f} {ratio:8.2f}x")
+        print(f"{group:10s} {path:14s} {seconds:8.3f} {rate:12,.0f} {ratio:8.2f}x")
     print("target: torch cpu <= 2x numpy")
 
     print(f"\n2. One training epoch, {epoch['n_samples']:,} samples, batch "
           f"{epoch['batch_size']}, MLP 35-{epoch['hidden']}-{epoch['hidden']}-15, "
           f"Adam (best of {repeats})")
-    print(f"{'device':6s} {'bare s':>8s} {'E(3) frames s':>14s} {'ratio':>7s}")
-    for device, bare, framed, ratio in bench_epoch(repeats=repeats, **epoch):
-        print(f"{device:6s} {bare:8.3f} {framed:14.3f} {ratio:6.2f}x")
+    print(f"{'device':6s} {'bare s':>8s} {'E(3) f64 s':>11s} {'ratio':>7s} "
+          f"{'E(3) f32 s':>11s} {'ratio':>7s}")
+    for device, bare, f64, r64, f32, r32 in bench_epoch(repeats=repeats, **epoch):
+        print(f"{device:6s} {bare:8.3f} {f64:11.3f} {r64:6.2f}x {f32:11.3f} {r32:6.2f}x")
     print("target: ratio <= 1.3x on GPU")
 
 

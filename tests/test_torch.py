@@ -125,6 +125,7 @@ def test_module_class_gets_prefixed_kwargs_and_bad_kwargs_fail():
     (dict(fields={"x": "tensor"}), "unknown kind"),
     (dict(target={"y": "spinor"}), "unknown kind"),
     (dict(tol=2.0), "tol"),
+    (dict(frame_dtype="float16"), "frame_dtype"),
 ])
 def test_bad_parameters_fail_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -514,3 +515,48 @@ def test_graph_module_is_exactly_symmetric_and_matches_numpy(target, n_out):
         got = fa(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(got.reshape(24, -1), reg.predict(X).reshape(24, -1),
                                rtol=0, atol=1e-13)
+
+
+# ------------------------------------------------------------------ float32 frames
+# float32's rank tolerance (sqrt(eps32)) counts more residuals of these random
+# 4-vectors as lightlike, which the Lorentz frames report
+@pytest.mark.filterwarnings("ignore::mfa_sklearn.exceptions.FrameDegeneracyWarning")
+@pytest.mark.parametrize("group, target, frame, bound", [
+    ("E(3)", "point", "minimal", 1e-5), ("SO(3)", "vector", "pca", 1e-5),
+    ("S_n x E(3)", "vector", "minimal", 1e-5), ("U(2)", "invariant", "minimal", 1e-5),
+    ("SO(1,3)", "vector", "minimal", 1e-4), ("Aff(3)", "point", "minimal", 1e-4)])
+def test_float32_frames_are_float32_and_equivariant_to_float32_rounding(group, target,
+                                                                         frame, bound):
+    width = {"U(2)": 4, "SO(1,3)": 4}.get(group, 3)
+    fields = {"x": "point", "q": "scalar"}
+    X = np.random.default_rng(17).normal(size=(96, 5 * width + 5)).astype(np.float32)
+    if "(1," in group:
+        X[:, 0:5 * width:width] = np.abs(X[:, 0:5 * width:width]) + 3.0
+    n_out = 1 if target == "invariant" else 5 * width
+    module = mlp(n_in=5 * width + 5, n_out=n_out, dtype=torch.float32)
+    fa = FrameAveraged(module, group=group, fields=fields, target=target, frame=frame,
+                       frame_dtype="float32")
+    _, frame_ = fa.canonicalize(torch.from_numpy(X))
+    assert frame_.H.dtype in (torch.float32, torch.complex64)
+    error = check_equivariance(as_function(fa), group, X, fields=fields, target=target,
+                               random_state=18)["max_error"]
+    assert error <= bound, error
+    control = check_equivariance(as_function(module), group, X, fields=fields,
+                                 target=target, random_state=18)["max_error"]
+    assert control >= 1e-2, control
+    precise = FrameAveraged(module, group=group, fields=fields, target=target, frame=frame)
+    with torch.no_grad():
+        difference = (fa(torch.from_numpy(X)) - precise(torch.from_numpy(X))).abs().max()
+    assert difference <= 1e3 * bound, difference
+
+
+def test_forces_with_float32_frames_are_equivariant():
+    x = np.random.default_rng(19).normal(size=(64, 15)).astype(np.float32)
+    energy = FrameAveraged(mlp(n_in=15, dtype=torch.float32), group="E(3)",
+                           frame_dtype="float32")
+    g = random_group_element("E(3)", 64, random_state=20)
+    F = _forces(energy, torch.from_numpy(x)).numpy()
+    F_moved = _forces(energy, torch.from_numpy(
+        apply_group("E(3)", g, x).astype(np.float32))).numpy()
+    expected = apply_group("E(3)", g, F, fields="vector")
+    assert np.abs(F_moved - expected).max() <= 1e-4 * np.abs(F).max()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import NonFiniteInputError, first_indices
-from ._namespace import all_finite, float64_of, get_namespace, machine_eps, on_host
+from ._namespace import all_finite, get_namespace, like_frame, machine_eps, on_host, work_eps
 
 KINDS = ("point", "vector", "scalar")
 #: every field kind a layout may hold: ``edge`` fields (n x n matrices per sample,
@@ -201,7 +201,7 @@ class Frame(_RealBlocks):
         if kind == "scalar":
             return xp.broadcast_to(x[:, None], (B, K) + tuple(x.shape[1:]))
         self._check_width(x, kind)
-        x64 = float64_of(xp, x)
+        x64 = like_frame(xp, x, self.H)
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
@@ -251,7 +251,7 @@ class Frame(_RealBlocks):
         if kind == "scalar":
             return self.average(y)
         self._check_width(y, kind, axis=-1)
-        out = float64_of(xp, y) @ self.H
+        out = like_frame(xp, y, self.H) @ self.H
         out = out[:, 0] if out.shape[1] == 1 else xp.mean(out, axis=1)
         if kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
@@ -262,7 +262,7 @@ class Frame(_RealBlocks):
         xp = get_namespace(y, self.H)
         if y.shape[1] == 1:
             return y[:, 0]
-        mean = xp.mean(float64_of(xp, y), axis=1)
+        mean = xp.mean(like_frame(xp, y, self.H), axis=1)
         return xp.astype(mean, _result_dtype(xp, y), copy=False)
 
     def _check_width(self, x, kind, axis=-1):
@@ -360,8 +360,9 @@ class Group(_RealBlocks):
         xp = get_namespace(*arrays)
         self._check_rows(xp, arrays)
         inexact = ("real floating", "complex floating")
-        eps = max(machine_eps(a.dtype) if xp.isdtype(a.dtype, inexact)
-                  else machine_eps(xp.float64) for a in arrays)
+        # the least precise of the inputs and the working precision decides
+        eps = max([work_eps(xp)] + [machine_eps(a.dtype) for a in arrays
+                                    if xp.isdtype(a.dtype, inexact)])
         tol = math.sqrt(eps) if tol is None else float(tol)
         return xp, points, vectors, eps, tol
 

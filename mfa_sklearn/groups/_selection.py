@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._namespace import first_true, get_namespace, machine_eps, subtract_inplace
+from ._namespace import first_true, get_namespace, subtract_inplace, work_dtype, work_eps
 
 
 def to_coordinate_major(xp, rows):
@@ -201,7 +201,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     downdate = xp is np and signature is None and not is_complex and rule == "pivoted"
     if downdate:
         q = q.copy()  # its own buffer: `work` serves the overlaps
-        guard = (1e3 * d * machine_eps(np.float64)) * xp.max(q, axis=0)
+        guard = (1e3 * d * work_eps(xp)) * xp.max(q, axis=0)
     scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature)
     threshold = (tol * tol if signature is None else tol) * scale
     if floor is not None:
@@ -210,8 +210,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     above = xp.nextafter(threshold, xp.asarray(np.inf, dtype=threshold.dtype, device=device))
     columns = xp.arange(B, device=device)
     zero = xp.zeros((B,), dtype=Z[0].dtype, device=device)
-    real_zero = xp.zeros((B,), dtype=xp.float64, device=device)
-    one = xp.ones((B,), dtype=xp.float64, device=device)
+    real_zero = xp.zeros((B,), dtype=work_dtype(xp), device=device)
+    one = xp.ones((B,), dtype=work_dtype(xp), device=device)
     rank = xp.zeros((B,), dtype=xp.int64, device=device)
     have_timelike = xp.zeros((B,), dtype=xp.bool, device=device)
     W, norms, signs, index = [], [], [], []

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..exceptions import RankDeficientError
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import float64_of, get_namespace, machine_eps
+from ._namespace import get_namespace, work_dtype, work_eps, work_float
 from ._selection import select_rows, to_coordinate_major
 from .orthogonal import haar_orthogonal
 
@@ -117,8 +117,8 @@ class LinearGroup(Group):
         if rule not in ("pivoted", "first"):
             raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
-        points = [float64_of(xp, p) for p in points]
-        vectors = [float64_of(xp, v) for v in vectors]
+        points = [work_float(xp, p) for p in points]
+        vectors = [work_float(xp, v) for v in vectors]
         t = floor = None
         if self.has_translations:
             # centre before the rank guard (groups.md 3.5): affine span, not linear span
@@ -127,7 +127,7 @@ class LinearGroup(Group):
             # Centring coincident points leaves rounding noise of about n eps |t|; no
             # direction may be read from it.
             norm_t = xp.sqrt(xp.sum(t * t, axis=-1))
-            floor = 16.0 * points[0].shape[1] * machine_eps(xp.float64) * norm_t
+            floor = 16.0 * points[0].shape[1] * work_eps(xp) * norm_t
         Z = xp.concat(points + vectors, axis=1) if len(points + vectors) > 1 \
             else (points + vectors)[0]
         B, m, d = Z.shape
@@ -219,7 +219,7 @@ class LinearGroup(Group):
 
     def _empty_frame(self, xp, Z, t):
         d = self.d
-        z = dict(dtype=xp.float64, device=Z.device)
+        z = dict(dtype=work_dtype(xp), device=Z.device)
         return LinearFrame(xp.zeros((0, 1, d, d), **z), t,
                            rank=xp.zeros((0,), dtype=xp.int64, device=Z.device),
                            projected=xp.zeros((0,), dtype=xp.bool, device=Z.device),

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import float64_of, get_namespace, machine_eps, on_host
+from ._namespace import get_namespace, on_host, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 from .orthogonal import _conditioning, haar_orthogonal
 
@@ -39,7 +39,7 @@ class LorentzFrame(Frame):
         """``x eta H^T eta`` for x of shape (B, 1, n, d)."""
         xp = get_namespace(x, self.H)
         d = self.H.shape[-1]
-        eta = _eta(xp, d, self.H.device)
+        eta = _eta(xp, d, self.H.device, self.H.dtype)
         inverse = (self.H * (eta[:, None] * eta[None, :])).mT   # eta H^T eta
         if xp is np:  # a contiguous right operand makes numpy's small matmuls faster
             inverse = np.ascontiguousarray(inverse)
@@ -141,8 +141,8 @@ class LorentzGroup(Group):
         d = self.d
         signature = (1.0,) + (-1.0,) * (d - 1)
         # coordinate-major float64 rows (m, B), in new memory: select_rows overwrites them
-        rows = [float64_of(xp, xp.concat(coords, axis=0)) if len(coords) > 1
-                else float64_of(xp, coords[0])
+        rows = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
+                else work_float(xp, coords[0])
                 for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
         Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
         gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
@@ -182,7 +182,7 @@ class LorentzGroup(Group):
         # rounding level of the canonical coordinates x eta H^T eta (see Frame.snap):
         # Euclidean size of the rows times that of H, which grows with the boost
         magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
-        frame.snap_level = ((8.0 * d * machine_eps(xp.float64)) * magnitude
+        frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude
                             * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
         return frame
 
@@ -295,9 +295,9 @@ class LorentzGroup(Group):
         return GroupElement(np.ascontiguousarray(np.swapaxes(Lam, 1, 2)))
 
 
-def _eta(xp, d, device):
-    values = np.array([1.0] + [-1.0] * (d - 1))
-    return xp.asarray(values, dtype=xp.float64, device=device)
+def _eta(xp, d, device, dtype):
+    """The metric's diagonal ``(1, -1, ..., -1)``."""
+    return xp.asarray(np.array([1.0] + [-1.0] * (d - 1)), dtype=dtype, device=device)
 
 
 def _slot_layout(xp, W, signs, found):

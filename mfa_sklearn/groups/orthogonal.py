@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 
 from ._base import Frame, Group, GroupElement
-from ._namespace import float64_of, machine_eps, subtract_inplace
+from ._namespace import subtract_inplace, work_dtype, work_eps, work_float
 from ._selection import (cofactor_vector, det_small, dot_rows, select_rows,
                          to_coordinate_major)
 
@@ -64,8 +64,8 @@ class OrthogonalGroup(Group):
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
         # coordinate-major float64 rows, in new memory (select_rows updates them in place)
-        Z = [float64_of(xp, xp.concat(coords, axis=0)) if len(coords) > 1
-             else float64_of(xp, coords[0])
+        Z = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
+             else work_float(xp, coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
         t = floor = None
         if self.has_translations:
@@ -76,7 +76,7 @@ class OrthogonalGroup(Group):
                  for Zk, tk in zip(Z, t)]
             # Centring a sample whose points all coincide leaves rounding noise of
             # about n eps |t|, not zeros; no frame vector may come from it.
-            floor = (16.0 * n_first * machine_eps(xp.float64)) ** 2 * dot_rows(t, t)
+            floor = (16.0 * n_first * work_eps(xp)) ** 2 * dot_rows(t, t)
             t = xp.stack(t, axis=-1)
         if method == "pca":
             return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)), t)
@@ -101,7 +101,7 @@ class OrthogonalGroup(Group):
         if t is not None:
             magnitude = magnitude + xp.sqrt(dot_rows([t[:, k] for k in range(d)],
                                                      [t[:, k] for k in range(d)]))
-        frame.snap_level = (8.0 * d * machine_eps(xp.float64)) * magnitude
+        frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude
         return frame
 
     def _fix_determinant(self, xp, W, rank):
@@ -132,7 +132,7 @@ class OrthogonalGroup(Group):
             first = xp.where(xp.linalg.det(U) < 0, -1.0, 1.0)
             U = xp.concat([U[..., :1] * first[:, None, None], U[..., 1:]], axis=-1)
             signs = signs[np.prod(signs, axis=1) > 0]
-        S = xp.asarray(signs, dtype=xp.float64, device=rows.device)   # (K, d)
+        S = xp.asarray(signs, dtype=work_dtype(xp), device=rows.device)   # (K, d)
         H = S[None, :, :, None] * U.mT[:, None]                       # (B, K, d, d)
         B = rows.shape[0]
         return Frame(H, t, rank=xp.full((B,), d, dtype=xp.int64, device=rows.device),

@@ -35,7 +35,7 @@ from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteI
                           first_indices)
 from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, _to_numpy,
                     as_list, check_kind, snap_below)
-from ._namespace import class_sums, float64_of, get_namespace, machine_eps
+from ._namespace import class_sums, get_namespace, like_frame, machine_eps, work_float
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
            "PermutationFrame", "PermutationElement"]
@@ -429,7 +429,7 @@ class PermutationFrame(Frame):
                 gathered = gathered + 0.0   # -0.0 and 0.0 tie; give both the same input
             return gathered[:, None]
         self._check_width(x, kind)
-        x64 = float64_of(xp, gathered)
+        x64 = like_frame(xp, gathered, self.H)
         # rounding level of the canonical coordinates: from the rows before centring
         magnitude = xp.max(xp.reshape(xp.abs(x64), (x64.shape[0], -1)), axis=1)
         if kind == "point" and self.t is not None:
@@ -472,7 +472,7 @@ class PermutationFrame(Frame):
         geometric = kind != "scalar" and self.H is not None
         dtype = y0.dtype
         if geometric:
-            y0 = float64_of(xp, y0)
+            y0 = like_frame(xp, y0, self.H)
         y0 = _block_mean(xp, y0, self.runs)
         B, S = self.perms.shape[:2]
         if geometric:
@@ -1023,7 +1023,7 @@ class PermutationProductGroup(_PermutationBase):
 
         The fast path takes the rows in canonical order; the search path the means of
         twin classes in each kept candidate's class order (``recipes``)."""
-        rows = [float64_of(get_namespace(a), a) for a in points + vectors]
+        rows = [work_float(get_namespace(a), a) for a in points + vectors]
         xp = get_namespace(*rows)
         device, n_points = rows[0].device, len(points)
 

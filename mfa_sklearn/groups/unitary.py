@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_kind
-from ._namespace import get_namespace, machine_eps
+from ._namespace import get_namespace, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
 from .orthogonal import _conditioning
 
@@ -18,8 +18,9 @@ def _as_complex(x):
     return xp.astype(x, xp.complex64 if x.dtype == xp.float32 else xp.complex128)
 
 
-def _complex128_of(xp, x):
-    return x if x.dtype == xp.complex128 else xp.astype(x, xp.complex128)
+def _complex_of(xp, x):
+    """``x`` as a complex array in the working precision (complex128 by default)."""
+    return work_float(xp, x if xp.isdtype(x.dtype, "complex floating") else x + 0j)
 
 
 class UnitaryFrame(Frame):
@@ -151,8 +152,8 @@ class UnitaryGroup(Group):
         """
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
-        # coordinate-major complex128 rows in new memory (select_rows updates them)
-        Z = [_complex128_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
+        # coordinate-major complex rows in new memory (select_rows updates them)
+        Z = [_complex_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
         selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
         W, rank, norms = selection.W, selection.rank, selection.norms
@@ -166,7 +167,7 @@ class UnitaryGroup(Group):
         # rounding level of the canonical coordinates (see Frame.snap): the frame rows'
         # coordinates along later frame vectors, and the imaginary parts of those along
         # their own, vanish in exact arithmetic
-        frame.snap_level = (8.0 * self.d * machine_eps(xp.float64)) * xp.sqrt(selection.scale)
+        frame.snap_level = (8.0 * self.d * work_eps(xp)) * xp.sqrt(selection.scale)
         return frame
 
     def _fix_determinant(self, xp, W, rank):
