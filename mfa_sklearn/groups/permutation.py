@@ -436,7 +436,8 @@ class PermutationFrame(Frame):
             x64 = x64 - self.t[:, None, :]
         canon = x64[:, None] @ self._inverse()
         if not self.lorentz:  # exact zeros for coordinates at the rounding level
-            canon = snap_below(xp, canon, (8.0 * x.shape[-1] * 2.0 ** -52) * magnitude)
+            level = 8.0 * x.shape[-1] * machine_eps(self.H.dtype)
+            canon = snap_below(xp, canon, level * magnitude)
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
     def from_canonical(self, y, kind="point"):
