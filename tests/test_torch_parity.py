@@ -183,3 +183,21 @@ def test_product_frames_with_bonds_on_torch_match_numpy(case):
     y = rng.standard_normal((len(x), 1) + A.shape[1:3] + (2,))
     np.testing.assert_allclose(frame_t.from_canonical(torch.from_numpy(y), "edge").numpy(),
                                frame_np.from_canonical(y, "edge"), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", ["generic", "duplicated rows", "cube"])
+def test_float32_permutation_frames_are_invariant_to_float32_rounding(case):
+    """Float32 frames (their tie bands are wider, so near ties may be decided otherwise
+    than in float64) give the same canonical form to a cloud and its moved copy."""
+    from mfa_sklearn.groups._namespace import frame_precision
+
+    x = _permutation_inputs(case, np.random.default_rng(6))
+    group = get_group("S_n x E(3)")
+    moved = group.act(group.random_element(len(x), 7), x)
+    canon = []
+    for cloud in (x, moved):
+        with frame_precision("float32"):
+            frame = group.frame(torch.from_numpy(cloud))
+        assert frame.H.dtype == torch.float32
+        canon.append(frame.to_canonical(torch.from_numpy(cloud)))
+    torch.testing.assert_close(canon[1], canon[0], rtol=0, atol=1e-5 * float(np.abs(x).max()))

@@ -1052,7 +1052,8 @@ class PermutationProductGroup(_PermutationBase):
             for b, (twin, counts, class_orders) in zip(index.tolist(), part["recipes"]):
                 m, N = class_orders.shape
                 means = xp.asarray((twin[None, :] == np.arange(N)[:, None])
-                                   / counts[:, None], device=device)     # (N, n)
+                                   / counts[:, None], dtype=rows[0].dtype,
+                                   device=device)                         # (N, n)
                 flat = xp.asarray(class_orders.reshape(-1), device=device)
                 H, t = inner_frame([xp.reshape(xp.take(means @ a[b], flat, axis=0),
                                                (m, N, a.shape[2])) for a in rows])
