@@ -19,7 +19,9 @@ Times are the best of ``--repeats`` runs after one warm-up (``time.perf_counter`
 Usage::
 
     python benchmarks/bench_torch.py            # B = 1 000 000, under 3 minutes
-    python benchmarks/bench_torch.py --quick    # smoke test in seconds
+    python benchmarks/bench_torch.py --quick    # smoke test in seconds, nothing saved
+
+Outputs: ``benchmarks/results/bench_torch.md`` (the tables) and ``bench_torch.png``.
 """
 
 import argparse
@@ -134,35 +136,69 @@ def bench_epoch(n_samples, batch_size, hidden, repeats):
     return rows
 
 
+def save(lines, canonicalization, out_dir):
+    """The printed tables as ``bench_torch.md`` and the throughputs as
+    ``bench_torch.png`` in ``out_dir``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "bench_torch.md"), "w") as f:
+        f.write("# Torch path: `python benchmarks/bench_torch.py`\n\n```text\n"
+                + "\n".join(lines) + "\n```\n")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels = [f"{group}\n{path}" for group, path, *_ in canonicalization]
+    ax.bar(range(len(labels)), [rate for *_, rate, _ in canonicalization])
+    ax.set_xticks(range(len(labels)), labels, fontsize=6)
+    ax.set_yscale("log")
+    ax.set_ylabel("clouds per second")
+    ax.set_title("canonicalization throughput, 5 points in 3-D")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "bench_torch.png"), dpi=120)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds-long smoke run (nothing saved)")
     parser.add_argument("--samples", type=int, default=None,
                         help="clouds to canonicalize (default 1 000 000; quick 10 000)")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--out-dir", default=os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "results"))
     args = parser.parse_args()
     B = args.samples or (10_000 if args.quick else 1_000_000)
     repeats = args.repeats or (1 if args.quick else 3)
     epoch = dict(n_samples=2_048, batch_size=256, hidden=64) if args.quick else \
         dict(n_samples=50_000, batch_size=1_024, hidden=256)
+    lines = []
 
-    print("\n".join(machine_info()))
-    print(f"\n1. Canonicalization, B = {B:,} clouds of 5 points in 3-D, float32 in, "
-          f"frames in float64 (best of {repeats})")
-    print(f"{'group':10s} {'path':14s} {'seconds':>8s} {'clouds/s':>12s} "
-          f"{'vs numpy':>9s}")
-    for group, path, seconds, rate, ratio in bench_canonicalization(B, repeats):
-        print(f"{group:10s} {path:14s} {seconds:8.3f} {rate:12,.0f} {ratio:8.2f}x")
-    print("target: torch cpu <= 2x numpy")
+    def say(line=""):
+        print(line, flush=True)
+        lines.append(line)
 
-    print(f"\n2. One training epoch, {epoch['n_samples']:,} samples, batch "
-          f"{epoch['batch_size']}, MLP 35-{epoch['hidden']}-{epoch['hidden']}-15, "
-          f"Adam (best of {repeats})")
-    print(f"{'device':6s} {'bare s':>8s} {'E(3) f64 s':>11s} {'ratio':>7s} "
-          f"{'E(3) f32 s':>11s} {'ratio':>7s}")
+    for line in machine_info():
+        say(line)
+    say(f"\n1. Canonicalization, B = {B:,} clouds of 5 points in 3-D, float32 in, "
+        f"frames in float64 (64) or float32 (32) (best of {repeats})")
+    say(f"{'group':10s} {'path':14s} {'seconds':>8s} {'clouds/s':>12s} {'vs numpy':>9s}")
+    canonicalization = bench_canonicalization(B, repeats)
+    for group, path, seconds, rate, ratio in canonicalization:
+        say(f"{group:10s} {path:14s} {seconds:8.3f} {rate:12,.0f} {ratio:8.2f}x")
+    say("target: torch cpu <= 2x numpy")
+
+    say(f"\n2. One training epoch, {epoch['n_samples']:,} samples, batch "
+        f"{epoch['batch_size']}, MLP 35-{epoch['hidden']}-{epoch['hidden']}-15, "
+        f"Adam (best of {repeats})")
+    say(f"{'device':6s} {'bare s':>8s} {'E(3) f64 s':>11s} {'ratio':>7s} "
+        f"{'E(3) f32 s':>11s} {'ratio':>7s}")
     for device, bare, f64, r64, f32, r32 in bench_epoch(repeats=repeats, **epoch):
-        print(f"{device:6s} {bare:8.3f} {f64:11.3f} {r64:6.2f}x {f32:11.3f} {r32:6.2f}x")
-    print("target: ratio <= 1.3x on GPU")
+        say(f"{device:6s} {bare:8.3f} {f64:11.3f} {r64:6.2f}x {f32:11.3f} {r32:6.2f}x")
+    say("target: ratio <= 1.3x on GPU")
+    if not args.quick:
+        save(lines, canonicalization, args.out_dir)
 
 
 if __name__ == "__main__":
