@@ -88,8 +88,9 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
     random_state : int, numpy Generator or None
     translation_scale : float, optional
         Standard deviation of the random translations (E/SE). Default: 10 times the
-        root-mean-square of X, larger than the data but on its scale, so that adding
-        the translation does not by itself lose the data's precision.
+        root-mean-square of X's point fields (the positions the translations move; of
+        all of X if there are none), larger than the data but on its scale, so that
+        adding the translation does not by itself lose the data's precision.
 
     Returns
     -------
@@ -105,7 +106,14 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
         target = getattr(model, "target", "invariant")
     X = np.asarray(X)
     if translation_scale is None:
-        translation_scale = 10.0 * float(np.sqrt(np.mean(np.square(X, dtype=np.float64))))
+        points = X
+        if group.has_translations:
+            layout = Layout.infer(fields, group, X.shape[1:])
+            parts = layout.split(X)
+            point_parts = [parts[f.name] for f in layout.fields if f.kind == "point"]
+            points = point_parts[0] if point_parts else X
+        translation_scale = 10.0 * float(np.sqrt(np.mean(np.square(points,
+                                                                   dtype=np.float64))))
     g = group.random_element(len(X), random_state, translation_scale=translation_scale)
     out = _call(model, X)
     out_moved = _call(model, apply_group(group, g, X, fields)).astype(np.float64)

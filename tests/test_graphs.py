@@ -475,3 +475,23 @@ def test_bonds_break_the_symmetry_of_a_cloud(target):
     for seed in range(2):
         assert check_equivariance(model, group, moved, random_state=seed)["max_error"] \
             <= 1e-10
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("scale", [1e-8, 1.0, 1e8])
+@pytest.mark.parametrize("dtype, bound", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_bonded_clouds_at_tiny_and_huge_scales(scale, dtype, bound):
+    """Positions scaled by 1e-8 .. 1e8 (bonds unchanged), float64 and float32."""
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(23)
+    X = molecules(60, 5, rng)
+    X[:, 25:] *= scale
+    X = X.astype(dtype)
+    y = (rng.normal(size=(60, 15)) * scale).astype(dtype)
+    model = FrameAveragingRegressor(
+        MLPRegressor(hidden_layer_sizes=(16,), max_iter=30, random_state=0),
+        group="S_n x E(3)", fields=MOLECULE_FIELDS, target="vector").fit(X, y)
+    assert model.predict(X).dtype == dtype
+    error = check_equivariance(model, "S_n x E(3)", X, random_state=1)["max_error"]
+    assert error <= bound, error

@@ -38,12 +38,9 @@ def frame_precision(precision):
         _PRECISION.reset(token)
 
 
-def work_dtype(xp, complex_=False):
-    """The dtype frames are computed in (see :func:`frame_precision`)."""
-    single = _PRECISION.get() == "float32"
-    if complex_:
-        return xp.complex64 if single else xp.complex128
-    return xp.float32 if single else xp.float64
+def work_dtype(xp):
+    """The real dtype frames are computed in (see :func:`frame_precision`)."""
+    return xp.float32 if _PRECISION.get() == "float32" else xp.float64
 
 
 def work_eps(xp):
