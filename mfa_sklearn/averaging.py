@@ -317,8 +317,9 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     estimator_ : classifier
         Fitted on canonical inputs and labels encoded as 0..n_classes-1.
     classes_ : ndarray of shape (n_classes,)
-    group_, layout_, frame_fields_, input_shape_, labeling_backend_, n_features_in_, \
-feature_names_in_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_ :
+        As for :class:`FrameAveragingRegressor`.
+    n_features_in_, feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.
     """
 
