@@ -18,13 +18,13 @@ paired with a control: the bare backbone is O(1) off (>= 1e-2).
 Set MFA_PRINT_ERRORS=1 and run with ``-s`` to print the largest error per case.
 """
 
-import math
 import pickle
 
 import numpy as np
 import pytest
 
-from conftest import record_error
+from conftest import (HomogeneousMLP, bare, equivariance_errors, frame_averaged,
+                      record_error)
 from mfa_sklearn.exceptions import NonFiniteInputError, RankDeficientError
 from mfa_sklearn.groups import Group, GroupElement, get_group
 from mfa_sklearn.groups.linear import LinearFrame, LinearGroup
@@ -42,70 +42,21 @@ def bound64(kappa, cond):
     return max(1e-15 * kappa * cond, 1e-12)
 
 
-class Backbone:
-    """Fixed-seed two-layer tanh MLP with biases on the flattened canonical input.
-
-    Input (B, K, n, w); outputs per row a 'vector' and a 'point' (n, d) and an
-    'invariant' (3,). The input is divided by its max-abs value and the outputs
-    multiplied by it, so the map is homogeneous of degree 1 and never saturates at any
-    data scale; that does not make it equivariant. Runs in the input's dtype.
-    """
+class Backbone(HomogeneousMLP):
+    """The non-equivariant test backbone on the flattened canonical input (B, K, n, w):
+    outputs per row a 'vector' and a 'point' (n, d), and an 'invariant' (3,)."""
 
     def __init__(self, n, d, width, *, hidden=32, seed=0):
-        rng = np.random.default_rng(seed)
-        size_in, self.n, self.d = n * width, n, d
-        self.W1 = 2.0 * rng.standard_normal((size_in, hidden)) / math.sqrt(size_in)
-        self.b1 = rng.standard_normal(hidden)
-        self.W2 = rng.standard_normal((hidden, 2 * n * d + 3)) / math.sqrt(hidden)
-        self.b2 = rng.standard_normal(2 * n * d + 3)
+        super().__init__(n * width, 2 * n * d + 3, hidden=hidden, seed=seed)
+        self.n, self.d = n, d
 
     def __call__(self, c):
         B, K = c.shape[:2]
-        dt = c.dtype
-        flat = np.reshape(c, (B * K, -1))
-        s = np.max(np.abs(flat), axis=1, keepdims=True)
-        s = np.where(s > 0, s, np.ones_like(s))
-        h = np.tanh((flat / s) @ self.W1.astype(dt) + self.b1.astype(dt))
-        out = (h @ self.W2.astype(dt) + self.b2.astype(dt)) * s
+        out = super().__call__(np.reshape(c, (B * K, -1)))
         nd = self.n * self.d
         return {"vector": out[:, :nd].reshape(B, K, self.n, self.d),
                 "point": out[:, nd:2 * nd].reshape(B, K, self.n, self.d),
                 "invariant": out[:, 2 * nd:].reshape(B, K, 3)}
-
-
-def _fields(points, vectors):
-    return [(p, "point") for p in points] + [(v, "vector") for v in vectors]
-
-
-def averaged(G, backbone, points, vectors=(), **kwargs):
-    """F(x): one frame from all frame-defining fields, applied to every field."""
-    points, vectors = list(points), list(vectors)
-    f = G.frame(points or None, vectors or None, **kwargs)
-    canon = np.concatenate([f.to_canonical(a, kind) for a, kind in _fields(points, vectors)],
-                           axis=-1)
-    y = backbone(canon)
-    return {"vector": f.from_canonical(y["vector"], "vector"),
-            "point": f.from_canonical(y["point"], "point"),
-            "invariant": f.average(y["invariant"])}, f
-
-
-def bare(backbone, points, vectors=()):
-    y = backbone(np.concatenate([a for a, _ in _fields(points, vectors)], axis=-1)[:, None])
-    return {key: value[:, 0] for key, value in y.items()}
-
-
-def rel_error(expected, actual):
-    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
-    scale = np.max(np.abs(actual))
-    diff = np.max(np.abs(expected - actual))
-    return diff / scale if scale > 0 else diff
-
-
-def errors(G, g, out_x, out_gx):
-    """Per output kind: e_max of g.F(x) against F(g.x)."""
-    return {kind: rel_error(G.act(g, np.asarray(out_x[kind], np.float64), kind), out_gx[kind])
-            for kind in ("vector", "point")} | {
-        "invariant": rel_error(out_x["invariant"], out_gx["invariant"])}
 
 
 def check(G, points, vectors=(), *, kappa=10.0, bound=None, seed=0, case=None, g=None,
@@ -124,9 +75,9 @@ def check(G, points, vectors=(), *, kappa=10.0, bound=None, seed=0, case=None, g
     dtype = first.dtype
     moved_p = [G.act(g, p.astype(np.float64), "point").astype(dtype) for p in points]
     moved_v = [G.act(g, v.astype(np.float64), "vector").astype(dtype) for v in vectors]
-    out_x, f = averaged(G, backbone, points, vectors, **kwargs)
-    out_gx, _ = averaged(G, backbone, moved_p, moved_v, **kwargs)
-    err = errors(G, g, out_x, out_gx)
+    out_x, f = frame_averaged(G, backbone, points, vectors, **kwargs)
+    out_gx, _ = frame_averaged(G, backbone, moved_p, moved_v, **kwargs)
+    err = equivariance_errors(G, g, out_x, out_gx)
     worst = max(err.values())
     if bound is None:
         bound = bound64(kappa, float(np.max(f.conditioning)))
@@ -134,7 +85,8 @@ def check(G, points, vectors=(), *, kappa=10.0, bound=None, seed=0, case=None, g
         record_error(case, worst)
     assert worst <= bound, (err, bound)
     if control:
-        ctrl = errors(G, g, bare(backbone, points, vectors), bare(backbone, moved_p, moved_v))
+        ctrl = equivariance_errors(G, g, bare(backbone, points, vectors),
+                                   bare(backbone, moved_p, moved_v))
         assert ctrl["vector"] >= CONTROL and ctrl["invariant"] >= CONTROL, ctrl
     return f, worst
 
@@ -189,7 +141,7 @@ def test_float32_input(kind, d, kappa):
                  **guard)
     assert f.H.dtype == np.float64
     assert f.to_canonical(x).dtype == np.float32
-    out, _ = averaged(G, Backbone(d + 4, d, d), [x])
+    out, _ = frame_averaged(G, Backbone(d + 4, d, d), [x])
     assert all(value.dtype == np.float32 for value in out.values())
 
 

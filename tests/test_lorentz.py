@@ -27,7 +27,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from conftest import record_error
+from conftest import HomogeneousMLP, equivariance_errors, record_error
 from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
                          check_equivariance)
 from mfa_sklearn.exceptions import FrameDegeneracyWarning, NonFiniteInputError
@@ -58,31 +58,17 @@ def group(name, anchor="total"):
     return G if anchor == "total" else LorentzGroup(G.d, special=G.special, anchor=anchor)
 
 
-class MLPBackbone:
-    """A fixed-seed two-layer tanh MLP with biases on the flattened canonical input.
-
-    Input (B, K, n, d); outputs a per-row 'vector' (n, d) and an 'invariant' (3,). The
-    input is divided by its max-abs value (an invariant of the canonical input) and
-    the outputs multiplied by it, so the map is homogeneous of degree 1 and never
-    saturates; that does not make it equivariant.
-    """
+class MLPBackbone(HomogeneousMLP):
+    """The non-equivariant test backbone on the flattened canonical input (B, K, n, d):
+    outputs a per-row 'vector' (n, d) and an 'invariant' (3,)."""
 
     def __init__(self, n, d, *, n_inv=3, hidden=32, seed=0):
-        rng = np.random.default_rng(seed)
+        super().__init__(n * d, n * d + n_inv, hidden=hidden, seed=seed)
         self.n, self.d = n, d
-        self.W1 = 2.0 * rng.standard_normal((n * d, hidden)) / math.sqrt(n * d)
-        self.b1 = rng.standard_normal(hidden)
-        self.W2 = rng.standard_normal((hidden, n * d + n_inv)) / math.sqrt(hidden)
-        self.b2 = rng.standard_normal(n * d + n_inv)
 
     def __call__(self, c):
         B, K = c.shape[:2]
-        dtype = c.dtype
-        flat = np.reshape(c, (B * K, -1))
-        s = np.max(np.abs(flat), axis=1, keepdims=True)
-        s = np.where(s > 0, s, np.ones_like(s))
-        h = np.tanh((flat / s) @ self.W1.astype(dtype) + self.b1.astype(dtype))
-        out = (h @ self.W2.astype(dtype) + self.b2.astype(dtype)) * s
+        out = super().__call__(np.reshape(c, (B * K, -1)))
         nd = self.n * self.d
         return {"vector": out[:, :nd].reshape(B, K, self.n, self.d),
                 "invariant": out[:, nd:].reshape(B, K, -1)}
@@ -95,20 +81,6 @@ def frame_averaged(G, backbone, x, **frame_kwargs):
             "invariant": f.average(y["invariant"])}, f
 
 
-def rel_error(expected, actual):
-    expected = np.asarray(expected, np.float64)
-    actual = np.asarray(actual, np.float64)
-    scale = np.max(np.abs(actual))
-    diff = np.max(np.abs(expected - actual))
-    return diff / scale if scale > 0 else diff
-
-
-def errors(G, g, out_x, out_gx):
-    moved = G.act(g, np.asarray(out_x["vector"], np.float64), "vector")
-    return {"vector": rel_error(moved, out_gx["vector"]),
-            "invariant": rel_error(out_x["invariant"], out_gx["invariant"])}
-
-
 def check_equivariant(G, x, *, seed=0, tol=TOL64, case=None, beta_max=0.99,
                       control=True, **frame_kwargs):
     """Assert e_max <= tol for the vector and invariant outputs; assert the bare
@@ -118,14 +90,14 @@ def check_equivariant(G, x, *, seed=0, tol=TOL64, case=None, beta_max=0.99,
     gx = G.act(g, np.asarray(x, np.float64), "vector").astype(x.dtype)
     out_x, f = frame_averaged(G, backbone, x, **frame_kwargs)
     out_gx, _ = frame_averaged(G, backbone, gx, **frame_kwargs)
-    err = errors(G, g, out_x, out_gx)
+    err = equivariance_errors(G, g, out_x, out_gx)
     if case is not None:
         record_error(case, max(err.values()))
     assert max(err.values()) <= tol, err
     if control:
         def bare(a):
             return {k: v[:, 0] for k, v in backbone(a[:, None]).items()}
-        ctrl = errors(G, g, bare(x), bare(gx))
+        ctrl = equivariance_errors(G, g, bare(x), bare(gx))
         assert ctrl["vector"] >= CONTROL and ctrl["invariant"] >= CONTROL, ctrl
     return f, out_x
 

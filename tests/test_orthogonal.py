@@ -16,13 +16,13 @@ equivariant (>= 1e-2), so the assertion can fail.
 Set MFA_PRINT_ERRORS=1 and run with ``-s`` to print the largest error per case.
 """
 
-import math
 import pickle
 
 import numpy as np
 import pytest
 
-from conftest import record_error
+from conftest import (HomogeneousMLP, as_list, bare, equivariance_errors, frame_averaged,
+                      record_error)
 from mfa_sklearn.exceptions import GroupNotFoundError, NonFiniteInputError
 from mfa_sklearn.groups import Frame, Group, GroupElement, OrthogonalGroup, get_group
 
@@ -46,34 +46,18 @@ def _translations(family):
     return family in ("E", "SE")
 
 
-class MLPBackbone:
-    """A fixed-seed two-layer tanh MLP with biases, on the flattened canonical input.
-
-    Input (B, K, n, w). Outputs per row: a 'vector' (n, d) and a 'point' (n, d); plus an
-    'invariant' (n_inv,). The input is divided by its (invariant) max-abs value and the
-    outputs multiplied by it, so that the map is homogeneous of degree 1 and stays
-    non-saturated at every data scale; this does not make it equivariant. Computation
-    runs in the input's floating dtype.
-    """
+class MLPBackbone(HomogeneousMLP):
+    """The non-equivariant test backbone on the flattened canonical input (B, K, n, w):
+    outputs per row a 'vector' (n, d) and a 'point' (n, d), plus an 'invariant'
+    (n_inv,)."""
 
     def __init__(self, n, d, width_in, *, n_inv=3, hidden=32, seed=0):
-        rng = np.random.default_rng(seed)
-        size_in = n * width_in
+        super().__init__(n * width_in, 2 * n * d + n_inv, hidden=hidden, seed=seed)
         self.n, self.d, self.n_inv = n, d, n_inv
-        self.W1 = 2.0 * rng.standard_normal((size_in, hidden)) / math.sqrt(size_in)
-        self.b1 = rng.standard_normal(hidden)
-        size_out = 2 * n * d + n_inv
-        self.W2 = rng.standard_normal((hidden, size_out)) / math.sqrt(hidden)
-        self.b2 = rng.standard_normal(size_out)
 
     def __call__(self, c):
         B, K = c.shape[:2]
-        dtype = c.dtype
-        flat = np.reshape(c, (B * K, -1))
-        s = np.max(np.abs(flat), axis=1, keepdims=True)
-        s = np.where(s > 0, s, np.ones_like(s))
-        h = np.tanh((flat / s) @ self.W1.astype(dtype) + self.b1.astype(dtype))
-        out = (h @ self.W2.astype(dtype) + self.b2.astype(dtype)) * s
+        out = super().__call__(np.reshape(c, (B * K, -1)))
         nd = self.n * self.d
         return {
             "vector": out[:, :nd].reshape(B, K, self.n, self.d),
@@ -82,61 +66,10 @@ class MLPBackbone:
         }
 
 
-def _fields(points, vectors):
-    return [(p, "point") for p in points] + [(v, "vector") for v in vectors]
-
-
-def _as_list(a):
-    if a is None:
-        return []
-    return list(a) if isinstance(a, (list, tuple)) else [a]
-
-
-def frame_averaged(G, backbone, points, vectors=None, **frame_kwargs):
-    """F(x): one frame from all frame-defining fields, applied to every field."""
-    points, vectors = _as_list(points), _as_list(vectors)
-    f = G.frame(points if points else None, vectors if vectors else None, **frame_kwargs)
-    canon = np.concatenate([f.to_canonical(a, kind) for a, kind in _fields(points, vectors)],
-                           axis=-1)
-    y = backbone(canon)
-    out = {
-        "vector": f.from_canonical(y["vector"], "vector"),
-        "point": f.from_canonical(y["point"], "point"),
-        "invariant": f.average(y["invariant"]),
-    }
-    return out, f
-
-
-def bare(backbone, points, vectors=None):
-    """The backbone on the raw fields (no frame): the control."""
-    arrays = [a for a, _ in _fields(_as_list(points), _as_list(vectors))]
-    y = backbone(np.concatenate(arrays, axis=-1)[:, None])
-    return {key: value[:, 0] for key, value in y.items()}
-
-
 def move(G, g, points, vectors=None):
     """g.x in float64, every field by its kind."""
-    return ([G.act(g, np.asarray(p, np.float64), "point") for p in _as_list(points)],
-            [G.act(g, np.asarray(v, np.float64), "vector") for v in _as_list(vectors)])
-
-
-def rel_error(expected, actual):
-    expected = np.asarray(expected, np.float64)
-    actual = np.asarray(actual, np.float64)
-    scale = np.max(np.abs(actual))
-    diff = np.max(np.abs(expected - actual))
-    return diff / scale if scale > 0 else diff
-
-
-def equivariance_errors(G, g, out_x, out_gx):
-    """Per output kind: e_max of g.F(x) against F(g.x)."""
-    return {
-        "vector": rel_error(G.act(g, np.asarray(out_x["vector"], np.float64), "vector"),
-                            out_gx["vector"]),
-        "point": rel_error(G.act(g, np.asarray(out_x["point"], np.float64), "point"),
-                           out_gx["point"]),
-        "invariant": rel_error(out_x["invariant"], out_gx["invariant"]),
-    }
+    return ([G.act(g, np.asarray(p, np.float64), "point") for p in as_list(points)],
+            [G.act(g, np.asarray(v, np.float64), "vector") for v in as_list(vectors)])
 
 
 def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
@@ -145,7 +78,7 @@ def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
 
     Returns the frame of x and the outputs F(x).
     """
-    points, vectors = _as_list(points), _as_list(vectors)
+    points, vectors = as_list(points), as_list(vectors)
     n = points[0].shape[1] if points else vectors[0].shape[1]
     width = sum(a.shape[2] for a in points + vectors)
     backbone = MLPBackbone(n, G.d, width, seed=seed)

@@ -19,6 +19,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsRegressor
 
+from conftest import HomogeneousMLP, rel_error
 from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
                          check_equivariance)
 from mfa_sklearn.datasets import make_charged_nbody
@@ -37,30 +38,19 @@ NBODY_FIELDS = {"pos": "point", "vel": "vector", "charge": "scalar"}
 
 
 # --------------------------------------------------------------------------- helpers
-class MLP:
-    """Fixed-seed tanh MLP with biases on the flattened input (B, 1, n, w); outputs per
-    row a (n, w_out) block and an invariant of width 3. Homogeneous of degree 1 (input
-    divided by its max-abs value, output multiplied by it), not equivariant."""
+class MLP(HomogeneousMLP):
+    """The non-equivariant test backbone on the flattened input (B, 1, n, w): outputs
+    per row a (n, w_out) block and an invariant of width 3; counts its calls."""
 
     def __init__(self, n, width_in, width_out, *, hidden=32, seed=0):
-        rng = np.random.default_rng(seed)
+        super().__init__(n * width_in, n * width_out + 3, hidden=hidden, seed=seed)
         self.n, self.width_out = n, width_out
-        size_in = n * width_in
-        self.W1 = 2.0 * rng.standard_normal((size_in, hidden)) / math.sqrt(size_in)
-        self.b1 = rng.standard_normal(hidden)
-        self.W2 = rng.standard_normal((hidden, n * width_out + 3)) / math.sqrt(hidden)
-        self.b2 = rng.standard_normal(n * width_out + 3)
         self.calls = 0
 
     def __call__(self, c):
         self.calls += 1
         B, K = c.shape[:2]
-        dtype = c.dtype
-        flat = np.reshape(c, (B * K, -1))
-        s = np.max(np.abs(flat), axis=1, keepdims=True)
-        s = np.where(s > 0, s, np.ones_like(s))
-        h = np.tanh((flat / s) @ self.W1.astype(dtype) + self.b1.astype(dtype))
-        out = (h @ self.W2.astype(dtype) + self.b2.astype(dtype)) * s
+        out = super().__call__(np.reshape(c, (B * K, -1)))
         rows = out[:, :self.n * self.width_out].reshape(B, K, self.n, self.width_out)
         return rows, out[:, self.n * self.width_out:].reshape(B, K, 3)
 
@@ -79,13 +69,6 @@ def averaged(G, backbone, fields, out_kind):
 def bare(backbone, fields):
     rows, inv = backbone(np.concatenate([a for a, _ in fields], axis=-1)[:, None])
     return rows[:, 0], inv[:, 0]
-
-
-def rel_error(expected, actual):
-    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
-    scale = np.max(np.abs(actual))
-    diff = np.max(np.abs(expected - actual))
-    return diff / scale if scale > 0 else diff
 
 
 def check(G, fields, out_kind, *, seed=0, tol=TOL64, control=True, g=None):

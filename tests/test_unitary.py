@@ -27,7 +27,8 @@ import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.tree import DecisionTreeRegressor
 
-from conftest import record_error
+from conftest import (HomogeneousMLP, as_list, bare, equivariance_errors, frame_averaged,
+                      record_error)
 from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, check_equivariance
 from mfa_sklearn.exceptions import LayoutError, NonFiniteInputError
 from mfa_sklearn.groups import Group, GroupElement, get_group
@@ -79,25 +80,18 @@ def hermitian(A):
     return np.conj(np.swapaxes(A, -1, -2))
 
 
-class MLPBackbone:
-    """A fixed-seed two-layer tanh MLP with biases on the real blocks [Re | Im] of the
-    flattened canonical input (B, K, n, w) complex.
+class MLPBackbone(HomogeneousMLP):
+    """The non-equivariant test backbone on the real blocks [Re | Im] of the flattened
+    canonical input (B, K, n, w) complex.
 
     Outputs: complex per-row 'vector' and 'point' (n, d) and a real 'invariant'
-    (n_inv,). The input is divided by its (invariant) max modulus and the outputs
-    multiplied by it (homogeneous of degree 1, never saturated); that does not make it
-    equivariant. Computes in float32 for complex64 input.
+    (n_inv,). The scale is the input's max modulus (invariant under U(d)). Computes in
+    float32 for complex64 input.
     """
 
     def __init__(self, n, d, width_in, *, n_inv=3, hidden=32, seed=0):
-        rng = np.random.default_rng(seed)
-        size_in = 2 * n * width_in
+        super().__init__(2 * n * width_in, 4 * n * d + n_inv, hidden=hidden, seed=seed)
         self.n, self.d, self.n_inv = n, d, n_inv
-        self.W1 = 2.0 * rng.standard_normal((size_in, hidden)) / math.sqrt(size_in)
-        self.b1 = rng.standard_normal(hidden)
-        size_out = 4 * n * d + n_inv
-        self.W2 = rng.standard_normal((hidden, size_out)) / math.sqrt(hidden)
-        self.b2 = rng.standard_normal(size_out)
 
     def __call__(self, c):
         B, K = c.shape[:2]
@@ -105,10 +99,7 @@ class MLPBackbone:
         c = np.asarray(c).astype(np.complex64 if real == np.float32 else np.complex128)
         flat = np.reshape(c, (B * K, -1))
         s = np.max(np.abs(flat), axis=1, keepdims=True).astype(real)
-        s = np.where(s > 0, s, np.ones_like(s))
-        blocks = np.concatenate([flat.real, flat.imag], axis=1) / s
-        h = np.tanh(blocks @ self.W1.astype(real) + self.b1.astype(real))
-        out = (h @ self.W2.astype(real) + self.b2.astype(real)) * s
+        out = super().__call__(np.concatenate([flat.real, flat.imag], axis=1), scale=s)
         nd = self.n * self.d
 
         def complex_rows(i):
@@ -119,53 +110,11 @@ class MLPBackbone:
                 "invariant": out[:, 4 * nd:].reshape(B, K, self.n_inv)}
 
 
-def _as_list(a):
-    if a is None:
-        return []
-    return list(a) if isinstance(a, (list, tuple)) else [a]
-
-
-def frame_averaged(G, backbone, points, vectors=None, **frame_kwargs):
-    """F(x): one frame from all frame-defining fields, applied to every field."""
-    points, vectors = _as_list(points), _as_list(vectors)
-    f = G.frame(points or None, vectors or None, **frame_kwargs)
-    fields = [(p, "point") for p in points] + [(v, "vector") for v in vectors]
-    canon = np.concatenate([f.to_canonical(a, kind) for a, kind in fields], axis=-1)
-    y = backbone(canon)
-    out = {"vector": f.from_canonical(y["vector"], "vector"),
-           "point": f.from_canonical(y["point"], "point"),
-           "invariant": f.average(y["invariant"])}
-    return out, f
-
-
-def bare(backbone, arrays):
-    y = backbone(np.concatenate(arrays, axis=-1)[:, None])
-    return {key: value[:, 0] for key, value in y.items()}
-
-
-def rel_error(expected, actual):
-    expected = np.asarray(expected, np.complex128)
-    actual = np.asarray(actual, np.complex128)
-    scale = np.max(np.abs(actual))
-    diff = np.max(np.abs(expected - actual))
-    return diff / scale if scale > 0 else diff
-
-
-def equivariance_errors(G, g, out_x, out_gx):
-    return {
-        "vector": rel_error(G.act(g, np.asarray(out_x["vector"], np.complex128), "vector"),
-                            out_gx["vector"]),
-        "point": rel_error(G.act(g, np.asarray(out_x["point"], np.complex128), "point"),
-                           out_gx["point"]),
-        "invariant": rel_error(out_x["invariant"], out_gx["invariant"]),
-    }
-
-
 def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
                       control=True, element=None, **frame_kwargs):
     """Assert e_max <= tol for every output kind and an O(1) control; return the frame
     of x and F(x)."""
-    points, vectors = _as_list(points), _as_list(vectors)
+    points, vectors = as_list(points), as_list(vectors)
     arrays = points + vectors
     n = arrays[0].shape[1]
     width = sum(a.shape[2] for a in arrays)
@@ -181,7 +130,8 @@ def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
         record_error(case, max(errors.values()))
     assert max(errors.values()) <= tol, errors
     if control:
-        ctrl = equivariance_errors(G, g, bare(backbone, arrays), bare(backbone, moved_p + moved_v))
+        ctrl = equivariance_errors(G, g, bare(backbone, points, vectors),
+                                   bare(backbone, moved_p, moved_v))
         assert ctrl["vector"] >= CONTROL, ctrl
         assert ctrl["invariant"] >= CONTROL, ctrl
     return f, out_x
