@@ -346,9 +346,7 @@ class Group(_RealBlocks):
         lists of arrays, the machine epsilon of the least precise input, and ``tol``
         (default ``sqrt(eps)``).
         """
-        if method not in self.frame_methods:
-            raise ValueError(
-                f"frame method must be one of {list(self.frame_methods)}; got {method!r}")
+        self._check_method(method)
         points, vectors = as_list(points), as_list(vectors)
         arrays = points + vectors
         if not arrays:
@@ -365,6 +363,11 @@ class Group(_RealBlocks):
                                     if xp.isdtype(a.dtype, inexact)])
         tol = math.sqrt(eps) if tol is None else float(tol)
         return xp, points, vectors, eps, tol
+
+    def _check_method(self, method):
+        if method not in self.frame_methods:
+            raise ValueError(f"frame method must be one of {list(self.frame_methods)} for "
+                             f"group {self.name}; got {method!r}")
 
     def _check_rows(self, xp, arrays):
         """Shapes, dtypes and finiteness of frame-defining rows; clear ValueErrors.

@@ -625,9 +625,7 @@ class PermutationGroup(_PermutationBase):
         -------
         PermutationFrame
         """
-        if method != "minimal":
-            raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
-                             f"got {method!r}")
+        self._check_method(method)
         given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
                  + as_list(scalars))
         arrays = [_host(a) for a in given]
@@ -965,9 +963,7 @@ class PermutationProductGroup(_PermutationBase):
         -------
         PermutationFrame
         """
-        if method != "minimal":
-            raise ValueError(f"frame method must be 'minimal' for group {self.name}; "
-                             f"got {method!r}")
+        self._check_method(method)
         given_points, given_vectors = as_list(points), as_list(vectors)
         points = [_host(a) for a in given_points]
         vectors = [_host(a) for a in given_vectors]
