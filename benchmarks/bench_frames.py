@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 import mfa_sklearn
+from machine import cpu_model
 from mfa_sklearn import MinimalFrameCanonicalizer, get_group
 
 GROUPS = ("O", "SO", "E", "SE")
@@ -59,9 +60,7 @@ METHODS = {"a": "MFA transformer", "b": "matmul floor", "c": "PCA frames",
 
 
 def machine_info():
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
-    info = [f"CPU: {model}, {len(os.sched_getaffinity(0))} usable cores "
+    info = [f"CPU: {cpu_model()}, {len(os.sched_getaffinity(0))} usable cores "
             f"(os.cpu_count() = {os.cpu_count()})",
             f"Python {platform.python_version()}, numpy {np.__version__}, "
             f"mfa_sklearn {mfa_sklearn.__version__} (git {git_revision()})"]

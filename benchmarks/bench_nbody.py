@@ -430,15 +430,9 @@ def learning_curves(models, table, data, sizes, args, out_png, log):
 
 def machine():
     import threadpoolctl
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+
+    from machine import cpu_model
+    cpu = cpu_model()
     try:
         import torch
         tv = torch.__version__

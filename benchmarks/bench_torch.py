@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 import mfa_sklearn
+from machine import cpu_model
 from mfa_sklearn import MinimalFrameCanonicalizer
 from mfa_sklearn.datasets import NBODY_FIELDS
 from mfa_sklearn.torch import FrameAveraged
@@ -66,9 +67,7 @@ def best_time(fn, repeats, device="cpu"):
 
 
 def machine_info():
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    lines = [f"CPU: {cpu}, {len(os.sched_getaffinity(0))} usable cores, "
+    lines = [f"CPU: {cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, "
              f"torch threads {torch.get_num_threads()}",
              f"Python {platform.python_version()}, numpy {np.__version__}, torch "
              f"{torch.__version__}, mfa_sklearn {mfa_sklearn.__version__}"]
