@@ -56,8 +56,8 @@ def _moved(frame, like):
     """``frame``, decided on the host, with its arrays on the device of ``like``.
 
     Returned as it is for numpy input. For tensors the row orders, tie labels and
-    weights become tensors on ``like``'s device; ``H`` and ``t`` are moved as well (the
-    products recompute them there, differentiably). Diagnostics stay numpy."""
+    weights become tensors on ``like``'s device. ``H`` and ``t`` are left to the
+    caller: the products recompute them there, differentiably. Diagnostics stay numpy."""
     if isinstance(like, np.ndarray):
         return frame
     xp = get_namespace(like)
@@ -65,9 +65,8 @@ def _moved(frame, like):
     def move(a):
         return None if a is None else xp.asarray(a, device=like.device)
 
-    frame.perms, frame.H, frame.t = move(frame.perms), move(frame.H), move(frame.t)
-    frame.weights, frame.runs = move(frame.weights), move(frame.runs)
-    frame.orbitals = move(frame.orbitals)
+    for name in ("perms", "weights", "runs", "orbitals"):
+        setattr(frame, name, move(getattr(frame, name)))
     return frame
 
 
@@ -430,14 +429,16 @@ class PermutationFrame(Frame):
             return gathered[:, None]
         self._check_width(x, kind)
         x64 = like_frame(xp, gathered, self.H)
-        # rounding level of the canonical coordinates: from the rows before centring
-        magnitude = xp.max(xp.reshape(xp.abs(x64), (x64.shape[0], -1)), axis=1)
+        level = None
+        if not self.lorentz:  # exact zeros for coordinates at the rounding level, which
+            # comes from the rows before centring
+            level = (8.0 * x.shape[-1] * machine_eps(self.H.dtype)) * xp.max(
+                xp.reshape(xp.abs(x64), (x64.shape[0], -1)), axis=1)
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = x64[:, None] @ self._inverse()
-        if not self.lorentz:  # exact zeros for coordinates at the rounding level
-            level = 8.0 * x.shape[-1] * machine_eps(self.H.dtype)
-            canon = snap_below(xp, canon, level * magnitude)
+        if level is not None:
+            canon = snap_below(xp, canon, level)
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
     def from_canonical(self, y, kind="point"):
