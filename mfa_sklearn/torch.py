@@ -258,7 +258,41 @@ class FrameAveraged(nn.Module):
         """
         if self.group_ is None:
             return self.module(X)
-        Xc, frame = self.canonicalize(X)
+        return self.from_canonical(*self.canonicalize(X))
+
+    def from_canonical(self, Xc, frame):
+        """The backbone on canonical inputs, its outputs mapped back by their frames.
+
+        ``forward(X)`` is ``from_canonical(*canonicalize(X))``. Frames depend on the
+        inputs alone, not on the backbone's weights, so a training loop can
+        canonicalize its data once and call this on mini-batches, which saves the frame
+        computation of every step::
+
+            with torch.no_grad():
+                Xc, frame = model.canonicalize(X)
+            for idx in batches:
+                loss = loss_fn(model.from_canonical(Xc[idx], frame[idx]), y[idx])
+
+        Parameters
+        ----------
+        Xc : torch.Tensor of shape (B, K, C) or (B, K, n, W)
+            Canonical inputs, as returned by :meth:`canonicalize`.
+        frame : Frame
+            Their frames (``frame[idx]`` selects samples, like ``Xc[idx]``).
+
+        Returns
+        -------
+        torch.Tensor
+            As :meth:`forward`.
+        """
+        if self.group_ is None:
+            raise ValueError("group=None has no frames; call the module itself")
+        if Xc.ndim < 3 or Xc.shape[0] != frame.n_samples or \
+                Xc.shape[1] != frame.n_calls:
+            raise ValueError(
+                f"Xc must have shape (B, K, ...) with B = {frame.n_samples} samples and "
+                f"K = {frame.n_calls} frame elements, as canonicalize returns them; got "
+                f"{tuple(Xc.shape)}. Select samples of both alike: Xc[idx], frame[idx]")
         B, K = Xc.shape[:2]
         out = self.module(Xc.reshape((B * K,) + tuple(Xc.shape[2:])))
         out = out.reshape((B, K) + tuple(out.shape[1:]))

@@ -121,6 +121,16 @@ class GroupElement:
     b: Any = None
 
 
+def select(a, index):
+    """``a[index]`` over the sample axis, where ``a`` may be a numpy array (frame
+    diagnostics) and ``index`` a tensor on another device; None stays None."""
+    if a is None:
+        return None
+    if isinstance(a, np.ndarray) and hasattr(index, "cpu"):
+        index = index.cpu().numpy()
+    return a[index]
+
+
 class Frame(_RealBlocks):
     """Frames of a batch: one or more group elements per sample, with diagnostics.
 
@@ -289,9 +299,10 @@ class Frame(_RealBlocks):
                        for name in kind.diagnostic_names})
 
     def __getitem__(self, index):
-        """The frames of a slice of samples."""
+        """The frames of a slice of samples (``index``: a slice, integers or booleans, as
+        a list, an ndarray or a tensor)."""
         def take(a):
-            return None if a is None else a[index]
+            return select(a, index)
 
         return type(self)(take(self.H), take(self.t),
                           **{name: take(getattr(self, name)) for name in self.diagnostic_names})

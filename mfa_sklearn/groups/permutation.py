@@ -34,7 +34,7 @@ import numpy as np
 from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteInputError,
                           first_indices)
 from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, _to_numpy,
-                    as_list, check_kind, snap_below)
+                    as_list, check_kind, select, snap_below)
 from ._namespace import class_sums, get_namespace, like_frame, machine_eps, work_float
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
@@ -540,7 +540,7 @@ class PermutationFrame(Frame):
 
     def __getitem__(self, index):
         def take(a):
-            return None if a is None else a[index]
+            return select(a, index)
 
         return type(self)(take(self.perms), take(self.H), take(self.t),
                           weights=take(self.weights), runs=take(self.runs),
