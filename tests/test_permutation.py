@@ -459,3 +459,24 @@ def test_labeling_backend_is_recorded_and_a_change_warns(nbody):
         est.labeling_backend_ = "pynauty 0.0 (nauty0)"
         with pytest.warns(LabelingBackendWarning, match="pynauty 0.0"):
             est.predict(X) if est is reg else est.transform(X)
+
+
+@pytest.mark.parametrize("lorentz", [False, True])
+def test_gram_blocks_are_exact_under_row_permutations(lorentz):
+    """The invariant graph quantises these inner products, so they must not depend on
+    where a row sits: permuting rows permutes K bit for bit, and K is exactly symmetric
+    (BLAS matmul kernels round by position and fail this)."""
+    from mfa_sklearn.groups.permutation import _gram_blocks
+    rng = np.random.default_rng(40)
+    B, n, k, d = 500, 9, 2, 4
+    Z = rng.normal(size=(B, n, k, d)) * 10.0 ** rng.uniform(-8, 8, size=(B, 1, 1, 1))
+    K = _gram_blocks(Z, lorentz=lorentz)
+    eta = np.array([1.0, -1.0, -1.0, -1.0]) if lorentz else np.ones(d)
+    error = np.abs(K - np.einsum("bipx,bjqx->bijpq", Z * eta, Z)).max(axis=(1, 2, 3, 4))
+    assert np.all(error <= 1e-14 * np.abs(K).max(axis=(1, 2, 3, 4)))
+    perm = rng.permutation(n)
+    assert np.array_equal(_gram_blocks(Z[:, perm], lorentz=lorentz), K[:, perm][:, :, perm])
+    assert np.array_equal(K, K.transpose(0, 2, 1, 4, 3))
+    # per-row blocks (the vertex colours) are the diagonal of K, bit for bit
+    rows = _gram_blocks(Z.reshape(B * n, 1, k, d), lorentz=lorentz).reshape(B, n, k, k)
+    assert np.array_equal(rows, K[:, np.arange(n), np.arange(n)])

@@ -70,6 +70,26 @@ def _moved(frame, like):
     return frame
 
 
+def _gram_blocks(Z, lorentz=False):
+    """Inner products ``K[b, i, j, p, q] = <Z[b, i, p], Z[b, j, q]>`` (Minkowski for
+    ``lorentz``) of rows Z (B, n, k, d): (B, n, n, k, k).
+
+    A sum of d elementwise products, rather than einsum (several times slower) or
+    matmul (whose kernels round an entry differently depending on its position): each
+    entry is computed the same way wherever its rows sit, so permuting the rows permutes
+    K exactly and K is exactly symmetric."""
+    B, n, k, d = Z.shape
+    Zx = np.moveaxis(Z.reshape(B, n * k, d), 2, 0)                # (d, B, n * k)
+    K = Zx[0][:, :, None] * Zx[0][:, None, :]
+    for x in range(1, d):
+        term = Zx[x][:, :, None] * Zx[x][:, None, :]
+        if lorentz:
+            K -= term
+        else:
+            K += term
+    return K.reshape(B, n, k, n, k).transpose(0, 1, 3, 2, 4)
+
+
 def _lexsort_rows(keys):
     """Batched lexicographic argsort of rows: first column most significant, stable.
 
@@ -1065,41 +1085,46 @@ class PermutationProductGroup(_PermutationBase):
 
     # ------------------------------------------------------------ invariant graph
     def _invariant_graph(self, data):
-        """Quantised Gram blocks Q (B, n, n, k, k), and vertex colours (B, n, c)."""
+        """Vertex colours (B, n, c) and, on demand, the quantised Gram blocks of the
+        invariant graph (see :class:`_Graph`)."""
         Z = data.centred_rows()                       # (B, n, k, d) float64
-        if self.lorentz:
-            eta = np.array([1.0] + [-1.0] * (self.d - 1))
-            K = np.einsum("bipx,bjqx->bijpq", Z * eta, Z)
+        B, n, k, d = Z.shape
+        K = None
+        if self.lorentz:     # the scale is the largest |entry| of the whole Gram matrix
+            K = _gram_blocks(Z, lorentz=True)
             s = np.max(np.abs(K), axis=(1, 2, 3, 4))
-        else:
-            K = np.einsum("bipx,bjqx->bijpq", Z, Z)
-            diag = np.einsum("biipp->bip", K)
-            s = np.max(diag, axis=(1, 2))
+            diag = K[:, np.arange(n), np.arange(n)]                  # (B, n, k, k)
+        else:                # the scale is on the diagonal: the rest only where needed
+            diag = _gram_blocks(Z.reshape(B * n, 1, k, d)).reshape(B, n, k, k)
+            s = np.max(np.einsum("bipp->bip", diag), axis=(1, 2))
         unit = data.delta * np.where(s > 0, s, 1.0)
-        Q = np.rint(K / unit[:, None, None, None, None]).astype(np.int64)
-        B, n, _, k, _ = Q.shape
-        diag_blocks = Q[:, np.arange(n), np.arange(n)].reshape(B, n, k * k)
-        colours = [diag_blocks.astype(np.float64)] + [a.astype(np.float64)
-                                                      for a in data.scalars]
+        diag_blocks = np.rint(diag / unit[:, None, None, None]).reshape(B, n, k * k)
+        colours = [diag_blocks] + [a.astype(np.float64) for a in data.scalars]
         codes, ranges = [], []
         if data.edges is not None:      # exact edge labels; the diagonal colours vertices
             colours.append(data.edges[:, np.arange(n), np.arange(n)])
             codes, ranges = _edge_codes(data.edges)
-        return _Graph(Q, np.concatenate(colours, axis=2) + 0.0,
+        return _Graph(Z, K, unit, np.concatenate(colours, axis=2) + 0.0,
                       int(math.ceil(1.0 / data.delta)) + 2, codes, ranges)
 
     def _fast_order(self, graph):
         """One round of colour refinement: the signature of row i is its colour and the
         sorted multiset of (Q_ij block, edge labels ij, colour of j), j != i. Returns the
         lexicographic order of the signatures (B, n) and whether they are all distinct
-        (B,)."""
-        Q, B, n, k = graph.Q, graph.B, graph.n, graph.k
+        (B,). Samples whose colours already differ are ordered by them (the signatures'
+        first column), without their Gram blocks."""
+        B, n, k = graph.B, graph.n, graph.k
         crank = _dense_rank(graph.colours)             # (B, n)
-        R = graph.radius
-        block = Q.reshape(B, n, n, k * k) + R          # >= 0
-        order, distinct, _ = _refine_once(
-            crank, [block[..., p] for p in range(k * k)] + graph.edge_codes,
-            [2 * R + 1] * (k * k) + graph.edge_ranges)
+        order = np.argsort(crank, axis=1)
+        distinct = np.all(np.take_along_axis(crank, order, axis=1) == np.arange(n), axis=1)
+        rest = np.flatnonzero(~distinct)
+        if len(rest):
+            R = graph.radius
+            block = graph.quantised(rest).reshape(len(rest), n, n, k * k) + R   # >= 0
+            order[rest], distinct[rest], _ = _refine_once(
+                crank[rest], [block[..., p] for p in range(k * k)]
+                + [c[rest] for c in graph.edge_codes],
+                [2 * R + 1] * (k * k) + graph.edge_ranges)
         return order, distinct
 
     # ------------------------------------------------------------------ fast path
@@ -1117,7 +1142,9 @@ class PermutationProductGroup(_PermutationBase):
     def _search_frames(self, data, graph, index):
         """Per-sample canonical labeling with nauty, then candidate choice (3.7, 4-6)."""
         pynauty = _import_pynauty(index)
-        parts = [self._search_one(pynauty, data, graph, int(b)) for b in index]
+        Q = graph.quantised(index)
+        parts = [self._search_one(pynauty, data, graph, Q[i], int(b))
+                 for i, b in enumerate(index)]
         S = max(len(p["weights"]) for p in parts)
         out = {"recipes": [p.pop("recipe") for p in parts]}
         for key in parts[0]:
@@ -1127,8 +1154,8 @@ class PermutationProductGroup(_PermutationBase):
             out[key] = np.stack(values) if values[0] is not None else None
         return out
 
-    def _search_one(self, pynauty, data, graph, b):
-        Q, colours = graph.Q[b], graph.colours[b]                 # (n, n, k, k), (n, c)
+    def _search_one(self, pynauty, data, graph, Q, b):
+        colours = graph.colours[b]                                # (n, c); Q (n, n, k, k)
         edges = graph.edge_labels(b)                              # (n, n, e)
         n, k = graph.n, graph.k
         # 4. twins: same colour and the same full rows of Q and of the edge labels
@@ -1198,14 +1225,21 @@ class PermutationProductGroup(_PermutationBase):
 
 # ---------------------------------------------------------------- shared per-batch data
 class _Graph:
-    """The invariant graph of a batch: quantised Gram blocks ``Q`` (B, n, n, k, k), vertex
-    colours (B, n, c), and exact integer edge-label columns (B, n, n) with their ranges."""
+    """The invariant graph of a batch: vertex colours (B, n, c), exact integer edge-label
+    columns (B, n, n) with their ranges, and the quantised Gram blocks
+    ``Q = rint(K / unit)`` (B, n, n, k, k) of the centred rows Z, computed on demand for
+    the samples that need them (``K``: precomputed inner products, or None)."""
 
-    def __init__(self, Q, colours, radius, edge_codes=(), edge_ranges=()):
-        self.Q, self.colours, self.radius = Q, colours, radius
+    def __init__(self, Z, K, unit, colours, radius, edge_codes=(), edge_ranges=()):
+        self.Z, self.K, self.unit = Z, K, unit
+        self.colours, self.radius = colours, radius
         self.edge_codes, self.edge_ranges = list(edge_codes), list(edge_ranges)
-        self.B, self.n = Q.shape[:2]
-        self.k = Q.shape[-1]
+        self.B, self.n, self.k = Z.shape[:3]
+
+    def quantised(self, index):
+        """Q of the samples ``index`` (m,): (m, n, n, k, k) int64."""
+        K = _gram_blocks(self.Z[index]) if self.K is None else self.K[index]
+        return np.rint(K / self.unit[index, None, None, None, None]).astype(np.int64)
 
     def edge_labels(self, b):
         """Sample b's edge-label columns side by side, (n, n, c) (c = 0 without edges)."""
