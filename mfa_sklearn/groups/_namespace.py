@@ -132,6 +132,31 @@ def on_host(a):
     return isinstance(a, np.ndarray) or getattr(getattr(a, "device", None), "type", "cpu") == "cpu"
 
 
+def take_rows(xp, x, index):
+    """Per sample, the rows ``index`` of ``x``: ``out[b, i] = x[b, index[b, i]]``.
+
+    Parameters
+    ----------
+    x : array of shape (B, n, ...)
+    index : integer array of shape (B, m), entries in ``0..n-1``
+
+    Returns
+    -------
+    array of shape (B, m, ...)
+
+    Notes
+    -----
+    ``take_along_axis`` with ``index[..., None]``, as one flat ``take`` (numpy's
+    ``take_along_axis`` builds broadcast index grids and is several times slower).
+    """
+    B, n = x.shape[:2]
+    rest = tuple(x.shape[2:])
+    offsets = xp.reshape(xp.arange(B, dtype=xp.int64, device=index.device) * n, (B, 1))
+    flat = xp.reshape(index + offsets, (-1,))
+    rows = xp.take(xp.reshape(x, (B * n,) + rest), flat, axis=0)
+    return xp.reshape(rows, (B, index.shape[1]) + rest)
+
+
 def class_sums(xp, values, labels, n_labels):
     """Per sample, the sums of the rows of ``values`` that share a label.
 

@@ -35,7 +35,8 @@ from ..exceptions import (FrameTooLargeError, MissingDependencyError, NonFiniteI
                           first_indices)
 from ._base import (FIELD_KINDS, Frame, Group, GroupElement, _result_dtype, _to_numpy,
                     as_list, check_kind, select, snap_below)
-from ._namespace import class_sums, get_namespace, like_frame, machine_eps, work_float
+from ._namespace import (class_sums, get_namespace, like_frame, machine_eps, take_rows,
+                         work_float)
 
 __all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
            "PermutationFrame", "PermutationElement"]
@@ -108,8 +109,8 @@ def _lexsort_rows(keys):
     if c >= 8:   # many columns (signatures): one contiguous copy beats strided reads
         columns = np.ascontiguousarray(columns)
     for col in range(c - 1, -1, -1):   # least significant column first
-        column = np.take_along_axis(columns[col], order, axis=1)
-        order = np.take_along_axis(order, np.argsort(column, axis=1, kind="stable"), axis=1)
+        column = take_rows(np, columns[col], order)
+        order = take_rows(np, order, np.argsort(column, axis=1, kind="stable"))
     return order
 
 
@@ -127,7 +128,7 @@ def _dense_rank(keys):
 
     Equal rows get equal ranks; the ranks are invariant under row permutations."""
     order = _lexsort_rows(keys)
-    runs = _runs(np.take_along_axis(keys, order[..., None], axis=1))
+    runs = _runs(take_rows(np, keys, order))
     rank = np.empty_like(runs)
     np.put_along_axis(rank, order, runs, axis=1)
     return rank
@@ -182,7 +183,7 @@ def _block_mean(xp, y, labels):
     counts = class_sums(xp, ones, sub_labels, n)
     # unused labels have count 0: divide by 1 there (no NaN, even in a gradient)
     mean = sums / xp.where(counts > 0, counts, xp.ones_like(counts))
-    mean = xp.take_along_axis(mean, sub_labels[..., None], axis=1)
+    mean = take_rows(xp, mean, sub_labels)
     # the averaged samples replace theirs: sample b comes from slot B + k if it is the
     # k-th tied one
     slot = xp.cumulative_sum(xp.astype(tied, xp.int64)) - 1 + B
@@ -197,12 +198,12 @@ def _first_occurrence(keys):
     ``arange(m)``; these are the class labels :func:`_block_mean` averages over."""
     B, m = keys.shape
     order = np.argsort(keys, axis=1, kind="stable")
-    sorted_keys = np.take_along_axis(keys, order, axis=1)
+    sorted_keys = take_rows(np, keys, order)
     new = np.ones((B, m), dtype=bool)
     new[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
     start = np.maximum.accumulate(np.where(new, np.arange(m), 0), axis=1)
     out = np.empty((B, m), dtype=np.int64)
-    np.put_along_axis(out, order, np.take_along_axis(order, start, axis=1), axis=1)
+    np.put_along_axis(out, order, take_rows(np, order, start), axis=1)
     return out
 
 
@@ -266,14 +267,14 @@ def _refine_once(crank, pair_cols, ranges):
     c = packed.shape[-1]
     flat = packed.reshape(B * n, n - 1, c)
     pair_order = _lexsort_rows(flat)                 # sort the multiset per row
-    sorted_pairs = np.take_along_axis(flat, pair_order[..., None], axis=1)
+    sorted_pairs = take_rows(np, flat, pair_order)
     # signature columns, packed again (e.g. 7 pairs of a 0/1 graph per int64)
     sorted_pairs = sorted_pairs.reshape(B, n, (n - 1) * c)
     signature = _pack([crank] + [sorted_pairs[:, :, p] for p in range((n - 1) * c)],
                       [n] + spans * (n - 1))
     signature = np.stack(signature, axis=-1)                          # (B, n, columns)
     order = _lexsort_rows(signature)
-    runs = _runs(np.take_along_axis(signature, order[..., None], axis=1))
+    runs = _runs(take_rows(np, signature, order))
     rank = np.empty_like(runs)
     np.put_along_axis(rank, order, runs, axis=1)
     return order, runs[:, -1] == n - 1, rank
@@ -442,7 +443,7 @@ class PermutationFrame(Frame):
             x = xp.take_along_axis(x, perm[:, :, None, None], axis=1)
             x = xp.take_along_axis(x, perm[:, None, :, None], axis=2)
             return (x + 0.0 if floating else x)[:, None]
-        gathered = xp.take_along_axis(x, perm[..., None], axis=1)
+        gathered = take_rows(xp, x, perm)
         if kind == "scalar" or self.H is None:
             if floating:
                 gathered = gathered + 0.0   # -0.0 and 0.0 tie; give both the same input
@@ -496,14 +497,16 @@ class PermutationFrame(Frame):
         if geometric:
             y0 = like_frame(xp, y0, self.H)
         y0 = _block_mean(xp, y0, self.runs)
-        B, S = self.perms.shape[:2]
+        B, S, n = self.perms.shape
         if geometric:
             self._check_width(y0, kind)
             moved = y0[:, None] @ self.H                      # (B, S, n, d)
         else:
             moved = xp.broadcast_to(y0[:, None], (B, S) + tuple(y0.shape[1:]))
         inverse = xp.argsort(self.perms, axis=2)                # P_pi^T y: y[inverse]
-        back = xp.take_along_axis(moved, inverse[..., None], axis=2)
+        w = moved.shape[-1]
+        back = xp.reshape(take_rows(xp, xp.reshape(moved, (B * S, n, w)),
+                                    xp.reshape(inverse, (B * S, n))), (B, S, n, w))
         if S == 1:
             out = back[:, 0]
         else:
@@ -661,7 +664,7 @@ class PermutationGroup(_PermutationBase):
         keys = np.concatenate([a.astype(np.float64, copy=False) if a.dtype != np.float64
                                else a for a in arrays], axis=2) + 0.0   # -0.0 == 0.0
         order = _lexsort_rows(keys)
-        runs = _runs(np.take_along_axis(keys, order[..., None], axis=1))
+        runs = _runs(take_rows(np, keys, order))
         B = keys.shape[0]
         frame = PermutationFrame(order[:, None], None, None, weights=np.ones((B, 1)),
                                  runs=runs, frame_size=_tie_sizes(runs),
@@ -1058,9 +1061,8 @@ class PermutationProductGroup(_PermutationBase):
         if "fast" in results:
             index, part = results["fast"]
             take = xp.asarray(index, device=device)
-            order = xp.asarray(part["perms"][:, 0, :, None], device=device)
-            H, t = inner_frame([xp.take_along_axis(xp.take(a, take, axis=0), order, axis=1)
-                                for a in rows])
+            order = xp.asarray(part["perms"][:, 0], device=device)
+            H, t = inner_frame([take_rows(xp, xp.take(a, take, axis=0), order) for a in rows])
             Hs.append(padded(H[:, None]))
             ts.append(t)
             samples.append(index)
@@ -1113,10 +1115,10 @@ class PermutationProductGroup(_PermutationBase):
         lexicographic order of the signatures (B, n) and whether they are all distinct
         (B,). Samples whose colours already differ are ordered by them (the signatures'
         first column), without their Gram blocks."""
-        B, n, k = graph.B, graph.n, graph.k
+        n, k = graph.n, graph.k
         crank = _dense_rank(graph.colours)             # (B, n)
         order = np.argsort(crank, axis=1)
-        distinct = np.all(np.take_along_axis(crank, order, axis=1) == np.arange(n), axis=1)
+        distinct = np.all(take_rows(np, crank, order) == np.arange(n), axis=1)
         rest = np.flatnonzero(~distinct)
         if len(rest):
             R = graph.radius
@@ -1279,7 +1281,7 @@ class _Data:
         (``rows`` replaces the rows, e.g. twin-class means)."""
         if rows is None:
             rows = [a[index] for a in self.points + self.vectors]
-        take = [np.take_along_axis(a, order[..., None], axis=1) for a in rows]
+        take = [take_rows(np, a, order) for a in rows]
         n_points = len(self.points)
         return self.group.inner.frame(take[:n_points] or None, take[n_points:] or None,
                                       tol=self.tol, rule=self.rule)
@@ -1301,7 +1303,7 @@ class _Data:
         keys = np.concatenate([position[:, twin][..., None].astype(np.float64),
                                canon_rows], axis=2)
         row_orders = _lexsort_rows(keys)                          # (A, n)
-        canon = np.take_along_axis(canon_rows, row_orders[..., None], axis=1)
+        canon = take_rows(np, canon_rows, row_orders)
         return frames, canon, row_orders
 
 
