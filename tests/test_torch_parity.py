@@ -201,3 +201,21 @@ def test_float32_permutation_frames_are_invariant_to_float32_rounding(case):
         assert frame.H.dtype == torch.float32
         canon.append(frame.to_canonical(torch.from_numpy(cloud)))
     torch.testing.assert_close(canon[1], canon[0], rtol=0, atol=1e-5 * float(np.abs(x).max()))
+
+
+@pytest.mark.parametrize("tail", [(), (3,), (2, 4)])
+def test_take_rows_is_take_along_axis_on_numpy_and_torch(tail):
+    from mfa_sklearn.groups._namespace import get_namespace, take_rows
+    rng = np.random.default_rng(30)
+    x = rng.normal(size=(6, 5) + tail)
+    index = rng.integers(0, 5, size=(6, 7))
+    expected = np.take_along_axis(x, index.reshape(index.shape + (1,) * len(tail)), axis=1)
+    assert np.array_equal(take_rows(np, x, index), expected)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    got = take_rows(get_namespace(xt), xt, torch.from_numpy(index))
+    assert np.array_equal(got.detach().numpy(), expected)
+    got.sum().backward()       # each row's gradient counts how often it was taken
+    counts = np.zeros((6, 5))
+    np.add.at(counts, (np.arange(6)[:, None], index), 1.0)
+    assert np.array_equal(xt.grad.numpy(), np.broadcast_to(
+        counts.reshape(counts.shape + (1,) * len(tail)), x.shape))
