@@ -480,3 +480,15 @@ def test_gram_blocks_are_exact_under_row_permutations(lorentz):
     # per-row blocks (the vertex colours) are the diagonal of K, bit for bit
     rows = _gram_blocks(Z.reshape(B * n, 1, k, d), lorentz=lorentz).reshape(B, n, k, k)
     assert np.array_equal(rows, K[:, np.arange(n), np.arange(n)])
+
+
+def test_dense_rank_is_the_lexicographic_rank_with_and_without_first_column_ties():
+    from mfa_sklearn.groups.permutation import _dense_rank
+    rng = np.random.default_rng(41)
+    keys = rng.integers(0, 3, size=(300, 7, 3)).astype(float)   # many ties
+    keys[:150] = rng.normal(size=(150, 7, 3))                     # none
+    keys[150:200, :, 0] = 1.0                                     # first column all tied
+    ranks = _dense_rank(keys)           # one batch: tied and untied samples together
+    for b in range(len(keys)):
+        rows = [tuple(r) for r in keys[b]]
+        assert ranks[b].tolist() == [sorted(set(rows)).index(r) for r in rows]
