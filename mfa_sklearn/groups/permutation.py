@@ -45,14 +45,6 @@ NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
 
 
 # ----------------------------------------------------------------------------- helpers
-def _host(a):
-    """The combinatorial part of a permutation frame (orders, ties, labelings) is decided
-    on the host in numpy: tensors are copied there, detached. What is arithmetic on the
-    inputs (gathers, G-frames, averages) then runs on the tensors' own device; see
-    :func:`_moved`."""
-    return a if isinstance(a, np.ndarray) else _to_numpy(a)
-
-
 def _moved(frame, like):
     """``frame``, decided on the host, with its arrays on the device of ``like``.
 
@@ -395,7 +387,7 @@ class PermutationFrame(Frame):
         """Classes of vertex pairs in canonical order, (B, n * n) (see ``orbitals``)."""
         if self.orbitals is not None:
             return self.orbitals
-        labels = _pair_labels(_host(self.runs))
+        labels = _pair_labels(_to_numpy(self.runs))
         if isinstance(self.runs, np.ndarray):
             return labels
         return get_namespace(self.runs).asarray(labels, device=self.runs.device)
@@ -446,7 +438,7 @@ class PermutationFrame(Frame):
             self._check_edge(x, "field")
             if self.symmetrize:
                 x = (x + xp.permute_dims(x, (0, 2, 1, 3))) / 2
-            x = xp.take_along_axis(x, perm[:, :, None, None], axis=1)
+            x = take_rows(xp, x, perm)
             x = xp.take_along_axis(x, perm[:, None, :, None], axis=2)
             return (x + 0.0 if floating else x)[:, None]
         gathered = take_rows(xp, x, perm)
@@ -607,9 +599,7 @@ class _PermutationBase(Group):
     def _element_perm(self, g, x):
         """``P_sigma x``: the rows of x (B, n, ...) in the order of g's permutations."""
         xp = get_namespace(x)
-        sigma = xp.asarray(g.permutation(x.shape[1]), device=x.device)
-        return xp.take_along_axis(x, xp.reshape(sigma, tuple(sigma.shape) + (1,) * (x.ndim - 2)),
-                                  axis=1)
+        return take_rows(xp, x, xp.asarray(g.permutation(x.shape[1]), device=x.device))
 
 
 # --------------------------------------------------------------------------------- S_n
@@ -658,10 +648,10 @@ class PermutationGroup(_PermutationBase):
         self._check_method(method)
         given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
                  + as_list(scalars))
-        arrays = [_host(a) for a in given]
+        arrays = [_to_numpy(a) for a in given]
         if as_list(edges):
             edges = as_list(edges)
-            frame = _graph_frame(self.name, [_host(a) for a in edges], arrays,
+            frame = _graph_frame(self.name, [_to_numpy(a) for a in edges], arrays,
                                  self.symmetrize)
             return _moved(frame, edges[0])
         if not arrays:
@@ -995,10 +985,10 @@ class PermutationProductGroup(_PermutationBase):
         """
         self._check_method(method)
         given_points, given_vectors = as_list(points), as_list(vectors)
-        points = [_host(a) for a in given_points]
-        vectors = [_host(a) for a in given_vectors]
-        scalars = [_host(a) for a in as_list(scalars)]
-        others = [(_host(a), kind) for a, kind in (others or [])]
+        points = [_to_numpy(a) for a in given_points]
+        vectors = [_to_numpy(a) for a in given_vectors]
+        scalars = [_to_numpy(a) for a in as_list(scalars)]
+        others = [(_to_numpy(a), kind) for a, kind in (others or [])]
         frame_rows = points + vectors
         if not frame_rows:
             raise ValueError(f"group {self.name} needs at least one frame-defining field")
@@ -1009,7 +999,7 @@ class PermutationProductGroup(_PermutationBase):
         _check_per_row(self.name, frame_rows + [a for a, _ in others] + scalars, "a field")
         edge_matrix = None
         if as_list(edges):
-            edges = [_host(a) for a in as_list(edges)]
+            edges = [_to_numpy(a) for a in as_list(edges)]
             _check_edges(self.name, edges, [])
             if edges[0].shape[:2] != frame_rows[0].shape[:2]:
                 n = frame_rows[0].shape[1]
