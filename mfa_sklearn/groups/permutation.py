@@ -278,7 +278,7 @@ def _refine_once(crank, pair_cols, ranges):
     return order, runs[:, -1] == n - 1, rank
 
 
-def _layered_graph(pynauty, N, labels, cells):
+def _layered_graph(pynauty, N, labels, cell):
     """The layered bit-plane encoding of an undirected edge-labelled graph (groups.md 3.7
     step 5) as a ``pynauty.Graph``.
 
@@ -288,8 +288,8 @@ def _layered_graph(pynauty, N, labels, cells):
         Vertices (layer 0 holds them; vertex ``(layer, i)`` has id ``layer * N + i``).
     labels : ndarray of shape (N * (N - 1) // 2,), int
         Dense labels ``0..K-1`` of the pairs ``np.triu_indices(N, 1)`` (0: absent).
-    cells : list of set
-        Ordered partition of the layer-0 vertices (vertex colours).
+    cell : ndarray of shape (N,), int
+        Dense vertex colours ``0..C-1`` of the layer-0 vertices (the ordered partition).
     """
     iu, ju = np.triu_indices(N, 1)
     n_labels = int(labels.max()) + 1 if len(labels) else 1
@@ -302,8 +302,8 @@ def _layered_graph(pynauty, N, labels, cells):
         if layer + 1 < L:
             for i in range(N):
                 adjacency[layer * N + i].append((layer + 1) * N + i)
-    partition = list(cells) + [set(range(layer * N, (layer + 1) * N))
-                               for layer in range(1, L)]
+    partition = [set(np.flatnonzero(cell == c).tolist()) for c in range(int(cell.max()) + 1)]
+    partition += [set(range(layer * N, (layer + 1) * N)) for layer in range(1, L)]
     return pynauty.Graph(N * L, directed=False, adjacency_dict=adjacency,
                          vertex_coloring=partition)
 
@@ -887,8 +887,7 @@ def _nauty_graph(pynauty, A, cell):
     pairs = A[iu, ju]
     keys = np.concatenate([np.any(pairs != 0, axis=1, keepdims=True), pairs], axis=1)
     _, upper = np.unique(keys, axis=0, return_inverse=True)
-    cells = [set(np.flatnonzero(cell == c).tolist()) for c in range(int(cell.max()) + 1)]
-    g = _layered_graph(pynauty, n, upper.ravel(), cells)
+    g = _layered_graph(pynauty, n, upper.ravel(), cell)
     generators, size1, size2, orbits, _ = pynauty.autgrp(g)
     lab = np.asarray(pynauty.canon_label(g)[:n], dtype=np.int64)
     orbits = np.asarray(orbits[:n], dtype=np.int64)
@@ -1176,7 +1175,8 @@ class PermutationProductGroup(_PermutationBase):
         # 6. candidates: orders a[pi] of the classes, G-frames of the class means
         cand = autos[:, order_c]                                   # (A, n_classes)
         frames, canon, row_orders = data.candidates(b, twin, counts, cand)
-        kept = _tolerant_minimum(canon, data.field_slices, data.delta)
+        tol = _entry_tolerance(canon, data.field_slices, data.delta)
+        kept = _tolerant_minimum(canon, tol)
         rep_a = kept[0]
         m = len(kept)
         tie_size = float(np.prod([math.factorial(int(c)) for c in counts]))
@@ -1188,7 +1188,7 @@ class PermutationProductGroup(_PermutationBase):
                     t=None if frames.t is None else frames.t[rep_a],
                     weights=np.full(m, 1.0 / m), runs=runs,
                     frame_size=m * tie_size, labeling_path="search",
-                    n_candidate_groups=_count_groups(canon, data.field_slices, data.delta),
+                    n_candidate_groups=_count_groups(canon, tol),
                     **diag)
 
     def _label(self, pynauty, Q, edges, rep, cell, b):
@@ -1198,17 +1198,17 @@ class PermutationProductGroup(_PermutationBase):
         N = len(rep)
         k = Q.shape[-1]
         labels = edges[rep][:, rep]                     # symmetric: the same both ways
-        block = np.concatenate([Q[rep][:, rep].reshape(N, N, k * k), labels], axis=2)
+        Qc = Q[rep][:, rep]
+        block = np.concatenate([Qc.reshape(N, N, k * k), labels], axis=2)
         # undirected label of {i, j}: the ordered pair (min, max) of the blocks B, B^T
-        swapped = np.concatenate(
-            [np.swapaxes(Q[rep][:, rep], 2, 3).reshape(N, N, k * k), labels], axis=2)
-        first = np.where(_lex_less(block, swapped)[..., None], block, swapped)
-        second = np.where(_lex_less(block, swapped)[..., None], swapped, block)
-        label_keys = np.concatenate([first, second], axis=2)
+        swapped = np.concatenate([np.swapaxes(Qc, 2, 3).reshape(N, N, k * k), labels],
+                                 axis=2)
+        less = _lex_less(block, swapped)[..., None]
+        label_keys = np.concatenate([np.where(less, block, swapped),
+                                     np.where(less, swapped, block)], axis=2)
         iu, ju = np.triu_indices(N, 1)
         _, labels = np.unique(label_keys[iu, ju], axis=0, return_inverse=True)
-        partition = [set(np.flatnonzero(cell == c).tolist()) for c in range(int(cell.max()) + 1)]
-        g = _layered_graph(pynauty, N, labels.ravel(), partition)
+        g = _layered_graph(pynauty, N, labels.ravel(), cell)
         generators, size1, size2, _, _ = pynauty.autgrp(g)
         size = size1 * 10.0 ** size2
         if size > self.max_frame_size:
@@ -1293,7 +1293,7 @@ class _Data:
             means.append(np.broadcast_to(sums / counts[:, None], (A, N, a.shape[2])))
         frames = self.inner_frame(None, cand, rows=means)
         canon_rows = np.concatenate(
-            [_canonical_rows(frames, a[b], kind, self.group.lorentz)
+            [_canonical_rows(frames, a[b], kind)
              for a, kind in self.fields], axis=2)                # (A, n, W), rows as given
         position = np.argsort(cand, axis=1)                      # class -> place
         keys = np.concatenate([position[:, twin][..., None].astype(np.float64),
@@ -1303,7 +1303,7 @@ class _Data:
         return frames, canon, row_orders
 
 
-def _canonical_rows(frames, x, kind, lorentz):
+def _canonical_rows(frames, x, kind):
     """Rows of one sample's field x (n, w) in the coordinates of each candidate frame."""
     A = frames.H.shape[0]
     x = np.broadcast_to(x, (A,) + x.shape)
@@ -1321,11 +1321,11 @@ def _lex_less(a, b):
     return np.any(diff, axis=-1) & (av < bv)
 
 
-def _tolerant_minimum(canon, slices, delta):
+def _tolerant_minimum(canon, tol):
     """Candidates whose canonical inputs (A, n, W) are the lexicographic minimum when
-    entries within ``delta * scale`` (per field) count as equal (groups.md 3.7 step 6)."""
+    entries within ``tol`` (per column, :func:`_entry_tolerance`) count as equal
+    (groups.md 3.7 step 6)."""
     A = canon.shape[0]
-    tol = _entry_tolerance(canon, slices, delta)
     flat = canon.reshape(A, -1)
     tol = np.broadcast_to(tol, canon.shape[1:]).reshape(-1)
     alive = np.arange(A)
@@ -1338,6 +1338,8 @@ def _tolerant_minimum(canon, slices, delta):
 
 
 def _entry_tolerance(canon, slices, delta):
+    """Per column of the candidates' canonical inputs (A, n, W): ``delta`` times the
+    largest magnitude of the column's field."""
     tol = np.empty(canon.shape[2])
     for s in slices:
         scale = np.max(np.abs(canon[..., s])) if canon[..., s].size else 0.0
@@ -1345,10 +1347,9 @@ def _entry_tolerance(canon, slices, delta):
     return tol
 
 
-def _count_groups(canon, slices, delta):
+def _count_groups(canon, tol):
     """Number of candidate groups (a diagnostic): distinct canonical inputs after
-    rounding to the tie tolerance."""
-    tol = _entry_tolerance(canon, slices, delta)
+    rounding to the tie tolerance ``tol`` (per column)."""
     scaled = np.rint(canon / np.where(tol > 0, tol, 1.0)).reshape(len(canon), -1)
     return len(np.unique(scaled, axis=0))
 
