@@ -39,13 +39,11 @@ def resolve_group(group):
 
 def resolve_frame_fields(layout, frame_fields, group):
     """Names of the frame-defining fields, points first (the first fixes translations)."""
+    geometric = [f.name for f in layout.fields if f.kind in ("point", "vector")]
     if group.d is None:
         # no geometric factor (S_n): every per-row field defines the frame, none is needed
-        geometric = [f.name for f in layout.fields if f.kind in ("point", "vector")]
-        return ([n for n in geometric if layout.field(n).kind == "point"]
-                + [n for n in geometric if layout.field(n).kind == "vector"])
-    if frame_fields is None:
-        geometric = [f.name for f in layout.fields if f.kind in ("point", "vector")]
+        names = geometric
+    elif frame_fields is None:
         if not geometric:
             raise ValueError(
                 f"group {group.name} needs a 'point' or 'vector' field to define frames; "

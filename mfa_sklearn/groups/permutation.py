@@ -657,8 +657,8 @@ class PermutationGroup(_PermutationBase):
         if not arrays:
             raise ValueError("group S_n needs at least one per-row field")
         _check_per_row(self.name, arrays, "a field")
-        keys = np.concatenate([a.astype(np.float64, copy=False) if a.dtype != np.float64
-                               else a for a in arrays], axis=2) + 0.0   # -0.0 == 0.0
+        keys = np.concatenate([a.astype(np.float64, copy=False) for a in arrays],
+                              axis=2) + 0.0   # -0.0 == 0.0
         order = _lexsort_rows(keys)
         runs = _runs(take_rows(np, keys, order))
         B = keys.shape[0]
