@@ -151,10 +151,16 @@ def take_rows(xp, x, index):
     """
     B, n = x.shape[:2]
     rest = tuple(x.shape[2:])
-    offsets = xp.reshape(xp.arange(B, dtype=xp.int64, device=index.device) * n, (B, 1))
-    flat = xp.reshape(index + offsets, (-1,))
-    rows = xp.take(xp.reshape(x, (B * n,) + rest), flat, axis=0)
+    rows = xp.take(xp.reshape(x, (B * n,) + rest), _flat_index(xp, index, n), axis=0)
     return xp.reshape(rows, (B, index.shape[1]) + rest)
+
+
+def _flat_index(xp, index, n):
+    """Per-sample indices (B, m) into ``0..n-1`` -> indices (B * m,) into the ``B * n``
+    rows of the flattened batch."""
+    B = index.shape[0]
+    offsets = xp.reshape(xp.arange(B, dtype=xp.int64, device=index.device) * n, (B, 1))
+    return xp.reshape(index + offsets, (-1,))
 
 
 def class_sums(xp, values, labels, n_labels):
@@ -177,8 +183,7 @@ def class_sums(xp, values, labels, n_labels):
     library: ``np.add.at`` for numpy, out-of-place ``index_add`` (autograd) for torch.
     """
     m, L, w = values.shape
-    offsets = xp.reshape(xp.arange(m, device=labels.device) * n_labels, (m, 1))
-    flat = xp.reshape(labels + offsets, (-1,))
+    flat = _flat_index(xp, labels, n_labels)
     rows = xp.reshape(values, (m * L, w))
     out = xp.zeros((m * n_labels, w), dtype=values.dtype, device=values.device)
     if isinstance(values, np.ndarray):
