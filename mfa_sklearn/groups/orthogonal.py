@@ -67,7 +67,7 @@ class OrthogonalGroup(Group):
         Z = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
              else work_float(xp, coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
-        t = floor = None
+        t = floor = t_sq = None
         if self.has_translations:
             n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)
             t = [xp.mean(Zk[:n_first], axis=0) for Zk in Z]
@@ -76,14 +76,16 @@ class OrthogonalGroup(Group):
                  for Zk, tk in zip(Z, t)]
             # Centring a sample whose points all coincide leaves rounding noise of
             # about n eps |t|, not zeros; no frame vector may come from it.
-            floor = (16.0 * n_first * work_eps(xp)) ** 2 * dot_rows(t, t)
+            t_sq = dot_rows(t, t)
+            floor = (16.0 * n_first * work_eps(xp)) ** 2 * t_sq
             t = xp.stack(t, axis=-1)
         if method == "pca":
             return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)), t)
-        return self._minimal_frame(xp, Z, t, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,
-                                   floor=floor)
+        return self._minimal_frame(xp, Z, t, t_sq, tol=tol, delta=eps ** (1.0 / 3.0),
+                                   rule=rule, floor=floor)
 
-    def _minimal_frame(self, xp, Z, t, *, tol, delta, rule, floor):
+    def _minimal_frame(self, xp, Z, t, t_sq, *, tol, delta, rule, floor):
+        """Frames from the selected rows; ``t_sq`` is ``|t|^2`` (B,) or None."""
         d = self.d
         selection = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
         W, rank, norms, scale = selection.W, selection.rank, selection.norms, selection.scale
@@ -98,9 +100,8 @@ class OrthogonalGroup(Group):
         frame = Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
                       projected=~full, projection_is_average=xp.ones_like(full))
         magnitude = xp.sqrt(scale)
-        if t is not None:
-            magnitude = magnitude + xp.sqrt(dot_rows([t[:, k] for k in range(d)],
-                                                     [t[:, k] for k in range(d)]))
+        if t_sq is not None:
+            magnitude = magnitude + xp.sqrt(t_sq)
         frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude
         return frame
 
