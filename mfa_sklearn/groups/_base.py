@@ -315,17 +315,80 @@ class Group(_RealBlocks):
     Groups compare equal when their names do, so they can stand in parameter grids.
     """
 
-    #: dimension ``d`` of the rows the group acts on (None for the trivial group)
+    #: dimension ``d`` of the rows the group acts on (None: S_n, which has no geometry)
     d = None
-    #: whether the group includes translations (E, SE, Aff)
+    #: whether the group includes translations (E, SE, Aff), fixed by a point centroid
     has_translations = False
     #: frame methods this group offers
     frame_methods = ("minimal",)
     #: whether the group acts on ``edge`` fields (only permutations do: ``A[pi][:, pi]``)
     supports_edges = False
+    #: whether frames reorder the rows, so that per-row outputs must keep the input's rows
+    permutes_rows = False
+    #: whether every field (scalars, edges and the point/vector fields outside
+    #: ``frame_fields``) shapes the frame, as row orders and vertex colours do; otherwise
+    #: ``frame`` reads the frame-defining point and vector fields alone
+    uses_all_fields = False
+    #: the field layout when the user gives none (None: one "point" field of width d)
+    default_fields = None
 
     @property
     def name(self):
+        raise NotImplementedError
+
+    def default_frame_fields(self, fields):
+        """Names of the fields that define frames when the user names none.
+
+        Parameters
+        ----------
+        fields : sequence of (name, kind)
+            The layout's fields, in order.
+
+        Returns
+        -------
+        list of str
+            The first point or vector field.
+        """
+        geometric = [name for name, kind in fields if kind in ("point", "vector")]
+        if not geometric:
+            raise ValueError(
+                f"group {self.name} needs a 'point' or 'vector' field to define frames; "
+                f"the fields are {list(fields)}")
+        return geometric[:1]
+
+    def labeling_backend(self):
+        """The canonical labeling backend the frames depend on (e.g. a nauty version),
+        or None where frames depend on nothing outside this package."""
+        return None
+
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule="pivoted"):
+        """Frames of a batch.
+
+        Parameters
+        ----------
+        points : array of shape (B, n, d), or a sequence of them
+            Frame-defining point rows; the centroid of the first fixes translations.
+        vectors : array of shape (B, m, d), or a sequence of them
+            Frame-defining vector rows (never centred).
+        scalars : array of shape (B, n, k), or a sequence of them, optional
+            Per-row scalar fields. Read only by groups with ``uses_all_fields``.
+        others : sequence of (array, kind), optional
+            Point and vector fields outside the frame-defining ones. Read only by groups
+            with ``uses_all_fields``.
+        edges : array of shape (B, n, n, w), or a sequence of them, optional
+            Edge fields. Read only by groups with ``supports_edges``.
+        method : str, default="minimal"
+            One of :attr:`frame_methods`.
+        tol : float, optional
+            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
+        rule : {"pivoted", "first"}, default="pivoted"
+            Row selection rule of groups that select frame vectors among the rows.
+
+        Returns
+        -------
+        Frame
+        """
         raise NotImplementedError
 
     def __repr__(self):

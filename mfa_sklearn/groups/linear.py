@@ -83,8 +83,8 @@ class LinearGroup(Group):
         return f"{self.kind}({self.d})"
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
-              rule="pivoted"):
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining rows.
 
         Parameters
@@ -94,6 +94,8 @@ class LinearGroup(Group):
             every point array is centred by it before it joins the row selection.
         vectors : array of shape (B, m, d), or a sequence of them, optional
             Vector rows (never centred).
+        scalars, others, edges : ignored
+            The frame depends on the frame-defining rows alone.
         method : {"minimal"}, default="minimal"
             Only minimal frames exist for these groups.
         tol : float, optional

@@ -105,8 +105,8 @@ class LorentzGroup(Group):
         return hash((self.name, self.anchor))
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
-              rule="pivoted"):
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining rows.
 
         Parameters
@@ -114,6 +114,8 @@ class LorentzGroup(Group):
         points, vectors : array of shape (B, n, d), or a sequence of them
             Frame-defining rows (4-momenta, say); without translations both kinds are
             treated alike and stacked, points first.
+        scalars, others, edges : ignored
+            The frame depends on the frame-defining rows alone.
         method : {"minimal"}, default="minimal"
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype. A

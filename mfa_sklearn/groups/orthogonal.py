@@ -38,8 +38,8 @@ class OrthogonalGroup(Group):
         return f"{stem}({self.d})"
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
-              rule="pivoted"):
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining rows.
 
         Parameters
@@ -49,6 +49,8 @@ class OrthogonalGroup(Group):
             and every point array is centred by it before it joins the row selection.
         vectors : array of shape (B, m, d), or a sequence of them, optional
             Vector rows (never centred), e.g. velocities.
+        scalars, others, edges : ignored
+            The frame depends on the frame-defining rows alone.
         method : {"minimal", "pca"}, default="minimal"
             Minimal frames (one element per sample), or the sign-flip PCA frames of
             Puny et al. (``2^d`` elements, ``2^(d-1)`` for SO/SE) as a baseline.

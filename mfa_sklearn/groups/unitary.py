@@ -127,8 +127,8 @@ class UnitaryGroup(Group):
         return f"{'SU' if self.special else 'U'}({self.d})"
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, method="minimal", tol=None,
-              rule="pivoted"):
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining complex rows.
 
         Parameters
@@ -138,6 +138,8 @@ class UnitaryGroup(Group):
             vectors are treated alike; all arrays are stacked for the row selection.
         vectors : array of shape (B, m, d), or a sequence of them, optional
             More rows.
+        scalars, others, edges : ignored
+            The frame depends on the frame-defining rows alone.
         method : {"minimal"}, default="minimal"
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
