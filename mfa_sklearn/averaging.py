@@ -1,7 +1,5 @@
 """FrameAveragingRegressor and FrameAveragingClassifier: any estimator, made symmetric."""
 
-import sys
-
 import numpy as np
 from sklearn import get_config
 from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
@@ -9,58 +7,26 @@ from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import get_tags
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
-from ._canonical import FrameEstimatorMixin, restore, to_canonical
+from ._engine import (COMMON_CONSTRAINTS, FRAME_CONSTRAINT, N_JOBS_CONSTRAINT,
+                      TARGET_CONSTRAINT, FrameEstimatorMixin, is_invariant, restore,
+                      to_canonical)
+from ._skorch import inner_inputs, inner_outputs
 from .exceptions import LayoutError
 from .layout import Layout
 
 __all__ = ["FrameAveragingRegressor", "FrameAveragingClassifier"]
 
-_FRAMES = ("minimal", "pca")
-
-
-# ------------------------------------------------------------- skorch inner estimators
-# skorch never casts (skorch#758): its torch modules need float32 X, and
-# NeuralNetRegressor needs a float32 y of shape (n, 1) for one target (a 1-D y
-# broadcasts wrongly against the (n, 1) output in MSELoss, skorch#972). These helpers
-# cast what a skorch net receives, so FrameAveragingRegressor(NeuralNetRegressor(...))
-# takes the float64 X and 1-D y that any sklearn estimator takes, and hand its float32
-# outputs back in X's dtype (mapping back by the frames then runs in that dtype too).
-
-
-def _is_skorch_net(estimator):
-    """Whether ``estimator`` is a skorch net. skorch is never imported here: a user who
-    built a net has imported it already."""
-    skorch = sys.modules.get("skorch")
-    return skorch is not None and isinstance(estimator, skorch.NeuralNet)
-
-
-def _skorch_inputs(estimator, X, y=None):
-    """X (and y) as a skorch net needs them; other estimators get them unchanged."""
-    if not _is_skorch_net(estimator):
-        return X, y
-    X = X.astype(np.float32, copy=False)
-    if y is not None and isinstance(estimator, sys.modules["skorch"].NeuralNetRegressor):
-        y = y.astype(np.float32, copy=False)
-        y = y[:, None] if y.ndim == 1 else y
-    return X, y
-
-
-def _skorch_outputs(estimator, out, dtype):
-    """Floating outputs of a skorch net (float32) cast back to ``dtype``."""
-    if _is_skorch_net(estimator) and np.issubdtype(out.dtype, np.floating):
-        return out.astype(dtype, copy=False)
-    return out
-# --------------------------------------------------------------------------------------
-
 
 def _inner_has(attr):
     """For ``available_if``: the (fitted, else unfitted) inner estimator has ``attr``."""
     def check(self):
-        inner = self.estimator_ if hasattr(self, "estimator_") else self._inner()
+        inner = self.estimator_ if hasattr(self, "estimator_") else self._get_estimator()
         getattr(inner, attr)
         return True
     return check
@@ -69,18 +35,18 @@ def _inner_has(attr):
 class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator):
     """Fit an inner estimator on canonical inputs; predict by frame averaging."""
 
-    _default_estimator = None
+    #: the class of the inner estimator used when ``estimator`` is None
+    _default_estimator_class = None
 
     @property
     def _frame_method(self):
         return self.frame
 
-    def _inner(self):
-        return clone(self._default_estimator) if self.estimator is None else self.estimator
-
-    def _check_frame(self):
-        if self.frame not in _FRAMES:
-            raise ValueError(f"frame must be one of {list(_FRAMES)}; got {self.frame!r}")
+    def _get_estimator(self):
+        """The inner estimator as given (unfitted), or a new default one."""
+        if self.estimator is None:
+            return self._default_estimator_class()
+        return self.estimator
 
     def _inner_fit_params(self, sample_weight, fit_params, n_calls):
         """Route ``sample_weight`` and other fit params to the inner estimator."""
@@ -95,8 +61,8 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
                     "estimator with sklearn.set_config(enable_metadata_routing=True)")
             params = {}
             if sample_weight is not None:
-                if not has_fit_parameter(self._inner(), "sample_weight"):
-                    raise ValueError(f"{type(self._inner()).__name__} does not support "
+                if not has_fit_parameter(self._get_estimator(), "sample_weight"):
+                    raise ValueError(f"{type(self._get_estimator()).__name__} does not support "
                                      "sample_weight")
                 params["sample_weight"] = sample_weight
         if "sample_weight" in params and params["sample_weight"] is not None and n_calls > 1:
@@ -117,9 +83,9 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
                              "sklearn.set_config(enable_metadata_routing=True)")
         if params:
             params = dict(process_routing(self, method, **params).estimator[method])
-        Xi, _ = _skorch_inputs(self.estimator_, Xc.reshape(B * K, -1))
+        Xi, _ = inner_inputs(self.estimator_, Xc.reshape(B * K, -1))
         out = np.asarray(getattr(self.estimator_, method)(Xi, **params))
-        out = _skorch_outputs(self.estimator_, out, X.dtype)
+        out = inner_outputs(self.estimator_, out, X.dtype)
         return out.reshape((B, K) + out.shape[1:]), frame
 
     def get_metadata_routing(self):
@@ -128,7 +94,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         for method in ("predict", "predict_proba", "predict_log_proba",
                        "decision_function"):
             mapping = mapping.add(caller=method, callee=method)
-        return MetadataRouter(owner=self).add(estimator=self._inner(),
+        return MetadataRouter(owner=self).add(estimator=self._get_estimator(),
                                               method_mapping=mapping)
 
     def __sklearn_tags__(self):
@@ -137,7 +103,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         tags.input_tags.sparse = False
         tags.input_tags.allow_nan = False
         try:
-            inner = get_tags(self._inner())
+            inner = get_tags(self._get_estimator())
             tags.target_tags.multi_output = inner.target_tags.multi_output
         except (AttributeError, TypeError, ValueError):
             pass
@@ -192,6 +158,14 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
 
+    References
+    ----------
+    .. [1] Y. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024. arXiv:2406.07598.
+    .. [2] O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman.
+       "Frame Averaging for Invariant and Equivariant Network Design." ICLR 2022.
+       arXiv:2110.03336 (the ``frame="pca"`` baseline).
+
     Examples
     --------
     >>> import numpy as np
@@ -205,7 +179,14 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     (2,)
     """
 
-    _default_estimator = LinearRegression()
+    _default_estimator_class = LinearRegression
+    _parameter_constraints = {
+        **COMMON_CONSTRAINTS,
+        "estimator": [HasMethods(["fit", "predict"]), None],
+        "target": TARGET_CONSTRAINT,
+        "frame": FRAME_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
+    }
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
                  target="invariant", frame="minimal", tol=None, n_jobs=None):
@@ -234,18 +215,17 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         -------
         self
         """
-        self._check_frame()
+        self._validate_params()
         X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32],
                              ensure_all_finite=False, multi_output=True, y_numeric=True)
         self._fit_frames(X)
         self._y_ndim = y.ndim
         self.target_layout_ = None
-        if self.group_ is not None and not (isinstance(self.target, str)
-                                            and self.target == "invariant"):
+        if self.group_ is not None and not is_invariant(self.target):
             y = y.reshape(len(y), -1)
             self.target_layout_ = Layout.infer(self.target, self.group_, y.shape[1:],
                                                what="target", name="y")
-            if (getattr(self.group_, "permutes_rows", False)
+            if (self.group_.permutes_rows
                     and self.target_layout_.n_rows != self.layout_.n_rows):
                 raise LayoutError(
                     f"group {self.group_.name} permutes rows, so per-row equivariant "
@@ -259,8 +239,8 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         else:
             yc = np.repeat(y, K, axis=0) if K > 1 else y
         params = self._inner_fit_params(sample_weight, fit_params, K)
-        inner = clone(self._inner())
-        self.estimator_ = inner.fit(*_skorch_inputs(inner, Xc.reshape(B * K, -1), yc),
+        inner = clone(self._get_estimator())
+        self.estimator_ = inner.fit(*inner_inputs(inner, Xc.reshape(B * K, -1), yc),
                                     **params)
         return self
 
@@ -291,7 +271,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         if self.group is not None:
             # invariant models cannot fit the common checks' non-invariant data well
             tags.regressor_tags.poor_score = True
-            if not (isinstance(self.target, str) and self.target == "invariant"):
+            if not is_invariant(self.target):
                 tags.target_tags.multi_output = True
         return tags
 
@@ -321,9 +301,23 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         As for :class:`FrameAveragingRegressor`.
     n_features_in_, feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.
+
+    References
+    ----------
+    .. [1] Y. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024. arXiv:2406.07598.
+    .. [2] O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman.
+       "Frame Averaging for Invariant and Equivariant Network Design." ICLR 2022.
+       arXiv:2110.03336 (the ``frame="pca"`` baseline).
     """
 
-    _default_estimator = LogisticRegression()
+    _default_estimator_class = LogisticRegression
+    _parameter_constraints = {
+        **COMMON_CONSTRAINTS,
+        "estimator": [HasMethods(["fit", "predict"]), None],
+        "frame": FRAME_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
+    }
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
                  frame="minimal", tol=None, n_jobs=None):
@@ -350,11 +344,9 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         -------
         self
         """
-        self._check_frame()
+        self._validate_params()
         X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32],
                              ensure_all_finite=False)
-        from sklearn.utils.multiclass import check_classification_targets
-
         check_classification_targets(y)
         self._fit_frames(X)
         encoder = LabelEncoder().fit(y)
@@ -364,8 +356,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         codes = encoder.transform(y)
         codes = np.repeat(codes, K) if K > 1 else codes
         params = self._inner_fit_params(sample_weight, fit_params, K)
-        inner = clone(self._inner())
-        self.estimator_ = inner.fit(*_skorch_inputs(inner, Xc.reshape(B * K, -1), codes),
+        inner = clone(self._get_estimator())
+        self.estimator_ = inner.fit(*inner_inputs(inner, Xc.reshape(B * K, -1), codes),
                                     **params)
         return self
 

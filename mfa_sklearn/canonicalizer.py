@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._canonical import FrameEstimatorMixin
+from ._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT, FrameEstimatorMixin
 
 __all__ = ["MinimalFrameCanonicalizer"]
 
@@ -55,6 +55,11 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     feature_names_in_ : ndarray of str
         Column names, when X is a DataFrame with string column names.
 
+    References
+    ----------
+    .. [1] Y. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024. arXiv:2406.07598.
+
     Examples
     --------
     >>> import numpy as np
@@ -67,6 +72,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     >>> bool(np.allclose(can.transform(gX), can.transform(X)))
     True
     """
+
+    _parameter_constraints = {**COMMON_CONSTRAINTS, "n_jobs": N_JOBS_CONSTRAINT}
 
     def __init__(self, group=None, *, fields=None, frame_fields=None, tol=None,
                  n_jobs=None):
@@ -89,6 +96,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         -------
         self
         """
+        self._validate_params()
         X = validate_data(self, X, allow_nd=True, dtype=[np.float64, np.float32],
                           ensure_all_finite=False)
         self._fit_frames(X)

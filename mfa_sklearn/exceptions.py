@@ -1,7 +1,9 @@
 """Errors and warnings raised by mfa_sklearn.
 
-Every error is a ``ValueError`` (scikit-learn's convention for bad input), so callers
-that catch ``ValueError`` keep working; the subclasses let them tell the causes apart.
+Errors about the input are ``ValueError`` subclasses (scikit-learn's convention for bad
+input), so callers that catch ``ValueError`` keep working and the subclasses let them
+tell the causes apart. :class:`MissingDependencyError`, an optional package that is not
+installed, is an ``ImportError``.
 """
 
 __all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError",

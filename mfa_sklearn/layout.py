@@ -60,11 +60,25 @@ class Field:
     is_complex: bool = False
 
 
-def _dimension(d):
-    """``(d, is_complex)`` of a Group, or of a plain integer dimension (real)."""
-    if isinstance(d, Group):
-        return d.d, bool(d.is_complex)
-    return d, False
+@dataclass(frozen=True)
+class _Traits:
+    """What a layout needs to know of the group: its dimension, whether its rows are
+    complex, whether it acts on edge fields, and its default fields."""
+
+    d: int = None
+    is_complex: bool = False
+    supports_edges: bool = False
+    default_fields: dict = None
+    name: str = None
+
+
+def _traits(group):
+    """The :class:`_Traits` of a Group, or of a plain integer dimension (a real group
+    of that dimension)."""
+    if isinstance(group, Group):
+        return _Traits(group.d, bool(group.is_complex), group.supports_edges,
+                       group.default_fields, group.name)
+    return _Traits(d=group, name=f"of dimension {group}")
 
 
 def parse_fields(spec, d, *, what="fields"):
@@ -82,8 +96,8 @@ def parse_fields(spec, d, *, what="fields"):
     what : str
         The parameter's name, for error messages.
     """
-    group = d
-    d, is_complex = _dimension(d)
+    traits = _traits(d)
+    d, is_complex = traits.d, traits.is_complex
     geometric = 2 * d if is_complex else d
     if spec is None:
         spec = {"x": "point"}
@@ -97,13 +111,14 @@ def parse_fields(spec, d, *, what="fields"):
     for name, value in spec.items():
         kind, width = (value, None) if isinstance(value, str) else (tuple(value) + (None,))[:2]
         if kind not in FIELD_KINDS:
+            expected = list(FIELD_KINDS) + (["'invariant' (for y as a whole)"]
+                                            if what == "target" else [])
             raise LayoutError(f"{what}: field {name!r} has unknown kind {kind!r}; "
-                              f"expected one of {list(FIELD_KINDS)}")
-        if kind == "edge" and not getattr(group, "supports_edges", False):
-            label = group.name if isinstance(group, Group) else f"of dimension {d}"
+                              f"expected one of {expected}")
+        if kind == "edge" and not traits.supports_edges:
             raise LayoutError(
-                f"{what}: field {name!r} has kind 'edge', but group {label} does not act "
-                "on edge fields: edges (n x n matrices per sample) are only permuted, "
+                f"{what}: field {name!r} has kind 'edge', but group {traits.name} does not "
+                "act on edge fields: edges (n x n matrices per sample) are only permuted, "
                 "A[pi][:, pi]; use group 'graph' or 'S_n' for graphs, or 'S_n x E(3)' "
                 "and the like for clouds with bonds")
         default = 1 if kind in ("scalar", "edge") else geometric
@@ -152,9 +167,10 @@ class Layout:
                 f"{name} must be 2-D (n_samples, n_columns) or 3-D (n_samples, n_rows, "
                 f"width); got samples of shape {tuple(sample_shape)}, i.e. "
                 f"{len(sample_shape) + 1}-D {name}")
-        if spec is None and what == "fields" and getattr(d, "default_fields", None):
-            spec = d.default_fields          # e.g. the graph group: {"A": "edge"}
-        if spec is None and _dimension(d)[0] is None and len(sample_shape) == 2:
+        traits = _traits(d)
+        if spec is None and what == "fields" and traits.default_fields:
+            spec = traits.default_fields     # e.g. the graph group: {"A": "edge"}
+        if spec is None and traits.d is None and len(sample_shape) == 2:
             # no dimension (S_n) and 3-D samples: each whole row is one field
             spec = {"x": ("scalar", int(sample_shape[1]))}
         fields = parse_fields(spec, d, what=what)

@@ -14,8 +14,6 @@ no second copy of it. ``FrameAveraged`` is also a ready ``module`` for skorch's
 Needs torch and array-api-compat: ``pip install 'mfa_sklearn[torch]'``.
 """
 
-from types import SimpleNamespace
-
 try:
     import array_api_compat  # noqa: F401  (the group math reaches torch through it)
     import torch
@@ -25,20 +23,24 @@ except ImportError as exc:  # pragma: no cover - exercised by faking a missing t
         "mfa_sklearn.torch needs torch and array-api-compat, which are not installed; "
         "install them with: pip install 'mfa_sklearn[torch]'") from exc
 
-from ._canonical import (_canonicalize_chunk, check_common_params, resolve_frame_fields,
-                         resolve_group, restore, to_canonical)
+from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
+
+from ._engine import (COMMON_CONSTRAINTS, FRAME_CONSTRAINT, TARGET_CONSTRAINT, FramePlan,
+                      is_invariant, restore)
+from .groups import get_group
 from .groups._namespace import PRECISIONS, frame_precision
 from .layout import Layout, parse_fields
 
 __all__ = ["FrameAveraged"]
 
-_FRAMES = ("minimal", "pca")
 _PREFIX = "module__"
-# CPU batches are canonicalized in chunks of about this many input values, as on the
-# numpy path, but larger than numpy's: every torch op has a fixed cost of a few
-# microseconds, which bigger chunks amortize (2 cores, B = 10^6, n = 5: 1.6-1.9x
-# numpy's time with chunks of 8738 clouds, 1.2-1.3x with 34952).
-_CPU_CHUNK_VALUES = 2 ** 19
+_PARAMETER_CONSTRAINTS = {
+    **COMMON_CONSTRAINTS,
+    "target": TARGET_CONSTRAINT,
+    "frame": FRAME_CONSTRAINT,
+    "frame_dtype": [StrOptions(set(PRECISIONS))],
+    "detach_frame": ["boolean"],
+}
 
 
 def _build_module(module, kwargs):
@@ -146,14 +148,23 @@ class FrameAveraged(nn.Module):
     which keeps the frame temporaries in cache; on other devices in one pass. Either
     way the backbone is called once on the whole canonical batch. The
     frames are piecewise constant in X (row selections and signs), so backward flows
-    through the arithmetic of the chosen frame: residuals, norms and matrix products
-    (groups.md, section 6).
+    through the arithmetic of the chosen frame: residuals, norms and matrix products.
+    Away from the measure-zero set where a selection changes, this is the derivative
+    of the frame-averaged function, and it is equivariant itself.
 
     As a skorch module, pass the class: ``NeuralNetRegressor(FrameAveraged,
     module__module=MyNet, module__module__hidden=64, module__group="E(3)")``; then
     ``module__group`` and friends are ordinary hyper-parameters for ``GridSearchCV``.
     skorch never casts, so give it float32 X (and float32 y of shape ``(n, 1)`` for
     one regression target).
+
+    References
+    ----------
+    .. [1] Y. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024. arXiv:2406.07598.
+    .. [2] O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman.
+       "Frame Averaging for Invariant and Equivariant Network Design." ICLR 2022.
+       arXiv:2110.03336 (the ``frame="pca"`` frames).
 
     Examples
     --------
@@ -181,27 +192,20 @@ class FrameAveraged(nn.Module):
         self.frame = frame
         self.tol = tol
         self.frame_dtype = frame_dtype
-        self.detach_frame = bool(detach_frame)
-        if frame_dtype not in PRECISIONS:
-            raise ValueError(f"frame_dtype must be one of {list(PRECISIONS)}; got "
-                             f"{frame_dtype!r}")
-        check_common_params(SimpleNamespace(tol=tol, n_jobs=None,
-                                            frame_fields=frame_fields))
-        if frame not in _FRAMES:
-            raise ValueError(f"frame must be one of {list(_FRAMES)}; got {frame!r}")
-        self.group_ = resolve_group(group)
+        self.detach_frame = detach_frame
+        validate_parameter_constraints(
+            _PARAMETER_CONSTRAINTS,
+            {name: getattr(self, name) for name in _PARAMETER_CONSTRAINTS},
+            caller_name=type(self).__name__)
+        self.group_ = None if group is None else get_group(group)
         if self.group_ is not None:
             if frame not in self.group_.frame_methods:
                 raise ValueError(f"frame={frame!r} is not available for group "
                                  f"{self.group_.name}; use one of "
                                  f"{list(self.group_.frame_methods)}")
             parse_fields(fields, self.group_)  # bad kinds and widths fail here
-            if not self._invariant:
+            if not is_invariant(target):
                 parse_fields(target, self.group_, what="target")
-
-    @property
-    def _invariant(self):
-        return isinstance(self.target, str) and self.target == "invariant"
 
     def canonicalize(self, X):
         """Canonical inputs and frames of a batch.
@@ -222,25 +226,10 @@ class FrameAveraged(nn.Module):
             raise ValueError("group=None has no frames; set a group to canonicalize")
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
-        layout = Layout.infer(self.fields, self.group_, tuple(X.shape[1:]))
-        frame_fields = resolve_frame_fields(layout, self.frame_fields, self.group_)
-        size = len(X)
-        if X.device.type == "cpu":
-            size = max(16, _CPU_CHUNK_VALUES // layout.n_columns)
-        slices = [slice(i, i + size) for i in range(0, len(X), size)] or [slice(None)]
+        plan = FramePlan.resolve(self.group_, self.fields, self.frame_fields,
+                                 X.shape[1:], self.frame)
         with frame_precision(self.frame_dtype):
-            parts = [self._canonicalize_chunk(layout, frame_fields, X[s]) for s in slices]
-        if len(parts) == 1:
-            return parts[0]
-        return (torch.cat([Xc for Xc, _ in parts]),
-                type(parts[0][1]).concat([frame for _, frame in parts]))
-
-    def _canonicalize_chunk(self, layout, frame_fields, X):
-        common = (self.group_, layout, frame_fields)
-        if not self.detach_frame:
-            return _canonicalize_chunk(*common, X, self.frame, self.tol, True)
-        _, frame = _canonicalize_chunk(*common, X.detach(), self.frame, self.tol, True)
-        return to_canonical(frame, layout, X), frame
+            return plan.canonicalize(X, tol=self.tol, detach=self.detach_frame)
 
     def forward(self, X):
         """Frame-averaged output of the backbone.
@@ -296,7 +285,7 @@ class FrameAveraged(nn.Module):
         B, K = Xc.shape[:2]
         out = self.module(Xc.reshape((B * K,) + tuple(Xc.shape[2:])))
         out = out.reshape((B, K) + tuple(out.shape[1:]))
-        if self._invariant:
+        if is_invariant(self.target):
             return frame.average(out)
         layout = Layout.infer(self.target, self.group_, tuple(out.shape[2:]),
                               what="target", name="the module's output")

@@ -733,7 +733,8 @@ def test_layout_that_cannot_divide_columns(make):
     ("E(three)", "cannot parse group 'E\\(three\\)'"),
     ("U(0)", "unknown group 'U\\(0\\)'"),
     ("E(0)", "unknown group 'E\\(0\\)'"),
-    (3, "group must be a string such as 'E\\(3\\)'"),
+    (3, "The 'group' parameter .* must be an instance of 'str', an instance of "
+     "'mfa_sklearn.groups._base.Group' or None. Got 3 instead"),
 ])
 def test_unknown_group(group, message):
     X = np.random.default_rng(0).normal(size=(5, 6))
@@ -815,10 +816,14 @@ def test_point_target_without_translations(group):
      "group E\\(3\\) includes translations, fixed by the centroid of a 'point' field"),
     (dict(group="SE(3)", frame_fields=["vel"]), "group SE\\(3\\) includes translations"),
     (dict(group="E(3)", frame_fields=[]), "frame_fields must name at least one field"),
-    (dict(group="E(3)", frame_fields=3), "frame_fields must be None, a field name"),
-    (dict(group="E(3)", target="point", frame="spectral"), "frame must be one of"),
-    (dict(group="E(3)", tol=2.0), "tol must be None or a float in \\(0, 1\\)"),
-    (dict(group="E(3)", n_jobs=1.5), "n_jobs must be None or an integer"),
+    (dict(group="E(3)", frame_fields=3), "The 'frame_fields' parameter .* must be an "
+     "instance of 'str', an instance of 'list', an instance of 'tuple' or None"),
+    (dict(group="E(3)", target="point", frame="spectral"),
+     "The 'frame' parameter .* must be a str among \\{.*\\}. Got 'spectral'"),
+    (dict(group="E(3)", tol=2.0), "The 'tol' parameter .* must be a float in the range "
+     "\\(0.0, 1.0\\) or None"),
+    (dict(group="E(3)", n_jobs=1.5), "The 'n_jobs' parameter .* must be an instance of "
+     "'int' or None"),
     (dict(group="E(3)", fields={"pos": "point", "vel": "spinor", "charge": "scalar"}),
      "field 'vel' has unknown kind 'spinor'"),
 ])

@@ -121,7 +121,7 @@ def test_module_class_gets_prefixed_kwargs_and_bad_kwargs_fail():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(group="Q(3)"), "Q\\(3\\)"),
-    (dict(frame="random"), "frame must be"),
+    (dict(frame="random"), "'frame' parameter of FrameAveraged must be a str among"),
     (dict(fields={"x": "tensor"}), "unknown kind"),
     (dict(target={"y": "spinor"}), "unknown kind"),
     (dict(tol=2.0), "tol"),

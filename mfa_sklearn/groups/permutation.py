@@ -596,6 +596,9 @@ class _PermutationBase(Group):
     #: row permutations: per-row outputs must keep the input's rows
     permutes_rows = True
 
+    def labeling_backend(self):
+        return labeling_backend()
+
     def _element_perm(self, g, x):
         """``P_sigma x``: the rows of x (B, n, ...) in the order of g's permutations."""
         xp = get_namespace(x)
@@ -622,6 +625,10 @@ class PermutationGroup(_PermutationBase):
     @property
     def name(self):
         return "S_n"
+
+    def default_frame_fields(self, fields):
+        """Every point and vector field: all of them order the rows."""
+        return [name for name, kind in fields if kind in ("point", "vector")]
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
               method="minimal", tol=None, rule=None):

@@ -35,16 +35,8 @@ AVAILABLE = ("O(d), SO(d), E(d), SE(d), U(d), SU(d), GL(d), SL(d), Aff(d), the "
              "(S_n acting on adjacency matrices, A[pi][:, pi])")
 
 
-def _build(module, cls, kwargs, d, name):
-    full_name = f"{__package__}.{module}"
-    try:
-        family = importlib.import_module(full_name)
-    except ModuleNotFoundError as error:
-        if error.name != full_name:
-            raise
-        raise GroupNotFoundError(
-            f"group {name!r} is not available in this version; available: "
-            "O(d), SO(d), E(d), SE(d)") from None
+def _build(module, cls, kwargs, d):
+    family = importlib.import_module(f"{__package__}.{module}")
     return getattr(family, cls)(d, **kwargs)
 
 
@@ -66,7 +58,7 @@ def get_group(group):
     Raises
     ------
     GroupNotFoundError
-        If the name cannot be parsed or names a group this version does not provide.
+        If the name cannot be parsed or names no group of the registry.
     """
     if isinstance(group, Group):
         return group
@@ -90,10 +82,10 @@ def get_group(group):
             raise GroupNotFoundError(
                 f"unknown group {group!r}: two arguments name a Lorentz group O(1,k) or "
                 f"SO(1,k) with k >= 1; available: {AVAILABLE}")
-        return _build(*_LORENTZ[family], 1 + int(second), group)
+        return _build(*_LORENTZ[family], 1 + int(second))
     if family not in _FAMILIES or first < 1:
         raise GroupNotFoundError(f"unknown group {group!r}; available: {AVAILABLE}")
-    return _build(*_FAMILIES[family], first, group)
+    return _build(*_FAMILIES[family], first)
 
 
 def _permutation_group(name, factor):

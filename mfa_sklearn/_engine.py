@@ -1,0 +1,343 @@
+"""The engine behind every estimator and the torch module.
+
+One path for all of them::
+
+    estimator.fit(X)          ->  FramePlan.resolve(group, fields, frame_fields, ...)
+                                  (the group object, the layout of X, the frame fields)
+    transform / predict / forward
+                              ->  plan.canonicalize(X)      chunks of samples, n_jobs
+                                  -> layout.split(X)        named fields (B, n, w)
+                                  -> group.frame(...)       one Frame per chunk
+                                  -> frame.to_canonical     every field, by its kind
+                                  -> layout.join            canonical X (B, K, ...)
+    inner estimator / backbone on canonical X
+                              ->  restore(frame, layout, Y) outputs mapped back and
+                                                            averaged over the frame
+
+The sklearn estimators share :class:`FrameEstimatorMixin` (validation of X, the
+canonical inputs, diagnostics); the torch module calls :class:`FramePlan` directly.
+"""
+
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .exceptions import LabelingBackendWarning, NonFiniteInputError, first_indices
+from .groups import Group, get_group
+from .groups._namespace import all_finite, get_namespace, on_host
+from .layout import Layout
+
+#: frame methods an estimator may ask for; a group offers a subset (``frame_methods``)
+FRAME_METHODS = ("minimal", "pca")
+
+#: parameter constraints shared by every estimator and the torch module
+COMMON_CONSTRAINTS = {
+    "group": [str, Group, None],
+    "fields": [dict, str, tuple, None],
+    "frame_fields": [str, list, tuple, None],
+    "tol": [Interval(Real, 0, 1, closed="neither"), None],
+}
+#: how an estimator's inner estimator transforms its targets
+TARGET_CONSTRAINT = [StrOptions({"invariant", "point", "vector", "scalar", "edge"}), tuple,
+                     dict]
+FRAME_CONSTRAINT = [StrOptions(set(FRAME_METHODS))]
+N_JOBS_CONSTRAINT = [Integral, None]
+
+# Numpy batches are canonicalized in chunks of at most this many values and samples: the
+# temporaries of the frame math then stay in cache and in malloc's reused memory instead
+# of being page-faulted in anew (one-shot batches of 10^5 clouds were 2.5x slower), while
+# large clouds still get enough samples per chunk to amortise numpy's per-call overhead.
+# Torch ops have a fixed cost of a few microseconds each, which larger CPU chunks
+# amortize (B = 10^6, n = 5: 1.6-1.9x numpy's time with chunks of 8738 clouds, 1.2-1.3x
+# with 34952); other devices take the batch in one pass.
+_CHUNK_VALUES = 2 ** 19
+_CHUNK_SAMPLES = 8192
+
+
+def is_invariant(target):
+    """Whether ``target`` says that outputs do not transform."""
+    return isinstance(target, str) and target == "invariant"
+
+
+def check_finite(X, layout=None):
+    """Raise :class:`NonFiniteInputError` naming the field and samples with NaN or inf."""
+    if all_finite(np, X):
+        return
+    bad = ~np.isfinite(X)
+    if layout is None:
+        raise NonFiniteInputError(
+            f"X contains NaN or inf in {first_indices(bad.reshape(len(X), -1).any(1))}; "
+            "frames cannot be computed. Impute or drop those samples first.")
+    for name, part in layout.split(bad).items():
+        rows = part.reshape(len(X), -1).any(axis=1)
+        if rows.any():
+            raise NonFiniteInputError(
+                f"field {name!r} contains NaN or inf in {first_indices(rows)}; frames "
+                "cannot be computed. Impute or drop those samples first.")
+
+
+def _chunk_slices(X, values_per_sample):
+    """Slices of samples that are canonicalized together (see ``_CHUNK_VALUES``)."""
+    n_samples = len(X)
+    if isinstance(X, np.ndarray):
+        size = min(_CHUNK_SAMPLES, max(16, _CHUNK_VALUES // max(1, values_per_sample)))
+    elif on_host(X):
+        size = max(16, _CHUNK_VALUES // max(1, values_per_sample))
+    else:
+        size = max(1, n_samples)
+    return [slice(i, min(i + size, n_samples)) for i in range(0, n_samples, size)]
+
+
+def _resolve_frame_fields(group, layout, frame_fields):
+    """Names of the frame-defining fields, point fields first (the first point field's
+    centroid fixes translations)."""
+    kinds = {f.name: f.kind for f in layout.fields}
+    if frame_fields is None:
+        names = group.default_frame_fields([(f.name, f.kind) for f in layout.fields])
+    else:
+        names = [frame_fields] if isinstance(frame_fields, str) else list(frame_fields)
+        if not names:
+            raise ValueError("frame_fields must name at least one field")
+        for name in names:
+            if name not in kinds:
+                raise ValueError(f"frame_fields names {name!r}, which is not one of the "
+                                 f"fields {list(kinds)}")
+            if kinds[name] not in ("point", "vector"):
+                raise ValueError(f"frame field {name!r} has kind {kinds[name]!r}; only "
+                                 "'point' and 'vector' fields can define frames")
+    points = [n for n in names if kinds[n] == "point"]
+    vectors = [n for n in names if kinds[n] == "vector"]
+    if group.has_translations and not points:
+        raise ValueError(
+            f"group {group.name} includes translations, fixed by the centroid of a "
+            f"'point' field, but frame_fields {names} has none; add a point field to "
+            f"frame_fields or use the group without translations")
+    return tuple(points + vectors)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """What canonicalizing a kind of sample needs: the group, the layout of the
+    samples, the frame-defining fields and the frame method.
+
+    Build it with :meth:`resolve`; it holds no data and can be reused for any batch of
+    samples of that shape.
+    """
+
+    group: Group
+    layout: Layout
+    frame_fields: tuple
+    method: str = "minimal"
+
+    @classmethod
+    def resolve(cls, group, fields, frame_fields, sample_shape, method="minimal"):
+        """Resolve the group, infer the layout and pick the frame fields.
+
+        Parameters
+        ----------
+        group : str or Group
+        fields : dict, str, tuple or None
+            The user's field description (see :func:`~mfa_sklearn.layout.parse_fields`).
+        frame_fields : str, list of str or None
+        sample_shape : tuple
+            Shape of one sample (``X.shape[1:]``).
+        method : {"minimal", "pca"}
+
+        Returns
+        -------
+        FramePlan
+        """
+        group = get_group(group)
+        if method not in group.frame_methods:
+            raise ValueError(f"frame={method!r} is not available for group {group.name}; "
+                             f"use one of {list(group.frame_methods)}")
+        layout = Layout.infer(fields, group, tuple(sample_shape))
+        return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
+
+    def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False):
+        """Canonical inputs of every frame element, and the frames.
+
+        Parameters
+        ----------
+        X : ndarray or tensor of shape (B, C) or (B, n, W)
+        tol : float, optional
+            Relative rank tolerance of the frames.
+        n_jobs : int, optional
+            Joblib workers over chunks of numpy samples; threads unless the user's
+            ``joblib.parallel_config`` says otherwise (numpy releases the GIL).
+        return_frame : bool, default=True
+            Whether the frames are needed (to map outputs back); if not, None is
+            returned in their place and no time is spent gathering them.
+        detach : bool, default=False
+            Compute the frames from ``X.detach()`` (torch): gradients then flow through
+            the canonical inputs only, not through the frames.
+
+        Returns
+        -------
+        Xc : array of shape (B, K, C) or (B, K, n, W), X's dtype
+            Canonical inputs (K frame elements per sample, 1 for minimal frames).
+        frame : Frame or None
+            Frames of all B samples.
+        """
+        slices = _chunk_slices(X, self.layout.n_columns)
+        if len(slices) <= 1:
+            return self._canonicalize_chunk(X, tol, return_frame, detach)
+        if isinstance(X, np.ndarray):
+            results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach)
+                for s in slices)
+        else:
+            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach)
+                       for s in slices)
+        xp = get_namespace(X)
+        Xc, frames = None, []
+        for s, (part, frame) in zip(slices, results):
+            if xp is np:  # each chunk goes into the output while it is still in cache
+                if Xc is None:
+                    Xc = np.empty((len(X),) + part.shape[1:], dtype=part.dtype)
+                Xc[s] = part
+            else:
+                Xc = [] if Xc is None else Xc
+                Xc.append(part)
+            frames.append(frame)
+        if xp is not np:
+            Xc = xp.concat(Xc, axis=0)
+        return Xc, (type(frames[0]).concat(frames) if return_frame else None)
+
+    def _fields(self, X):
+        """X's fields as the group takes them (complex rows for complex groups)."""
+        return _fields_of(self.group, self.layout, X)
+
+    def _canonicalize_chunk(self, X, tol, return_frame, detach):
+        parts = self._fields(X)
+        frame = self._frame(self._fields(X.detach()) if detach else parts, tol)
+        canonical = {}
+        for f in self.layout.fields:
+            canon = frame.to_canonical(parts[f.name], f.kind)
+            if f.name in self.frame_fields:  # exact zeros where the frame rows have them
+                canon = frame.snap(canon)
+            canonical[f.name] = self.group.to_real(canon, f.kind)
+        return self.layout.join(canonical), (frame if return_frame else None)
+
+    def _frame(self, parts, tol):
+        """The group's frames of one chunk; the group reads the fields it needs."""
+        kinds = [(f.name, f.kind) for f in self.layout.fields]
+        frame_fields = self.frame_fields
+        return self.group.frame(
+            [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
+            [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
+            scalars=[parts[name] for name, kind in kinds if kind == "scalar"],
+            others=[(parts[name], kind) for name, kind in kinds
+                    if kind in ("point", "vector") and name not in frame_fields],
+            edges=[parts[name] for name, kind in kinds if kind == "edge"],
+            method=self.method, tol=tol)
+
+
+def _fields_of(group, layout, X):
+    """X's fields as ``group`` (a Group or a Frame) takes them: complex rows for complex
+    groups, converted from their real blocks by ``from_real``; unchanged for real ones."""
+    parts = layout.split(X)
+    return {f.name: group.from_real(parts[f.name], f.kind) for f in layout.fields}
+
+
+def restore(frame, layout, Y):
+    """Map canonical outputs (B, K, C) back with the frames and average over K."""
+    parts = _fields_of(frame, layout, Y)
+    return layout.join({f.name: frame.to_real(frame.from_canonical(parts[f.name], f.kind),
+                                              f.kind)
+                        for f in layout.fields})
+
+
+def to_canonical(frame, layout, Y):
+    """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames."""
+    parts = _fields_of(frame, layout, Y)
+    return layout.join({f.name: frame.to_real(frame.to_canonical(parts[f.name], f.kind),
+                                              f.kind)
+                        for f in layout.fields})
+
+
+class FrameEstimatorMixin:
+    """What the sklearn estimators share: resolving the group, layout and frame fields
+    in ``fit``, validating X later, canonicalizing, and per-sample diagnostics.
+
+    Subclasses hold the parameters ``group``, ``fields``, ``frame_fields``, ``tol`` and
+    ``n_jobs``, and the frame method in ``_frame_method``.
+    """
+
+    _frame_method = "minimal"
+
+    def _fit_frames(self, X):
+        """Resolve the frame plan for samples of X's shape (called in ``fit``)."""
+        if X.ndim > 3:
+            raise ValueError(f"X must be 2-D (n_samples, n_columns) or 3-D (n_samples, "
+                             f"n_rows, width); got a {X.ndim}-D array of shape {X.shape}")
+        self.input_shape_ = tuple(X.shape[1:])
+        if self.group is None:
+            self.group_ = self.layout_ = self.frame_fields_ = None
+            self.labeling_backend_ = None
+        else:
+            plan = FramePlan.resolve(self.group, self.fields, self.frame_fields,
+                                     self.input_shape_, self._frame_method)
+            self.group_, self.layout_ = plan.group, plan.layout
+            self.frame_fields_ = list(plan.frame_fields)
+            self.labeling_backend_ = plan.group.labeling_backend()
+        check_finite(X, self.layout_)
+
+    def _validate_X(self, X):
+        """Validate X after fitting: numeric, same trailing shape, finite."""
+        X = validate_data(self, X, reset=False, allow_nd=True,
+                          dtype=[np.float64, np.float32], ensure_all_finite=False)
+        if tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
+                             f"{type(self).__name__} was fitted on samples of shape "
+                             f"{self.input_shape_}")
+        check_finite(X, self.layout_)
+        fitted = self.labeling_backend_
+        # a fit without pynauty labeled only what colour refinement separates, which
+        # every backend labels alike
+        if fitted is not None and fitted.startswith("pynauty"):
+            current = self.group_.labeling_backend()
+            if current != fitted:
+                warnings.warn(
+                    f"{type(self).__name__} was fitted with the canonical labeling "
+                    f"backend {fitted!r} and now runs with {current!r}: samples with "
+                    "symmetries may get other canonical forms, so predictions stay "
+                    "exactly symmetric but can differ from before. Refit, or install "
+                    "the fitted version.", LabelingBackendWarning, stacklevel=3)
+        return X
+
+    def _canonical(self, X, return_frame=True):
+        """Canonical inputs (B, K, ...) and frames (None without a group)."""
+        if self.group_ is None:
+            return X[:, None], None
+        plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
+                         self._frame_method)
+        return plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
+                                 return_frame=return_frame)
+
+    def frame_diagnostics(self, X):
+        """Per-sample frame diagnostics, so degenerate inputs are visible.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+
+        Returns
+        -------
+        dict of ndarray of shape (n_samples,)
+            ``rank`` (frame vectors found in the data), ``frame_size`` (frame elements,
+            finite part), ``projected`` (outputs projected onto the span of the frame
+            vectors: the stabilizer is continuous), ``projection_is_average`` and
+            ``conditioning`` (largest over smallest chosen residual norm).
+        """
+        check_is_fitted(self)
+        if self.group_ is None:
+            raise ValueError("group=None has no frames; set a group to get diagnostics")
+        _, frame = self._canonical(self._validate_X(X))
+        return {key: (None if value is None else np.asarray(value))
+                for key, value in frame.diagnostics.items()}
