@@ -29,6 +29,9 @@ group ``"graph"`` on flattened adjacency matrices) for Erdos-Renyi ``G(n, 0.5)``
 ``n = 24`` (target 10 ms), and S_n x O(3) on clouds of ``n = 32`` points, ``B = 10 000``
 (target 50 µs per sample).
 
+A fourth table times ``n_jobs=1`` against ``n_jobs=2`` (E(3), ``10^6`` clouds of 5
+points; S_n x E(3), ``10^5``): two jobs should be at least 1.6x faster on two cores.
+
 Targets: ``(a)/(b) <= 10``, ``(d)/(a) >= 1000`` for ``n = 5``, peak memory of
 (a) ``<= 3x`` the input; ``(a)/(b) <= 50`` for the other groups. ``(c)/(a)`` is the extra canonicalization cost of PCA frame
 averaging (which also needs ``K`` backbone calls instead of 1).
@@ -226,6 +229,31 @@ def bench_graphs(args, rng):
     return rows
 
 
+def bench_parallel(args, rng):
+    """``n_jobs=1`` against ``n_jobs=2`` for one large batch (fourth table).
+
+    Chunks of samples go to joblib with threads as the soft hint, so the speed-up
+    needs numpy to release the GIL in the frame math; two jobs should be at least 1.6x
+    faster on two cores.
+    """
+    cases = [("E(3)", 5, args.B_parallel), ("S_n x E(3)", 5, args.B_parallel // 10)]
+    rows = []
+    for group, n, B in cases:
+        X = rng.standard_normal((B, n * 3))
+        seconds = {}
+        for n_jobs in (1, 2):
+            model = MinimalFrameCanonicalizer(group=group, n_jobs=n_jobs).fit(X[:10])
+            seconds[n_jobs] = best_time(lambda: model.transform(X), args.repeats,
+                                        args.max_seconds)
+        row = dict(group=group, n=n, B=B, jobs1_s=seconds[1], jobs2_s=seconds[2],
+                   speedup=seconds[1] / seconds[2])
+        rows.append(row)
+        print(f"{group:>12} | n={n} | B={B:8d} | n_jobs=1 {seconds[1]:.3f} s | "
+              f"n_jobs=2 {seconds[2]:.3f} s | {row['speedup']:.2f}x (target >= 1.6)",
+              flush=True)
+    return rows
+
+
 COLUMNS = [("group", "group", "{}"), ("n", "n", "{}"), ("d", "d", "{}"), ("B", "B", "{}"),
            ("a_us", "(a) µs", "{:.3g}"), ("b_us", "(b) µs", "{:.3g}"),
            ("c_us", "(c) µs", "{:.3g}"), ("d_us", "(d) µs", "{:.3g}"),
@@ -242,7 +270,7 @@ def header():
     return " | ".join(title for _, title, _ in COLUMNS)
 
 
-def save(rows, info, prefix, graph_rows=()):
+def save(rows, info, prefix, graph_rows=(), parallel_rows=()):
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with open(prefix.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -264,6 +292,13 @@ def save(rows, info, prefix, graph_rows=()):
                   "| case | n | B | µs | target µs | fast |", "|---|---|---|---|---|---|"]
         lines += [f"| {r['case']} | {r['n']} | {r['B']} | {r['us']:.1f} | "
                   f"{r['target_us']:g} | {r['fast']:.0%} |" for r in graph_rows]
+    if parallel_rows:
+        lines += ["", "n_jobs: MinimalFrameCanonicalizer(group, n_jobs=...).transform on "
+                  "one batch, seconds (best of repeats); target: 2 jobs >= 1.6x faster.", "",
+                  "| group | n | B | n_jobs=1 s | n_jobs=2 s | speed-up |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['group']} | {r['n']} | {r['B']} | {r['jobs1_s']:.3f} | "
+                  f"{r['jobs2_s']:.3f} | {r['speedup']:.2f}x |" for r in parallel_rows]
     prefix.with_suffix(".md").write_text("\n".join(lines) + "\n")
     plot(rows, prefix.with_suffix(".png"))
 
@@ -301,6 +336,8 @@ def main():
                         help="clouds for n=5, d=3 (default 100000)")
     parser.add_argument("--B-large", type=int, default=100_000,
                         help="clouds for n=128, d=6 (default 100000)")
+    parser.add_argument("--B-parallel", type=int, default=1_000_000,
+                        help="E(3) clouds for the n_jobs table (S_n x E(3): a tenth)")
     parser.add_argument("--loop-samples", type=int, default=2000,
                         help="samples timed for the per-sample loop (d)")
     parser.add_argument("--repeats", type=int, default=5)
@@ -312,7 +349,7 @@ def main():
                              "--quick saves only when given)")
     args = parser.parse_args()
     if args.quick:
-        args.B_small, args.B_large = 2000, 200
+        args.B_small, args.B_large, args.B_parallel = 2000, 200, 20_000
         args.loop_samples, args.repeats = 100, 2
     if args.out is None and not args.quick:
         args.out = Path(__file__).resolve().parent / "results" / "bench_frames"
@@ -328,8 +365,10 @@ def main():
     rows += bench_other_groups(args.B_small, args, rng)
     print("\nGraphs and S_n x O(3): canonicalization per sample")
     graph_rows = bench_graphs(args, rng)
+    print("\nn_jobs=1 against n_jobs=2 (threads)")
+    parallel_rows = bench_parallel(args, rng)
     if args.out is not None:
-        save(rows, info, args.out, graph_rows)
+        save(rows, info, args.out, graph_rows, parallel_rows)
         print(f"saved {args.out}.md, .csv, .png")
 
 

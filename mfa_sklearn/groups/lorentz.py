@@ -98,8 +98,8 @@ class LorentzGroup(Group):
         return f"LorentzGroup({self.d}, special={self.special}, anchor={self.anchor!r})"
 
     def __eq__(self, other):
-        return (isinstance(other, Group) and other.name == self.name
-                and getattr(other, "anchor", "total") == self.anchor)
+        return (isinstance(other, LorentzGroup) and other.name == self.name
+                and other.anchor == self.anchor)
 
     def __hash__(self):
         return hash((self.name, self.anchor))
