@@ -56,7 +56,7 @@ Instead, with ``anchor="total"``, the total momentum of future-directed rows tha
 not all collinear is timelike and, by the reverse triangle inequality
 ``m(sum_i p_i) >= sum_i m(p_i)``, the most timelike row: pivoting picks it first, the
 first frame vector is the rest-frame time axis of the system, and every row's residual
-is spacelike. With ``anchor="none"``, a set of lightlike rows has no eligible row at all
+is spacelike (or zero). With ``anchor="none"``, a set of lightlike rows has no eligible row at all
 (``r = 0``, zero canonical input, and a ``FrameDegeneracyWarning``).
 
 **Tolerances.** A residual ``v`` is eligible iff ``|<v, v>_eta| > tol * s``, with the
