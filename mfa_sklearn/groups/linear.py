@@ -39,9 +39,9 @@ of numerical rank exists: the guard is a documented sanity check, not an invaria
 decision. To avoid an SVD per sample, a pivoted Gram-Schmidt of the rows of ``R``
 estimates the ratio first; by the classical bounds of QR with column pivoting the
 estimate is off by at most a factor ``2^(d-1) sqrt(d)``, and only samples that it does
-not clear with that margin get an SVD. The selection's tie band is ``delta = eps^(1/3)``. Canonical
-coordinates are not snapped to 0 (unlike the orthonormal frames): the chosen rows map
-to ``e_1 .. e_d`` up to the solve's rounding.
+not clear with that margin get an SVD. The selection's tie band is
+``delta = eps^(1/3)``. Canonical coordinates are not snapped to 0 (unlike those of the
+orthonormal frames): the chosen rows map to ``e_1 .. e_d`` up to the solve's rounding.
 
 **Stabilizers.** A sample whose rows span ``R^d`` has a trivial stabilizer: its frame
 has one element. A rank-deficient sample is fixed by every ``T`` that fixes its row
