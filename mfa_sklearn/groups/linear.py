@@ -1,7 +1,7 @@
 """GL(d), SL(d) and Aff(d): minimal frames from selected data rows.
 
-**Conventions.** A group element acts on the right on every row, ``g.x = x T + b``,
-with ``T`` invertible (``det T = 1`` for SL) and a translation row ``b`` for Aff only. The
+**Conventions.** A group element acts on the right on every row, ``g.x = x T + b``, with
+``T`` invertible (``det T = 1`` for SL) and a translation row ``b`` for Aff only. The
 frame element of a sample is ``H = phi``, ``d`` of its frame-defining rows chosen by an
 invariant rule (for SL rescaled, see 'SL'), with the centroid ``t`` for Aff. The
 canonical input ``(x - t) phi^{-1}`` is computed by a batched linear solve
@@ -11,18 +11,18 @@ canonical input ``(x - t) phi^{-1}`` is computed by a batched linear solve
 ``phi(x T) = phi(x) T`` and the canonical input is invariant.
 
 **Frame.** For Aff, ``t`` is the centroid of the first point field, and every point
-field is centred by it *before* the rank guard: the points must span ``R^d``
-affinely (``n >= d + 1``, not all in one hyperplane), which a test of the uncentred rows
-would miss. The frame-defining rows, points first, are stacked into ``Z`` (``m`` rows)
-and whitened by a thin QR, ``Z = Q R``. Under ``Z -> Z T`` the factor ``Q`` changes only
-by a right orthogonal factor, ``Q -> Q O``, so the norms and residuals of its rows (the
+field is centred by it *before* the rank guard: the points must span ``R^d`` affinely
+(``n >= d + 1``, not all in one hyperplane), which a test of the uncentred rows would
+miss. The frame-defining rows, points first, are stacked into ``Z`` (``m`` rows) and
+whitened by a thin QR, ``Z = Q R``. Under ``Z -> Z T`` the factor ``Q`` changes only by
+a right orthogonal factor, ``Q -> Q O``, so the norms and residuals of its rows (the
 leverages ``|q_i|^2`` among them) are GL-invariant, and the Euclidean row selection of
 :func:`~mfa_sklearn.groups._selection.select_rows` on the rows of ``Q`` returns the same
 indices ``S`` for ``x`` and ``g.x``. ``phi = Z[S]``, in selection order.
-``rule="pivoted"`` (default) picks rows of high leverage, so ``phi`` is well
-conditioned relative to the data; ``rule="first"`` picks the first ``d`` independent
-rows. At step ``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows
-are always found once the rank guard has passed.
+``rule="pivoted"`` (default) picks rows of high leverage, so ``phi`` is well conditioned
+relative to the data; ``rule="first"`` picks the first ``d`` independent rows. At step
+``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
+found once the rank guard has passed.
 
 **SL.** ``H = D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so
 ``det H = +1`` for every ``d``. ``det phi`` is SL-invariant, so its sign and size are
@@ -46,11 +46,11 @@ orthonormal frames): the chosen rows map to ``e_1 .. e_d`` up to the solve's rou
 **Stabilizers.** A sample whose rows span ``R^d`` has a trivial stabilizer: its frame
 has one element. A rank-deficient sample is fixed by every ``T`` that fixes its row
 space, which includes an arbitrary block acting on the complement: a non-compact group,
-with no invariant probability measure, so no frame average exists. A projection onto
-the row space would be equivariant for exactly rank-deficient data, but it is not an
-average, the discarded coordinates have no canonical meaning, and numerical rank is
-not GL-invariant, so that branch could not be taken consistently. Rank-deficient input
-is therefore an error (:class:`RankDeficientError`), never a projection.
+with no invariant probability measure, so no frame average exists. A projection onto the
+row space would be equivariant for exactly rank-deficient data, but it is not an
+average, the discarded coordinates have no canonical meaning, and numerical rank is not
+GL-invariant, so that branch could not be taken consistently. Rank-deficient input is
+therefore an error (:class:`RankDeficientError`), never a projection.
 
 **Cost.** A thin QR and ``d`` selection steps, ``O(m d^2)`` per sample, the guard's
 estimate ``O(d^3)`` (an SVD only for samples it does not clear), and one batched solve

@@ -4,17 +4,17 @@
 minus, and ``<u, v>_eta = u eta v^T``. A group element acts on the right on every row,
 ``g.x = x T`` with ``T eta T^T = eta``; there are no translations. A frame element is a
 ``d x d`` matrix ``H`` whose rows are eta-orthonormal frame vectors, the timelike one
-first, so that ``H eta H^T = eta`` at full rank and ``H^{-1} = eta H^T eta``: the canonical
-input is ``x eta H^T eta`` and an equivariant output ``y`` is restored as ``y H``. The
-frame is equivariant, ``H(x T) = H(x) T``. Time orientation and handedness are read
-from the data, so the frames cover parity and time reversal.
+first, so that ``H eta H^T = eta`` at full rank and ``H^{-1} = eta H^T eta``: the
+canonical input is ``x eta H^T eta`` and an equivariant output ``y`` is restored as
+``y H``. The frame is equivariant, ``H(x T) = H(x) T``. Time orientation and handedness
+are read from the data, so the frames cover parity and time reversal.
 
 **Anchors.** The row selection sees the data rows plus, optionally, anchor rows built
-from them (``anchor`` of :class:`LorentzGroup`): ``"total"`` (default) prepends the total
-momentum ``sum_i x_i``, ``"cumsum"`` uses the cumulative sums ``x_1, x_1 + x_2, ...``
-instead of the rows, ``"none"`` the rows as they are. Anchors never change the span, and
-every data row stays in the canonical input; they only give the selection a better row
-to start from (see 'Null residuals and massless particles').
+from them (``anchor`` of :class:`LorentzGroup`): ``"total"`` (default) prepends the
+total momentum ``sum_i x_i``, ``"cumsum"`` uses the cumulative sums
+``x_1, x_1 + x_2, ...`` instead of the rows, ``"none"`` the rows as they are. Anchors
+never change the span, and every data row stays in the canonical input; they only give
+the selection a better row to start from (see 'Null residuals and massless particles').
 
 **Frame.** Gram-Schmidt in the Minkowski product with an invariant choice of the next
 row (:func:`~mfa_sklearn.groups._selection.select_rows`). At every step the residual
@@ -31,8 +31,8 @@ row (:func:`~mfa_sklearn.groups._selection.select_rows`). At every step the resi
   ``sign <v, v>_eta * <z, w>_eta = sqrt(|<v, v>_eta|)``, is positive, which fixes every
   sign from the data.
 * Layout: the timelike vector (if any) becomes row 0 of ``H``, the spacelike ones rows
-  1, 2, ... in selection order, and unused rows stay zero. By Sylvester's law of
-  inertia a full-rank frame has exactly one timelike vector.
+  1, 2, ... in selection order, and unused rows stay zero. By Sylvester's law of inertia
+  a full-rank frame has exactly one timelike vector.
 
 **SO(1,d-1).** At ``r = d - 1`` the missing vector is ``u = C eta``, where ``C`` is the
 cofactor vector of the chosen rows (``W C^T = 0``, so ``u`` is eta-orthogonal to them).
@@ -40,29 +40,29 @@ cofactor vector of the chosen rows (``W C^T = 0``, so ``u`` is eta-orthogonal to
 normalised and placed in the layout by its sign. Then, wherever ``r >= d - 1`` and
 ``det H < 0``, the last-constructed frame vector (the completion, or else the last
 chosen vector) is negated, which keeps ``H eta H^T = eta``. Both decisions read
-``det H`` and ``<u, u>_eta``, which SO(1,d-1) leaves unchanged. Parity combined with time
-reversal has determinant +1 and stays in the group.
+``det H`` and ``<u, u>_eta``, which SO(1,d-1) leaves unchanged. Parity combined with
+time reversal has determinant +1 and stays in the group.
 
 **Null residuals and massless particles.** A residual can be lightlike although no row
-is: after the frame vector ``(0, 1, 0, 0)``, the row ``(1, 1, 1, 0)`` leaves the residual
-``(1, 0, 1, 0)``, and normalising it would divide by zero (or, after a tiny
+is: after the frame vector ``(0, 1, 0, 0)``, the row ``(1, 1, 1, 0)`` leaves the
+residual ``(1, 0, 1, 0)``, and normalising it would divide by zero (or, after a tiny
 perturbation, produce entries of order ``1e4``). Such residuals fail the relative
-eligibility test and are reconsidered at later steps. Once a timelike vector is
-chosen, every later residual lies in its spacelike (definite) complement, where no
-residual is lightlike: hence timelike first. Lightlike rows, such as the massless
-constituents of a collider jet, are never filtered out by an absolute cut on
-``<x, x>_eta`` (that is not scale-invariant and would remove nearly all of them).
-Instead, with ``anchor="total"``, the total momentum of future-directed rows that are
-not all collinear is timelike and, by the reverse triangle inequality
-``m(sum_i p_i) >= sum_i m(p_i)``, the most timelike row: pivoting picks it first, the
-first frame vector is the rest-frame time axis of the system, and every row's residual
-is spacelike (or zero). With ``anchor="none"``, a set of lightlike rows has no eligible row at all
-(``r = 0``, zero canonical input, and a ``FrameDegeneracyWarning``).
+eligibility test and are reconsidered at later steps. Once a timelike vector is chosen,
+every later residual lies in its spacelike (definite) complement, where no residual is
+lightlike: hence timelike first. Lightlike rows, such as the massless constituents of a
+collider jet, are never filtered out by an absolute cut on ``<x, x>_eta`` (that is not
+scale-invariant and would remove nearly all of them). Instead, with ``anchor="total"``,
+the total momentum of future-directed rows that are not all collinear is timelike and,
+by the reverse triangle inequality ``m(sum_i p_i) >= sum_i m(p_i)``, the most timelike
+row: pivoting picks it first, the first frame vector is the rest-frame time axis of the
+system, and every row's residual is spacelike (or zero). With ``anchor="none"``, a set
+of lightlike rows has no eligible row at all (``r = 0``, zero canonical input, and a
+``FrameDegeneracyWarning``).
 
 **Tolerances.** A residual ``v`` is eligible iff ``|<v, v>_eta| > tol * s``, with the
 invariant scale ``s = ||Z eta Z^T||_F`` of the rows ``Z`` the selection sees (computed
-from the ``d x d`` Gram matrix ``Z^T Z``, in ``O(m d^2)``), ``tol = sqrt(eps)`` by default
-(``eps`` of the least precise of the input and the working precision) and
+from the ``d x d`` Gram matrix ``Z^T Z``, in ``O(m d^2)``), ``tol = sqrt(eps)`` by
+default (``eps`` of the least precise of the input and the working precision) and
 ``delta = eps^(1/3)``. Minkowski squares are compared with ``tol * s``, not with
 ``tol^2 * s`` as Euclidean squares are: a nearly lightlike residual is small in its
 Minkowski square only, and normalising it by ``sqrt(|<v, v>_eta|)`` would amplify its
@@ -82,8 +82,8 @@ the boost).
   invariant probability measure, so no frame average exists; the projection is still
   equivariant (its output lies in the subspace the stabilizer fixes), but not an
   average, and the diagnostic ``projection_is_average`` is False.
-* It is False too where fewer frame vectors were found than the Euclidean numerical
-  rank of ``Z`` (the span is degenerate, lightlike residuals were left out), which also
+* It is False too where fewer frame vectors were found than the Euclidean numerical rank
+  of ``Z`` (the span is degenerate, lightlike residuals were left out), which also
   raises a ``FrameDegeneracyWarning`` on the host. That check is a diagnostic: numerical
   rank is not Lorentz-invariant.
 

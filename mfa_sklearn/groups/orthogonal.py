@@ -15,15 +15,15 @@ points and ``v H^T`` for vectors; an equivariant output ``y`` is restored as ``y
 (points) or ``y H`` (vectors). The frame is equivariant, ``H(x T + b) = H(x) T`` and
 ``t(x T + b) = t(x) T + b``, so the canonical input is invariant.
 
-**Frame.** For E and SE, ``t`` is the centroid of the first point field, and every
-point field is centred by it before anything else (vector fields, e.g. velocities, are
-never centred). The frame-defining rows, points first, are stacked into ``Z`` (``m``
-rows), and up to ``d`` of them are turned into frame vectors by Gram-Schmidt with an
-invariant choice of the next row (:func:`~mfa_sklearn.groups._selection.select_rows`):
+**Frame.** For E and SE, ``t`` is the centroid of the first point field, and every point
+field is centred by it before anything else (vector fields, e.g. velocities, are never
+centred). The frame-defining rows, points first, are stacked into ``Z`` (``m`` rows),
+and up to ``d`` of them are turned into frame vectors by Gram-Schmidt with an invariant
+choice of the next row (:func:`~mfa_sklearn.groups._selection.select_rows`):
 
-* ``rule="pivoted"`` (default) takes the row with the largest residual against the
-  frame vectors chosen so far, as in QR with column pivoting; this bounds the
-  amplification of rounding by small residuals;
+* ``rule="pivoted"`` (default) takes the row with the largest residual against the frame
+  vectors chosen so far, as in QR with column pivoting; this bounds the amplification of
+  rounding by small residuals;
 * ``rule="first"`` takes the lowest-index row not in the span of those already chosen
   (the first linearly independent rows, the choice of the paper).
 
@@ -32,15 +32,15 @@ multiple of it, so all signs are fixed by the data and ``H(x T) = H(x) T`` holds
 exactly. With ``r`` frame vectors found, rows ``r .. d-1`` of ``H`` are zero.
 
 **SO and SE.** At full rank ``r = d``, the last frame vector is negated where
-``det H = -1``. At ``r = d - 1`` the missing row is the cofactor vector (generalized cross
-product) of the chosen rows ``W``, ``C_k = (-1)^(d-1+k) det(W without column k)``: a unit
-vector orthogonal to them with ``det [W; C] = +1``, computed from the data, never drawn
-at random. At ``r <= d - 2`` the frame projects (see 'Stabilizers'). SO(1) is trivial,
-so its frame is ``H = [1]`` whatever the data.
+``det H = -1``. At ``r = d - 1`` the missing row is the cofactor vector (generalized
+cross product) of the chosen rows ``W``, ``C_k = (-1)^(d-1+k) det(W without column k)``:
+a unit vector orthogonal to them with ``det [W; C] = +1``, computed from the data, never
+drawn at random. At ``r <= d - 2`` the frame projects (see 'Stabilizers'). SO(1) is
+trivial, so its frame is ``H = [1]`` whatever the data.
 
-**Tolerances.** Every decision compares an invariant quantity with a threshold
-relative to an invariant scale of the same sample, so rescaling the data never changes
-a decision; there are no absolute cut-offs.
+**Tolerances.** Every decision compares an invariant quantity with a threshold relative
+to an invariant scale of the same sample, so rescaling the data never changes a
+decision; there are no absolute cut-offs.
 
 * A residual ``v`` is eligible iff ``|v|^2 > tol^2 max_i |z_i|^2``. The default
   ``tol = sqrt(eps)`` (``eps`` of the least precise of the input and the working
@@ -61,8 +61,8 @@ a decision; there are no absolute cut-offs.
 
 **Stabilizers.** Rows are ordered, so a sample whose rows span ``R^d`` is fixed by no
 group element but the identity: its frame has one element. A sample spanning only
-``r < d`` dimensions is fixed by the group ``K = O(d - r)`` (``SO(d - r)`` for SO and SE)
-acting on the orthogonal complement of its span. The frame average over ``K`` has a
+``r < d`` dimensions is fixed by the group ``K = O(d - r)`` (``SO(d - r)`` for SO and
+SE) acting on the orthogonal complement of its span. The frame average over ``K`` has a
 closed form: the Haar mean of ``O(k)`` (``k >= 1``) and of ``SO(k)`` (``k >= 2``) is the
 zero matrix, so averaging an output over ``K`` removes its component outside the span.
 The zero rows of ``H`` do exactly that: ``y H`` keeps only the span's coordinates. One
@@ -72,12 +72,11 @@ is trivial and there is nothing to average, hence the completion instead. Finite
 stabilizers (symmetric clouds whose symmetries permute the rows) arise only in the
 ``S_n x G`` groups.
 
-**PCA frames** (``method="pca"``, Puny et al. 2022) are a baseline:
-``H = diag(s) U^T`` for the eigenvectors ``U`` of ``Z^T Z`` and all ``2^d`` sign
-patterns ``s`` (for SO and SE, ``det U`` made +1 and the ``2^(d-1)`` patterns of product
-+1). They need one backbone call per element, and they are not equivariant where
-eigenvalues repeat (the eigenvectors are not unique there); minimal frames have neither
-problem.
+**PCA frames** (``method="pca"``, Puny et al. 2022) are a baseline: ``H = diag(s) U^T``
+for the eigenvectors ``U`` of ``Z^T Z`` and all ``2^d`` sign patterns ``s`` (for SO and
+SE, ``det U`` made +1 and the ``2^(d-1)`` patterns of product +1). They need one
+backbone call per element, and they are not equivariant where eigenvalues repeat (the
+eigenvectors are not unique there); minimal frames have neither problem.
 
 **Discontinuity.** No canonical form of O(d) or SO(d) is continuous everywhere (Dym,
 Lawrence and Siegel 2024): this one jumps where a selection decision flips. Since every

@@ -17,17 +17,17 @@ same rules as for O(d): ``"pivoted"`` (default) takes the row with the largest r
 next, ``"first"`` the lowest-index row not in the span of those already chosen. Each
 frame vector is its row's residual divided by the residual's norm, so the generating
 row's coordinate along it, ``z_k w_j^H = |v|``, is real and positive. This fixes the
-phase of every frame vector from the data; no library QR phase convention is relied
-on. With ``r`` frame vectors found, rows ``r .. d-1`` of ``H`` are zero.
+phase of every frame vector from the data; no library QR phase convention is relied on.
+With ``r`` frame vectors found, rows ``r .. d-1`` of ``H`` are zero.
 
 **SU.** At full rank ``r = d``, the last frame vector is multiplied by the phase
-``conj(det H) / |det H|``, which makes ``det H = 1``. At ``r = d - 1`` the missing row is
-``conj(C)``, the conjugated cofactor vector of the chosen rows ``W``
+``conj(det H) / |det H|``, which makes ``det H = 1``. At ``r = d - 1`` the missing row
+is ``conj(C)``, the conjugated cofactor vector of the chosen rows ``W``
 (``C_k = (-1)^(d-1+k) det(W without column k)``): it is a unit vector
 Hermitian-orthogonal to ``W``, and expanding the determinant along it gives
 ``det H = sum_k conj(C_k) C_k = |C|^2 = 1``. At ``r <= d - 2`` the frame projects (see
-'Stabilizers'). SU(1) is trivial, so its frame is ``H = [1]``. This last-row phase has no
-branch cut. Dividing ``H`` by a principal ``d``-th root of ``det H`` would be
+'Stabilizers'). SU(1) is trivial, so its frame is ``H = [1]``. This last-row phase has
+no branch cut. Dividing ``H`` by a principal ``d``-th root of ``det H`` would be
 equivariant too, but its canonical form jumps where ``arg det H`` crosses ``+-pi``, and
 near there rounding picks the branch.
 
@@ -35,20 +35,20 @@ near there rounding picks the branch.
 ``|v|^2 > tol^2 max_i |z_i|^2``, with ``tol = sqrt(eps)`` by default (``eps`` of the
 least precise of the input and the working precision); ``"pivoted"`` breaks ties by
 index within the relative band ``delta = eps^(1/3)`` of the largest squared residual.
-Two kinds of canonical coordinates vanish in exact arithmetic but come out as
-rounding noise: those of the chosen rows along later frame vectors, and the imaginary
-parts of their coordinates along their own frame vectors. Real and imaginary parts at or
-below ``8 d eps sqrt(max_i |z_i|^2)`` are set to exactly 0 (``Frame.snap``).
+Two kinds of canonical coordinates vanish in exact arithmetic but come out as rounding
+noise: those of the chosen rows along later frame vectors, and the imaginary parts of
+their coordinates along their own frame vectors. Real and imaginary parts at or below
+``8 d eps sqrt(max_i |z_i|^2)`` are set to exactly 0 (``Frame.snap``).
 
 **Stabilizers.** A sample whose rows span ``C^d`` has a trivial stabilizer: its frame
 has one element. A sample spanning ``r < d`` dimensions is fixed by ``U(d - r)``
 (``SU(d - r)`` for SU) acting on the orthogonal complement of its span. Its Haar mean is
-the zero matrix (for ``U(k)``, ``k >= 1``; for ``SU(k)``, ``k >= 2``), so the exact average
-of an output over it is the output's component in the span, which is what the zero
-rows ``r .. d-1`` of ``H`` produce: one backbone call, exact average, and
+the zero matrix (for ``U(k)``, ``k >= 1``; for ``SU(k)``, ``k >= 2``), so the exact
+average of an output over it is the output's component in the span, which is what the
+zero rows ``r .. d-1`` of ``H`` produce: one backbone call, exact average, and
 ``projection_is_average`` is always True. The *unused* rows must be the zero ones:
-zeroing the used rows instead would make the canonical input identically 0 and the
-map not equivariant. For SU at ``r = d - 1`` the stabilizer SU(1) is trivial, hence the
+zeroing the used rows instead would make the canonical input identically 0 and the map
+not equivariant. For SU at ``r = d - 1`` the stabilizer SU(1) is trivial, hence the
 completion instead of a projection.
 
 **Cost.** As for O(d), in complex arithmetic: ``d`` selection steps over the ``m`` rows,
