@@ -1,9 +1,71 @@
 """The group interface: ``Group``, ``Frame`` and ``GroupElement``.
 
-Conventions (see groups.md, section 1): a batch of rows has shape ``(B, n, d)``; matrix
-groups act on the right, ``g.x = x T + b``; a frame element is stored as a matrix ``H``
-whose rows are the frame vectors, so the canonical input is ``(x - t) H^{-1}`` and
-outputs are restored as ``y H + t``.
+**Minimal frame averaging** (Lin et al. 2024). A frame maps an input ``x`` to a set of
+group elements ``F(x)`` with ``F(g.x) = g F(x)``; averaging a backbone ``f`` over it,
+``mean_{h in F(x)} h.f(h^{-1}.x)``, is exactly equivariant (Puny et al. 2022). Every
+frame is a union of cosets of the stabilizer ``Stab(x) = {g : g.x = x}``, so the
+smallest ones are ``F(x) = h Stab(c)``, where ``c = h^{-1}.x`` is a *canonical form*: a
+point of the orbit of ``x`` that depends only on the orbit. Every element of such a
+frame maps ``x`` to ``c``, so the frame average is
+
+    ``h . R(f(c))``, with ``R(y) = mean_{s in Stab(c)} s.y``:
+
+one backbone call on the canonical input, then the average of its output over the
+stabilizer (the Reynolds projection), then ``h`` (left out for invariant outputs).
+Generic inputs have a trivial stabilizer, and this is plain canonicalization,
+``h.f(h^{-1}.x)``.
+
+**Conventions.** A batch of rows has shape ``(B, n, d)``: ``B`` samples of ``n`` rows in
+``R^d`` (``C^d`` for U and SU). Matrix groups act on the right, on every row:
+``g.x = x T + b`` (``b``, a row added to every row, only for groups with translations).
+A frame element is stored per sample as a ``d x d`` matrix ``H``, whose rows are the
+*frame vectors*, and a translation ``t`` (the centroid of a point field, or None), and
+acts as ``h.y = y H + t``. Field kinds transform differently:
+
+* ``"point"``: canonical input ``(x - t) H^{-1}``, output restored as ``y H + t``;
+* ``"vector"``: canonical input ``v H^{-1}``, output ``y H`` (never centred);
+* ``"scalar"``: unchanged both ways (the group does not act on it);
+* ``"edge"`` (``n x n`` per sample): only groups that permute rows act on it,
+  ``A[pi][:, pi]``.
+
+The frame is equivariant, ``H(x T + b) = H(x) T`` and ``t(x T + b) = t(x) T + b``, so
+the canonical input is invariant. ``H^{-1}`` is never formed by a general inverse:
+``H^T`` for orthonormal rows, ``H^H`` for unitary ones, ``eta H^T eta`` for Lorentz
+frames, a linear solve for GL, SL and Aff (``Frame._apply_inverse`` and its overrides).
+One frame per sample is computed from the frame-defining fields and applied to every
+field of the sample.
+
+**Stabilizers.** A sample whose frame-defining rows span only ``r < d`` dimensions has a
+continuous stabilizer acting on the complement of the span. For O, SO, E, SE, U, SU, and
+for Lorentz frames whose span contains a timelike vector, it is compact, with Haar mean
+zero (the groups ``O(k)``, ``U(k)`` with ``k >= 1``, ``SO(k)``, ``SU(k)`` with
+``k >= 2``), so the stabilizer average of an output is its projection onto the span. A
+frame does this by leaving rows ``r .. d-1`` of ``H`` at zero: the canonical input has
+exact zeros there and ``y H`` drops the output's other components. Where the stabilizer
+is non-compact (Lorentz with a purely spacelike span) no invariant average exists; the
+projection is still equivariant, and the diagnostic ``projection_is_average`` is False.
+GL, SL and Aff reject rank-deficient input for the same reason (``RankDeficientError``).
+Finite stabilizers (ties and symmetries that permute rows) are handled by the
+permutation groups. PCA frames (Puny et al.) instead have ``2^d`` elements (``2^(d-1)``
+for SO, SE) and need one backbone call each (``n_calls``).
+
+**Tolerances and snapping.** Frames are computed in float64 (complex128) by default
+whatever the input dtype. Every discrete decision compares an invariant quantity with a
+threshold relative to an invariant scale of the same sample: the rank tolerance is
+``tol = sqrt(eps)`` by default, with ``eps`` the machine epsilon of the least precise of
+the inputs and the working precision (1.5e-8 for float64, 3.5e-4 for float32), and the
+matrix groups break near-ties by index within the relative band ``delta = eps^(1/3)``.
+Coordinates of the frame-defining rows along later frame vectors are zero in exact
+arithmetic; frames of the orthonormal kinds set a ``snap_level`` (``8 d eps`` times the
+rows' magnitude) and :meth:`Frame.snap` sets canonical coordinates at or below it to
+exactly 0.
+
+References
+----------
+* G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
+  Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+* O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman. Frame
+  Averaging for Invariant and Equivariant Network Design. ICLR 2022, arXiv:2110.03336.
 """
 
 import math

@@ -2,7 +2,25 @@
 
 NumPy >= 2.1 implements the array API standard in its main namespace, so numpy arrays
 use ``numpy`` itself (no wrapper overhead in the hot path); anything else (torch
-tensors) goes through ``array_api_compat``.
+tensors) goes through ``array_api_compat``. The frame math is written once against that
+namespace, so the frames of the matrix groups are computed where the tensors live.
+
+**Working precision.** Frames are computed in float64 (complex128 for complex rows) by
+default, whatever the input dtype; :func:`frame_precision` switches to float32
+(complex64) for accelerators, half the memory traffic at float32's rounding level.
+Tolerances follow the precision: with ``eps`` the machine epsilon of the least precise
+of the inputs and the working precision (:func:`machine_eps`, :func:`work_eps`), the
+rank tolerance defaults to ``sqrt(eps)`` (1.5e-8 in float64, 3.5e-4 in float32),
+near-ties are broken within ``eps^(1/3)``, and canonical coordinates at the rounding
+level (a few ``d eps`` times the data's magnitude) are snapped to 0.
+
+**Host checks.** Checks that need a value on the host (finiteness tests that raise,
+warnings) run only for numpy arrays and CPU tensors (:func:`on_host`); on an accelerator
+they would stall the device on every batch.
+
+The helpers that gather rows per sample (:func:`take_rows`) and sum rows per label
+(:func:`class_sums`) serve the permutation frames; :func:`class_sums` is the one
+primitive with a branch per library, since the array API has no scatter-add.
 """
 
 import contextlib

@@ -1,10 +1,74 @@
-"""Invariant row selection and the small dense kernels the frames share.
+"""Invariant row selection (Gram-Schmidt with pivoting) and the kernels frames share.
 
-Everything here works on *coordinate-major* data: a list of ``d`` arrays, entry ``k``
-holding coordinate ``k`` of every row of every sample, shaped ``(m, B)``. Elementwise
-arithmetic on these long contiguous arrays is several times faster than reductions over
-a short trailing axis of size ``d``, and it is plain array-API code, so numpy and torch
-share it. Loops run over at most ``d`` items.
+**What** :func:`select_rows` **computes.** Given the frame-defining rows ``z_1 .. z_m``
+of each sample and a product (Euclidean, Hermitian for complex rows, or a diagonal
+indefinite metric such as Minkowski's ``eta``), it chooses up to ``d`` rows, one per
+step, and turns them into frame vectors ``w_1 .. w_r`` with ``|<w_j, w_j>| = 1``. At
+each step the residual ``v = z - sum_j s_j <z, w_j> w_j``, with
+``s_j = <w_j, w_j> = +-1``, of every unchosen row against the vectors chosen so far is
+known, so a row skipped earlier can be chosen later. The chosen residual is
+re-orthogonalised against the earlier vectors and divided by ``sqrt(|<v, v>|)``: each
+frame vector is a *positive* multiple of its residual, which fixes signs and complex
+phases from the data. Every decision reads invariant numbers (residual norms or
+Minkowski squares, relative thresholds, row indices), so for ``T`` in the group the rows
+``Z T`` give the same choices and the frame vectors ``W(Z T) = W(Z) T``. The slots
+``r .. d-1`` where nothing was chosen hold zero vectors.
+
+**Rules.**
+
+* ``"first"``: the lowest-index eligible row. For a definite product this is the scan
+  "keep a row iff it is not in the span of the rows kept", which yields the
+  lexicographically first basis: the first linearly independent rows, the choice of Lin
+  et al. (2024).
+* ``"pivoted"`` (default): the lowest index among the eligible rows whose squared
+  residual ``q`` (``|<v, v>|`` for an indefinite metric) lies within the relative band
+  ``q >= (1 - delta) q_max`` of the largest, as in QR with column pivoting (Businger and
+  Golub 1965). No frame vector comes from a small residual while a large one is
+  available, which bounds the amplification of rounding; the band makes exact ties
+  (equal norms, symmetric data) resolve by index, the same way for ``x`` and ``g.x``,
+  instead of by rounding noise.
+* Indefinite metric, either rule: *timelike first*. While no timelike vector has been
+  chosen and some eligible residual has ``<v, v> > 0``, only those compete. After a
+  timelike vector, every residual lies in its definite complement, so null residuals
+  never become frame vectors.
+
+**Tolerances.** A row is eligible iff its squared residual exceeds a threshold relative
+to an invariant scale of the same sample, so decisions do not depend on the data's
+scale:
+
+* Euclidean or Hermitian: ``|v|^2 > tol^2 max_i |z_i|^2``;
+* indefinite: ``|<v, v>| > tol ||Z eta Z^T||_F``, where the Frobenius norm is computed
+  from the ``d x d`` Gram matrix ``Z^T Z`` (:func:`metric_scale`), in ``O(m d^2)``
+  instead of the ``O(m^2 d)`` of all pairwise products;
+* optionally, ``|v|^2 > floor``: the rounding level of rows computed by cancellation
+  (centred points), below which the relative rule alone would read noise as a direction.
+
+Callers pass ``tol = sqrt(eps)`` and ``delta = eps^(1/3)``; chosen rows are not excluded
+explicitly, since their residual is rounding noise, far below the threshold.
+
+**Completions.** :func:`cofactor_vector` is the generalized cross product of ``d - 1``
+rows ``W``, ``C_k = (-1)^(d-1+k) det(W without column k)``: ``W C^T = 0`` and
+``det [W; C] = |C|^2``, so ``|C| = 1`` when the rows of ``W`` are orthonormal. It
+completes the frames of SO, SU and SO(1,d-1) at rank ``d - 1`` deterministically (``d``
+determinants of size ``d - 1``, explicit formulas up to 3 x 3 in :func:`det_small`).
+
+**Layout and cost.** Everything here works on *coordinate-major* data: a list of ``d``
+arrays, entry ``k`` holding coordinate ``k`` of every row of every sample, shaped
+``(m, B)``. Elementwise arithmetic on these long contiguous arrays is several times
+faster than reductions over a short trailing axis of size ``d``, and it is plain
+array-API code, so numpy and torch share it. Loops run over at most ``d`` items; a
+selection costs ``d`` steps of ``O(m d)`` per sample. For numpy with the Euclidean
+product and ``"pivoted"``, residual norms are downdated, ``q_i <- q_i - <z_i, w>^2``,
+instead of recomputed (about half the passes over the data) until the largest one nears
+the rounding level, where exact residuals take over. numpy updates buffers in place;
+torch stays out of place, as autograd needs.
+
+References
+----------
+* G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
+  Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+* P. Businger, G. H. Golub. Linear least squares solutions by Householder
+  transformations. Numerische Mathematik 7, 1965 (column pivoting).
 """
 
 from typing import Any, NamedTuple
@@ -146,7 +210,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     ``tol**2 * max_i |z_i|^2`` are eligible. Indefinite metric ``signature`` (e.g.
     Minkowski ``(1, -1, -1, -1)``): rows with ``|<v, v>| > tol * ||Z eta Z^T||_F`` are
     eligible, and while no timelike vector is chosen the timelike eligible rows are
-    preferred (groups.md 3.2), so null residuals never become frame vectors.
+    preferred (see the module docstring, 'Rules'), so null residuals never become
+    frame vectors.
     ``"pivoted"`` takes the lowest-index row among those within a relative band
     ``delta`` of the largest ``|<v, v>|`` (QR with column pivoting, ties broken by
     index); ``"first"`` takes the lowest-index eligible row. The new frame vector is the

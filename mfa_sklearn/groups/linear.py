@@ -1,14 +1,69 @@
-"""GL(d), SL(d) and Aff(d): minimal frames from selected data rows (groups.md 4.9-4.11).
+"""GL(d), SL(d) and Aff(d): minimal frames from selected data rows.
 
-The frame element of a sample is ``H = phi``, the ``d`` frame-defining rows chosen by an
-invariant rule, so the canonical input ``x phi^{-1}`` maps the chosen rows to
-``e_1 .. e_d``. Rows are chosen on the whitened rows ``Q`` of a thin QR ``Z = Q R``:
-under ``Z -> Z T`` the factor ``Q`` changes only by a right orthogonal factor, so the
-Euclidean row selection of :func:`select_rows` on ``Q`` is GL-invariant, and pivoting on
-the leverages ``|q_i|^2`` keeps ``phi`` well conditioned relative to the data.
+**Conventions.** A group element acts on the right on every row, ``g.x = x T + b``, with
+``T`` invertible (``det T = 1`` for SL) and a translation row ``b`` for Aff only. The
+frame element of a sample is ``H = phi``, ``d`` of its frame-defining rows chosen by an
+invariant rule (for SL rescaled, see 'SL'), with the centroid ``t`` for Aff. The
+canonical input ``(x - t) phi^{-1}`` is computed by a batched linear solve
+``phi^T c^T = (x - t)^T``, never an explicit inverse, and maps the chosen rows to
+``e_1 .. e_d``; an equivariant output ``y`` is restored as ``y phi + t`` (points) or
+``y phi`` (vectors). The same indices are chosen for ``x`` and ``g.x``, so
+``phi(x T) = phi(x) T`` and the canonical input is invariant.
 
-Rank-deficient input has a non-compact stabilizer, so no frame average exists; it is an
-error (:class:`RankDeficientError`), never a projection.
+**Frame.** For Aff, ``t`` is the centroid of the first point field, and every point
+field is centred by it *before* the rank guard: the points must span ``R^d`` affinely
+(``n >= d + 1``, not all in one hyperplane), which a test of the uncentred rows would
+miss. The frame-defining rows, points first, are stacked into ``Z`` (``m`` rows) and
+whitened by a thin QR, ``Z = Q R``. Under ``Z -> Z T`` the factor ``Q`` changes only by
+a right orthogonal factor, ``Q -> Q O``, so the norms and residuals of its rows (the
+leverages ``|q_i|^2`` among them) are GL-invariant, and the Euclidean row selection of
+:func:`~mfa_sklearn.groups._selection.select_rows` on the rows of ``Q`` returns the same
+indices ``S`` for ``x`` and ``g.x``. ``phi = Z[S]``, in selection order.
+``rule="pivoted"`` (default) picks rows of high leverage, so ``phi`` is well conditioned
+relative to the data; ``rule="first"`` picks the first ``d`` independent rows. At step
+``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
+found once the rank guard has passed.
+
+**SL.** ``H = D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so
+``det H = +1`` for every ``d``. ``det phi`` is SL-invariant, so its sign and size are
+read consistently for ``x`` and ``g.x``. Dividing by ``sign(det phi) |det phi|^(1/d)``
+alone would leave ``det H = -1`` for even ``d`` and ``det phi < 0``: still equivariant,
+but the canonical form would not lie in the SL-orbit of ``x``.
+
+**Rank guard and tolerances.** Every sample needs ``sigma_min(Z) / sigma_max(Z) > tol``
+(``tol = sqrt(eps)`` by default, ``eps`` of the least precise of the input and the
+working precision); for Aff, ``sigma_min`` must also exceed ``16 n eps |t|``, the
+rounding level that centring leaves. Otherwise :class:`RankDeficientError` is raised.
+Every full-rank ``Z`` is GL-equivalent to an orthonormal one, so no GL-invariant notion
+of numerical rank exists: the guard is a documented sanity check, not an invariant
+decision. To avoid an SVD per sample, a pivoted Gram-Schmidt of the rows of ``R``
+estimates the ratio first; by the classical bounds of QR with column pivoting the
+estimate is off by at most a factor ``2^(d-1) sqrt(d)``, and only samples that it does
+not clear with that margin get an SVD. The selection's tie band is
+``delta = eps^(1/3)``. Canonical coordinates are not snapped to 0 (unlike those of the
+orthonormal frames): the chosen rows map to ``e_1 .. e_d`` up to the solve's rounding.
+
+**Stabilizers.** A sample whose rows span ``R^d`` has a trivial stabilizer: its frame
+has one element. A rank-deficient sample is fixed by every ``T`` that fixes its row
+space, which includes an arbitrary block acting on the complement: a non-compact group,
+with no invariant probability measure, so no frame average exists. A projection onto the
+row space would be equivariant for exactly rank-deficient data, but it is not an
+average, the discarded coordinates have no canonical meaning, and numerical rank is not
+GL-invariant, so that branch could not be taken consistently. Rank-deficient input is
+therefore an error (:class:`RankDeficientError`), never a projection.
+
+**Cost.** A thin QR and ``d`` selection steps, ``O(m d^2)`` per sample, the guard's
+estimate ``O(d^3)`` (an SVD only for samples it does not clear), and one batched solve
+per field, all vectorized over the batch. Rounding errors grow like
+``eps cond(phi) cond(T)``; ``cond(phi)`` is reported by the ``conditioning`` diagnostic,
+computed (one SVD per sample) only when asked for.
+
+References
+----------
+* G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
+  Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+* P. Businger, G. H. Golub. Linear least squares solutions by Householder
+  transformations. Numerische Mathematik 7, 1965 (column pivoting and its bounds).
 """
 
 import numpy as np
@@ -58,8 +113,15 @@ class LinearGroup(Group):
     """The general linear group GL(d), the special linear group SL(d), or the affine
     group Aff(d) = GL(d) with translations.
 
+    An element acts on the right on every row, ``g.x = x T + b`` (``b = 0`` for GL
+    and SL). The minimal frame [1]_ of a sample is ``d`` of its own rows, chosen by a
+    pivoted row selection on the whitened rows (for SL rescaled to det +1), plus the
+    centroid for Aff; the canonical input maps the chosen rows to the unit vectors.
     Frames need the frame-defining rows of every sample to span ``R^d`` (for Aff: the
-    points to affinely span it); otherwise :class:`RankDeficientError` is raised.
+    points to affinely span it); otherwise :class:`RankDeficientError` is raised, since
+    the stabilizer of a rank-deficient sample is non-compact and no frame average
+    exists. The module docstring of ``mfa_sklearn.groups.linear`` details the frame,
+    the rank guard and the stabilizers.
 
     Parameters
     ----------
@@ -67,6 +129,11 @@ class LinearGroup(Group):
         Dimension of the rows the group acts on (``d >= 1``).
     kind : {"GL", "SL", "Aff"}, default="GL"
         Which group.
+
+    References
+    ----------
+    .. [1] G. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024, arXiv:2406.07598.
     """
 
     def __init__(self, d, *, kind="GL"):
@@ -102,7 +169,8 @@ class LinearGroup(Group):
             Relative rank tolerance of the guard ``sigma_min / sigma_max > tol`` on the
             frame-defining rows; default ``sqrt(eps)`` of the input dtype.
         rule : {"pivoted", "first"}, default="pivoted"
-            Row selection rule on the whitened rows (groups.md section 3.2).
+            Row selection rule on the whitened rows (see the module docstring,
+            'Frame').
 
         Returns
         -------
@@ -123,7 +191,8 @@ class LinearGroup(Group):
         vectors = [work_float(xp, v) for v in vectors]
         t = floor = None
         if self.has_translations:
-            # centre before the rank guard (groups.md 3.5): affine span, not linear span
+            # centre before the rank guard: Aff needs the points to span R^d affinely,
+            # which the uncentred rows could do while all lying in one hyperplane
             t = xp.mean(points[0], axis=1)
             points = [p - t[:, None, :] for p in points]
             # Centring coincident points leaves rounding noise of about n eps |t|; no
@@ -231,7 +300,7 @@ class LinearGroup(Group):
     # ------------------------------------------------------------- elements
     def random_element(self, size, random_state=None, *, kappa=10.0,
                        translation_scale=10.0):
-        """Random elements with condition number ``kappa`` (groups.md 7.2).
+        """Random elements with condition number ``kappa``.
 
         ``T = U diag(sigma) V^T * lambda`` with Haar-orthogonal ``U`` and ``V``, singular
         values ``sigma`` log-uniform on ``[1, kappa]`` with both ends included (so

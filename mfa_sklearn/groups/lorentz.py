@@ -1,9 +1,103 @@
-"""O(1,d-1) and SO(1,d-1): minimal Lorentz frames (groups.md sections 4.7 and 4.8).
+"""O(1,d-1) and SO(1,d-1): minimal Lorentz frames.
 
-Metric ``eta = diag(+1, -1, ..., -1)``: time is coordinate 0, mostly minus. The group
-acts on the right, ``g.x = x T`` with ``T eta T^T = eta``. A frame element ``H`` has
-eta-orthonormal rows, the timelike one first, so ``H^{-1} = eta H^T eta`` and the
-canonical input is ``x eta H^T eta``; outputs are restored as ``y H``.
+**Conventions.** Metric ``eta = diag(+1, -1, ..., -1)``: time is coordinate 0, mostly
+minus, and ``<u, v>_eta = u eta v^T``. A group element acts on the right on every row,
+``g.x = x T`` with ``T eta T^T = eta``; there are no translations. A frame element is a
+``d x d`` matrix ``H`` whose rows are eta-orthonormal frame vectors, the timelike one
+first, so that ``H eta H^T = eta`` at full rank and ``H^{-1} = eta H^T eta``: the
+canonical input is ``x eta H^T eta`` and an equivariant output ``y`` is restored as
+``y H``. The frame is equivariant, ``H(x T) = H(x) T``. Time orientation and handedness
+are read from the data, so the frames cover parity and time reversal.
+
+**Anchors.** The row selection sees the data rows plus, optionally, anchor rows built
+from them (``anchor`` of :class:`LorentzGroup`): ``"total"`` (default) prepends the
+total momentum ``sum_i x_i``, ``"cumsum"`` uses the cumulative sums
+``x_1, x_1 + x_2, ...`` instead of the rows, ``"none"`` the rows as they are. Anchors
+never change the span, and every data row stays in the canonical input; they only give
+the selection a better row to start from (see 'Null residuals and massless particles').
+
+**Frame.** Gram-Schmidt in the Minkowski product with an invariant choice of the next
+row (:func:`~mfa_sklearn.groups._selection.select_rows`). At every step the residual
+``v`` of every unchosen row against the frame vectors chosen so far is recomputed
+(Minkowski residuals are not monotone, so a row skipped earlier may be chosen later).
+
+* Timelike first: while no timelike frame vector has been chosen and some eligible
+  residual has ``<v, v>_eta > 0``, only those compete.
+* ``rule="pivoted"`` (default) then takes the lowest index among the candidates within
+  the relative band ``delta`` of the largest ``|<v, v>_eta|``; ``rule="first"`` takes
+  the lowest index.
+* The frame vector is ``w = v / sqrt(|<v, v>_eta|)``, of sign
+  ``<w, w>_eta = sign <v, v>_eta``; the generating row's coordinate along it,
+  ``sign <v, v>_eta * <z, w>_eta = sqrt(|<v, v>_eta|)``, is positive, which fixes every
+  sign from the data.
+* Layout: the timelike vector (if any) becomes row 0 of ``H``, the spacelike ones rows
+  1, 2, ... in selection order, and unused rows stay zero. By Sylvester's law of inertia
+  a full-rank frame has exactly one timelike vector.
+
+**SO(1,d-1).** At ``r = d - 1`` the missing vector is ``u = C eta``, where ``C`` is the
+cofactor vector of the chosen rows (``W C^T = 0``, so ``u`` is eta-orthogonal to them).
+``<u, u>_eta`` is not 0 because the chosen span is non-degenerate, so ``u`` is
+normalised and placed in the layout by its sign. Then, wherever ``r >= d - 1`` and
+``det H < 0``, the last-constructed frame vector (the completion, or else the last
+chosen vector) is negated, which keeps ``H eta H^T = eta``. Both decisions read
+``det H`` and ``<u, u>_eta``, which SO(1,d-1) leaves unchanged. Parity combined with
+time reversal has determinant +1 and stays in the group.
+
+**Null residuals and massless particles.** A residual can be lightlike although no row
+is: after the frame vector ``(0, 1, 0, 0)``, the row ``(1, 1, 1, 0)`` leaves the
+residual ``(1, 0, 1, 0)``, and normalising it would divide by zero (or, after a tiny
+perturbation, produce entries of order ``1e4``). Such residuals fail the relative
+eligibility test and are reconsidered at later steps. Once a timelike vector is chosen,
+every later residual lies in its spacelike (definite) complement, where no residual is
+lightlike: hence timelike first. Lightlike rows, such as the massless constituents of a
+collider jet, are never filtered out by an absolute cut on ``<x, x>_eta`` (that is not
+scale-invariant and would remove nearly all of them). Instead, with ``anchor="total"``,
+the total momentum of future-directed rows that are not all collinear is timelike and,
+by the reverse triangle inequality ``m(sum_i p_i) >= sum_i m(p_i)``, the most timelike
+row: pivoting picks it first, the first frame vector is the rest-frame time axis of the
+system, and every row's residual is spacelike (or zero). With ``anchor="none"``, a set
+of lightlike rows has no eligible row at all (``r = 0``, zero canonical input, and a
+``FrameDegeneracyWarning``).
+
+**Tolerances.** A residual ``v`` is eligible iff ``|<v, v>_eta| > tol * s``, with the
+invariant scale ``s = ||Z eta Z^T||_F`` of the rows ``Z`` the selection sees (computed
+from the ``d x d`` Gram matrix ``Z^T Z``, in ``O(m d^2)``), ``tol = sqrt(eps)`` by
+default (``eps`` of the least precise of the input and the working precision) and
+``delta = eps^(1/3)``. Minkowski squares are compared with ``tol * s``, not with
+``tol^2 * s`` as Euclidean squares are: a nearly lightlike residual is small in its
+Minkowski square only, and normalising it by ``sqrt(|<v, v>_eta|)`` would amplify its
+rounding error; the larger threshold keeps such residuals out. The diagnostic
+``n_lightlike_rows`` counts the data rows with ``|<x_i, x_i>_eta| <= tol * s``.
+Canonical coordinates that vanish in exact arithmetic are set to exactly 0 at or below
+``8 d eps max_i |x_i| max_jk |H_jk|`` (Euclidean sizes; the entries of ``H`` grow with
+the boost).
+
+**Stabilizers.** A sample with ``r < d`` frame vectors gets zero rows beyond its span.
+
+* If a timelike vector was chosen, the complement of the span is spacelike, the
+  stabilizer is the compact ``O(d - r)`` (``SO(d - r)`` for SO) acting on it, whose Haar
+  mean is 0: the projection ``y H`` is the exact stabilizer average.
+* If the span is purely spacelike, the complement is Lorentzian and the stabilizer
+  ``O(1, d - r - 1)`` is compact only for ``d - r = 1``. A non-compact stabilizer has no
+  invariant probability measure, so no frame average exists; the projection is still
+  equivariant (its output lies in the subspace the stabilizer fixes), but not an
+  average, and the diagnostic ``projection_is_average`` is False.
+* It is False too where fewer frame vectors were found than the Euclidean numerical rank
+  of ``Z`` (the span is degenerate, lightlike residuals were left out), which also
+  raises a ``FrameDegeneracyWarning`` on the host. That check is a diagnostic: numerical
+  rank is not Lorentz-invariant.
+
+**Cost.** The scale and the Gram matrix ``O(m d^2)`` per sample, ``d`` selection steps
+``O(m d^2)``, and for SO ``d`` determinants of size ``d - 1``, vectorized over the
+batch. The degeneracy check (eigenvalues of the ``d x d`` Gram matrix) runs only when
+some sample has ``r < d``, and always on accelerators, where skipping it would need a
+host synchronisation.
+
+References
+----------
+* G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
+  Symmetries and Efficiency. ICML 2024, arXiv:2406.07598 (minimal frames of the
+  Lorentz groups).
 """
 
 import warnings
@@ -49,6 +143,14 @@ class LorentzFrame(Frame):
 class LorentzGroup(Group):
     """The Lorentz group O(1,d-1), or SO(1,d-1), acting on rows ``(t, x_1, ..., x_{d-1})``.
 
+    An element acts on the right on every row, ``g.x = x T`` with ``T eta T^T = eta``
+    and ``eta = diag(+1, -1, ..., -1)``. The minimal frame [1]_ of a sample is one
+    matrix ``H`` of eta-orthonormal rows built from the data by a Minkowski
+    Gram-Schmidt that picks a timelike row first; rank-deficient samples are projected
+    onto their span, which is the exact stabilizer average when the span contains a
+    timelike vector. The module docstring of ``mfa_sklearn.groups.lorentz`` details the
+    frame, anchors, tolerances and stabilizers.
+
     Parameters
     ----------
     d : int
@@ -57,8 +159,9 @@ class LorentzGroup(Group):
         Restrict to determinant +1 (SO(1,d-1); parity combined with time reversal is
         still in the group).
     anchor : {"total", "cumsum", "none"}, default="total"
-        Rows added to the frame-defining rows to help the row selection; they never
-        change the span, and every data row stays in the canonical input.
+        Rows that the row selection sees besides (for ``"cumsum"``: instead of) the
+        frame-defining rows, to help it; they never change the span, and every data
+        row stays in the canonical input.
 
         * ``"total"``: the sum of all rows is prepended. For future-directed momenta
           (e.g. the massless constituents of a collider jet) it is timelike, the most
@@ -73,6 +176,11 @@ class LorentzGroup(Group):
 
         The anchor changes the canonical form, hence the frame-averaged function: it
         is part of the group object's identity (``repr``, ``==``, ``hash``).
+
+    References
+    ----------
+    .. [1] G. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024, arXiv:2406.07598.
     """
 
     frame_methods = ("minimal",)
@@ -121,8 +229,8 @@ class LorentzGroup(Group):
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype. A
             residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``.
         rule : {"pivoted", "first"}, default="pivoted"
-            Row selection rule (groups.md section 3.2); both prefer timelike rows
-            while no timelike frame vector has been chosen.
+            Row selection rule (see the module docstring, 'Frame'); both prefer
+            timelike rows while no timelike frame vector has been chosen.
 
         Returns
         -------
@@ -199,7 +307,8 @@ class LorentzGroup(Group):
 
     def _complete(self, xp, W, signs, found, rank, signature):
         """SO(1,d-1), rank d-1: the eta-orthogonal complement ``u = C eta`` of the chosen
-        vectors, normalised, becomes frame vector d-1 (groups.md 3.4)."""
+        vectors, normalised, becomes frame vector d-1 (see the module docstring,
+        'SO(1,d-1)')."""
         d = self.d
         C = cofactor_vector(W[: d - 1], d, like=W[0][0])
         u = [Ck * sk for Ck, sk in zip(C, signature)]
@@ -242,7 +351,7 @@ class LorentzGroup(Group):
     # ------------------------------------------------------------- elements
     def random_element(self, size, random_state=None, *, beta_max=0.99,
                        translation_scale=None):
-        """Random Lorentz transformations (groups.md 7.2), acting on the right.
+        """Random Lorentz transformations, acting on the right.
 
         A boost of velocity ``beta`` drawn uniformly in the ball ``|beta| < beta_max``
         composed with a Haar rotation ``R`` of O(d-1) (SO(d-1) for SO(1,d-1)), then a

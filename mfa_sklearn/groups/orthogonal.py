@@ -1,4 +1,102 @@
-"""O(d), SO(d), E(d), SE(d): minimal frames and PCA frames (groups.md sections 4.1-4.4)."""
+"""O(d), SO(d), E(d), SE(d): minimal frames, and sign-flip PCA frames as a baseline.
+
+Minimal frame averaging (Lin et al. 2024) makes any backbone exactly invariant or
+equivariant: each input is moved to a canonical form by one group element ``h`` (its
+*minimal frame*), the backbone is called once on the canonical form, and an equivariant
+output is mapped back by ``h``. This module computes ``h`` for the orthogonal and
+Euclidean groups.
+
+**Conventions.** A sample is an ``n x d`` array of rows. A group element acts on the
+right, on every row: ``g.x = x T + b`` with ``T`` orthogonal (``det T = +1`` for SO, SE)
+and a translation row ``b`` (E and SE; ``b = 0`` for O and SO). A frame element is a
+``d x d`` matrix ``H``, whose rows ``w_1 .. w_d`` are the *frame vectors*, and a
+translation ``t``. Since ``H^{-1} = H^T``, the canonical input is ``(x - t) H^T`` for
+points and ``v H^T`` for vectors; an equivariant output ``y`` is restored as ``y H + t``
+(points) or ``y H`` (vectors). The frame is equivariant, ``H(x T + b) = H(x) T`` and
+``t(x T + b) = t(x) T + b``, so the canonical input is invariant.
+
+**Frame.** For E and SE, ``t`` is the centroid of the first point field, and every point
+field is centred by it before anything else (vector fields, e.g. velocities, are never
+centred). The frame-defining rows, points first, are stacked into ``Z`` (``m`` rows),
+and up to ``d`` of them are turned into frame vectors by Gram-Schmidt with an invariant
+choice of the next row (:func:`~mfa_sklearn.groups._selection.select_rows`):
+
+* ``rule="pivoted"`` (default) takes the row with the largest residual against the frame
+  vectors chosen so far, as in QR with column pivoting; this bounds the amplification of
+  rounding by small residuals;
+* ``rule="first"`` takes the lowest-index row not in the span of those already chosen
+  (the first linearly independent rows, the choice of the paper).
+
+Each frame vector is its row's residual divided by the residual's norm, a *positive*
+multiple of it, so all signs are fixed by the data and ``H(x T) = H(x) T`` holds
+exactly. With ``r`` frame vectors found, rows ``r .. d-1`` of ``H`` are zero.
+
+**SO and SE.** At full rank ``r = d``, the last frame vector is negated where
+``det H = -1``. At ``r = d - 1`` the missing row is the cofactor vector (generalized
+cross product) of the chosen rows ``W``, ``C_k = (-1)^(d-1+k) det(W without column k)``:
+a unit vector orthogonal to them with ``det [W; C] = +1``, computed from the data, never
+drawn at random. At ``r <= d - 2`` the frame projects (see 'Stabilizers'). SO(1) is
+trivial, so its frame is ``H = [1]`` whatever the data.
+
+**Tolerances.** Every decision compares an invariant quantity with a threshold relative
+to an invariant scale of the same sample, so rescaling the data never changes a
+decision; there are no absolute cut-offs.
+
+* A residual ``v`` is eligible iff ``|v|^2 > tol^2 max_i |z_i|^2``. The default
+  ``tol = sqrt(eps)`` (``eps`` of the least precise of the input and the working
+  precision; 1.5e-8 for float64) sits far from both the rounding noise of a dependent
+  row (about ``eps``) and the residual of an independent one (about 1).
+* For centred points, squared residuals must also exceed ``(16 n eps |t|)^2``, the
+  rounding level that centring leaves, so coincident points yield no direction.
+* ``"pivoted"`` takes the lowest index among the rows whose squared residual lies within
+  the relative band ``delta = eps^(1/3)`` of the largest: exact ties (equal norms,
+  symmetric clouds) are broken by index in the same way for ``x`` and ``g.x``, not by
+  rounding noise.
+* The chosen rows have zero coordinates along the later frame vectors in exact
+  arithmetic; computed, they are rounding noise, which a downstream scaler or a tree's
+  bin edges could magnify. Canonical coordinates at or below
+  ``8 d eps (sqrt(max_i |z_i|^2) + |t|)`` are therefore set to exactly 0
+  (:meth:`Frame.snap <mfa_sklearn.groups.Frame.snap>`); no value the data resolves is
+  lost.
+
+**Stabilizers.** Rows are ordered, so a sample whose rows span ``R^d`` is fixed by no
+group element but the identity: its frame has one element. A sample spanning only
+``r < d`` dimensions is fixed by the group ``K = O(d - r)`` (``SO(d - r)`` for SO and
+SE) acting on the orthogonal complement of its span. The frame average over ``K`` has a
+closed form: the Haar mean of ``O(k)`` (``k >= 1``) and of ``SO(k)`` (``k >= 2``) is the
+zero matrix, so averaging an output over ``K`` removes its component outside the span.
+The zero rows of ``H`` do exactly that: ``y H`` keeps only the span's coordinates. One
+backbone call therefore gives the exact minimal frame average, and the diagnostic
+``projection_is_average`` is always True. For SO at ``r = d - 1`` the stabilizer SO(1)
+is trivial and there is nothing to average, hence the completion instead. Finite
+stabilizers (symmetric clouds whose symmetries permute the rows) arise only in the
+``S_n x G`` groups.
+
+**PCA frames** (``method="pca"``, Puny et al. 2022) are a baseline: ``H = diag(s) U^T``
+for the eigenvectors ``U`` of ``Z^T Z`` and all ``2^d`` sign patterns ``s`` (for SO and
+SE, ``det U`` made +1 and the ``2^(d-1)`` patterns of product +1). They need one
+backbone call per element, and they are not equivariant where eigenvalues repeat (the
+eigenvectors are not unique there); minimal frames have neither problem.
+
+**Discontinuity.** No canonical form of O(d) or SO(d) is continuous everywhere (Dym,
+Lawrence and Siegel 2024): this one jumps where a selection decision flips. Since every
+decision reads invariant numbers, equivariance stays exact on both sides of a jump.
+
+**Cost.** ``d`` selection steps over the ``m`` rows, ``O(m d^2)`` per sample, as
+vectorized passes over the whole batch (Python loops run over at most ``d`` items); the
+SO completion adds ``d`` determinants of size ``d - 1``. One backbone call per sample.
+
+References
+----------
+* G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
+  Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+* O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman. Frame
+  Averaging for Invariant and Equivariant Network Design. ICLR 2022, arXiv:2110.03336.
+* N. Dym, H. Lawrence, J. W. Siegel. Equivariant Frames and the Impossibility of
+  Continuous Canonicalization. ICML 2024, arXiv:2402.16077.
+* P. Businger, G. H. Golub. Linear least squares solutions by Householder
+  transformations. Numerische Mathematik 7, 1965 (column pivoting).
+"""
 
 import itertools
 
@@ -13,6 +111,14 @@ from ._selection import (cofactor_vector, det_small, dot_rows, select_rows,
 class OrthogonalGroup(Group):
     """The orthogonal group O(d) and its relatives SO(d), E(d) and SE(d).
 
+    An element acts on the right on every row, ``g.x = x T + b`` (``b = 0`` without
+    translations). The minimal frame of a sample is one matrix ``H`` whose rows are
+    orthonormal vectors built from the data by pivoted Gram-Schmidt [1]_, plus the
+    centroid ``t`` for E and SE; rank-deficient samples are averaged over their
+    continuous stabilizer in closed form (zero rows of ``H``). ``method="pca"`` gives
+    the sign-flip PCA frames of [2]_ as a baseline. The module docstring of
+    ``mfa_sklearn.groups.orthogonal`` details the frame, tolerances and stabilizers.
+
     Parameters
     ----------
     d : int
@@ -21,6 +127,14 @@ class OrthogonalGroup(Group):
         Restrict to determinant +1 (SO, SE).
     translations : bool, default=False
         Include translations (E, SE).
+
+    References
+    ----------
+    .. [1] G. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024, arXiv:2406.07598.
+    .. [2] O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith,
+       Y. Lipman. "Frame Averaging for Invariant and Equivariant Network Design."
+       ICLR 2022, arXiv:2110.03336.
     """
 
     frame_methods = ("minimal", "pca")
@@ -57,7 +171,7 @@ class OrthogonalGroup(Group):
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
         rule : {"pivoted", "first"}, default="pivoted"
-            Row selection rule (groups.md section 3.2).
+            Row selection rule (see the module docstring, 'Frame').
 
         Returns
         -------
@@ -108,7 +222,8 @@ class OrthogonalGroup(Group):
         return frame
 
     def _fix_determinant(self, xp, W, rank):
-        """SO: det +1 at full rank; the cofactor completes rank d - 1 (groups.md 3.4)."""
+        """SO: det +1 at full rank; the cofactor completes rank d - 1 (see the module
+        docstring, 'SO and SE')."""
         d = self.d
         if d == 1:  # SO(1) is trivial: H = [1] exactly, whatever the data
             return [[xp.ones_like(W[0][0])]]

@@ -1,4 +1,67 @@
-"""U(d) and SU(d): minimal frames of complex rows (groups.md sections 3.4, 4.5 and 4.6)."""
+"""U(d) and SU(d): minimal frames of complex rows.
+
+**Conventions.** Rows are complex; real input is promoted (float32 to complex64,
+anything else to complex128). A group element acts on the right, ``g.x = x T`` with
+``T`` unitary (``det T = 1`` for SU); there are no translations. A frame element is a
+``d x d`` matrix ``H`` whose rows are orthonormal under the Hermitian product
+``<u, w> = u w^H``, so ``H^{-1} = H^H``: the canonical input is ``x H^H`` and an
+equivariant output ``y`` is restored as ``y H``. The frame is equivariant,
+``H(x T) = H(x) T``, so the canonical input is invariant. scikit-learn estimators hold
+real numbers, so complex fields travel as real blocks ``[Re | Im]`` (see
+:class:`UnitaryGroup`).
+
+**Frame.** The frame-defining rows are stacked into ``Z`` and up to ``d`` of them are
+turned into frame vectors by the invariant Gram-Schmidt of
+:func:`~mfa_sklearn.groups._selection.select_rows` with the Hermitian product, by the
+same rules as for O(d): ``"pivoted"`` (default) takes the row with the largest residual
+next, ``"first"`` the lowest-index row not in the span of those already chosen. Each
+frame vector is its row's residual divided by the residual's norm, so the generating
+row's coordinate along it, ``z_k w_j^H = |v|``, is real and positive. This fixes the
+phase of every frame vector from the data; no library QR phase convention is relied on.
+With ``r`` frame vectors found, rows ``r .. d-1`` of ``H`` are zero.
+
+**SU.** At full rank ``r = d``, the last frame vector is multiplied by the phase
+``conj(det H) / |det H|``, which makes ``det H = 1``. At ``r = d - 1`` the missing row
+is ``conj(C)``, the conjugated cofactor vector of the chosen rows ``W``
+(``C_k = (-1)^(d-1+k) det(W without column k)``): it is a unit vector
+Hermitian-orthogonal to ``W``, and expanding the determinant along it gives
+``det H = sum_k conj(C_k) C_k = |C|^2 = 1``. At ``r <= d - 2`` the frame projects (see
+'Stabilizers'). SU(1) is trivial, so its frame is ``H = [1]``. This last-row phase has
+no branch cut. Dividing ``H`` by a principal ``d``-th root of ``det H`` would be
+equivariant too, but its canonical form jumps where ``arg det H`` crosses ``+-pi``, and
+near there rounding picks the branch.
+
+**Tolerances.** As for O(d): a residual ``v`` is eligible iff
+``|v|^2 > tol^2 max_i |z_i|^2``, with ``tol = sqrt(eps)`` by default (``eps`` of the
+least precise of the input and the working precision); ``"pivoted"`` breaks ties by
+index within the relative band ``delta = eps^(1/3)`` of the largest squared residual.
+Two kinds of canonical coordinates vanish in exact arithmetic but come out as rounding
+noise: those of the chosen rows along later frame vectors, and the imaginary parts of
+their coordinates along their own frame vectors. Real and imaginary parts at or below
+``8 d eps sqrt(max_i |z_i|^2)`` are set to exactly 0 (``Frame.snap``).
+
+**Stabilizers.** A sample whose rows span ``C^d`` has a trivial stabilizer: its frame
+has one element. A sample spanning ``r < d`` dimensions is fixed by ``U(d - r)``
+(``SU(d - r)`` for SU) acting on the orthogonal complement of its span. Its Haar mean is
+the zero matrix (for ``U(k)``, ``k >= 1``; for ``SU(k)``, ``k >= 2``), so the exact
+average of an output over it is the output's component in the span, which is what the
+zero rows ``r .. d-1`` of ``H`` produce: one backbone call, exact average, and
+``projection_is_average`` is always True. The *unused* rows must be the zero ones:
+zeroing the used rows instead would make the canonical input identically 0 and the map
+not equivariant. For SU at ``r = d - 1`` the stabilizer SU(1) is trivial, hence the
+completion instead of a projection.
+
+**Cost.** As for O(d), in complex arithmetic: ``d`` selection steps over the ``m`` rows,
+``O(m d^2)`` per sample, vectorized over the batch. SU adds the cofactor vector, ``d``
+determinants of size ``d - 1``, computed with the array's own library on its device.
+
+References
+----------
+* G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
+  Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+* F. Mezzadri. How to generate random matrices from the classical compact groups.
+  Notices of the AMS 54(5), 2007 (the Haar-random elements of ``random_element``).
+"""
 
 import math
 
@@ -73,12 +136,14 @@ class UnitaryGroup(Group):
     """The unitary group U(d), or the special unitary group SU(d), acting on complex rows.
 
     An element ``T`` (a ``d x d`` unitary matrix, det 1 for SU) acts on the right on
-    every row: ``g.x = x T``. Frames are built by one invariant Gram-Schmidt pass with
-    the Hermitian product ``<u, w> = u w^H``; each frame vector is a positive multiple of
-    its residual, so all phases are fixed invariantly. Rank-deficient samples (rank
-    ``r < d``) are averaged over their stabilizer ``U(d - r)`` by zero frame rows
-    ``r..d-1``. SU(d) fixes the determinant by the last-row phase at ``r = d``, completes
-    ``r = d - 1`` with the conjugate cofactor vector, and projects for ``r <= d - 2``.
+    every row: ``g.x = x T``. Minimal frames [1]_ are built by one invariant
+    Gram-Schmidt pass with the Hermitian product ``<u, w> = u w^H``; each frame vector
+    is a positive multiple of its residual, so all phases are fixed invariantly.
+    Rank-deficient samples (rank ``r < d``) are averaged over their stabilizer
+    ``U(d - r)`` by zero frame rows ``r..d-1``. SU(d) fixes the determinant by the
+    last-row phase at ``r = d``, completes ``r = d - 1`` with the conjugate cofactor
+    vector, and projects for ``r <= d - 2``. The module docstring of
+    ``mfa_sklearn.groups.unitary`` details the frame, tolerances and stabilizers.
 
     **Real columns for scikit-learn.** Estimators take real ``X``, so a complex "point"
     or "vector" field of ``n`` rows occupies ``2 * n * d`` real columns per sample:
@@ -100,6 +165,11 @@ class UnitaryGroup(Group):
         Dimension of the rows the group acts on (``d >= 1``).
     special : bool, default=False
         Restrict to determinant 1 (SU).
+
+    References
+    ----------
+    .. [1] G. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
+       for More Symmetries and Efficiency." ICML 2024, arXiv:2406.07598.
 
     Examples
     --------
@@ -145,7 +215,7 @@ class UnitaryGroup(Group):
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
             for complex64 or float32 input).
         rule : {"pivoted", "first"}, default="pivoted"
-            Row selection rule (groups.md section 3.2).
+            Row selection rule (see the module docstring, 'Frame').
 
         Returns
         -------
@@ -174,7 +244,7 @@ class UnitaryGroup(Group):
 
     def _fix_determinant(self, xp, W, rank):
         """SU: det H = 1 by the last-row phase (r = d) or the conjugate cofactor
-        completion (r = d - 1); projection below (groups.md 3.4)."""
+        completion (r = d - 1); projection below (see the module docstring, 'SU')."""
         d = self.d
         if d == 1:  # SU(1) is trivial: H = [1] exactly, whatever the data
             return [[xp.ones_like(W[0][0])]]
