@@ -219,7 +219,10 @@ class FramePlan:
         canonical = {}
         for f in self.layout.fields:
             canon = frame.to_canonical(parts[f.name], f.kind)
-            if f.name in self.frame_fields:  # exact zeros where the frame rows have them
+            # Exact zeros where the frame rows have them. Not with detached frames: the
+            # coordinates that snapping zeroes do move with X when the frame is held
+            # constant, so their gradient must not be cut.
+            if f.name in self.frame_fields and not detach:
                 canon = frame.snap(canon)
             canonical[f.name] = self.group.to_real(canon, f.kind)
         return self.layout.join(canonical), (frame if return_frame else None)
