@@ -64,15 +64,11 @@ def is_invariant(target):
     return isinstance(target, str) and target == "invariant"
 
 
-def check_finite(X, layout=None):
+def check_finite(X, layout):
     """Raise :class:`NonFiniteInputError` naming the field and samples with NaN or inf."""
     if all_finite(np, X):
         return
     bad = ~np.isfinite(X)
-    if layout is None:
-        raise NonFiniteInputError(
-            f"X contains NaN or inf in {first_indices(bad.reshape(len(X), -1).any(1))}; "
-            "frames cannot be computed. Impute or drop those samples first.")
     for name, part in layout.split(bad).items():
         rows = part.reshape(len(X), -1).any(axis=1)
         if rows.any():
@@ -289,7 +285,7 @@ class FrameEstimatorMixin:
             self.group_, self.layout_ = plan.group, plan.layout
             self.frame_fields_ = list(plan.frame_fields)
             self.labeling_backend_ = plan.group.labeling_backend()
-        check_finite(X, self.layout_)
+            check_finite(X, self.layout_)
 
     def _validate_X(self, X):
         """Validate X after fitting: numeric, same trailing shape, finite."""
@@ -299,6 +295,8 @@ class FrameEstimatorMixin:
             raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
                              f"{type(self).__name__} was fitted on samples of shape "
                              f"{self.input_shape_}")
+        if self.group_ is None:  # X goes to the inner estimator as it is, NaN included
+            return X
         check_finite(X, self.layout_)
         fitted = self.labeling_backend_
         # a fit without pynauty labeled only what colour refinement separates, which

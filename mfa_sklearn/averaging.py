@@ -48,28 +48,61 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
             return self._default_estimator_class()
         return self.estimator
 
-    def _inner_fit_params(self, sample_weight, fit_params, n_calls):
-        """Route ``sample_weight`` and other fit params to the inner estimator."""
+    def _inner_fit_params(self, sample_weight, fit_params, n_samples):
+        """Fit params for the inner estimator, and per-sample repeat counts.
+
+        ``sample_weight`` and other fit params are routed to the inner estimator. An
+        inner estimator without ``sample_weight`` gets integer weights as repeated
+        samples, which is what a weight means: that is how ``BaggingRegressor`` passes
+        its bootstrap counts, and how sklearn's checks test weighting.
+
+        Returns
+        -------
+        params : dict
+        counts : ndarray of shape (n_samples,) of int, or None
+            How often each sample is repeated (None: once each).
+        """
         if get_config()["enable_metadata_routing"]:
             if sample_weight is not None:
                 fit_params["sample_weight"] = sample_weight
-            params = dict(process_routing(self, "fit", **fit_params).estimator.fit)
-        else:
-            if fit_params:
-                raise ValueError(
-                    f"fit parameters {sorted(fit_params)} can only reach the inner "
-                    "estimator with sklearn.set_config(enable_metadata_routing=True)")
-            params = {}
-            if sample_weight is not None:
-                if not has_fit_parameter(self._get_estimator(), "sample_weight"):
-                    raise ValueError(f"{type(self._get_estimator()).__name__} does not support "
-                                     "sample_weight")
-                params["sample_weight"] = sample_weight
-        if "sample_weight" in params and params["sample_weight"] is not None and n_calls > 1:
+            return dict(process_routing(self, "fit", **fit_params).estimator.fit), None
+        if fit_params:
+            raise ValueError(
+                f"fit parameters {sorted(fit_params)} can only reach the inner "
+                "estimator with sklearn.set_config(enable_metadata_routing=True)")
+        if sample_weight is None:
+            return {}, None
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        if weight.shape != (n_samples,):
+            raise ValueError(f"sample_weight must have shape ({n_samples},), one weight "
+                             f"per sample; got shape {weight.shape}")
+        if has_fit_parameter(self._get_estimator(), "sample_weight"):
+            return {"sample_weight": sample_weight}, None
+        name = type(self._get_estimator()).__name__
+        if not (np.all(np.isfinite(weight)) and np.all(weight >= 0)
+                and np.array_equal(weight, np.round(weight))):
+            raise ValueError(
+                f"{name} does not support sample_weight, so weights are applied as "
+                "repeated samples and must be non-negative integers; got other values. "
+                "Use an inner estimator that takes sample_weight for fractional weights")
+        if not weight.any():
+            raise ValueError("sample_weight is zero for every sample; nothing to fit")
+        return {}, weight.astype(np.intp)
+
+    def _fit_inner(self, Xc, targets, params, counts):
+        """Fit a clone of the inner estimator on the canonical inputs (B, K, ...) and
+        their targets (B * K rows, frame elements of a sample consecutive)."""
+        B, K = Xc.shape[:2]
+        rows = Xc.reshape(B * K, -1)
+        if params.get("sample_weight") is not None and K > 1:
             # each frame element is a copy of its sample: it inherits the sample's weight
-            params["sample_weight"] = np.repeat(np.asarray(params["sample_weight"]),
-                                                n_calls, axis=0)
-        return params
+            params["sample_weight"] = np.repeat(np.asarray(params["sample_weight"]), K,
+                                                axis=0)
+        if counts is not None:
+            take = np.repeat(np.arange(B * K), np.repeat(counts, K))
+            rows, targets = rows[take], targets[take]
+        inner = clone(self._get_estimator())
+        self.estimator_ = inner.fit(*inner_inputs(inner, rows, targets), **params)
 
     def _inner_predict(self, method, X, **params):
         """Call ``estimator_.method`` on canonical inputs; return its output (B, K, ...)
@@ -105,6 +138,8 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         try:
             inner = get_tags(self._get_estimator())
             tags.target_tags.multi_output = inner.target_tags.multi_output
+            # without a group X reaches the inner estimator as it is
+            tags.input_tags.allow_nan = self.group is None and inner.input_tags.allow_nan
         except (AttributeError, TypeError, ValueError):
             pass
         return tags
@@ -207,7 +242,8 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
-            Passed to the inner estimator's ``fit``.
+            Passed to the inner estimator's ``fit``; for an inner estimator without
+            ``sample_weight``, non-negative integer weights repeat samples.
         **fit_params : dict
             Other fit parameters, routed with metadata routing enabled.
 
@@ -238,10 +274,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
             yc = to_canonical(frame, self.target_layout_, y).reshape(B * K, -1)
         else:
             yc = np.repeat(y, K, axis=0) if K > 1 else y
-        params = self._inner_fit_params(sample_weight, fit_params, K)
-        inner = clone(self._get_estimator())
-        self.estimator_ = inner.fit(*inner_inputs(inner, Xc.reshape(B * K, -1), yc),
-                                    **params)
+        self._fit_inner(Xc, yc, *self._inner_fit_params(sample_weight, fit_params, B))
         return self
 
     def predict(self, X, **predict_params):
@@ -337,6 +370,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
+            As for :meth:`FrameAveragingRegressor.fit`.
         **fit_params : dict
             Routed to the inner ``fit`` with metadata routing enabled.
 
@@ -349,16 +383,16 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
                              ensure_all_finite=False)
         check_classification_targets(y)
         self._fit_frames(X)
-        encoder = LabelEncoder().fit(y)
+        params, counts = self._inner_fit_params(sample_weight, fit_params, len(X))
+        # samples repeated zero times are not there: neither are classes only they have
+        kept = np.ones(len(y), dtype=bool) if counts is None else counts > 0
+        encoder = LabelEncoder().fit(y[kept])
         self.classes_ = encoder.classes_
+        codes = np.zeros(len(y), dtype=np.intp)
+        codes[kept] = encoder.transform(y[kept])
         Xc, _ = self._canonical(X)
-        B, K = Xc.shape[:2]
-        codes = encoder.transform(y)
-        codes = np.repeat(codes, K) if K > 1 else codes
-        params = self._inner_fit_params(sample_weight, fit_params, K)
-        inner = clone(self._get_estimator())
-        self.estimator_ = inner.fit(*inner_inputs(inner, Xc.reshape(B * K, -1), codes),
-                                    **params)
+        K = Xc.shape[1]
+        self._fit_inner(Xc, np.repeat(codes, K) if K > 1 else codes, params, counts)
         return self
 
     def predict(self, X, **predict_params):

@@ -135,6 +135,6 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.group is None  # then X passes through
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
