@@ -50,6 +50,17 @@ class _PermutationBase(Group):
     #: row permutations: per-row outputs must keep the input's rows
     permutes_rows = True
 
+    def labeling_backend(self):
+        """The canonical labeling backend of symmetric samples (see
+        :func:`~mfa_sklearn.groups.permutation.labeling_backend`).
+
+        Returns
+        -------
+        str
+            E.g. ``"pynauty 2.8.8.1 (nauty2_8_8)"``, or a note that none is installed.
+        """
+        return _nauty.labeling_backend()
+
     def _element_perm(self, g, x):
         """``P_sigma x``: the rows of x (B, n, ...) in the order of g's permutations."""
         xp = get_namespace(x)
@@ -89,6 +100,22 @@ class PermutationGroup(_PermutationBase):
     @property
     def name(self):
         return "S_n"
+
+    def default_frame_fields(self, fields):
+        """Every point and vector field, in layout order: S_n has no geometry, so all
+        per-row fields define the order and none is required.
+
+        Parameters
+        ----------
+        fields : sequence of (name, kind)
+            The layout's fields, in order.
+
+        Returns
+        -------
+        list of str
+            The names of the point and vector fields (possibly none).
+        """
+        return [name for name, kind in fields if kind in ("point", "vector")]
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
               method="minimal", tol=None, rule=None):
