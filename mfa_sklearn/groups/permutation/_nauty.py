@@ -4,8 +4,9 @@ Samples whose colour refinement leaves vertices with equal colours are labelled 
 nauty's individualization-refinement search: it returns a canonical labeling ``lab``
 (position ``p`` of the canonical order holds vertex ``lab[p]``; isomorphic inputs get
 identical relabelled graphs) and generators of the automorphism group ``Aut`` with its
-order and its orbits. The refined colouring, sorted, is passed as the initial *ordered*
-partition: it is canonical, so the labeling stays canonical, and it prunes the search.
+order and its orbits. A canonical vertex colouring, sorted, is passed as the initial
+*ordered* partition (graphs: the refined colours; S_n x G: the colours and multiplicities
+of the twin classes), so the labeling stays canonical and the search is pruned.
 
 **Edge labels as layers.** nauty labels vertex-coloured simple graphs. An undirected
 graph with ``K`` distinct edge labels (dense codes ``0..K-1`` by ascending value, 0 for
