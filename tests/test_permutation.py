@@ -466,7 +466,7 @@ def test_gram_blocks_are_exact_under_row_permutations(lorentz):
     """The invariant graph quantises these inner products, so they must not depend on
     where a row sits: permuting rows permutes K bit for bit, and K is exactly symmetric
     (BLAS matmul kernels round by position and fail this)."""
-    from mfa_sklearn.groups.permutation import _gram_blocks
+    from mfa_sklearn.groups.permutation._invariant_graph import _gram_blocks
     rng = np.random.default_rng(40)
     B, n, k, d = 500, 9, 2, 4
     Z = rng.normal(size=(B, n, k, d)) * 10.0 ** rng.uniform(-8, 8, size=(B, 1, 1, 1))
@@ -483,7 +483,7 @@ def test_gram_blocks_are_exact_under_row_permutations(lorentz):
 
 
 def test_dense_rank_is_the_lexicographic_rank_with_and_without_first_column_ties():
-    from mfa_sklearn.groups.permutation import _dense_rank
+    from mfa_sklearn.groups.permutation._ranking import _dense_rank
     rng = np.random.default_rng(41)
     keys = rng.integers(0, 3, size=(300, 7, 3)).astype(float)   # many ties
     keys[:150] = rng.normal(size=(150, 7, 3))                     # none

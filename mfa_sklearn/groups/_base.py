@@ -393,6 +393,10 @@ class Group(_RealBlocks):
     uses_all_fields = False
     #: the field layout when the user gives none (None: one "point" field of width d)
     default_fields = None
+    #: diagonal of the metric ``eta`` whose inner products ``x eta y^T`` the group
+    #: preserves, where it is not the Euclidean one (Lorentz: ``(1, -1, ..., -1)``);
+    #: None for the Euclidean groups and the groups that preserve no inner product
+    metric = None
 
     @property
     def name(self):

@@ -200,6 +200,11 @@ class LorentzGroup(Group):
     def name(self):
         return f"{'SO' if self.special else 'O'}(1,{self.d - 1})"
 
+    @property
+    def metric(self):
+        """The diagonal ``(1, -1, ..., -1)`` of the Minkowski metric, float64 (d,)."""
+        return _eta(np, self.d, "cpu", np.float64)
+
     def __repr__(self):
         if self.anchor == "total":
             return super().__repr__()

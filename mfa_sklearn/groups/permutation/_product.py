@@ -1,0 +1,235 @@
+"""The products S_n x G, for G in O(d), SO(d), E(d), SE(d), O(1,d-1) and SO(1,d-1).
+
+``(sigma, T, b) . x = P_sigma x T + b``: S_n permutes the rows, G moves every row. A
+minimal frame first finds a canonical order of the rows that does not depend on G, then
+the G-frame of the rows in that order (Lin et al.):
+
+* **Invariant graph.** The rows are the vertices of a weighted graph whose data are
+  invariant under G and only permuted by S_n: quantised Gram blocks of the
+  frame-defining rows (centred for E/SE; Minkowski products for the Lorentz groups),
+  per-row scalar fields as vertex colours and symmetric edge fields (bonds) as exact
+  edge labels. A canonical order of its vertices is a canonical order of the rows.
+* **Fast path.** One round of colour refinement, vectorized over the batch. If it
+  separates all rows of a sample (almost every generic cloud), their order ``pi`` is
+  canonical, the stabilizer is trivial, and the G-frame ``H`` of ``x[pi]`` finishes the
+  frame: the canonical input is ``P_pi (x - t) H^{-1}``.
+* **Search path.** Otherwise (symmetric clouds, repeated rows) twin rows are collapsed,
+  nauty (the optional ``pynauty``) labels the collapsed graph canonically, and its
+  automorphisms give candidate orders; the candidates whose canonical inputs of all
+  fields are the tolerant lexicographic minimum form the coset ``h Stab(c)``, over
+  which one backbone output is averaged. Twins are averaged like ties.
+* **Tolerances.** Decisions on computed values use invariant, relative thresholds: the
+  quantisation step and the candidate tie band are ``delta = eps^(1/3)`` (of the least
+  precise input) times an invariant scale of the sample; the G-frame's rank tolerance
+  is ``tol`` (default ``sqrt(eps)``). Exactly given values (scalars, edge fields) are
+  compared exactly.
+
+Edge fields are left alone by G; their outputs are permuted back and averaged like the
+rows. For torch input the decisions are made on the host and ``H``, ``t`` recomputed on
+the device, differentiably.
+
+References
+----------
+Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetries and
+Efficiency. ICML 2024, arXiv:2406.07598.
+
+McKay, Piperno. Practical graph isomorphism, II. J. Symbolic Computation 60, 2014.
+"""
+
+import numpy as np
+
+from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
+from .._namespace import get_namespace, machine_eps, work_float
+from ._frame import PermutationElement
+from ._inputs import _check_edges, _check_per_row, _edge_matrix
+from ._invariant_graph import _Data, _fast_order, _invariant_graph
+from ._parts import _assemble, _FastPart
+from ._search import _search_frames
+from ._symmetric import _PermutationBase
+
+
+class PermutationProductGroup(_PermutationBase):
+    """S_n x G for G in O(d), SO(d), E(d), SE(d), O(1,d-1), SO(1,d-1).
+
+    Elements act by ``P_sigma x T + b``. Frames order the rows canonically on a
+    G-invariant graph (colour refinement, else a canonical labeling with nauty), then
+    take the G-frame of the rows in that order; symmetric samples are averaged over the
+    finite stabilizer, one backbone call per sample.
+
+    Parameters
+    ----------
+    inner : OrthogonalGroup or LorentzGroup
+        The geometric factor; its frame is computed on the rows in canonical order.
+    max_frame_size : int, default=10000
+        Largest automorphism group enumerated for a symmetric sample; larger ones raise
+        :class:`~mfa_sklearn.exceptions.FrameTooLargeError`.
+
+    References
+    ----------
+    .. [1] Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More
+       Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+    .. [2] McKay, Piperno. Practical graph isomorphism, II. J. Symbolic Computation 60,
+       2014.
+    """
+
+    #: edge fields (symmetric n x n matrices per sample, e.g. bonds) are permuted with
+    #: the rows and label the invariant graph; the matrix group does not act on them
+    supports_edges = True
+
+    def __init__(self, inner, *, max_frame_size=10000):
+        self.inner = inner
+        self.d = inner.d
+        self.has_translations = inner.has_translations
+        self.max_frame_size = int(max_frame_size)
+
+    @property
+    def name(self):
+        return f"S_n x {self.inner.name}"
+
+    @property
+    def metric(self):
+        """The geometric factor's metric diagonal (None: Euclidean)."""
+        return self.inner.metric
+
+    def __eq__(self, other):
+        return (isinstance(other, PermutationProductGroup) and other.inner == self.inner
+                and other.max_frame_size == self.max_frame_size)
+
+    def __hash__(self):
+        return hash((self.name, self.max_frame_size))
+
+    def act(self, g, x, kind="point"):
+        """``P_sigma x T + b`` by kind; ``A[sigma][:, sigma]`` for "edge"."""
+        check_kind(kind, FIELD_KINDS)
+        if kind == "edge":
+            return self._act_on_edges(g, x)
+        x = self._element_perm(g, x)
+        return x if kind == "scalar" else self.inner.act(g, x, kind)
+
+    def random_element(self, size, random_state=None, **kwargs):
+        """Independent uniform permutations and random elements of G."""
+        rng = np.random.default_rng(random_state)
+        g = self.inner.random_element(size, rng, **kwargs)
+        return PermutationElement(g.T, g.b, seed=int(rng.integers(2 ** 62)), size=size)
+
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              method="minimal", tol=None, rule="pivoted"):
+        """Frames of a batch: canonical row orders, G-frames and stabilizer elements.
+
+        Parameters
+        ----------
+        points, vectors : array of shape (B, n, d), or sequences of them
+            Frame-defining rows (per row: one vector per field). For E/SE the centroid
+            of the first point field is the translation.
+        scalars : array of shape (B, n, k), or a sequence of them
+            Per-row scalar fields: vertex colours (compared exactly).
+        others : sequence of (array, kind), optional
+            Other per-row point/vector fields: they take part in the choice among
+            symmetric candidates (the tolerant comparison of canonical inputs).
+        edges : array of shape (B, n, n, w), or a sequence of them, optional
+            Symmetric edge fields (bonds, adjacency): exact edge labels of the invariant
+            graph, their diagonals vertex colours. The matrix group leaves them alone.
+        method : {"minimal"}
+        tol : float, optional
+            Rank tolerance of the G-frame; default ``sqrt(eps)``.
+        rule : {"pivoted", "first"}
+            Row selection rule of the G-frame.
+
+        Returns
+        -------
+        PermutationFrame
+        """
+        self._check_method(method)
+        given_points, given_vectors = as_list(points), as_list(vectors)
+        data = self._batch(given_points, given_vectors, scalars, others, edges, tol, rule)
+        graph = _invariant_graph(data, self.metric)
+        order, distinct = _fast_order(graph)
+        fast = np.flatnonzero(distinct)
+        slow = np.flatnonzero(~distinct)
+        parts = []
+        if len(fast):
+            parts.append(_fast_frames(data, order[fast], fast))
+        if len(slow):
+            parts.append(_search_frames(data, graph, slow, self.max_frame_size))
+        labeling, H, t = _assemble(data.B, data.n, parts)
+        like = (given_points + given_vectors)[0]
+        if not isinstance(like, np.ndarray):
+            H, t = self._geometry_on_device(given_points, given_vectors, parts,
+                                            labeling.perms.shape[1], tol, rule)
+        return labeling.frame(like, H, t, frame_type=parts[0].frame_type,
+                              metric=self.metric)
+
+    def _batch(self, points, vectors, scalars, others, edges, tol, rule):
+        """The checked fields of a batch on the host, as :class:`_Data`."""
+        points = [_to_numpy(a) for a in points]
+        vectors = [_to_numpy(a) for a in vectors]
+        scalars = [_to_numpy(a) for a in as_list(scalars)]
+        others = [(_to_numpy(a), kind) for a, kind in (others or [])]
+        frame_rows = points + vectors
+        if not frame_rows:
+            raise ValueError(f"group {self.name} needs at least one frame-defining field")
+        if self.has_translations and not points:
+            raise ValueError(f"group {self.name} includes translations, fixed by the "
+                             "centroid of a 'point' field; pass points")
+        self.inner._check_rows(np, frame_rows + [a for a, _ in others])
+        _check_per_row(self.name, frame_rows + [a for a, _ in others] + scalars, "a field")
+        edge_matrix = None
+        if as_list(edges):
+            edges = [_to_numpy(a) for a in as_list(edges)]
+            _check_edges(self.name, edges, [])
+            if edges[0].shape[:2] != frame_rows[0].shape[:2]:
+                n = frame_rows[0].shape[1]
+                raise ValueError(
+                    f"group {self.name}: edge fields need a row and a column per row of "
+                    f"the per-row fields, shape ({frame_rows[0].shape[0]}, {n}, {n}, "
+                    f"width); got {tuple(edges[0].shape)}")
+            edge_matrix = _edge_matrix(self.name, edges, symmetrize=False)
+        # the least precise frame-defining input sets the tie tolerance eps^(1/3)
+        eps = max(machine_eps(a.dtype) if np.issubdtype(a.dtype, np.floating)
+                  else machine_eps(np.float64) for a in frame_rows)
+        return _Data(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
+                     eps ** (1.0 / 3.0))
+
+    def _geometry_on_device(self, points, vectors, parts, S, tol, rule):
+        """``H`` (B, S, d, d) and ``t`` (B, d) of frames decided on the host, recomputed
+        from the tensors themselves by the inner group's frame (the code the host ran),
+        so that they live on the tensors' device and gradients flow through them (see
+        :meth:`_Part.geometry`)."""
+        rows = [work_float(get_namespace(a), a) for a in points + vectors]
+        xp = get_namespace(*rows)
+        device, n_points = rows[0].device, len(points)
+
+        def inner_frame(ordered):
+            frame = self.inner.frame(ordered[:n_points] or None, ordered[n_points:] or None,
+                                     tol=tol, rule=rule)
+            return frame.H[:, 0], frame.t
+
+        def padded(H):                                  # (m, s, d, d) -> (m, S, d, d)
+            extra = (H.shape[0], S - H.shape[1]) + tuple(H.shape[2:])
+            return xp.concat([H, xp.zeros(extra, dtype=H.dtype, device=device)], axis=1)
+
+        Hs, ts, samples = [], [], []
+        for part in parts:
+            for index, H, t in part.geometry(xp, rows, inner_frame):
+                Hs.append(padded(H))
+                ts.append(t)
+                samples.append(index)
+        # parts back into sample order
+        source = xp.asarray(np.argsort(np.concatenate(samples)), device=device)
+        H = xp.take(xp.concat(Hs, axis=0), source, axis=0)
+        t = None if ts[0] is None else xp.take(xp.concat(ts, axis=0), source, axis=0)
+        return H, t
+
+
+def _fast_frames(data, order, index):
+    """The fast path: G-frames of the rows of samples ``index`` in their canonical
+    orders ``order`` (m, n); one element, no twins."""
+    frame = data.inner_frame(index, order)
+    m, n = order.shape
+    return _FastPart(index=index, perms=order[:, None], H=frame.H, t=frame.t,
+                     weights=np.ones((m, 1)),
+                     runs=np.broadcast_to(np.arange(n), (m, n)).copy(),
+                     frame_size=np.ones(m), n_candidate_groups=np.ones(m, dtype=np.int64),
+                     diagnostics={name: getattr(frame, name)
+                                  for name in Frame.diagnostic_names},
+                     frame_type=type(frame))

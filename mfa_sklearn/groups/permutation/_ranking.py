@@ -1,0 +1,183 @@
+"""Batched exact sorting, ranking and class averaging of rows.
+
+Every decision a permutation frame makes is an order or an equality of rows, taken
+exactly (no tolerance) and vectorized over a batch of ``B`` samples of ``n`` rows:
+
+* **Lexicographic order.** :func:`_lexsort_rows` sorts the rows ``(B, n, c)`` of each
+  sample by their columns, first column most significant, with one stable argsort per
+  column from the last to the first (a batched radix sort). The order is unique up to
+  equal rows, so it is a canonical order of the set of rows: permuting the rows of the
+  input permutes the argsort and leaves the sorted rows unchanged.
+* **Ties.** Equal consecutive rows of the sorted sample form *runs* (:func:`_runs`). A
+  run of ``m`` equal rows is fixed by its ``m!`` internal permutations, so a sample's
+  stabilizer in S_n is the product of the symmetric groups of its runs, of size
+  ``prod_k m_k!`` (:func:`_tie_sizes`), reported and never enumerated.
+* **Reynolds averaging.** The exact average of a per-row output ``y`` over a stabilizer
+  ``S`` that acts by permutations, ``R(y) = mean_{s in S} P_s y``, replaces each row by
+  the mean over its orbit (orbit-stabilizer theorem). :func:`_block_mean` computes it
+  from class labels: runs of ties, or the first-occurrence labels of orbits and orbitals
+  (:func:`_first_occurrence`, :func:`_pair_labels`). One backbone call on the canonical
+  input plus this mean is the minimal frame average ``h . R(Phi(c(x)))`` of Lin et al.
+* **Packing.** :func:`_pack` packs small non-negative integer columns into as few int64
+  columns as fit, in an order-preserving way, so that the sorts above touch fewer
+  columns.
+
+References
+----------
+Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetries and
+Efficiency. ICML 2024, arXiv:2406.07598.
+"""
+
+import numpy as np
+
+from .._namespace import class_sums, take_rows
+
+
+def _lexsort_rows(keys):
+    """Batched lexicographic argsort of rows: first column most significant, stable.
+
+    Parameters
+    ----------
+    keys : ndarray of shape (B, n, c)
+
+    Returns
+    -------
+    order : ndarray of shape (B, n), int64
+        ``keys[b, order[b]]`` is sorted lexicographically.
+    """
+    B, n, c = keys.shape
+    order = np.broadcast_to(np.arange(n), (B, n)).copy()
+    columns = np.moveaxis(keys, 2, 0)
+    if c >= 8:   # many columns (signatures): one contiguous copy beats strided reads
+        columns = np.ascontiguousarray(columns)
+    for col in range(c - 1, -1, -1):   # least significant column first
+        column = take_rows(np, columns[col], order)
+        order = take_rows(np, order, np.argsort(column, axis=1, kind="stable"))
+    return order
+
+
+def _run_starts(new):
+    """Per position of sorted rows (B, m), the position where its run starts, from the
+    flags ``new`` (B, m) that mark the first row of every run."""
+    return np.maximum.accumulate(np.where(new, np.arange(new.shape[1]), 0), axis=1)
+
+
+def _runs(sorted_keys):
+    """Run labels of equal consecutive rows of sorted keys (B, n, c): (B, n) int64,
+    0, 0, 1, 2, 2, ...; a row equal to the previous one continues its run."""
+    B, n = sorted_keys.shape[:2]
+    new = np.ones((B, n), dtype=bool)
+    new[:, 1:] = np.any(sorted_keys[:, 1:] != sorted_keys[:, :-1], axis=2)
+    return np.cumsum(new, axis=1) - 1
+
+
+def _ranks(sorted_keys, order):
+    """Dense ranks (B, n) of rows whose sorted keys (B, n, c) come in ``order`` (B, n),
+    and the run labels of the sorted keys."""
+    runs = _runs(sorted_keys)
+    rank = np.empty_like(runs)
+    np.put_along_axis(rank, order, runs, axis=1)
+    return rank, runs
+
+
+def _dense_rank(keys):
+    """Lexicographic dense rank of each row among the rows of its sample: (B, n) int64.
+
+    Equal rows get equal ranks; the ranks are invariant under row permutations."""
+    # the first column alone orders the samples where it has no ties (most of them)
+    first = keys[:, :, 0]
+    order = np.argsort(first, axis=1, kind="stable")
+    sorted_first = take_rows(np, first, order)
+    tied = np.flatnonzero(np.any(sorted_first[:, 1:] == sorted_first[:, :-1], axis=1))
+    if len(tied) and keys.shape[2] > 1:
+        order[tied] = _lexsort_rows(keys[tied])
+    return _ranks(take_rows(np, keys, order), order)[0]
+
+
+def _pack(columns, ranges, return_spans=False):
+    """Pack non-negative integer columns into as few int64 columns as fit (< 2^62),
+    preserving lexicographic order (and, if asked, the range of each packed column)."""
+    packed, spans, current, span = [], [], None, 1
+    for col, size in zip(columns, ranges):
+        size = max(int(size), 1)
+        if current is not None and span * size < 2 ** 62:
+            current = current * size + col
+            span *= size
+        else:
+            if current is not None:
+                packed.append(current)
+                spans.append(span)
+            current, span = col.astype(np.int64), size
+    packed.append(current)
+    spans.append(span)
+    return (packed, spans) if return_spans else packed
+
+
+def _tie_sizes(runs):
+    """Per sample, the product of the factorials of the run lengths (float), from run
+    labels (B, n) of sorted rows: the position of each row inside its run, multiplied."""
+    B, n = runs.shape
+    new = np.ones((B, n), dtype=bool)
+    new[:, 1:] = runs[:, 1:] != runs[:, :-1]
+    return np.prod((np.arange(n) - _run_starts(new) + 1).astype(np.float64), axis=1)
+
+
+def _first_occurrence(keys):
+    """Per sample, the first position holding each key: (B, m) int -> (B, m) int64.
+
+    ``out[b, p] = min {q : keys[b, q] == keys[b, p]}``, so distinct keys give
+    ``arange(m)``; these are the class labels :func:`_block_mean` averages over."""
+    B, m = keys.shape
+    order = np.argsort(keys, axis=1, kind="stable")
+    sorted_keys = take_rows(np, keys, order)
+    new = np.ones((B, m), dtype=bool)
+    new[:, 1:] = sorted_keys[:, 1:] != sorted_keys[:, :-1]
+    out = np.empty((B, m), dtype=np.int64)
+    np.put_along_axis(out, order, take_rows(np, order, _run_starts(new)), axis=1)
+    return out
+
+
+def _pair_labels(runs):
+    """Orbitals (orbits on ordered pairs, flattened ``i * n + j``) of the tie-class
+    permutations of S_n frames, from their run labels (B, n): pairs are equivalent when
+    their rows lie in the same classes and both are diagonal or both not. (B, n*n)."""
+    B, n = runs.shape
+    diagonal = np.eye(n, dtype=np.int64)
+    keys = (runs[:, :, None] * n + runs[:, None, :]) * 2 + diagonal
+    return _first_occurrence(keys.reshape(B, n * n))
+
+
+def _lex_less(a, b):
+    """Elementwise lexicographic ``a < b`` over the last axis."""
+    diff = a != b
+    first = np.argmax(diff, axis=-1)
+    av = np.take_along_axis(a, first[..., None], axis=-1)[..., 0]
+    bv = np.take_along_axis(b, first[..., None], axis=-1)[..., 0]
+    return np.any(diff, axis=-1) & (av < bv)
+
+
+def _block_mean(xp, y, labels):
+    """Average the rows of y (B, n, w) over classes of equal labels (B, n).
+
+    Labels are integers in ``0..n-1``; a sample whose labels are ``arange(n)`` has no
+    classes to average. Runs of ties (0, 0, 1, 2, 2, ...) and first-occurrence labels
+    (orbits, orbitals: see :func:`_first_occurrence`) both qualify. Out of place, in the
+    namespace ``xp`` of y (numpy or torch)."""
+    B, n, w = y.shape
+    device = labels.device
+    tied = xp.any(labels != xp.arange(n, device=device), axis=1)
+    if not bool(xp.any(tied)):
+        return y
+    index = xp.nonzero(tied)[0]
+    sub, sub_labels = xp.take(y, index, axis=0), xp.take(labels, index, axis=0)
+    sums = class_sums(xp, sub, sub_labels, n)                 # in canonical order
+    ones = xp.ones(tuple(sub_labels.shape) + (1,), dtype=sums.dtype, device=device)
+    counts = class_sums(xp, ones, sub_labels, n)
+    # unused labels have count 0: divide by 1 there (no NaN, even in a gradient)
+    mean = sums / xp.where(counts > 0, counts, xp.ones_like(counts))
+    mean = take_rows(xp, mean, sub_labels)
+    # the averaged samples replace theirs: sample b comes from slot B + k if it is the
+    # k-th tied one
+    slot = xp.cumulative_sum(xp.astype(tied, xp.int64)) - 1 + B
+    source = xp.where(tied, slot, xp.arange(B, device=device))
+    return xp.take(xp.concat([y, mean], axis=0), source, axis=0)
