@@ -34,27 +34,9 @@ ESTIMATORS = [
 ]
 
 
-_NO_SAMPLE_WEIGHT = [
-    "check_sample_weights_pandas_series",
-    "check_sample_weights_not_an_array",
-    "check_sample_weights_list",
-    "check_sample_weights_shape",
-    "check_sample_weights_not_overwritten",
-    "check_all_zero_sample_weights_error",
-    "check_sample_weight_equivalence_on_dense_data",
-]
-
-
-def _expected_failed(estimator):
-    if isinstance(getattr(estimator, "estimator", None), KNeighborsRegressor):
-        reason = ("KNeighborsRegressor takes no sample_weight; the wrapper raises a "
-                  "ValueError instead of silently dropping the weights")
-        return dict.fromkeys(_NO_SAMPLE_WEIGHT, reason)
-    return {}
-
-
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed,
-                         xfail_strict=True)
+# KNeighborsRegressor takes no sample_weight: the wrapper applies integer weights as
+# repeated samples, so the sample-weight checks pass with it too
+@parametrize_with_checks(ESTIMATORS, xfail_strict=True)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

@@ -561,12 +561,42 @@ def test_sample_weight_with_metadata_routing():
             FrameAveragingRegressor(Ridge(), group="E(3)").fit(X, y, sample_weight=w)
 
 
-def test_sample_weight_unsupported_by_inner_raises():
-    X, y, w = _weighted_data()
-    reg = FrameAveragingRegressor(KNeighborsRegressor(), group="E(3)")
-    with pytest.raises(ValueError,
-                       match="KNeighborsRegressor does not support sample_weight"):
-        reg.fit(X, y, sample_weight=w)
+def test_integer_weights_repeat_samples_for_an_inner_estimator_without_them():
+    X, y, _ = _weighted_data()
+    counts = np.arange(len(X)) % 3
+    reg = FrameAveragingRegressor(KNeighborsRegressor(2), group="E(3)")
+    weighted = reg.fit(X, y, sample_weight=counts.astype(float)).predict(X)
+    repeated = clone(reg).fit(np.repeat(X, counts, axis=0),
+                              np.repeat(y, counts, axis=0)).predict(X)
+    np.testing.assert_array_equal(weighted, repeated)
+    with pytest.raises(ValueError, match="KNeighborsRegressor does not support "
+                                         "sample_weight, so weights are applied as "
+                                         "repeated samples and must be non-negative "
+                                         "integers"):
+        reg.fit(X, y, sample_weight=np.full(len(X), 0.5))
+    with pytest.raises(ValueError, match="sample_weight is zero for every sample"):
+        reg.fit(X, y, sample_weight=np.zeros(len(X)))
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        reg.fit(X, y, sample_weight=np.ones(3))
+
+
+def test_meta_estimators_around_an_inner_estimator_without_sample_weight():
+    from sklearn.ensemble import AdaBoostRegressor, BaggingClassifier, BaggingRegressor
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 15))
+    y = np.linalg.norm(X, axis=1)
+    bag = BaggingRegressor(FrameAveragingRegressor(KNeighborsRegressor(), group="E(3)"),
+                           n_estimators=4, random_state=0).fit(X, y)
+    assert check_equivariance(bag, "E(3)", X, random_state=0)["max_error"] <= TOL64
+    boost = AdaBoostRegressor(FrameAveragingRegressor(Ridge(), group="E(3)"),
+                              n_estimators=3, random_state=0).fit(X, y)
+    assert check_equivariance(boost, "E(3)", X, random_state=0)["max_error"] <= TOL64
+    labels = y > np.median(y)
+    clf = BaggingClassifier(FrameAveragingClassifier(KNeighborsClassifier(), group="E(3)"),
+                            n_estimators=4, random_state=0).fit(X, labels)
+    assert clf.predict_proba(X).shape == (60, 2)
     with pytest.raises(ValueError, match="enable_metadata_routing"):
         FrameAveragingRegressor(Ridge(), group="E(3)").fit(X, y, alpha_unused=1.0)
 
