@@ -169,7 +169,8 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         Column layout of X: ``name -> kind`` or ``name -> (kind, width)``, kinds "point",
         "vector", "scalar", column blocks field-major. Default: one "point" field.
     frame_fields : str or list of str, default=None
-        Fields that define the frame (default: the first point or vector field).
+        Fields that define the frame (default: the first point field, else the first
+        vector field; for S_n every point and vector field).
     target : "invariant", kind, (kind, width) or dict, default="invariant"
         How y transforms. "invariant": y is unchanged by the group. Otherwise the
         layout of y's columns, e.g. ``"point"`` for future positions (moves like

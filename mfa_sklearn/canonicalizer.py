@@ -29,7 +29,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         width)`` with kinds "point", "vector" and "scalar", column blocks field-major.
         Default: the whole row is one "point" field of the group's width.
     frame_fields : str or list of str, default=None
-        The fields that define the frame (default: the first point or vector field).
+        The fields that define the frame (default: the first point field, else the first
+        vector field; for S_n every point and vector field).
         Several are stacked as rows, e.g. ``["pos", "vel"]``.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.

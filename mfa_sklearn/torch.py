@@ -101,7 +101,8 @@ class FrameAveraged(nn.Module):
         column blocks, 3-D X ``(B, n, W)`` the fields side by side. Default: one
         "point" field (one adjacency matrix for ``"graph"``).
     frame_fields : str or list of str, default=None
-        Fields that define the frame (default: the first point or vector field).
+        Fields that define the frame (default: the first point field, else the first
+        vector field; for S_n every point and vector field).
     target : "invariant", kind, (kind, width) or dict, default="invariant"
         How the backbone's output transforms. "invariant": it does not (energies,
         class scores). Otherwise the layout of its output columns (flat
@@ -245,7 +246,8 @@ class FrameAveraged(nn.Module):
             frame elements, shape ``(B,) + out.shape[1:]``. Equivariant target: the
             output mapped back by the frames, of the backbone's per-sample shape.
         """
-        if self.group_ is None:
+        if self.group_ is None or len(X) == 0:
+            # an empty batch has no frames; the backbone gives the output's shape
             return self.module(X)
         return self.from_canonical(*self.canonicalize(X))
 

@@ -413,14 +413,15 @@ class Group(_RealBlocks):
         Returns
         -------
         list of str
-            The first point or vector field.
+            The first point field, else the first vector field.
         """
-        geometric = [name for name, kind in fields if kind in ("point", "vector")]
-        if not geometric:
-            raise ValueError(
-                f"group {self.name} needs a 'point' or 'vector' field to define frames; "
-                f"the fields are {list(fields)}")
-        return geometric[:1]
+        for wanted in ("point", "vector"):
+            names = [name for name, kind in fields if kind == wanted]
+            if names:
+                return names[:1]
+        raise ValueError(
+            f"group {self.name} needs a 'point' or 'vector' field to define frames; "
+            f"the fields are {list(fields)}")
 
     def labeling_backend(self):
         """The canonical labeling backend the frames depend on (e.g. a nauty version),
