@@ -42,6 +42,8 @@ COMMON_CONSTRAINTS = {
     "frame_fields": [str, list, tuple, None],
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
 }
+#: the estimators' ``round_bits`` (numpy only: rounding has no gradient)
+ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 52, closed="both"), None]
 #: how an estimator's inner estimator transforms its targets
 TARGET_CONSTRAINT = [StrOptions({"invariant", "point", "vector", "scalar", "edge"}), tuple,
                      dict]
@@ -75,6 +77,40 @@ def check_finite(X, layout):
             raise NonFiniteInputError(
                 f"field {name!r} contains NaN or inf in {first_indices(rows)}; frames "
                 "cannot be computed. Impute or drop those samples first.")
+
+
+def round_relative(Xc, layout, bits):
+    """Round the point and vector fields of canonical inputs in place to ``bits``
+    significant bits of each sample's largest coordinate in that field.
+
+    The grid step is a power of two, ``2^(e - bits)`` where ``2^e`` bounds the largest
+    coordinate, so the rounding is exact arithmetic: two canonical inputs that differ
+    by float rounding (``g . x`` and ``x``, about ``1e-15`` relative) become equal bit
+    for bit unless a coordinate lies within that rounding of a grid boundary.
+
+    Parameters
+    ----------
+    Xc : ndarray of shape (B, K, C) or (B, K, n, W)
+    layout : Layout
+    bits : int
+
+    Returns
+    -------
+    ndarray
+        ``Xc``, rounded.
+    """
+    for f, part in zip(layout.fields, layout.split(Xc).values()):
+        if f.kind not in ("point", "vector"):
+            continue
+        flat = part.reshape(part.shape[:2] + (-1,))
+        largest = np.max(np.abs(flat), axis=-1, keepdims=True)
+        step = np.ldexp(np.ones_like(largest), np.frexp(largest)[1] - bits)
+        rounded = (np.round(flat / step) * step).reshape(part.shape)
+        if np.shares_memory(part, Xc):
+            part[...] = rounded
+        else:  # complex fields of 2-D layouts are gathered copies: write the columns back
+            Xc[...] = layout.join({**layout.split(Xc), f.name: rounded})
+    return Xc
 
 
 def _chunk_slices(X, values_per_sample):
@@ -318,8 +354,11 @@ class FrameEstimatorMixin:
             return X[:, None], None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
-        return plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                 return_frame=return_frame)
+        Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
+                                      return_frame=return_frame)
+        if self.round_bits is not None:
+            Xc = round_relative(Xc, self.layout_, self.round_bits)
+        return Xc, frame
 
     def frame_diagnostics(self, X):
         """Per-sample frame diagnostics, so degenerate inputs are visible.
