@@ -26,7 +26,7 @@ from mfa_sklearn.layout import Layout
 #: tests on symmetric graphs need nauty's canonical labeling (optional extra)
 needs_nauty = pytest.mark.skipif(importlib.util.find_spec("pynauty") is None,
                                  reason="needs pynauty (pip install 'mfa_sklearn[nauty]')")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- graphs
