@@ -1,10 +1,7 @@
 """mfa_sklearn.torch: FrameAveraged, and skorch nets both inside and outside the frames."""
 
 import importlib
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from sklearn.preprocessing import FunctionTransformer
 from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
                          MinimalFrameCanonicalizer, check_equivariance)
 from mfa_sklearn.testing import apply_group, random_group_element
+from tests._helpers import cube_vertices, rotated, run_script
 
 torch = pytest.importorskip("torch")
 skorch = pytest.importorskip("skorch")
@@ -310,8 +308,7 @@ def test_training_gradients_on_symmetric_clouds_are_invariant():
     differentiable where the stabilizer is non-trivial.)"""
     pytest.importorskip("pynauty")
     rng = np.random.default_rng(13)
-    cube = np.array(np.meshgrid([-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0])).reshape(3, -1).T
-    x = (cube[None] @ np.linalg.qr(rng.normal(size=(4, 3, 3)))[0]).reshape(4, 24)
+    x = rotated(cube_vertices(), 4, rng, shift=False).reshape(4, 24)
     energy = FrameAveraged(mlp(n_in=24), group="S_n x E(3)")
     gx = apply_group("S_n x E(3)", random_group_element("S_n x E(3)", 4, random_state=14), x)
 
@@ -445,11 +442,8 @@ def test_skorch_classifier_inside_frame_averaging_classifier():
 
 
 def test_skorch_nbody_example_runs_in_smoke_mode():
-    example = Path(__file__).resolve().parents[1] / "examples" / "skorch_nbody.py"
-    result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
-                            env=dict(os.environ, MFA_SMOKE="1"), timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = {line[:24].strip(): line.split() for line in result.stdout.splitlines()}
+    out = run_script("examples/skorch_nbody.py")
+    rows = {line[:24].strip(): line.split() for line in out.splitlines()}
     assert float(rows["MLP + E(3) frames"][-2]) < 1e-5    # float32 rounding
     assert float(rows["MLP"][-2]) > 1e-2
 

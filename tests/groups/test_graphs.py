@@ -8,11 +8,7 @@ graph-level targets are covered, on symmetric graphs (nauty search path, orbit a
 orbital averaging) and generic ones (fast path).
 """
 
-import importlib.util
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +18,7 @@ from mfa_sklearn import FrameAveragingRegressor, check_equivariance
 from mfa_sklearn.exceptions import LayoutError, MissingDependencyError, NonFiniteInputError
 from mfa_sklearn.groups import GraphGroup, PermutationGroup, get_group
 from mfa_sklearn.layout import Layout
-
-#: tests on symmetric graphs need nauty's canonical labeling (optional extra)
-needs_nauty = pytest.mark.skipif(importlib.util.find_spec("pynauty") is None,
-                                 reason="needs pynauty (pip install 'mfa_sklearn[nauty]')")
-ROOT = Path(__file__).resolve().parents[2]
+from tests._helpers import CountingRegressor, needs_nauty, run_script
 
 
 # --------------------------------------------------------------------------- graphs
@@ -83,10 +75,7 @@ def relabel(A, rng):
 # ------------------------------------------------------------------------ backbone
 class MLPRegressor(RegressorMixin, BaseEstimator):
     """Fixed-seed tanh MLP (weights drawn in ``fit``, least squares on the last layer is
-    skipped on purpose): neither permutation-invariant nor -equivariant. Counts the rows
-    it predicts on."""
-
-    rows_seen = 0
+    skipped on purpose): neither permutation-invariant nor -equivariant."""
 
     def __init__(self, hidden=16, seed=0):
         self.hidden = hidden
@@ -103,7 +92,6 @@ class MLPRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        type(self).rows_seen += len(X)
         out = np.tanh(X @ self.W1_ + self.b1_) @ self.W2_
         return out[:, 0] if self.ndim_ == 1 else out
 
@@ -265,10 +253,11 @@ def test_node_fields_and_weighted_graphs_exact():
 def test_one_inner_call_per_sample():
     rng = np.random.default_rng(6)
     X = _batch(GRAPHS, rng)
-    model = _fit(X, X, "edge")
-    MLPRegressor.rows_seen = 0
+    model = FrameAveragingRegressor(CountingRegressor(MLPRegressor()), group="graph",
+                                    fields={"A": "edge"}, target="edge").fit(X, X)
+    model.estimator_.predict_rows_.clear()
     model.predict(X)
-    assert MLPRegressor.rows_seen == len(X)
+    assert model.estimator_.predict_rows_ == [len(X)]
 
 
 @needs_nauty
@@ -392,11 +381,9 @@ def test_missing_pynauty_is_named(monkeypatch):
 def test_graph_regression_example_smoke():
     # one OpenMP thread: spin-waiting threads of HistGradientBoosting are slow on a
     # loaded machine (the suite may run beside other processes)
-    env = dict(os.environ, MFA_SMOKE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "graph_regression.py")],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "invariance error" in result.stdout
+    out = run_script("examples/graph_regression.py", env={"OMP_NUM_THREADS": "1"},
+                     timeout=120)
+    assert "invariance error" in out
 
 
 # ------------------------------------------- bonded clouds: S_n x G with edge fields
@@ -500,11 +487,9 @@ def test_bonded_clouds_at_tiny_and_huge_scales(scale, dtype, bound):
 def test_bonded_molecules_example_smoke():
     """Bonds as an edge field under S_n x E(3): exactly invariant energies (relabelling
     error 0), and far closer than the plain model."""
-    env = dict(os.environ, MFA_SMOKE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "bonded_molecules.py")],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    rows = {line[:28].strip(): line.split() for line in result.stdout.splitlines()}
+    out = run_script("examples/bonded_molecules.py", env={"OMP_NUM_THREADS": "1"},
+                     timeout=120)
+    rows = {line[:28].strip(): line.split() for line in out.splitlines()}
     bonded = rows["S_n x E(3) frames + bonds"]
     assert float(bonded[-1]) == 0.0 and float(bonded[-2]) <= 1e-9
     assert float(bonded[-3]) < float(rows["plain"][-3])
