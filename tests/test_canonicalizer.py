@@ -6,8 +6,9 @@ input, the input validation of all three estimators, and canonical coordinates t
 are exactly zero. The estimators built on it are tested in test_averaging.py.
 
 Error metric: ``max_error`` of ``check_equivariance`` (the largest absolute deviation
-relative to the largest output entry), bounded by 1e-9 for float64 data; each
-invariance test also checks that the model without frames is off by at least 1e-2.
+relative to the largest output entry), asserted with ``assert_equivariant`` at 1e-9 for
+float64 data; the invariance tests also check that the model without frames is off by
+at least 1e-2.
 """
 
 import numpy as np
@@ -27,7 +28,7 @@ from mfa_sklearn import (
     check_equivariance,
 )
 from mfa_sklearn.datasets import NBODY_FIELDS, make_charged_nbody
-from mfa_sklearn.testing import apply_group, random_group_element
+from mfa_sklearn.testing import apply_group, assert_equivariant, random_group_element
 from tests._helpers import CONTROL
 
 N_POINTS = 6
@@ -93,8 +94,7 @@ def test_pipeline_canonicalizer_ridge_invariant():
                        axis=2) @ np.arange(5.0)
     pipe = make_pipeline(MinimalFrameCanonicalizer(group="E(3)"), Ridge())
     pipe.fit(X[:60], y[:60])
-    result = check_equivariance(pipe, "E(3)", X[60:], random_state=0)
-    assert result["max_error"] <= TOL64, result
+    assert_equivariant(pipe, "E(3)", X[60:], random_state=0, rtol=TOL64)
     control = check_equivariance(make_pipeline(Ridge()).fit(X[:60], y[:60]), "E(3)",
                                  X[60:], random_state=0)
     assert control["max_error"] >= CONTROL
@@ -235,7 +235,7 @@ def test_three_d_input_equals_two_d():
     pred2 = clone(reg).fit(X, y).predict(X)
     reg3 = clone(reg).fit(X3, y)
     np.testing.assert_array_equal(reg3.predict(X3), pred2)
-    assert check_equivariance(reg3, "E(3)", X3, random_state=0)["max_error"] <= TOL64
+    assert_equivariant(reg3, "E(3)", X3, random_state=0, rtol=TOL64)
 
     labels = np.where(X[:, 30] > 0, "plus", "minus")
     clf2 = FrameAveragingClassifier(group="SO(3)", fields=NBODY_FIELDS).fit(X, labels)
@@ -366,12 +366,12 @@ def test_structural_zeros_are_exact_so_scalers_and_trees_stay_invariant(group):
     assert np.all(np.sum(Xc == 0.0, axis=1) >= 3)       # first frame rows: 2 + 1 zeros
     pipe = make_pipeline(MinimalFrameCanonicalizer(group, fields=NBODY_FIELDS),
                          StandardScaler(), KNeighborsRegressor()).fit(X[train], y[train, 0])
-    assert check_equivariance(pipe, group, X[test], fields=NBODY_FIELDS,
-                              target="invariant", random_state=0)["max_error"] <= 1e-9
+    assert_equivariant(pipe, group, X[test], fields=NBODY_FIELDS, target="invariant",
+                       random_state=0, rtol=TOL64)
     trees = FrameAveragingRegressor(HistGradientBoostingRegressor(max_iter=30),
                                     group=group, fields=NBODY_FIELDS)
     trees.fit(X[train], y[train, 0])
-    assert check_equivariance(trees, group, X[test], random_state=0)["max_error"] <= 1e-9
+    assert_equivariant(trees, group, X[test], random_state=0, rtol=TOL64)
 
 
 @pytest.mark.parametrize("group", ["U(2)", "SU(3)", "O(1,3)", "SO(1,3)"])
@@ -393,5 +393,5 @@ def test_structural_zeros_of_unitary_and_lorentz_frames_are_exact(group):
     assert np.all(np.sum(Xc == 0.0, axis=1) >= 2)
     pipe = make_pipeline(MinimalFrameCanonicalizer(group, fields=fields), StandardScaler(),
                          HistGradientBoostingRegressor(max_iter=30)).fit(X[:400], y[:400])
-    assert check_equivariance(pipe, group, X[400:], fields=fields, target="invariant",
-                              random_state=0)["max_error"] <= 1e-9
+    assert_equivariant(pipe, group, X[400:], fields=fields, target="invariant",
+                       random_state=0, rtol=TOL64)

@@ -18,6 +18,7 @@ from mfa_sklearn import FrameAveragingRegressor, check_equivariance
 from mfa_sklearn.exceptions import LayoutError, MissingDependencyError, NonFiniteInputError
 from mfa_sklearn.groups import GraphGroup, PermutationGroup, get_group
 from mfa_sklearn.layout import Layout
+from mfa_sklearn.testing import assert_equivariant
 from tests._helpers import CountingRegressor, needs_nauty, run_script
 
 
@@ -204,8 +205,7 @@ def test_exact_equivariance(target):
         y, spec = X ** 2, "edge"
     model = _fit(X, y, spec)
     for seed in range(3):
-        result = check_equivariance(model, "graph", X, random_state=seed)
-        assert result["max_abs_error"] == 0.0
+        assert_equivariant(model, "graph", X, random_state=seed, rtol=0)
     # control: the bare backbone is far from symmetric
     bare = MLPRegressor().fit(X, y)
     assert check_equivariance(bare, "graph", X, fields={"A": "edge"}, target=spec,
@@ -242,7 +242,7 @@ def test_node_fields_and_weighted_graphs_exact():
     y = X[:, :n * n].reshape(-1, n, n).sum(axis=2)
     model = _fit(X, y, "scalar", fields)
     for seed in range(3):
-        assert check_equivariance(model, "graph", X, random_state=seed)["max_abs_error"] == 0
+        assert_equivariant(model, "graph", X, random_state=seed, rtol=0)
     diag = model.frame_diagnostics(X)
     assert np.all(diag["frame_size"][:4] == 1)
     # the Petersen graph with two coloured vertices keeps only part of Aut (120)
@@ -273,7 +273,7 @@ def test_ties_and_near_ties_are_exact():
     X = _batch([A, near, neg] * 2, rng)
     model = _fit(X, X, "edge")
     for seed in range(3):
-        assert check_equivariance(model, "graph", X, random_state=seed)["max_abs_error"] == 0
+        assert_equivariant(model, "graph", X, random_state=seed, rtol=0)
 
 
 @needs_nauty
@@ -287,7 +287,7 @@ def test_symmetrize_option():
     group = GraphGroup(symmetrize=True)
     model = FrameAveragingRegressor(MLPRegressor(), group=group, fields={"A": "edge"}).fit(
         X, X.sum(axis=1))
-    assert check_equivariance(model, group, X, random_state=0)["max_abs_error"] == 0
+    assert_equivariant(model, group, X, random_state=0, rtol=0)
 
 
 def test_edge_targets_under_plain_s_n_with_ties():
@@ -299,7 +299,7 @@ def test_edge_targets_under_plain_s_n_with_ties():
     model = FrameAveragingRegressor(MLPRegressor(), group="S_n", fields={"x": "scalar"},
                                     target={"E": "edge"}).fit(X, Y)
     for seed in range(3):
-        assert check_equivariance(model, "S_n", X, random_state=seed)["max_abs_error"] == 0
+        assert_equivariant(model, "S_n", X, random_state=seed, rtol=0)
 
 
 @needs_nauty
@@ -423,8 +423,7 @@ def test_bonded_clouds_are_exactly_symmetric(group, target, width):
                                     target=target).fit(X, y)
     assert np.all(model.frame_diagnostics(X)["frame_size"] == 1)
     for seed in range(2):
-        error = check_equivariance(model, group, X, random_state=seed)["max_error"]
-        assert error <= 1e-10, error
+        assert_equivariant(model, group, X, random_state=seed, rtol=1e-10)
     control = check_equivariance(clone_fit(inner, X, y), group, X, fields=MOLECULE_FIELDS,
                                  target=target, random_state=0)["max_error"]
     assert control > 1e-3, control
@@ -460,8 +459,7 @@ def test_bonds_break_the_symmetry_of_a_cloud(target):
     np.testing.assert_array_equal(model.frame_diagnostics(moved)["frame_size"],
                                   [48, 4] * 3)
     for seed in range(2):
-        assert check_equivariance(model, group, moved, random_state=seed)["max_error"] \
-            <= 1e-10
+        assert_equivariant(model, group, moved, random_state=seed, rtol=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -480,8 +478,7 @@ def test_bonded_clouds_at_tiny_and_huge_scales(scale, dtype, bound):
         MLPRegressor(hidden_layer_sizes=(16,), max_iter=30, random_state=0),
         group="S_n x E(3)", fields=MOLECULE_FIELDS, target="vector").fit(X, y)
     assert model.predict(X).dtype == dtype
-    error = check_equivariance(model, "S_n x E(3)", X, random_state=1)["max_error"]
-    assert error <= bound, error
+    assert_equivariant(model, "S_n x E(3)", X, random_state=1, rtol=bound)
 
 
 def test_bonded_molecules_example_smoke():

@@ -25,6 +25,7 @@ from mfa_sklearn.exceptions import (FrameTooLargeError, GroupNotFoundError,
                                     LabelingBackendWarning, LayoutError,
                                     MissingDependencyError, NonFiniteInputError)
 from mfa_sklearn.groups import PermutationGroup, PermutationProductGroup, get_group
+from mfa_sklearn.testing import assert_equivariant
 from tests._helpers import (CONTROL, CountingRegressor, RowBackbone,
                             assert_frame_equivariant, cube_vertices, frame_averaged)
 
@@ -140,12 +141,11 @@ def test_sn_estimator_and_layout():
     fields = {"x": ("scalar", 3)}
     reg = FrameAveragingRegressor(LinearRegression(), group="S_n", fields=fields,
                                   target=("scalar", 1)).fit(X, y)
-    res = check_equivariance(reg, "S_n", X, random_state=0)
-    assert res["max_error"] == 0
+    assert_equivariant(reg, "S_n", X, random_state=0, rtol=0)
     # invariant target
     reg = FrameAveragingRegressor(KNeighborsRegressor(3), group="S_n", fields=fields)
     reg.fit(X, y.sum(axis=1))
-    assert check_equivariance(reg, "S_n", X, random_state=1)["max_error"] == 0
+    assert_equivariant(reg, "S_n", X, random_state=1, rtol=0)
     # 3-D input: each whole row is one field by default
     reg3 = FrameAveragingRegressor(LinearRegression(), group="S_n").fit(
         X.reshape(120, 6, 3), y.sum(axis=1))
@@ -344,8 +344,7 @@ def test_nbody_regressor(nbody, inner, name):
     X, y = nbody
     reg = FrameAveragingRegressor(inner, group=name, fields=NBODY_FIELDS,
                                   target="point").fit(X, y)
-    res = check_equivariance(reg, name, X[:100], random_state=0)
-    assert res["max_error"] <= TOL64, res
+    assert_equivariant(reg, name, X[:100], random_state=0, rtol=TOL64)
     bare = FrameAveragingRegressor(inner, fields=NBODY_FIELDS, target="point").fit(X, y)
     assert check_equivariance(bare, name, X[:100], random_state=0)["max_error"] >= CONTROL
 
@@ -362,7 +361,7 @@ def test_symmetric_clouds_one_inner_call():
     reg.predict(X)
     assert reg.estimator_.predict_rows_ == [10]
     np.testing.assert_array_equal(reg.frame_diagnostics(X)["frame_size"], [48] * 5 + [1] * 5)
-    assert check_equivariance(reg, "S_n x E(3)", X, random_state=2)["max_error"] <= TOL64
+    assert_equivariant(reg, "S_n x E(3)", X, random_state=2, rtol=TOL64)
 
 
 def test_grid_search_over_groups(nbody):
