@@ -128,22 +128,9 @@ def assert_equivariant(model, group, X, *, fields=None, target=None, random_stat
 
     Parameters
     ----------
-    model : fitted estimator or callable
-        Uses ``predict`` if present, else ``transform`` (whose output is treated as
-        invariant), else calls ``model(X)``; pass a bound method such as
-        ``clf.predict_proba`` to check another output.
-    group : str or Group
-        The group to test.
-    X : ndarray of shape (n_samples, n_columns) or (n_samples, n_rows, width)
-    fields : dict, str, tuple or None
-        Layout of X; default: the model's ``fields`` parameter if it has one.
-    target : "invariant", kind, (kind, width) or dict, optional
-        How the output transforms; default: the model's ``target`` parameter if it has
-        one, else "invariant".
-    random_state : int, numpy Generator or None
-    translation_scale : float, optional
-        Standard deviation of the random translations (E/SE); see
-        :func:`check_equivariance`.
+    model, group, X, fields, target, random_state, translation_scale
+        As for :func:`check_equivariance`; pass a bound method such as
+        ``clf.predict_proba`` as the model to check another output.
     rtol : float, optional
         Largest error allowed relative to the largest output entry. Default: 1e-9 for
         float64 X and 1e-4 for float32 (or complex64) X (``DEFAULT_RTOL``): exact
@@ -164,6 +151,21 @@ def assert_equivariant(model, group, X, *, fields=None, target=None, random_stat
         Naming what was checked (the model's method, the group, the output's
         transformation), the largest error, the sample and output entry where it
         occurs, and the tolerance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KNeighborsRegressor
+    >>> from mfa_sklearn import FrameAveragingRegressor
+    >>> from mfa_sklearn.testing import assert_equivariant
+    >>> X = np.random.default_rng(0).normal(size=(40, 15))   # 5 points in 3-D per row
+    >>> reg = FrameAveragingRegressor(KNeighborsRegressor(), group="E(3)", target="point")
+    >>> report = assert_equivariant(reg.fit(X, X), "E(3)", X, random_state=0)
+    >>> bare = KNeighborsRegressor().fit(X, X)
+    >>> assert_equivariant(bare, "E(3)", X, target="point")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: KNeighborsRegressor.predict is not equivariant under E(3): ...
     """
     __tracebackhide__ = True
     X = np.asarray(X)

@@ -1,10 +1,11 @@
 """Backbones, data and checks shared by the test modules.
 
-A plain module, imported as ``tests._helpers`` (``tests`` is a package, and pytest puts
-the repository root on ``sys.path``), rather than names taken from ``conftest.py``: a
-conftest is pytest's plugin, loaded under a name that depends on the import mode, so
-importing from it can load a second copy (with its own error table); conftest.py keeps
-only what pytest itself calls.
+A plain module, imported as ``tests._helpers`` (``tests`` is a package, so pytest's
+default import mode puts the repository root on ``sys.path``, from any folder of the
+suite), rather than names taken from ``conftest.py``: a conftest is pytest's plugin,
+registered under a name that depends on the import mode, so importing it by name can
+fail or load a second copy (with its own error table). conftest.py keeps only what
+pytest itself calls: hooks and fixtures.
 """
 
 import importlib.util
@@ -34,7 +35,7 @@ needs_nauty = pytest.mark.skipif(not HAS_NAUTY,
                                  reason="needs pynauty (pip install 'mfa_sklearn[nauty]')")
 
 
-# ------------------------------------------------------------------ errors per case
+# ------------------------------------------------------------ errors and precision
 # Largest equivariance error per named case, gathered through `record_error`;
 # `MFA_PRINT_ERRORS=1 pytest -s` prints them as a table at the end (see conftest.py).
 ERRORS = {}
@@ -94,13 +95,28 @@ class HomogeneousMLP:
 
 
 class RowBackbone(HomogeneousMLP):
-    """The MLP on the flattened canonical input (B, K, n, w) of n rows: per row an
-    output block of each kind in ``outputs`` (kind -> width), and an "invariant" of
-    width ``n_inv``; counts its calls.
+    """The non-equivariant backbone of the frame-level tests, on canonical rows.
 
-    With ``complex=True`` the input is read as real blocks [Re | Im], scaled by its
-    max modulus (invariant under U(d)), and every row output is complex (a real and an
-    imaginary block); it computes in single precision for complex64 or float32 input.
+    Maps the flattened canonical input (B, K, n, w) of n rows to a dict: per row an
+    output of each kind in ``outputs``, (B, K, n, width), and an "invariant" output
+    (B, K, n_inv). Counts its calls in ``calls``.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    width_in : int
+        Width of the input rows (all fields side by side).
+    outputs : dict
+        Row outputs, kind -> width, e.g. ``{"vector": d, "point": d}``.
+    n_inv : int, default=3
+        Width of the invariant output.
+    complex : bool, default=False
+        Read the input as real blocks [Re | Im], scaled by its max modulus (invariant
+        under U(d)), and make every row output complex (a real and an imaginary
+        block); computes in single precision for complex64 or float32 input.
+    hidden : int, default=32
+    seed : int, default=0
     """
 
     def __init__(self, n, width_in, outputs, *, n_inv=3, complex=False, hidden=32,
@@ -145,9 +161,23 @@ def point_vector_backbone(n, d, width_in=None, *, complex=False, seed=0):
 
 
 class CountingRegressor(RegressorMixin, BaseEstimator):
-    """Fits a clone of ``estimator`` and records the rows of every fit and predict
-    call (``fit_rows_``, ``predict_rows_``): how often frame averaging calls the inner
-    model, and on how many canonical inputs."""
+    """A regressor that records how often, and on how many rows, it is called.
+
+    Frame averaging clones its inner estimator, so the records live on the fitted
+    clone (``estimator_`` of the wrapper).
+
+    Parameters
+    ----------
+    estimator : regressor
+        Fitted as a clone, and called for the predictions.
+
+    Attributes
+    ----------
+    fit_rows_ : list of int
+        Rows of the fit.
+    predict_rows_ : list of int
+        Rows of every predict call since the fit.
+    """
 
     def __init__(self, estimator=None):
         self.estimator = estimator
@@ -170,10 +200,28 @@ def point_vector_fields(points, vectors, scalars=None):
             + [(s, "scalar") for s in as_list(scalars)])
 
 
-def frame_averaged(G, backbone, points=None, vectors=None, *, scalars=None, **frame_kwargs):
-    """F(x) = from_canonical(backbone(to_canonical(x))): one frame from all
-    frame-defining fields, applied to every field; each row output of the backbone is
-    mapped back by its kind, the invariant averaged. Returns (outputs, frame)."""
+def frame_averaged(G, backbone, points=None, vectors=None, *, scalars=None,
+                   **frame_kwargs):
+    """F(x) = from_canonical(backbone(to_canonical(x))).
+
+    One frame from all the fields, applied to every field; each row output of the
+    backbone is mapped back by its kind, and the invariant output averaged.
+
+    Parameters
+    ----------
+    G : Group
+    backbone : callable
+        Canonical rows (B, K, n, w) -> dict of outputs, as :class:`RowBackbone`.
+    points, vectors, scalars : array of shape (B, n, w), a sequence of them, or None
+    **frame_kwargs
+        Passed to ``G.frame``.
+
+    Returns
+    -------
+    outputs : dict
+        F(x) per output kind.
+    frame : Frame
+    """
     points, vectors, scalars = as_list(points), as_list(vectors), as_list(scalars)
     f = G.frame(points or None, vectors or None, scalars=scalars or None, **frame_kwargs)
     canon = np.concatenate([f.to_canonical(a, kind)
@@ -330,10 +378,28 @@ def rotated(shape, B, rng, *, shift=True):
 
 # -------------------------------------------------------------------------- scripts
 def run_script(path, *args, smoke=True, env=None, timeout=300):
-    """Run a script of the repository (path relative to its root) with this
-    interpreter, on this checkout's package; assert it succeeds and return its stdout.
+    """Run a script of the repository with this interpreter and assert it succeeds.
 
-    ``smoke`` sets MFA_SMOKE=1 (the examples' quick mode); ``env`` adds variables.
+    The script imports this checkout's package (the repository root goes first on
+    PYTHONPATH), not whatever copy is installed, and runs in the repository root.
+
+    Parameters
+    ----------
+    path : str
+        The script, relative to the repository root.
+    *args : str
+        Its command-line arguments.
+    smoke : bool, default=True
+        Set MFA_SMOKE=1 (the examples' quick mode).
+    env : dict, optional
+        More environment variables.
+    timeout : float, default=300
+        Seconds.
+
+    Returns
+    -------
+    str
+        The script's stdout.
     """
     __tracebackhide__ = True
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
