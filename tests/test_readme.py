@@ -1,12 +1,8 @@
 """The README's commands and examples stay runnable and in step with CI."""
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._helpers import ROOT, run_script
 
 
 def _readme_commands():
@@ -26,13 +22,10 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
 
 
 def test_quickstart_runs_in_smoke_mode():
-    env = dict(os.environ, MFA_SMOKE="1")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "MLP + E(3) frames" in result.stdout
+    out = run_script("examples/quickstart.py")
+    assert "MLP + E(3) frames" in out
     # the frame-averaged rows report rounding-level equivariance errors
-    errors = [float(line.split()[-2]) for line in result.stdout.splitlines()
+    errors = [float(line.split()[-2]) for line in out.splitlines()
               if line.startswith(("MLP + E(3)", "MLP + S_n x E(3)"))]
     assert len(errors) == 3 and max(errors) < 1e-9
 
@@ -53,9 +46,6 @@ def test_readme_python_snippets_run():
 
 
 def test_lorentz_jets_example_runs_in_smoke_mode():
-    env = dict(os.environ, MFA_SMOKE="1")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "lorentz_jets.py")],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    framed = [line for line in result.stdout.splitlines() if "SO(1,3) frames" in line]
+    out = run_script("examples/lorentz_jets.py")
+    framed = [line for line in out.splitlines() if "SO(1,3) frames" in line]
     assert framed and float(framed[0].split()[-2]) < 1e-9   # the invariance error column

@@ -1,10 +1,7 @@
 """mfa_sklearn.torch: FrameAveraged, and skorch nets both inside and outside the frames."""
 
 import importlib
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +12,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
                          MinimalFrameCanonicalizer, check_equivariance)
-from mfa_sklearn.testing import apply_group, random_group_element
+from mfa_sklearn.testing import apply_group, assert_equivariant, random_group_element
+from tests._helpers import cube_vertices, rotated, run_script
 
 torch = pytest.importorskip("torch")
 skorch = pytest.importorskip("skorch")
@@ -195,9 +193,8 @@ def test_other_group_families_match_numpy_and_are_equivariant(group, target):
         got = fa(torch.from_numpy(X)).numpy()
     expected = reg.predict(X)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
-    error = check_equivariance(as_function(fa), group, X, fields=fields, target=target,
-                               random_state=12)["max_error"]
-    assert error <= 1e-9, error
+    assert_equivariant(as_function(fa), group, X, fields=fields, target=target,
+                       random_state=12, rtol=1e-9)
 
 
 def test_three_d_input_keeps_its_shape_for_the_module():
@@ -227,10 +224,9 @@ def test_equivariance_with_a_non_equivariant_mlp(group, target, dtype, bound):
     fields, target = layouts(group, target)
     fa = FrameAveraged(module, group=group, fields=fields, target=target)
     kwargs = dict(fields=fields, target=target, random_state=3)
-    error = check_equivariance(as_function(fa), group, X, **kwargs)["max_error"]
-    control = check_equivariance(as_function(module), group, X, **kwargs)["max_error"]
     assert fa(torch.from_numpy(X)).dtype == module[0].weight.dtype
-    assert error <= bound, error
+    assert_equivariant(as_function(fa), group, X, **kwargs, rtol=bound)
+    control = check_equivariance(as_function(module), group, X, **kwargs)["max_error"]
     assert control >= 1e-2, control
 
 
@@ -238,9 +234,8 @@ def test_batchnorm_in_training_mode_stays_equivariant():
     X = data(128)
     fa = FrameAveraged(mlp(n_out=12, batchnorm=True), group="E(3)", fields=FIELDS,
                        target="point").train()
-    result = check_equivariance(as_function(fa), "E(3)", X, fields=FIELDS,
-                                target="point", random_state=4)
-    assert result["max_error"] <= 1e-7, result
+    assert_equivariant(as_function(fa), "E(3)", X, fields=FIELDS, target="point",
+                       random_state=4, rtol=1e-7)
 
 
 @pytest.mark.parametrize("frame, rows", [("minimal", 1), ("pca", 8)])
@@ -250,9 +245,8 @@ def test_module_is_called_once_per_forward(frame, rows):
     X = torch.from_numpy(data(20))
     out = fa(X)
     assert body.calls == 1 and body.shape == (20 * rows, N_COLS) and out.shape == (20, 12)
-    error = check_equivariance(as_function(fa), "E(3)", X.numpy(), fields=FIELDS,
-                               target="point", random_state=5)["max_error"]
-    assert error <= 1e-10
+    assert_equivariant(as_function(fa), "E(3)", X.numpy(), fields=FIELDS, target="point",
+                       random_state=5, rtol=1e-10)
 
 
 def test_pca_frames_of_se3_use_four_rows():
@@ -310,8 +304,7 @@ def test_training_gradients_on_symmetric_clouds_are_invariant():
     differentiable where the stabilizer is non-trivial.)"""
     pytest.importorskip("pynauty")
     rng = np.random.default_rng(13)
-    cube = np.array(np.meshgrid([-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0])).reshape(3, -1).T
-    x = (cube[None] @ np.linalg.qr(rng.normal(size=(4, 3, 3)))[0]).reshape(4, 24)
+    x = rotated(cube_vertices(), 4, rng, shift=False).reshape(4, 24)
     energy = FrameAveraged(mlp(n_in=24), group="S_n x E(3)")
     gx = apply_group("S_n x E(3)", random_group_element("S_n x E(3)", 4, random_state=14), x)
 
@@ -362,9 +355,9 @@ def test_skorch_regressor_with_frame_averaged_module_in_a_pipeline():
     assert net.module_.module.net[0].out_features == 8
     pred = pipe.predict(X)
     assert pred.shape == (96, 1) and pred.dtype == np.float32
-    error = check_equivariance(pipe, "E(3)", X.astype(np.float64), fields=FIELDS,
-                               random_state=0)["max_error"]
-    assert error <= 1e-5
+    # float64 in, float32 inside the net: float32 rounding
+    assert_equivariant(pipe, "E(3)", X.astype(np.float64), fields=FIELDS, random_state=0,
+                       rtol=1e-5)
     assert clone(pipe).get_params()["neuralnetregressor__module__group"] == "E(3)"
 
 
@@ -389,9 +382,8 @@ def test_skorch_classifier_with_frame_averaged_module_is_invariant():
         train_split=None, verbose=0).fit(X, y)
     proba = net.predict_proba(X)
     assert proba.shape == (80, 2) and np.allclose(proba.sum(1), 1, atol=1e-6)
-    error = check_equivariance(net.predict_proba, "O(3)", X, fields=FIELDS,
-                               random_state=1)["max_error"]
-    assert error <= 1e-5
+    assert_equivariant(net.predict_proba, "O(3)", X, fields=FIELDS, random_state=1,
+                       rtol=1e-5)
 
 
 # ----------------------------------------------------------- skorch, frames outside
@@ -408,8 +400,7 @@ def test_skorch_net_inside_frame_averaging_regressor_with_1d_y():
     pred = reg.predict(X)
     assert pred.shape == (96,) and pred.dtype == np.float64 and np.isfinite(pred).all()
     assert reg.score(X, y) > -1e3
-    error = check_equivariance(reg, "E(3)", X, random_state=2)["max_error"]
-    assert error <= 1e-5
+    assert_equivariant(reg, "E(3)", X, random_state=2, rtol=1e-5)
 
 
 def test_skorch_net_inside_frame_averaging_regressor_with_point_target():
@@ -419,8 +410,7 @@ def test_skorch_net_inside_frame_averaging_regressor_with_point_target():
                                   target="point").fit(X, y)
     pred = reg.predict(X)
     assert pred.shape == (96, 12) and pred.dtype == np.float64
-    error = check_equivariance(reg, "E(3)", X, random_state=3)["max_error"]
-    assert error <= 1e-5
+    assert_equivariant(reg, "E(3)", X, random_state=3, rtol=1e-5)
 
 
 def test_skorch_net_inside_frame_averaging_regressor_grid_search():
@@ -439,17 +429,13 @@ def test_skorch_classifier_inside_frame_averaging_classifier():
         group="O(3)", fields=FIELDS).fit(X, y)
     assert set(clf.predict(X)) <= {"far", "near"}
     assert clf.predict_proba(X).dtype == np.float64
-    error = check_equivariance(clf.predict_proba, "O(3)", X, fields=FIELDS,
-                               random_state=4)["max_error"]
-    assert error <= 1e-5
+    assert_equivariant(clf.predict_proba, "O(3)", X, fields=FIELDS, random_state=4,
+                       rtol=1e-5)
 
 
 def test_skorch_nbody_example_runs_in_smoke_mode():
-    example = Path(__file__).resolve().parents[1] / "examples" / "skorch_nbody.py"
-    result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
-                            env=dict(os.environ, MFA_SMOKE="1"), timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = {line[:24].strip(): line.split() for line in result.stdout.splitlines()}
+    out = run_script("examples/skorch_nbody.py")
+    rows = {line[:24].strip(): line.split() for line in out.splitlines()}
     assert float(rows["MLP + E(3) frames"][-2]) < 1e-5    # float32 rounding
     assert float(rows["MLP"][-2]) > 1e-2
 
@@ -556,10 +542,10 @@ def test_cuda_gives_the_cpu_numbers_for_every_group(group, frame, dtype):
     # float32 frames are decided the same way on both devices but rounded differently
     atol = (1e-10 if dtype == torch.float64 else 1e-3) * max(1.0, expected.abs().max())
     torch.testing.assert_close(got.cpu(), expected, rtol=0, atol=atol)
-    error = check_equivariance(lambda Z: fa(torch.from_numpy(Z).to("cuda", dtype))
-                               .detach().cpu().double().numpy(), group, X, fields=fields,
-                               target=target, random_state=22)["max_error"]
-    assert error <= (1e-9 if dtype == torch.float64 else 1e-3), error
+    assert_equivariant(lambda Z: fa(torch.from_numpy(Z).to("cuda", dtype))
+                       .detach().cpu().double().numpy(), group, X, fields=fields,
+                       target=target, random_state=22,
+                       rtol=1e-9 if dtype == torch.float64 else 1e-3)
 
 
 @CUDA
@@ -588,9 +574,8 @@ def test_graph_module_is_exactly_symmetric_and_matches_numpy(target, n_out):
     module = mlp(n_in=64, n_out=n_out)
     fields = {"A": "edge"}
     fa = FrameAveraged(module, group="graph", fields=fields, target=target)
-    result = check_equivariance(as_function(fa), "graph", X, fields=fields, target=target,
-                                random_state=16)
-    assert result["max_abs_error"] == 0.0, result
+    assert_equivariant(as_function(fa), "graph", X, fields=fields, target=target,
+                       random_state=16, rtol=0)
     control = check_equivariance(as_function(module), "graph", X, fields=fields,
                                  target=target, random_state=16)
     assert control["max_error"] > 1e-3
@@ -623,9 +608,8 @@ def test_float32_frames_are_float32_and_equivariant_to_float32_rounding(group, t
                        frame_dtype="float32")
     _, frame_ = fa.canonicalize(torch.from_numpy(X))
     assert frame_.H.dtype in (torch.float32, torch.complex64)
-    error = check_equivariance(as_function(fa), group, X, fields=fields, target=target,
-                               random_state=18)["max_error"]
-    assert error <= bound, error
+    assert_equivariant(as_function(fa), group, X, fields=fields, target=target,
+                       random_state=18, rtol=bound)
     control = check_equivariance(as_function(module), group, X, fields=fields,
                                  target=target, random_state=18)["max_error"]
     assert control >= 1e-2, control

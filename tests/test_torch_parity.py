@@ -4,15 +4,12 @@ import numpy as np
 import pytest
 
 from mfa_sklearn.groups import get_group
+from tests._helpers import HAS_NAUTY, cube_vertices, low_rank, rotated
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("array_api_compat")
 
 GROUPS = ["O(2)", "SO(2)", "O(3)", "SO(3)", "E(3)", "SE(3)", "O(6)", "SO(6)"]
-
-
-def _rank_deficient(rng, B, n, d, r):
-    return rng.standard_normal((B, n, r)) @ rng.standard_normal((B, r, d))
 
 
 @pytest.mark.parametrize("name", GROUPS)
@@ -22,7 +19,7 @@ def test_torch_matches_numpy(name, rank):
     d = group.d
     rng = np.random.default_rng(0)
     r = {"full": d, "d-1": d - 1, "1": 1}[rank]
-    x = _rank_deficient(rng, 40, 7, d, r)
+    x = low_rank(rng, 40, 7, d, r, offset=0.0)
     frame_np = group.frame(x)
     frame_t = group.frame(torch.from_numpy(x))
     assert isinstance(frame_t.H, torch.Tensor)
@@ -48,13 +45,6 @@ def test_torch_gradients_flow_and_dtype_is_kept():
 
 
 # ------------------------------------------------------- permutation groups on torch
-def _cube_clouds(rng, B):
-    """Rotated, shifted cube vertices: symmetric clouds that take the nauty search."""
-    cube = np.array(np.meshgrid([-1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0])).reshape(3, -1).T
-    R = np.linalg.qr(rng.standard_normal((B, 3, 3)))[0]
-    return cube[None] @ R + rng.standard_normal((B, 1, 3))
-
-
 def _permutation_inputs(case, rng):
     x = rng.standard_normal((30, 6, 3))
     if case == "generic":
@@ -62,7 +52,7 @@ def _permutation_inputs(case, rng):
     if case == "duplicated rows":
         return np.concatenate([x[:, :3], x[:, :3]], axis=1)
     pytest.importorskip("pynauty")
-    return _cube_clouds(rng, 6)
+    return rotated(cube_vertices(), 6, rng)      # symmetric: the nauty search
 
 
 @pytest.mark.parametrize("name", ["S_n", "S_n x O(3)", "S_n x SO(3)", "S_n x E(3)",
@@ -134,8 +124,8 @@ def test_graph_frames_on_torch_match_numpy(graphs):
 def test_permutation_frames_concatenate_and_slice_on_torch():
     rng = np.random.default_rng(4)
     group = get_group("S_n x E(3)")
-    x = np.concatenate([rng.standard_normal((3, 8, 3)), _cube_clouds(rng, 2)]) \
-        if _has_pynauty() else rng.standard_normal((5, 8, 3))
+    x = np.concatenate([rng.standard_normal((3, 8, 3)), rotated(cube_vertices(), 2, rng)]) \
+        if HAS_NAUTY else rng.standard_normal((5, 8, 3))
     whole = group.frame(torch.from_numpy(x))
     parts = type(whole).concat([group.frame(torch.from_numpy(x[:3])),
                                 group.frame(torch.from_numpy(x[3:]))])
@@ -150,14 +140,6 @@ def test_permutation_frames_concatenate_and_slice_on_torch():
                                atol=1e-14)
 
 
-def _has_pynauty():
-    try:
-        import pynauty  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("case", ["generic", "bonded cube"])
 def test_product_frames_with_bonds_on_torch_match_numpy(case):
     rng = np.random.default_rng(5)
@@ -166,7 +148,7 @@ def test_product_frames_with_bonds_on_torch_match_numpy(case):
         A = np.triu((rng.random((12, 6, 6)) < 0.5).astype(float), 1)
     else:
         pytest.importorskip("pynauty")
-        x = np.broadcast_to(_cube_clouds(rng, 1)[0], (3, 8, 3)).copy()
+        x = np.broadcast_to(rotated(cube_vertices(), 1, rng)[0], (3, 8, 3)).copy()
         i = np.arange(8)[:, None]
         A = np.broadcast_to(np.triu(np.bitwise_count(i ^ i.T) == 1, 1), (3, 8, 8)) * 1.0
         A = A.copy()

@@ -1,21 +1,13 @@
 """Smoke runs of the speed benchmarks (``--quick``: seconds, nothing saved), so they keep
 working; their numbers are not checked (tests never assert timings)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests._helpers import run_script
 
 
 def _run(script, *args):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script),
-                           "--quick", *args], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_script(f"benchmarks/{script}", "--quick", *args, smoke=False)
 
 
 def test_bench_frames_quick():

@@ -1,25 +1,19 @@
 """Smoke test of the n-body benchmark: ``benchmarks/bench_nbody.py --quick`` (< 60 s)."""
 
 import csv
-import os
-import subprocess
-import sys
 
 import pytest
+
+from tests._helpers import run_script
 
 pytest.importorskip("torch")
 pytest.importorskip("skorch")
 pytest.importorskip("matplotlib")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "benchmarks", "bench_nbody.py")
-
 
 def test_bench_nbody_quick(tmp_path):
-    env = dict(os.environ, MFA_SMOKE="1")
-    proc = subprocess.run([sys.executable, SCRIPT, "--quick", "--out-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=180, env=env, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_script("benchmarks/bench_nbody.py", "--quick", "--out-dir", str(tmp_path),
+               timeout=180)
     with open(tmp_path / "nbody_quick_table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) >= 10

@@ -21,16 +21,16 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import (HomogeneousMLP, as_list, bare, equivariance_errors, frame_averaged,
-                      record_error)
 from mfa_sklearn.exceptions import GroupNotFoundError, NonFiniteInputError
 from mfa_sklearn.groups import Frame, Group, GroupElement, OrthogonalGroup, get_group
+from tests._helpers import (H0, assert_frame_equivariant, equivariance_errors,
+                            frame_averaged, generic, low_rank, moved, point_vector_backbone,
+                            record_error, span_complement)
 
 FAMILIES = ("O", "SO", "E", "SE")
 DIMS = (2, 3, 6)
 TOL64 = 1e-10          # groups.md 7.3, float64 data and frames
 TOL32 = 1e-5           # groups.md 7.3, float32 input, frames in float64
-CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 
 
 # --------------------------------------------------------------------------- helpers
@@ -46,85 +46,11 @@ def _translations(family):
     return family in ("E", "SE")
 
 
-class MLPBackbone(HomogeneousMLP):
-    """The non-equivariant test backbone on the flattened canonical input (B, K, n, w):
-    outputs per row a 'vector' (n, d) and a 'point' (n, d), plus an 'invariant'
-    (n_inv,)."""
-
-    def __init__(self, n, d, width_in, *, n_inv=3, hidden=32, seed=0):
-        super().__init__(n * width_in, 2 * n * d + n_inv, hidden=hidden, seed=seed)
-        self.n, self.d, self.n_inv = n, d, n_inv
-
-    def __call__(self, c):
-        B, K = c.shape[:2]
-        out = super().__call__(np.reshape(c, (B * K, -1)))
-        nd = self.n * self.d
-        return {
-            "vector": out[:, :nd].reshape(B, K, self.n, self.d),
-            "point": out[:, nd:2 * nd].reshape(B, K, self.n, self.d),
-            "invariant": out[:, 2 * nd:].reshape(B, K, self.n_inv),
-        }
-
-
-def move(G, g, points, vectors=None):
-    """g.x in float64, every field by its kind."""
-    return ([G.act(g, np.asarray(p, np.float64), "point") for p in as_list(points)],
-            [G.act(g, np.asarray(v, np.float64), "vector") for v in as_list(vectors)])
-
-
-def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
-                      control=True, element=None, **frame_kwargs):
-    """Assert e_max <= tol for every output kind; assert the bare control is O(1).
-
-    Returns the frame of x and the outputs F(x).
-    """
-    points, vectors = as_list(points), as_list(vectors)
-    n = points[0].shape[1] if points else vectors[0].shape[1]
-    width = sum(a.shape[2] for a in points + vectors)
-    backbone = MLPBackbone(n, G.d, width, seed=seed)
-    B = (points + vectors)[0].shape[0]
-    g = element if element is not None else G.random_element(B, seed + 1)
-    moved_p, moved_v = move(G, g, points, vectors)
-    dtype = (points + vectors)[0].dtype
-    moved_p = [p.astype(dtype) for p in moved_p]
-    moved_v = [v.astype(dtype) for v in moved_v]
-    out_x, f = frame_averaged(G, backbone, points, vectors, **frame_kwargs)
-    out_gx, _ = frame_averaged(G, backbone, moved_p, moved_v, **frame_kwargs)
-    errors = equivariance_errors(G, g, out_x, out_gx)
-    if case is not None:
-        record_error(case, max(errors.values()))
-    assert max(errors.values()) <= tol, errors
-    if control:
-        ctrl = equivariance_errors(G, g, bare(backbone, points, vectors),
-                                   bare(backbone, moved_p, moved_v))
-        # the invariant and vector outputs of the bare backbone must both be far off
-        assert ctrl["vector"] >= CONTROL, ctrl
-        assert ctrl["invariant"] >= CONTROL, ctrl
-    return f, out_x
-
-
-def generic(rng, B, n, d, offset=3.0):
-    """Gaussian rows plus a per-sample offset (so translations matter for E/SE)."""
-    return rng.standard_normal((B, n, d)) + offset * rng.standard_normal((B, 1, d))
-
-
-def low_rank(rng, B, n, d, r, offset=3.0):
-    """Random (n x r) times (r x d), shifted by a per-sample offset (rank r after centring)."""
-    x = rng.standard_normal((B, n, r)) @ rng.standard_normal((B, r, d))
-    return x + offset * rng.standard_normal((B, 1, d))
-
-
-def span_complement(x, r, centred):
-    """Orthonormal basis (B, d, d - r) of the complement of the rows' span (by SVD)."""
-    z = x - x.mean(axis=1, keepdims=True) if centred else x
-    _, _, Vt = np.linalg.svd(z)
-    return np.swapaxes(Vt[:, r:], 1, 2)
-
-
-def H0(f):
-    """The (single) frame element per sample, (B, d, d)."""
-    assert f.n_calls == 1
-    return f.H[:, 0]
+def check_equivariant(G, points, vectors=None, *, tol=TOL64, **kwargs):
+    """Assert e_max <= tol for the vector, point and invariant outputs and an O(1)
+    control (see ``assert_frame_equivariant``); return the frame of x and F(x)."""
+    checked = assert_frame_equivariant(G, points, vectors, bound=tol, **kwargs)
+    return checked.frame, checked.outputs
 
 
 # ------------------------------------------------------------------ generic equivariance
@@ -227,7 +153,7 @@ def test_rank_deficient_output_exactly_in_span(family, d, r):
     rng = np.random.default_rng(7 * d + r)
     x = np.zeros((40, d + 3, d))
     x[..., :r] = generic(rng, 40, d + 3, r) if r else 0.0
-    backbone = MLPBackbone(d + 3, d, d, seed=r)
+    backbone = point_vector_backbone(d + 3, d, seed=r)
     out, f = frame_averaged(G, backbone, x)
     np.testing.assert_array_equal(f.rank, r)
     assert np.all(out["vector"][..., r:] == 0.0)
@@ -265,7 +191,7 @@ def test_special_rank_d_minus_1_completion(family, d, n):
         assert np.max(along) >= 0.05 * np.max(np.abs(out[key] - shift)), key
     # O(d)/E(d) on the same data project instead: the normal component vanishes
     G_full = get_group(_name("E" if family == "SE" else "O", d))
-    out_o, f_o = frame_averaged(G_full, MLPBackbone(n, d, d, seed=n), x)
+    out_o, f_o = frame_averaged(G_full, point_vector_backbone(n, d, seed=n), x)
     assert np.all(f_o.projected)
     shift = f_o.t[:, None, :] if family == "SE" else 0.0
     along = np.abs(np.einsum("bni,bi->bn", out_o["vector"] - 0.0, normal))
@@ -321,11 +247,10 @@ def test_repeated_singular_values(family):
     np.testing.assert_array_equal(f.rank, 4)
     assert np.all(f.projected) and np.all(f.projection_is_average)
     # PCA baseline: the eigenbasis of the repeated eigenvalue is arbitrary
-    backbone = MLPBackbone(128, 6, 6, seed=0)
+    backbone = point_vector_backbone(128, 6, seed=0)
     g = G.random_element(16, 1)
-    (moved,), _ = move(G, g, x)
     out_x, fp = frame_averaged(G, backbone, x, method="pca")
-    out_gx, _ = frame_averaged(G, backbone, moved, method="pca")
+    out_gx, _ = frame_averaged(G, backbone, moved(G, g, x, "point"), method="pca")
     assert fp.n_calls == (32 if _special(family) else 64)
     err = equivariance_errors(G, g, out_x, out_gx)
     record_error(f"{G.name} sv (1,1,1,1,0,0) PCA (must be large)", max(err.values()))
@@ -369,7 +294,7 @@ def test_all_zero_sample(family, d):
     # the other samples get the frame they get alone
     alone = G.frame(x[[1, 2, 3]])
     np.testing.assert_allclose(f.H[[1, 2, 3]], alone.H, rtol=0, atol=1e-15)
-    backbone = MLPBackbone(d + 3, d, d)
+    backbone = point_vector_backbone(d + 3, d)
     out, _ = frame_averaged(G, backbone, x)
     for key in out:
         assert np.all(np.isfinite(out[key]))
@@ -406,7 +331,7 @@ def test_identical_points_have_rank_zero(family, d, n=5):
     f = G.frame(x)
     np.testing.assert_array_equal(f.rank, 0)
     assert np.all(f.to_canonical(x) == 0.0)
-    out, _ = frame_averaged(G, MLPBackbone(n, d, d), x)
+    out, _ = frame_averaged(G, point_vector_backbone(n, d), x)
     assert np.all(out["vector"] == 0.0)
     np.testing.assert_array_equal(out["point"], np.broadcast_to(f.t[:, None], x.shape))
 

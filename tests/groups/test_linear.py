@@ -23,17 +23,16 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import (HomogeneousMLP, bare, equivariance_errors, frame_averaged,
-                      record_error)
 from mfa_sklearn.exceptions import NonFiniteInputError, RankDeficientError
 from mfa_sklearn.groups import Group, GroupElement, get_group
 from mfa_sklearn.groups.linear import LinearFrame, LinearGroup
+from tests._helpers import (CONTROL, assert_frame_equivariant, frame_averaged, generic,
+                            point_vector_backbone, record_error)
 
 KINDS = ("GL", "SL", "Aff")
 DIMS = (2, 3, 6)
 KAPPAS = (10.0, 1e3, 1e6)
 TOL32 = 1e-3           # groups.md 7.3: float32 input, GL with kappa <= 1e3
-CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 
 
 # --------------------------------------------------------------------------- helpers
@@ -42,58 +41,19 @@ def bound64(kappa, cond):
     return max(1e-15 * kappa * cond, 1e-12)
 
 
-class Backbone(HomogeneousMLP):
-    """The non-equivariant test backbone on the flattened canonical input (B, K, n, w):
-    outputs per row a 'vector' and a 'point' (n, d), and an 'invariant' (3,)."""
-
-    def __init__(self, n, d, width, *, hidden=32, seed=0):
-        super().__init__(n * width, 2 * n * d + 3, hidden=hidden, seed=seed)
-        self.n, self.d = n, d
-
-    def __call__(self, c):
-        B, K = c.shape[:2]
-        out = super().__call__(np.reshape(c, (B * K, -1)))
-        nd = self.n * self.d
-        return {"vector": out[:, :nd].reshape(B, K, self.n, self.d),
-                "point": out[:, nd:2 * nd].reshape(B, K, self.n, self.d),
-                "invariant": out[:, 2 * nd:].reshape(B, K, 3)}
-
-
-def check(G, points, vectors=(), *, kappa=10.0, bound=None, seed=0, case=None, g=None,
-          control=True, **kwargs):
+def check(G, points, vectors=(), *, kappa=10.0, bound=None, g=None, **kwargs):
     """Assert e_max <= bound (default: the float64 bound for kappa and the data's
-    cond(phi)) for every output kind, and that the bare backbone is O(1) off.
+    cond(phi)) for every output kind, and an O(1) control (see
+    ``assert_frame_equivariant``); group elements of condition number kappa.
 
     Returns the frame of x and the largest error.
     """
-    points, vectors = list(points), list(vectors)
-    first = (points + vectors)[0]
-    B, n = first.shape[:2]
-    backbone = Backbone(n, G.d, G.d * len(points + vectors), seed=seed)
-    if g is None:
-        g = G.random_element(B, seed + 1, kappa=kappa)
-    dtype = first.dtype
-    moved_p = [G.act(g, p.astype(np.float64), "point").astype(dtype) for p in points]
-    moved_v = [G.act(g, v.astype(np.float64), "vector").astype(dtype) for v in vectors]
-    out_x, f = frame_averaged(G, backbone, points, vectors, **kwargs)
-    out_gx, _ = frame_averaged(G, backbone, moved_p, moved_v, **kwargs)
-    err = equivariance_errors(G, g, out_x, out_gx)
-    worst = max(err.values())
     if bound is None:
-        bound = bound64(kappa, float(np.max(f.conditioning)))
-    if case is not None:
-        record_error(case, worst)
-    assert worst <= bound, (err, bound)
-    if control:
-        ctrl = equivariance_errors(G, g, bare(backbone, points, vectors),
-                                   bare(backbone, moved_p, moved_v))
-        assert ctrl["vector"] >= CONTROL and ctrl["invariant"] >= CONTROL, ctrl
-    return f, worst
-
-
-def generic(rng, B, n, d, offset=3.0):
-    """Gaussian rows plus a per-sample offset (so translations matter for Aff)."""
-    return rng.standard_normal((B, n, d)) + offset * rng.standard_normal((B, 1, d))
+        def bound(f):
+            return bound64(kappa, float(np.max(f.conditioning)))
+    checked = assert_frame_equivariant(G, points, vectors, bound=bound, element=g,
+                                       draw={"kappa": kappa}, **kwargs)
+    return checked.frame, max(checked.errors.values())
 
 
 def selected_rows(f, x):
@@ -141,7 +101,7 @@ def test_float32_input(kind, d, kappa):
                  **guard)
     assert f.H.dtype == np.float64
     assert f.to_canonical(x).dtype == np.float32
-    out, _ = frame_averaged(G, Backbone(d + 4, d, d), [x])
+    out, _ = frame_averaged(G, point_vector_backbone(d + 4, d), [x])
     assert all(value.dtype == np.float32 for value in out.values())
 
 
@@ -405,6 +365,7 @@ def test_estimators_check_equivariance(name, inner):
     from sklearn.tree import DecisionTreeRegressor
 
     from mfa_sklearn import FrameAveragingRegressor, check_equivariance
+    from mfa_sklearn.testing import assert_equivariant
 
     def make():
         return (KNeighborsRegressor(3) if inner == "knn"
@@ -420,9 +381,8 @@ def test_estimators_check_equivariance(name, inner):
         targets["point"] = pts[:, 2] + 0.1 * rng.standard_normal((B, 3))
     for target, y in targets.items():
         model = FrameAveragingRegressor(make(), group=name, target=target).fit(X, y)
-        result = check_equivariance(model, name, X, random_state=1)
+        result = assert_equivariant(model, name, X, random_state=1, rtol=1e-10)
         record_error(f"{name} {inner} estimator {target}", result["max_error"])
-        assert result["max_error"] <= 1e-10, (target, result)
         control = FrameAveragingRegressor(make(), group=None).fit(X, y)
         off = check_equivariance(control, name, X, target=target, random_state=1)
         assert off["max_error"] >= CONTROL, (target, off)

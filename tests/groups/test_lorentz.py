@@ -27,17 +27,18 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from conftest import HomogeneousMLP, equivariance_errors, record_error
 from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
                          check_equivariance)
 from mfa_sklearn.exceptions import FrameDegeneracyWarning, NonFiniteInputError
 from mfa_sklearn.groups import get_group
 from mfa_sklearn.groups.lorentz import LorentzFrame, LorentzGroup
+from mfa_sklearn.testing import assert_equivariant
+from tests._helpers import (CONTROL, H0, RowBackbone, assert_frame_equivariant,
+                            frame_averaged, minkowski, record_error)
 
 TOL64 = 1e-9           # groups.md 7.3, gamma <= 7.1
 TOL_STRESS = 1e-7      # groups.md 7.3, gamma <= 100
 TOL32 = 1e-3           # groups.md 7.3, float32 input, gamma <= 7.1
-CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 NAMES = ("O(1,3)", "SO(1,3)")
 SMALL_NAMES = ("O(1,1)", "SO(1,1)", "O(1,2)", "SO(1,2)")
 ANCHORS = ("total", "cumsum", "none")
@@ -48,63 +49,18 @@ def eta(d):
     return np.diag([1.0] + [-1.0] * (d - 1))
 
 
-def minkowski(u, v):
-    """<u, v> = u eta v^T over the last axis."""
-    return u[..., 0] * v[..., 0] - np.sum(u[..., 1:] * v[..., 1:], axis=-1)
-
-
 def group(name, anchor="total"):
     G = get_group(name)
     return G if anchor == "total" else LorentzGroup(G.d, special=G.special, anchor=anchor)
 
 
-class MLPBackbone(HomogeneousMLP):
-    """The non-equivariant test backbone on the flattened canonical input (B, K, n, d):
-    outputs a per-row 'vector' (n, d) and an 'invariant' (3,)."""
-
-    def __init__(self, n, d, *, n_inv=3, hidden=32, seed=0):
-        super().__init__(n * d, n * d + n_inv, hidden=hidden, seed=seed)
-        self.n, self.d = n, d
-
-    def __call__(self, c):
-        B, K = c.shape[:2]
-        out = super().__call__(np.reshape(c, (B * K, -1)))
-        nd = self.n * self.d
-        return {"vector": out[:, :nd].reshape(B, K, self.n, self.d),
-                "invariant": out[:, nd:].reshape(B, K, -1)}
-
-
-def frame_averaged(G, backbone, x, **frame_kwargs):
-    f = G.frame(x, **frame_kwargs)
-    y = backbone(f.to_canonical(x, "vector"))
-    return {"vector": f.from_canonical(y["vector"], "vector"),
-            "invariant": f.average(y["invariant"])}, f
-
-
-def check_equivariant(G, x, *, seed=0, tol=TOL64, case=None, beta_max=0.99,
-                      control=True, **frame_kwargs):
-    """Assert e_max <= tol for the vector and invariant outputs; assert the bare
-    backbone is O(1) off. Returns the frame of x and F(x)."""
-    backbone = MLPBackbone(x.shape[1], G.d, seed=seed)
-    g = G.random_element(len(x), seed + 1, beta_max=beta_max)
-    gx = G.act(g, np.asarray(x, np.float64), "vector").astype(x.dtype)
-    out_x, f = frame_averaged(G, backbone, x, **frame_kwargs)
-    out_gx, _ = frame_averaged(G, backbone, gx, **frame_kwargs)
-    err = equivariance_errors(G, g, out_x, out_gx)
-    if case is not None:
-        record_error(case, max(err.values()))
-    assert max(err.values()) <= tol, err
-    if control:
-        def bare(a):
-            return {k: v[:, 0] for k, v in backbone(a[:, None]).items()}
-        ctrl = equivariance_errors(G, g, bare(x), bare(gx))
-        assert ctrl["vector"] >= CONTROL and ctrl["invariant"] >= CONTROL, ctrl
-    return f, out_x
-
-
-def H0(f):
-    assert f.n_calls == 1
-    return f.H[:, 0]
+def check_equivariant(G, x, *, tol=TOL64, beta_max=0.99, **kwargs):
+    """Assert e_max <= tol for the vector and invariant outputs of F on the momenta x
+    (boosts of speed below ``beta_max``) and an O(1) control (see
+    ``assert_frame_equivariant``); return the frame of x and F(x)."""
+    checked = assert_frame_equivariant(G, vectors=x, bound=tol, outputs={"vector": G.d},
+                                       draw={"beta_max": beta_max}, **kwargs)
+    return checked.frame, checked.outputs
 
 
 def mixed(rng, B, n, d):
@@ -328,8 +284,7 @@ def test_rank_deficient_exactly_in_span(name, r):
     rng = np.random.default_rng(12)
     x = np.zeros((40, 6, 4))
     x[..., : r + 1] = timelike(rng, 40, 6, r + 1)
-    backbone = MLPBackbone(6, 4, seed=r)
-    out, f = frame_averaged(G, backbone, x)
+    out, f = frame_averaged(G, RowBackbone(6, 4, {"vector": 4}, seed=r), vectors=x)
     np.testing.assert_array_equal(f.rank, r + 1)
     if G.special and r + 1 == 3:      # completed: the output leaves the span
         assert np.max(np.abs(out["vector"][..., 3])) > 1e-2
@@ -610,16 +565,14 @@ def test_regressor_invariant_and_vector_targets(name, inner):
     fields = {"p": "vector"}
     reg = FrameAveragingRegressor(inner, group=name, fields=fields).fit(
         X, _invariant_target(X))
-    result = check_equivariance(reg, name, X, random_state=0)
+    result = assert_equivariant(reg, name, X, random_state=0, rtol=TOL64)
     record_error(f"{name} regressor invariant {type(inner).__name__}", result["max_error"])
-    assert result["max_error"] <= TOL64, result
     # vector target: the sum of the momenta, per sample ("vector" of one row)
     y = X.reshape(120, -1, 4).sum(axis=1)
     reg = FrameAveragingRegressor(inner, group=name, fields=fields, target="vector")
     reg.fit(X, y)
-    result = check_equivariance(reg, name, X, random_state=1)
+    result = assert_equivariant(reg, name, X, random_state=1, rtol=TOL64)
     record_error(f"{name} regressor vector {type(inner).__name__}", result["max_error"])
-    assert result["max_error"] <= TOL64, result
     # the bare model is not invariant (the control)
     bare = inner.fit(X, _invariant_target(X))
     assert check_equivariance(bare, name, X, fields=fields, random_state=0)["max_error"] \
@@ -635,11 +588,9 @@ def test_classifier_invariant(name, inner):
     y = (_invariant_target(X) > np.median(_invariant_target(X))).astype(int)
     clf = FrameAveragingClassifier(inner, group=name, fields={"p": "vector"}).fit(X, y)
     for method in ("predict", "predict_proba"):
-        def model(Z, method=method):
-            return getattr(clf, method)(Z)
-        result = check_equivariance(model, name, X, fields={"p": "vector"}, random_state=2)
+        result = assert_equivariant(getattr(clf, method), name, X, fields={"p": "vector"},
+                                    random_state=2, rtol=TOL64)
         record_error(f"{name} classifier {method} {type(inner).__name__}", result["max_error"])
-        assert result["max_error"] <= TOL64, result
     assert clf.score(X, y) > 0.8
     diag = clf.frame_diagnostics(X)
     assert np.all(diag["rank"] == 4) and np.all(diag["n_lightlike_rows"] == 0)
@@ -652,7 +603,7 @@ def test_estimator_with_anchor_group_object():
     G = LorentzGroup(4, special=True, anchor="cumsum")
     reg = FrameAveragingRegressor(KNeighborsRegressor(2), group=G,
                                   fields={"p": "vector"}).fit(X, _invariant_target(X))
-    assert check_equivariance(reg, G, X, random_state=0)["max_error"] <= TOL64
+    assert_equivariant(reg, G, X, random_state=0, rtol=TOL64)
     with pytest.warns(FrameDegeneracyWarning):
         FrameAveragingRegressor(KNeighborsRegressor(2), group=LorentzGroup(4, anchor="none"),
                                 fields={"p": "vector"}).fit(X, _invariant_target(X))
@@ -670,7 +621,7 @@ def test_estimator_many_chunks():
     reg = FrameAveragingRegressor(KNeighborsRegressor(1), group="SO(1,3)",
                                   fields={"p": "vector"}, target="vector").fit(X, y)
     np.testing.assert_allclose(reg.predict(X), y, rtol=1e-9, atol=1e-9 * np.abs(y).max())
-    assert check_equivariance(reg, "SO(1,3)", X, random_state=0)["max_error"] <= TOL64
+    assert_equivariant(reg, "SO(1,3)", X, random_state=0, rtol=TOL64)
 
 
 def test_diagnostics_over_many_chunks():

@@ -8,11 +8,7 @@ graph-level targets are covered, on symmetric graphs (nauty search path, orbit a
 orbital averaging) and generic ones (fast path).
 """
 
-import importlib.util
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +18,8 @@ from mfa_sklearn import FrameAveragingRegressor, check_equivariance
 from mfa_sklearn.exceptions import LayoutError, MissingDependencyError, NonFiniteInputError
 from mfa_sklearn.groups import GraphGroup, PermutationGroup, get_group
 from mfa_sklearn.layout import Layout
-
-#: tests on symmetric graphs need nauty's canonical labeling (optional extra)
-needs_nauty = pytest.mark.skipif(importlib.util.find_spec("pynauty") is None,
-                                 reason="needs pynauty (pip install 'mfa_sklearn[nauty]')")
-ROOT = Path(__file__).resolve().parents[1]
+from mfa_sklearn.testing import assert_equivariant
+from tests._helpers import CountingRegressor, needs_nauty, run_script
 
 
 # --------------------------------------------------------------------------- graphs
@@ -83,10 +76,7 @@ def relabel(A, rng):
 # ------------------------------------------------------------------------ backbone
 class MLPRegressor(RegressorMixin, BaseEstimator):
     """Fixed-seed tanh MLP (weights drawn in ``fit``, least squares on the last layer is
-    skipped on purpose): neither permutation-invariant nor -equivariant. Counts the rows
-    it predicts on."""
-
-    rows_seen = 0
+    skipped on purpose): neither permutation-invariant nor -equivariant."""
 
     def __init__(self, hidden=16, seed=0):
         self.hidden = hidden
@@ -103,7 +93,6 @@ class MLPRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        type(self).rows_seen += len(X)
         out = np.tanh(X @ self.W1_ + self.b1_) @ self.W2_
         return out[:, 0] if self.ndim_ == 1 else out
 
@@ -216,8 +205,7 @@ def test_exact_equivariance(target):
         y, spec = X ** 2, "edge"
     model = _fit(X, y, spec)
     for seed in range(3):
-        result = check_equivariance(model, "graph", X, random_state=seed)
-        assert result["max_abs_error"] == 0.0
+        assert_equivariant(model, "graph", X, random_state=seed, rtol=0)
     # control: the bare backbone is far from symmetric
     bare = MLPRegressor().fit(X, y)
     assert check_equivariance(bare, "graph", X, fields={"A": "edge"}, target=spec,
@@ -254,7 +242,7 @@ def test_node_fields_and_weighted_graphs_exact():
     y = X[:, :n * n].reshape(-1, n, n).sum(axis=2)
     model = _fit(X, y, "scalar", fields)
     for seed in range(3):
-        assert check_equivariance(model, "graph", X, random_state=seed)["max_abs_error"] == 0
+        assert_equivariant(model, "graph", X, random_state=seed, rtol=0)
     diag = model.frame_diagnostics(X)
     assert np.all(diag["frame_size"][:4] == 1)
     # the Petersen graph with two coloured vertices keeps only part of Aut (120)
@@ -265,10 +253,11 @@ def test_node_fields_and_weighted_graphs_exact():
 def test_one_inner_call_per_sample():
     rng = np.random.default_rng(6)
     X = _batch(GRAPHS, rng)
-    model = _fit(X, X, "edge")
-    MLPRegressor.rows_seen = 0
+    model = FrameAveragingRegressor(CountingRegressor(MLPRegressor()), group="graph",
+                                    fields={"A": "edge"}, target="edge").fit(X, X)
+    model.estimator_.predict_rows_.clear()
     model.predict(X)
-    assert MLPRegressor.rows_seen == len(X)
+    assert model.estimator_.predict_rows_ == [len(X)]
 
 
 @needs_nauty
@@ -284,7 +273,7 @@ def test_ties_and_near_ties_are_exact():
     X = _batch([A, near, neg] * 2, rng)
     model = _fit(X, X, "edge")
     for seed in range(3):
-        assert check_equivariance(model, "graph", X, random_state=seed)["max_abs_error"] == 0
+        assert_equivariant(model, "graph", X, random_state=seed, rtol=0)
 
 
 @needs_nauty
@@ -298,7 +287,7 @@ def test_symmetrize_option():
     group = GraphGroup(symmetrize=True)
     model = FrameAveragingRegressor(MLPRegressor(), group=group, fields={"A": "edge"}).fit(
         X, X.sum(axis=1))
-    assert check_equivariance(model, group, X, random_state=0)["max_abs_error"] == 0
+    assert_equivariant(model, group, X, random_state=0, rtol=0)
 
 
 def test_edge_targets_under_plain_s_n_with_ties():
@@ -310,7 +299,7 @@ def test_edge_targets_under_plain_s_n_with_ties():
     model = FrameAveragingRegressor(MLPRegressor(), group="S_n", fields={"x": "scalar"},
                                     target={"E": "edge"}).fit(X, Y)
     for seed in range(3):
-        assert check_equivariance(model, "S_n", X, random_state=seed)["max_abs_error"] == 0
+        assert_equivariant(model, "S_n", X, random_state=seed, rtol=0)
 
 
 @needs_nauty
@@ -392,11 +381,9 @@ def test_missing_pynauty_is_named(monkeypatch):
 def test_graph_regression_example_smoke():
     # one OpenMP thread: spin-waiting threads of HistGradientBoosting are slow on a
     # loaded machine (the suite may run beside other processes)
-    env = dict(os.environ, MFA_SMOKE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "graph_regression.py")],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "invariance error" in result.stdout
+    out = run_script("examples/graph_regression.py", env={"OMP_NUM_THREADS": "1"},
+                     timeout=120)
+    assert "invariance error" in out
 
 
 # ------------------------------------------- bonded clouds: S_n x G with edge fields
@@ -436,8 +423,7 @@ def test_bonded_clouds_are_exactly_symmetric(group, target, width):
                                     target=target).fit(X, y)
     assert np.all(model.frame_diagnostics(X)["frame_size"] == 1)
     for seed in range(2):
-        error = check_equivariance(model, group, X, random_state=seed)["max_error"]
-        assert error <= 1e-10, error
+        assert_equivariant(model, group, X, random_state=seed, rtol=1e-10)
     control = check_equivariance(clone_fit(inner, X, y), group, X, fields=MOLECULE_FIELDS,
                                  target=target, random_state=0)["max_error"]
     assert control > 1e-3, control
@@ -473,8 +459,7 @@ def test_bonds_break_the_symmetry_of_a_cloud(target):
     np.testing.assert_array_equal(model.frame_diagnostics(moved)["frame_size"],
                                   [48, 4] * 3)
     for seed in range(2):
-        assert check_equivariance(model, group, moved, random_state=seed)["max_error"] \
-            <= 1e-10
+        assert_equivariant(model, group, moved, random_state=seed, rtol=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -493,18 +478,15 @@ def test_bonded_clouds_at_tiny_and_huge_scales(scale, dtype, bound):
         MLPRegressor(hidden_layer_sizes=(16,), max_iter=30, random_state=0),
         group="S_n x E(3)", fields=MOLECULE_FIELDS, target="vector").fit(X, y)
     assert model.predict(X).dtype == dtype
-    error = check_equivariance(model, "S_n x E(3)", X, random_state=1)["max_error"]
-    assert error <= bound, error
+    assert_equivariant(model, "S_n x E(3)", X, random_state=1, rtol=bound)
 
 
 def test_bonded_molecules_example_smoke():
     """Bonds as an edge field under S_n x E(3): exactly invariant energies (relabelling
     error 0), and far closer than the plain model."""
-    env = dict(os.environ, MFA_SMOKE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "bonded_molecules.py")],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    rows = {line[:28].strip(): line.split() for line in result.stdout.splitlines()}
+    out = run_script("examples/bonded_molecules.py", env={"OMP_NUM_THREADS": "1"},
+                     timeout=120)
+    rows = {line[:28].strip(): line.split() for line in out.splitlines()}
     bonded = rows["S_n x E(3) frames + bonds"]
     assert float(bonded[-1]) == 0.0 and float(bonded[-2]) <= 1e-9
     assert float(bonded[-3]) < float(rows["plain"][-3])

@@ -27,21 +27,20 @@ import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.tree import DecisionTreeRegressor
 
-from conftest import (HomogeneousMLP, as_list, bare, equivariance_errors, frame_averaged,
-                      record_error)
 from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, check_equivariance
 from mfa_sklearn.exceptions import LayoutError, NonFiniteInputError
 from mfa_sklearn.groups import Group, GroupElement, get_group
 from mfa_sklearn.groups.unitary import UnitaryFrame, UnitaryGroup
 from mfa_sklearn.layout import Layout
-from mfa_sklearn.testing import apply_group
+from mfa_sklearn.testing import apply_group, assert_equivariant
+from tests._helpers import (CONTROL, H0, assert_frame_equivariant, frame_averaged,
+                            point_vector_backbone, record_error, span_complement)
 
 FAMILIES = ("U", "SU")
 DIMS = (1, 2, 3, 6)
 TOL64 = 1e-10          # groups.md 7.3, float64 data and frames
 TOL32 = 1e-5           # groups.md 7.3, complex64 / float32 input, frames in complex128
 TOL_EST = 1e-9         # estimator-level bound, as in test_estimators.py
-CONTROL = 1e-2         # groups.md 7.1: the bare backbone must be O(1) off
 
 
 # --------------------------------------------------------------------------- helpers
@@ -64,77 +63,17 @@ def low_rank(rng, B, n, d, r):
     return crandn(rng, (B, n, r)) @ crandn(rng, (B, r, d))
 
 
-def span_complement(x, r):
-    """Orthonormal basis (B, d, d - r) of the complement of the rows' span: columns N
-    with x N = 0 (by SVD)."""
-    _, _, Vh = np.linalg.svd(x)
-    return np.conj(np.swapaxes(Vh[:, r:], 1, 2))
-
-
-def H0(f):
-    assert f.n_calls == 1
-    return f.H[:, 0]
-
-
 def hermitian(A):
     return np.conj(np.swapaxes(A, -1, -2))
 
 
-class MLPBackbone(HomogeneousMLP):
-    """The non-equivariant test backbone on the real blocks [Re | Im] of the flattened
-    canonical input (B, K, n, w) complex.
-
-    Outputs: complex per-row 'vector' and 'point' (n, d) and a real 'invariant'
-    (n_inv,). The scale is the input's max modulus (invariant under U(d)). Computes in
-    float32 for complex64 input.
-    """
-
-    def __init__(self, n, d, width_in, *, n_inv=3, hidden=32, seed=0):
-        super().__init__(2 * n * width_in, 4 * n * d + n_inv, hidden=hidden, seed=seed)
-        self.n, self.d, self.n_inv = n, d, n_inv
-
-    def __call__(self, c):
-        B, K = c.shape[:2]
-        real = np.float32 if c.dtype in (np.complex64, np.float32) else np.float64
-        c = np.asarray(c).astype(np.complex64 if real == np.float32 else np.complex128)
-        flat = np.reshape(c, (B * K, -1))
-        s = np.max(np.abs(flat), axis=1, keepdims=True).astype(real)
-        out = super().__call__(np.concatenate([flat.real, flat.imag], axis=1), scale=s)
-        nd = self.n * self.d
-
-        def complex_rows(i):
-            re, im = out[:, 2 * i * nd:(2 * i + 1) * nd], out[:, (2 * i + 1) * nd:(2 * i + 2) * nd]
-            return (re + 1j * im).reshape(B, K, self.n, self.d)
-
-        return {"vector": complex_rows(0), "point": complex_rows(1),
-                "invariant": out[:, 4 * nd:].reshape(B, K, self.n_inv)}
-
-
-def check_equivariant(G, points, vectors=None, *, seed=0, tol=TOL64, case=None,
-                      control=True, element=None, **frame_kwargs):
-    """Assert e_max <= tol for every output kind and an O(1) control; return the frame
-    of x and F(x)."""
-    points, vectors = as_list(points), as_list(vectors)
-    arrays = points + vectors
-    n = arrays[0].shape[1]
-    width = sum(a.shape[2] for a in arrays)
-    backbone = MLPBackbone(n, G.d, width, seed=seed)
-    g = element if element is not None else G.random_element(len(arrays[0]), seed + 1)
-    dtype = np.complex64 if arrays[0].dtype in (np.complex64, np.float32) else np.complex128
-    moved_p = [G.act(g, np.asarray(p, np.complex128), "point").astype(dtype) for p in points]
-    moved_v = [G.act(g, np.asarray(v, np.complex128), "vector").astype(dtype) for v in vectors]
-    out_x, f = frame_averaged(G, backbone, points, vectors, **frame_kwargs)
-    out_gx, _ = frame_averaged(G, backbone, moved_p, moved_v, **frame_kwargs)
-    errors = equivariance_errors(G, g, out_x, out_gx)
-    if case is not None:
-        record_error(case, max(errors.values()))
-    assert max(errors.values()) <= tol, errors
-    if control:
-        ctrl = equivariance_errors(G, g, bare(backbone, points, vectors),
-                                   bare(backbone, moved_p, moved_v))
-        assert ctrl["vector"] >= CONTROL, ctrl
-        assert ctrl["invariant"] >= CONTROL, ctrl
-    return f, out_x
+def check_equivariant(G, points, vectors=None, *, tol=TOL64, **kwargs):
+    """Assert e_max <= tol for the complex vector and point outputs and the real
+    invariant, and an O(1) control (see ``assert_frame_equivariant``); return the
+    frame of x and F(x)."""
+    checked = assert_frame_equivariant(G, points, vectors, bound=tol, complex=True,
+                                       **kwargs)
+    return checked.frame, checked.outputs
 
 
 CASES = [(fam, d) for fam in FAMILIES for d in DIMS]
@@ -293,7 +232,7 @@ def test_rank_deficient_output_exactly_in_span(family, d, r):
     rng = np.random.default_rng(7 * d + r)
     x = np.zeros((40, d + 3, d), dtype=complex)
     x[..., :r] = generic(rng, 40, d + 3, r)
-    out, f = frame_averaged(G, MLPBackbone(d + 3, d, d, seed=r), x)
+    out, f = frame_averaged(G, point_vector_backbone(d + 3, d, complex=True, seed=r), x)
     np.testing.assert_array_equal(f.rank, r)
     if _trivial(family, d):
         return
@@ -324,7 +263,8 @@ def test_su_rank_d_minus_1_completion(d, n):
         along = np.abs(np.einsum("bni,bi->bn", out[key], np.conj(normal)))
         assert np.max(along) >= 0.05 * np.max(np.abs(out[key])), key
     # U(d) on the same data projects: the normal component vanishes
-    out_u, f_u = frame_averaged(get_group(f"U({d})"), MLPBackbone(n, d, d, seed=n), x)
+    out_u, f_u = frame_averaged(get_group(f"U({d})"),
+                                point_vector_backbone(n, d, complex=True, seed=n), x)
     assert np.all(f_u.projected)
     along = np.abs(np.einsum("bni,bi->bn", out_u["vector"], np.conj(normal)))
     assert np.max(along) <= 1e-12 * np.max(np.abs(out_u["vector"]))
@@ -400,7 +340,7 @@ def test_all_zero_sample(family, d):
     assert np.all(np.isfinite(f.H)) and np.all(np.isfinite(f.conditioning))
     np.testing.assert_allclose(H0(f)[[1, 2, 3]], H0(G.frame(x[[1, 2, 3]])), rtol=0,
                                atol=1e-15)
-    out, _ = frame_averaged(G, MLPBackbone(d + 3, d, d), x)
+    out, _ = frame_averaged(G, point_vector_backbone(d + 3, d, complex=True), x)
     if not _trivial(family, d):
         assert np.all(f.H[[0, 5, 11]] == 0.0) and np.all(f.projected[[0, 5, 11]])
         assert np.all(out["vector"][[0, 5, 11]] == 0.0)
@@ -723,10 +663,9 @@ def test_regressor_on_real_blocks(group, kind, make, target):
         X, y = X.astype(np.float32), y.astype(np.float32)
     reg = FrameAveragingRegressor(make(), group=group, target=target).fit(X[:150], y[:150])
     assert reg.predict(X[150:]).shape == y[150:].shape
-    result = check_equivariance(reg, group, X[150:], random_state=0)
-    tol = TOL32 if kind == "float32" else TOL_EST
+    result = assert_equivariant(reg, group, X[150:], random_state=0,
+                                rtol=TOL32 if kind == "float32" else TOL_EST)
     record_error(f"estimator {group} {kind} {target}", result["max_error"])
-    assert result["max_error"] <= tol, result
     np.testing.assert_array_equal(reg.frame_diagnostics(X[150:])["rank"], r)
     # control: the bare inner estimator is far from symmetric on the same data
     bare_model = make().fit(X[:150], y[:150])
@@ -748,10 +687,9 @@ def test_canonicalizer_and_3d_input(group):
         can = MinimalFrameCanonicalizer(group=group, fields=fields).fit(X)
         Xc = can.transform(X)
         assert Xc.shape == X.shape and Xc.dtype == X.dtype
-        result = check_equivariance(can, group, X, random_state=1)
-        tol = TOL32 if X.dtype == np.float32 else TOL64
+        result = assert_equivariant(can, group, X, random_state=1,
+                                    rtol=TOL32 if X.dtype == np.float32 else TOL64)
         record_error(f"canonicalizer {group} {X.ndim}-D {X.dtype}", result["max_error"])
-        assert result["max_error"] <= tol, result
     # the canonical form is the frame's x H^H, in real blocks; scalars pass through
     can = MinimalFrameCanonicalizer(group=group, fields=fields).fit(X3)
     H = H0(G.frame(z))
@@ -763,9 +701,8 @@ def test_canonicalizer_and_3d_input(group):
     y = _targets(z, "point")
     reg = FrameAveragingRegressor(KNeighborsRegressor(3), group=group, fields=fields,
                                   target="point").fit(X3, y)
-    result = check_equivariance(reg, group, X3, random_state=2)
+    result = assert_equivariant(reg, group, X3, random_state=2, rtol=TOL_EST)
     record_error(f"estimator {group} 3-D point", result["max_error"])
-    assert result["max_error"] <= TOL_EST, result
 
 
 def test_estimator_input_errors():

@@ -14,94 +14,45 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsRegressor
 
-from conftest import HomogeneousMLP, rel_error
 from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
                          check_equivariance)
-from mfa_sklearn.datasets import make_charged_nbody
+from mfa_sklearn.datasets import NBODY_FIELDS, make_charged_nbody
 from mfa_sklearn.exceptions import (FrameTooLargeError, GroupNotFoundError,
                                     LabelingBackendWarning, LayoutError,
                                     MissingDependencyError, NonFiniteInputError)
 from mfa_sklearn.groups import PermutationGroup, PermutationProductGroup, get_group
+from mfa_sklearn.testing import assert_equivariant
+from tests._helpers import (CONTROL, CountingRegressor, RowBackbone,
+                            assert_frame_equivariant, cube_vertices, frame_averaged)
 
 TOL64 = 1e-10
 TOL_LORENTZ = 1e-9
 TOL32 = 1e-5
-CONTROL = 1e-2
 PRODUCTS = ["S_n x O(3)", "S_n x SO(3)", "S_n x E(3)", "S_n x SE(3)",
             "S_n x O(1,3)", "S_n x SO(1,3)"]
-NBODY_FIELDS = {"pos": "point", "vel": "vector", "charge": "scalar"}
 
 
 # --------------------------------------------------------------------------- helpers
-class MLP(HomogeneousMLP):
-    """The non-equivariant test backbone on the flattened input (B, 1, n, w): outputs
-    per row a (n, w_out) block and an invariant of width 3; counts its calls."""
-
-    def __init__(self, n, width_in, width_out, *, hidden=32, seed=0):
-        super().__init__(n * width_in, n * width_out + 3, hidden=hidden, seed=seed)
-        self.n, self.width_out = n, width_out
-        self.calls = 0
-
-    def __call__(self, c):
-        self.calls += 1
-        B, K = c.shape[:2]
-        out = super().__call__(np.reshape(c, (B * K, -1)))
-        rows = out[:, :self.n * self.width_out].reshape(B, K, self.n, self.width_out)
-        return rows, out[:, self.n * self.width_out:].reshape(B, K, 3)
-
-
-def averaged(G, backbone, fields, out_kind):
-    """F(x) for fields [(array, kind)]: the frame from all fields, one backbone call."""
-    points = [a for a, k in fields if k == "point"]
-    vectors = [a for a, k in fields if k == "vector"]
-    scalars = [a for a, k in fields if k == "scalar"]
-    f = G.frame(points or None, vectors or None, scalars=scalars)
-    canon = np.concatenate([f.to_canonical(a, k) for a, k in fields], axis=-1)
-    rows, inv = backbone(canon)
-    return f.from_canonical(rows, out_kind), f.average(inv), f
-
-
-def bare(backbone, fields):
-    rows, inv = backbone(np.concatenate([a for a, _ in fields], axis=-1)[:, None])
-    return rows[:, 0], inv[:, 0]
-
-
-def check(G, fields, out_kind, *, seed=0, tol=TOL64, control=True, g=None):
-    """Assert the equivariance of per-row and invariant outputs; return the frame and
-    the two errors."""
-    n = fields[0][0].shape[1]
-    width_in = sum(a.shape[2] for a, _ in fields)
+def check(G, fields, out_kind, *, tol=TOL64, g=None, **kwargs):
+    """Assert the equivariance of the per-row outputs (of kind ``out_kind``) and the
+    invariant, in the input's dtype, and an O(1) control (see
+    ``assert_frame_equivariant``); return the frame and the two errors."""
+    by_kind = {kind: [a for a, k in fields if k == kind] for kind in ("point", "vector",
+                                                                      "scalar")}
     width_out = G.d if (out_kind != "scalar" and G.d is not None) else 2
-    backbone = MLP(n, width_in, width_out, seed=seed)
-    B = len(fields[0][0])
-    g = G.random_element(B, seed + 1) if g is None else g
-    dtype = fields[0][0].dtype
-    moved = [(G.act(g, a.astype(np.float64), k).astype(a.dtype), k) for a, k in fields]
-    rows_x, inv_x, f = averaged(G, backbone, fields, out_kind)
-    rows_gx, inv_gx, _ = averaged(G, backbone, moved, out_kind)
-    expected = G.act(g, np.asarray(rows_x, np.float64), out_kind)
-    err_rows, err_inv = rel_error(expected, rows_gx), rel_error(inv_x, inv_gx)
-    assert rows_x.dtype == dtype and inv_x.dtype == dtype
-    assert max(err_rows, err_inv) <= tol, (err_rows, err_inv)
-    if control:
-        c_rows, c_inv = bare(backbone, fields)
-        m_rows, m_inv = bare(backbone, moved)
-        assert rel_error(G.act(g, c_rows.astype(np.float64), out_kind), m_rows) >= CONTROL
-        assert rel_error(c_inv, m_inv) >= CONTROL
-    return f, err_rows, err_inv
+    checked = assert_frame_equivariant(G, by_kind["point"], by_kind["vector"],
+                                       scalars=by_kind["scalar"], bound=tol,
+                                       outputs={out_kind: width_out}, element=g, **kwargs)
+    assert all(out.dtype == fields[0][0].dtype for out in checked.outputs.values())
+    return checked.frame, checked.errors[out_kind], checked.errors["invariant"]
 
 
 def octahedron():
     return np.concatenate([np.eye(3), -np.eye(3)])
-
-
-def cube():
-    return np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], float)
 
 
 def tetrahedron():
@@ -190,12 +141,11 @@ def test_sn_estimator_and_layout():
     fields = {"x": ("scalar", 3)}
     reg = FrameAveragingRegressor(LinearRegression(), group="S_n", fields=fields,
                                   target=("scalar", 1)).fit(X, y)
-    res = check_equivariance(reg, "S_n", X, random_state=0)
-    assert res["max_error"] == 0
+    assert_equivariant(reg, "S_n", X, random_state=0, rtol=0)
     # invariant target
     reg = FrameAveragingRegressor(KNeighborsRegressor(3), group="S_n", fields=fields)
     reg.fit(X, y.sum(axis=1))
-    assert check_equivariance(reg, "S_n", X, random_state=1)["max_error"] == 0
+    assert_equivariant(reg, "S_n", X, random_state=1, rtol=0)
     # 3-D input: each whole row is one field by default
     reg3 = FrameAveragingRegressor(LinearRegression(), group="S_n").fit(
         X.reshape(120, 6, 3), y.sum(axis=1))
@@ -251,7 +201,7 @@ def test_product_float32(name):
     check(G, [(x, "point")], "point", tol=TOL32)
 
 
-SYMMETRIC = [("octahedron", octahedron, 48, 24), ("cube", cube, 48, 24),
+SYMMETRIC = [("octahedron", octahedron, 48, 24), ("cube", cube_vertices, 48, 24),
              ("tetrahedron", tetrahedron, 24, 12), ("square", square, 8, 8)]
 
 
@@ -269,8 +219,8 @@ def test_stabilizer_sizes(shape_name, shape, size_o, size_so, family):
         P = get_group("S_n x O(3)")
         x = P.act(P.random_element(20, rng), np.broadcast_to(pts, (20,) + pts.shape))
     expected = size_o if family in ("O", "E") else size_so
-    backbone = MLP(len(pts), 3, 3, seed=1)
-    out, _, f = averaged(G, backbone, [(x, "point")], "point")
+    backbone = RowBackbone(len(pts), 3, {"point": 3}, seed=1)
+    _, f = frame_averaged(G, backbone, x)
     assert backbone.calls == 1 and f.n_calls == 1
     np.testing.assert_array_equal(f.size, expected)
     assert np.all(f.labeling_path == "search")
@@ -284,7 +234,8 @@ def test_stabilizer_output_is_symmetric():
     pytest.importorskip("pynauty")
     G = get_group("S_n x O(3)")
     x = octahedron()[None]
-    out, _, f = averaged(G, MLP(6, 3, 3, seed=7), [(x, "point")], "vector")
+    outputs, f = frame_averaged(G, RowBackbone(6, 3, {"vector": 3}, seed=7), x)
+    out = outputs["vector"]
     along = np.einsum("bni,ni->bn", out, octahedron())
     np.testing.assert_allclose(out[0], along[0][:, None] * octahedron(), atol=1e-12)
     assert np.all(np.abs(along) > 1e-3)
@@ -301,7 +252,7 @@ def test_twins_and_ties():
     f, _, _ = check(G, [(x, "point")], "point")
     np.testing.assert_array_equal(f.size, 4.0)
     assert np.all(f.labeling_path == "search")
-    out, _, _ = averaged(G, MLP(6, 3, 3), [(x, "point")], "point")
+    out = frame_averaged(G, RowBackbone(6, 3, {"point": 3}), x)[0]["point"]
     np.testing.assert_allclose(out[:, 5], out[:, 0], atol=1e-12)
     # equal positions but different charges are not twins
     q = np.zeros((50, 6, 1))
@@ -393,23 +344,9 @@ def test_nbody_regressor(nbody, inner, name):
     X, y = nbody
     reg = FrameAveragingRegressor(inner, group=name, fields=NBODY_FIELDS,
                                   target="point").fit(X, y)
-    res = check_equivariance(reg, name, X[:100], random_state=0)
-    assert res["max_error"] <= TOL64, res
+    assert_equivariant(reg, name, X[:100], random_state=0, rtol=TOL64)
     bare = FrameAveragingRegressor(inner, fields=NBODY_FIELDS, target="point").fit(X, y)
     assert check_equivariance(bare, name, X[:100], random_state=0)["max_error"] >= CONTROL
-
-
-class _CountingRegressor(RegressorMixin, BaseEstimator):
-    """Linear regression that counts the rows it predicts."""
-
-    def fit(self, X, y):
-        self.model_ = LinearRegression().fit(X, y)
-        self.rows_ = 0
-        return self
-
-    def predict(self, X):
-        self.rows_ += len(X)
-        return self.model_.predict(X)
 
 
 def test_symmetric_clouds_one_inner_call():
@@ -418,13 +355,13 @@ def test_symmetric_clouds_one_inner_call():
     X = np.concatenate([placed(octahedron(), 5, rng), rng.standard_normal((5, 6, 3))])
     X = X.reshape(10, -1)
     y = X + 0.1 * rng.standard_normal(X.shape)
-    reg = FrameAveragingRegressor(_CountingRegressor(), group="S_n x E(3)",
+    reg = FrameAveragingRegressor(CountingRegressor(LinearRegression()), group="S_n x E(3)",
                                   target="point").fit(X, y)
-    reg.estimator_.rows_ = 0
+    reg.estimator_.predict_rows_.clear()
     reg.predict(X)
-    assert reg.estimator_.rows_ == 10
+    assert reg.estimator_.predict_rows_ == [10]
     np.testing.assert_array_equal(reg.frame_diagnostics(X)["frame_size"], [48] * 5 + [1] * 5)
-    assert check_equivariance(reg, "S_n x E(3)", X, random_state=2)["max_error"] <= TOL64
+    assert_equivariant(reg, "S_n x E(3)", X, random_state=2, rtol=TOL64)
 
 
 def test_grid_search_over_groups(nbody):

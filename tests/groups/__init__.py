@@ -1,0 +1,1 @@
+"""Tests of mfa_sklearn.groups, one module per group family."""
