@@ -691,7 +691,7 @@ def test_canonicalizer_and_3d_input(group):
                                     rtol=TOL32 if X.dtype == np.float32 else TOL64)
         record_error(f"canonicalizer {group} {X.ndim}-D {X.dtype}", result["max_error"])
     # the canonical form is the frame's x H^H, in real blocks; scalars pass through
-    can = MinimalFrameCanonicalizer(group=group, fields=fields).fit(X3)
+    can = MinimalFrameCanonicalizer(group=group, fields=fields, round_bits=None).fit(X3)
     H = H0(G.frame(z))
     expected = np.concatenate([G.to_real(z @ hermitian(H)), w], axis=-1)
     np.testing.assert_allclose(can.transform(X3), expected, rtol=0, atol=1e-14)
