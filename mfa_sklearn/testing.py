@@ -109,6 +109,8 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
         ``max_error``: ``max |F(gX) - g F(X)| / max |F(gX)|`` (relative, all entries);
         ``mean_error``: mean over samples and output rows of the per-row L1 error (the
         published protocol); ``max_abs_error``; ``output_scale``: ``max |F(gX)|``.
+        Non-numeric outputs (class labels) must be invariant; a label that changes
+        counts as an error of 1.
 
     See Also
     --------
@@ -213,8 +215,16 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
                                                                    dtype=np.float64))))
     g = group.random_element(len(X), random_state, translation_scale=translation_scale)
     out = _call(model, X)
-    out_moved = _call(model, apply_group(group, g, X, fields)).astype(np.float64)
-    if isinstance(target, str) and target == "invariant":
+    out_moved = _call(model, apply_group(group, g, X, fields))
+    invariant = isinstance(target, str) and target == "invariant"
+    if not np.issubdtype(out.dtype, np.number):
+        # class labels (strings, booleans): a changed label is an error of 1
+        if not invariant:
+            raise ValueError(f"outputs of dtype {out.dtype} (class labels) can only be "
+                             "invariant; got target={target!r}")
+        out_moved, out = (out_moved != out).astype(np.float64), np.zeros(out.shape)
+    out_moved = out_moved.astype(np.float64)
+    if invariant:
         expected = out.astype(np.float64)
         diff_rows = (out_moved - expected).reshape(len(X), 1, -1)
     else:

@@ -537,3 +537,70 @@ def test_bad_target_layout():
         _reg(group="E(3)", fields=NBODY_FIELDS, target="point").fit(X, y[:, :14])
     with pytest.raises(ValueError, match="y has 1 columns, which the target"):
         _reg(group="E(3)", fields=NBODY_FIELDS, target="vector").fit(X, y[:, 0])
+
+
+# --------------------------------------------------------------- round_bits
+def test_tree_models_are_exactly_symmetric_on_their_training_data():
+    """A tree splits at training values; rounded canonical coordinates of a moved
+    training sample equal the original's, so the tree takes the same path."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    # more than 255 distinct values: HGB's bin edges are training values
+    X, y = make_charged_nbody(300, n_steps=20, horizon=50, random_state=5)
+    y = y[:, 0]
+    for group in ("E(3)", "S_n x E(3)"):
+        trees = HistGradientBoostingRegressor(max_iter=10, random_state=0)
+        unrounded = FrameAveragingRegressor(trees, group=group, fields=NBODY_FIELDS,
+                                            round_bits=None).fit(X, y)
+        control = check_equivariance(unrounded, group, X, random_state=1)["max_error"]
+        assert control >= CONTROL
+        reg = clone(unrounded).set_params(round_bits=40).fit(X, y)
+        assert_equivariant(reg, group, X, random_state=1, rtol=TOL64)
+
+
+def test_round_bits_rounds_to_a_power_of_two_grid_per_sample_and_field():
+    X, _ = make_charged_nbody(50, n_steps=10, horizon=10, random_state=6)
+    X[:25, :30] *= 1e6                          # two magnitudes of samples
+    exact = MinimalFrameCanonicalizer("E(3)", fields=NBODY_FIELDS,
+                                      round_bits=None).fit(X).transform(X)
+    for bits in (52, 40, 20):
+        Xc = MinimalFrameCanonicalizer("E(3)", fields=NBODY_FIELDS,
+                                       round_bits=bits).fit(X).transform(X)
+        np.testing.assert_array_equal(Xc[:, 30:], X[:, 30:])     # scalars untouched
+        for block in (slice(0, 15), slice(15, 30)):              # positions, velocities
+            largest = np.abs(exact[:, block]).max(axis=1, keepdims=True)
+            step = 2.0 ** (np.frexp(largest)[1] - bits)
+            np.testing.assert_array_equal(Xc[:, block] / step,
+                                          np.round(Xc[:, block] / step))
+            assert np.all(np.abs(Xc[:, block] - exact[:, block]) <= step / 2)
+
+
+# ------------------------------------------------------ defaults and NaN
+def test_the_default_frame_field_is_the_first_point_field():
+    """With velocities listed first, E(3) still takes its frame (and the translation
+    its centroid needs) from the positions."""
+    X, y = make_charged_nbody(40, n_steps=10, horizon=10, random_state=8)
+    swapped = np.concatenate([X[:, 15:30], X[:, :15], X[:, 30:]], axis=1)
+    fields = {"vel": "vector", "pos": "point", "charge": "scalar"}
+    for group in ("E(3)", "O(3)"):
+        reg = _reg(group=group, fields=fields, target="point").fit(swapped, y)
+        assert reg.frame_fields_ == ["pos"]
+        ordered = _reg(group=group, fields=NBODY_FIELDS, target="point").fit(X, y)
+        # Ridge sees the columns in another order: equal up to its rounding
+        np.testing.assert_allclose(reg.predict(swapped), ordered.predict(X), rtol=1e-9)
+
+
+def test_no_group_hands_nan_to_the_inner_estimator():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(60, 6))
+    y = X[:, 0] + X[:, 1]
+    X[::7, 2] = np.nan
+    reg = FrameAveragingRegressor(HistGradientBoostingRegressor(max_iter=5)).fit(X, y)
+    assert np.all(np.isfinite(reg.predict(X)))
+    assert reg.__sklearn_tags__().input_tags.allow_nan
+    assert not _reg().__sklearn_tags__().input_tags.allow_nan     # Ridge takes no NaN
+    np.testing.assert_array_equal(MinimalFrameCanonicalizer().fit(X).transform(X), X)
+    with pytest.raises(ValueError, match="field 'x' contains NaN or inf"):
+        FrameAveragingRegressor(HistGradientBoostingRegressor(), group="O(3)").fit(X, y)

@@ -1,9 +1,9 @@
-"""mfa_sklearn.testing: assert_equivariant, the asserting twin of check_equivariance."""
+"""mfa_sklearn.testing: check_equivariance and assert_equivariant, its asserting twin."""
 
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsRegressor
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import FunctionTransformer
 
 from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
@@ -116,3 +116,16 @@ def test_hidden_from_pytest_tracebacks(clouds):
     assert "assert_equivariant" in names
     shown = [entry.frame.code.name for entry in info.traceback.filter(info)]
     assert "assert_equivariant" not in shown
+
+
+def test_check_equivariance_on_class_labels():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 15))
+    labels = np.array(["near", "far"])[(np.linalg.norm(X, axis=1) > 3.9).astype(int)]
+    clf = FrameAveragingClassifier(KNeighborsClassifier(3), group="E(3)").fit(X, labels)
+    assert check_equivariance(clf, "E(3)", X, random_state=0)["max_error"] == 0.0
+    bare = KNeighborsClassifier(1).fit(X, np.array(["a", "b"])[np.arange(40) % 2])
+    report = check_equivariance(bare, "E(3)", X, random_state=0)
+    assert report["max_error"] == 1.0 and 0.0 < report["mean_error"] < 1.0
+    with pytest.raises(ValueError, match="class labels.* can only be invariant"):
+        check_equivariance(clf, "E(3)", X, target="point")

@@ -632,3 +632,15 @@ def test_forces_with_float32_frames_are_equivariant():
         apply_group("E(3)", g, x).astype(np.float32))).numpy()
     expected = apply_group("E(3)", g, F, fields="vector")
     assert np.abs(F_moved - expected).max() <= 1e-4 * np.abs(F).max()
+
+
+@pytest.mark.parametrize("group", ["E(3)", "S_n x E(3)", "O(1,3)"])
+@pytest.mark.parametrize("target", ["invariant", "point"])
+def test_empty_batch_gives_an_empty_output(group, target):
+    width = 4 if group == "O(1,3)" else 3
+    fields, out = ({"p": "vector"}, {"p": "vector"}) if width == 4 else (None, "point")
+    n_out = 1 if target == "invariant" else N_ROWS * width
+    fa = FrameAveraged(mlp(n_in=N_ROWS * width, n_out=n_out), group=group, fields=fields,
+                       target="invariant" if target == "invariant" else out)
+    got = fa(torch.zeros(0, N_ROWS * width, dtype=torch.float64))
+    assert got.shape == (0, n_out)
