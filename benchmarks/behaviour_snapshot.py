@@ -55,10 +55,14 @@ from sklearn.neural_network import MLPRegressor  # noqa: E402
 from torch import nn  # noqa: E402
 
 import mfa_sklearn  # noqa: E402
-from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,  # noqa: E402
-                         MinimalFrameCanonicalizer, check_equivariance, get_group)
-from mfa_sklearn.datasets import (load_charged_nbody_splits, make_charged_nbody,  # noqa: E402
-                                  make_toy_jets)
+from mfa_sklearn import (  # noqa: E402
+    FrameAveragingClassifier,
+    FrameAveragingRegressor,
+    MinimalFrameCanonicalizer,
+    check_equivariance,
+    get_group,
+)
+from mfa_sklearn.datasets import load_charged_nbody_splits, make_charged_nbody, make_toy_jets  # noqa: E402
 from mfa_sklearn.testing import apply_group, random_group_element  # noqa: E402
 from mfa_sklearn.torch import FrameAveraged  # noqa: E402
 
@@ -103,7 +107,7 @@ class Snapshot:
             warnings.simplefilter("always")
             try:
                 value = compute()
-            except Exception as exc:  # noqa: BLE001 - errors are part of the behaviour
+            except Exception as exc:
                 self._put(key, f"{type(exc).__name__}: {exc}")
                 value, store = None, False
         if store:

@@ -52,9 +52,9 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model
 
 import mfa_sklearn
-from machine import cpu_model
 from mfa_sklearn import MinimalFrameCanonicalizer, get_group
 
 GROUPS = ("O", "SO", "E", "SE")

@@ -70,8 +70,7 @@ from sklearn.multioutput import MultiOutputRegressor
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPRegressor
 
-from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
-                         check_equivariance)
+from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, check_equivariance
 from mfa_sklearn.datasets import NBODY_FIELDS, load_charged_nbody_splits
 from mfa_sklearn.testing import apply_group, random_group_element
 
@@ -106,9 +105,8 @@ class ZeroDisplacement(RegressorMixin, BaseEstimator):
 
 def skorch_mlp(quick):
     import torch
-    from skorch import NeuralNetRegressor
-
     from nbody_models import FlatMLP
+    from skorch import NeuralNetRegressor
     torch.manual_seed(0)
     return NeuralNetRegressor(FlatMLP, module__hidden=128 if quick else 256,
                               optimizer=torch.optim.Adam, lr=2e-3, batch_size=256,
@@ -289,9 +287,9 @@ def skipped_row(name, mode, why, n_train, args):
 def gnn_rows(data_full, args, log):
     """PairGNN with and without E(3) minimal frames, each under a wall-clock budget."""
     import torch
+    from nbody_models import PairGNN, predict_torch, train_torch
 
     from mfa_sklearn.torch import FrameAveraged
-    from nbody_models import PairGNN, predict_torch, train_torch
 
     X_train, y_train, X_val, y_val, X_test, y_test = data_full
     rows = []
@@ -430,7 +428,6 @@ def learning_curves(models, table, data, sizes, args, out_png, log):
 
 def machine():
     import threadpoolctl
-
     from machine import cpu_model
     cpu = cpu_model()
     try:

@@ -32,10 +32,10 @@ import time
 
 import numpy as np
 import torch
+from machine import cpu_model
 from torch import nn
 
 import mfa_sklearn
-from machine import cpu_model
 from mfa_sklearn import MinimalFrameCanonicalizer
 from mfa_sklearn.datasets import NBODY_FIELDS
 from mfa_sklearn.torch import FrameAveraged

@@ -15,8 +15,8 @@ __all__ = [
     "FrameAveragingClassifier",
     "FrameAveragingRegressor",
     "MinimalFrameCanonicalizer",
+    "__version__",
     "assert_equivariant",
     "check_equivariance",
     "get_group",
-    "__version__",
 ]

@@ -2,8 +2,7 @@
 
 import numpy as np
 from sklearn import get_config
-from sklearn.base import (BaseEstimator, ClassifierMixin, MetaEstimatorMixin,
-                          RegressorMixin, clone)
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import get_tags
@@ -13,15 +12,22 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
 
-from ._engine import (COMMON_CONSTRAINTS, FRAME_CONSTRAINT, N_JOBS_CONSTRAINT,
-                      ROUND_BITS_CONSTRAINT,
-                      TARGET_CONSTRAINT, FrameEstimatorMixin, is_invariant, restore,
-                      to_canonical)
+from ._engine import (
+    COMMON_CONSTRAINTS,
+    FRAME_CONSTRAINT,
+    N_JOBS_CONSTRAINT,
+    ROUND_BITS_CONSTRAINT,
+    TARGET_CONSTRAINT,
+    FrameEstimatorMixin,
+    is_invariant,
+    restore,
+    to_canonical,
+)
 from ._skorch import inner_inputs, inner_outputs
 from .exceptions import LayoutError
 from .layout import Layout
 
-__all__ = ["FrameAveragingRegressor", "FrameAveragingClassifier"]
+__all__ = ["FrameAveragingClassifier", "FrameAveragingRegressor"]
 
 
 def _inner_has(attr):

@@ -4,8 +4,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._engine import (COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT, ROUND_BITS_CONSTRAINT,
-                      FrameEstimatorMixin)
+from ._engine import (
+    COMMON_CONSTRAINTS,
+    N_JOBS_CONSTRAINT,
+    ROUND_BITS_CONSTRAINT,
+    FrameEstimatorMixin,
+)
 
 __all__ = ["MinimalFrameCanonicalizer"]
 

@@ -13,11 +13,11 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 __all__ = [
+    "JETS_FIELDS",
     "NBODY_FIELDS",
     "NBODY_TARGET_FIELDS",
-    "make_charged_nbody",
     "load_charged_nbody_splits",
-    "JETS_FIELDS",
+    "make_charged_nbody",
     "make_toy_jets",
 ]
 

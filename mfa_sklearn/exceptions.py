@@ -6,9 +6,16 @@ tell the causes apart. :class:`MissingDependencyError`, an optional package that
 installed, is an ``ImportError``.
 """
 
-__all__ = ["NonFiniteInputError", "LayoutError", "GroupNotFoundError",
-           "RankDeficientError", "FrameDegeneracyWarning", "FrameTooLargeError",
-           "MissingDependencyError", "LabelingBackendWarning"]
+__all__ = [
+    "FrameDegeneracyWarning",
+    "FrameTooLargeError",
+    "GroupNotFoundError",
+    "LabelingBackendWarning",
+    "LayoutError",
+    "MissingDependencyError",
+    "NonFiniteInputError",
+    "RankDeficientError",
+]
 
 
 class NonFiniteInputError(ValueError):

@@ -25,8 +25,14 @@ except ImportError as exc:  # pragma: no cover - exercised by faking a missing t
 
 from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
 
-from ._engine import (COMMON_CONSTRAINTS, FRAME_CONSTRAINT, TARGET_CONSTRAINT, FramePlan,
-                      is_invariant, restore)
+from ._engine import (
+    COMMON_CONSTRAINTS,
+    FRAME_CONSTRAINT,
+    TARGET_CONSTRAINT,
+    FramePlan,
+    is_invariant,
+    restore,
+)
 from .groups import get_group
 from .groups._namespace import PRECISIONS, frame_precision
 from .layout import Layout, parse_fields

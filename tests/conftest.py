@@ -6,10 +6,10 @@ import os
 # scipy is imported; with it, every common check runs.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import pytest  # noqa: E402  (after SCIPY_ARRAY_API, which scipy reads on import)
-from threadpoolctl import threadpool_limits  # noqa: E402
+import pytest
+from threadpoolctl import threadpool_limits
 
-from tests._helpers import ERRORS  # noqa: E402
+from tests._helpers import ERRORS
 
 
 def pytest_terminal_summary(terminalreporter):

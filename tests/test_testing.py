@@ -6,8 +6,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.preprocessing import FunctionTransformer
 
-from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
-                         MinimalFrameCanonicalizer, check_equivariance)
+from mfa_sklearn import (
+    FrameAveragingClassifier,
+    FrameAveragingRegressor,
+    MinimalFrameCanonicalizer,
+    check_equivariance,
+)
 from mfa_sklearn.testing import DEFAULT_RTOL, assert_equivariant
 
 
@@ -33,7 +37,7 @@ def test_passes_on_a_frame_averaged_model_and_returns_the_report(clouds):
     reg.fit(X, y)
     report = assert_equivariant(reg, "E(3)", X, random_state=1)
     assert report == check_equivariance(reg, "E(3)", X, random_state=1)
-    assert 0 < report["output_scale"] and report["max_error"] <= DEFAULT_RTOL["double"]
+    assert report["output_scale"] > 0 and report["max_error"] <= DEFAULT_RTOL["double"]
 
 
 def test_fails_on_a_non_equivariant_model_naming_method_group_output_and_error(clouds):

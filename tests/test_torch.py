@@ -10,8 +10,12 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
-                         MinimalFrameCanonicalizer, check_equivariance)
+from mfa_sklearn import (
+    FrameAveragingClassifier,
+    FrameAveragingRegressor,
+    MinimalFrameCanonicalizer,
+    check_equivariance,
+)
 from mfa_sklearn.testing import apply_group, assert_equivariant, random_group_element
 from tests._helpers import cube_vertices, rotated, run_script
 

@@ -26,8 +26,14 @@ import pytest
 from mfa_sklearn.exceptions import NonFiniteInputError, RankDeficientError
 from mfa_sklearn.groups import Group, GroupElement, get_group
 from mfa_sklearn.groups.linear import LinearFrame, LinearGroup
-from tests._helpers import (CONTROL, assert_frame_equivariant, frame_averaged, generic,
-                            point_vector_backbone, record_error)
+from tests._helpers import (
+    CONTROL,
+    assert_frame_equivariant,
+    frame_averaged,
+    generic,
+    point_vector_backbone,
+    record_error,
+)
 
 KINDS = ("GL", "SL", "Aff")
 DIMS = (2, 3, 6)
@@ -465,7 +471,7 @@ def test_registry_names_and_pickle():
         assert isinstance(G, LinearGroup) and isinstance(G, Group)
         assert G.name == f"{kind}(3)" and G.kind == kind and G.d == 3
         assert G.has_translations == (kind == "Aff")
-        assert G == LinearGroup(3, kind=kind) and hash(G) == hash(LinearGroup(3, kind=kind))
+        assert LinearGroup(3, kind=kind) == G and hash(G) == hash(LinearGroup(3, kind=kind))
         assert repr(G) == f"get_group('{kind}(3)')"
         clone = pickle.loads(pickle.dumps(G))
         assert clone == G

@@ -27,14 +27,20 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from mfa_sklearn import (FrameAveragingClassifier, FrameAveragingRegressor,
-                         check_equivariance)
+from mfa_sklearn import FrameAveragingClassifier, FrameAveragingRegressor, check_equivariance
 from mfa_sklearn.exceptions import FrameDegeneracyWarning, NonFiniteInputError
 from mfa_sklearn.groups import get_group
 from mfa_sklearn.groups.lorentz import LorentzFrame, LorentzGroup
 from mfa_sklearn.testing import assert_equivariant
-from tests._helpers import (CONTROL, H0, RowBackbone, assert_frame_equivariant,
-                            frame_averaged, minkowski, record_error)
+from tests._helpers import (
+    CONTROL,
+    H0,
+    RowBackbone,
+    assert_frame_equivariant,
+    frame_averaged,
+    minkowski,
+    record_error,
+)
 
 TOL64 = 1e-9           # groups.md 7.3, gamma <= 7.1
 TOL_STRESS = 1e-7      # groups.md 7.3, gamma <= 100
@@ -481,7 +487,7 @@ def test_names_equality_repr_pickle():
     assert cumsum != get_group("SO(1,3)") and cumsum == LorentzGroup(4, special=True,
                                                                      anchor="cumsum")
     assert len({G, get_group("O(1,3)"), cumsum, get_group("SO(1,3)")}) == 3
-    assert G != get_group("O(4)")
+    assert get_group("O(4)") != G
     for obj in (G, cumsum):
         back = pickle.loads(pickle.dumps(obj))
         assert back == obj and back.anchor == obj.anchor

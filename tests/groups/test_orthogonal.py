@@ -23,9 +23,18 @@ import pytest
 
 from mfa_sklearn.exceptions import GroupNotFoundError, NonFiniteInputError
 from mfa_sklearn.groups import Frame, Group, GroupElement, OrthogonalGroup, get_group
-from tests._helpers import (H0, assert_frame_equivariant, equivariance_errors,
-                            frame_averaged, generic, low_rank, moved, point_vector_backbone,
-                            record_error, span_complement)
+from tests._helpers import (
+    H0,
+    assert_frame_equivariant,
+    equivariance_errors,
+    frame_averaged,
+    generic,
+    low_rank,
+    moved,
+    point_vector_backbone,
+    record_error,
+    span_complement,
+)
 
 FAMILIES = ("O", "SO", "E", "SE")
 DIMS = (2, 3, 6)
@@ -83,7 +92,7 @@ def test_frames_orthonormal(family, d):
     G = get_group(_name(family, d))
     rng = np.random.default_rng(d)
     batches = [generic(rng, 50, d + 3, d)]
-    for r in range(0, d):
+    for r in range(d):
         batches.append(low_rank(rng, 20, d + 3, d, r, offset=0.0))
     x = np.concatenate(batches, axis=0)
     f = G.frame(x)
@@ -146,7 +155,7 @@ def test_rank_deficient_projection(family, d, r):
 
 
 @pytest.mark.parametrize("family,d,r", [(fam, d, r) for fam in FAMILIES for d in DIMS
-                                        for r in range(0, d - (1 if _special(fam) else 0))])
+                                        for r in range(d - (1 if _special(fam) else 0))])
 def test_rank_deficient_output_exactly_in_span(family, d, r):
     """Rows in span(e_0..e_{r-1}): outputs have exactly zero coordinates r..d-1."""
     G = get_group(_name(family, d))
@@ -596,7 +605,7 @@ def test_group_equality_hash_repr_pickle():
     assert G.d == 3 and G.special and G.has_translations
     assert G == get_group(" se ( 3 ) ") == OrthogonalGroup(3, special=True, translations=True)
     assert hash(G) == hash(get_group("SE(3)"))
-    assert G != get_group("E(3)") and G != get_group("SO(3)") and G != get_group("SE(2)")
+    assert get_group("E(3)") != G and get_group("SO(3)") != G and get_group("SE(2)") != G
     assert G != "SE(3)"
     assert get_group(G) is G
     assert repr(G) == "get_group('SE(3)')" and str(G) == "SE(3)"

@@ -18,16 +18,26 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsRegressor
 
-from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
-                         check_equivariance)
+from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, check_equivariance
 from mfa_sklearn.datasets import NBODY_FIELDS, make_charged_nbody
-from mfa_sklearn.exceptions import (FrameTooLargeError, GroupNotFoundError,
-                                    LabelingBackendWarning, LayoutError,
-                                    MissingDependencyError, NonFiniteInputError)
+from mfa_sklearn.exceptions import (
+    FrameTooLargeError,
+    GroupNotFoundError,
+    LabelingBackendWarning,
+    LayoutError,
+    MissingDependencyError,
+    NonFiniteInputError,
+)
 from mfa_sklearn.groups import PermutationGroup, PermutationProductGroup, get_group
 from mfa_sklearn.testing import assert_equivariant
-from tests._helpers import (CONTROL, CountingRegressor, RowBackbone,
-                            assert_frame_equivariant, cube_vertices, frame_averaged)
+from tests._helpers import (
+    CONTROL,
+    CountingRegressor,
+    RowBackbone,
+    assert_frame_equivariant,
+    cube_vertices,
+    frame_averaged,
+)
 
 TOL64 = 1e-10
 TOL_LORENTZ = 1e-9

@@ -33,8 +33,15 @@ from mfa_sklearn.groups import Group, GroupElement, get_group
 from mfa_sklearn.groups.unitary import UnitaryFrame, UnitaryGroup
 from mfa_sklearn.layout import Layout
 from mfa_sklearn.testing import apply_group, assert_equivariant
-from tests._helpers import (CONTROL, H0, assert_frame_equivariant, frame_averaged,
-                            point_vector_backbone, record_error, span_complement)
+from tests._helpers import (
+    CONTROL,
+    H0,
+    assert_frame_equivariant,
+    frame_averaged,
+    point_vector_backbone,
+    record_error,
+    span_complement,
+)
 
 FAMILIES = ("U", "SU")
 DIMS = (1, 2, 3, 6)
@@ -183,8 +190,8 @@ def test_phase_conventions(d):
 
 
 # ----------------------------------------------------------------------- rank deficiency
-RANK_CASES = ([("U", d, r) for d in DIMS for r in range(0, d)]
-              + [("SU", d, r) for d in DIMS for r in range(0, d - 1)])
+RANK_CASES = ([("U", d, r) for d in DIMS for r in range(d)]
+              + [("SU", d, r) for d in DIMS for r in range(d - 1)])
 
 
 @pytest.mark.parametrize("family,d,r", RANK_CASES)
