@@ -365,7 +365,8 @@ class FrameEstimatorMixin:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+        X : array-like
+            Samples of the shape the estimator was fitted on.
 
         Returns
         -------

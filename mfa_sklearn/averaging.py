@@ -44,6 +44,24 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
 
     #: the class of the inner estimator used when ``estimator`` is None
     _default_estimator_class = None
+    _parameter_constraints = {
+        **COMMON_CONSTRAINTS,
+        "estimator": [HasMethods(["fit", "predict"]), None],
+        "frame": FRAME_CONSTRAINT,
+        "n_jobs": N_JOBS_CONSTRAINT,
+        "round_bits": ROUND_BITS_CONSTRAINT,
+    }
+
+    def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
+                 frame="minimal", tol=None, n_jobs=None, round_bits=40):
+        self.estimator = estimator
+        self.group = group
+        self.fields = fields
+        self.frame_fields = frame_fields
+        self.frame = frame
+        self.tol = tol
+        self.n_jobs = n_jobs
+        self.round_bits = round_bits
 
     @property
     def _frame_method(self):
@@ -189,15 +207,10 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None
         Joblib workers for canonicalization over chunks of samples.
-    round_bits : int, default=None
-        Round the canonical coordinates of point and vector fields to this many
-        significant bits of each sample's largest coordinate (a power-of-two grid, so
-        exact arithmetic). The canonical forms of ``g . x`` and ``x`` differ by float
-        rounding (about 1e-15 relative); rounded, they agree bit for bit unless a
-        coordinate lies within that rounding of a grid boundary (a chance of about
-        ``2^(bits - 50)`` per coordinate). Tree models split at training values, so
-        this makes them exactly symmetric on the training data too; 32 bits cost no
-        accuracy. None: no rounding.
+    round_bits : int or None, default=40
+        Significant bits the canonical coordinates are rounded to, so that tree
+        models are exact on their training data too; see
+        :class:`MinimalFrameCanonicalizer`.
 
     Attributes
     ----------
@@ -232,27 +245,15 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     """
 
     _default_estimator_class = LinearRegression
-    _parameter_constraints = {
-        **COMMON_CONSTRAINTS,
-        "estimator": [HasMethods(["fit", "predict"]), None],
-        "target": TARGET_CONSTRAINT,
-        "frame": FRAME_CONSTRAINT,
-        "n_jobs": N_JOBS_CONSTRAINT,
-        "round_bits": ROUND_BITS_CONSTRAINT,
-    }
+    _parameter_constraints = {**_BaseFrameAveraging._parameter_constraints,
+                              "target": TARGET_CONSTRAINT}
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
                  target="invariant", frame="minimal", tol=None, n_jobs=None,
                  round_bits=40):
-        self.estimator = estimator
-        self.group = group
-        self.fields = fields
-        self.frame_fields = frame_fields
+        super().__init__(estimator, group=group, fields=fields, frame_fields=frame_fields,
+                         frame=frame, tol=tol, n_jobs=n_jobs, round_bits=round_bits)
         self.target = target
-        self.frame = frame
-        self.tol = tol
-        self.n_jobs = n_jobs
-        self.round_bits = round_bits
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Fit the inner estimator on canonical inputs (and canonical targets).
@@ -357,32 +358,12 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
 
     References
     ----------
-    .. [1] Y. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
-       for More Symmetries and Efficiency." ICML 2024. arXiv:2406.07598.
-    .. [2] O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman.
-       "Frame Averaging for Invariant and Equivariant Network Design." ICLR 2022.
-       arXiv:2110.03336 (the ``frame="pca"`` baseline).
+    .. [1] Lin et al., "Equivariance via Minimal Frame Averaging for More Symmetries and
+       Efficiency", ICML 2024, arXiv:2406.07598; the ``frame="pca"`` baseline as in
+       :class:`FrameAveragingRegressor`.
     """
 
     _default_estimator_class = LogisticRegression
-    _parameter_constraints = {
-        **COMMON_CONSTRAINTS,
-        "estimator": [HasMethods(["fit", "predict"]), None],
-        "frame": FRAME_CONSTRAINT,
-        "n_jobs": N_JOBS_CONSTRAINT,
-        "round_bits": ROUND_BITS_CONSTRAINT,
-    }
-
-    def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
-                 frame="minimal", tol=None, n_jobs=None, round_bits=40):
-        self.estimator = estimator
-        self.group = group
-        self.fields = fields
-        self.frame_fields = frame_fields
-        self.frame = frame
-        self.tol = tol
-        self.n_jobs = n_jobs
-        self.round_bits = round_bits
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Fit the inner classifier on canonical inputs.

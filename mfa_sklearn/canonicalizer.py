@@ -41,7 +41,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None
         Joblib workers over chunks of samples.
-    round_bits : int, default=None
+    round_bits : int or None, default=40
         Round the canonical coordinates of point and vector fields to this many
         significant bits of each sample's largest coordinate (a power-of-two grid, so
         exact arithmetic). The canonical forms of ``g . x`` and ``x`` differ by float

@@ -328,21 +328,12 @@ def make_charged_nbody(
     return X, y
 
 
-def load_charged_nbody_splits(
-    random_state=0,
-    n_train=3000,
-    n_val=2000,
-    n_test=2000,
-    *,
-    n_particles=5,
-    n_steps=3000,
-    horizon=1000,
-    dt=1e-3,
-    loc_std=1.0,
-    vel_norm=0.5,
-    interaction_strength=1.0,
-    max_force=None,
-):
+_SIMULATION_PARAMETERS = {"n_particles", "n_steps", "horizon", "dt", "loc_std", "vel_norm",
+                          "interaction_strength", "max_force"}
+
+
+def load_charged_nbody_splits(random_state=0, n_train=3000, n_val=2000, n_test=2000,
+                              **simulation):
     """Train, validation and test sets from one seeded charged N-body simulation.
 
     Calls :func:`make_charged_nbody` once with ``n_train + n_val + n_test`` samples
@@ -360,9 +351,10 @@ default=0
         Number of validation samples, at least 0.
     n_test : int, default=2000
         Number of test samples, at least 0.
-    n_particles, n_steps, horizon, dt, loc_std, vel_norm, interaction_strength, \
-max_force
-        Passed to :func:`make_charged_nbody`.
+    **simulation
+        Keyword arguments of :func:`make_charged_nbody` (``n_particles``, ``n_steps``,
+        ``horizon``, ``dt``, ``loc_std``, ``vel_norm``, ``interaction_strength``,
+        ``max_force``), with its defaults.
 
     Returns
     -------
@@ -379,18 +371,12 @@ max_force
     n_train = _check_int("n_train", n_train, 1)
     n_val = _check_int("n_val", n_val, 0)
     n_test = _check_int("n_test", n_test, 0)
-    X, y = make_charged_nbody(
-        n_train + n_val + n_test,
-        n_particles=n_particles,
-        n_steps=n_steps,
-        horizon=horizon,
-        dt=dt,
-        loc_std=loc_std,
-        vel_norm=vel_norm,
-        interaction_strength=interaction_strength,
-        max_force=max_force,
-        random_state=random_state,
-    )
+    unknown = sorted(set(simulation) - _SIMULATION_PARAMETERS)
+    if unknown:
+        raise TypeError(f"load_charged_nbody_splits got unexpected keyword argument(s) "
+                        f"{unknown}; the simulation takes {sorted(_SIMULATION_PARAMETERS)}")
+    X, y = make_charged_nbody(n_train + n_val + n_test, random_state=random_state,
+                              **simulation)
     a, b = n_train, n_train + n_val
     return X[:a], y[:a], X[a:b], y[a:b], X[b:], y[b:]
 

@@ -167,11 +167,10 @@ class FrameAveraged(nn.Module):
 
     References
     ----------
-    .. [1] Y. Lin, J. Helwig, S. Gui, S. Ji. "Equivariance via Minimal Frame Averaging
-       for More Symmetries and Efficiency." ICML 2024. arXiv:2406.07598.
-    .. [2] O. Puny, M. Atzmon, H. Ben-Hamu, I. Misra, A. Grover, E. J. Smith, Y. Lipman.
-       "Frame Averaging for Invariant and Equivariant Network Design." ICLR 2022.
-       arXiv:2110.03336 (the ``frame="pca"`` frames).
+    .. [1] Lin, Helwig, Gui and Ji, "Equivariance via Minimal Frame Averaging for More
+       Symmetries and Efficiency", ICML 2024, arXiv:2406.07598.
+    .. [2] Puny et al., "Frame Averaging for Invariant and Equivariant Network
+       Design", ICLR 2022, arXiv:2110.03336 (``frame="pca"``).
 
     Examples
     --------
@@ -243,7 +242,8 @@ class FrameAveraged(nn.Module):
 
         Parameters
         ----------
-        X : torch.Tensor of shape (B, C) or (B, n, W)
+        X : torch.Tensor
+            A batch, as for :meth:`canonicalize`.
 
         Returns
         -------

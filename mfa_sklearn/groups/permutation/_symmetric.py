@@ -102,19 +102,9 @@ class PermutationGroup(_PermutationBase):
         return "S_n"
 
     def default_frame_fields(self, fields):
-        """Every point and vector field, in layout order: S_n has no geometry, so all
-        per-row fields define the order and none is required.
-
-        Parameters
-        ----------
-        fields : sequence of (name, kind)
-            The layout's fields, in order.
-
-        Returns
-        -------
-        list of str
-            The names of the point and vector fields (possibly none).
-        """
+        """Every point and vector field, in layout order, possibly none: S_n has no
+        geometry, so all per-row fields define the order and none is required (see
+        :meth:`Group.default_frame_fields`)."""
         return [name for name, kind in fields if kind in ("point", "vector")]
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
