@@ -33,8 +33,9 @@ A fourth table times ``n_jobs=1`` against ``n_jobs=2`` (E(3), ``10^6`` clouds of
 points; S_n x E(3), ``10^5``): two jobs should be at least 1.6x faster on two cores.
 
 Targets: ``(a)/(b) <= 10``, ``(d)/(a) >= 1000`` for ``n = 5``, peak memory of
-(a) ``<= 3x`` the input; ``(a)/(b) <= 50`` for the other groups. ``(c)/(a)`` is the extra canonicalization cost of PCA frame
-averaging (which also needs ``K`` backbone calls instead of 1).
+(a) ``<= 3x`` the input; ``(a)/(b) <= 50`` for the other groups. ``(c)/(a)`` is
+the extra canonicalization cost of PCA frame averaging (which also needs ``K``
+backbone calls instead of 1).
 
 Usage::
 

@@ -121,8 +121,9 @@ def make_models(quick):
         "KernelRidge (rbf)": KernelRidge(alpha=1e-2, kernel="rbf", gamma=1.0 / 35),
         "KNeighbors (k=10)": KNeighborsRegressor(10, weights="distance"),
         "MLPRegressor (256, 256)": MLPRegressor(
-            hidden_layer_sizes=(64, 64) if quick else (256, 256), batch_size=64, early_stopping=True,
-            n_iter_no_change=20, max_iter=20 if quick else 200, random_state=0),
+            hidden_layer_sizes=(64, 64) if quick else (256, 256), batch_size=64,
+            early_stopping=True, n_iter_no_change=20, max_iter=20 if quick else 200,
+            random_state=0),
     }
     if not quick:
         # canonical coordinates that vanish in exact arithmetic are exact zeros (the

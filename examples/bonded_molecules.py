@@ -75,7 +75,7 @@ def main():
           f"test energy variance {np.var(y_test):.4f}")
     print(f"{'model':28s} {'test MSE':>9s} {'E(3) error':>11s} {'relabel error':>14s}")
     with threadpool_limits(2):
-        for name, model, fields in models:
+        for name, model, _fields in models:
             model.fit(X_train, y_train)
             mse = float(np.mean((model.predict(X_test) - y_test) ** 2))
             e3 = check_equivariance(model, "E(3)", X_test, fields=rows,

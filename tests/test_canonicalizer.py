@@ -278,7 +278,7 @@ def test_non_finite_input_names_field_and_samples():
 def test_layout_that_cannot_divide_columns(make):
     X = np.random.default_rng(0).normal(size=(10, 14))
     y = np.arange(10) % 2
-    with pytest.raises(ValueError, match="X has 14 columns, which the fields .* cannot "
+    with pytest.raises(ValueError, match=r"X has 14 columns, which the fields .* cannot "
                                          "divide into rows"):
         make().fit(X, y)
 
@@ -313,7 +313,7 @@ def test_input_shape_errors():
             clone(est).fit(X[:0], y[:0])
         fitted = clone(est).fit(X, y)
         method = getattr(fitted, "transform", None) or fitted.predict
-        with pytest.raises(ValueError, match="X has 12 features, but .* is expecting 15 "
+        with pytest.raises(ValueError, match=r"X has 12 features, but .* is expecting 15 "
                                              "features as input"):
             method(X[:, :12])
         with pytest.raises(ValueError, match="Complex data not supported"):

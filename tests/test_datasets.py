@@ -71,7 +71,7 @@ def test_shapes_dtypes_and_layout():
 
 
 def test_initial_state_distribution():
-    X, y = make_charged_nbody(2000, n_steps=0, horizon=0, random_state=1)
+    X, _ = make_charged_nbody(2000, n_steps=0, horizon=0, random_state=1)
     vel = X[:, 15:30].reshape(-1, 5, 3)
     np.testing.assert_allclose(np.linalg.norm(vel, axis=-1), 0.5, rtol=1e-12)
     pos = X[:, :15]
@@ -108,7 +108,7 @@ def test_determinism_and_seeds():
 
 
 def test_return_fields():
-    X, y, fields = make_charged_nbody(3, return_fields=True, random_state=0, **SHORT)
+    _, _, fields = make_charged_nbody(3, return_fields=True, random_state=0, **SHORT)
     assert fields == {"pos": "point", "vel": "vector", "charge": "scalar"}
     assert fields == NBODY_FIELDS and fields is not NBODY_FIELDS
     assert list(fields) == ["pos", "vel", "charge"]

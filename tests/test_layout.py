@@ -63,10 +63,10 @@ def test_parse_fields_errors(spec, message):
 
 
 def test_parse_fields_error_names_the_parameter():
-    with pytest.raises(ValueError, match="^target: field 'y' has unknown kind"):
+    with pytest.raises(ValueError, match=r"^target: field 'y' has unknown kind"):
         parse_fields("bond", 3, what="target")
     # "edge" is a known kind, but only groups that permute rows act on it
-    with pytest.raises(ValueError, match="^target: field 'y' has kind 'edge', but group"):
+    with pytest.raises(ValueError, match=r"^target: field 'y' has kind 'edge', but group"):
         parse_fields("edge", 3, what="target")
 
 
@@ -104,11 +104,11 @@ def test_infer_errors():
                                           "point x 3, vel: vector x 3, charge: scalar x "
                                           "1; 7 column\\(s\\) per row\\) cannot divide"):
         Layout.infer(NBODY, 3, (34,))
-    with pytest.raises(LayoutError, match="X has rows of width 6, but the fields .* need "
+    with pytest.raises(LayoutError, match=r"X has rows of width 6, but the fields .* need "
                                           "rows of width 7"):
         Layout.infer(NBODY, 3, (5, 6))
-    with pytest.raises(LayoutError, match="^y has 14 columns, which the target "
-                                          "\\(y: point"):
+    with pytest.raises(LayoutError, match=r"^y has 14 columns, which the target "
+                                          r"\(y: point"):
         Layout.infer("point", 3, (14,), what="target", name="y")
 
 

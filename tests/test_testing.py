@@ -131,5 +131,5 @@ def test_check_equivariance_on_class_labels():
     bare = KNeighborsClassifier(1).fit(X, np.array(["a", "b"])[np.arange(40) % 2])
     report = check_equivariance(bare, "E(3)", X, random_state=0)
     assert report["max_error"] == 1.0 and 0.0 < report["mean_error"] < 1.0
-    with pytest.raises(ValueError, match="class labels.* can only be invariant"):
+    with pytest.raises(ValueError, match=r"class labels.* can only be invariant"):
         check_equivariance(clf, "E(3)", X, target="point")

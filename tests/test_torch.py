@@ -117,7 +117,7 @@ def test_module_class_gets_prefixed_kwargs_and_bad_kwargs_fail():
         FrameAveraged(MLP, hidden=7)
     with pytest.raises(TypeError, match="need a backbone class"):
         FrameAveraged(MLP(), module__hidden=7)
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nn\.Module"):
         FrameAveraged(lambda x: x)
 
 
@@ -138,7 +138,7 @@ def test_bad_input_fails_clearly():
     fa = FrameAveraged(MLP(), group="E(3)", fields=FIELDS)
     with pytest.raises(ValueError, match="cannot divide"):
         fa(torch.zeros(2, 29))
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
         fa.canonicalize(np.zeros((2, N_COLS)))
     with pytest.raises(ValueError, match="NaN or inf"):
         fa(torch.full((2, N_COLS), float("nan")))

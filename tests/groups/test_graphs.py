@@ -336,7 +336,7 @@ def test_bad_input_errors():
     asymmetric = X.reshape(4, 6, 6).copy()
     asymmetric[:, 0, 1] = 2.0
     XA = np.hstack([asymmetric.reshape(4, 36), np.ones((4, 18))])
-    with pytest.raises(ValueError, match="needs symmetric adjacency.*Symmetrize them"):
+    with pytest.raises(ValueError, match=r"needs symmetric adjacency.*Symmetrize them"):
         FrameAveragingRegressor(group="S_n x O(3)",
                                 fields={"A": "edge", "x": "point"}).fit(XA, np.ones(4))
     with pytest.raises(LayoutError, match="3-D samples are not supported"):
@@ -453,8 +453,9 @@ def test_bonds_break_the_symmetry_of_a_cloud(target):
     moved = layout.join({"A": group.act(g, parts["A"], "edge"),
                          "pos": group.act(g, parts["pos"], "point")})
     width = 24 if target == "vector" else 64
-    model = FrameAveragingRegressor(MLPRegressor(hidden_layer_sizes=(16,), max_iter=20, random_state=0),
-                                    group=group, fields=MOLECULE_FIELDS, target=target)
+    model = FrameAveragingRegressor(
+        MLPRegressor(hidden_layer_sizes=(16,), max_iter=20, random_state=0),
+        group=group, fields=MOLECULE_FIELDS, target=target)
     model.fit(moved, rng.normal(size=(len(moved), width)))
     np.testing.assert_array_equal(model.frame_diagnostics(moved)["frame_size"],
                                   [48, 4] * 3)

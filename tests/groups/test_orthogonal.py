@@ -331,9 +331,10 @@ def test_one_point(family, d):
 
 
 @pytest.mark.parametrize("family,d", [(fam, d) for fam in ("E", "SE") for d in DIMS])
-def test_identical_points_have_rank_zero(family, d, n=5):
+def test_identical_points_have_rank_zero(family, d):
     """n bitwise-identical points are one E-orbit with the all-zero sample (g.0 = b):
     rank 0, canonical input exactly 0, point output exactly t, vector output 0."""
+    n = 5
     G = get_group(_name(family, d))
     rng = np.random.default_rng(n + d)
     x = np.repeat(10.0 * rng.standard_normal((200, 1, d)), n, axis=1)

@@ -244,7 +244,7 @@ def test_stabilizer_output_is_symmetric():
     pytest.importorskip("pynauty")
     G = get_group("S_n x O(3)")
     x = octahedron()[None]
-    outputs, f = frame_averaged(G, RowBackbone(6, 3, {"vector": 3}, seed=7), x)
+    outputs, _ = frame_averaged(G, RowBackbone(6, 3, {"vector": 3}, seed=7), x)
     out = outputs["vector"]
     along = np.einsum("bni,ni->bn", out, octahedron())
     np.testing.assert_allclose(out[0], along[0][:, None] * octahedron(), atol=1e-12)
@@ -284,7 +284,7 @@ def test_near_ties():
     f, _, _ = check(G, [(x, "point")], "point")
     assert np.all(f.labeling_path == "fast")
     x = base + 1e-12 * rng.standard_normal((30, 6, 3))
-    f, e_rows, e_inv = check(G, [(x, "point")], "point")
+    f, _, _ = check(G, [(x, "point")], "point")
     assert np.all(f.labeling_path == "search") and np.all(f.size == 48)
     # below the tie tolerance the error is of the order of the perturbation (the
     # averaged candidates are symmetric only up to it), not of rounding

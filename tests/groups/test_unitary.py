@@ -171,7 +171,7 @@ def test_phase_conventions(d):
     assert np.max(np.abs(diag.imag)) <= 1e-13 * scale
     assert np.max(np.abs(np.triu(square, 1))) <= 1e-13 * scale
     # QR of x^T: the same triangle, with phases fixed to make the diagonal positive
-    Q, R = np.linalg.qr(np.swapaxes(x[:, :d], 1, 2))
+    _, R = np.linalg.qr(np.swapaxes(x[:, :d], 1, 2))
     phase = np.diagonal(R, axis1=1, axis2=2) / np.abs(np.diagonal(R, axis1=1, axis2=2))
     np.testing.assert_allclose(square, np.swapaxes(R * np.conj(phase)[:, :, None], 1, 2),
                                rtol=0, atol=1e-12 * scale)
@@ -604,8 +604,8 @@ def test_real_block_conversions():
     assert G.from_real(blocks.astype(np.float32)).dtype == np.complex64
     s = np.ones((4, 5, 2))
     assert G.from_real(s, "scalar") is s and G.to_real(s, "scalar") is s
-    O = get_group("O(3)")
-    assert O.from_real(blocks) is blocks and O.to_real(blocks) is blocks
+    o3 = get_group("O(3)")
+    assert o3.from_real(blocks) is blocks and o3.to_real(blocks) is blocks
     with pytest.raises(ValueError, match="even"):
         G.from_real(np.ones((2, 5, 5)))
 
