@@ -38,8 +38,8 @@ MSE and prediction-time ratios.
 Then: learning curves (test MSE against training-set size) for the best few rows,
 and a small message-passing network (``nbody_models.PairGNN``) trained with a time
 budget, with and without ``mfa_sklearn.torch.FrameAveraged(group="E(3)")``, to
-compare with the published n-body numbers (EGNN 0.0071, FA-GNN 0.0057, MFA-GNN 0.0036;
-shared/docs/groups.md section 8).
+compare with the published n-body numbers (EGNN 0.0071, FA-GNN 0.0057, MFA-GNN 0.0036,
+as reported in arXiv 2406.07598).
 
 Usage::
 

@@ -25,7 +25,7 @@ from mfa_sklearn.groups._base import as_list
 #: the repository root (examples/, benchmarks/, README.md)
 ROOT = Path(__file__).resolve().parents[1]
 
-#: groups.md 7.1: a backbone that ignores the group must be O(1) off, so that the
+#: the protocol's control: a backbone that ignores the group must be O(1) off, so that the
 #: equivariance assertions paired with it can fail
 CONTROL = 1e-2
 
@@ -267,7 +267,7 @@ class FrameCheck(NamedTuple):
 def assert_frame_equivariant(G, points=None, vectors=None, *, scalars=None, bound,
                              outputs=None, complex=False, seed=0, element=None, draw=None,
                              case=None, control=True, **frame_kwargs):
-    """The test protocol of groups.md section 7 on one batch.
+    """The test protocol of tests/groups/__init__.py on one batch.
 
     Wraps a fixed-seed :class:`RowBackbone` as F(x) = from_canonical(backbone(
     to_canonical(x))), draws one group element per sample and asserts

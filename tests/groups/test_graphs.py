@@ -1,4 +1,6 @@
-"""Graphs: S_n acting on adjacency matrices by ``A -> P A P^T`` (groups.md 4.16, 7.4).
+"""Graphs: S_n acting on adjacency matrices by ``A -> P A P^T``.
+
+The protocol, and the graphs every test uses, are in tests/groups/__init__.py.
 
 Every equivariance test wraps a deliberately non-equivariant inner regressor (a
 fixed-seed tanh MLP on the flattened canonical input), applies an independent random

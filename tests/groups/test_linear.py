@@ -1,17 +1,17 @@
-"""Frames of GL(d), SL(d) and Aff(d): the test protocol of groups.md section 7.
+"""Frames of GL(d), SL(d) and Aff(d): the test protocol of tests/groups/__init__.py.
 
 A deliberately non-equivariant backbone (a fixed-seed tanh MLP with biases on the
 flattened canonical input) is wrapped as
 
     F(x) = from_canonical(backbone(to_canonical(x)))
 
-and one random group element per sample, of condition number kappa (groups.md 7.2), is
+and one random group element per sample, of condition number kappa (see the protocol), is
 drawn. The relative error
 
     e_max = max |g.F(x) - F(g.x)| / max |F(g.x)|
 
-is asserted against groups.md 7.3: ``max(1e-15 * kappa * cond(data), 1e-12)`` in float64,
-where cond(data) is the largest ``cond(phi)`` of the batch (the selected rows, which the
+is asserted against the protocol's tolerance ``max(1e-15 * kappa * cond(data), 1e-12)``
+in float64, where cond(data) is the largest ``cond(phi)`` of the batch (the selected rows, which the
 frames solve with), and 1e-3 for float32 input with ``kappa <= 1e3``. Every such test is
 paired with a control: the bare backbone is O(1) off (>= 1e-2).
 
@@ -38,12 +38,12 @@ from tests._helpers import (
 KINDS = ("GL", "SL", "Aff")
 DIMS = (2, 3, 6)
 KAPPAS = (10.0, 1e3, 1e6)
-TOL32 = 1e-3           # groups.md 7.3: float32 input, GL with kappa <= 1e3
+TOL32 = 1e-3           # the protocol's tolerances: float32 input, GL with kappa <= 1e3
 
 
 # --------------------------------------------------------------------------- helpers
 def bound64(kappa, cond):
-    """groups.md 7.3: GL, SL, Aff in float64."""
+    """The protocol's tolerance for GL, SL and Aff in float64."""
     return max(1e-15 * kappa * cond, 1e-12)
 
 
@@ -97,7 +97,7 @@ def test_float32_input(kind, d, kappa):
 
     The default float32 guard rejects rows with cond(Z) >= 1/sqrt(eps32) = 2.9e3, which
     kappa = 1e3 times a data conditioning of ~5 reaches (the guard is not GL-invariant,
-    groups.md 4.9), so kappa = 1e3 passes an explicit tol=1e-6.
+    see mfa_sklearn.groups.linear), so kappa = 1e3 passes an explicit tol=1e-6.
     """
     G = get_group(f"{kind}({d})")
     rng = np.random.default_rng(d)

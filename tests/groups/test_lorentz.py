@@ -1,4 +1,4 @@
-"""Frames of O(1,d-1) and SO(1,d-1): the test protocol of groups.md section 7.
+"""Frames of O(1,d-1) and SO(1,d-1): the test protocol of tests/groups/__init__.py.
 
 Every equivariance test wraps a deliberately non-equivariant backbone (a fixed-seed MLP
 with biases and tanh on the flattened canonical input) as
@@ -6,12 +6,12 @@ with biases and tanh on the flattened canonical input) as
     F(x) = from_canonical(backbone(to_canonical(x)))
 
 draws one random Lorentz transformation per sample (a boost of speed below
-``beta_max``, a rotation, parity and time reversal; groups.md 7.2) and asserts the
+``beta_max``, a rotation, parity and time reversal; see the protocol) and asserts the
 relative error
 
     e_max = max |g.F(x) - F(g.x)| / max |F(g.x)|
 
-against the bounds of groups.md 7.3: 1e-9 in float64 for gamma <= 7.1, 1e-7 for
+against the bounds of the protocol's tolerances: 1e-9 in float64 for gamma <= 7.1, 1e-7 for
 gamma ~ 70, 1e-3 for float32 input. Each such test is paired with a control showing
 that the bare backbone is far from equivariant (>= 1e-2), so the assertion can fail.
 
@@ -42,9 +42,9 @@ from tests._helpers import (
     record_error,
 )
 
-TOL64 = 1e-9           # groups.md 7.3, gamma <= 7.1
-TOL_STRESS = 1e-7      # groups.md 7.3, gamma <= 100
-TOL32 = 1e-3           # groups.md 7.3, float32 input, gamma <= 7.1
+TOL64 = 1e-9           # protocol tolerance, gamma <= 7.1
+TOL_STRESS = 1e-7      # protocol tolerance, gamma <= 100
+TOL32 = 1e-3           # protocol tolerance, float32 input, gamma <= 7.1
 NAMES = ("O(1,3)", "SO(1,3)")
 SMALL_NAMES = ("O(1,1)", "SO(1,1)", "O(1,2)", "SO(1,2)")
 ANCHORS = ("total", "cumsum", "none")
@@ -128,7 +128,7 @@ def test_generic_equivariance(name, anchor, rule):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_large_boosts(name):
-    """beta_max = 0.9999 (gamma up to 70.7): e_max <= 1e-7 (groups.md 7.3)."""
+    """beta_max = 0.9999 (gamma up to 70.7): e_max <= 1e-7 (the protocol's tolerances)."""
     G = get_group(name)
     rng = np.random.default_rng(5)
     x = np.concatenate([mixed(rng, 60, 7, 4), timelike(rng, 60, 7, 4),

@@ -1,4 +1,4 @@
-"""Frames of O(d), SO(d), E(d) and SE(d): the test protocol of groups.md section 7.
+"""Frames of O(d), SO(d), E(d) and SE(d): the test protocol of tests/groups/__init__.py.
 
 Every equivariance test wraps a deliberately non-equivariant backbone (a fixed-seed MLP
 with biases and tanh on the flattened canonical input) as
@@ -9,7 +9,7 @@ draws one random group element per sample and asserts the relative error
 
     e_max = max |g.F(x) - F(g.x)| / max |F(g.x)|
 
-against the bounds of groups.md 7.3 (1e-10 in float64, 1e-5 for float32 input). Each
+against the protocol's tolerances (1e-10 in float64, 1e-5 for float32 input). Each
 such test is paired with a control showing that the bare backbone is far from
 equivariant (>= 1e-2), so the assertion can fail.
 
@@ -38,8 +38,8 @@ from tests._helpers import (
 
 FAMILIES = ("O", "SO", "E", "SE")
 DIMS = (2, 3, 6)
-TOL64 = 1e-10          # groups.md 7.3, float64 data and frames
-TOL32 = 1e-5           # groups.md 7.3, float32 input, frames in float64
+TOL64 = 1e-10          # protocol tolerance, float64 data and frames
+TOL32 = 1e-5           # protocol tolerance, float32 input, frames in float64
 
 
 # --------------------------------------------------------------------------- helpers
@@ -110,7 +110,7 @@ def test_frames_orthonormal(family, d):
 
 
 def test_special_one_dimensional_is_trivial():
-    """SO(1)/SE(1): the frame is H = [1] for every rank (groups.md 4.2)."""
+    """SO(1)/SE(1): the frame is H = [1] for every rank."""
     rng = np.random.default_rng(1)
     x = np.concatenate([rng.standard_normal((5, 4, 1)), np.zeros((2, 4, 1)),
                         -np.abs(rng.standard_normal((3, 4, 1)))], axis=0)
@@ -247,7 +247,7 @@ def _repeated_singular_values(rng, B, n=128, d=6, centred=False):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_repeated_singular_values(family):
     """d = 6, n = 128, singular values (1,1,1,1,0,0): rank 4, projection, equivariant.
-    PCA frames are not equivariant there (groups.md 7.4 and 8)."""
+    PCA frames are not equivariant there."""
     G = get_group(f"{family}(6)")
     rng = np.random.default_rng(64)
     x = _repeated_singular_values(rng, 16, centred=_translations(family))
@@ -406,7 +406,8 @@ def test_large_and_small_scales_equivariant(family, d, factor):
 @pytest.mark.parametrize("family,d", [(fam, d) for fam in FAMILIES for d in (1,) + DIMS
                                       if not (fam == "SO" and d == 1)])
 def test_float32_input(family, d):
-    """float32 in: canonical input and outputs float32, error <= 1e-5 (groups.md 7.3)."""
+    """float32 in: canonical input and outputs float32, error <= 1e-5 (the protocol's
+    tolerance)."""
     G = get_group(_name(family, d))
     rng = np.random.default_rng(d)
     x64 = np.concatenate([generic(rng, 60, d + 3, d)]

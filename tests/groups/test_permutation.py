@@ -1,4 +1,5 @@
-"""S_n and S_n x G frames: the test protocol of groups.md section 7 (7.4 in particular).
+"""S_n and S_n x G frames: the test protocol of tests/groups/__init__.py, symmetric
+inputs in particular.
 
 Every equivariance test wraps a deliberately non-equivariant backbone (a fixed-seed tanh
 MLP on the flattened canonical input: it mixes rows, so it is neither permutation- nor

@@ -1,4 +1,4 @@
-"""Frames of U(d) and SU(d): the test protocol of groups.md section 7 for complex rows.
+"""Frames of U(d) and SU(d): the test protocol of tests/groups/__init__.py for complex rows.
 
 Every equivariance test wraps a deliberately non-equivariant backbone (a fixed-seed MLP
 with biases and tanh on the flattened canonical input, read as real blocks [Re | Im])
@@ -10,7 +10,7 @@ draws one Haar-random group element per sample and asserts the relative error
 
     e_max = max |g.F(x) - F(g.x)| / max |F(g.x)|
 
-against the bounds of groups.md 7.3 (1e-10 in float64, 1e-5 for complex64 / float32
+against the protocol's tolerances (1e-10 in float64, 1e-5 for complex64 / float32
 input). Each such test is paired with a control showing that the bare backbone is far
 from equivariant (>= 1e-2), so the assertion can fail. Estimator-level tests run
 FrameAveragingRegressor / MinimalFrameCanonicalizer on real-block columns through
@@ -45,8 +45,8 @@ from tests._helpers import (
 
 FAMILIES = ("U", "SU")
 DIMS = (1, 2, 3, 6)
-TOL64 = 1e-10          # groups.md 7.3, float64 data and frames
-TOL32 = 1e-5           # groups.md 7.3, complex64 / float32 input, frames in complex128
+TOL64 = 1e-10          # protocol tolerance, float64 data and frames
+TOL32 = 1e-5           # protocol tolerance, complex64 / float32 input, frames in complex128
 TOL_EST = 1e-9         # estimator-level bound, as in test_estimators.py
 
 
@@ -158,7 +158,7 @@ def test_frames_unitary(family, d):
 @pytest.mark.parametrize("d", [2, 3, 6])
 def test_phase_conventions(d):
     """Each frame vector is a positive multiple of its residual: the generating row's
-    coordinate z_k w_j^H is real and positive (groups.md 3.3)."""
+    coordinate z_k w_j^H is real and positive."""
     rng = np.random.default_rng(d)
     x = generic(rng, 50, d + 3, d)
     scale = np.max(np.abs(x))
@@ -209,7 +209,7 @@ def test_rank_deficient_projection(family, d, r):
     assert np.all(c[..., r:] == 0.0)
     if r == 0:
         return
-    # pitfall regression (groups.md 4.5): the canonical input is NOT identically 0 --
+    # pitfall regression: the canonical input is NOT identically 0 --
     # the used rows carry it, and it keeps every sample's norm (unitary on the span)
     np.testing.assert_allclose(np.linalg.norm(c, axis=(1, 2)), np.linalg.norm(x, axis=(1, 2)),
                                rtol=1e-12)
@@ -221,7 +221,7 @@ def test_rank_deficient_projection(family, d, r):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_rank_deficient_canonical_input_is_not_zero(family):
-    """Pitfall regression (groups.md 4.5, 7.5): zeroing the USED rows of H would make the
+    """Pitfall regression: zeroing the USED rows of H would make the
     canonical input identically 0 (measured error 1.58); the unused rows are zeroed."""
     G = _group(family, 6)
     x = low_rank(np.random.default_rng(11), 20, 9, 6, 2)
