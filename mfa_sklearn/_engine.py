@@ -249,13 +249,17 @@ class FramePlan:
         parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol)
         canonical = {}
+        # where each frame field's rows start among the stacked frame-defining rows
+        offsets, row = {}, 0
+        for name in self.frame_fields:
+            offsets[name], row = row, row + parts[name].shape[1]
         for f in self.layout.fields:
             canon = frame.to_canonical(parts[f.name], f.kind)
-            # Exact zeros where the frame rows have them. Not with detached frames: the
-            # coordinates that snapping zeroes do move with X when the frame is held
+            # Exact values where the frame rows have them. Not with detached frames: the
+            # coordinates that snapping fixes do move with X when the frame is held
             # constant, so their gradient must not be cut.
             if f.name in self.frame_fields and not detach:
-                canon = frame.snap(canon)
+                canon = frame.snap(canon, offsets[f.name])
             canonical[f.name] = self.group.to_real(canon, f.kind)
         return self.layout.join(canonical), (frame if return_frame else None)
 

@@ -280,10 +280,10 @@ class Frame(_RealBlocks):
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
     #: per-sample rounding level of the frame-defining rows' canonical coordinates, set
-    #: by orthonormal minimal frames (None: nothing to snap); see :meth:`snap`
+    #: by minimal frames (None: nothing to snap); see :meth:`snap`
     snap_level = None
 
-    def snap(self, canon):
+    def snap(self, canon, offset=0):
         """Exact zeros for canonical coordinates of frame-defining rows that are zero in
         exact arithmetic but come out as rounding noise.
 
@@ -292,7 +292,23 @@ class Frame(_RealBlocks):
         downstream ``StandardScaler`` or a tree's bin edges would turn into O(1)
         differences between a sample and its transform. ``snap_level`` is that rounding
         level (``8 d eps`` times the rows' magnitude, centroid included), so no value the
-        data resolves is lost.
+        data resolves is lost. Frames whose rows are not orthonormal (GL, SL, Aff)
+        override this with the exact canonical rows of the rows that chose the frame.
+
+        Parameters
+        ----------
+        canon : array of shape (B, K, n, w)
+            Canonical form of one frame-defining field, as :meth:`to_canonical` returns
+            it for the rows the frame was computed from.
+        offset : int, default=0
+            Position of the field's first row among the stacked frame-defining rows
+            (point fields first, then vector fields, in the order given to
+            :meth:`Group.frame`). Snapping by level alone, as here, ignores it.
+
+        Returns
+        -------
+        array of shape (B, K, n, w)
+            ``canon`` with its snapped entries (in place for numpy arrays).
         """
         if self.snap_level is None:
             return canon

@@ -40,8 +40,19 @@ decision. To avoid an SVD per sample, a pivoted Gram-Schmidt of the rows of ``R`
 estimates the ratio first; by the classical bounds of QR with column pivoting the
 estimate is off by at most a factor ``2^(d-1) sqrt(d)``, and only samples that it does
 not clear with that margin get an SVD. The selection's tie band is
-``delta = eps^(1/3)``. Canonical coordinates are not snapped to 0 (unlike those of the
-orthonormal frames): the chosen rows map to ``e_1 .. e_d`` up to the solve's rounding.
+``delta = eps^(1/3)``.
+
+**Exact canonical rows.** The chosen row of slot ``j`` maps to ``e_j`` in exact
+arithmetic (for SL to ``D e_j |det phi|^(1/d)``), whatever the data, and for Aff the
+centred rows of the first point field sum to zero, so where all but one of them were
+chosen the last one maps to minus the sum of the others' canonical rows. The solve
+gives these rows only up to rounding, so every sample of one orbit (``d`` independent
+rows under GL, ``d + 1`` affinely independent points under Aff) would get a canonical
+form of its own in the last bits, and nearest neighbours or trees would tell them
+apart. :meth:`LinearFrame.snap` sets the entries of these rows to their exact values
+where they lie within the rounding level ``16 (m + d) d eps (max_i |z_i| + |t|) /
+sigma_min(H)`` of them (``1 / sigma_min`` bounded above by ``1 / (f |det(H / f)|)``,
+``f = |H|_F``, with no SVD); every other row is data and stays as computed.
 
 **Stabilizers.** A sample whose rows span ``R^d`` has a trivial stabilizer: its frame
 has one element. A rank-deficient sample is fixed by every ``T`` that fixes its row
@@ -70,8 +81,8 @@ import numpy as np
 
 from ..exceptions import RankDeficientError
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import get_namespace, work_dtype, work_eps, work_float
-from ._selection import select_rows, to_coordinate_major
+from ._namespace import get_namespace, machine_eps, work_dtype, work_eps, work_float
+from ._selection import det_small, select_rows, to_coordinate_major
 from .orthogonal import haar_orthogonal
 
 _KINDS = ("GL", "SL", "Aff")
@@ -107,6 +118,81 @@ class LinearFrame(Frame):
         B, K, d, _ = self.H.shape
         rhs = xp.broadcast_to(x.mT, (B, K, d, x.shape[-2]))
         return xp.linalg.solve(self.H.mT, rhs).mT
+
+    #: set by :meth:`LinearGroup.frame` (None: nothing to snap): per sample, the
+    #: positions (B, d) of the chosen rows among the stacked frame-defining rows, in
+    #: slot order, and the diagonal (B, d) of their canonical rows
+    snap_rows = None
+    snap_diagonal = None
+    #: Aff: number of rows of the first point field, whose centroid is the translation
+    snap_first_rows = None
+
+    def snap(self, canon, offset=0):
+        """The exact canonical rows of the rows that chose the frame, where the computed
+        ones are within the rounding level of them.
+
+        The chosen row of slot ``j`` maps to ``e_j`` exactly (``D e_j / s`` for SL, with
+        ``s = |det phi|^(-1/d)`` and ``D = diag(sign det phi, 1, ..., 1)``); computed by
+        the solve, it differs from it by rounding, so samples of one orbit (any ``d``
+        independent rows for GL, ``d + 1`` affinely independent points for Aff) would
+        get canonical forms that differ in the last bits, and a nearest-neighbour or
+        tree model on them would answer differently. For Aff, the centred rows of the
+        first point field sum to zero, so where all but one of them were chosen the
+        last one maps to minus the sum of the chosen rows' canonical rows, exactly.
+        Other rows are data and are left as computed. An entry is replaced only where
+        it lies within ``snap_level`` of the exact one: the rounding level of the solve,
+        ``16 (m + d) d eps (max_i |z_i| + |t|) / sigma_min(H)``, bounded above without
+        an SVD (plus the rounding of ``canon``'s own dtype).
+
+        Parameters
+        ----------
+        canon : array of shape (B, K, n, d)
+            Canonical form of one frame-defining field.
+        offset : int, default=0
+            Position of the field's first row among the stacked frame-defining rows
+            (point fields first, then vector fields).
+
+        Returns
+        -------
+        array of shape (B, K, n, d)
+            ``canon`` with the exact rows set (in place for numpy arrays).
+        """
+        if self.snap_rows is None:
+            return canon
+        xp = get_namespace(canon, self.H)
+        n, d = canon.shape[2], canon.shape[3]
+        rows = xp.reshape(xp.arange(n, dtype=xp.int64, device=canon.device), (1, n))
+        local = self.snap_rows - offset                                        # (B, d)
+        known = None
+        for k in range(d):
+            here = rows == local[:, k:k + 1]                                   # (B, n)
+            known = here if known is None else known | here
+        # the sum rule fixes a row only where at most d rows (the chosen ones) remain
+        sum_rule = self.snap_first_rows == n and offset == 0 and n - 1 <= d
+        if sum_rule:
+            count = xp.sum(xp.astype(known, xp.int64), axis=1, keepdims=True)
+            last = ~known & (count == n - 1)
+            known = known | last
+        # NaN on the rows that stay as computed: no comparison with it holds. Built
+        # transposed, (B, d, n), the layout of the solve's output, along which numpy
+        # broadcasts fastest. The chosen row of slot k is nonzero in column k alone.
+        base = xp.where(known, 0.0, float("nan"))[:, None, :]                # (B, 1, n)
+        diagonal = self.snap_diagonal[:, :, None]                              # (B, d, 1)
+        exact = xp.where(local[:, :, None] == rows[:, None, :], diagonal, base)
+        if sum_rule:
+            inside = ((local >= 0) & (local < n))[:, :, None]
+            # 0 - x, not -x: +0.0 where no chosen row contributes
+            rest = 0.0 - xp.where(inside, diagonal, 0.0)                       # (B, d, 1)
+            exact = xp.where(last[:, None, :], rest, exact)
+        exact = xp.astype(exact.mT, canon.dtype, copy=False)[:, None]        # (B, 1, n, d)
+        # canon's own rounding (float32 outputs) on top of the solve's
+        level = self.snap_level + machine_eps(canon.dtype) * xp.max(xp.abs(diagonal),
+                                                                   axis=(1, 2))
+        replace = xp.abs(canon - exact) <= level[:, None, None, None]
+        if isinstance(canon, np.ndarray):
+            np.copyto(canon, exact, where=replace)
+            return canon
+        return xp.where(replace, exact, canon)
 
 
 class LinearGroup(Group):
@@ -217,20 +303,41 @@ class LinearGroup(Group):
         flat = xp.reshape(Z, (B * m, d))
         phi = xp.stack([xp.take(flat, offsets + k, axis=0) for k in selection.index],
                        axis=1)                                        # (B, d, d)
-        H = self._special(xp, phi) if self.kind == "SL" else phi
-        return LinearFrame(H[:, None], t, rank=selection.rank,
-                           projected=xp.zeros((B,), dtype=xp.bool, device=Z.device),
-                           projection_is_average=xp.ones((B,), dtype=xp.bool,
-                                                         device=Z.device))
+        if self.kind == "SL":
+            H, diagonal = self._special(xp, phi)
+        else:
+            H, diagonal = phi, xp.ones((B, d), dtype=phi.dtype, device=phi.device)
+        frame = LinearFrame(H[:, None], t, rank=selection.rank,
+                            projected=xp.zeros((B,), dtype=xp.bool, device=Z.device),
+                            projection_is_average=xp.ones((B,), dtype=xp.bool,
+                                                          device=Z.device))
+        frame.snap_rows = xp.stack(selection.index, axis=1)
+        frame.snap_diagonal = diagonal
+        if self.has_translations:
+            frame.snap_first_rows = points[0].shape[1]
+        # rounding level of the canonical rows (see LinearFrame.snap): the rows' size,
+        # centroid included, over sigma_min(H)
+        magnitude = xp.sqrt(xp.max(xp.sum(Z * Z, axis=-1), axis=1))
+        if t is not None:
+            magnitude = magnitude + xp.sqrt(xp.sum(t * t, axis=-1))
+        frame.snap_level = ((16.0 * (m + d) * d * work_eps(xp)) * magnitude
+                            * _inverse_norm_bound(xp, H))
+        return frame
 
     def _special(self, xp, phi):
         """SL: ``D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so
         that det H = +1 for every d (dividing by ``sign * |det|^(1/d)`` alone gives
-        det -1 for even d and det phi < 0)."""
+        det -1 for even d and det phi < 0).
+
+        Returns H (B, d, d) and the diagonal (B, d) of the chosen rows' canonical rows
+        ``phi H^{-1} = D |det phi|^(1/d)``."""
         sign, logabsdet = xp.linalg.slogdet(phi)
         scale = xp.exp(-logabsdet / self.d)                          # (B,)
         first = phi[:, :1, :] * (sign * scale)[:, None, None]
-        return xp.concat([first, phi[:, 1:, :] * scale[:, None, None]], axis=1)
+        H = xp.concat([first, phi[:, 1:, :] * scale[:, None, None]], axis=1)
+        size = xp.exp(logabsdet / self.d)
+        diagonal = xp.stack([size * sign] + [size] * (self.d - 1), axis=1)
+        return H, diagonal
 
     def _requirement(self):
         d = self.d
@@ -346,3 +453,23 @@ class LinearGroup(Group):
         if self.has_translations:
             b = translation_scale * rng.standard_normal((size, d))
         return GroupElement(T, b)
+
+
+def _inverse_norm_bound(xp, H):
+    """An upper bound of ``|H^{-1}|_2 = 1 / sigma_min(H)`` per sample, without an SVD.
+
+    ``sigma_min >= |det H| / sigma_max^(d-1)`` and ``sigma_max <= |H|_F``; with
+    ``f = |H|_F``, ``1 / sigma_min <= 1 / (f |det(H / f)|)``, which overflows for no
+    scale of ``H`` and exceeds ``1 / sigma_min`` by at most ``d^((d-1)/2)``. Inf where
+    ``H`` is singular.
+    """
+    d = H.shape[-1]
+    f = xp.sqrt(xp.sum(H * H, axis=(1, 2)))
+    unit = H / xp.where(f > 0, f, 1.0)[:, None, None]
+    if d <= 3:
+        det = det_small([[unit[:, i, k] for k in range(d)] for i in range(d)])
+    else:
+        det = xp.linalg.det(unit)
+    bound = f * xp.abs(det)
+    inf = xp.asarray(np.inf, dtype=bound.dtype, device=bound.device)
+    return xp.where(bound > 0, 1.0 / xp.where(bound > 0, bound, 1.0), inf)
