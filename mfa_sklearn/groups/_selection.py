@@ -37,9 +37,14 @@ to an invariant scale of the same sample, so decisions do not depend on the data
 scale:
 
 * Euclidean or Hermitian: ``|v|^2 > tol^2 max_i |z_i|^2``;
-* indefinite: ``|<v, v>| > tol ||Z eta Z^T||_F``, where the Frobenius norm is computed
-  from the ``d x d`` Gram matrix ``Z^T Z`` (:func:`metric_scale`), in ``O(m d^2)``
-  instead of the ``O(m^2 d)`` of all pairwise products;
+* indefinite, with ``s = ||Z eta Z^T||_F`` (computed from the ``d x d`` Gram matrix
+  ``Z^T Z`` by :func:`metric_scale`, in ``O(m d^2)`` instead of the ``O(m^2 d)`` of all
+  pairwise products): ``|<v, v>| > tol s`` while no timelike vector has been chosen,
+  where a residual can be nearly null, small in its Minkowski square only, and
+  normalising it would amplify its rounding error; ``|<v, v>| > tol^2 s`` afterwards,
+  where every residual lies in the definite complement of the timelike vector and
+  ``|<v, v>|`` is a squared Euclidean norm there, as for the definite products (with
+  ``tol s`` there, rows independent to about ``sqrt(tol)`` would count as dependent);
 * optionally, ``|v|^2 > floor``: the rounding level of rows computed by cancellation
   (centred points), below which the relative rule alone would read noise as a direction.
 
@@ -209,9 +214,10 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     known. Euclidean (or unitary) metric: rows whose squared residual exceeds
     ``tol**2 * max_i |z_i|^2`` are eligible. Indefinite metric ``signature`` (e.g.
     Minkowski ``(1, -1, -1, -1)``): rows with ``|<v, v>| > tol * ||Z eta Z^T||_F`` are
-    eligible, and while no timelike vector is chosen the timelike eligible rows are
+    eligible while no timelike vector is chosen, and the timelike eligible rows are
     preferred (see the module docstring, 'Rules'), so null residuals never become
-    frame vectors.
+    frame vectors; once a timelike vector is chosen the residuals lie in its definite
+    complement and ``|<v, v>| > tol**2 * ||Z eta Z^T||_F`` suffices.
     ``"pivoted"`` takes the lowest-index row among those within a relative band
     ``delta`` of the largest ``|<v, v>|`` (QR with column pivoting, ties broken by
     index); ``"first"`` takes the lowest-index eligible row. The new frame vector is the
@@ -268,11 +274,19 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         q = q.copy()  # its own buffer: `work` serves the overlaps
         guard = (1e3 * d * work_eps(xp)) * xp.max(q, axis=0)
     scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature)
-    threshold = (tol * tol if signature is None else tol) * scale
-    if floor is not None:
-        threshold = xp.maximum(threshold, floor)
-    # |q| > threshold  <=>  |q| >= above
-    above = xp.nextafter(threshold, xp.asarray(np.inf, dtype=threshold.dtype, device=device))
+    infinity = xp.asarray(np.inf, dtype=scale.dtype, device=device)
+
+    def lowest_eligible(threshold):
+        """|q| > threshold  <=>  |q| >= lowest_eligible(threshold)"""
+        if floor is not None:
+            threshold = xp.maximum(threshold, floor)
+        return xp.nextafter(threshold, infinity)
+
+    above = lowest_eligible(tol * tol * scale)
+    if signature is not None:
+        # Minkowski squares: tol * s while a residual may be nearly null, tol^2 * s once
+        # a timelike vector is chosen and the residuals lie in its definite complement
+        above, above_definite = lowest_eligible(tol * scale), above
     columns = xp.arange(B, device=device)
     zero = xp.zeros((B,), dtype=Z[0].dtype, device=device)
     real_zero = xp.zeros((B,), dtype=work_dtype(xp), device=device)
@@ -299,7 +313,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             eligible = q >= level
         else:
             size = xp.abs(q)
-            eligible = size >= above
+            eligible = size >= xp.where(have_timelike, above_definite, above)
             timelike = eligible & (q > 0)
             prefer = ~have_timelike & xp.any(timelike, axis=0)
             eligible = xp.where(prefer, timelike, eligible)

@@ -59,14 +59,20 @@ system, and every row's residual is spacelike (or zero). With ``anchor="none"``,
 of lightlike rows has no eligible row at all (``r = 0``, zero canonical input, and a
 ``FrameDegeneracyWarning``).
 
-**Tolerances.** A residual ``v`` is eligible iff ``|<v, v>_eta| > tol * s``, with the
-invariant scale ``s = ||Z eta Z^T||_F`` of the rows ``Z`` the selection sees (computed
-from the ``d x d`` Gram matrix ``Z^T Z``, in ``O(m d^2)``), ``tol = sqrt(eps)`` by
-default (``eps`` of the least precise of the input and the working precision) and
-``delta = eps^(1/3)``. Minkowski squares are compared with ``tol * s``, not with
-``tol^2 * s`` as Euclidean squares are: a nearly lightlike residual is small in its
-Minkowski square only, and normalising it by ``sqrt(|<v, v>_eta|)`` would amplify its
-rounding error; the larger threshold keeps such residuals out. The diagnostic
+**Tolerances.** Decisions compare Minkowski squares with the invariant scale
+``s = ||Z eta Z^T||_F`` of the rows ``Z`` the selection sees (computed from the
+``d x d`` Gram matrix ``Z^T Z``, in ``O(m d^2)``), with ``tol = sqrt(eps)`` by default
+(``eps`` of the least precise of the input and the working precision) and
+``delta = eps^(1/3)``. Until a timelike frame vector is chosen, a residual ``v`` is
+eligible iff ``|<v, v>_eta| > tol * s``, not ``tol^2 * s`` as Euclidean squares are: a
+nearly lightlike residual is small in its Minkowski square only, and normalising it by
+``sqrt(|<v, v>_eta|)`` would amplify its rounding error; the larger threshold keeps such
+residuals out. Once a timelike vector is chosen, every residual lies in its spacelike
+complement, where ``-<v, v>_eta`` is the squared Euclidean norm of ``v`` in the rest
+frame of that vector and nothing is nearly null, so ``|<v, v>_eta| > tol^2 * s``, as for
+Euclidean residuals. (With ``tol * s`` there, rows independent to about ``sqrt(tol)``,
+e.g. four massive momenta whose rest-frame momenta nearly share a plane, lost a
+direction: 79 of 40 000 random sets of four unit-mass particles.) The diagnostic
 ``n_lightlike_rows`` counts the data rows with ``|<x_i, x_i>_eta| <= tol * s``.
 Canonical coordinates that vanish in exact arithmetic are set to exactly 0 at or below
 ``8 d eps max_i |x_i| max_jk |H_jk|`` (Euclidean sizes; the entries of ``H`` grow with
@@ -83,15 +89,16 @@ the boost).
   equivariant (its output lies in the subspace the stabilizer fixes), but not an
   average, and the diagnostic ``projection_is_average`` is False.
 * It is False too where fewer frame vectors were found than the Euclidean numerical rank
-  of ``Z`` (the span is degenerate, lightlike residuals were left out), which also
-  raises a ``FrameDegeneracyWarning`` on the host. That check is a diagnostic: numerical
-  rank is not Lorentz-invariant.
+  of the frame-defining rows (the span is degenerate, lightlike residuals were left
+  out), which also raises a ``FrameDegeneracyWarning`` on the host. That rank counts the
+  singular values above ``tol`` times the largest, as the rank guard of GL does. The
+  check is a diagnostic: numerical rank is not Lorentz-invariant.
 
 **Cost.** The scale and the Gram matrix ``O(m d^2)`` per sample, ``d`` selection steps
 ``O(m d^2)``, and for SO ``d`` determinants of size ``d - 1``, vectorized over the
-batch. The degeneracy check (eigenvalues of the ``d x d`` Gram matrix) runs only when
-some sample has ``r < d``, and always on accelerators, where skipping it would need a
-host synchronisation.
+batch. The degeneracy check (singular values of the stacked rows, ``O(m d^2)``) runs
+only when some sample has ``r < d``, and always on accelerators, where skipping it
+would need a host synchronisation.
 
 References
 ----------
@@ -232,7 +239,9 @@ class LorentzGroup(Group):
         method : {"minimal"}, default="minimal"
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype. A
-            residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``.
+            residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``, or
+            ``tol**2 * ||Z eta Z^T||_F`` once a timelike frame vector is chosen (see
+            the module docstring, 'Tolerances').
         rule : {"pivoted", "first"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame'); both prefer
             timelike rows while no timelike frame vector has been chosen.
@@ -249,7 +258,8 @@ class LorentzGroup(Group):
         -----
         FrameDegeneracyWarning
             When fewer frame vectors were found than the numerical (Euclidean) rank of
-            the frame-defining rows, i.e. lightlike residuals were left out.
+            the frame-defining rows (singular values above ``tol`` times the largest),
+            i.e. lightlike residuals were left out.
         """
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
@@ -268,6 +278,8 @@ class LorentzGroup(Group):
                                    for k in range(d) for l in range(d))))
         lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
         n_lightlike = xp.sum(xp.astype(lightlike, xp.int64), axis=0)
+        # Euclidean size of the rows, before the selection overwrites them ("none")
+        magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
 
         W, rank, norms, signs = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0),
                                             rule=rule, signature=signature)[:4]
@@ -284,9 +296,9 @@ class LorentzGroup(Group):
         compact = timelike | (d - rank < 2)
         degenerate = xp.zeros_like(full)
         if not on_host(rank):  # no host sync on accelerators: always compute, never warn
-            degenerate = rank < _numerical_rank(xp, gram, tol)
-        elif bool(xp.any(rank < d)):  # else r = d >= the rank: skip the eigenvalues
-            numerical_rank = _numerical_rank(xp, gram, tol)
+            degenerate = rank < _numerical_rank(xp, arrays, tol)
+        elif bool(xp.any(rank < d)):  # else r = d >= the rank: skip the SVD
+            numerical_rank = _numerical_rank(xp, arrays, tol)
             degenerate = rank < numerical_rank
             self._warn_degenerate(xp, degenerate, rank, numerical_rank)
         frame = LorentzFrame(H[:, None], rank=rank,
@@ -296,7 +308,6 @@ class LorentzGroup(Group):
                              n_lightlike_rows=n_lightlike)
         # rounding level of the canonical coordinates x eta H^T eta (see Frame.snap):
         # Euclidean size of the rows times that of H, which grows with the boost
-        magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
         frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude
                             * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
         return frame
@@ -439,13 +450,18 @@ def _slot_layout(xp, W, signs, found):
     return rows, timelike
 
 
-def _numerical_rank(xp, gram, tol):
-    """Euclidean numerical rank of the rows from their d x d Gram matrix: eigenvalues
-    (squared singular values) above ``tol`` times the largest (a diagnostic only; it is
-    not Lorentz-invariant)."""
-    G = xp.stack([xp.stack(row, axis=-1) for row in gram], axis=-2)
-    values = xp.linalg.eigvalsh(G)
-    largest = xp.max(values, axis=-1, keepdims=True)
+def _numerical_rank(xp, arrays, tol):
+    """Euclidean numerical rank of the frame-defining rows: singular values above
+    ``tol`` times the largest, as the rank guard of GL (a diagnostic only; it is not
+    Lorentz-invariant).
+
+    From the singular values of the stacked rows (B, m, d), not the eigenvalues of
+    their Gram matrix: those carry rounding errors of ``eps`` times the largest, the
+    size of the threshold ``tol^2`` on them, so exactly dependent rows would count.
+    """
+    rows = [work_float(xp, a) for a in arrays]
+    stacked = xp.concat(rows, axis=1) if len(rows) > 1 else rows[0]
+    values = xp.linalg.svdvals(stacked)
+    largest = values[..., :1]
     above = (values > tol * largest) & (largest > 0)
     return xp.sum(xp.astype(above, xp.int64), axis=-1)
-
