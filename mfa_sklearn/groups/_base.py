@@ -58,7 +58,10 @@ matrix groups break near-ties by index within the relative band ``delta = eps^(1
 Coordinates of the frame-defining rows along later frame vectors are zero in exact
 arithmetic; frames of the orthonormal kinds set a ``snap_level`` (``8 d eps`` times the
 rows' magnitude) and :meth:`Frame.snap` sets canonical coordinates at or below it to
-exactly 0.
+exactly 0. Frames of GL, SL and Aff map the rows that chose them to fixed rows (unit
+vectors, up to SL's scale); their ``snap`` sets those rows to their exact values
+within the solve's rounding level, so all samples of one orbit share one canonical
+form bit for bit.
 
 References
 ----------
