@@ -23,6 +23,19 @@ union-find over ``(i, j) ~ (a(i), a(j))`` for every generator ``a``: the Reynold
 average over ``Aut`` without enumerating it (``|Aut|`` is only reported, as a float: the
 empty graph on 100 vertices has ``100!`` automorphisms).
 
+**Threads.** Every call into pynauty (``autgrp``, ``canon_label``) holds one module
+lock, :data:`_NAUTY_LOCK`, so concurrent canonicalizations (the engine's joblib threads
+for ``n_jobs > 1``, or user threads) are safe. pynauty 2.8.8.1 is not re-entrant: its C
+wrapper never releases the GIL around ``nauty()``, but it keeps the graph being labelled
+in a static global (``GRAPH_PTR``, set when the C graph is built) through which nauty's
+automorphism callback stores generators, and between setting it and calling ``nauty()``
+it reads ``adjacency_dict`` and ``vertex_coloring``, Python properties whose bytecode
+lets the interpreter switch threads. Another thread's ``autgrp`` or ``canon_label`` can
+then repoint ``GRAPH_PTR`` and free its graph: generators land in freed memory (a
+segfault) or in the wrong graph (silently wrong generators and orbits). The GIL already
+serializes ``nauty()`` itself, so the lock only costs the ordering of the Python
+conversions around it.
+
 **Reproducibility.** Canonical labelings depend on the nauty version: the estimators
 record :func:`labeling_backend` at fit time and warn when it changes.
 
@@ -38,6 +51,8 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import functools
 import math
+import os
+import threading
 
 import numpy as np
 
@@ -46,6 +61,19 @@ from ._ranking import _first_occurrence
 
 #: how to install the optional canonical labeling backend
 NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
+
+#: held around every call into pynauty (see "Threads" in the module docstring)
+_NAUTY_LOCK = threading.Lock()
+
+
+def _new_lock_after_fork():
+    # a fork while another thread holds the lock would leave the child's copy locked
+    global _NAUTY_LOCK
+    _NAUTY_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,14 +140,17 @@ def _layered_graph(pynauty, N, labels, cell):
 def _automorphisms(pynauty, g, N):
     """Generators of ``Aut(g)`` restricted to layer 0 (arrays of shape (N,) mapping
     vertex -> vertex), its order ``|Aut|`` (float) and its orbits (N,) on layer 0."""
-    generators, size1, size2, orbits, _ = pynauty.autgrp(g)
+    with _NAUTY_LOCK:
+        generators, size1, size2, orbits, _ = pynauty.autgrp(g)
     gens = [np.asarray(gen[:N], dtype=np.int64) for gen in generators]
     return gens, float(size1) * 10.0 ** float(size2), np.asarray(orbits[:N], dtype=np.int64)
 
 
 def _canonical_order(pynauty, g, N):
     """nauty's canonical labeling of the layer-0 vertices: position p holds ``lab[p]``."""
-    return np.asarray(pynauty.canon_label(g)[:N], dtype=np.int64)
+    with _NAUTY_LOCK:
+        lab = pynauty.canon_label(g)
+    return np.asarray(lab[:N], dtype=np.int64)
 
 
 def _nauty_graph(pynauty, A, cell):
