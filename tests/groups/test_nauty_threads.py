@@ -10,6 +10,7 @@ call. Without the module's lock both tests then die of a segfault (or report wro
 frames) every time; with it they pass.
 """
 
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -159,3 +160,17 @@ def test_n_jobs_over_chunks_with_symmetric_samples_matches_serial(switching_insi
     reg.set_params(n_jobs=2)
     np.testing.assert_array_equal(can.transform(X), serial[0])
     np.testing.assert_array_equal(reg.predict(A), serial[1])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_gets_an_unlocked_nauty_lock():
+    """A fork while a thread holds the lock must not leave the child's copy locked (its
+    next nauty call would wait forever)."""
+    from mfa_sklearn.groups.permutation import _nauty
+
+    with _nauty._NAUTY_LOCK:
+        pid = os.fork()
+        if pid == 0:  # the child: report and leave without running pytest's teardown
+            os._exit(1 if _nauty._NAUTY_LOCK.locked() else 0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
