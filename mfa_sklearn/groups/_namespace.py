@@ -14,6 +14,15 @@ rank tolerance defaults to ``sqrt(eps)`` (1.5e-8 in float64, 3.5e-4 in float32),
 near-ties are broken within ``eps^(1/3)``, and canonical coordinates at the rounding
 level (a few ``d eps`` times the data's magnitude) are snapped to 0.
 
+**Extreme magnitudes.** Squared norms and Gram products of rows near ``1e154`` overflow
+float64 (near ``1e19`` float32), and those of rows near ``1e-154`` underflow to zero.
+Frames therefore multiply each sample's frame-defining rows by a power of two,
+:func:`power_of_two_scale`, that brings their largest entry near 1 before any
+arithmetic, and scale lengths (translations, snapping levels) back afterwards.
+Multiplying by a power of two is exact, and every rounded operation commutes with it
+away from overflow and underflow, so the scaled sample takes the decisions the
+unscaled one would in unbounded floating point, bit for bit.
+
 **Host checks.** Checks that need a value on the host (finiteness tests that raise,
 warnings) run only for numpy arrays and CPU tensors (:func:`on_host`); on an accelerator
 they would stall the device on every batch.
@@ -138,6 +147,49 @@ def all_finite(xp, a):
         if bool(xp.all(xp.isfinite(xp.sum(a)))):
             return True
     return bool(xp.all(xp.isfinite(a)))
+
+
+def power_of_two_scale(xp, largest):
+    """Per-sample powers of two that bring magnitudes ``largest`` near 1, exactly.
+
+    Parameters
+    ----------
+    largest : array of shape (B,), real floating
+        The largest absolute entry of each sample (0 for an all-zero sample).
+
+    Returns
+    -------
+    factor : array of shape (B,)
+        ``2^-e`` with ``2^(e-1) <= largest < 2^e``, so ``largest * factor`` lies in
+        ``[1/2, 1)``; 1 where ``largest`` is 0. The exponent is clamped so that
+        ``factor`` stays a normal number: subnormal magnitudes end up at least at
+        ``2^-52`` (float64; ``2^-22`` float32) and magnitudes within a factor 8 of the
+        dtype's largest value in ``[1/2, 4)``, far from overflow and underflow either
+        way.
+    inverse : array of shape (B,)
+        ``1 / factor`` (exact: a power of two).
+
+    Notes
+    -----
+    ``frexp`` splits ``largest = m 2^e`` exactly; numpy builds ``2^-e`` with ``ldexp``,
+    other libraries as ``m / largest``, which is exactly ``2^-e`` (IEEE division is
+    correctly rounded). The factor is a constant: gradients do not flow through it, and
+    scaling back by ``inverse`` undoes it exactly.
+    """
+    if hasattr(largest, "detach"):
+        largest = largest.detach()
+    info = np.finfo(str(largest.dtype).rsplit(".", 1)[-1])
+    if xp is np:  # ldexp: exact, and frexp(0) has exponent 0, so 0 gets factor 1
+        exponent = np.clip(-np.frexp(largest)[1], info.minexp, info.maxexp - 1)
+        ones = np.ones_like(largest)
+        return np.ldexp(ones, exponent), np.ldexp(ones, -exponent)
+    # clamped to [2^(minexp - 2), 2^(maxexp - 3)], largest has an exponent e in
+    # [minexp - 1, maxexp - 2], so 2^-e is a normal number
+    low, high = 2.0 ** (info.minexp - 2), 2.0 ** (info.maxexp - 3)
+    clipped = xp.clip(largest, low, high)
+    mantissa, _ = xp.frexp(clipped)
+    factor = xp.where(largest > 0, mantissa / clipped, 1.0)
+    return factor, 1.0 / factor
 
 
 def on_host(a):

@@ -49,7 +49,12 @@ scale:
   (centred points), below which the relative rule alone would read noise as a direction.
 
 Callers pass ``tol = sqrt(eps)`` and ``delta = eps^(1/3)``; chosen rows are not excluded
-explicitly, since their residual is rounding noise, far below the threshold.
+explicitly, since their residual is rounding noise, far below the threshold. Squares of
+rows near ``1e154`` overflow float64 and those of rows near ``1e-154`` underflow, so
+callers first multiply each sample by the power of two that brings its largest entry
+near 1 (:func:`largest_entry`, :func:`scale_rows` and
+:func:`~mfa_sklearn.groups._namespace.power_of_two_scale`); that changes no decision
+and no frame vector, bit for bit.
 
 **Completions.** :func:`cofactor_vector` is the generalized cross product of ``d - 1``
 rows ``W``, ``C_k = (-1)^(d-1+k) det(W without column k)``: ``W C^T = 0`` and
@@ -134,6 +139,37 @@ def subtract_scaled(V, overlap, w, scratch=None):
         return [subtract_inplace(Vk, np.multiply(overlap, wk, out=scratch))
                 for Vk, wk in zip(V, w)]
     return [Vk - overlap * wk for Vk, wk in zip(V, w)]
+
+
+def largest_entry(Z):
+    """Largest absolute entry per sample of coordinate-major rows ``Z`` (list of d
+    arrays (m, B)): (B,). Complex rows count their real and imaginary parts separately,
+    the magnitudes that a real scale factor multiplies."""
+    xp = get_namespace(Z[0])
+    if xp.isdtype(Z[0].dtype, "complex floating"):
+        Z = [part for Zk in Z for part in (xp.real(Zk), xp.imag(Zk))]
+    # numpy: |Z_k| into one reused buffer (see dot_rows), the maxima accumulated in place
+    buffer = np.empty(Z[0].shape, Z[0].dtype) if xp is np else None
+    largest = None
+    for Zk in Z:
+        here = xp.max(np.abs(Zk, out=buffer) if xp is np else xp.abs(Zk), axis=0)
+        if largest is None:
+            largest = here
+        elif xp is np:
+            np.maximum(largest, here, out=largest)
+        else:
+            largest = xp.maximum(largest, here)
+    return largest
+
+
+def scale_rows(Z, factor):
+    """Coordinate-major rows ``Z`` times a per-sample ``factor`` (B,): in place for numpy
+    (callers pass arrays they own), out of place else."""
+    if isinstance(Z[0], np.ndarray):
+        for Zk in Z:
+            Zk *= factor
+        return Z
+    return [Zk * factor for Zk in Z]
 
 
 def metric_scale(Z, signature):

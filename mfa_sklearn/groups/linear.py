@@ -40,7 +40,13 @@ decision. To avoid an SVD per sample, a pivoted Gram-Schmidt of the rows of ``R`
 estimates the ratio first; by the classical bounds of QR with column pivoting the
 estimate is off by at most a factor ``2^(d-1) sqrt(d)``, and only samples that it does
 not clear with that margin get an SVD. The selection's tie band is
-``delta = eps^(1/3)``.
+``delta = eps^(1/3)``. Before the centroid and the QR, each sample's rows are
+multiplied by the power of two that brings their largest absolute entry into
+``[1/2, 1)``, so that no centroid, norm or product of the guard overflows (rows near
+``1e154``) or underflows (rows near ``1e-154``); the factor is exact and every rounded
+operation commutes with it, so the decisions are those of the unscaled rows, and
+``phi``, ``t`` and the snapping level are scaled back exactly. SL frames are normalised
+from the scaled ``phi``: the same for ``x`` and ``2^k x``, bit for bit.
 
 **Exact canonical rows.** The chosen row of slot ``j`` maps to ``e_j`` in exact
 arithmetic (for SL to ``D e_j |det phi|^(1/d)``), whatever the data, and for Aff the
@@ -81,7 +87,8 @@ import numpy as np
 
 from ..exceptions import RankDeficientError
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import get_namespace, machine_eps, work_dtype, work_eps, work_float
+from ._namespace import (get_namespace, machine_eps, power_of_two_scale, work_dtype,
+                         work_eps, work_float)
 from ._selection import det_small, select_rows, to_coordinate_major
 from .orthogonal import haar_orthogonal
 
@@ -273,8 +280,15 @@ class LinearGroup(Group):
         if rule not in ("pivoted", "first"):
             raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
-        points = [work_float(xp, p) for p in points]
-        vectors = [work_float(xp, v) for v in vectors]
+        # largest |entry| near 1 before the centroid and any product (see the module
+        # docstring, 'Rank guard and tolerances'); new arrays, the inputs stay as given
+        largest = None
+        for a in points + vectors:
+            here = xp.max(xp.abs(a), axis=(1, 2))
+            largest = here if largest is None else xp.maximum(largest, here)
+        factor, inverse = power_of_two_scale(xp, work_float(xp, largest))
+        points = [work_float(xp, p) * factor[:, None, None] for p in points]
+        vectors = [work_float(xp, v) * factor[:, None, None] for v in vectors]
         t = floor = None
         if self.has_translations:
             # centre before the rank guard: Aff needs the points to span R^d affinely,
@@ -289,7 +303,7 @@ class LinearGroup(Group):
             else (points + vectors)[0]
         B, m, d = Z.shape
         if B == 0:
-            return self._empty_frame(xp, Z, t)
+            return self._empty_frame(xp, Z, None if t is None else t * inverse[:, None])
         self._check_count(m, B)
         Q, R = xp.linalg.qr(Z)
         self._check_rank(xp, R, tol, floor)
@@ -303,11 +317,19 @@ class LinearGroup(Group):
         flat = xp.reshape(Z, (B * m, d))
         phi = xp.stack([xp.take(flat, offsets + k, axis=0) for k in selection.index],
                        axis=1)                                        # (B, d, d)
+        # GL, Aff: the data rows, scaled back. SL normalises the scale away; from the
+        # scaled rows log |det phi| stays near 0, where exp(-log |det phi| / d) is
+        # accurate to eps (not eps |log det phi|) and its gradient finite.
         if self.kind == "SL":
             H, diagonal = self._special(xp, phi)
+            diagonal = diagonal * inverse[:, None]
+            bound = _inverse_norm_bound(xp, H)
         else:
-            H, diagonal = phi, xp.ones((B, d), dtype=phi.dtype, device=phi.device)
-        frame = LinearFrame(H[:, None], t, rank=selection.rank,
+            H = phi * inverse[:, None, None]
+            diagonal = xp.ones((B, d), dtype=phi.dtype, device=phi.device)
+            bound = _inverse_norm_bound(xp, phi) * factor   # H * H would overflow
+        frame = LinearFrame(H[:, None], None if t is None else t * inverse[:, None],
+                            rank=selection.rank,
                             projected=xp.zeros((B,), dtype=xp.bool, device=Z.device),
                             projection_is_average=xp.ones((B,), dtype=xp.bool,
                                                           device=Z.device))
@@ -320,8 +342,8 @@ class LinearGroup(Group):
         magnitude = xp.sqrt(xp.max(xp.sum(Z * Z, axis=-1), axis=1))
         if t is not None:
             magnitude = magnitude + xp.sqrt(xp.sum(t * t, axis=-1))
-        frame.snap_level = ((16.0 * (m + d) * d * work_eps(xp)) * magnitude
-                            * _inverse_norm_bound(xp, H))
+        frame.snap_level = ((16.0 * (m + d) * d * work_eps(xp)) * magnitude * inverse
+                            * bound)
         return frame
 
     def _special(self, xp, phi):

@@ -76,7 +76,14 @@ direction: 79 of 40 000 random sets of four unit-mass particles.) The diagnostic
 ``n_lightlike_rows`` counts the data rows with ``|<x_i, x_i>_eta| <= tol * s``.
 Canonical coordinates that vanish in exact arithmetic are set to exactly 0 at or below
 ``8 d eps max_i |x_i| max_jk |H_jk|`` (Euclidean sizes; the entries of ``H`` grow with
-the boost).
+the boost). Before any product, each sample's rows are multiplied by the power of two
+that brings their largest absolute entry into ``[1/2, 1)``. Under an indefinite metric
+no norm bounds the entries (a lightlike row has Minkowski square 0 whatever its size),
+so the entries themselves are the scale: they bound every product, and ``s`` (a sum of
+fourth powers of the entries) overflows float64 for rows near ``1e77`` and underflows
+for rows near ``1e-77`` otherwise. The factor is exact and every rounded operation
+commutes with it, so the frame is that of the unscaled rows bit for bit (``H`` is
+scale-free) and the snapping level is scaled back exactly.
 
 **Stabilizers.** A sample with ``r < d`` frame vectors gets zero rows beyond its span.
 
@@ -113,8 +120,9 @@ import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import get_namespace, on_host, work_eps, work_float
-from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
+from ._namespace import get_namespace, on_host, power_of_two_scale, work_eps, work_float
+from ._selection import (cofactor_vector, dot_rows, largest_entry, scale_rows, select_rows,
+                         to_coordinate_major)
 from .orthogonal import _conditioning, haar_orthogonal
 
 ANCHORS = ("total", "cumsum", "none")
@@ -269,6 +277,10 @@ class LorentzGroup(Group):
         rows = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
                 else work_float(xp, coords[0])
                 for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        # largest |entry| near 1 before any product (see the module docstring,
+        # 'Tolerances'): the scale below is a sum of fourth powers
+        factor, inverse = power_of_two_scale(xp, largest_entry(rows))
+        rows = scale_rows(rows, factor)
         Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
         gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
         for k in range(d):
@@ -308,7 +320,7 @@ class LorentzGroup(Group):
                              n_lightlike_rows=n_lightlike)
         # rounding level of the canonical coordinates x eta H^T eta (see Frame.snap):
         # Euclidean size of the rows times that of H, which grows with the boost
-        frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude
+        frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude * inverse
                             * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
         return frame
 

@@ -42,6 +42,13 @@ trivial, so its frame is ``H = [1]`` whatever the data.
 to an invariant scale of the same sample, so rescaling the data never changes a
 decision; there are no absolute cut-offs.
 
+* Before any product, each sample's frame-defining rows are multiplied by the power of
+  two that brings their largest entry (centroid not yet subtracted) into ``[1/2, 1)``:
+  squared norms of rows near ``1e154`` would overflow and those of rows near
+  ``1e-154`` underflow to 0. The factor is exact and every rounded operation commutes
+  with it, so ``H`` is that of the unscaled rows bit for bit (it is scale-free), and
+  ``t`` and the snapping level are scaled back exactly.
+
 * A residual ``v`` is eligible iff ``|v|^2 > tol^2 max_i |z_i|^2``. The default
   ``tol = sqrt(eps)`` (``eps`` of the least precise of the input and the working
   precision; 1.5e-8 for float64) sits far from both the rounding noise of a dependent
@@ -103,9 +110,10 @@ import itertools
 import numpy as np
 
 from ._base import Frame, Group, GroupElement
-from ._namespace import subtract_inplace, work_dtype, work_eps, work_float
-from ._selection import (cofactor_vector, det_small, dot_rows, select_rows,
-                         to_coordinate_major)
+from ._namespace import (power_of_two_scale, subtract_inplace, work_dtype, work_eps,
+                         work_float)
+from ._selection import (cofactor_vector, det_small, dot_rows, largest_entry, scale_rows,
+                         select_rows, to_coordinate_major)
 
 
 class OrthogonalGroup(Group):
@@ -183,6 +191,9 @@ class OrthogonalGroup(Group):
         Z = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
              else work_float(xp, coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        # largest entry near 1 before any product or centroid (see 'Tolerances')
+        factor, inverse = power_of_two_scale(xp, largest_entry(Z))
+        Z = scale_rows(Z, factor)
         t = floor = t_sq = None
         if self.has_translations:
             n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)
@@ -196,12 +207,15 @@ class OrthogonalGroup(Group):
             floor = (16.0 * n_first * work_eps(xp)) ** 2 * t_sq
             t = xp.stack(t, axis=-1)
         if method == "pca":
-            return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)), t)
-        return self._minimal_frame(xp, Z, t, t_sq, tol=tol, delta=eps ** (1.0 / 3.0),
-                                   rule=rule, floor=floor)
+            return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)),
+                                   None if t is None else t * inverse[:, None])
+        return self._minimal_frame(xp, Z, t, t_sq, inverse, tol=tol,
+                                   delta=eps ** (1.0 / 3.0), rule=rule, floor=floor)
 
-    def _minimal_frame(self, xp, Z, t, t_sq, *, tol, delta, rule, floor):
-        """Frames from the selected rows; ``t_sq`` is ``|t|^2`` (B,) or None."""
+    def _minimal_frame(self, xp, Z, t, t_sq, inverse, *, tol, delta, rule, floor):
+        """Frames from the selected rows, which are scaled by ``1 / inverse`` (B,), as
+        are ``t`` and ``t_sq = |t|^2`` (B,) (or None); ``H`` is scale-free, lengths
+        are scaled back."""
         d = self.d
         selection = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
         W, rank, norms, scale = selection.W, selection.rank, selection.norms, selection.scale
@@ -213,12 +227,14 @@ class OrthogonalGroup(Group):
         H_T = xp.reshape(xp.reshape(xp.permute_dims(packed, (2, 1, 0)), (-1,)), (-1, d, d))
         H = H_T.mT[:, None]
         full = rank >= (d - 1 if self.special else d)
+        if t is not None:
+            t = t * inverse[:, None]
         frame = Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
                       projected=~full, projection_is_average=xp.ones_like(full))
         magnitude = xp.sqrt(scale)
         if t_sq is not None:
             magnitude = magnitude + xp.sqrt(t_sq)
-        frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude
+        frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude * inverse
         return frame
 
     def _fix_determinant(self, xp, W, rank):

@@ -38,7 +38,12 @@ index within the relative band ``delta = eps^(1/3)`` of the largest squared resi
 Two kinds of canonical coordinates vanish in exact arithmetic but come out as rounding
 noise: those of the chosen rows along later frame vectors, and the imaginary parts of
 their coordinates along their own frame vectors. Real and imaginary parts at or below
-``8 d eps sqrt(max_i |z_i|^2)`` are set to exactly 0 (``Frame.snap``).
+``8 d eps sqrt(max_i |z_i|^2)`` are set to exactly 0 (``Frame.snap``). Before any
+product, each sample's rows are multiplied by the real power of two that brings their
+largest real or imaginary part into ``[1/2, 1)``, so that no squared modulus overflows
+or underflows; a real power of two scales both parts exactly, whatever the phase, so
+the frame is that of the unscaled rows bit for bit and the snapping level is scaled
+back exactly.
 
 **Stabilizers.** A sample whose rows span ``C^d`` has a trivial stabilizer: its frame
 has one element. A sample spanning ``r < d`` dimensions is fixed by ``U(d - r)``
@@ -68,8 +73,9 @@ import math
 import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_kind
-from ._namespace import get_namespace, work_eps, work_float
-from ._selection import cofactor_vector, dot_rows, select_rows, to_coordinate_major
+from ._namespace import get_namespace, power_of_two_scale, work_eps, work_float
+from ._selection import (cofactor_vector, dot_rows, largest_entry, scale_rows, select_rows,
+                         to_coordinate_major)
 from .orthogonal import _conditioning
 
 
@@ -227,6 +233,9 @@ class UnitaryGroup(Group):
         # coordinate-major complex rows in new memory (select_rows updates them)
         Z = [_complex_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        # largest real or imaginary part near 1 (see the module docstring, 'Tolerances')
+        factor, inverse = power_of_two_scale(xp, largest_entry(Z))
+        Z = scale_rows(Z, factor)
         selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
         W, rank, norms = selection.W, selection.rank, selection.norms
         if self.special:
@@ -239,7 +248,8 @@ class UnitaryGroup(Group):
         # rounding level of the canonical coordinates (see Frame.snap): the frame rows'
         # coordinates along later frame vectors, and the imaginary parts of those along
         # their own, vanish in exact arithmetic
-        frame.snap_level = (8.0 * self.d * work_eps(xp)) * xp.sqrt(selection.scale)
+        frame.snap_level = ((8.0 * self.d * work_eps(xp)) * xp.sqrt(selection.scale)
+                            * inverse)
         return frame
 
     def _fix_determinant(self, xp, W, rank):

@@ -13,10 +13,14 @@ by S_n, so a canonical order of its vertices is a canonical order of the rows:
 * **Quantisation.** ``Q_ij = rint(K_ij / (delta s))`` with ``delta = eps^(1/3)`` of the
   least precise input (6.1e-6 for float64, 4.9e-3 for float32) and the invariant scale
   ``s = max_i K_ii`` (Euclidean) or ``max_ij |K_ij|`` (Minkowski), so the integer labels
-  are invariant under G and under scaling. Ties computed with rounding noise of about
-  ``kappa eps s`` land in different bins only when they straddle a bin edge (about
-  ``kappa eps / delta``, 1e-9 per tie at float64); values that merge spuriously are
-  sorted out by the candidate comparison of the search path.
+  are invariant under G and under scaling. The products are those of each sample's rows
+  times the power of two that brings their largest absolute entry into ``[1/2, 1)``
+  (rows near ``1e154`` would overflow them, rows near ``1e-154`` underflow): the factor
+  is exact and cancels in ``K / s``, so the labels are those of the unscaled rows.
+  Ties computed with rounding noise of about ``kappa eps s`` land in different bins
+  only when they straddle a bin edge (about ``kappa eps / delta``, 1e-9 per tie at
+  float64); values that merge spuriously are sorted out by the candidate comparison of
+  the search path.
 * **Colours and labels.** Vertex colours are the quantised diagonal blocks (norms,
   masses) and every per-row scalar field, compared exactly; symmetric edge fields
   (bonds) add exact edge labels, their diagonals vertex colours.
@@ -37,7 +41,7 @@ import math
 
 import numpy as np
 
-from .._namespace import take_rows
+from .._namespace import power_of_two_scale, take_rows
 from ._ranking import _dense_rank
 from ._refinement import _edge_codes, _refine_once
 
@@ -103,12 +107,18 @@ class _Data:
         self.field_slices = [slice(int(a), int(b)) for a, b in zip(widths[:-1], widths[1:])]
 
     def centred_rows(self):
-        """Frame-defining rows (B, n, k, d), points centred by the first's centroid."""
-        points = self.points
+        """Frame-defining rows (B, n, k, d), each sample multiplied by the power of two
+        that brings its largest absolute entry into ``[1/2, 1)`` (before centring: the
+        centroid of huge rows can overflow too), points then centred by the first's
+        centroid."""
+        rows = self.points + self.vectors
+        largest = np.max([np.max(np.abs(a), axis=(1, 2)) for a in rows], axis=0)
+        factor = power_of_two_scale(np, largest)[0][:, None, None]
+        points = [p * factor for p in self.points]
         if self.inner.has_translations:
             t = points[0].mean(axis=1, keepdims=True)
             points = [p - t for p in points]
-        return np.stack(points + self.vectors, axis=2)
+        return np.stack(points + [v * factor for v in self.vectors], axis=2)
 
     def inner_frame(self, index, order, rows=None):
         """G-frames of the frame-defining rows of samples ``index`` in row order ``order``
