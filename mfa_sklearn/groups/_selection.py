@@ -369,8 +369,10 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
                 overlap = dot_rows(v, conj(w), signature=signature) * sign
                 v = [vk - overlap * wk for vk, wk in zip(v, w)]
         q_v = square(v)
-        norm = xp.sqrt(xp.abs(q_v))
-        inverse = xp.where(found, 1.0 / xp.where(found, norm, 1.0), real_zero)
+        # where nothing was chosen q_v can be exactly 0, whose sqrt has an infinite
+        # derivative: 0 times it in the unused branch of `where` is a NaN gradient
+        norm = xp.sqrt(xp.where(found, xp.abs(q_v), 1.0))
+        inverse = xp.where(found, 1.0 / norm, real_zero)
         w = [vk * inverse for vk in v]
         sign = one if signature is None else xp.where(q_v < 0, -1.0, 1.0)
         if signature is not None:
