@@ -27,7 +27,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .exceptions import LabelingBackendWarning, NonFiniteInputError, first_indices
+from .exceptions import (LabelingBackendWarning, NonFiniteInputError, ResultOverflowError,
+                         first_indices)
 from .groups import Group, get_group
 from .groups._namespace import all_finite, get_namespace, on_host
 from .layout import Layout
@@ -105,6 +106,9 @@ def round_relative(Xc, layout, bits):
         flat = part.reshape(part.shape[:2] + (-1,))
         largest = np.max(np.abs(flat), axis=-1, keepdims=True)
         step = np.ldexp(np.ones_like(largest), np.frexp(largest)[1] - bits)
+        # below the smallest subnormal every value already lies on the grid (a zero
+        # step would divide by 0)
+        step = np.maximum(step, np.finfo(step.dtype).smallest_subnormal)
         rounded = (np.round(flat / step) * step).reshape(part.shape)
         if np.shares_memory(part, Xc):
             part[...] = rounded
@@ -221,10 +225,10 @@ class FramePlan:
             return self._canonicalize_chunk(X, tol, return_frame, detach)
         if isinstance(X, np.ndarray):
             results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach)
+                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach, s.start)
                 for s in slices)
         else:
-            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach)
+            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach, s.start)
                        for s in slices)
         xp = get_namespace(X)
         Xc, frames = None, []
@@ -245,7 +249,9 @@ class FramePlan:
         """X's fields as the group takes them (complex rows for complex groups)."""
         return _fields_of(self.group, self.layout, X)
 
-    def _canonicalize_chunk(self, X, tol, return_frame, detach):
+    def _canonicalize_chunk(self, X, tol, return_frame, detach, start=0):
+        """Canonical inputs and frames of the samples of X, the chunk of the batch that
+        starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol)
         canonical = {}
@@ -254,7 +260,10 @@ class FramePlan:
         for name in self.frame_fields:
             offsets[name], row = row, row + parts[name].shape[1]
         for f in self.layout.fields:
-            canon = frame.to_canonical(parts[f.name], f.kind)
+            try:
+                canon = frame.to_canonical(parts[f.name], f.kind)
+            except ResultOverflowError as error:
+                raise error.located(start, f.name) from None
             # Exact values where the frame rows have them. Not with detached frames: the
             # coordinates that snapping fixes do move with X when the frame is held
             # constant, so their gradient must not be cut.
@@ -287,7 +296,7 @@ def _fields_of(group, layout, X):
 def restore(frame, layout, Y):
     """Map canonical outputs (B, K, C) back with the frames and average over K."""
     parts = _fields_of(frame, layout, Y)
-    return layout.join({f.name: frame.to_real(frame.from_canonical(parts[f.name], f.kind),
+    return layout.join({f.name: frame.to_real(_named(frame.from_canonical, parts, f),
                                               f.kind)
                         for f in layout.fields})
 
@@ -295,9 +304,17 @@ def restore(frame, layout, Y):
 def to_canonical(frame, layout, Y):
     """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames."""
     parts = _fields_of(frame, layout, Y)
-    return layout.join({f.name: frame.to_real(frame.to_canonical(parts[f.name], f.kind),
+    return layout.join({f.name: frame.to_real(_named(frame.to_canonical, parts, f),
                                               f.kind)
                         for f in layout.fields})
+
+
+def _named(method, parts, field):
+    """``method(parts[name], kind)`` of a field; overflow errors name the field."""
+    try:
+        return method(parts[field.name], field.kind)
+    except ResultOverflowError as error:
+        raise error.located(0, field.name) from None
 
 
 class FrameEstimatorMixin:

@@ -12,9 +12,11 @@ __all__ = [
     "GroupNotFoundError",
     "LabelingBackendWarning",
     "LayoutError",
+    "MagnitudeError",
     "MissingDependencyError",
     "NonFiniteInputError",
     "RankDeficientError",
+    "ResultOverflowError",
 ]
 
 
@@ -62,3 +64,51 @@ class LabelingBackendWarning(UserWarning):
 
 class MissingDependencyError(ImportError):
     """An optional dependency (e.g. ``pynauty`` for canonical labeling) is not installed."""
+
+
+class MagnitudeError(ValueError):
+    """Values lie beyond the range of the dtype that has to hold them, e.g. float64 rows
+    beyond float32's range for frames computed in float32."""
+
+
+class ResultOverflowError(MagnitudeError):
+    """A result that the frames compute from finite values exceeds the largest finite
+    value of its dtype: canonical inputs (rows centred and rotated, or boosted, can have
+    larger coordinates than the input) or outputs mapped back by the frames.
+
+    Frames themselves never overflow (each sample is scaled by a power of two first);
+    this is raised only where the result itself cannot be represented.
+
+    Parameters
+    ----------
+    what : str
+        The result, e.g. "canonical inputs".
+    samples : array of int
+        The offending samples (indices into the batch).
+    limit : float
+        The largest finite value of the result's dtype.
+    field : str, optional
+        The field, where the caller knows its name.
+    """
+
+    def __init__(self, what, samples, limit, field=None):
+        import numpy as np
+
+        self.what, self.samples = what, np.asarray(samples)
+        self.limit, self.field = float(limit), field
+        where = "a field" if field is None else f"field {field!r}"
+        super().__init__(
+            f"the {what} of {where} exceed the largest finite value of their dtype "
+            f"({self.limit:.3g}) in {first_indices(self.samples)}, although the values "
+            "they come from are finite. Divide the data by a constant (a power of two "
+            "keeps it exact) so that its magnitude stays well below that limit, and "
+            "multiply equivariant results back.")
+
+    def __reduce__(self):
+        return type(self), (self.what, self.samples, self.limit, self.field)
+
+    def located(self, offset=0, field=None):
+        """The same error for samples counted from ``offset`` (a chunk's first sample in
+        the whole batch), naming ``field``."""
+        return type(self)(self.what, self.samples + offset, self.limit,
+                          self.field if field is None else field)

@@ -63,6 +63,16 @@ vectors, up to SL's scale); their ``snap`` sets those rows to their exact values
 within the solve's rounding level, so all samples of one orbit share one canonical
 form bit for bit.
 
+**Magnitudes.** Frames work at any magnitude the dtype holds: each sample's
+frame-defining rows are multiplied by the power of two that brings their largest entry
+near 1 before any product (squares of rows near ``1e154`` would overflow float64, those
+of rows near ``1e-154`` underflow), which is exact and changes no decision, and
+translations and snapping levels are scaled back. Canonical inputs and outputs mapped
+back can still exceed the dtype's largest value (centred and rotated rows, boosted
+ones); :meth:`Frame.to_canonical` and :meth:`Frame.from_canonical` then raise
+:class:`~mfa_sklearn.exceptions.ResultOverflowError`, never return an infinity from
+finite values.
+
 References
 ----------
 * G. Lin, J. Helwig, S. Gui, S. Ji. Equivariance via Minimal Frame Averaging for More
@@ -71,14 +81,17 @@ References
   Averaging for Invariant and Equivariant Network Design. ICLR 2022, arXiv:2110.03336.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import NonFiniteInputError, first_indices
-from ._namespace import all_finite, get_namespace, like_frame, machine_eps, on_host, work_eps
+from ..exceptions import (MagnitudeError, NonFiniteInputError, ResultOverflowError,
+                          first_indices)
+from ._namespace import (all_finite, get_namespace, like_frame, machine_eps, on_host,
+                         power_of_two_scale, work_dtype, work_eps)
 
 KINDS = ("point", "vector", "scalar")
 #: every field kind a layout may hold: ``edge`` fields (n x n matrices per sample,
@@ -270,6 +283,10 @@ class Frame(_RealBlocks):
         array of shape (B, K, n, w)
             Canonical field for each of the K frame elements, in x's floating dtype.
         """
+        return self._representable("_to_canonical", x, kind, "canonical inputs")
+
+    def _to_canonical(self, x, kind):
+        """:meth:`to_canonical` without the overflow guard."""
         check_kind(kind)
         xp = get_namespace(x, self.H)
         B, K = self.H.shape[:2]
@@ -337,6 +354,10 @@ class Frame(_RealBlocks):
         -------
         array of shape (B, n, w)
         """
+        return self._representable("_from_canonical", y, kind, "outputs mapped back")
+
+    def _from_canonical(self, y, kind):
+        """:meth:`from_canonical` without the overflow guard."""
         check_kind(kind)
         xp = get_namespace(y, self.H)
         if kind == "scalar":
@@ -347,6 +368,55 @@ class Frame(_RealBlocks):
         if kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
         return xp.astype(out, _result_dtype(xp, y), copy=False)
+
+    def _representable(self, method, values, kind, what):
+        """``method(values, kind)`` (a map that is linear in ``values`` and ``t``
+        jointly), with a clear error where its result overflows.
+
+        Rows near the largest float (or near float32's, cast back) can give canonical
+        coordinates or outputs beyond it, and intermediate products can overflow where
+        the result would not. On the host, samples whose result is not finite although
+        their values are are computed again with values and ``t`` multiplied by the
+        power of two that brings them near 1, and the result multiplied back (exact, so
+        nothing changes where the first pass was finite); what still overflows cannot be
+        represented and raises :class:`~mfa_sklearn.exceptions.ResultOverflowError`.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = getattr(self, method)(values, kind)
+        xp = get_namespace(out)
+        if not on_host(out) or all_finite(xp, out):
+            return out
+        if not xp.isdtype(values.dtype, ("real floating", "complex floating")):
+            values = xp.astype(values, work_dtype(xp))  # integers give float64 results
+
+        def per_sample(a, reduce):
+            return reduce(xp.reshape(a, (a.shape[0], -1)), axis=1)
+
+        def finite(a):
+            return per_sample(xp.isfinite(a), xp.all)
+
+        overflow = finite(values) & ~finite(out)
+        if not bool(xp.any(overflow)):
+            return out           # non-finite values give non-finite results, as they may
+        largest = per_sample(xp.abs(values), xp.max)       # moduli of complex values
+        if self.t is not None:
+            largest = xp.maximum(largest, xp.astype(per_sample(xp.abs(self.t), xp.max),
+                                                    largest.dtype))
+        factor, inverse = power_of_two_scale(xp, largest)
+        scaled = copy.copy(self)
+        if self.t is not None:
+            scaled.t = self.t * xp.astype(factor, self.t.dtype)[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            again = getattr(scaled, method)(
+                values * xp.reshape(factor, (-1,) + (1,) * (values.ndim - 1)), kind)
+            real = xp.real(again) if xp.isdtype(again.dtype, "complex floating") else again
+            again = again * xp.reshape(xp.astype(inverse, real.dtype),
+                                       (-1,) + (1,) * (again.ndim - 1))
+        still = overflow & ~finite(again)
+        if bool(xp.any(still)):
+            raise ResultOverflowError(what, np.flatnonzero(_to_numpy(still)),
+                                      _finfo_max(real.dtype))
+        return xp.where(xp.reshape(overflow, (-1,) + (1,) * (out.ndim - 1)), again, out)
 
     def average(self, y):
         """Average invariant outputs of shape (B, K, ...) over the frame elements."""
@@ -517,12 +587,36 @@ class Group(_RealBlocks):
                 "centroid of a 'point' field; pass points (vectors alone cannot fix them)")
         xp = get_namespace(*arrays)
         self._check_rows(xp, arrays)
+        self._check_working_range(xp, arrays)
         inexact = ("real floating", "complex floating")
         # the least precise of the inputs and the working precision decides
         eps = max([work_eps(xp)] + [machine_eps(a.dtype) for a in arrays
                                     if xp.isdtype(a.dtype, inexact)])
         tol = math.sqrt(eps) if tol is None else float(tol)
         return xp, points, vectors, eps, tol
+
+    def _check_working_range(self, xp, arrays):
+        """Frames in float32 (``frame_precision``) of float64 rows: every sample's largest
+        entry must lie in float32's normal range, else its rows would overflow to inf
+        or vanish when cast, and its frame and translation could not be represented.
+        On the host only (see ``on_host``)."""
+        if work_dtype(xp) != xp.float32:
+            return
+        info = np.finfo(np.float32)
+        for a in arrays:
+            if (a.dtype not in (xp.float64, xp.complex128) or not on_host(a)
+                    or a.shape[0] == 0):
+                continue
+            largest = _largest_per_sample(xp, a)
+            bad = (largest > info.max) | ((largest > 0) & (largest < info.tiny))
+            if bad.any():
+                raise MagnitudeError(
+                    f"group {self.name}: frames computed in float32 cannot represent "
+                    f"{first_indices(bad)} of a frame-defining field, whose largest "
+                    f"absolute entries lie outside float32's normal range "
+                    f"[{info.tiny:.3g}, {info.max:.3g}] (e.g. {largest[bad][0]:.3g}); "
+                    "compute the frames in float64 (frame_dtype='float64'), or rescale "
+                    "the data.")
 
     def _check_method(self, method):
         if method not in self.frame_methods:
@@ -567,6 +661,17 @@ class Group(_RealBlocks):
                     f"a frame-defining field contains NaN or inf in "
                     f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
                     "computed")
+
+
+def _finfo_max(dtype):
+    """Largest finite value of a numpy or torch floating dtype."""
+    return float(np.finfo(str(dtype).rsplit(".", 1)[-1]).max)
+
+
+def _largest_per_sample(xp, a):
+    """Largest absolute entry (modulus) of each sample of ``a`` (B, ...), as a host
+    numpy array."""
+    return np.asarray(_to_numpy(xp.max(xp.abs(xp.reshape(a, (a.shape[0], -1))), axis=1)))
 
 
 def as_list(arrays):

@@ -159,6 +159,10 @@ class PermutationFrame(Frame):
         """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype.
 
         ``edge`` fields (B, n, n, w) become ``A[pi][:, pi]``, shape (B, 1, n, n, w)."""
+        return self._representable("_to_canonical", x, kind, "canonical inputs")
+
+    def _to_canonical(self, x, kind):
+        """:meth:`to_canonical` without the overflow guard."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(x, self.perms)
         floating = xp.isdtype(x.dtype, "real floating")
@@ -216,6 +220,10 @@ class PermutationFrame(Frame):
 
         ``edge`` outputs (B, 1, n, n, w) are averaged within orbitals, then scattered:
         ``Y_out[pi_i, pi_j] = Y_ij``."""
+        return self._representable("_from_canonical", y, kind, "outputs mapped back")
+
+    def _from_canonical(self, y, kind):
+        """:meth:`from_canonical` without the overflow guard."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(y, self.perms)
         if y.shape[1] != 1:

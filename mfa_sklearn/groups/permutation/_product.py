@@ -195,8 +195,9 @@ class PermutationProductGroup(_PermutationBase):
         from the tensors themselves by the inner group's frame (the code the host ran),
         so that they live on the tensors' device and gradients flow through them (see
         :meth:`_Part.geometry`)."""
-        rows = [work_float(get_namespace(a), a) for a in points + vectors]
-        xp = get_namespace(*rows)
+        xp = get_namespace(*(points + vectors))
+        self._check_working_range(xp, points + vectors)   # before the cast below
+        rows = [work_float(xp, a) for a in points + vectors]
         device, n_points = rows[0].device, len(points)
 
         def inner_frame(ordered):
