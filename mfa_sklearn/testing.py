@@ -211,8 +211,7 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
             parts = layout.split(X)
             point_parts = [parts[f.name] for f in layout.fields if f.kind == "point"]
             points = point_parts[0] if point_parts else X
-        translation_scale = 10.0 * float(np.sqrt(np.mean(np.square(points,
-                                                                   dtype=np.float64))))
+        translation_scale = 10.0 * _root_mean_square(points)
     g = group.random_element(len(X), random_state, translation_scale=translation_scale)
     out = _call(model, X)
     out_moved = _call(model, apply_group(group, g, X, fields))
@@ -263,6 +262,17 @@ def _describe_target(target):
     if isinstance(target, str) and target == "invariant":
         return "invariant output"
     return f"output transforming as {target!r}"
+
+
+def _root_mean_square(a):
+    """Root-mean-square of the entries of ``a`` in float64, without overflow or
+    underflow of the squares (entries near 1e154 or 1e-154): computed relative to the
+    largest absolute entry."""
+    a = np.asarray(a, dtype=np.float64)
+    largest = float(np.max(np.abs(a))) if a.size else 0.0
+    if 1e-100 <= largest <= 1e100 or largest == 0.0 or not np.isfinite(largest):
+        return float(np.sqrt(np.mean(np.square(a))))
+    return largest * float(np.sqrt(np.mean(np.square(a / largest))))
 
 
 def _rows(layout, Y):
