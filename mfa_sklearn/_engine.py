@@ -27,8 +27,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .exceptions import (LabelingBackendWarning, NonFiniteInputError, ResultOverflowError,
-                         first_indices)
+from .exceptions import (
+    LabelingBackendWarning,
+    NonFiniteInputError,
+    ResultOverflowError,
+    first_indices,
+)
 from .groups import Group, get_group
 from .groups._namespace import all_finite, get_namespace, on_host
 from .layout import Layout

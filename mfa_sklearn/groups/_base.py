@@ -88,10 +88,17 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import (MagnitudeError, NonFiniteInputError, ResultOverflowError,
-                          first_indices)
-from ._namespace import (all_finite, get_namespace, like_frame, machine_eps, on_host,
-                         power_of_two_scale, work_dtype, work_eps)
+from ..exceptions import MagnitudeError, NonFiniteInputError, ResultOverflowError, first_indices
+from ._namespace import (
+    all_finite,
+    get_namespace,
+    like_frame,
+    machine_eps,
+    on_host,
+    power_of_two_scale,
+    work_dtype,
+    work_eps,
+)
 
 KINDS = ("point", "vector", "scalar")
 #: every field kind a layout may hold: ``edge`` fields (n x n matrices per sample,

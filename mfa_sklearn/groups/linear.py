@@ -87,8 +87,14 @@ import numpy as np
 
 from ..exceptions import RankDeficientError
 from ._base import Frame, Group, GroupElement, _to_numpy
-from ._namespace import (get_namespace, machine_eps, power_of_two_scale, work_dtype,
-                         work_eps, work_float)
+from ._namespace import (
+    get_namespace,
+    machine_eps,
+    power_of_two_scale,
+    work_dtype,
+    work_eps,
+    work_float,
+)
 from ._selection import det_small, select_rows, to_coordinate_major
 from .orthogonal import haar_orthogonal
 

@@ -121,8 +121,14 @@ import numpy as np
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement, _to_numpy
 from ._namespace import get_namespace, on_host, power_of_two_scale, work_eps, work_float
-from ._selection import (cofactor_vector, dot_rows, largest_entry, scale_rows, select_rows,
-                         to_coordinate_major)
+from ._selection import (
+    cofactor_vector,
+    dot_rows,
+    largest_entry,
+    scale_rows,
+    select_rows,
+    to_coordinate_major,
+)
 from .orthogonal import _conditioning, haar_orthogonal
 
 ANCHORS = ("total", "cumsum", "none")

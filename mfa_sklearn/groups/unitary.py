@@ -74,8 +74,14 @@ import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_kind
 from ._namespace import get_namespace, power_of_two_scale, work_eps, work_float
-from ._selection import (cofactor_vector, dot_rows, largest_entry, scale_rows, select_rows,
-                         to_coordinate_major)
+from ._selection import (
+    cofactor_vector,
+    dot_rows,
+    largest_entry,
+    scale_rows,
+    select_rows,
+    to_coordinate_major,
+)
 from .orthogonal import _conditioning
 
 

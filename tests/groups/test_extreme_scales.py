@@ -14,8 +14,12 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from mfa_sklearn import (FrameAveragingRegressor, MinimalFrameCanonicalizer,
-                         check_equivariance, get_group)
+from mfa_sklearn import (
+    FrameAveragingRegressor,
+    MinimalFrameCanonicalizer,
+    check_equivariance,
+    get_group,
+)
 from mfa_sklearn.exceptions import MagnitudeError, RankDeficientError, ResultOverflowError
 from mfa_sklearn.testing import apply_group, random_group_element
 
@@ -141,10 +145,7 @@ def test_permutation_frames_are_exact_at_every_scale(group):
         kind = "scalar"
 
     def canonical(rows):
-        if group == "graph":
-            frame = G.frame(edges=rows)
-        else:
-            frame = G.frame(scalars=rows)
+        frame = G.frame(edges=rows) if group == "graph" else G.frame(scalars=rows)
         return frame, frame.to_canonical(rows, kind)
 
     frame, canon = canonical(x)
