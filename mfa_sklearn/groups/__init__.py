@@ -12,6 +12,18 @@ from .permutation import GraphGroup, PermutationGroup, PermutationProductGroup
 from .registry import get_group
 from .unitary import UnitaryGroup
 
-__all__ = ["FIELD_KINDS", "KINDS", "Frame", "Group", "GroupElement", "GraphGroup",
-           "LinearGroup", "LorentzGroup", "OrthogonalGroup", "PermutationGroup",
-           "PermutationProductGroup", "UnitaryGroup", "get_group"]
+__all__ = [
+           "FIELD_KINDS",
+           "KINDS",
+           "Frame",
+           "GraphGroup",
+           "Group",
+           "GroupElement",
+           "LinearGroup",
+           "LorentzGroup",
+           "OrthogonalGroup",
+           "PermutationGroup",
+           "PermutationProductGroup",
+           "UnitaryGroup",
+           "get_group",
+]

@@ -182,9 +182,9 @@ def metric_scale(Z, signature):
     d = len(Z)
     total = 0.0
     for k in range(d):
-        for l in range(k, d):
-            G_kl = xp.sum(Z[k] * Z[l], axis=0)
-            weight = signature[k] * signature[l] * (1.0 if k == l else 2.0)
+        for m in range(k, d):
+            G_kl = xp.sum(Z[k] * Z[m], axis=0)
+            weight = signature[k] * signature[m] * (1.0 if k == m else 2.0)
             total = total + weight * G_kl * G_kl
     return xp.sqrt(xp.abs(total))
 

@@ -290,10 +290,10 @@ class LorentzGroup(Group):
         Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
         gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
         for k in range(d):
-            for l in range(k, d):
-                gram[k][l] = gram[l][k] = xp.sum(Z[k] * Z[l], axis=0)
-        scale = xp.sqrt(xp.abs(sum(signature[k] * signature[l] * gram[k][l] ** 2
-                                   for k in range(d) for l in range(d))))
+            for m in range(k, d):
+                gram[k][m] = gram[m][k] = xp.sum(Z[k] * Z[m], axis=0)
+        scale = xp.sqrt(xp.abs(sum(signature[k] * signature[m] * gram[k][m] ** 2
+                                   for k in range(d) for m in range(d))))
         lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
         n_lightlike = xp.sum(xp.astype(lightlike, xp.int64), axis=0)
         # Euclidean size of the rows, before the selection overwrites them ("none")

@@ -110,10 +110,16 @@ import itertools
 import numpy as np
 
 from ._base import Frame, Group, GroupElement
-from ._namespace import (power_of_two_scale, subtract_inplace, work_dtype, work_eps,
-                         work_float)
-from ._selection import (cofactor_vector, det_small, dot_rows, largest_entry, scale_rows,
-                         select_rows, to_coordinate_major)
+from ._namespace import power_of_two_scale, subtract_inplace, work_dtype, work_eps, work_float
+from ._selection import (
+    cofactor_vector,
+    det_small,
+    dot_rows,
+    largest_entry,
+    scale_rows,
+    select_rows,
+    to_coordinate_major,
+)
 
 
 class OrthogonalGroup(Group):

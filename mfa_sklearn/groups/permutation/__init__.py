@@ -36,5 +36,12 @@ from ._nauty import NAUTY_HINT, labeling_backend
 from ._product import PermutationProductGroup
 from ._symmetric import GraphGroup, PermutationGroup
 
-__all__ = ["PermutationGroup", "GraphGroup", "PermutationProductGroup",
-           "PermutationFrame", "PermutationElement", "labeling_backend", "NAUTY_HINT"]
+__all__ = [
+           "NAUTY_HINT",
+           "GraphGroup",
+           "PermutationElement",
+           "PermutationFrame",
+           "PermutationGroup",
+           "PermutationProductGroup",
+           "labeling_backend",
+]

@@ -41,8 +41,16 @@ from typing import Any
 
 import numpy as np
 
-from .._base import (FIELD_KINDS, Frame, GroupElement, _result_dtype, _to_numpy,
-                     check_kind, select, snap_below)
+from .._base import (
+    FIELD_KINDS,
+    Frame,
+    GroupElement,
+    _result_dtype,
+    _to_numpy,
+    check_kind,
+    select,
+    snap_below,
+)
 from .._namespace import get_namespace, like_frame, machine_eps, take_rows
 from ._ranking import _block_mean, _pair_labels
 

@@ -70,7 +70,7 @@ def _edge_matrix(name, edges, symmetrize):
     if symmetrize:
         A = (A + np.swapaxes(A, 1, 2)) / 2
     else:
-        bad = np.flatnonzero(np.any(A != np.swapaxes(A, 1, 2), axis=(1, 2, 3)))
+        bad = np.flatnonzero(np.any(np.swapaxes(A, 1, 2) != A, axis=(1, 2, 3)))
         if len(bad):
             asym = np.max(np.abs(A[bad] - np.swapaxes(A[bad], 1, 2)), axis=(1, 2, 3))
             hint = ("Pass symmetrize=True (GraphGroup(symmetrize=True)) to use (A + A^T)/2."

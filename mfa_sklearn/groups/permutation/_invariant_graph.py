@@ -37,6 +37,7 @@ Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetri
 Efficiency. ICML 2024, arXiv:2406.07598.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -104,7 +105,7 @@ class _Data:
                                    for s in scalars])
         self.fields = fields
         widths = np.cumsum([0] + [a.shape[2] for a, _ in fields])
-        self.field_slices = [slice(int(a), int(b)) for a, b in zip(widths[:-1], widths[1:])]
+        self.field_slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(widths)]
 
     def centred_rows(self):
         """Frame-defining rows (B, n, k, d), each sample multiplied by the power of two
@@ -180,7 +181,7 @@ def _invariant_graph(data, metric):
         colours.append(data.edges[:, np.arange(n), np.arange(n)])
         codes, ranges = _edge_codes(data.edges)
     return _Graph(Z, K, unit, np.concatenate(colours, axis=2) + 0.0,
-                  int(math.ceil(1.0 / data.delta)) + 2, codes, ranges)
+                  math.ceil(1.0 / data.delta) + 2, codes, ranges)
 
 
 def _fast_order(graph):

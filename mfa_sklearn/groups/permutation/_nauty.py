@@ -78,7 +78,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def labeling_backend():
     """The canonical labeling backend of the search path, with its version.
 
@@ -124,7 +124,7 @@ def _layered_graph(pynauty, N, labels, cell):
     """
     iu, ju = np.triu_indices(N, 1)
     n_labels = int(labels.max()) + 1 if len(labels) else 1
-    L = max(1, int(math.ceil(math.log2(n_labels))))
+    L = max(1, math.ceil(math.log2(n_labels)))
     adjacency = {v: [] for v in range(N * L)}
     for layer in range(L):
         on = ((labels >> layer) & 1).astype(bool)

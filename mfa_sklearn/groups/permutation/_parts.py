@@ -172,7 +172,7 @@ def _assemble(B, n, parts):
     frame_size = np.ones(B)
     path = np.full(B, "fast", dtype="<U6")
     groups = np.ones(B, dtype=np.int64)
-    diagnostics = {name: None for name in Frame.diagnostic_names}
+    diagnostics = dict.fromkeys(Frame.diagnostic_names)
     for part in parts:
         index, s = part.index, part.perms.shape[1]
         perms[index, :s] = part.perms

@@ -163,7 +163,7 @@ def _block_mean(xp, y, labels):
     classes to average. Runs of ties (0, 0, 1, 2, 2, ...) and first-occurrence labels
     (orbits, orbitals: see :func:`_first_occurrence`) both qualify. Out of place, in the
     namespace ``xp`` of y (numpy or torch)."""
-    B, n, w = y.shape
+    B, n = y.shape[:2]
     device = labels.device
     tied = xp.any(labels != xp.arange(n, device=device), axis=1)
     if not bool(xp.any(tied)):
