@@ -48,7 +48,7 @@ COMMON_CONSTRAINTS = {
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
 }
 #: the estimators' ``round_bits`` (numpy only: rounding has no gradient)
-ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 52, closed="both"), None]
+ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 50, closed="both"), None]
 #: how an estimator's inner estimator transforms its targets
 TARGET_CONSTRAINT = [StrOptions({"invariant", "point", "vector", "scalar", "edge"}), tuple,
                      dict]
@@ -107,17 +107,22 @@ def round_relative(Xc, layout, bits):
     for f, part in zip(layout.fields, layout.split(Xc).values()):
         if f.kind not in ("point", "vector"):
             continue
-        flat = part.reshape(part.shape[:2] + (-1,))
-        largest = np.max(np.abs(flat), axis=-1, keepdims=True)
-        step = np.ldexp(np.ones_like(largest), np.frexp(largest)[1] - bits)
-        # below the smallest subnormal every value already lies on the grid (a zero
-        # step would divide by 0)
-        step = np.maximum(step, np.finfo(step.dtype).smallest_subnormal)
-        rounded = (np.round(flat / step) * step).reshape(part.shape)
-        if np.shares_memory(part, Xc):
-            part[...] = rounded
-        else:  # complex fields of 2-D layouts are gathered copies: write the columns back
-            Xc[...] = layout.join({**layout.split(Xc), f.name: rounded})
+        # a view of Xc, except for complex fields of 2-D layouts (gathered copies);
+        # float32 values rounded to a coarser grid fit float32 again, exactly
+        work = part.astype(np.float64, copy=False)
+        largest = np.abs(work).max(axis=(-2, -1), keepdims=True)
+        # Adding C = 1.5 * 2^(e - bits + 52) leaves the last bit of x + C at the grid
+        # step 2^(e - bits), so x + C rounds x to the grid (|x| < 2^e keeps x + C in
+        # C's binade for bits <= 51) and subtracting C is exact: two passes, no
+        # division. Beyond 2^1000, where x + C could overflow, values stay as they are.
+        exponent = np.maximum(np.frexp(largest)[1] - bits + 52, -1022)
+        magic = np.where(largest < 2.0 ** 1000, np.ldexp(1.5, exponent), 0.0)
+        work += magic
+        work -= magic
+        if f.is_complex and not layout.three_d:
+            Xc[...] = layout.join({**layout.split(Xc), f.name: work})
+        elif work is not part:
+            part[...] = work
     return Xc
 
 
@@ -199,7 +204,8 @@ class FramePlan:
         layout = Layout.infer(fields, group, tuple(sample_shape))
         return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
 
-    def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False):
+    def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
+                     round_bits=None):
         """Canonical inputs of every frame element, and the frames.
 
         Parameters
@@ -216,6 +222,9 @@ class FramePlan:
         detach : bool, default=False
             Compute the frames from ``X.detach()`` (torch): gradients then flow through
             the canonical inputs only, not through the frames.
+        round_bits : int, optional
+            Round the canonical point and vector fields to this many significant bits
+            (numpy only, see :func:`round_relative`), chunk by chunk while in cache.
 
         Returns
         -------
@@ -226,13 +235,15 @@ class FramePlan:
         """
         slices = _chunk_slices(X, self.layout.n_columns)
         if len(slices) <= 1:
-            return self._canonicalize_chunk(X, tol, return_frame, detach)
+            return self._canonicalize_chunk(X, tol, return_frame, detach, 0, round_bits)
         if isinstance(X, np.ndarray):
             results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach, s.start)
+                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach, s.start,
+                                                  round_bits)
                 for s in slices)
         else:
-            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach, s.start)
+            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach, s.start,
+                                                round_bits)
                        for s in slices)
         xp = get_namespace(X)
         Xc, frames = None, []
@@ -253,7 +264,7 @@ class FramePlan:
         """X's fields as the group takes them (complex rows for complex groups)."""
         return _fields_of(self.group, self.layout, X)
 
-    def _canonicalize_chunk(self, X, tol, return_frame, detach, start=0):
+    def _canonicalize_chunk(self, X, tol, return_frame, detach, start=0, round_bits=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
@@ -274,7 +285,10 @@ class FramePlan:
             if f.name in self.frame_fields and not detach:
                 canon = frame.snap(canon, offsets[f.name])
             canonical[f.name] = self.group.to_real(canon, f.kind)
-        return self.layout.join(canonical), (frame if return_frame else None)
+        Xc = self.layout.join(canonical)
+        if round_bits is not None:
+            Xc = round_relative(Xc, self.layout, round_bits)
+        return Xc, (frame if return_frame else None)
 
     def _frame(self, parts, tol):
         """The group's frames of one chunk; the group reads the fields it needs."""
@@ -379,11 +393,8 @@ class FrameEstimatorMixin:
             return X[:, None], None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
-        Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                      return_frame=return_frame)
-        if self.round_bits is not None:
-            Xc = round_relative(Xc, self.layout_, self.round_bits)
-        return Xc, frame
+        return plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
+                                 return_frame=return_frame, round_bits=self.round_bits)
 
     def frame_diagnostics(self, X):
         """Per-sample frame diagnostics, so degenerate inputs are visible.
