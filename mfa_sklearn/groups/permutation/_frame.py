@@ -92,6 +92,11 @@ class PermutationFrame(Frame):
         orbitals of Aut). None: derived from ``runs`` (tie-class permutations).
     symmetrize : bool
         Whether ``edge`` fields are replaced by ``(A + A^T) / 2`` before canonicalizing.
+    present : array of shape (B, n) of bool, optional
+        Present rows in the input's order (None: all). Absent rows come last in every
+        stored order; their canonical inputs and outputs are zeros (for edge fields:
+        every pair with an absent vertex), so that neither depends on the group element
+        (``-t H^{-1}`` would) nor on where the absent rows sit.
     labeling_path : ndarray of shape (B,) of str, optional
         ``"fast"`` (sorting or colour refinement) or ``"search"`` (nauty).
     n_candidate_groups : ndarray of shape (B,), optional
@@ -111,7 +116,7 @@ class PermutationFrame(Frame):
 
     def __init__(self, perms, H=None, t=None, *, weights, runs, frame_size,
                  frame_type=Frame, metric=None, orbitals=None, symmetrize=False,
-                 **diagnostics):
+                 present=None, **diagnostics):
         super().__init__(H, t, **diagnostics)
         self.perms = perms
         self.weights = weights
@@ -121,6 +126,7 @@ class PermutationFrame(Frame):
         self.metric = metric
         self.orbitals = orbitals
         self.symmetrize = bool(symmetrize)
+        self.present = present
 
     def _orbital_labels(self):
         """Classes of vertex pairs in canonical order, (B, n * n) (see ``orbitals``)."""
@@ -171,6 +177,12 @@ class PermutationFrame(Frame):
 
     def _to_canonical(self, x, kind):
         """:meth:`to_canonical` without the overflow guard."""
+        canon = self._canonical_input(x, kind)
+        return self._zero_absent(get_namespace(canon), canon, canonical=True)
+
+    def _canonical_input(self, x, kind):
+        """:meth:`to_canonical` without the overflow guard and the zeros of absent
+        rows."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(x, self.perms)
         floating = xp.isdtype(x.dtype, "real floating")
@@ -232,6 +244,12 @@ class PermutationFrame(Frame):
 
     def _from_canonical(self, y, kind):
         """:meth:`from_canonical` without the overflow guard."""
+        out = self._output(y, kind)
+        return self._zero_absent(get_namespace(out), out, canonical=False)
+
+    def _output(self, y, kind):
+        """:meth:`from_canonical` without the overflow guard and the zeros of absent
+        rows."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(y, self.perms)
         if y.shape[1] != 1:
@@ -286,11 +304,38 @@ class PermutationFrame(Frame):
                                        device=device)], axis=1)
         return perms, H, weights
 
-    def _like(self, perms, H, t, *, weights, runs, frame_size, orbitals, diagnostics):
+    def _like(self, perms, H, t, *, weights, runs, frame_size, orbitals, diagnostics,
+              present=None):
         """A frame of this type, geometric factor and edge treatment with other arrays."""
         return type(self)(perms, H, t, weights=weights, runs=runs, frame_size=frame_size,
                           frame_type=self.frame_type, metric=self.metric,
-                          orbitals=orbitals, symmetrize=self.symmetrize, **diagnostics)
+                          orbitals=orbitals, symmetrize=self.symmetrize, present=present,
+                          **diagnostics)
+
+    def _present_rows(self):
+        """The present rows (B, n) of bool, in the namespace of ``perms``."""
+        if self.present is not None:
+            return self.present
+        xp = get_namespace(self.perms)
+        return xp.ones(tuple(self.perms.shape[::2]), dtype=xp.bool,
+                       device=self.perms.device)
+
+    def _zero_absent(self, xp, values, canonical):
+        """``values`` (B, [1,] n, [n,] w) with the rows (edge fields: the pairs) of
+        absent rows set to zero; in canonical order (absent rows last) if
+        ``canonical``, else in the input's order."""
+        if self.present is None:
+            return values
+        present = self.present
+        if canonical:
+            count = xp.sum(xp.astype(present, xp.int64), axis=1)
+            present = xp.arange(present.shape[1], device=present.device) < count[:, None]
+        edge = values.ndim == (5 if canonical else 4)
+        if edge:
+            present = present[:, :, None] & present[:, None, :]
+        if canonical:
+            present = present[:, None]
+        return xp.where(present[..., None], values, xp.zeros_like(values))
 
     @classmethod
     def concat(cls, frames):
@@ -308,12 +353,14 @@ class PermutationFrame(Frame):
 
         orbitals = (None if all(f.orbitals is None for f in frames)
                     else cat([f._orbital_labels() for f in frames]))
+        present = (None if all(f.present is None for f in frames)
+                   else cat([f._present_rows() for f in frames]))
         return frames[0]._like(
             cat(perms), cat(H), cat([f.t for f in frames]), weights=cat(weights),
             runs=cat([f.runs for f in frames]),
             frame_size=cat([f.frame_size for f in frames]), orbitals=orbitals,
             diagnostics={name: cat([getattr(f, name) for f in frames])
-                         for name in cls.diagnostic_names})
+                         for name in cls.diagnostic_names}, present=present)
 
     def __getitem__(self, index):
         def take(a):
@@ -323,7 +370,8 @@ class PermutationFrame(Frame):
                           weights=take(self.weights), runs=take(self.runs),
                           frame_size=take(self.frame_size), orbitals=take(self.orbitals),
                           diagnostics={name: take(getattr(self, name))
-                                       for name in self.diagnostic_names})
+                                       for name in self.diagnostic_names},
+                          present=take(self.present))
 
 
 @dataclass
