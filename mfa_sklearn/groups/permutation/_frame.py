@@ -55,6 +55,17 @@ from .._namespace import get_namespace, like_frame, machine_eps, take_rows
 from ._ranking import _block_mean, _pair_labels
 
 
+def _row_products(xp, x, M):
+    """``x @ M`` for rows x (B, K, n, d) and matrices M (B, S, d, d), broadcast over
+    the element axis, as a sum of d products in a fixed order: every entry is rounded
+    the same way whatever the number of rows and the row's position (matmul kernels
+    round an entry differently depending on the shape). (B, max(K, S), n, d)."""
+    out = x[..., :1] * M[:, :, None, 0, :]
+    for k in range(1, M.shape[-2]):
+        out = out + x[..., k:k + 1] * M[:, :, None, k, :]
+    return out
+
+
 class PermutationFrame(Frame):
     """Frames of S_n and its products: a canonical row order plus G-frame elements.
 
@@ -162,12 +173,18 @@ class PermutationFrame(Frame):
 
     def _apply_inverse(self, x):
         """``x H_0^{-1}`` for x of shape (B, 1, n, d), by the geometric factor's frame
-        type, for the representative element 0 alone."""
+        type, for the representative element 0 alone.
+
+        The geometric factor gives ``H_0^{-1}`` (its inverse applied to the identity:
+        a transpose with signs, exact); the rows are then multiplied by it with
+        :func:`_row_products`, so that a row's canonical coordinates do not depend on
+        how many rows the sample has or where the row sits (padded samples with absent
+        rows get the bits of the unpadded ones)."""
         H0 = self.H[:, :1]
-        if isinstance(H0, np.ndarray):
-            # a contiguous right operand (H_0^T) makes numpy's small matmuls faster
-            H0 = np.ascontiguousarray(H0.mT).mT
-        return self.frame_type(H0)._apply_inverse(x)
+        xp = get_namespace(x, H0)
+        d = H0.shape[-1]
+        eye = xp.broadcast_to(xp.eye(d, dtype=H0.dtype, device=H0.device), H0.shape)
+        return _row_products(xp, x, self.frame_type(H0)._apply_inverse(eye))
 
     def to_canonical(self, x, kind="point"):
         """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype.
@@ -275,7 +292,7 @@ class PermutationFrame(Frame):
         y0 = _block_mean(xp, y0, self.runs)
         if geometric:
             self._check_width(y0, kind)
-            moved = y0[:, None] @ self.H                      # (B, S, n, d)
+            moved = _row_products(xp, y0[:, None], self.H)    # (B, S, n, d)
         else:
             moved = xp.broadcast_to(y0[:, None], (B, S) + tuple(y0.shape[1:]))
         out = self._scattered_back(xp, moved, 1)
