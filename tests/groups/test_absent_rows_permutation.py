@@ -29,6 +29,9 @@ from tests._helpers import (
 
 PRODUCTS = ["S_n x O(3)", "S_n x E(3)", "S_n x SO(1,3)"]
 GROUPS = ["S_n"] + PRODUCTS
+#: the order of the cube's stabilizer (translated for E/SE, at time 4 for Lorentz)
+CUBE = {"S_n x O(3)": 48, "S_n x SO(3)": 24, "S_n x E(3)": 48, "S_n x SE(3)": 24,
+        "S_n x O(1,3)": 48, "S_n x SO(1,3)": 24}
 N = 10
 
 
@@ -73,7 +76,7 @@ def samples(name, rng, dtype):
     x[4, 2:4] = x[4, 0]
     cube = cube_vertices()
     x[5, :, -3:] = cube @ np.linalg.qr(rng.normal(size=(3, 3)))[0]
-    if name == "S_n x E(3)":
+    if name in ("S_n x E(3)", "S_n x SE(3)"):
         x[5] += rng.normal(size=3)
     if d == 4:
         x[5, :, 0] = 4.0
@@ -137,7 +140,7 @@ def check_padded_frame(G, f, compact, padded, mask, positions, sizes, *, kind="p
 
 # ------------------------------------------------------------- the padded frame
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", GROUPS)
+@pytest.mark.parametrize("name", ["S_n"] + list(CUBE))
 def test_padded_frame_is_the_frame_of_the_present_rows(name, dtype):
     rng = np.random.default_rng(1)
     G = get_group(name)
@@ -146,7 +149,7 @@ def test_padded_frame_is_the_frame_of_the_present_rows(name, dtype):
     f = G.frame(xp, present=mask)
     check_padded_frame(G, f, x, xp, mask, positions, sizes, width_out=dims(name))
     if name != "S_n":
-        assert f.size[5] == (24 if name == "S_n x SO(1,3)" else 48)     # the cube
+        assert f.size[5] == CUBE[name]
         assert f.rank[0] == 0                      # the empty sample
         if f.t is not None:
             assert not np.any(f.t[0])
@@ -204,6 +207,37 @@ def test_scalar_colours_and_one_present_row(name):
         assert np.array_equal(canonical(f, sp, "scalar")[b, :m],
                               canonical(g, s[b:b + 1, :m], "scalar")[0])
         assert f.size[b] == g.size[0]
+
+
+@needs_nauty
+@pytest.mark.parametrize("name", ["S_n x E(3)", "S_n x O(1,3)"])
+def test_bonds_and_colours_of_present_rows(name):
+    """Edge fields (bonds) and scalar colours under S_n x G, padded: the bonds of
+    absent rows are zero rows and columns and take no part."""
+    rng = np.random.default_rng(12)
+    G = get_group(name)
+    x, sizes = samples(name, rng, np.float64)
+    bonds = np.zeros((8, 8, 8, 1))
+    for b, m in enumerate(sizes):
+        cyc = cycle(m) if m > 2 else np.zeros((m, m))
+        bonds[b, :m, :m, 0] = cyc
+    s = (np.arange(8) % 2).astype(np.float64)[None, :, None].repeat(8, axis=0)
+    (xp, sp), (bp,), mask, positions = pad([x, s], sizes, rng, edges=[bonds])
+    f = G.frame(xp, scalars=sp, edges=bp, present=mask)
+    canon = canonical(f, xp)
+    for b, (pos, m) in enumerate(zip(positions, sizes)):
+        assert not np.any(canon[b, m:])
+        if not m:
+            continue
+        same = [c for c, size in enumerate(sizes) if size == m]
+        i = same.index(b)
+        g = G.frame(x[same, :m], scalars=s[same, :m], edges=bonds[same, :m, :m])
+        assert np.array_equal(np.asarray(f.perm[b, :m]), pos[g.perm[i]])
+        assert np.array_equal(canon[b, :m], canonical(g, x[same, :m])[i])
+        assert np.array_equal(canonical(f, bp, "edge")[b, :m, :m],
+                              canonical(g, bonds[same, :m, :m], "edge")[i])
+        assert f.size[b] == g.size[i]
+    assert f.size[5] == 2       # the cube with a cycle of bonds and alternating colours
 
 
 # --------------------------------------------------------------------------- torch
@@ -287,6 +321,23 @@ def test_padded_graph_frame_is_the_frame_of_the_present_vertices(name):
             assert np.array_equal(out[b, pos], g.from_canonical(y[b:b + 1, :, :m],
                                                                 "scalar")[0])
         assert not np.any(out[b, ~mask[b]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["S_n", "S_n x E(3)"])
+def test_padded_frames_on_cuda(name):
+    rng = np.random.default_rng(13)
+    G = get_group(name)
+    x, sizes = samples(name, rng, np.float64)
+    (xp,), _, mask, _ = pad([x], sizes, rng)
+    f = G.frame(xp, present=mask)
+    xc = torch.tensor(xp, device="cuda")
+    fc = G.frame(xc, present=torch.tensor(mask, device="cuda"))
+    assert fc.perm.device == xc.device and fc.present.device == xc.device
+    assert np.array_equal(fc.perm.cpu().numpy(), f.perm)
+    canon = fc.to_canonical(xc)[:, 0].cpu().numpy()
+    absent_last = np.sort(~mask, axis=1)                  # absent rows, canonical order
+    assert rel_error(canon, canonical(f, xp)) < 1e-12 and not np.any(canon[absent_last])
 
 
 @needs_nauty
