@@ -180,6 +180,32 @@ def test_all_present_is_no_mask(name):
                                                                canonical(g, x))
 
 
+@pytest.mark.parametrize("xp", [np, torch], ids=["numpy", "torch"])
+def test_concat_and_slices_keep_the_mask(xp):
+    """Chunks of a batch (one with absent rows, one without) concatenated, and slices
+    of the result: the same canonical inputs and outputs as the frames of the chunks."""
+    rng = np.random.default_rng(14)
+    G = get_group("S_n x E(3)")
+    x, sizes = samples("S_n x E(3)", rng, np.float64)
+    (xp_pad,), _, mask, _ = pad([x], sizes, rng)
+    full = rng.normal(size=(3, N, 3))
+    a = xp_pad if xp is np else torch.tensor(xp_pad)
+    c = full if xp is np else torch.tensor(full)
+    fa = G.frame(a, present=mask if xp is np else torch.tensor(mask))
+    fc = G.frame(c)
+    both = type(fa).concat([fc, fa])
+    joined = np.concatenate([full, xp_pad]) if xp is np else torch.cat([c, a])
+    expected = np.concatenate([np.asarray(fc.to_canonical(c)), np.asarray(fa.to_canonical(a))])
+    assert np.array_equal(np.asarray(both.to_canonical(joined)), expected)
+    y = rng.normal(size=(len(joined), 1, N, 3))
+    y = y if xp is np else torch.tensor(y)
+    out = np.asarray(both.from_canonical(y))
+    assert np.array_equal(out[3:], np.asarray(fa.from_canonical(y[3:])))
+    assert not np.any(out[3:][~mask]) and np.all(np.any(out[:3] != 0, axis=2))
+    part = both[[4, 9]]
+    assert np.array_equal(np.asarray(part.to_canonical(joined[[4, 9]])), expected[[4, 9]])
+
+
 def test_mask_is_checked():
     G = get_group("S_n")
     x = np.zeros((2, 3, 2))
