@@ -392,7 +392,10 @@ class LinearGroup(Group):
         # sigma_max (Businger-Golub bounds, with margin): samples well above the tolerance
         # by this estimate need no SVD, which costs more than the rest of the frame.
         d = R.shape[-1]
-        norms = select_rows(to_coordinate_major(xp, R), tol=0.0, delta=0.0).norms
+        # tol=0 lets exactly zero residuals be chosen; only their norms (0) are read,
+        # and the frame vectors they would divide by 0 for are never used
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norms = select_rows(to_coordinate_major(xp, R), tol=0.0, delta=0.0).norms
         estimate = norms[-1] / xp.where(norms[0] > 0, norms[0], 1.0)
         margin = 2.0 ** d * d ** 1.5
         unclear = ~(estimate > margin * tol)

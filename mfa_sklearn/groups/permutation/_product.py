@@ -36,6 +36,8 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 McKay, Piperno. Practical graph isomorphism, II. J. Symbolic Computation 60, 2014.
 """
 
+import math
+
 import numpy as np
 
 from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
@@ -166,7 +168,7 @@ class PermutationProductGroup(_PermutationBase):
         like = (given_points + given_vectors)[0]
         if not isinstance(like, np.ndarray):
             H, t = self._geometry_on_device(given_points, given_vectors, parts,
-                                            labeling.perms.shape[1], tol, rule)
+                                            labeling.perms.shape[1], data.tol, rule)
         return labeling.frame(like, H, t, frame_type=parts[0].frame_type,
                               metric=self.metric)
 
@@ -195,9 +197,13 @@ class PermutationProductGroup(_PermutationBase):
                     f"the per-row fields, shape ({frame_rows[0].shape[0]}, {n}, {n}, "
                     f"width); got {tuple(edges[0].shape)}")
             edge_matrix = _edge_matrix(self.name, edges, symmetrize=False)
-        # the least precise frame-defining input sets the tie tolerance eps^(1/3)
+        # The least precise frame-defining input sets the tie tolerance eps^(1/3) and
+        # the default rank tolerance sqrt(eps). The G-frames run on float64 copies of
+        # the rows, whose own default would be sqrt(eps64): for float32 input that finds
+        # frame vectors in float32 rounding noise, for X but not for g.X.
         eps = max(machine_eps(a.dtype) if np.issubdtype(a.dtype, np.floating)
                   else machine_eps(np.float64) for a in frame_rows)
+        tol = math.sqrt(eps) if tol is None else tol
         return _Data(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
                      eps ** (1.0 / 3.0))
 
