@@ -28,6 +28,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .exceptions import (
+    AbsentRowsError,
     LabelingBackendWarning,
     NonFiniteInputError,
     ResultOverflowError,
@@ -71,17 +72,127 @@ def is_invariant(target):
     return isinstance(target, str) and target == "invariant"
 
 
-def check_finite(X, layout):
-    """Raise :class:`NonFiniteInputError` naming the field and samples with NaN or inf."""
-    if all_finite(np, X):
-        return
-    bad = ~np.isfinite(X)
-    for name, part in layout.split(bad).items():
-        rows = part.reshape(len(X), -1).any(axis=1)
-        if rows.any():
-            raise NonFiniteInputError(
-                f"field {name!r} contains NaN or inf in {first_indices(rows)}; frames "
-                "cannot be computed. Impute or drop those samples first.")
+def _row_flags(xp, part, kind):
+    """Per row (B, n) of one field: (any entry NaN, every entry NaN, any entry inf)."""
+    axes = (-3, -2, -1) if kind == "edge" else (-1,)
+    nan, inf = xp.isnan(part), xp.isinf(part)
+    if kind == "edge":   # an entry (i, j) belongs to rows i and j
+        return (xp.any(nan, axis=(-2, -1)) | xp.any(nan, axis=(-3, -1)), None,
+                xp.any(inf, axis=(-2, -1)) | xp.any(inf, axis=(-3, -1)))
+    return xp.any(nan, axis=axes), xp.all(nan, axis=axes), xp.any(inf, axis=axes)
+
+
+def _located(name, rows, why):
+    """NonFiniteInputError naming the field, the samples and the first (sample, row)."""
+    bad = np.asarray(_host(rows))
+    sample, row = (int(i) for i in np.argwhere(bad)[0])
+    return NonFiniteInputError(
+        f"field {name!r} contains NaN or inf in {first_indices(bad.any(axis=1))}: "
+        f"sample {sample}, row {row} {why}")
+
+
+def _host(a):
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def find_absent(X, layout, presence_field):
+    """The present rows of a batch, and clear errors for any other NaN or inf.
+
+    A row is *absent* where every entry of ``presence_field`` (the first point field,
+    else the first frame-defining field) is NaN; its other fields may hold anything,
+    NaN included. NaN elsewhere (a row partly NaN in ``presence_field``, NaN in another
+    field of a present row, an edge between present rows) and inf anywhere raise
+    :class:`NonFiniteInputError`, naming the field, the samples and the first sample
+    and row. On accelerators the errors are not checked (no host synchronisation):
+    NaN there shows in the outputs instead.
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (B, C) or (B, n, W)
+    layout : Layout
+    presence_field : str
+
+    Returns
+    -------
+    bool array of shape (B, n) in X's namespace, or None
+        None where every row of every sample is present (the fast path).
+    """
+    xp = get_namespace(X)
+    if all_finite(xp, X):
+        return None
+    parts = layout.split(X)
+    kinds = {f.name: f.kind for f in layout.fields}
+    if presence_field is None:   # no point or vector field: no row can be absent
+        present = xp.ones((X.shape[0], layout.n_rows), dtype=xp.bool, device=X.device)
+        presence_field = layout.fields[0].name
+    else:
+        present = ~_row_flags(xp, parts[presence_field], kinds[presence_field])[1]
+    if on_host(X):
+        order = [presence_field] + [f.name for f in layout.fields if f.name != presence_field]
+        for name in order:
+            nan, _, inf = _row_flags(xp, parts[name], kinds[name])
+            if bool(xp.any(inf)):
+                raise _located(name, inf, "holds inf; only NaN marks absent rows")
+            if kinds[name] == "edge":
+                part = parts[name]
+                both = present[:, :, None] & present[:, None, :]
+                inner = xp.any(xp.isnan(part), axis=-1) & both
+                nan = xp.any(inner, axis=-1)
+            else:
+                nan = nan & present
+            if bool(xp.any(nan)):
+                why = ("is partly NaN; a row is absent only where all its entries are NaN"
+                       if name == presence_field else
+                       f"is NaN in a present row (present: {presence_field!r} is not NaN "
+                       "there). Impute or drop those samples first")
+                raise _located(name, nan, why)
+    return None if bool(xp.all(present)) else present
+
+
+def fill_absent(X, layout, present):
+    """X with every field of the absent rows set to 0 (edges: entries (i, j) with row i
+    or j absent); a new array. NaN never enters arithmetic: ``where`` selects."""
+    xp = get_namespace(X)
+    parts = layout.split(X)
+    filled = {}
+    for f in layout.fields:
+        part = parts[f.name]
+        if f.kind == "edge":
+            keep = (present[:, :, None] & present[:, None, :])[..., None]
+        else:
+            keep = present[..., None]
+        filled[f.name] = xp.where(keep, part, xp.zeros_like(part))
+    return layout.join(filled)
+
+
+def with_presence(Xc, layout, present):
+    """Canonical inputs (B, K, ...) with a 0/1 presence column per row appended: 2-D
+    layouts get ``n`` more columns (row order), 3-D ones one more entry per row."""
+    xp = get_namespace(Xc)
+    B, K = Xc.shape[:2]
+    n = layout.n_rows
+    if present is None:
+        column = xp.ones((B, n), dtype=Xc.dtype, device=Xc.device)
+    else:
+        column = xp.astype(present, Xc.dtype)
+    if layout.three_d:
+        column = xp.broadcast_to(column[:, None, :, None], (B, K, n, 1))
+    else:
+        column = xp.broadcast_to(column[:, None, :], (B, K, n))
+    return xp.concat([Xc, column], axis=-1)
+
+
+def mark_absent(Y, layout, present):
+    """Per-row outputs (B, C) of ``layout`` with NaN at absent rows, and every output of
+    a sample without present rows NaN; ``layout`` None: invariant outputs (B, ...)."""
+    xp = get_namespace(Y)
+    empty = ~xp.any(present, axis=1)
+    nan = xp.asarray(float("nan"), dtype=Y.dtype, device=Y.device)
+    if layout is not None and layout.n_rows == present.shape[1]:
+        parts = layout.split(Y)
+        Y = layout.join({f.name: xp.where(present[..., None], parts[f.name], nan)
+                         for f in layout.fields})
+    return xp.where(xp.reshape(empty, (-1,) + (1,) * (Y.ndim - 1)), nan, Y)
 
 
 def round_relative(Xc, layout, bits):
@@ -199,12 +310,14 @@ class FramePlan:
         layout = Layout.infer(fields, group, tuple(sample_shape))
         return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
 
-    def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False):
+    def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
+                     present=None):
         """Canonical inputs of every frame element, and the frames.
 
         Parameters
         ----------
         X : ndarray or tensor of shape (B, C) or (B, n, W)
+            Finite samples (absent rows filled by :meth:`prepare`).
         tol : float, optional
             Relative rank tolerance of the frames.
         n_jobs : int, optional
@@ -216,6 +329,9 @@ class FramePlan:
         detach : bool, default=False
             Compute the frames from ``X.detach()`` (torch): gradients then flow through
             the canonical inputs only, not through the frames.
+        present : bool array of shape (B, n), optional
+            Present rows, from :meth:`prepare` (None: all). The frames ignore the
+            absent rows, and their canonical rows are zeros.
 
         Returns
         -------
@@ -226,13 +342,15 @@ class FramePlan:
         """
         slices = _chunk_slices(X, self.layout.n_columns)
         if len(slices) <= 1:
-            return self._canonicalize_chunk(X, tol, return_frame, detach)
+            return self._canonicalize_chunk(X, tol, return_frame, detach, present)
         if isinstance(X, np.ndarray):
             results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach, s.start)
+                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach,
+                                                  _rows_of(present, s), s.start)
                 for s in slices)
         else:
-            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach, s.start)
+            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach,
+                                                _rows_of(present, s), s.start)
                        for s in slices)
         xp = get_namespace(X)
         Xc, frames = None, []
@@ -249,15 +367,54 @@ class FramePlan:
             Xc = xp.concat(Xc, axis=0)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
+    @property
+    def presence_field(self):
+        """The field whose all-NaN rows mark absent rows: the first point field, else
+        the first frame-defining field (None: no such field, no row can be absent)."""
+        points = [f.name for f in self.layout.fields if f.kind == "point"]
+        if points:
+            return points[0]
+        return self.frame_fields[0] if self.frame_fields else None
+
+    def prepare(self, X):
+        """Find the absent rows of X and fill them with zeros.
+
+        Parameters
+        ----------
+        X : ndarray or tensor of shape (B, C) or (B, n, W)
+
+        Returns
+        -------
+        X : array like X
+            X itself where every row is present, else a copy with every field of the
+            absent rows set to 0.
+        present : bool array of shape (B, n) or None
+            The present rows (None: all of them).
+
+        Raises
+        ------
+        NonFiniteInputError
+            NaN that does not mark an absent row, or inf (see :func:`find_absent`).
+        """
+        present = find_absent(X, self.layout, self.presence_field)
+        if present is None:
+            return X, None
+        return fill_absent(X, self.layout, present), present
+
     def _fields(self, X):
         """X's fields as the group takes them (complex rows for complex groups)."""
         return _fields_of(self.group, self.layout, X)
 
-    def _canonicalize_chunk(self, X, tol, return_frame, detach, start=0):
+    def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
-        frame = self._frame(self._fields(X.detach()) if detach else parts, tol)
+        frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
+        keep = None
+        if present is not None:
+            # the present rows in canonical order (frames that permute rows move them)
+            xp = get_namespace(X)
+            keep = frame.to_canonical(xp.astype(present, X.dtype)[..., None], "scalar") > 0
         canonical = {}
         # where each frame field's rows start among the stacked frame-defining rows
         offsets, row = {}, 0
@@ -273,13 +430,17 @@ class FramePlan:
             # constant, so their gradient must not be cut.
             if f.name in self.frame_fields and not detach:
                 canon = frame.snap(canon, offsets[f.name])
+            if keep is not None:   # absent rows: zeros (centring moved them)
+                canon = _zero_absent(canon, keep, f.kind)
             canonical[f.name] = self.group.to_real(canon, f.kind)
         return self.layout.join(canonical), (frame if return_frame else None)
 
-    def _frame(self, parts, tol):
+    def _frame(self, parts, tol, present=None):
         """The group's frames of one chunk; the group reads the fields it needs."""
         kinds = [(f.name, f.kind) for f in self.layout.fields]
         frame_fields = self.frame_fields
+        # present only where rows are absent: groups of other packages may predate it
+        extra = {} if present is None else {"present": present}
         return self.group.frame(
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
@@ -287,7 +448,22 @@ class FramePlan:
             others=[(parts[name], kind) for name, kind in kinds
                     if kind in ("point", "vector") and name not in frame_fields],
             edges=[parts[name] for name, kind in kinds if kind == "edge"],
-            method=self.method, tol=tol)
+            method=self.method, tol=tol, **extra)
+
+
+def _rows_of(present, s):
+    """The present rows of the samples of slice ``s`` (None stays None)."""
+    return None if present is None else present[s]
+
+
+def _zero_absent(canon, keep, kind):
+    """Canonical field (B, K, n, w) (edges: (B, K, n, n, w)) with zeros where ``keep``
+    (B, K, n, 1), the canonical present rows, is False."""
+    xp = get_namespace(canon)
+    if kind == "edge":
+        keep = keep[..., :, None, :] & keep[..., None, :, :]
+    zero = xp.zeros((), dtype=canon.dtype, device=canon.device)
+    return xp.where(keep, canon, zero)
 
 
 def _fields_of(group, layout, X):
@@ -305,11 +481,22 @@ def restore(frame, layout, Y):
                         for f in layout.fields})
 
 
-def to_canonical(frame, layout, Y):
-    """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames."""
+def to_canonical(frame, layout, Y, present=None):
+    """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames.
+
+    With ``present`` (B, n) and targets of the inputs' ``n`` rows, the targets' absent
+    rows (any value, NaN included) are zeros in the canonical form."""
+    per_row = present is not None and layout.n_rows == present.shape[1]
+    if per_row:
+        Y = fill_absent(Y, layout, present)
     parts = _fields_of(frame, layout, Y)
-    return layout.join({f.name: frame.to_real(_named(frame.to_canonical, parts, f),
-                                              f.kind)
+    canonical = {f.name: _named(frame.to_canonical, parts, f) for f in layout.fields}
+    if per_row:
+        xp = get_namespace(Y)
+        keep = frame.to_canonical(xp.astype(present, Y.dtype)[..., None], "scalar") > 0
+        canonical = {f.name: _zero_absent(canonical[f.name], keep, f.kind)
+                     for f in layout.fields}
+    return layout.join({f.name: frame.to_real(canonical[f.name], f.kind)
                         for f in layout.fields})
 
 
@@ -337,6 +524,7 @@ class FrameEstimatorMixin:
             raise ValueError(f"X must be 2-D (n_samples, n_columns) or 3-D (n_samples, "
                              f"n_rows, width); got a {X.ndim}-D array of shape {X.shape}")
         self.input_shape_ = tuple(X.shape[1:])
+        self.absent_rows_ = False
         if self.group is None:
             self.group_ = self.layout_ = self.frame_fields_ = None
             self.labeling_backend_ = None
@@ -346,7 +534,7 @@ class FrameEstimatorMixin:
             self.group_, self.layout_ = plan.group, plan.layout
             self.frame_fields_ = list(plan.frame_fields)
             self.labeling_backend_ = plan.group.labeling_backend()
-            check_finite(X, self.layout_)
+            self.absent_rows_ = find_absent(X, plan.layout, plan.presence_field) is not None
 
     def _validate_X(self, X):
         """Validate X after fitting: numeric, same trailing shape, finite."""
@@ -358,7 +546,6 @@ class FrameEstimatorMixin:
                              f"{self.input_shape_}")
         if self.group_ is None:  # X goes to the inner estimator as it is, NaN included
             return X
-        check_finite(X, self.layout_)
         fitted = self.labeling_backend_
         # a fit without pynauty labeled only what colour refinement separates, which
         # every backend labels alike
@@ -373,17 +560,40 @@ class FrameEstimatorMixin:
                     "the fitted version.", LabelingBackendWarning, stacklevel=3)
         return X
 
+    @property
+    def _presence_column(self):
+        """Whether canonical inputs carry a presence column per row: where the fitted
+        data had absent rows and the frames keep the rows in place (frames that
+        permute rows move the absent ones last instead)."""
+        return bool(getattr(self, "absent_rows_", False)) and not self.group_.permutes_rows
+
     def _canonical(self, X, return_frame=True):
-        """Canonical inputs (B, K, ...) and frames (None without a group)."""
+        """Canonical inputs (B, K, ...), frames (None without a group) and present rows
+        (B, n) (None: all present).
+
+        Absent rows (all NaN in the first point field) are zeros in the canonical
+        inputs; where the fitted data had absent rows and the group keeps rows in place,
+        a 0/1 presence column per row is appended (see :func:`with_presence`).
+        """
         if self.group_ is None:
-            return X[:, None], None
+            return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
+        X, present = plan.prepare(X)
+        if present is not None and not getattr(self, "absent_rows_", False):
+            raise AbsentRowsError(
+                f"X has absent rows (all-NaN rows of field {plan.presence_field!r}) in "
+                f"{first_indices(_host(~present).any(axis=1))}, but "
+                f"{type(self).__name__} was fitted on data without absent rows, so its "
+                "inner estimator never saw any. Fit on padded data (systems of "
+                "different sizes, with NaN rows) to predict on padded data.")
         Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                      return_frame=return_frame)
+                                      return_frame=return_frame, present=present)
         if self.round_bits is not None:
             Xc = round_relative(Xc, self.layout_, self.round_bits)
-        return Xc, frame
+        if self._presence_column:
+            Xc = with_presence(Xc, self.layout_, present)
+        return Xc, frame, present
 
     def frame_diagnostics(self, X):
         """Per-sample frame diagnostics, so degenerate inputs are visible.
@@ -404,6 +614,6 @@ class FrameEstimatorMixin:
         check_is_fitted(self)
         if self.group_ is None:
             raise ValueError("group=None has no frames; set a group to get diagnostics")
-        _, frame = self._canonical(self._validate_X(X))
+        _, frame, _ = self._canonical(self._validate_X(X))
         return {key: (None if value is None else np.asarray(value))
                 for key, value in frame.diagnostics.items()}

@@ -118,6 +118,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                           ensure_all_finite=False)
         self._fit_frames(X)
         self._n_features_out = int(np.prod(self.input_shape_))
+        if self.group_ is not None and self._presence_column and len(self.input_shape_) == 1:
+            self._n_features_out += self.layout_.n_rows     # the presence columns
         return self
 
     def transform(self, X):
@@ -133,7 +135,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        Xc, _ = self._canonical(X, return_frame=False)
+        Xc, _, _ = self._canonical(X, return_frame=False)
         # without a group Xc is a view of X: never hand out the caller's memory
         return Xc[:, 0].copy() if self.group_ is None else Xc[:, 0]
 
@@ -152,6 +154,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.input_tags.allow_nan = self.group is None  # then X passes through
+        # no group: X passes through; a group: all-NaN rows are absent rows
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
