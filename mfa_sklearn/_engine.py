@@ -340,6 +340,13 @@ class FramePlan:
         frame : Frame or None
             Frames of all B samples.
         """
+        Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach, present)
+        if frame is not None and present is not None:
+            frame.present = present
+        return Xc, frame
+
+    def _canonicalize_chunks(self, X, tol, n_jobs, return_frame, detach, present):
+        """:meth:`canonicalize`, chunk by chunk."""
         slices = _chunk_slices(X, self.layout.n_columns)
         if len(slices) <= 1:
             return self._canonicalize_chunk(X, tol, return_frame, detach, present)

@@ -306,6 +306,11 @@ class Frame(_RealBlocks):
         canon = self._apply_inverse(x64[:, None])
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
+    #: present rows (B, n) of the samples (None: all), set by the engine for batches
+    #: with absent rows, so that outputs can be NaN there; carried by ``concat`` and
+    #: indexing
+    present = None
+
     #: per-sample rounding level of the frame-defining rows' canonical coordinates, set
     #: by minimal frames (None: nothing to snap); see :meth:`snap`
     snap_level = None
@@ -452,9 +457,11 @@ class Frame(_RealBlocks):
         def cat(values):
             return None if values[0] is None else xp.concat(values, axis=0)
 
-        return kind(cat([f.H for f in frames]), cat([f.t for f in frames]),
-                    **{name: cat([getattr(f, name) for f in frames])
-                       for name in kind.diagnostic_names})
+        out = kind(cat([f.H for f in frames]), cat([f.t for f in frames]),
+                   **{name: cat([getattr(f, name) for f in frames])
+                      for name in kind.diagnostic_names})
+        out.present = cat([f.present for f in frames])
+        return out
 
     def __getitem__(self, index):
         """The frames of a slice of samples (``index``: a slice, integers or booleans, as
@@ -462,8 +469,10 @@ class Frame(_RealBlocks):
         def take(a):
             return select(a, index)
 
-        return type(self)(take(self.H), take(self.t),
-                          **{name: take(getattr(self, name)) for name in self.diagnostic_names})
+        out = type(self)(take(self.H), take(self.t),
+                         **{name: take(getattr(self, name)) for name in self.diagnostic_names})
+        out.present = take(self.present)
+        return out
 
 
 class Group(_RealBlocks):
