@@ -95,7 +95,7 @@ def _host(a):
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
-def find_absent(X, layout, presence_field):
+def find_absent(X, layout, presence_field, *, sync=True):
     """The present rows of a batch, and clear errors for any other NaN or inf.
 
     A row is *absent* where every entry of ``presence_field`` (the first point field,
@@ -110,7 +110,11 @@ def find_absent(X, layout, presence_field):
     ----------
     X : ndarray or tensor of shape (B, C) or (B, n, W)
     layout : Layout
-    presence_field : str
+    presence_field : str or None
+    sync : bool, default=True
+        On accelerators, whether the answer may wait for the device: with False the
+        present rows are returned as computed (never None), so that nothing stalls
+        the device; on the host it changes nothing.
 
     Returns
     -------
@@ -118,7 +122,8 @@ def find_absent(X, layout, presence_field):
         None where every row of every sample is present (the fast path).
     """
     xp = get_namespace(X)
-    if all_finite(xp, X):
+    host = on_host(X)
+    if (host or sync) and all_finite(xp, X):
         return None
     parts = layout.split(X)
     kinds = {f.name: f.kind for f in layout.fields}
@@ -127,7 +132,9 @@ def find_absent(X, layout, presence_field):
         presence_field = layout.fields[0].name
     else:
         present = ~_row_flags(xp, parts[presence_field], kinds[presence_field])[1]
-    if on_host(X):
+    if not host and not sync:
+        return present
+    if host:
         order = [presence_field] + [f.name for f in layout.fields if f.name != presence_field]
         for name in order:
             nan, _, inf = _row_flags(xp, parts[name], kinds[name])
@@ -377,11 +384,15 @@ class FramePlan:
     @property
     def presence_field(self):
         """The field whose all-NaN rows mark absent rows: the first point field, else
-        the first frame-defining field (None: no such field, no row can be absent)."""
+        the first frame-defining field, else the first per-row field (None: edge fields
+        alone, no row can be absent)."""
         points = [f.name for f in self.layout.fields if f.kind == "point"]
         if points:
             return points[0]
-        return self.frame_fields[0] if self.frame_fields else None
+        if self.frame_fields:
+            return self.frame_fields[0]
+        rows = [f.name for f in self.layout.fields if f.kind != "edge"]
+        return rows[0] if rows else None
 
     def prepare(self, X):
         """Find the absent rows of X and fill them with zeros.
@@ -403,7 +414,11 @@ class FramePlan:
         NonFiniteInputError
             NaN that does not mark an absent row, or inf (see :func:`find_absent`).
         """
-        present = find_absent(X, self.layout, self.presence_field)
+        # groups that keep rows in place compute frames without waiting for an
+        # accelerator; there the present rows always travel (permutation frames
+        # decide on the host anyway)
+        present = find_absent(X, self.layout, self.presence_field,
+                              sync=self.group.permutes_rows)
         if present is None:
             return X, None
         return fill_absent(X, self.layout, present), present

@@ -39,7 +39,7 @@ from ._engine import (
 )
 from .exceptions import NonFiniteInputError
 from .groups import get_group
-from .groups._namespace import PRECISIONS, frame_precision
+from .groups._namespace import PRECISIONS, frame_precision, on_host
 from .layout import Layout, parse_fields
 
 __all__ = ["FrameAveraged"]
@@ -264,7 +264,8 @@ class FrameAveraged(nn.Module):
         else:
             present = self._check_mask(mask, X, plan)
             X = fill_absent(X, plan.layout, present)
-            if find_absent(X, plan.layout, plan.presence_field) is not None:
+            # on the host only (no device synchronisation; NaN shows in the outputs)
+            if on_host(X) and find_absent(X, plan.layout, plan.presence_field) is not None:
                 raise NonFiniteInputError(
                     f"mask marks rows present whose field {plan.presence_field!r} is all "
                     "NaN; mark them absent (False) or give their values")
