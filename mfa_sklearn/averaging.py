@@ -210,6 +210,10 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         How y transforms. "invariant": y is unchanged by the group. Otherwise the
         layout of y's columns, e.g. ``"point"`` for future positions (moves like
         positions: rotated and translated) or ``"vector"`` for forces (rotated only).
+        Per-row targets of samples with absent rows (all-NaN rows of X, see
+        :class:`MinimalFrameCanonicalizer`) may be NaN on those rows in ``fit`` (the
+        inner estimator sees zeros there); ``predict`` returns NaN there, and NaN for
+        every output of a sample without present rows.
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
         of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
@@ -226,7 +230,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     ----------
     estimator_ : regressor
         The inner estimator fitted on canonical inputs.
-    group_, layout_, frame_fields_, input_shape_, labeling_backend_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_, absent_rows_ :
         As for :class:`MinimalFrameCanonicalizer`.
     target_layout_ : Layout or None
         Layout of equivariant targets (None for invariant targets).
@@ -400,7 +404,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     estimator_ : classifier
         Fitted on canonical inputs and labels encoded as 0..n_classes-1.
     classes_ : ndarray of shape (n_classes,)
-    group_, layout_, frame_fields_, input_shape_, labeling_backend_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_, absent_rows_ :
         As for :class:`FrameAveragingRegressor`.
     n_features_in_, feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.

@@ -326,3 +326,29 @@ def test_torch_mask_is_checked():
     x[1, :3] = float("nan")
     with pytest.raises(NonFiniteInputError, match="mask marks rows present"):
         model(x, mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_readme_snippet_on_systems_of_different_sizes():
+    """The README's padded-format snippet runs, and predicts NaN exactly on the absent
+    rows."""
+    import re
+    from pathlib import Path
+
+    from sklearn.neighbors import KNeighborsRegressor
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Systems of different sizes"):]
+    block = re.findall(r"```python\n(.*?)\n```", section, re.S)[0]
+    rng = np.random.default_rng(0)
+    n_systems = 6
+    y = np.full((n_systems, 24), np.nan)
+    y[:, :15] = rng.normal(size=(n_systems, 15))
+    namespace = {"np": np, "KNeighborsRegressor": KNeighborsRegressor,
+                 "FrameAveragingRegressor": FrameAveragingRegressor,
+                 "n_systems": n_systems, "positions_of_system_0": rng.normal(size=(5, 3)),
+                 "y": y}
+    exec(block, namespace)
+    namespace["X"][1:, :5] = rng.normal(size=(n_systems - 1, 5, 3))
+    reg = namespace["reg"].fit(namespace["X"], y)
+    pred = reg.predict(namespace["X"])
+    np.testing.assert_array_equal(np.isnan(pred), np.isnan(y))
