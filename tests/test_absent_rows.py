@@ -352,3 +352,14 @@ def test_readme_snippet_on_systems_of_different_sizes():
     reg = namespace["reg"].fit(namespace["X"], y)
     pred = reg.predict(namespace["X"])
     np.testing.assert_array_equal(np.isnan(pred), np.isnan(y))
+
+
+def test_variable_size_example_runs_in_smoke_mode():
+    from tests._helpers import run_script
+
+    out = run_script("examples/variable_size.py")
+    lines = out.splitlines()
+    framed = [float(line.split()[-1]) for line in lines if "E(3) frames" in line]
+    plain = [float(line.split()[-1]) for line in lines if "zeros + presence" in line]
+    assert framed and framed[0] < 1e-9       # the equivariance error column
+    assert plain and plain[0] > 1e-2
