@@ -72,14 +72,17 @@ def is_invariant(target):
     return isinstance(target, str) and target == "invariant"
 
 
-def _row_flags(xp, part, kind):
-    """Per row (B, n) of one field: (any entry NaN, every entry NaN, any entry inf)."""
-    axes = (-3, -2, -1) if kind == "edge" else (-1,)
-    nan, inf = xp.isnan(part), xp.isinf(part)
-    if kind == "edge":   # an entry (i, j) belongs to rows i and j
-        return (xp.any(nan, axis=(-2, -1)) | xp.any(nan, axis=(-3, -1)), None,
-                xp.any(inf, axis=(-2, -1)) | xp.any(inf, axis=(-3, -1)))
-    return xp.any(nan, axis=axes), xp.all(nan, axis=axes), xp.any(inf, axis=axes)
+def _row_any_all(xp, flags, kind):
+    """Per row (B, n) of one field's boolean entries: (any, all); edge entries (i, j)
+    belong to rows i and j (any only). Elementwise over the few columns of a row, which
+    is several times faster than a reduction over a short trailing axis."""
+    if kind == "edge":
+        entry = xp.any(flags, axis=-1)
+        return xp.any(entry, axis=-1) | xp.any(entry, axis=-2), None
+    any_, all_ = flags[..., 0], flags[..., 0]
+    for k in range(1, flags.shape[-1]):
+        any_, all_ = any_ | flags[..., k], all_ & flags[..., k]
+    return any_, all_
 
 
 def _located(name, rows, why):
@@ -125,34 +128,36 @@ def find_absent(X, layout, presence_field, *, sync=True):
     host = on_host(X)
     if (host or sync) and all_finite(xp, X):
         return None
-    parts = layout.split(X)
+    nan = layout.split(xp.isnan(X))
     kinds = {f.name: f.kind for f in layout.fields}
-    if presence_field is None:   # no point or vector field: no row can be absent
+    if presence_field is None:   # no per-row field: no row can be absent
         present = xp.ones((X.shape[0], layout.n_rows), dtype=xp.bool, device=X.device)
         presence_field = layout.fields[0].name
     else:
-        present = ~_row_flags(xp, parts[presence_field], kinds[presence_field])[1]
+        present = ~_row_any_all(xp, nan[presence_field], kinds[presence_field])[1]
     if not host and not sync:
         return present
     if host:
+        if bool(xp.any(xp.isinf(X))):
+            infinite = layout.split(xp.isinf(X))
+            for f in layout.fields:
+                rows = _row_any_all(xp, infinite[f.name], f.kind)[0]
+                if bool(xp.any(rows)):
+                    raise _located(f.name, rows, "holds inf; only NaN marks absent rows")
         order = [presence_field] + [f.name for f in layout.fields if f.name != presence_field]
         for name in order:
-            nan, _, inf = _row_flags(xp, parts[name], kinds[name])
-            if bool(xp.any(inf)):
-                raise _located(name, inf, "holds inf; only NaN marks absent rows")
             if kinds[name] == "edge":
-                part = parts[name]
                 both = present[:, :, None] & present[:, None, :]
-                inner = xp.any(xp.isnan(part), axis=-1) & both
-                nan = xp.any(inner, axis=-1)
+                inner = xp.any(nan[name], axis=-1) & both
+                rows = xp.any(inner, axis=-1)
             else:
-                nan = nan & present
-            if bool(xp.any(nan)):
+                rows = _row_any_all(xp, nan[name], kinds[name])[0] & present
+            if bool(xp.any(rows)):
                 why = ("is partly NaN; a row is absent only where all its entries are NaN"
                        if name == presence_field else
                        f"is NaN in a present row (present: {presence_field!r} is not NaN "
                        "there). Impute or drop those samples first")
-                raise _located(name, nan, why)
+                raise _located(name, rows, why)
     return None if bool(xp.all(present)) else present
 
 
