@@ -49,7 +49,7 @@ COMMON_CONSTRAINTS = {
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
 }
 #: the estimators' ``round_bits`` (numpy only: rounding has no gradient)
-ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 52, closed="both"), None]
+ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 50, closed="both"), None]
 #: how an estimator's inner estimator transforms its targets
 TARGET_CONSTRAINT = [StrOptions({"invariant", "point", "vector", "scalar", "edge"}), tuple,
                      dict]
@@ -230,17 +230,22 @@ def round_relative(Xc, layout, bits):
     for f, part in zip(layout.fields, layout.split(Xc).values()):
         if f.kind not in ("point", "vector"):
             continue
-        flat = part.reshape(part.shape[:2] + (-1,))
-        largest = np.max(np.abs(flat), axis=-1, keepdims=True)
-        step = np.ldexp(np.ones_like(largest), np.frexp(largest)[1] - bits)
-        # below the smallest subnormal every value already lies on the grid (a zero
-        # step would divide by 0)
-        step = np.maximum(step, np.finfo(step.dtype).smallest_subnormal)
-        rounded = (np.round(flat / step) * step).reshape(part.shape)
-        if np.shares_memory(part, Xc):
-            part[...] = rounded
-        else:  # complex fields of 2-D layouts are gathered copies: write the columns back
-            Xc[...] = layout.join({**layout.split(Xc), f.name: rounded})
+        # a view of Xc, except for complex fields of 2-D layouts (gathered copies);
+        # float32 values rounded to a coarser grid fit float32 again, exactly
+        work = part.astype(np.float64, copy=False)
+        largest = np.abs(work).max(axis=(-2, -1), keepdims=True)
+        # Adding C = 1.5 * 2^(e - bits + 52) leaves the last bit of x + C at the grid
+        # step 2^(e - bits), so x + C rounds x to the grid (|x| < 2^e keeps x + C in
+        # C's binade for bits <= 51) and subtracting C is exact: two passes, no
+        # division. Beyond 2^1000, where x + C could overflow, values stay as they are.
+        exponent = np.maximum(np.frexp(largest)[1] - bits + 52, -1022)
+        magic = np.where(largest < 2.0 ** 1000, np.ldexp(1.5, exponent), 0.0)
+        work += magic
+        work -= magic
+        if f.is_complex and not layout.three_d:
+            Xc[...] = layout.join({**layout.split(Xc), f.name: work})
+        elif work is not part:
+            part[...] = work
     return Xc
 
 
@@ -323,7 +328,7 @@ class FramePlan:
         return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
 
     def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
-                     present=None):
+                     present=None, round_bits=None):
         """Canonical inputs of every frame element, and the frames.
 
         Parameters
@@ -344,6 +349,9 @@ class FramePlan:
         present : bool array of shape (B, n), optional
             Present rows, from :meth:`prepare` (None: all). The frames ignore the
             absent rows, and their canonical rows are zeros.
+        round_bits : int, optional
+            Round the canonical point and vector fields to this many significant bits
+            (numpy only, see :func:`round_relative`), chunk by chunk while in cache.
 
         Returns
         -------
@@ -352,24 +360,27 @@ class FramePlan:
         frame : Frame or None
             Frames of all B samples.
         """
-        Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach, present)
+        Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach, present,
+                                              round_bits)
         if frame is not None and present is not None:
             frame.present = present
         return Xc, frame
 
-    def _canonicalize_chunks(self, X, tol, n_jobs, return_frame, detach, present):
+    def _canonicalize_chunks(self, X, tol, n_jobs, return_frame, detach, present,
+                             round_bits):
         """:meth:`canonicalize`, chunk by chunk."""
         slices = _chunk_slices(X, self.layout.n_columns)
         if len(slices) <= 1:
-            return self._canonicalize_chunk(X, tol, return_frame, detach, present)
+            return self._canonicalize_chunk(X, tol, return_frame, detach, present, 0,
+                                            round_bits)
         if isinstance(X, np.ndarray):
             results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
                 delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach,
-                                                  _rows_of(present, s), s.start)
+                                                  _rows_of(present, s), s.start, round_bits)
                 for s in slices)
         else:
             results = (self._canonicalize_chunk(X[s], tol, return_frame, detach,
-                                                _rows_of(present, s), s.start)
+                                                _rows_of(present, s), s.start, round_bits)
                        for s in slices)
         xp = get_namespace(X)
         Xc, frames = None, []
@@ -432,7 +443,8 @@ class FramePlan:
         """X's fields as the group takes them (complex rows for complex groups)."""
         return _fields_of(self.group, self.layout, X)
 
-    def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0):
+    def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
+                            round_bits=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
@@ -460,7 +472,10 @@ class FramePlan:
             if keep is not None:   # absent rows: zeros (centring moved them)
                 canon = _zero_absent(canon, keep, f.kind)
             canonical[f.name] = self.group.to_real(canon, f.kind)
-        return self.layout.join(canonical), (frame if return_frame else None)
+        Xc = self.layout.join(canonical)
+        if round_bits is not None:
+            Xc = round_relative(Xc, self.layout, round_bits)
+        return Xc, (frame if return_frame else None)
 
     def _frame(self, parts, tol, present=None):
         """The group's frames of one chunk; the group reads the fields it needs."""
@@ -615,9 +630,8 @@ class FrameEstimatorMixin:
                 "inner estimator never saw any. Fit on padded data (systems of "
                 "different sizes, with NaN rows) to predict on padded data.")
         Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                      return_frame=return_frame, present=present)
-        if self.round_bits is not None:
-            Xc = round_relative(Xc, self.layout_, self.round_bits)
+                                      return_frame=return_frame, present=present,
+                                      round_bits=self.round_bits)
         if self._presence_column:
             Xc = with_presence(Xc, self.layout_, present)
         return Xc, frame, present

@@ -16,12 +16,17 @@ projection) and mapped back by ``h``:
   G-frame of the reordered rows; symmetric samples are averaged over the kept
   candidates ``h Stab(c)`` and over twin rows.
 
+**Absent rows.** Every ``frame`` takes ``present`` (B, n), the rows that exist in a
+padded batch of systems of different sizes: the frame is that of the present rows alone,
+with the zero-filled absent rows last in increasing index order, never averaged, and
+zeros as their canonical inputs and outputs (``_absent``).
+
 Modules: ``_ranking`` (batched exact sorts, ranks, class means), ``_refinement``
 (colour refinement), ``_nauty`` (canonical labeling with nauty), ``_inputs`` (checks of
 the fields), ``_frame`` (:class:`PermutationFrame`, :class:`PermutationElement`),
 ``_symmetric`` (S_n and graphs), ``_invariant_graph``, ``_parts``, ``_search`` and
 ``_product`` (S_n x G: the invariant graph and fast path, the assembly of the paths,
-the search path, the group).
+the search path, the group), ``_absent`` (frames of padded batches with absent rows).
 
 References
 ----------

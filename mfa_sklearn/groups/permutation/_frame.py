@@ -55,6 +55,17 @@ from .._namespace import get_namespace, like_frame, machine_eps, take_rows
 from ._ranking import _block_mean, _pair_labels
 
 
+def _row_products(xp, x, M):
+    """``x @ M`` for rows x (B, K, n, d) and matrices M (B, S, d, d), broadcast over
+    the element axis, as a sum of d products in a fixed order: every entry is rounded
+    the same way whatever the number of rows and the row's position (matmul kernels
+    round an entry differently depending on the shape). (B, max(K, S), n, d)."""
+    out = x[..., :1] * M[:, :, None, 0, :]
+    for k in range(1, M.shape[-2]):
+        out = out + x[..., k:k + 1] * M[:, :, None, k, :]
+    return out
+
+
 class PermutationFrame(Frame):
     """Frames of S_n and its products: a canonical row order plus G-frame elements.
 
@@ -92,6 +103,11 @@ class PermutationFrame(Frame):
         orbitals of Aut). None: derived from ``runs`` (tie-class permutations).
     symmetrize : bool
         Whether ``edge`` fields are replaced by ``(A + A^T) / 2`` before canonicalizing.
+    present : array of shape (B, n) of bool, optional
+        Present rows in the input's order (None: all). Absent rows come last in every
+        stored order; their canonical inputs and outputs are zeros (for edge fields:
+        every pair with an absent vertex), so that neither depends on the group element
+        (``-t H^{-1}`` would) nor on where the absent rows sit.
     labeling_path : ndarray of shape (B,) of str, optional
         ``"fast"`` (sorting or colour refinement) or ``"search"`` (nauty).
     n_candidate_groups : ndarray of shape (B,), optional
@@ -111,7 +127,7 @@ class PermutationFrame(Frame):
 
     def __init__(self, perms, H=None, t=None, *, weights, runs, frame_size,
                  frame_type=Frame, metric=None, orbitals=None, symmetrize=False,
-                 **diagnostics):
+                 present=None, **diagnostics):
         super().__init__(H, t, **diagnostics)
         self.perms = perms
         self.weights = weights
@@ -121,6 +137,7 @@ class PermutationFrame(Frame):
         self.metric = metric
         self.orbitals = orbitals
         self.symmetrize = bool(symmetrize)
+        self.present = present
 
     def _orbital_labels(self):
         """Classes of vertex pairs in canonical order, (B, n * n) (see ``orbitals``)."""
@@ -156,12 +173,18 @@ class PermutationFrame(Frame):
 
     def _apply_inverse(self, x):
         """``x H_0^{-1}`` for x of shape (B, 1, n, d), by the geometric factor's frame
-        type, for the representative element 0 alone."""
+        type, for the representative element 0 alone.
+
+        The geometric factor gives ``H_0^{-1}`` (its inverse applied to the identity:
+        a transpose with signs, exact); the rows are then multiplied by it with
+        :func:`_row_products`, so that a row's canonical coordinates do not depend on
+        how many rows the sample has or where the row sits (padded samples with absent
+        rows get the bits of the unpadded ones)."""
         H0 = self.H[:, :1]
-        if isinstance(H0, np.ndarray):
-            # a contiguous right operand (H_0^T) makes numpy's small matmuls faster
-            H0 = np.ascontiguousarray(H0.mT).mT
-        return self.frame_type(H0)._apply_inverse(x)
+        xp = get_namespace(x, H0)
+        d = H0.shape[-1]
+        eye = xp.broadcast_to(xp.eye(d, dtype=H0.dtype, device=H0.device), H0.shape)
+        return _row_products(xp, x, self.frame_type(H0)._apply_inverse(eye))
 
     def to_canonical(self, x, kind="point"):
         """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype.
@@ -171,6 +194,12 @@ class PermutationFrame(Frame):
 
     def _to_canonical(self, x, kind):
         """:meth:`to_canonical` without the overflow guard."""
+        canon = self._canonical_input(x, kind)
+        return self._zero_absent(get_namespace(canon), canon, canonical=True)
+
+    def _canonical_input(self, x, kind):
+        """:meth:`to_canonical` without the overflow guard and the zeros of absent
+        rows."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(x, self.perms)
         floating = xp.isdtype(x.dtype, "real floating")
@@ -232,6 +261,12 @@ class PermutationFrame(Frame):
 
     def _from_canonical(self, y, kind):
         """:meth:`from_canonical` without the overflow guard."""
+        out = self._output(y, kind)
+        return self._zero_absent(get_namespace(out), out, canonical=False)
+
+    def _output(self, y, kind):
+        """:meth:`from_canonical` without the overflow guard and the zeros of absent
+        rows."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(y, self.perms)
         if y.shape[1] != 1:
@@ -257,7 +292,7 @@ class PermutationFrame(Frame):
         y0 = _block_mean(xp, y0, self.runs)
         if geometric:
             self._check_width(y0, kind)
-            moved = y0[:, None] @ self.H                      # (B, S, n, d)
+            moved = _row_products(xp, y0[:, None], self.H)    # (B, S, n, d)
         else:
             moved = xp.broadcast_to(y0[:, None], (B, S) + tuple(y0.shape[1:]))
         out = self._scattered_back(xp, moved, 1)
@@ -286,11 +321,38 @@ class PermutationFrame(Frame):
                                        device=device)], axis=1)
         return perms, H, weights
 
-    def _like(self, perms, H, t, *, weights, runs, frame_size, orbitals, diagnostics):
+    def _like(self, perms, H, t, *, weights, runs, frame_size, orbitals, diagnostics,
+              present=None):
         """A frame of this type, geometric factor and edge treatment with other arrays."""
         return type(self)(perms, H, t, weights=weights, runs=runs, frame_size=frame_size,
                           frame_type=self.frame_type, metric=self.metric,
-                          orbitals=orbitals, symmetrize=self.symmetrize, **diagnostics)
+                          orbitals=orbitals, symmetrize=self.symmetrize, present=present,
+                          **diagnostics)
+
+    def _present_rows(self):
+        """The present rows (B, n) of bool, in the namespace of ``perms``."""
+        if self.present is not None:
+            return self.present
+        xp = get_namespace(self.perms)
+        return xp.ones(tuple(self.perms.shape[::2]), dtype=xp.bool,
+                       device=self.perms.device)
+
+    def _zero_absent(self, xp, values, canonical):
+        """``values`` (B, [1,] n, [n,] w) with the rows (edge fields: the pairs) of
+        absent rows set to zero; in canonical order (absent rows last) if
+        ``canonical``, else in the input's order."""
+        if self.present is None:
+            return values
+        present = self.present
+        if canonical:
+            count = xp.sum(xp.astype(present, xp.int64), axis=1)
+            present = xp.arange(present.shape[1], device=present.device) < count[:, None]
+        edge = values.ndim == (5 if canonical else 4)
+        if edge:
+            present = present[:, :, None] & present[:, None, :]
+        if canonical:
+            present = present[:, None]
+        return xp.where(present[..., None], values, xp.zeros_like(values))
 
     @classmethod
     def concat(cls, frames):
@@ -308,12 +370,14 @@ class PermutationFrame(Frame):
 
         orbitals = (None if all(f.orbitals is None for f in frames)
                     else cat([f._orbital_labels() for f in frames]))
+        present = (None if all(f.present is None for f in frames)
+                   else cat([f._present_rows() for f in frames]))
         return frames[0]._like(
             cat(perms), cat(H), cat([f.t for f in frames]), weights=cat(weights),
             runs=cat([f.runs for f in frames]),
             frame_size=cat([f.frame_size for f in frames]), orbitals=orbitals,
             diagnostics={name: cat([getattr(f, name) for f in frames])
-                         for name in cls.diagnostic_names})
+                         for name in cls.diagnostic_names}, present=present)
 
     def __getitem__(self, index):
         def take(a):
@@ -323,7 +387,8 @@ class PermutationFrame(Frame):
                           weights=take(self.weights), runs=take(self.runs),
                           frame_size=take(self.frame_size), orbitals=take(self.orbitals),
                           diagnostics={name: take(getattr(self, name))
-                                       for name in self.diagnostic_names})
+                                       for name in self.diagnostic_names},
+                          present=take(self.present))
 
 
 @dataclass

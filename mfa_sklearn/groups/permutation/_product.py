@@ -40,6 +40,7 @@ import numpy as np
 
 from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
 from .._namespace import get_namespace, machine_eps, work_float
+from ._absent import _batch_shape, _frame_of_present, _present_mask
 from ._frame import PermutationElement
 from ._inputs import _check_edges, _check_per_row, _edge_matrix
 from ._invariant_graph import _Data, _fast_order, _invariant_graph
@@ -113,7 +114,7 @@ class PermutationProductGroup(_PermutationBase):
         return PermutationElement(g.T, g.b, seed=int(rng.integers(2 ** 62)), size=size)
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule="pivoted"):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch: canonical row orders, G-frames and stabilizer elements.
 
         Parameters
@@ -129,6 +130,11 @@ class PermutationProductGroup(_PermutationBase):
         edges : array of shape (B, n, n, w), or a sequence of them, optional
             Symmetric edge fields (bonds, adjacency): exact edge labels of the invariant
             graph, their diagonals vertex colours. The matrix group leaves them alone.
+        present : array of shape (B, n) of bool, optional
+            Present rows (None: all). The frame is that of the present rows alone (the
+            invariant graph, the centroid, the G-frame, twins and symmetries), with the
+            zero-filled absent rows last, in increasing index order (see
+            :mod:`~mfa_sklearn.groups.permutation._absent`).
         method : {"minimal"}
         tol : float, optional
             Rank tolerance of the G-frame; default ``sqrt(eps)``.
@@ -140,6 +146,11 @@ class PermutationProductGroup(_PermutationBase):
         PermutationFrame
         """
         self._check_method(method)
+        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
+                                                     edges) or (0, 0)))
+        if mask is not None:
+            return _frame_of_present(self.frame, mask, points, vectors, scalars, others,
+                                     edges, method=method, tol=tol, rule=rule)
         given_points, given_vectors = as_list(points), as_list(vectors)
         data = self._batch(given_points, given_vectors, scalars, others, edges, tol, rule)
         graph = _invariant_graph(data, self.metric)

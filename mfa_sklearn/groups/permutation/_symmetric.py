@@ -36,6 +36,7 @@ import numpy as np
 from .._base import FIELD_KINDS, Group, _to_numpy, as_list, check_kind
 from .._namespace import get_namespace, take_rows
 from . import _nauty
+from ._absent import _batch_shape, _frame_of_present, _present_mask
 from ._frame import PermutationElement, _Labeling
 from ._inputs import _check_edges, _check_per_row, _edge_matrix
 from ._ranking import _dense_rank, _lexsort_rows, _runs, _tie_sizes
@@ -108,7 +109,7 @@ class PermutationGroup(_PermutationBase):
         return [name for name, kind in fields if kind in ("point", "vector")]
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule=None):
+              present=None, method="minimal", tol=None, rule=None):
         """Canonical row orders of a batch.
 
         Parameters
@@ -121,6 +122,11 @@ class PermutationGroup(_PermutationBase):
             Edge fields (the first is the adjacency matrix). With edge fields the rows
             are the vertices of a graph and the frame is its canonical labeling, with
             the per-row fields as vertex colours (see :class:`GraphGroup`).
+        present : array of shape (B, n) of bool, optional
+            Present rows (None: all). Absent rows (zero-filled; edge fields: zero rows
+            and columns) take no part in the order, the ties or the labeling: they
+            come last, in increasing index order, each a class of its own (see
+            :mod:`~mfa_sklearn.groups.permutation._absent`).
         method : {"minimal"}
         tol, rule : ignored
             Comparisons are exact.
@@ -130,6 +136,11 @@ class PermutationGroup(_PermutationBase):
         PermutationFrame
         """
         self._check_method(method)
+        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
+                                                     edges) or (0, 0)))
+        if mask is not None:
+            return _frame_of_present(self.frame, mask, points, vectors, scalars, others,
+                                     edges, method=method, tol=tol, rule=rule)
         given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
                  + as_list(scalars))
         arrays = [_to_numpy(a) for a in given]
@@ -216,13 +227,14 @@ class GraphGroup(PermutationGroup):
         return hash((self.name, self.symmetrize))
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule=None):
-        """Canonical labelings of a batch of graphs; see :meth:`PermutationGroup.frame`."""
+              present=None, method="minimal", tol=None, rule=None):
+        """Canonical labelings of a batch of graphs; see :meth:`PermutationGroup.frame`
+        (absent vertices, ``present`` False, have no edges and come last)."""
         if not as_list(edges):
             raise ValueError("group 'graph' needs an 'edge' field (the adjacency matrix, "
                              "n * n columns per sample), e.g. fields={'A': 'edge'}")
         return super().frame(points, vectors, scalars=scalars, others=others, edges=edges,
-                             method=method, tol=tol, rule=rule)
+                             present=present, method=method, tol=tol, rule=rule)
 
 
 def _graph_labeling(name, edges, nodes, symmetrize):
