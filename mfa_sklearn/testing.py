@@ -68,9 +68,10 @@ def apply_group(group, g, X, fields=None):
     # absent rows (NaN) stay NaN, and nothing else becomes NaN: a row is moved as a
     # whole, so a row with a NaN entry is NaN after the move (matrix products need
     # not propagate NaN)
-    moved = {f.name: np.where(np.isnan(parts[f.name]).any(axis=-1, keepdims=True),
-                              np.nan, moved[f.name]) if f.kind != "edge" else moved[f.name]
-             for f in layout.fields}
+    # (the indicator of NaN rows moves as a scalar field: permutations reorder it)
+    moved = {f.name: np.where(group.act(g, np.isnan(parts[f.name]).any(
+        axis=-1, keepdims=True).astype(np.float64), "scalar") > 0, np.nan, moved[f.name])
+        if f.kind != "edge" else moved[f.name] for f in layout.fields}
     return layout.join(moved).astype(dtype, copy=False)
 
 
@@ -225,7 +226,8 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         translation_scale = 10.0 * _root_mean_square(points[~np.isnan(points)])
     g = group.random_element(len(X), random_state, translation_scale=translation_scale)
     out = _call(model, X)
-    out_moved = _call(model, apply_group(group, g, X, fields))
+    X_moved = apply_group(group, g, X, fields)
+    out_moved = _call(model, X_moved)
     invariant = isinstance(target, str) and target == "invariant"
     if not np.issubdtype(out.dtype, np.number):
         # class labels (strings, booleans): a changed label is an error of 1
@@ -240,10 +242,11 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         flat = out.reshape(len(X), -1)
         layout = Layout.infer(target, group, flat.shape[1:], what="target", name="y")
         expected = apply_group(group, g, flat.astype(np.float64), target).reshape(out.shape)
-    # outputs NaN on both sides agree where X's rows are absent (per-row outputs) or
-    # the sample has no present row; NaN anywhere else stays NaN in the error
+    # outputs NaN on both sides agree where the rows of g.X are absent (per-row
+    # outputs; permutations move them) or the sample has no present row; NaN anywhere
+    # else stays NaN in the error
     difference = out_moved - expected
-    absent = _absent_rows(group, X, fields)
+    absent = _absent_rows(group, X_moved, fields)
     if absent is not None:
         allowed = np.broadcast_to(absent.all(axis=1).reshape(
             (-1,) + (1,) * (out.ndim - 1)), out.shape)

@@ -363,3 +363,27 @@ def test_variable_size_example_runs_in_smoke_mode():
     plain = [float(line.split()[-1]) for line in lines if "zeros + presence" in line]
     assert framed and framed[0] < 1e-9       # the equivariance error column
     assert plain and plain[0] > 1e-2
+
+
+@pytest.mark.parametrize("group", ["S_n x E(3)", "S_n x O(3)"])
+def test_permuting_groups_through_the_engine(group):
+    """S_n x G: absent rows go last (no presence column), per-row outputs NaN exactly at
+    absent rows, and assert_equivariant moves the absent rows with the permutation."""
+    rng = np.random.default_rng(12)
+    B, n = 50, 6
+    X = rng.normal(size=(B, n, 7))
+    X[..., 6] = rng.choice([-1.0, 1.0], (B, n))
+    present = rng.random((B, n)) < 0.7
+    present[:, 0] = True
+    X[~present] = np.nan
+    fields = {"pos": "point", "vel": "vector", "q": "scalar"}
+    y = np.where(present[..., None], rng.normal(size=(B, n, 3)), np.nan).reshape(B, -1)
+    Xc = MinimalFrameCanonicalizer(group=group, fields=fields).fit(X).transform(X)
+    assert Xc.shape == X.shape and np.all(np.isfinite(Xc))
+    counts = present.sum(axis=1)
+    last = np.arange(n)[None, :] >= counts[:, None]           # absent rows last, zeros
+    np.testing.assert_array_equal(Xc[last], 0.0)
+    reg = FrameAveragingRegressor(FixedMLP(), group=group, fields=fields,
+                                  target="vector").fit(X, y)
+    np.testing.assert_array_equal(np.isnan(reg.predict(X)), np.isnan(y))
+    assert_equivariant(reg, group, X, random_state=0)
