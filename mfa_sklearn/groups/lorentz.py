@@ -370,7 +370,9 @@ class LorentzGroup(Group):
         u = [Ck * sk for Ck, sk in zip(C, signature)]
         q = dot_rows(u, u, signature=signature)
         complete = rank == d - 1
-        safe = xp.where(complete, xp.sqrt(xp.abs(q)), 1.0)
+        # sqrt of a stand-in 1, not of q: below rank d - 1 the cofactor vector is 0, and
+        # sqrt's infinite derivative at 0 times the unused branch is a NaN gradient
+        safe = xp.sqrt(xp.where(complete, xp.abs(q), 1.0))
         W[d - 1] = [xp.where(complete, uk / safe, wk) for uk, wk in zip(u, W[d - 1])]
         signs[d - 1] = xp.where(complete, xp.where(q < 0, -1.0, 1.0), signs[d - 1])
         found[d - 1] = found[d - 1] | complete
