@@ -28,6 +28,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .exceptions import (
+    AbsentRowsError,
     LabelingBackendWarning,
     NonFiniteInputError,
     ResultOverflowError,
@@ -71,17 +72,139 @@ def is_invariant(target):
     return isinstance(target, str) and target == "invariant"
 
 
-def check_finite(X, layout):
-    """Raise :class:`NonFiniteInputError` naming the field and samples with NaN or inf."""
-    if all_finite(np, X):
-        return
-    bad = ~np.isfinite(X)
-    for name, part in layout.split(bad).items():
-        rows = part.reshape(len(X), -1).any(axis=1)
-        if rows.any():
-            raise NonFiniteInputError(
-                f"field {name!r} contains NaN or inf in {first_indices(rows)}; frames "
-                "cannot be computed. Impute or drop those samples first.")
+def _row_any_all(xp, flags, kind):
+    """Per row (B, n) of one field's boolean entries: (any, all); edge entries (i, j)
+    belong to rows i and j (any only). Elementwise over the few columns of a row, which
+    is several times faster than a reduction over a short trailing axis."""
+    if kind == "edge":
+        entry = xp.any(flags, axis=-1)
+        return xp.any(entry, axis=-1) | xp.any(entry, axis=-2), None
+    any_, all_ = flags[..., 0], flags[..., 0]
+    for k in range(1, flags.shape[-1]):
+        any_, all_ = any_ | flags[..., k], all_ & flags[..., k]
+    return any_, all_
+
+
+def _located(name, rows, why):
+    """NonFiniteInputError naming the field, the samples and the first (sample, row)."""
+    bad = np.asarray(_host(rows))
+    sample, row = (int(i) for i in np.argwhere(bad)[0])
+    return NonFiniteInputError(
+        f"field {name!r} contains NaN or inf in {first_indices(bad.any(axis=1))}: "
+        f"sample {sample}, row {row} {why}")
+
+
+def _host(a):
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+def find_absent(X, layout, presence_field, *, sync=True):
+    """The present rows of a batch, and clear errors for any other NaN or inf.
+
+    A row is *absent* where every entry of ``presence_field`` (the first point field,
+    else the first frame-defining field) is NaN; its other fields may hold anything,
+    NaN included. NaN elsewhere (a row partly NaN in ``presence_field``, NaN in another
+    field of a present row, an edge between present rows) and inf anywhere raise
+    :class:`NonFiniteInputError`, naming the field, the samples and the first sample
+    and row. On accelerators the errors are not checked (no host synchronisation):
+    NaN there shows in the outputs instead.
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (B, C) or (B, n, W)
+    layout : Layout
+    presence_field : str or None
+    sync : bool, default=True
+        On accelerators, whether the answer may wait for the device: with False the
+        present rows are returned as computed (never None), so that nothing stalls
+        the device; on the host it changes nothing.
+
+    Returns
+    -------
+    bool array of shape (B, n) in X's namespace, or None
+        None where every row of every sample is present (the fast path).
+    """
+    xp = get_namespace(X)
+    host = on_host(X)
+    if (host or sync) and all_finite(xp, X):
+        return None
+    nan = layout.split(xp.isnan(X))
+    kinds = {f.name: f.kind for f in layout.fields}
+    if presence_field is None:   # no per-row field: no row can be absent
+        present = xp.ones((X.shape[0], layout.n_rows), dtype=xp.bool, device=X.device)
+        presence_field = layout.fields[0].name
+    else:
+        present = ~_row_any_all(xp, nan[presence_field], kinds[presence_field])[1]
+    if not host and not sync:
+        return present
+    if host:
+        if bool(xp.any(xp.isinf(X))):
+            infinite = layout.split(xp.isinf(X))
+            for f in layout.fields:
+                rows = _row_any_all(xp, infinite[f.name], f.kind)[0]
+                if bool(xp.any(rows)):
+                    raise _located(f.name, rows, "holds inf; only NaN marks absent rows")
+        order = [presence_field] + [f.name for f in layout.fields if f.name != presence_field]
+        for name in order:
+            if kinds[name] == "edge":
+                both = present[:, :, None] & present[:, None, :]
+                inner = xp.any(nan[name], axis=-1) & both
+                rows = xp.any(inner, axis=-1)
+            else:
+                rows = _row_any_all(xp, nan[name], kinds[name])[0] & present
+            if bool(xp.any(rows)):
+                why = ("is partly NaN; a row is absent only where all its entries are NaN"
+                       if name == presence_field else
+                       f"is NaN in a present row (present: {presence_field!r} is not NaN "
+                       "there). Impute or drop those samples first")
+                raise _located(name, rows, why)
+    return None if bool(xp.all(present)) else present
+
+
+def fill_absent(X, layout, present):
+    """X with every field of the absent rows set to 0 (edges: entries (i, j) with row i
+    or j absent); a new array. NaN never enters arithmetic: ``where`` selects."""
+    xp = get_namespace(X)
+    parts = layout.split(X)
+    filled = {}
+    for f in layout.fields:
+        part = parts[f.name]
+        if f.kind == "edge":
+            keep = (present[:, :, None] & present[:, None, :])[..., None]
+        else:
+            keep = present[..., None]
+        filled[f.name] = xp.where(keep, part, xp.zeros_like(part))
+    return layout.join(filled)
+
+
+def with_presence(Xc, layout, present):
+    """Canonical inputs (B, K, ...) with a 0/1 presence column per row appended: 2-D
+    layouts get ``n`` more columns (row order), 3-D ones one more entry per row."""
+    xp = get_namespace(Xc)
+    B, K = Xc.shape[:2]
+    n = layout.n_rows
+    if present is None:
+        column = xp.ones((B, n), dtype=Xc.dtype, device=Xc.device)
+    else:
+        column = xp.astype(present, Xc.dtype)
+    if layout.three_d:
+        column = xp.broadcast_to(column[:, None, :, None], (B, K, n, 1))
+    else:
+        column = xp.broadcast_to(column[:, None, :], (B, K, n))
+    return xp.concat([Xc, column], axis=-1)
+
+
+def mark_absent(Y, layout, present):
+    """Per-row outputs (B, C) of ``layout`` with NaN at absent rows, and every output of
+    a sample without present rows NaN; ``layout`` None: invariant outputs (B, ...)."""
+    xp = get_namespace(Y)
+    empty = ~xp.any(present, axis=1)
+    nan = xp.asarray(float("nan"), dtype=Y.dtype, device=Y.device)
+    if layout is not None and layout.n_rows == present.shape[1]:
+        parts = layout.split(Y)
+        Y = layout.join({f.name: xp.where(present[..., None], parts[f.name], nan)
+                         for f in layout.fields})
+    return xp.where(xp.reshape(empty, (-1,) + (1,) * (Y.ndim - 1)), nan, Y)
 
 
 def round_relative(Xc, layout, bits):
@@ -205,12 +328,13 @@ class FramePlan:
         return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
 
     def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
-                     round_bits=None):
+                     present=None, round_bits=None):
         """Canonical inputs of every frame element, and the frames.
 
         Parameters
         ----------
         X : ndarray or tensor of shape (B, C) or (B, n, W)
+            Finite samples (absent rows filled by :meth:`prepare`).
         tol : float, optional
             Relative rank tolerance of the frames.
         n_jobs : int, optional
@@ -222,6 +346,9 @@ class FramePlan:
         detach : bool, default=False
             Compute the frames from ``X.detach()`` (torch): gradients then flow through
             the canonical inputs only, not through the frames.
+        present : bool array of shape (B, n), optional
+            Present rows, from :meth:`prepare` (None: all). The frames ignore the
+            absent rows, and their canonical rows are zeros.
         round_bits : int, optional
             Round the canonical point and vector fields to this many significant bits
             (numpy only, see :func:`round_relative`), chunk by chunk while in cache.
@@ -233,17 +360,27 @@ class FramePlan:
         frame : Frame or None
             Frames of all B samples.
         """
+        Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach, present,
+                                              round_bits)
+        if frame is not None and present is not None:
+            frame.present = present
+        return Xc, frame
+
+    def _canonicalize_chunks(self, X, tol, n_jobs, return_frame, detach, present,
+                             round_bits):
+        """:meth:`canonicalize`, chunk by chunk."""
         slices = _chunk_slices(X, self.layout.n_columns)
         if len(slices) <= 1:
-            return self._canonicalize_chunk(X, tol, return_frame, detach, 0, round_bits)
+            return self._canonicalize_chunk(X, tol, return_frame, detach, present, 0,
+                                            round_bits)
         if isinstance(X, np.ndarray):
             results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach, s.start,
-                                                  round_bits)
+                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach,
+                                                  _rows_of(present, s), s.start, round_bits)
                 for s in slices)
         else:
-            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach, s.start,
-                                                round_bits)
+            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach,
+                                                _rows_of(present, s), s.start, round_bits)
                        for s in slices)
         xp = get_namespace(X)
         Xc, frames = None, []
@@ -260,15 +397,63 @@ class FramePlan:
             Xc = xp.concat(Xc, axis=0)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
+    @property
+    def presence_field(self):
+        """The field whose all-NaN rows mark absent rows: the first point field, else
+        the first frame-defining field, else the first per-row field (None: edge fields
+        alone, no row can be absent)."""
+        points = [f.name for f in self.layout.fields if f.kind == "point"]
+        if points:
+            return points[0]
+        if self.frame_fields:
+            return self.frame_fields[0]
+        rows = [f.name for f in self.layout.fields if f.kind != "edge"]
+        return rows[0] if rows else None
+
+    def prepare(self, X):
+        """Find the absent rows of X and fill them with zeros.
+
+        Parameters
+        ----------
+        X : ndarray or tensor of shape (B, C) or (B, n, W)
+
+        Returns
+        -------
+        X : array like X
+            X itself where every row is present, else a copy with every field of the
+            absent rows set to 0.
+        present : bool array of shape (B, n) or None
+            The present rows (None: all of them).
+
+        Raises
+        ------
+        NonFiniteInputError
+            NaN that does not mark an absent row, or inf (see :func:`find_absent`).
+        """
+        # groups that keep rows in place compute frames without waiting for an
+        # accelerator; there the present rows always travel (permutation frames
+        # decide on the host anyway)
+        present = find_absent(X, self.layout, self.presence_field,
+                              sync=self.group.permutes_rows)
+        if present is None:
+            return X, None
+        return fill_absent(X, self.layout, present), present
+
     def _fields(self, X):
         """X's fields as the group takes them (complex rows for complex groups)."""
         return _fields_of(self.group, self.layout, X)
 
-    def _canonicalize_chunk(self, X, tol, return_frame, detach, start=0, round_bits=None):
+    def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
+                            round_bits=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
-        frame = self._frame(self._fields(X.detach()) if detach else parts, tol)
+        frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
+        keep = None
+        if present is not None:
+            # the present rows in canonical order (frames that permute rows move them)
+            xp = get_namespace(X)
+            keep = frame.to_canonical(xp.astype(present, X.dtype)[..., None], "scalar") > 0
         canonical = {}
         # where each frame field's rows start among the stacked frame-defining rows
         offsets, row = {}, 0
@@ -284,16 +469,20 @@ class FramePlan:
             # constant, so their gradient must not be cut.
             if f.name in self.frame_fields and not detach:
                 canon = frame.snap(canon, offsets[f.name])
+            if keep is not None:   # absent rows: zeros (centring moved them)
+                canon = _zero_absent(canon, keep, f.kind)
             canonical[f.name] = self.group.to_real(canon, f.kind)
         Xc = self.layout.join(canonical)
         if round_bits is not None:
             Xc = round_relative(Xc, self.layout, round_bits)
         return Xc, (frame if return_frame else None)
 
-    def _frame(self, parts, tol):
+    def _frame(self, parts, tol, present=None):
         """The group's frames of one chunk; the group reads the fields it needs."""
         kinds = [(f.name, f.kind) for f in self.layout.fields]
         frame_fields = self.frame_fields
+        # present only where rows are absent: groups of other packages may predate it
+        extra = {} if present is None else {"present": present}
         return self.group.frame(
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
@@ -301,7 +490,22 @@ class FramePlan:
             others=[(parts[name], kind) for name, kind in kinds
                     if kind in ("point", "vector") and name not in frame_fields],
             edges=[parts[name] for name, kind in kinds if kind == "edge"],
-            method=self.method, tol=tol)
+            method=self.method, tol=tol, **extra)
+
+
+def _rows_of(present, s):
+    """The present rows of the samples of slice ``s`` (None stays None)."""
+    return None if present is None else present[s]
+
+
+def _zero_absent(canon, keep, kind):
+    """Canonical field (B, K, n, w) (edges: (B, K, n, n, w)) with zeros where ``keep``
+    (B, K, n, 1), the canonical present rows, is False."""
+    xp = get_namespace(canon)
+    if kind == "edge":
+        keep = keep[..., :, None, :] & keep[..., None, :, :]
+    zero = xp.zeros((), dtype=canon.dtype, device=canon.device)
+    return xp.where(keep, canon, zero)
 
 
 def _fields_of(group, layout, X):
@@ -319,11 +523,22 @@ def restore(frame, layout, Y):
                         for f in layout.fields})
 
 
-def to_canonical(frame, layout, Y):
-    """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames."""
+def to_canonical(frame, layout, Y, present=None):
+    """Canonical form (B, K, C) of equivariant targets (B, C) under the given frames.
+
+    With ``present`` (B, n) and targets of the inputs' ``n`` rows, the targets' absent
+    rows (any value, NaN included) are zeros in the canonical form."""
+    per_row = present is not None and layout.n_rows == present.shape[1]
+    if per_row:
+        Y = fill_absent(Y, layout, present)
     parts = _fields_of(frame, layout, Y)
-    return layout.join({f.name: frame.to_real(_named(frame.to_canonical, parts, f),
-                                              f.kind)
+    canonical = {f.name: _named(frame.to_canonical, parts, f) for f in layout.fields}
+    if per_row:
+        xp = get_namespace(Y)
+        keep = frame.to_canonical(xp.astype(present, Y.dtype)[..., None], "scalar") > 0
+        canonical = {f.name: _zero_absent(canonical[f.name], keep, f.kind)
+                     for f in layout.fields}
+    return layout.join({f.name: frame.to_real(canonical[f.name], f.kind)
                         for f in layout.fields})
 
 
@@ -351,6 +566,7 @@ class FrameEstimatorMixin:
             raise ValueError(f"X must be 2-D (n_samples, n_columns) or 3-D (n_samples, "
                              f"n_rows, width); got a {X.ndim}-D array of shape {X.shape}")
         self.input_shape_ = tuple(X.shape[1:])
+        self.absent_rows_ = False
         if self.group is None:
             self.group_ = self.layout_ = self.frame_fields_ = None
             self.labeling_backend_ = None
@@ -360,7 +576,7 @@ class FrameEstimatorMixin:
             self.group_, self.layout_ = plan.group, plan.layout
             self.frame_fields_ = list(plan.frame_fields)
             self.labeling_backend_ = plan.group.labeling_backend()
-            check_finite(X, self.layout_)
+            self.absent_rows_ = find_absent(X, plan.layout, plan.presence_field) is not None
 
     def _validate_X(self, X):
         """Validate X after fitting: numeric, same trailing shape, finite."""
@@ -372,7 +588,6 @@ class FrameEstimatorMixin:
                              f"{self.input_shape_}")
         if self.group_ is None:  # X goes to the inner estimator as it is, NaN included
             return X
-        check_finite(X, self.layout_)
         fitted = self.labeling_backend_
         # a fit without pynauty labeled only what colour refinement separates, which
         # every backend labels alike
@@ -387,14 +602,39 @@ class FrameEstimatorMixin:
                     "the fitted version.", LabelingBackendWarning, stacklevel=3)
         return X
 
+    @property
+    def _presence_column(self):
+        """Whether canonical inputs carry a presence column per row: where the fitted
+        data had absent rows and the frames keep the rows in place (frames that
+        permute rows move the absent ones last instead)."""
+        return bool(getattr(self, "absent_rows_", False)) and not self.group_.permutes_rows
+
     def _canonical(self, X, return_frame=True):
-        """Canonical inputs (B, K, ...) and frames (None without a group)."""
+        """Canonical inputs (B, K, ...), frames (None without a group) and present rows
+        (B, n) (None: all present).
+
+        Absent rows (all NaN in the first point field) are zeros in the canonical
+        inputs; where the fitted data had absent rows and the group keeps rows in place,
+        a 0/1 presence column per row is appended (see :func:`with_presence`).
+        """
         if self.group_ is None:
-            return X[:, None], None
+            return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
-        return plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                 return_frame=return_frame, round_bits=self.round_bits)
+        X, present = plan.prepare(X)
+        if present is not None and not getattr(self, "absent_rows_", False):
+            raise AbsentRowsError(
+                f"X has absent rows (all-NaN rows of field {plan.presence_field!r}) in "
+                f"{first_indices(_host(~present).any(axis=1))}, but "
+                f"{type(self).__name__} was fitted on data without absent rows, so its "
+                "inner estimator never saw any. Fit on padded data (systems of "
+                "different sizes, with NaN rows) to predict on padded data.")
+        Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
+                                      return_frame=return_frame, present=present,
+                                      round_bits=self.round_bits)
+        if self._presence_column:
+            Xc = with_presence(Xc, self.layout_, present)
+        return Xc, frame, present
 
     def frame_diagnostics(self, X):
         """Per-sample frame diagnostics, so degenerate inputs are visible.
@@ -415,6 +655,6 @@ class FrameEstimatorMixin:
         check_is_fitted(self)
         if self.group_ is None:
             raise ValueError("group=None has no frames; set a group to get diagnostics")
-        _, frame = self._canonical(self._validate_X(X))
+        _, frame, _ = self._canonical(self._validate_X(X))
         return {key: (None if value is None else np.asarray(value))
                 for key, value in frame.diagnostics.items()}

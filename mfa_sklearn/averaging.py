@@ -1,5 +1,7 @@
 """FrameAveragingRegressor and FrameAveragingClassifier: any estimator, made symmetric."""
 
+import contextlib
+
 import numpy as np
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, RegressorMixin, clone
@@ -10,7 +12,12 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping, process_routing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
 
 from ._engine import (
     COMMON_CONSTRAINTS,
@@ -20,11 +27,12 @@ from ._engine import (
     TARGET_CONSTRAINT,
     FrameEstimatorMixin,
     is_invariant,
+    mark_absent,
     restore,
     to_canonical,
 )
 from ._skorch import inner_inputs, inner_outputs
-from .exceptions import LayoutError
+from .exceptions import AbsentRowsError, LayoutError, NonFiniteInputError, first_indices
 from .layout import Layout
 
 __all__ = ["FrameAveragingClassifier", "FrameAveragingRegressor"]
@@ -134,7 +142,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         and the frames."""
         check_is_fitted(self)
         X = self._validate_X(X)
-        Xc, frame = self._canonical(X)
+        Xc, frame, present = self._canonical(X)
         B, K = Xc.shape[:2]
         if params and not get_config()["enable_metadata_routing"]:
             raise ValueError(f"{method} parameters {sorted(params)} need "
@@ -144,7 +152,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         Xi, _ = inner_inputs(self.estimator_, Xc.reshape(B * K, -1))
         out = np.asarray(getattr(self.estimator_, method)(Xi, **params))
         out = inner_outputs(self.estimator_, out, X.dtype)
-        return out.reshape((B, K) + out.shape[1:]), frame
+        return out.reshape((B, K) + out.shape[1:]), frame, present
 
     def get_metadata_routing(self):
         """Metadata routing: fit, predict and friends go to the inner estimator."""
@@ -159,12 +167,14 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
+        # with a group, all-NaN rows are absent rows (NaN elsewhere is an error)
+        tags.input_tags.allow_nan = self.group is not None
         try:
             inner = get_tags(self._get_estimator())
             tags.target_tags.multi_output = inner.target_tags.multi_output
             # without a group X reaches the inner estimator as it is
-            tags.input_tags.allow_nan = self.group is None and inner.input_tags.allow_nan
+            if self.group is None:
+                tags.input_tags.allow_nan = inner.input_tags.allow_nan
         except (AttributeError, TypeError, ValueError):
             pass
         return tags
@@ -200,6 +210,10 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         How y transforms. "invariant": y is unchanged by the group. Otherwise the
         layout of y's columns, e.g. ``"point"`` for future positions (moves like
         positions: rotated and translated) or ``"vector"`` for forces (rotated only).
+        Per-row targets of samples with absent rows (all-NaN rows of X, see
+        :class:`MinimalFrameCanonicalizer`) may be NaN on those rows in ``fit`` (the
+        inner estimator sees zeros there); ``predict`` returns NaN there, and NaN for
+        every output of a sample without present rows.
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
         of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
@@ -216,7 +230,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     ----------
     estimator_ : regressor
         The inner estimator fitted on canonical inputs.
-    group_, layout_, frame_fields_, input_shape_, labeling_backend_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_, absent_rows_ :
         As for :class:`MinimalFrameCanonicalizer`.
     target_layout_ : Layout or None
         Layout of equivariant targets (None for invariant targets).
@@ -273,6 +287,16 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         self
         """
         self._validate_params()
+        # NaN in y marks the absent rows of per-row targets: checked against X below
+        y_nan = np.zeros(0, dtype=bool)
+        # a y that fails here fails in validate_data below, with sklearn's message
+        with contextlib.suppress(TypeError, ValueError):
+            if y is not None:
+                y_nan = np.isnan(check_array(y, ensure_all_finite="allow-nan",
+                                             ensure_2d=False, dtype="numeric",
+                                             input_name="y"))
+        if y_nan.any():
+            y = np.where(y_nan, 0.0, np.asarray(y, dtype=np.float64))
         X, y = validate_data(self, X, y, allow_nd=True, dtype=[np.float64, np.float32],
                              ensure_all_finite=False, multi_output=True, y_numeric=True)
         self._fit_frames(X)
@@ -289,17 +313,44 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
                     f"targets need the input's {self.layout_.n_rows} rows per sample; y "
                     f"has {self.target_layout_.n_rows} rows ({y.shape[1]} columns). Use "
                     "target='invariant' for outputs on other row sets")
-        Xc, frame = self._canonical(X)
+        Xc, frame, present = self._canonical(X)
+        self._check_target_nan(y_nan, present)
         B, K = Xc.shape[:2]
         if self.target_layout_ is not None:
-            yc = to_canonical(frame, self.target_layout_, y).reshape(B * K, -1)
+            yc = to_canonical(frame, self.target_layout_, y, present).reshape(B * K, -1)
         else:
             yc = np.repeat(y, K, axis=0) if K > 1 else y
         self._fit_inner(Xc, yc, *self._inner_fit_params(sample_weight, fit_params, B))
         return self
 
+    def _check_target_nan(self, y_nan, present):
+        """NaN in y is accepted only on the absent rows of per-row targets."""
+        if not y_nan.any():
+            return
+        allowed = np.zeros(y_nan.shape, dtype=bool)
+        layout = self.target_layout_
+        if (present is not None and layout is not None
+                and layout.n_rows == present.shape[1]):
+            absent, n = ~present, layout.n_rows
+            edge = (absent[:, :, None] | absent[:, None, :])[..., None]
+            allowed = layout.join({
+                f.name: np.broadcast_to(edge, (len(absent), n, n, f.width))
+                if f.kind == "edge" else
+                np.broadcast_to(absent[..., None], (len(absent), n, f.width))
+                for f in layout.fields}).reshape(y_nan.shape)
+        bad = y_nan & ~allowed
+        if bad.any():
+            sample = int(np.argwhere(bad)[0][0])
+            raise NonFiniteInputError(
+                f"y contains NaN in {first_indices(bad.reshape(len(bad), -1).any(axis=1))}"
+                f", e.g. sample {sample}, outside absent rows: NaN in y marks the absent "
+                "rows (all-NaN rows of X) of per-row equivariant targets only")
+
     def predict(self, X, **predict_params):
         """Frame-averaged predictions: invariant or equivariant as ``target`` says.
+
+        Per-row targets are NaN at the absent rows of X, and every output of a sample
+        without present rows is NaN.
 
         Parameters
         ----------
@@ -311,11 +362,13 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        pred, frame = self._inner_predict("predict", X, **predict_params)
+        pred, frame, present = self._inner_predict("predict", X, **predict_params)
         if self.target_layout_ is None:
             out = pred[:, 0] if pred.shape[1] == 1 else pred.mean(axis=1)
         else:
             out = restore(frame, self.target_layout_, pred.reshape(pred.shape[:2] + (-1,)))
+        if present is not None:
+            out = mark_absent(out, self.target_layout_, present)
         if self._y_ndim == 1 and out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
         return out
@@ -351,7 +404,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     estimator_ : classifier
         Fitted on canonical inputs and labels encoded as 0..n_classes-1.
     classes_ : ndarray of shape (n_classes,)
-    group_, layout_, frame_fields_, input_shape_, labeling_backend_ :
+    group_, layout_, frame_fields_, input_shape_, labeling_backend_, absent_rows_ :
         As for :class:`FrameAveragingRegressor`.
     n_features_in_, feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.
@@ -393,7 +446,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         self.classes_ = encoder.classes_
         codes = np.zeros(len(y), dtype=np.intp)
         codes[kept] = encoder.transform(y[kept])
-        Xc, _ = self._canonical(X)
+        Xc, _, _ = self._canonical(X)
         K = Xc.shape[1]
         self._fit_inner(Xc, np.repeat(codes, K) if K > 1 else codes, params, counts)
         return self
@@ -407,7 +460,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         """
         check_is_fitted(self)
         if self.frame == "minimal" or self.group is None:
-            pred, _ = self._inner_predict("predict", X, **predict_params)
+            pred, _, present = self._inner_predict("predict", X, **predict_params)
+            _no_label_for_empty(present)
             return self.classes_[pred[:, 0].astype(np.intp)]
         if hasattr(self.estimator_, "predict_proba"):
             return self.classes_[np.argmax(self.predict_proba(X, **predict_params), axis=1)]
@@ -415,33 +469,51 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
             score = self.decision_function(X, **predict_params)
             codes = (score > 0).astype(np.intp) if score.ndim == 1 else np.argmax(score, 1)
             return self.classes_[codes]
-        pred, _ = self._inner_predict("predict", X, **predict_params)
+        pred, _, present = self._inner_predict("predict", X, **predict_params)
+        _no_label_for_empty(present)
         votes = np.stack([(pred == c).sum(axis=1) for c in range(len(self.classes_))], 1)
         return self.classes_[np.argmax(votes, axis=1)]
 
     @available_if(_inner_has("predict_proba"))
     def predict_proba(self, X, **predict_params):
         """Class probabilities of the inner classifier, averaged over frame elements."""
-        proba, _ = self._inner_predict("predict_proba", X, **predict_params)
-        return proba.mean(axis=1)
+        proba, _, present = self._inner_predict("predict_proba", X, **predict_params)
+        return _nan_for_empty(proba.mean(axis=1), present)
 
     @available_if(_inner_has("predict_log_proba"))
     def predict_log_proba(self, X, **predict_params):
         """Logarithm of :meth:`predict_proba`."""
         if self.frame == "minimal" or self.group is None:
-            log_proba, _ = self._inner_predict("predict_log_proba", X, **predict_params)
-            return log_proba[:, 0]
+            log_proba, _, present = self._inner_predict("predict_log_proba", X,
+                                                        **predict_params)
+            return _nan_for_empty(log_proba[:, 0], present)
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X, **predict_params))
 
     @available_if(_inner_has("decision_function"))
     def decision_function(self, X, **predict_params):
         """Decision function of the inner classifier, averaged over frame elements."""
-        score, _ = self._inner_predict("decision_function", X, **predict_params)
-        return score.mean(axis=1)
+        score, _, present = self._inner_predict("decision_function", X, **predict_params)
+        return _nan_for_empty(score.mean(axis=1), present)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         if self.group is not None:
             tags.classifier_tags.poor_score = True
         return tags
+
+
+def _nan_for_empty(out, present):
+    """Outputs (B, ...) with NaN for the samples without present rows."""
+    return out if present is None else mark_absent(out, None, present)
+
+
+def _no_label_for_empty(present):
+    """Class labels cannot be NaN: a sample without present rows has none."""
+    if present is None:
+        return
+    empty = ~present.any(axis=1)
+    if empty.any():
+        raise AbsentRowsError(
+            f"{first_indices(empty)} have no present rows (every row absent), so they "
+            "have no class label; predict_proba and decision_function give NaN for them")

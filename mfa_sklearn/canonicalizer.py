@@ -24,6 +24,19 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     data leaves free (rank-deficient samples) are set to zero, which is the exact
     average over the stabilizer.
 
+    **Systems of different sizes.** A row whose first point field (else first
+    frame-defining field) is all NaN is *absent*: samples of fewer rows are padded
+    with NaN rows, anywhere among the rows. Absent rows are left out of the frames
+    (centroids, row choices), their other fields may hold anything (NaN included),
+    and every field of theirs is 0 in the output. When the fitted data had absent
+    rows (``absent_rows_``) and the group keeps rows in place (all but S_n and its
+    products, which put absent rows last), a 0/1 presence column per row follows the
+    canonical columns: ``n`` more columns for 2-D X (in row order), one more entry
+    per row for 3-D X. Data without absent rows keeps its format unless the fitted data
+    had some; transforming padded data after fitting on unpadded data raises
+    :class:`~mfa_sklearn.exceptions.AbsentRowsError`. NaN elsewhere and inf raise
+    :class:`~mfa_sklearn.exceptions.NonFiniteInputError`, naming sample and row.
+
     Parameters
     ----------
     group : str, Group or None, default=None
@@ -61,6 +74,9 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         Resolved frame-defining fields (point fields first).
     input_shape_ : tuple
         Shape of one sample of X.
+    absent_rows_ : bool
+        Whether the fitted X had absent rows (all-NaN rows); then canonical inputs carry
+        presence columns (groups that keep rows in place).
     labeling_backend_ : str or None
         For the permutation groups, the canonical labeling backend at fit time (e.g.
         ``"pynauty 2.8.8.1 (nauty2_8_8)"``); a transform under another one warns with
@@ -118,6 +134,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                           ensure_all_finite=False)
         self._fit_frames(X)
         self._n_features_out = int(np.prod(self.input_shape_))
+        if self.group_ is not None and self._presence_column and len(self.input_shape_) == 1:
+            self._n_features_out += self.layout_.n_rows     # the presence columns
         return self
 
     def transform(self, X):
@@ -133,7 +151,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         check_is_fitted(self)
         X = self._validate_X(X)
-        Xc, _ = self._canonical(X, return_frame=False)
+        Xc, _, _ = self._canonical(X, return_frame=False)
         # without a group Xc is a view of X: never hand out the caller's memory
         return Xc[:, 0].copy() if self.group_ is None else Xc[:, 0]
 
@@ -152,6 +170,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
-        tags.input_tags.allow_nan = self.group is None  # then X passes through
+        # no group: X passes through; a group: all-NaN rows are absent rows
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

@@ -7,6 +7,7 @@ installed, is an ``ImportError``.
 """
 
 __all__ = [
+    "AbsentRowsError",
     "FrameDegeneracyWarning",
     "FrameTooLargeError",
     "GroupNotFoundError",
@@ -22,6 +23,11 @@ __all__ = [
 
 class NonFiniteInputError(ValueError):
     """A field holds NaN or inf, so no frame can be computed."""
+
+
+class AbsentRowsError(ValueError):
+    """X has absent rows (all-NaN rows) where the estimator cannot take them: it was
+    fitted on data without absent rows."""
 
 
 class LayoutError(ValueError):

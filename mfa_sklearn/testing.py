@@ -65,6 +65,13 @@ def apply_group(group, g, X, fields=None):
     moved = {f.name: group.to_real(group.act(g, group.from_real(parts[f.name], f.kind),
                                              f.kind), f.kind)
              for f in layout.fields}
+    # absent rows (NaN) stay NaN, and nothing else becomes NaN: a row is moved as a
+    # whole, so a row with a NaN entry is NaN after the move (matrix products need
+    # not propagate NaN)
+    # (the indicator of NaN rows moves as a scalar field: permutations reorder it)
+    moved = {f.name: np.where(group.act(g, np.isnan(parts[f.name]).any(
+        axis=-1, keepdims=True).astype(np.float64), "scalar") > 0, np.nan, moved[f.name])
+        if f.kind != "edge" else moved[f.name] for f in layout.fields}
     return layout.join(moved).astype(dtype, copy=False)
 
 
@@ -91,6 +98,9 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
     group : str or Group
         The group to test.
     X : ndarray of shape (n_samples, n_columns) or (n_samples, n_rows, width)
+        May hold absent rows (all-NaN rows, see the estimators): ``g`` moves the
+        present rows only, absent rows stay NaN, and outputs are compared where they
+        are not NaN on both sides (NaN on one side only is an infinite error).
     fields : dict, str, tuple or None
         Layout of X; default: the model's ``fields`` parameter if it has one.
     target : "invariant", kind, (kind, width) or dict, optional
@@ -211,10 +221,13 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
             parts = layout.split(X)
             point_parts = [parts[f.name] for f in layout.fields if f.kind == "point"]
             points = point_parts[0] if point_parts else X
-        translation_scale = 10.0 * _root_mean_square(points)
+        points = np.asarray(points)
+        # absent rows (NaN) are not there
+        translation_scale = 10.0 * _root_mean_square(points[~np.isnan(points)])
     g = group.random_element(len(X), random_state, translation_scale=translation_scale)
     out = _call(model, X)
-    out_moved = _call(model, apply_group(group, g, X, fields))
+    X_moved = apply_group(group, g, X, fields)
+    out_moved = _call(model, X_moved)
     invariant = isinstance(target, str) and target == "invariant"
     if not np.issubdtype(out.dtype, np.number):
         # class labels (strings, booleans): a changed label is an error of 1
@@ -225,14 +238,35 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
     out_moved = out_moved.astype(np.float64)
     if invariant:
         expected = out.astype(np.float64)
-        diff_rows = (out_moved - expected).reshape(len(X), 1, -1)
     else:
         flat = out.reshape(len(X), -1)
         layout = Layout.infer(target, group, flat.shape[1:], what="target", name="y")
         expected = apply_group(group, g, flat.astype(np.float64), target).reshape(out.shape)
-        diff_rows = _rows(layout, (out_moved - expected).reshape(len(X), -1))
-    diff = np.abs(out_moved - expected)
+    # outputs NaN on both sides agree where the rows of g.X are absent (per-row
+    # outputs; permutations move them) or the sample has no present row; NaN anywhere
+    # else stays NaN in the error
+    difference = out_moved - expected
+    absent = _absent_rows(group, X_moved, fields)
+    if absent is not None:
+        allowed = np.broadcast_to(absent.all(axis=1).reshape(
+            (-1,) + (1,) * (out.ndim - 1)), out.shape)
+        if (not invariant and layout.n_rows == absent.shape[1]
+                and all(f.kind != "edge" for f in layout.fields)):
+            rows = layout.join({f.name: np.broadcast_to(
+                absent[..., None], (len(X), layout.n_rows, f.width))
+                for f in layout.fields})
+            allowed = allowed | rows.reshape(out.shape)
+        both = np.isnan(out_moved) & np.isnan(expected) & allowed
+        difference = np.where(both, 0.0, difference)
+    if invariant:
+        diff_rows = difference.reshape(len(X), 1, -1)
+    else:
+        diff_rows = _rows(layout, difference.reshape(len(X), -1))
+    diff = np.abs(difference)
     scale = float(np.max(np.abs(out_moved))) if out_moved.size else 0.0
+    if absent is not None:   # NaN where rows are absent is no output
+        finite = np.abs(out_moved[~np.isnan(out_moved)])
+        scale = float(np.max(finite)) if finite.size else 0.0
     max_abs = float(diff.max()) if diff.size else 0.0
     sample, entry = (np.unravel_index(int(np.argmax(diff.reshape(len(X), -1))),
                                       (len(X), diff.size // len(X)))
@@ -244,6 +278,20 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         "output_scale": scale,
     }
     return report, {"sample": int(sample), "entry": int(entry), "target": target}
+
+
+def _absent_rows(group, X, fields):
+    """Absent rows (B, n) of X (all NaN in the first point field, else the first
+    field), or None where there are none."""
+    if not np.isnan(X).any():
+        return None
+    layout = Layout.infer(fields, group, X.shape[1:])
+    kinds = [f for f in layout.fields if f.kind == "point"] or [
+        f for f in layout.fields if f.kind != "edge"]
+    if not kinds:
+        return None
+    absent = np.isnan(layout.split(X)[kinds[0].name]).all(axis=-1)
+    return absent if absent.any() else None
 
 
 def _describe(model):

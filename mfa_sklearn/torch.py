@@ -30,11 +30,16 @@ from ._engine import (
     FRAME_CONSTRAINT,
     TARGET_CONSTRAINT,
     FramePlan,
+    fill_absent,
+    find_absent,
     is_invariant,
+    mark_absent,
     restore,
+    with_presence,
 )
+from .exceptions import NonFiniteInputError
 from .groups import get_group
-from .groups._namespace import PRECISIONS, frame_precision
+from .groups._namespace import PRECISIONS, frame_precision, on_host
 from .layout import Layout, parse_fields
 
 __all__ = ["FrameAveraged"]
@@ -46,6 +51,7 @@ _PARAMETER_CONSTRAINTS = {
     "frame": FRAME_CONSTRAINT,
     "frame_dtype": [StrOptions(set(PRECISIONS))],
     "detach_frame": ["boolean"],
+    "presence_column": ["boolean"],
 }
 
 
@@ -128,6 +134,12 @@ class FrameAveraged(nn.Module):
         Treat the frames as constants in backward. The model stays equivariant, but
         its input gradient is no longer the derivative of the composed function; keep
         the default for forces ``-dE/dx``.
+    presence_column : bool, default=False
+        Append a 0/1 presence column per row to the canonical inputs (2-D X: ``n``
+        more columns; 3-D X: one more entry per row), so that the backbone can tell an
+        absent row from a present row at the canonical origin. Only for groups that
+        keep rows in place (not S_n and its products, which move absent rows last);
+        the backbone then takes ``C + n`` columns (``W + 1`` per row).
     **kwargs
         ``module__<name>=value`` arguments of the backbone class.
 
@@ -145,6 +157,14 @@ class FrameAveraged(nn.Module):
 
     Notes
     -----
+    **Systems of different sizes.** A row whose first point field (else first
+    frame-defining field) is all NaN is *absent*, or ``forward(X, mask=mask)`` marks the
+    present rows with a boolean ``mask`` of shape (B, n). Absent rows do not enter the
+    frames, are zeros in the canonical inputs (any value, NaN included, is replaced
+    by ``where`` before any arithmetic, so no NaN reaches a gradient), and per-row
+    outputs are NaN there; a sample without present rows gives NaN outputs. Gradients
+    with respect to X are zero at absent rows.
+
     The permutation groups decide row orders, ties and labelings on the host (one
     copy of the batch per forward pass); their gathers, G-frames and averages run on
     the batch's device, differentiably. Where a sample has a non-trivial stabilizer
@@ -188,7 +208,7 @@ class FrameAveraged(nn.Module):
 
     def __init__(self, module, *, group="E(3)", fields=None, frame_fields=None,
                  target="invariant", frame="minimal", tol=None, frame_dtype="float64",
-                 detach_frame=False, **kwargs):
+                 detach_frame=False, presence_column=False, **kwargs):
         super().__init__()
         self.module = _build_module(module, kwargs)
         self.group = group
@@ -199,6 +219,7 @@ class FrameAveraged(nn.Module):
         self.tol = tol
         self.frame_dtype = frame_dtype
         self.detach_frame = detach_frame
+        self.presence_column = presence_column
         validate_parameter_constraints(
             _PARAMETER_CONSTRAINTS,
             {name: getattr(self, name) for name in _PARAMETER_CONSTRAINTS},
@@ -213,12 +234,16 @@ class FrameAveraged(nn.Module):
             if not is_invariant(target):
                 parse_fields(target, self.group_, what="target")
 
-    def canonicalize(self, X):
+    def canonicalize(self, X, mask=None):
         """Canonical inputs and frames of a batch.
 
         Parameters
         ----------
         X : torch.Tensor of shape (B, C) or (B, n, W)
+            All-NaN rows of the first point field are absent rows (see Notes).
+        mask : bool torch.Tensor of shape (B, n), optional
+            True for the present rows; absent rows may then hold any value. Without
+            it, the all-NaN rows are the absent ones.
 
         Returns
         -------
@@ -234,28 +259,58 @@ class FrameAveraged(nn.Module):
             raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
         plan = FramePlan.resolve(self.group_, self.fields, self.frame_fields,
                                  X.shape[1:], self.frame)
+        if mask is None:
+            X, present = plan.prepare(X)
+        else:
+            present = self._check_mask(mask, X, plan)
+            X = fill_absent(X, plan.layout, present)
+            # on the host only (no device synchronisation; NaN shows in the outputs)
+            if on_host(X) and find_absent(X, plan.layout, plan.presence_field) is not None:
+                raise NonFiniteInputError(
+                    f"mask marks rows present whose field {plan.presence_field!r} is all "
+                    "NaN; mark them absent (False) or give their values")
         with frame_precision(self.frame_dtype):
-            return plan.canonicalize(X, tol=self.tol, detach=self.detach_frame)
+            Xc, frame = plan.canonicalize(X, tol=self.tol, detach=self.detach_frame,
+                                          present=present)
+        if self.presence_column and not self.group_.permutes_rows:
+            Xc = with_presence(Xc, plan.layout, present)
+        return Xc, frame
 
-    def forward(self, X):
+    @staticmethod
+    def _check_mask(mask, X, plan):
+        """The mask as present rows (B, n) on X's device; clear errors."""
+        shape = (X.shape[0], plan.layout.n_rows)
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise TypeError("mask must be a boolean torch.Tensor of shape (n_samples, "
+                            f"n_rows) = {shape}; got {type(mask).__name__}"
+                            f"{'' if not hasattr(mask, 'dtype') else ' of ' + str(mask.dtype)}")
+        if tuple(mask.shape) != shape:
+            raise ValueError(f"mask must have shape (n_samples, n_rows) = {shape}; got "
+                             f"{tuple(mask.shape)}")
+        return mask.to(X.device)
+
+    def forward(self, X, mask=None):
         """Frame-averaged output of the backbone.
 
         Parameters
         ----------
         X : torch.Tensor
             A batch, as for :meth:`canonicalize`.
+        mask : bool torch.Tensor of shape (B, n), optional
+            Present rows, as for :meth:`canonicalize`.
 
         Returns
         -------
         torch.Tensor
             Invariant target: the backbone's output per sample, averaged over the
             frame elements, shape ``(B,) + out.shape[1:]``. Equivariant target: the
-            output mapped back by the frames, of the backbone's per-sample shape.
+            output mapped back by the frames, of the backbone's per-sample shape. NaN
+            at absent rows (per-row outputs) and for samples without present rows.
         """
         if self.group_ is None or len(X) == 0:
             # an empty batch has no frames; the backbone gives the output's shape
             return self.module(X)
-        return self.from_canonical(*self.canonicalize(X))
+        return self.from_canonical(*self.canonicalize(X, mask))
 
     def from_canonical(self, Xc, frame):
         """The backbone on canonical inputs, its outputs mapped back by their frames.
@@ -293,11 +348,14 @@ class FrameAveraged(nn.Module):
         B, K = Xc.shape[:2]
         out = self.module(Xc.reshape((B * K,) + tuple(Xc.shape[2:])))
         out = out.reshape((B, K) + tuple(out.shape[1:]))
+        present = frame.present
         if is_invariant(self.target):
-            return frame.average(out)
+            out = frame.average(out)
+            return out if present is None else mark_absent(out, None, present)
         layout = Layout.infer(self.target, self.group_, tuple(out.shape[2:]),
                               what="target", name="the module's output")
-        return restore(frame, layout, out)
+        out = restore(frame, layout, out)
+        return out if present is None else mark_absent(out, layout, present)
 
     def extra_repr(self):
         return (f"group={self.group!r}, fields={self.fields!r}, target={self.target!r}, "

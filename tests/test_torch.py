@@ -140,8 +140,12 @@ def test_bad_input_fails_clearly():
         fa(torch.zeros(2, 29))
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         fa.canonicalize(np.zeros((2, N_COLS)))
-    with pytest.raises(ValueError, match="NaN or inf"):
-        fa(torch.full((2, N_COLS), float("nan")))
+    partly_nan = torch.randn(2, N_COLS)
+    partly_nan[1, 4] = float("nan")                # one coordinate of a position
+    with pytest.raises(ValueError, match=r"NaN or inf.*sample 1, row 1 is partly NaN"):
+        fa(partly_nan)
+    # all NaN: two samples without present rows (see test_absent_rows.py), NaN outputs
+    assert torch.isnan(fa(torch.full((2, N_COLS), float("nan")))).all()
     wrong_output = FrameAveraged(mlp(n_out=13), group="E(3)", fields=FIELDS,
                                  target="point")
     with pytest.raises(ValueError, match="module's output has 13 columns"):

@@ -306,6 +306,11 @@ class Frame(_RealBlocks):
         canon = self._apply_inverse(x64[:, None])
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
 
+    #: present rows (B, n) of the samples (None: all), set by the engine for batches
+    #: with absent rows, so that outputs can be NaN there; carried by ``concat`` and
+    #: indexing
+    present = None
+
     #: per-sample rounding level of the frame-defining rows' canonical coordinates, set
     #: by minimal frames (None: nothing to snap); see :meth:`snap`
     snap_level = None
@@ -452,9 +457,11 @@ class Frame(_RealBlocks):
         def cat(values):
             return None if values[0] is None else xp.concat(values, axis=0)
 
-        return kind(cat([f.H for f in frames]), cat([f.t for f in frames]),
-                    **{name: cat([getattr(f, name) for f in frames])
-                       for name in kind.diagnostic_names})
+        out = kind(cat([f.H for f in frames]), cat([f.t for f in frames]),
+                   **{name: cat([getattr(f, name) for f in frames])
+                      for name in kind.diagnostic_names})
+        out.present = cat([f.present for f in frames])
+        return out
 
     def __getitem__(self, index):
         """The frames of a slice of samples (``index``: a slice, integers or booleans, as
@@ -462,8 +469,10 @@ class Frame(_RealBlocks):
         def take(a):
             return select(a, index)
 
-        return type(self)(take(self.H), take(self.t),
-                          **{name: take(getattr(self, name)) for name in self.diagnostic_names})
+        out = type(self)(take(self.H), take(self.t),
+                         **{name: take(getattr(self, name)) for name in self.diagnostic_names})
+        out.present = take(self.present)
+        return out
 
 
 class Group(_RealBlocks):
@@ -525,7 +534,7 @@ class Group(_RealBlocks):
         return None
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule="pivoted"):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch.
 
         Parameters
@@ -541,6 +550,13 @@ class Group(_RealBlocks):
             with ``uses_all_fields``.
         edges : array of shape (B, n, n, w), or a sequence of them, optional
             Edge fields. Read only by groups with ``supports_edges``.
+        present : bool array of shape (B, n), optional
+            Which rows of the per-row fields are present (all per-row fields share
+            the same ``n`` rows), in the inputs' namespace and on their device; None:
+            every row is. Absent rows hold finite filler (the engine writes zeros)
+            and count for nothing: the frame is the one of the sample with its absent
+            rows deleted (to rounding), wherever they sit. A sample without present
+            rows gets the identity frame with rank 0.
         method : str, default="minimal"
             One of :attr:`frame_methods`.
         tol : float, optional
@@ -575,6 +591,24 @@ class Group(_RealBlocks):
         if kind == "point" and g.b is not None:
             out = out + g.b[:, None, :]
         return out
+
+    def _present(self, xp, present, arrays):
+        """Validate ``present`` against the frame-defining ``arrays``; return it as a
+        bool array (B, n), or None where every row is present."""
+        if present is None:
+            return None
+        B, n = arrays[0].shape[:2]
+        if tuple(present.shape) != (B, n):
+            raise ValueError(f"present must have shape (n_samples, n_rows) = {(B, n)}; got "
+                             f"{tuple(present.shape)}")
+        if present.dtype != xp.bool:
+            raise ValueError(f"present must be a boolean array; got dtype {present.dtype}")
+        for a in arrays:
+            if a.shape[1] != n:
+                raise ValueError(
+                    "with present, every frame-defining field must have the same rows; "
+                    f"got fields of {n} and {a.shape[1]} rows")
+        return present
 
     def _frame_inputs(self, points, vectors, method, tol):
         """The preamble every ``frame`` shares: check the method and the rows.
@@ -668,6 +702,42 @@ class Group(_RealBlocks):
                     f"a frame-defining field contains NaN or inf in "
                     f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
                     "computed")
+
+
+def present_major(xp, present, n_arrays, dtype):
+    """Coordinate-major presence weights (m, B) of ``n_arrays`` stacked fields that
+    share the rows of ``present`` (B, n): 1 for a present row, 0 for an absent one."""
+    weights = xp.astype(present.T, dtype)
+    return weights if n_arrays == 1 else xp.concat([weights] * n_arrays, axis=0)
+
+
+def identity_where_empty(xp, frame, present):
+    """Give samples without present rows the identity frame, rank 0, in place.
+
+    Parameters
+    ----------
+    frame : Frame
+        Minimal frames (``H`` of shape (B, 1, d, d)).
+    present : bool array of shape (B, n) or None
+
+    Returns
+    -------
+    Frame
+        ``frame``, changed where a sample has no present row.
+    """
+    if present is None:
+        return frame
+    empty = ~xp.any(present, axis=1)
+    if not on_host(present) or bool(xp.any(empty)):
+        d = frame.H.shape[-1]
+        eye = xp.eye(d, dtype=frame.H.dtype, device=frame.H.device)
+        frame.H = xp.where(empty[:, None, None, None], eye, frame.H)
+        if frame.t is not None:
+            frame.t = xp.where(empty[:, None], 0.0, frame.t)
+        frame.rank = xp.where(empty, 0, frame.rank)
+        if getattr(frame, "projected", None) is not None:
+            frame.projected = frame.projected & ~empty
+    return frame
 
 
 def _finfo_max(dtype):

@@ -86,7 +86,7 @@ References
 import numpy as np
 
 from ..exceptions import RankDeficientError
-from ._base import Frame, Group, GroupElement, _to_numpy
+from ._base import Frame, Group, GroupElement, _to_numpy, identity_where_empty
 from ._namespace import (
     get_namespace,
     machine_eps,
@@ -139,6 +139,8 @@ class LinearFrame(Frame):
     snap_diagonal = None
     #: Aff: number of rows of the first point field, whose centroid is the translation
     snap_first_rows = None
+    #: present rows (B, n) of the frame-defining fields, or None (all present)
+    snap_present = None
 
     def snap(self, canon, offset=0):
         """The exact canonical rows of the rows that chose the frame, where the computed
@@ -181,10 +183,16 @@ class LinearFrame(Frame):
             here = rows == local[:, k:k + 1]                                   # (B, n)
             known = here if known is None else known | here
         # the sum rule fixes a row only where at most d rows (the chosen ones) remain
-        sum_rule = self.snap_first_rows == n and offset == 0 and n - 1 <= d
+        present = self.snap_present
+        sum_rule = self.snap_first_rows == n and offset == 0 and (
+            present is not None or n - 1 <= d)
         if sum_rule:
             count = xp.sum(xp.astype(known, xp.int64), axis=1, keepdims=True)
-            last = ~known & (count == n - 1)
+            if present is None:
+                last = ~known & (count == n - 1)
+            else:  # the count of present rows decides, per sample
+                n_here = xp.sum(xp.astype(present, xp.int64), axis=1, keepdims=True)
+                last = ~known & present & (count == n_here - 1) & (n_here - 1 <= d)
             known = known | last
         # NaN on the rows that stay as computed: no comparison with it holds. Built
         # transposed, (B, d, n), the layout of the solve's output, along which numpy
@@ -250,7 +258,7 @@ class LinearGroup(Group):
 
     # ------------------------------------------------------------------ frames
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule="pivoted"):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining rows.
 
         Parameters
@@ -262,6 +270,11 @@ class LinearGroup(Group):
             Vector rows (never centred).
         scalars, others, edges : ignored
             The frame depends on the frame-defining rows alone.
+        present : bool array of shape (B, n), optional
+            Present rows (None: all). Absent rows (finite filler) are left out of the
+            centroid (Aff), the rank guard and the row selection; every sample with a
+            present row needs its present rows to span ``R^d``; a sample without
+            present rows gets the identity frame, rank 0.
         method : {"minimal"}, default="minimal"
             Only minimal frames exist for these groups.
         tol : float, optional
@@ -286,6 +299,11 @@ class LinearGroup(Group):
         if rule not in ("pivoted", "first"):
             raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
+        present = self._present(xp, present, points + vectors)
+        if present is not None:  # absent rows are zeros: they change no singular value
+            mask = present[..., None]
+            points = [xp.where(mask, p, xp.zeros_like(p)) for p in points]
+            vectors = [xp.where(mask, v, xp.zeros_like(v)) for v in vectors]
         # largest |entry| near 1 before the centroid and any product (see the module
         # docstring, 'Rank guard and tolerances'); new arrays, the inputs stay as given
         largest = None
@@ -299,18 +317,33 @@ class LinearGroup(Group):
         if self.has_translations:
             # centre before the rank guard: Aff needs the points to span R^d affinely,
             # which the uncentred rows could do while all lying in one hyperplane
-            t = xp.mean(points[0], axis=1)
+            if present is None:
+                t = xp.mean(points[0], axis=1)
+                n_first = points[0].shape[1]
+            else:  # the mean over the present rows
+                n_first = xp.astype(xp.sum(xp.astype(present, xp.int64), axis=1),
+                                    points[0].dtype)
+                t = xp.sum(points[0], axis=1) / xp.maximum(n_first, 1.0)[:, None]
             points = [p - t[:, None, :] for p in points]
+            if present is not None:  # centring moved the absent rows to -t
+                points = [xp.where(mask, p, xp.zeros_like(p)) for p in points]
             # Centring coincident points leaves rounding noise of about n eps |t|; no
             # direction may be read from it.
             norm_t = xp.sqrt(xp.sum(t * t, axis=-1))
-            floor = 16.0 * points[0].shape[1] * work_eps(xp) * norm_t
+            floor = 16.0 * n_first * work_eps(xp) * norm_t
         Z = xp.concat(points + vectors, axis=1) if len(points + vectors) > 1 \
             else (points + vectors)[0]
         B, m, d = Z.shape
         if B == 0:
             return self._empty_frame(xp, Z, None if t is None else t * inverse[:, None])
         self._check_count(m, B)
+        empty = None
+        if present is not None and m >= d:
+            # samples without present rows get stand-in rows e_1 .. e_d, hence phi = I
+            empty = ~xp.any(present, axis=1)
+            eye = xp.concat([xp.eye(d, dtype=Z.dtype, device=Z.device),
+                             xp.zeros((m - d, d), dtype=Z.dtype, device=Z.device)], axis=0)
+            Z = xp.where(empty[:, None, None], eye, Z)
         Q, R = xp.linalg.qr(Z)
         self._check_rank(xp, R, tol, floor)
         selection = select_rows(to_coordinate_major(xp, Q), tol=tol,
@@ -340,7 +373,10 @@ class LinearGroup(Group):
                             projection_is_average=xp.ones((B,), dtype=xp.bool,
                                                           device=Z.device))
         frame.snap_rows = xp.stack(selection.index, axis=1)
+        if empty is not None:  # nothing to snap: the stand-in rows are not data
+            frame.snap_rows = xp.where(empty[:, None], m, frame.snap_rows)
         frame.snap_diagonal = diagonal
+        frame.snap_present = present
         if self.has_translations:
             frame.snap_first_rows = points[0].shape[1]
         # rounding level of the canonical rows (see LinearFrame.snap): the rows' size,
@@ -350,7 +386,7 @@ class LinearGroup(Group):
             magnitude = magnitude + xp.sqrt(xp.sum(t * t, axis=-1))
         frame.snap_level = ((16.0 * (m + d) * d * work_eps(xp)) * magnitude * inverse
                             * bound)
-        return frame
+        return identity_where_empty(xp, frame, present)
 
     def _special(self, xp, phi):
         """SL: ``D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so

@@ -119,7 +119,14 @@ import warnings
 import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
-from ._base import Frame, Group, GroupElement, _to_numpy
+from ._base import (
+    Frame,
+    Group,
+    GroupElement,
+    _to_numpy,
+    identity_where_empty,
+    present_major,
+)
 from ._namespace import get_namespace, on_host, power_of_two_scale, work_eps, work_float
 from ._selection import (
     cofactor_vector,
@@ -240,7 +247,7 @@ class LorentzGroup(Group):
 
     # ------------------------------------------------------------------ frames
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule="pivoted"):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining rows.
 
         Parameters
@@ -250,6 +257,11 @@ class LorentzGroup(Group):
             treated alike and stacked, points first.
         scalars, others, edges : ignored
             The frame depends on the frame-defining rows alone.
+        present : bool array of shape (B, n), optional
+            Present rows (None: all). Absent rows (finite filler) are left out of
+            every decision (the anchors sum present rows only; cumulative sums are not
+            repeated at absent rows); a sample without present rows gets the identity
+            frame, rank 0.
         method : {"minimal"}, default="minimal"
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype. A
@@ -285,9 +297,17 @@ class LorentzGroup(Group):
                 for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
         # largest |entry| near 1 before any product (see the module docstring,
         # 'Tolerances'): the scale below is a sum of fourth powers
+        present = self._present(xp, present, arrays)
+        weights = None
+        if present is not None:  # absent rows are zeros, here and in the anchors
+            arrays = [xp.where(present[..., None], a, xp.zeros_like(a)) for a in arrays]
+            weights = present_major(xp, present, len(arrays), rows[0].dtype)
+            rows = [rk * weights for rk in rows]
         factor, inverse = power_of_two_scale(xp, largest_entry(rows))
         rows = scale_rows(rows, factor)
         Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
+        if weights is not None and self.anchor == "cumsum":
+            Z = [Zk * weights for Zk in Z]   # a sum repeated at an absent row is not one
         gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
         for k in range(d):
             for m in range(k, d):
@@ -295,6 +315,8 @@ class LorentzGroup(Group):
         scale = xp.sqrt(xp.abs(sum(signature[k] * signature[m] * gram[k][m] ** 2
                                    for k in range(d) for m in range(d))))
         lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
+        if present is not None:
+            lightlike = lightlike & (weights > 0)
         n_lightlike = xp.sum(xp.astype(lightlike, xp.int64), axis=0)
         # Euclidean size of the rows, before the selection overwrites them ("none")
         magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
@@ -328,7 +350,7 @@ class LorentzGroup(Group):
         # Euclidean size of the rows times that of H, which grows with the boost
         frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude * inverse
                             * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
-        return frame
+        return identity_where_empty(xp, frame, present)
 
     def _anchored(self, xp, rows):
         """The rows that the selection sees: anchor rows and/or data rows, new memory."""
@@ -348,7 +370,9 @@ class LorentzGroup(Group):
         u = [Ck * sk for Ck, sk in zip(C, signature)]
         q = dot_rows(u, u, signature=signature)
         complete = rank == d - 1
-        safe = xp.where(complete, xp.sqrt(xp.abs(q)), 1.0)
+        # sqrt of a stand-in 1, not of q: below rank d - 1 the cofactor vector is 0, and
+        # sqrt's infinite derivative at 0 times the unused branch is a NaN gradient
+        safe = xp.sqrt(xp.where(complete, xp.abs(q), 1.0))
         W[d - 1] = [xp.where(complete, uk / safe, wk) for uk, wk in zip(u, W[d - 1])]
         signs[d - 1] = xp.where(complete, xp.where(q < 0, -1.0, 1.0), signs[d - 1])
         found[d - 1] = found[d - 1] | complete

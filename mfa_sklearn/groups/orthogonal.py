@@ -109,7 +109,7 @@ import itertools
 
 import numpy as np
 
-from ._base import Frame, Group, GroupElement
+from ._base import Frame, Group, GroupElement, identity_where_empty, present_major
 from ._namespace import power_of_two_scale, subtract_inplace, work_dtype, work_eps, work_float
 from ._selection import (
     cofactor_vector,
@@ -167,7 +167,7 @@ class OrthogonalGroup(Group):
 
     # ------------------------------------------------------------------ frames
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule="pivoted"):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining rows.
 
         Parameters
@@ -179,6 +179,10 @@ class OrthogonalGroup(Group):
             Vector rows (never centred), e.g. velocities.
         scalars, others, edges : ignored
             The frame depends on the frame-defining rows alone.
+        present : bool array of shape (B, n), optional
+            Present rows (None: all). Absent rows (finite filler) are left out of the
+            centroid, the row selection and the PCA covariance; a sample without
+            present rows gets the identity frame, rank 0.
         method : {"minimal", "pca"}, default="minimal"
             Minimal frames (one element per sample), or the sign-flip PCA frames of
             Puny et al. (``2^d`` elements, ``2^(d-1)`` for SO/SE) as a baseline.
@@ -193,30 +197,46 @@ class OrthogonalGroup(Group):
         """
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
+        present = self._present(xp, present, arrays)
         # coordinate-major float64 rows, in new memory (select_rows updates them in place)
         Z = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
              else work_float(xp, coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        weights = None
+        if present is not None:
+            # absent rows are zeros here and after centring: they never count
+            weights = present_major(xp, present, len(arrays), Z[0].dtype)
+            Z = [Zk * weights for Zk in Z]
         # largest entry near 1 before any product or centroid (see 'Tolerances')
         factor, inverse = power_of_two_scale(xp, largest_entry(Z))
         Z = scale_rows(Z, factor)
         t = floor = t_sq = None
         if self.has_translations:
             n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)
-            t = [xp.mean(Zk[:n_first], axis=0) for Zk in Z]
+            if present is None:
+                t = [xp.mean(Zk[:n_first], axis=0) for Zk in Z]
+            else:  # the mean over the present rows of the first point field
+                n_first = xp.astype(xp.sum(xp.astype(present, xp.int64), axis=1),
+                                    Z[0].dtype)
+                count = xp.maximum(n_first, 1.0)
+                t = [xp.sum(Zk[:points[0].shape[1]], axis=0) / count for Zk in Z]
             Z = [subtract_inplace(Zk, tk) if n_points == Zk.shape[0]
                  else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
                  for Zk, tk in zip(Z, t)]
+            if weights is not None:  # centring moved the absent rows to -t
+                Z = [Zk * weights for Zk in Z]
             # Centring a sample whose points all coincide leaves rounding noise of
             # about n eps |t|, not zeros; no frame vector may come from it.
             t_sq = dot_rows(t, t)
             floor = (16.0 * n_first * work_eps(xp)) ** 2 * t_sq
             t = xp.stack(t, axis=-1)
         if method == "pca":
-            return self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)),
-                                   None if t is None else t * inverse[:, None])
-        return self._minimal_frame(xp, Z, t, t_sq, inverse, tol=tol,
-                                   delta=eps ** (1.0 / 3.0), rule=rule, floor=floor)
+            frame = self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)),
+                                    None if t is None else t * inverse[:, None])
+            return _pca_identity_where_empty(xp, frame, present)
+        frame = self._minimal_frame(xp, Z, t, t_sq, inverse, tol=tol,
+                                    delta=eps ** (1.0 / 3.0), rule=rule, floor=floor)
+        return identity_where_empty(xp, frame, present)
 
     def _minimal_frame(self, xp, Z, t, t_sq, inverse, *, tol, delta, rule, floor):
         """Frames from the selected rows, which are scaled by ``1 / inverse`` (B,), as
@@ -303,6 +323,21 @@ class OrthogonalGroup(Group):
         if self.has_translations:
             b = translation_scale * rng.standard_normal((size, self.d))
         return GroupElement(Q, b)
+
+
+def _pca_identity_where_empty(xp, frame, present):
+    """PCA frames of samples without present rows: every element the identity (their
+    canonical inputs are zeros whatever the element), rank 0."""
+    if present is None:
+        return frame
+    empty = ~xp.any(present, axis=1)
+    d = frame.H.shape[-1]
+    eye = xp.eye(d, dtype=frame.H.dtype, device=frame.H.device)
+    frame.H = xp.where(empty[:, None, None, None], eye, frame.H)
+    if frame.t is not None:
+        frame.t = xp.where(empty[:, None], 0.0, frame.t)
+    frame.rank = xp.where(empty, 0, frame.rank)
+    return frame
 
 
 def haar_orthogonal(size, d, rng):

@@ -72,8 +72,15 @@ import math
 
 import numpy as np
 
-from ._base import Frame, Group, GroupElement, check_kind
-from ._namespace import get_namespace, power_of_two_scale, work_eps, work_float
+from ._base import (
+    Frame,
+    Group,
+    GroupElement,
+    check_kind,
+    identity_where_empty,
+    present_major,
+)
+from ._namespace import get_namespace, power_of_two_scale, work_dtype, work_eps, work_float
 from ._selection import (
     cofactor_vector,
     dot_rows,
@@ -210,7 +217,7 @@ class UnitaryGroup(Group):
 
     # ------------------------------------------------------------------ frames
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              method="minimal", tol=None, rule="pivoted"):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Frames of a batch from its frame-defining complex rows.
 
         Parameters
@@ -222,6 +229,10 @@ class UnitaryGroup(Group):
             More rows.
         scalars, others, edges : ignored
             The frame depends on the frame-defining rows alone.
+        present : bool array of shape (B, n), optional
+            Present rows (None: all). Absent rows (finite filler) are left out of
+            every decision; a sample without present rows gets the identity
+            frame, rank 0.
         method : {"minimal"}, default="minimal"
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
@@ -239,6 +250,10 @@ class UnitaryGroup(Group):
         # coordinate-major complex rows in new memory (select_rows updates them)
         Z = [_complex_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
              for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        present = self._present(xp, present, arrays)
+        if present is not None:  # absent rows are zeros: never selected
+            weights = present_major(xp, present, len(arrays), work_dtype(xp))
+            Z = [Zk * weights for Zk in Z]
         # largest real or imaginary part near 1 (see the module docstring, 'Tolerances')
         factor, inverse = power_of_two_scale(xp, largest_entry(Z))
         Z = scale_rows(Z, factor)
@@ -256,7 +271,7 @@ class UnitaryGroup(Group):
         # their own, vanish in exact arithmetic
         frame.snap_level = ((8.0 * self.d * work_eps(xp)) * xp.sqrt(selection.scale)
                             * inverse)
-        return frame
+        return identity_where_empty(xp, frame, present)
 
     def _fix_determinant(self, xp, W, rank):
         """SU: det H = 1 by the last-row phase (r = d) or the conjugate cofactor

@@ -14,6 +14,7 @@ def test_bench_frames_quick():
     out = _run("bench_frames.py")
     for group in ("O(3)", "SE(6)", "U(3)", "SO(1,3)", "Aff(3)", "S_n x O(3)"):
         assert group in out
+    assert "padded to 16 rows" in out
 
 
 def test_bench_torch_quick():
