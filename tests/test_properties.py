@@ -881,3 +881,75 @@ def test_too_many_symmetries_is_a_clear_error():
     can = MinimalFrameCanonicalizer("S_n x E(3)", fields={"bonds": "edge", "pos": "point"})
     with pytest.raises(FrameTooLargeError, match="max_frame_size"):
         can.fit(X).transform(X)
+
+
+# ------------------------------------------------- minimal reproducers of known bugs
+@pytest.mark.xfail(strict=False, reason=KNOWN["extreme"])
+@pytest.mark.parametrize("which", ["lorentz-tiny", "lorentz-huge", "product-tiny"])
+def test_known_extreme_scales(which):
+    """The smallest failures the extreme regime finds: O(1,2) at 1e-85 silently picks
+    frame vectors in the rounding noise of g.X (rank 3 for one row); O(1,1) at 1e77
+    overflows and returns a zero canonical form; three equal rows at 1e-144 under
+    S_n x E(3) divide by zero (the output, 0, is right)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        if which == "lorentz-tiny":
+            X = np.array([[1.0, 0.5, 0.25]]) * 1e-85
+            can = MinimalFrameCanonicalizer("O(1,2)").fit(X)
+            g = random_group_element("O(1,2)", 1, random_state=19)
+            moved = apply_group("O(1,2)", g, X)
+            assert can.frame_diagnostics(moved)["rank"][0] == 1
+            np.testing.assert_allclose(can.transform(moved), can.transform(X), rtol=1e-9)
+        elif which == "lorentz-huge":
+            X = np.array([[2.0, 1.0]]) * 1e77      # <x, x> = 3e154: c = (sqrt(3) 1e77, 0)
+            c = MinimalFrameCanonicalizer("O(1,1)").fit(X).transform(X)
+            np.testing.assert_allclose(c, [[np.sqrt(3.0) * 1e77, 0.0]], rtol=1e-12)
+        else:
+            X = np.tile([-6.8701922067634625e-144, -1.1920443649587482e-144,
+                         -3.3761377868497108e-144], 3)[None]
+            c = MinimalFrameCanonicalizer("S_n x E(3)").fit(X).transform(X)
+            np.testing.assert_array_equal(c, 0.0)
+
+
+@pytest.mark.xfail(strict=False, reason=KNOWN["products-float32"])
+def test_known_products_float32_rank_tolerance():
+    """Three coplanar points (rank 2 under O(3)), rounded to float32: O(3) finds rank 2,
+    S_n x O(3) finds a third frame vector in the rounding noise for X but not for g.X,
+    so the velocities' canonical coordinates along it differ by O(1)."""
+    pos = np.array([[0.98571426, -1.8428571, 3.557143],
+                    [0.7714286, -1.5857143, 3.2142856],
+                    [0.6142857, -1.4142857, 3.0142858]], dtype=np.float32)
+    X = np.concatenate([pos.ravel(), np.eye(3, dtype=np.float32).ravel()])[None]
+    fields = {"pos": "point", "vel": "vector"}
+    ranks = {group: MinimalFrameCanonicalizer(group, fields=fields).fit(X)
+             .frame_diagnostics(X)["rank"][0] for group in ("O(3)", "S_n x O(3)")}
+    can = MinimalFrameCanonicalizer("S_n x O(3)", fields=fields).fit(X)
+    g = random_group_element("S_n x O(3)", 1, random_state=0)
+    moved = can.transform(apply_group("S_n x O(3)", g, X, fields))
+    assert np.abs(moved - can.transform(X)).max() <= 1e-5    # 0.80 today
+    assert ranks == {"O(3)": 2, "S_n x O(3)": 2}
+
+
+@pytest.mark.xfail(strict=False, reason=KNOWN["linear-warning"])
+@pytest.mark.parametrize("group", ["GL(3)", "SL(3)", "Aff(3)"])
+def test_known_linear_rank_guard_warns(group):
+    """One non-zero row and zero rows: RankDeficientError, and no RuntimeWarning."""
+    X = np.zeros((1, 4, 3))
+    X[0, 0] = [2.0, 3.0, 4.0]
+    if group.startswith("Aff"):
+        X[0, 1] = X[0, 0]          # two equal points: centred, one non-zero direction
+    can = MinimalFrameCanonicalizer(group).fit(X.reshape(1, -1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(RankDeficientError, match="span"):
+            can.transform(X.reshape(1, -1))
+
+
+@pytest.mark.xfail(strict=False, reason=KNOWN["sl-scaling"])
+def test_known_sl_scaling_not_exact():
+    """2x maps to 2 c(x) bit for bit (here off by one ulp). SL(1) frames are +-1, so
+    the canonical form is even +-x exactly (today 7.999999999999998 for 8)."""
+    X = np.array([[8.0, 6.0, 5.0]])
+    can = MinimalFrameCanonicalizer("SL(1)", round_bits=None).fit(X)
+    np.testing.assert_array_equal(can.transform(2 * X), 2 * can.transform(X))
+    np.testing.assert_array_equal(np.abs(can.transform(X)), X)
