@@ -26,11 +26,12 @@ into the arrays. The properties:
    every ``frame_diagnostics`` entry holds one value per sample.
 4. **Power-of-two scaling.** Scaling the point and vector fields by ``2^k``
    (``|k| <= 20``) scales their canonical coordinates by ``2^k`` bit for bit (orthogonal,
-   unitary, Lorentz, SL and the permutation groups) or leaves them unchanged bit for bit
-   (GL, Aff); other fields are unchanged bit for bit. Every decision of a frame compares
-   invariant numbers with thresholds relative to the sample's scale, and ``2^k`` scaling
-   is exact in floating point, so the decisions are the same; ``round_bits`` rounds on a
-   power-of-two grid read from the sample's largest coordinate, which scales with it.
+   unitary, Lorentz, SL, whose ``H = D phi / |det phi|^(1/d)`` does not change, and the
+   permutation groups) or leaves them unchanged bit for bit (GL, Aff); other fields are
+   unchanged bit for bit. Every decision of a frame compares invariant numbers with
+   thresholds relative to the sample's scale, and ``2^k`` scaling is exact in floating
+   point, so the decisions are the same; ``round_bits`` rounds on a power-of-two grid
+   read from the sample's largest coordinate, which scales with it.
 
 "Or a clear error": where a case has no frame (rank-deficient GL/SL/Aff rows), the
 estimator must raise the documented error (:class:`RankDeficientError`) with a message,
@@ -39,10 +40,12 @@ with repeated rows). Any other exception, any NaN or inf in an output, and any n
 ``RuntimeWarning`` (turned into an error) fails the property.
 
 Regimes. ``moderate`` draws ``10^k`` with ``|k| <= 60`` (float64) or ``|k| <= 15``
-(float32); ``extreme`` puts at least one float64 sample at ``60 < |k| <= 150``. Every
-known bug (``KNOWN``) is kept out of the moderate regime and has a regime or a minimal
-reproducer of its own, marked ``xfail(strict=False)``: remove the mark when it is fixed.
-Two cases per group are always checked first (:func:`explicit_cases`).
+(float32); ``extreme`` puts at least one float64 sample at ``60 < |k| <= 150``, where
+squares and Minkowski squares overflow or underflow unless each sample is scaled by a
+power of two first. Every known bug (``KNOWN``) is kept out of these regimes and has a
+regime or a minimal reproducer of its own, marked ``xfail(strict=False)``: remove the
+mark when it is fixed. Two cases per group are always checked first
+(:func:`explicit_cases`).
 
 Hypothesis profiles (tests/conftest.py): ``ci`` (the default: a fixed seed, no deadline)
 and ``dev`` (``HYPOTHESIS_PROFILE=dev``: random seeds and more examples).
@@ -85,16 +88,13 @@ STRUCTURES = ("generic", "duplicated", "collinear", "all_equal", "zero_rows",
 MODERATE = {np.float64: 60, np.float32: 15}
 EXTREME = {np.float64: 150, np.float32: 15}
 PRODUCTS = ("S_n x O(3)", "S_n x E(3)", "S_n x SO(1,3)")
-LINEAR = tuple(group for group in GROUPS if group.startswith(("GL", "SL", "Aff")))
 #: structures whose rows are exactly degenerate (rank below the number of rows), which
 #: float32 rounding turns into nearly degenerate ones
 DEGENERATE = ("collinear", "rank_deficient")
 
-# Known bugs: each has a regime of its own, marked xfail(strict=False), and is kept out
-# of the other regimes so that they stay green while it is open.
+# Known bugs: each has a regime or a reproducer of its own, marked xfail(strict=False),
+# and is kept out of the other regimes so that they stay green while it is open.
 KNOWN = {
-    "extreme": "extreme scales (float64 |x| from 1e-150 to 1e150) need per-sample "
-               "power-of-two scaling in every group: being fixed in another branch",
     "products-float32": "S_n x G with float32 input decides ranks at float64's tolerance "
                         "sqrt(eps64) (O(3) uses sqrt(eps32)), so float32 rounding of a "
                         "degenerate cloud adds a frame vector for X but not for g.X",
@@ -102,9 +102,6 @@ KNOWN = {
                       "'divide by zero encountered in divide' in _selection.select_rows) "
                       "before it raises RankDeficientError; the property tests discard "
                       "such examples (check_outcome) until it is fixed",
-    "sl-scaling": "SL frames compute |det phi|^(1/d) as exp(-log|det phi| / d), which is "
-                  "not exact under 2^k scaling, so SL canonical forms are scaled to "
-                  "rounding only",
 }
 
 
@@ -205,9 +202,6 @@ def regime_cases(regime, groups=GROUPS, headroom=0):
     if regime == "products-float32":
         return cases(groups=PRODUCTS, dtypes=(np.float32,), structures=DEGENERATE,
                      avoid_known=False)
-    if regime == "sl-scaling":
-        return cases(groups=[group for group in LINEAR if group.startswith("SL")],
-                     structures=("generic", "duplicated"))
     raise ValueError(regime)
 
 
@@ -619,11 +613,11 @@ def explicit_cases(groups=GROUPS):
 
 def run(prop, regime, strategy=None, explicit=()):
     """Check ``prop(drawn)`` on the ``explicit`` examples and on what hypothesis draws
-    for ``regime`` (or from ``strategy``). Failures are shrunk in the moderate regime
-    only: the others are known bugs, whose shrinking would only cost time."""
+    for ``regime`` (or from ``strategy``). The failures of a known bug's regime are not
+    shrunk: that would only cost time."""
     current = settings()
-    phases = (current.phases if regime == "moderate"
-              else tuple(p for p in current.phases if p != Phase.shrink))
+    phases = (tuple(p for p in current.phases if p != Phase.shrink) if regime in KNOWN
+              else current.phases)
 
     def test(drawn):
         note(repr(drawn))
@@ -784,7 +778,7 @@ def diagnostics_shapes(case):
 
 
 def power_of_two_scaling(case, k):
-    """Property 4: 2^k X has the canonical form 2^k c(X) (GL/SL/Aff: c(X)), bitwise."""
+    """Property 4: 2^k X has the canonical form 2^k c(X) (GL/Aff: c(X)), bitwise."""
     data = build(case)
     factor = 2.0 ** k
     parts = data.layout.split(data.X.copy())
@@ -816,32 +810,26 @@ def _explicit(regime, groups=GROUPS):
     return explicit_cases(groups) if regime == "moderate" else ()
 
 
-@pytest.mark.parametrize("regime", ["moderate", _known("extreme"),
-                                    _known("products-float32")])
+@pytest.mark.parametrize("regime", ["moderate", "extreme", _known("products-float32")])
 def test_canonical_form_is_invariant(regime):
     run(canonical_invariance, regime, explicit=_explicit(regime))
 
 
-@pytest.mark.parametrize("regime", ["moderate", _known("extreme"),
-                                    _known("products-float32")])
+@pytest.mark.parametrize("regime", ["moderate", "extreme", _known("products-float32")])
 def test_frame_averaging_is_equivariant(regime):
     run(averaging_equivariance, regime, explicit=_explicit(regime))
 
 
-@pytest.mark.parametrize("regime", ["moderate", _known("extreme")])
+@pytest.mark.parametrize("regime", ["moderate", "extreme"])
 def test_dtype_shape_and_diagnostics(regime):
     run(diagnostics_shapes, regime, explicit=_explicit(regime))
 
 
-@pytest.mark.parametrize("regime", ["moderate", _known("extreme"), _known("sl-scaling")])
+@pytest.mark.parametrize("regime", ["moderate", "extreme"])
 def test_power_of_two_scaling_is_exact(regime):
-    # SL is scaled to rounding only (a known bug): its own regime. 2^20 is 10^6.02, so
-    # extreme samples stay at |k| <= 144 to remain within 1e+-150 once scaled.
-    groups = [group for group in GROUPS if not group.startswith("SL")]
-    strategy = st.tuples(regime_cases(regime, groups, headroom=6)
-                         if regime in ("moderate", "extreme") else regime_cases(regime),
-                         st.integers(-20, 20))
-    explicit = [(case, k) for case, k in zip(_explicit(regime, groups), [-20, 20, 1, -3] * 99)]
+    # 2^20 is 10^6.02: extreme samples stay at |k| <= 144, within 1e+-150 once scaled
+    strategy = st.tuples(regime_cases(regime, headroom=6), st.integers(-20, 20))
+    explicit = [(case, k) for case, k in zip(_explicit(regime), [-20, 20, 1, -3] * 99)]
     run(lambda drawn: power_of_two_scaling(*drawn), regime, strategy, explicit)
 
 
@@ -883,14 +871,13 @@ def test_too_many_symmetries_is_a_clear_error():
         can.fit(X).transform(X)
 
 
-# ------------------------------------------------- minimal reproducers of known bugs
-@pytest.mark.xfail(strict=False, reason=KNOWN["extreme"])
+# ------------------------------------------------- smallest failures found, fixed
 @pytest.mark.parametrize("which", ["lorentz-tiny", "lorentz-huge", "product-tiny"])
-def test_known_extreme_scales(which):
-    """The smallest failures the extreme regime finds: O(1,2) at 1e-85 silently picks
-    frame vectors in the rounding noise of g.X (rank 3 for one row); O(1,1) at 1e77
-    overflows and returns a zero canonical form; three equal rows at 1e-144 under
-    S_n x E(3) divide by zero (the output, 0, is right)."""
+def test_extreme_scale_examples(which):
+    """The smallest failures of the extreme regime before frames scaled each sample by a
+    power of two: O(1,2) at 1e-85 picked frame vectors in the rounding noise of g.X
+    (rank 3 for one row), without a warning; O(1,1) at 1e77 overflowed and returned a
+    zero canonical form; three equal rows at 1e-144 under S_n x E(3) divided by zero."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         if which == "lorentz-tiny":
@@ -911,6 +898,17 @@ def test_known_extreme_scales(which):
             np.testing.assert_array_equal(c, 0.0)
 
 
+def test_sl_scaling_example():
+    """2x maps to 2 c(x) bit for bit, and SL(1) frames are +-1, so the canonical form is
+    +-x exactly (one ulp off while |det phi|^(1/d) was exp(-log|det phi| / d) of the
+    unscaled rows: 7.999999999999998 for 8)."""
+    X = np.array([[8.0, 6.0, 5.0]])
+    can = MinimalFrameCanonicalizer("SL(1)", round_bits=None).fit(X)
+    np.testing.assert_array_equal(can.transform(2 * X), 2 * can.transform(X))
+    np.testing.assert_array_equal(np.abs(can.transform(X)), X)
+
+
+# ------------------------------------------------- minimal reproducers of known bugs
 @pytest.mark.xfail(strict=False, reason=KNOWN["products-float32"])
 def test_known_products_float32_rank_tolerance():
     """Three coplanar points (rank 2 under O(3)), rounded to float32: O(3) finds rank 2,
@@ -943,13 +941,3 @@ def test_known_linear_rank_guard_warns(group):
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(RankDeficientError, match="span"):
             can.transform(X.reshape(1, -1))
-
-
-@pytest.mark.xfail(strict=False, reason=KNOWN["sl-scaling"])
-def test_known_sl_scaling_not_exact():
-    """2x maps to 2 c(x) bit for bit (here off by one ulp). SL(1) frames are +-1, so
-    the canonical form is even +-x exactly (today 7.999999999999998 for 8)."""
-    X = np.array([[8.0, 6.0, 5.0]])
-    can = MinimalFrameCanonicalizer("SL(1)", round_bits=None).fit(X)
-    np.testing.assert_array_equal(can.transform(2 * X), 2 * can.transform(X))
-    np.testing.assert_array_equal(np.abs(can.transform(X)), X)
