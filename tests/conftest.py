@@ -7,9 +7,19 @@ import os
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import pytest
+from hypothesis import settings
 from threadpoolctl import threadpool_limits
 
 from tests._helpers import ERRORS
+
+# Hypothesis profiles of the property tests (tests/test_properties.py). "ci", the
+# default: a fixed seed (the same examples on every run and machine), few examples,
+# no deadline (a shared 2-core machine times erratically) and no example database.
+# "dev": many more examples, for a search before a release; HYPOTHESIS_PROFILE=dev.
+settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None,
+                          database=None, print_blob=True)
+settings.register_profile("dev", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_terminal_summary(terminalreporter):
