@@ -42,9 +42,9 @@ with repeated rows). Any other exception, any NaN or inf in an output, and any n
 Regimes. ``moderate`` draws ``10^k`` with ``|k| <= 60`` (float64) or ``|k| <= 15``
 (float32); ``extreme`` puts at least one float64 sample at ``60 < |k| <= 150``, where
 squares and Minkowski squares overflow or underflow unless each sample is scaled by a
-power of two first. Every known bug (``KNOWN``) is kept out of these regimes and has a
-regime or a minimal reproducer of its own, marked ``xfail(strict=False)``: remove the
-mark when it is fixed. Two cases per group are always checked first
+power of two first; ``float32-products`` draws float32 S_n x G cases with degenerate
+rows, whose rank decisions once followed float64's tolerance. Two cases per group are
+always checked first
 (:func:`explicit_cases`).
 
 Hypothesis profiles (tests/conftest.py): ``ci`` (the default: a fixed seed, no deadline)
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, note, reject, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, RegressorMixin
 
@@ -91,24 +91,6 @@ PRODUCTS = ("S_n x O(3)", "S_n x E(3)", "S_n x SO(1,3)")
 #: structures whose rows are exactly degenerate (rank below the number of rows), which
 #: float32 rounding turns into nearly degenerate ones
 DEGENERATE = ("collinear", "rank_deficient")
-
-# Known bugs: each has a regime or a reproducer of its own, marked xfail(strict=False),
-# and is kept out of the other regimes so that they stay green while it is open.
-KNOWN = {
-    "products-float32": "S_n x G with float32 input decides ranks at float64's tolerance "
-                        "sqrt(eps64) (O(3) uses sqrt(eps32)), so float32 rounding of a "
-                        "degenerate cloud adds a frame vector for X but not for g.X",
-    "linear-warning": "the GL/SL/Aff rank guard divides by a zero residual (RuntimeWarning "
-                      "'divide by zero encountered in divide' in _selection.select_rows) "
-                      "before it raises RankDeficientError; the property tests discard "
-                      "such examples (check_outcome) until it is fixed",
-}
-
-
-def _known(name):
-    return pytest.param(name, id=name,
-                        marks=pytest.mark.xfail(strict=False, reason=KNOWN[name]))
-
 
 def family(group):
     """The family of a group name: orthogonal, unitary, lorentz, linear, S_n, graph or
@@ -164,11 +146,10 @@ class Case:
 
 @st.composite
 def cases(draw, scales="moderate", groups=GROUPS, dtypes=(np.float64, np.float32),
-          structures=STRUCTURES, avoid_known=True, headroom=0):
+          structures=STRUCTURES, headroom=0):
     """Cases drawn from ``groups``, ``dtypes`` and ``structures`` at moderate scales
     (every ``|k| <= MODERATE``) or extreme ones (at least one sample beyond, none
-    beyond ``EXTREME - headroom``); with ``avoid_known``, no float32 S_n x G case with
-    degenerate rows (a known bug)."""
+    beyond ``EXTREME - headroom``)."""
     # a family first, then one of its groups: each family is drawn as often
     families = sorted({family(group) for group in groups})
     chosen = draw(st.sampled_from(families))
@@ -187,8 +168,6 @@ def cases(draw, scales="moderate", groups=GROUPS, dtypes=(np.float64, np.float32
         exponents = draw(st.lists(st.integers(-high, high), min_size=B - 1, max_size=B - 1))
         k = draw(st.one_of(st.integers(low + 1, high), st.integers(-high, -low - 1)))
         exponents.insert(draw(st.integers(0, B - 1)), k)
-    if avoid_known and group in PRODUCTS and dtype == np.float32:
-        structures = [name for name in structures if name not in DEGENERATE]
     structure = draw(st.sampled_from(structures))
     seed = draw(st.integers(0, 2 ** 32 - 1))
     return Case(group, layout, n, tuple(exponents), dtype, structure, seed)
@@ -196,12 +175,11 @@ def cases(draw, scales="moderate", groups=GROUPS, dtypes=(np.float64, np.float32
 
 def regime_cases(regime, groups=GROUPS, headroom=0):
     """The cases of a regime: "moderate" and "extreme" scales (see :func:`cases` for
-    ``headroom``), or the cases of a known bug (see ``KNOWN``)."""
+    ``headroom``), or float32 S_n x G cases with degenerate rows."""
     if regime in ("moderate", "extreme"):
         return cases(regime, groups, headroom=headroom)
-    if regime == "products-float32":
-        return cases(groups=PRODUCTS, dtypes=(np.float32,), structures=DEGENERATE,
-                     avoid_known=False)
+    if regime == "float32-products":
+        return cases(groups=PRODUCTS, dtypes=(np.float32,), structures=DEGENERATE)
     raise ValueError(regime)
 
 
@@ -407,15 +385,10 @@ def check_outcome(case, data, outcome):
     errors the case allows, with a message, and no RuntimeWarning. Returns True when
     there is a value.
 
-    The known RuntimeWarning of GL/SL/Aff before a required RankDeficientError (see
-    ``KNOWN["linear-warning"]`` and its own test) discards the example: remove the
-    ``reject`` once that is fixed.
     """
     __tracebackhide__ = True
     allowed, required, ratio = expected_errors(case, data)
     if outcome.warning is not None:
-        if required and isinstance(outcome.error, RankDeficientError):
-            reject()
         raise AssertionError(f"RuntimeWarning: {outcome.warning} (then "
                              f"{outcome.error!r}) in {case!r}") from outcome.warning
     if outcome.error is None:
@@ -613,12 +586,7 @@ def explicit_cases(groups=GROUPS):
 
 def run(prop, regime, strategy=None, explicit=()):
     """Check ``prop(drawn)`` on the ``explicit`` examples and on what hypothesis draws
-    for ``regime`` (or from ``strategy``). The failures of a known bug's regime are not
-    shrunk: that would only cost time."""
-    current = settings()
-    phases = (tuple(p for p in current.phases if p != Phase.shrink) if regime in KNOWN
-              else current.phases)
-
+    for ``regime`` (or from ``strategy``)."""
     def test(drawn):
         note(repr(drawn))
         prop(drawn)
@@ -626,8 +594,8 @@ def run(prop, regime, strategy=None, explicit=()):
     for drawn in explicit:
         test = example(drawn)(test)
     given(strategy if strategy is not None else regime_cases(regime))(
-        settings(current, phases=phases,
-                 suppress_health_check=[HealthCheck.function_scoped_fixture])(test))()
+        settings(settings(), suppress_health_check=[HealthCheck.function_scoped_fixture])(
+            test))()
 
 
 # -------------------------------------------------------------------- the properties
@@ -810,12 +778,12 @@ def _explicit(regime, groups=GROUPS):
     return explicit_cases(groups) if regime == "moderate" else ()
 
 
-@pytest.mark.parametrize("regime", ["moderate", "extreme", _known("products-float32")])
+@pytest.mark.parametrize("regime", ["moderate", "extreme", "float32-products"])
 def test_canonical_form_is_invariant(regime):
     run(canonical_invariance, regime, explicit=_explicit(regime))
 
 
-@pytest.mark.parametrize("regime", ["moderate", "extreme", _known("products-float32")])
+@pytest.mark.parametrize("regime", ["moderate", "extreme", "float32-products"])
 def test_frame_averaging_is_equivariant(regime):
     run(averaging_equivariance, regime, explicit=_explicit(regime))
 
@@ -908,9 +876,8 @@ def test_sl_scaling_example():
     np.testing.assert_array_equal(np.abs(can.transform(X)), X)
 
 
-# ------------------------------------------------- minimal reproducers of known bugs
-@pytest.mark.xfail(strict=False, reason=KNOWN["products-float32"])
-def test_known_products_float32_rank_tolerance():
+# ------------------------------------------------- minimal reproducers of fixed bugs
+def test_products_float32_rank_tolerance():
     """Three coplanar points (rank 2 under O(3)), rounded to float32: O(3) finds rank 2,
     S_n x O(3) finds a third frame vector in the rounding noise for X but not for g.X,
     so the velocities' canonical coordinates along it differ by O(1)."""
@@ -928,9 +895,8 @@ def test_known_products_float32_rank_tolerance():
     assert ranks == {"O(3)": 2, "S_n x O(3)": 2}
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN["linear-warning"])
 @pytest.mark.parametrize("group", ["GL(3)", "SL(3)", "Aff(3)"])
-def test_known_linear_rank_guard_warns(group):
+def test_linear_rank_guard_does_not_warn(group):
     """One non-zero row and zero rows: RankDeficientError, and no RuntimeWarning."""
     X = np.zeros((1, 4, 3))
     X[0, 0] = [2.0, 3.0, 4.0]
