@@ -717,7 +717,8 @@ def identity_where_empty(xp, frame, present):
     Parameters
     ----------
     frame : Frame
-        Minimal frames (``H`` of shape (B, 1, d, d)).
+        Frames with ``H`` of shape (B, K, d, d): every element of an empty sample becomes
+        the identity (its canonical inputs are zeros whatever the element).
     present : bool array of shape (B, n) or None
 
     Returns
@@ -734,8 +735,9 @@ def identity_where_empty(xp, frame, present):
         frame.H = xp.where(empty[:, None, None, None], eye, frame.H)
         if frame.t is not None:
             frame.t = xp.where(empty[:, None], 0.0, frame.t)
-        frame.rank = xp.where(empty, 0, frame.rank)
-        if getattr(frame, "projected", None) is not None:
+        if frame.rank is not None:
+            frame.rank = xp.where(empty, 0, frame.rank)
+        if frame.projected is not None:
             frame.projected = frame.projected & ~empty
     return frame
 

@@ -233,7 +233,7 @@ class OrthogonalGroup(Group):
         if method == "pca":
             frame = self._pca_frame(xp, xp.permute_dims(xp.stack(Z, axis=-1), (1, 0, 2)),
                                     None if t is None else t * inverse[:, None])
-            return _pca_identity_where_empty(xp, frame, present)
+            return identity_where_empty(xp, frame, present)
         frame = self._minimal_frame(xp, Z, t, t_sq, inverse, tol=tol,
                                     delta=eps ** (1.0 / 3.0), rule=rule, floor=floor)
         return identity_where_empty(xp, frame, present)
@@ -323,21 +323,6 @@ class OrthogonalGroup(Group):
         if self.has_translations:
             b = translation_scale * rng.standard_normal((size, self.d))
         return GroupElement(Q, b)
-
-
-def _pca_identity_where_empty(xp, frame, present):
-    """PCA frames of samples without present rows: every element the identity (their
-    canonical inputs are zeros whatever the element), rank 0."""
-    if present is None:
-        return frame
-    empty = ~xp.any(present, axis=1)
-    d = frame.H.shape[-1]
-    eye = xp.eye(d, dtype=frame.H.dtype, device=frame.H.device)
-    frame.H = xp.where(empty[:, None, None, None], eye, frame.H)
-    if frame.t is not None:
-        frame.t = xp.where(empty[:, None], 0.0, frame.t)
-    frame.rank = xp.where(empty, 0, frame.rank)
-    return frame
 
 
 def haar_orthogonal(size, d, rng):
