@@ -42,7 +42,6 @@ import numpy as np
 
 from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
 from .._namespace import get_namespace, machine_eps, work_float
-from ._absent import _batch_shape, _frame_of_present, _present_mask
 from ._frame import PermutationElement
 from ._inputs import _check_edges, _check_per_row, _edge_matrix
 from ._invariant_graph import _Data, _fast_order, _invariant_graph
@@ -147,12 +146,10 @@ class PermutationProductGroup(_PermutationBase):
         -------
         PermutationFrame
         """
-        self._check_method(method)
-        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
-                                                     edges) or (0, 0)))
-        if mask is not None:
-            return _frame_of_present(self.frame, mask, points, vectors, scalars, others,
-                                     edges, method=method, tol=tol, rule=rule)
+        padded = self._frame_with_absent_rows(present, points, vectors, scalars, others,
+                                              edges, method, tol, rule)
+        if padded is not None:
+            return padded
         given_points, given_vectors = as_list(points), as_list(vectors)
         data = self._batch(given_points, given_vectors, scalars, others, edges, tol, rule)
         graph = _invariant_graph(data, self.metric)

@@ -62,6 +62,18 @@ class _PermutationBase(Group):
         """
         return _nauty.labeling_backend()
 
+    def _frame_with_absent_rows(self, present, points, vectors, scalars, others, edges,
+                                method, tol, rule):
+        """The frame of a batch with absent rows (their present rows framed, the
+        absent ones last), or None where every row is present; checks ``method``."""
+        self._check_method(method)
+        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
+                                                     edges) or (0, 0)))
+        if mask is None:
+            return None
+        return _frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
+                                 method=method, tol=tol, rule=rule)
+
     def _element_perm(self, g, x):
         """``P_sigma x``: the rows of x (B, n, ...) in the order of g's permutations."""
         xp = get_namespace(x)
@@ -135,12 +147,10 @@ class PermutationGroup(_PermutationBase):
         -------
         PermutationFrame
         """
-        self._check_method(method)
-        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
-                                                     edges) or (0, 0)))
-        if mask is not None:
-            return _frame_of_present(self.frame, mask, points, vectors, scalars, others,
-                                     edges, method=method, tol=tol, rule=rule)
+        padded = self._frame_with_absent_rows(present, points, vectors, scalars, others,
+                                              edges, method, tol, rule)
+        if padded is not None:
+            return padded
         given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
                  + as_list(scalars))
         arrays = [_to_numpy(a) for a in given]
