@@ -317,7 +317,9 @@ def _root_mean_square(a):
     underflow of the squares (entries near 1e154 or 1e-154): computed relative to the
     largest absolute entry."""
     a = np.asarray(a, dtype=np.float64)
-    largest = float(np.max(np.abs(a))) if a.size else 0.0
+    if not a.size:   # every row absent: nothing to move
+        return 0.0
+    largest = float(np.max(np.abs(a)))
     if 1e-100 <= largest <= 1e100 or largest == 0.0 or not np.isfinite(largest):
         return float(np.sqrt(np.mean(np.square(a))))
     return largest * float(np.sqrt(np.mean(np.square(a / largest))))

@@ -907,3 +907,33 @@ def test_linear_rank_guard_does_not_warn(group):
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(RankDeficientError, match="span"):
             can.transform(X.reshape(1, -1))
+
+
+# ------------------------------------------------------------------- absent rows
+ABSENT_GROUPS = ("O(3)", "SO(3)", "E(3)", "SE(3)", "GL(3)", "Aff(3)", "S_n x O(3)",
+                 "S_n x E(3)")
+
+
+@settings(settings(), max_examples=60)
+@given(group=st.sampled_from(ABSENT_GROUPS), n=st.integers(1, 7),
+       dtype=st.sampled_from([np.float64, np.float32]), exponent=st.integers(-15, 15),
+       share=st.floats(0.0, 1.0), seed=st.integers(0, 2 ** 32 - 1))
+def test_absent_rows_are_exact_or_a_clear_error(group, n, dtype, exponent, share, seed):
+    """Padded batches (absent rows as NaN rows anywhere, any share of them, empty
+    samples included): the canonical form is finite and invariant, or the one error the
+    group documents (too few present rows for GL/Aff); no other exception or warning."""
+    rng = np.random.default_rng(seed)
+    X = (rng.standard_normal((5, n, 3)) * 10.0 ** exponent).astype(dtype)
+    X[rng.random((5, n)) < share] = np.nan
+    note(f"present rows per sample: {np.sum(~np.isnan(X[:, :, 0]), axis=1)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        can = MinimalFrameCanonicalizer(group).fit(X)
+        try:
+            Xc = can.transform(X)
+        except RankDeficientError as error:
+            assert group in ("GL(3)", "Aff(3)") and str(error)
+            return
+        assert np.all(np.isfinite(Xc)) and Xc.dtype == X.dtype
+        assert_equivariant(can, group, X, random_state=seed % 997,
+                           rtol=1e-4 if dtype == np.float32 else 1e-9)
