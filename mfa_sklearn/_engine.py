@@ -449,11 +449,7 @@ class FramePlan:
         starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
-        keep = None
-        if present is not None:
-            # the present rows in canonical order (frames that permute rows move them)
-            xp = get_namespace(X)
-            keep = frame.to_canonical(xp.astype(present, X.dtype)[..., None], "scalar") > 0
+        keep = None if present is None else _canonical_present(frame, present, X.dtype)
         canonical = {}
         # where each frame field's rows start among the stacked frame-defining rows
         offsets, row = {}, 0
@@ -481,8 +477,6 @@ class FramePlan:
         """The group's frames of one chunk; the group reads the fields it needs."""
         kinds = [(f.name, f.kind) for f in self.layout.fields]
         frame_fields = self.frame_fields
-        # present only where rows are absent: groups of other packages may predate it
-        extra = {} if present is None else {"present": present}
         return self.group.frame(
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
@@ -490,12 +484,19 @@ class FramePlan:
             others=[(parts[name], kind) for name, kind in kinds
                     if kind in ("point", "vector") and name not in frame_fields],
             edges=[parts[name] for name, kind in kinds if kind == "edge"],
-            method=self.method, tol=tol, **extra)
+            present=present, method=self.method, tol=tol)
 
 
 def _rows_of(present, s):
     """The present rows of the samples of slice ``s`` (None stays None)."""
     return None if present is None else present[s]
+
+
+def _canonical_present(frame, present, dtype):
+    """The present rows (B, n) in canonical order, (B, K, n, 1): frames that permute
+    rows move them."""
+    xp = get_namespace(present)
+    return frame.to_canonical(xp.astype(present, dtype)[..., None], "scalar") > 0
 
 
 def _zero_absent(canon, keep, kind):
@@ -534,8 +535,7 @@ def to_canonical(frame, layout, Y, present=None):
     parts = _fields_of(frame, layout, Y)
     canonical = {f.name: _named(frame.to_canonical, parts, f) for f in layout.fields}
     if per_row:
-        xp = get_namespace(Y)
-        keep = frame.to_canonical(xp.astype(present, Y.dtype)[..., None], "scalar") > 0
+        keep = _canonical_present(frame, present, Y.dtype)
         canonical = {f.name: _zero_absent(canonical[f.name], keep, f.kind)
                      for f in layout.fields}
     return layout.join({f.name: frame.to_real(canonical[f.name], f.kind)
