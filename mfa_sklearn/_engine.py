@@ -301,6 +301,7 @@ class FramePlan:
     layout: Layout
     frame_fields: tuple
     method: str = "minimal"
+    rule: str = "pivoted"
 
     @classmethod
     def resolve(cls, group, fields, frame_fields, sample_shape, method="minimal"):
@@ -484,7 +485,7 @@ class FramePlan:
             others=[(parts[name], kind) for name, kind in kinds
                     if kind in ("point", "vector") and name not in frame_fields],
             edges=[parts[name] for name, kind in kinds if kind == "edge"],
-            present=present, method=self.method, tol=tol)
+            present=present, method=self.method, tol=tol, rule=self.rule)
 
 
 def _rows_of(present, s):

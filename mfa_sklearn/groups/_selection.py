@@ -27,7 +27,12 @@ Minkowski squares, relative thresholds, row indices), so for ``T`` in the group 
   available, which bounds the amplification of rounding; the band makes exact ties
   (equal norms, symmetric data) resolve by index, the same way for ``x`` and ``g.x``,
   instead of by rounding noise.
-* Indefinite metric, either rule: *timelike first*. While no timelike vector has been
+* ``"leading"``: the lowest-index eligible row whose squared residual is at least
+  ``LEADING_FRACTION`` (1/4) of the largest, i.e. a residual norm at least half the
+  largest. Rows are taken in their order wherever that is well conditioned (the nearest
+  neighbour first, for rows ordered by distance), and a nearly dependent row is passed
+  over for a later one, which bounds the amplification of rounding by a fixed factor.
+* Indefinite metric, any rule: *timelike first*. While no timelike vector has been
   chosen and some eligible residual has ``<v, v> > 0``, only those compete. After a
   timelike vector, every residual lies in its definite complement, so null residuals
   never become frame vectors.
@@ -243,6 +248,13 @@ class Selection(NamedTuple):
     scale: Any = None
 
 
+#: ``rule="leading"``: the smallest squared residual, relative to the largest, that may be
+#: chosen ahead of it
+LEADING_FRACTION = 0.25
+#: the row selection rules of :func:`select_rows`
+ROW_RULES = ("pivoted", "first", "leading")
+
+
 def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     """Choose up to ``d`` frame vectors from the rows of ``Z``, invariantly.
 
@@ -256,7 +268,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     complement and ``|<v, v>| > tol**2 * ||Z eta Z^T||_F`` suffices.
     ``"pivoted"`` takes the lowest-index row among those within a relative band
     ``delta`` of the largest ``|<v, v>|`` (QR with column pivoting, ties broken by
-    index); ``"first"`` takes the lowest-index eligible row. The new frame vector is the
+    index); ``"first"`` takes the lowest-index eligible row; ``"leading"`` the
+    lowest-index one of those at least ``LEADING_FRACTION`` of the largest. The new
+    frame vector is the
     chosen residual, re-orthogonalised once against the earlier vectors and scaled to
     ``|<w, w>| = 1``, so it is a positive multiple of the residual and every sign (and
     complex phase) is fixed invariantly.
@@ -270,7 +284,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         Relative rank tolerance (``sqrt(eps)`` by default upstream).
     delta : float
         Relative width of the pivoting tie band.
-    rule : {"pivoted", "first"}
+    rule : {"pivoted", "first", "leading"}
     floor : array of shape (B,), optional
         Squared residuals at or below it are never eligible: the rounding level of
         rows computed by cancellation (centred points), where the relative rule alone
@@ -282,8 +296,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     -------
     Selection
     """
-    if rule not in ("pivoted", "first"):
-        raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
+    if rule not in ROW_RULES:
+        raise ValueError(f"rule must be one of {list(ROW_RULES)}; got {rule!r}")
     xp = get_namespace(Z[0])
     d = len(Z)
     m, B = Z[0].shape
@@ -345,7 +359,10 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             # the largest residual is eligible whenever any is: one comparison decides
             largest = xp.max(q, axis=0)
             found = largest >= above
-            level = xp.maximum(above, (1.0 - delta) * largest) if rule == "pivoted" else above
+            level = above
+            if rule != "first":
+                fraction = (1.0 - delta) if rule == "pivoted" else LEADING_FRACTION
+                level = xp.maximum(above, fraction * largest)
             eligible = q >= level
         else:
             size = xp.abs(q)
@@ -354,8 +371,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             prefer = ~have_timelike & xp.any(timelike, axis=0)
             eligible = xp.where(prefer, timelike, eligible)
             largest = xp.max(xp.where(eligible, size, 0.0), axis=0)
-            if rule == "pivoted":
-                eligible = eligible & (size >= (1.0 - delta) * largest)
+            if rule != "first":
+                fraction = (1.0 - delta) if rule == "pivoted" else LEADING_FRACTION
+                eligible = eligible & (size >= fraction * largest)
             found = xp.any(eligible, axis=0)
         if xp is np and not found.any():  # numpy only: torch avoids the host sync
             break

@@ -1,0 +1,272 @@
+"""Local environments: one neighbourhood per atom, put in canonical form by S_k x O(d).
+
+A batch of systems (one row of X per system, absent atoms as all-NaN rows) becomes a
+batch of neighbourhoods, one per present atom, batched over every atom of every system:
+
+* rows: the centre (row 0, at the origin) and its neighbours ``r_ab = x_b - x_a``
+  (translation invariant, rotating with the system), nearest first; missing neighbours
+  are absent rows;
+* per-row fields: every scalar field of the system (species, charges: the centre's own
+  values are its context) and every vector field (velocities), plus a 0/1 scalar that
+  marks the centre, so that no relabelling can move it;
+* optionally (``first_vector="weighted"``) a frame vector of the centre,
+  ``u = L sum_b w_b r_b / |r_b| / sum_b w_b`` with the smooth cutoff weights ``w_b`` and
+  ``L`` the largest neighbour distance, which the ``"leading"`` row rule takes first
+  whenever ``|u| >= L / 2``: the neighbours' mean direction where it is well defined,
+  the nearest neighbour where the directions nearly cancel (symmetric environments).
+
+Each neighbourhood is one sample of the product group ``S_k x O(d)`` (``S_k x SO(d)``):
+its rows get a canonical order from invariant signatures, its frame from the rows in
+that order, and symmetric neighbourhoods (an atom inside a perfect fcc or icosahedral
+cluster, a linear or planar one, a lone atom) are averaged over their stabilizer, all
+by the group's own minimal frames. Every function of the canonical neighbourhood is
+then invariant under rotations, reflections, translations and relabellings of the
+system; a vector output of the centre mapped back with its frame is equivariant.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._engine import FramePlan, fill_absent, find_absent
+from ..groups import get_group
+from ..groups._namespace import machine_eps
+from ..layout import Layout
+from ._neighbours import neighbour_lists
+
+#: names the neighbourhoods use for their own fields
+_R, _CENTRE, _DIRECTION = "r", "centre", "direction"
+
+
+def local_group(group):
+    """The neighbourhood group ``S_n x O(d)`` / ``S_n x SO(d)`` of a system group
+    ``E(d)`` / ``SE(d)`` (``O(d)`` / ``SO(d)`` are accepted too)."""
+    system = get_group(group)
+    family = type(system).__name__
+    if family != "OrthogonalGroup":
+        raise ValueError(f"local frames take group 'E(d)' or 'SE(d)' (rotations, "
+                         f"reflections and translations of whole systems); got {group!r}")
+    stem = "SO" if system.special else "O"
+    return system, get_group(f"S_n x {stem}({system.d})")
+
+
+def cosine_weight(distance, cutoff):
+    """``0.5 (cos(pi r / r_c) + 1)`` below the cutoff, 0 beyond: the smooth cutoff
+    weight of a neighbour at ``distance``."""
+    inside = distance < cutoff
+    return np.where(inside, 0.5 * (np.cos(np.pi * np.minimum(distance, cutoff) / cutoff) + 1.0),
+                    0.0)
+
+
+@dataclass(frozen=True)
+class LocalFrames:
+    """How the neighbourhoods of systems of one layout are built and canonicalized.
+
+    Holds no data: :meth:`environments` computes them for a batch.
+
+    Parameters
+    ----------
+    layout : Layout
+        Layout of the systems: one point field (positions), any scalar and vector fields.
+    group : Group
+        The neighbourhood group, ``S_n x O(d)`` or ``S_n x SO(d)``.
+    cutoff : float
+    n_neighbors : int or None
+    first_vector : {"nearest", "weighted"}
+    rule : str
+        Row selection rule of the frames (see ``select_rows``).
+    cutoff_weight : {"cosine", None}
+    """
+
+    layout: Layout
+    group: object
+    cutoff: float
+    n_neighbors: int | None
+    first_vector: str = "nearest"
+    rule: str = "leading"
+    cutoff_weight: str | None = "cosine"
+
+    @property
+    def d(self):
+        return self.group.d
+
+    @property
+    def positions(self):
+        """Name of the systems' point field."""
+        return next(f.name for f in self.layout.fields if f.kind == "point")
+
+    def _names(self, kind):
+        return [f.name for f in self.layout.fields if f.kind == kind]
+
+    @property
+    def width(self):
+        """Neighbour rows per environment."""
+        return self.n_neighbors if self.n_neighbors is not None else self.layout.n_rows - 1
+
+    def plan(self):
+        """The FramePlan of the neighbourhoods."""
+        fields = {_R: ("point", self.d)}
+        for f in self.layout.fields:
+            if f.kind in ("scalar", "vector"):
+                fields[f.name] = (f.kind, f.width)
+        fields[_CENTRE] = ("scalar", 1)
+        frame_fields = (_R,)
+        if self.first_vector == "weighted":
+            # a point field ahead of r: its one nonzero row is the first row selected
+            fields[_DIRECTION] = ("point", self.d)
+            frame_fields = (_DIRECTION, _R)
+        env_layout = Layout.infer(fields, self.d, (self.width + 1, sum(
+            w for _, w in fields.values())), what="neighbourhood fields")
+        return FramePlan(self.group, env_layout, frame_fields, "minimal", self.rule)
+
+    def environments(self, X, *, tol=None, n_jobs=None):
+        """The canonical neighbourhoods of every present atom of X.
+
+        Parameters
+        ----------
+        X : ndarray of shape (S, C) or (S, n, W)
+            Systems in ``layout``; absent atoms are all-NaN rows of the positions.
+        tol : float, optional
+            Rank tolerance of the frames.
+        n_jobs : int, optional
+            Joblib workers over chunks of neighbourhoods.
+
+        Returns
+        -------
+        Environments
+        """
+        present = find_absent(X, self.layout, self.positions)
+        if present is not None:
+            X = fill_absent(X, self.layout, present)
+        parts = self.layout.split(X)
+        S, n = X.shape[0], self.layout.n_rows
+        if present is None:
+            present = np.ones((S, n), dtype=bool)
+        pos = np.asarray(parts[self.positions], dtype=np.float64)
+        band = np.sqrt(machine_eps(X.dtype))
+        index, distance = neighbour_lists(pos, present, cutoff=self.cutoff,
+                                          n_neighbors=self.n_neighbors, band=band)
+        system, atom = np.nonzero(present)
+        neighbour = index[system, atom]                           # (A, k)
+        has = neighbour >= 0
+        gather = np.where(has, neighbour, atom[:, None])          # itself where none
+        plan = self.plan()
+        rows = {}
+        centre_pos = pos[system, atom]
+        r = pos[system[:, None], gather] - centre_pos[:, None]
+        r[~has] = 0.0
+        rows[_R] = _with_centre(np.zeros_like(centre_pos), r)
+        for name in self._names("scalar") + self._names("vector"):
+            field = np.asarray(parts[name], dtype=np.float64)
+            values = field[system[:, None], gather]
+            values[~has] = 0.0
+            rows[name] = _with_centre(field[system, atom], values)
+        flag = np.zeros((len(atom), self.width + 1, 1))
+        flag[:, 0] = 1.0
+        rows[_CENTRE] = flag
+        if self.first_vector == "weighted":
+            rows[_DIRECTION] = self._direction_rows(r, distance[system, atom], has)
+        env = plan.layout.join(rows)
+        env_present = np.concatenate([np.ones((len(atom), 1), dtype=bool), has], axis=1)
+        Xc, frame = plan.canonicalize(env.astype(X.dtype, copy=False), tol=tol,
+                                      n_jobs=n_jobs, present=env_present)
+        return Environments(self, plan, present, system, atom, Xc[:, 0], frame,
+                            env_present.sum(axis=1))
+
+    def _direction_rows(self, r, distance, has):
+        """The ``direction`` field: ``u`` (module docstring) on the centre row, zeros on
+        the neighbour rows."""
+        safe = np.where(has, distance, 1.0)
+        weight = np.where(has, cosine_weight(safe, self.cutoff), 0.0)
+        total = weight.sum(axis=1)
+        u = np.einsum("ak,akd->ad", weight / safe, r)
+        reach = np.max(np.where(has, distance, 0.0), axis=1)
+        u *= (reach / np.where(total > 0, total, 1.0))[:, None]
+        out = np.zeros((r.shape[0], r.shape[1] + 1, r.shape[2]))
+        out[:, 0] = u
+        return out
+
+
+def _with_centre(centre, neighbours):
+    """Rows (A, k + 1, w): the centre's row, then its neighbours'."""
+    return np.concatenate([centre.reshape(len(centre), 1, -1), neighbours], axis=1)
+
+
+class Environments:
+    """The canonical neighbourhoods of the atoms of a batch of systems.
+
+    Attributes
+    ----------
+    present : ndarray of shape (S, n) of bool
+    system, atom : ndarray of shape (A,)
+        System and row of every present atom (system-major order).
+    canonical : ndarray of shape (A, k + 1, W)
+        Canonical neighbourhoods (rows in canonical order, absent rows last, zeros).
+    frame : Frame
+        Their frames (one element each, with the stabilizer of symmetric ones).
+    """
+
+    def __init__(self, spec, plan, present, system, atom, canonical, frame, n_present):
+        self.spec, self.plan = spec, plan
+        self.present, self.system, self.atom = present, system, atom
+        self.canonical, self.frame = canonical, frame
+        self.n_present = n_present
+        # where the centre (input row 0) sits in canonical order
+        self.centre = np.argmax(np.asarray(frame.perm) == 0, axis=1)
+
+    @property
+    def n_systems(self):
+        return self.present.shape[0]
+
+    def features(self):
+        """Invariant features of every atom, (A, p): the centre's scalar and vector
+        fields (and weighted direction), then per neighbour in canonical order its
+        relative position, fields and cutoff weight (zeros for absent neighbours)."""
+        spec, layout = self.spec, self.plan.layout
+        A, rows = self.canonical.shape[:2]
+        order = np.argsort(np.where(np.arange(rows) == self.centre[:, None], -1,
+                                    np.arange(rows)), axis=1, kind="stable")
+        ordered = np.take_along_axis(self.canonical, order[:, :, None], axis=1)
+        parts = layout.split(ordered)
+        centre = [parts[f.name][:, 0] for f in layout.fields
+                  if f.name not in (_R, _CENTRE)]
+        neighbours = [parts[_R][:, 1:]] + [parts[f.name][:, 1:] for f in layout.fields
+                                           if f.kind != "point" and f.name != _CENTRE]
+        if spec.cutoff_weight == "cosine":
+            distance = np.linalg.norm(parts[_R][:, 1:], axis=2)
+            there = np.arange(rows - 1) < (self.n_present - 1)[:, None]
+            neighbours.append((cosine_weight(distance, spec.cutoff) * there)[..., None])
+        block = np.concatenate(neighbours, axis=2).reshape(A, -1)
+        return np.concatenate(centre + [block], axis=1)
+
+    def _centre_field(self, values):
+        """A 'vector' field of the neighbourhoods holding ``values`` (A, d) on the
+        centre row (input order) and zeros elsewhere."""
+        field = np.zeros((len(values), self.canonical.shape[1], values.shape[1]),
+                         dtype=values.dtype)
+        field[:, 0] = values
+        return field
+
+    def to_local(self, Y):
+        """Per-atom vectors (A, d) in each atom's canonical frame."""
+        canon = self.frame.to_canonical(self._centre_field(Y), "vector")[:, 0]
+        return np.take_along_axis(canon, self.centre[:, None, None], axis=1)[:, 0]
+
+    def from_local(self, Yc):
+        """Per-atom vectors (A, d) given in canonical frames, mapped back and averaged
+        over each neighbourhood's stabilizer: exactly equivariant."""
+        field = np.zeros((len(Yc), self.canonical.shape[1], Yc.shape[1]), dtype=Yc.dtype)
+        np.put_along_axis(field, self.centre[:, None, None], Yc[:, None], axis=1)
+        return self.frame.from_canonical(field[:, None], "vector")[:, 0]
+
+    def per_system(self, values):
+        """Per-atom values (A, w) scattered to (S, n, w), NaN for absent atoms."""
+        out = np.full(self.present.shape + values.shape[1:], np.nan, dtype=values.dtype)
+        out[self.system, self.atom] = values
+        return out
+
+    def per_atom(self, Y, width):
+        """Per-atom targets (S, n * width) or (S, n, width) of the present atoms,
+        (A, width)."""
+        Y = np.asarray(Y).reshape(self.present.shape + (width,))
+        return Y[self.system, self.atom]

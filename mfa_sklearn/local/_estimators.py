@@ -1,0 +1,472 @@
+"""LocalFrameRegressor and LocalFrameFeaturizer: any estimator on canonical atomic
+neighbourhoods."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    MetaEstimatorMixin,
+    RegressorMixin,
+    TransformerMixin,
+    clone,
+)
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+
+from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT
+from ..exceptions import LayoutError, NonFiniteInputError, first_indices
+from ..groups._selection import ROW_RULES
+from ..layout import Layout
+from ._environments import LocalFrames, local_group
+from ._sum_kernel import indicator, kernel_parameters, system_kernel
+
+_REFERENCES = """
+    References
+    ----------
+    .. [1] Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More
+       Symmetries and Efficiency. ICML 2024, arXiv:2406.07598.
+    .. [2] Behler, Parrinello. Generalized neural-network representation of
+       high-dimensional potential-energy surfaces. Phys. Rev. Lett. 98, 2007 (the
+       smooth cutoff and the decomposition into atomic terms).
+"""
+
+
+class _LocalFrameBase(BaseEstimator):
+    """Neighbourhoods, frames and validation shared by the local-frame estimators."""
+
+    _parameter_constraints = {
+        "fields": COMMON_CONSTRAINTS["fields"],
+        "group": [str],
+        "cutoff": [Interval(Real, 0, None, closed="neither")],
+        "n_neighbors": [Interval(Integral, 2, None, closed="left"), None],
+        "first_vector": [StrOptions({"nearest", "weighted"})],
+        "rule": [StrOptions(set(ROW_RULES))],
+        "cutoff_weight": [StrOptions({"cosine"}), None],
+        "tol": COMMON_CONSTRAINTS["tol"],
+        "n_jobs": N_JOBS_CONSTRAINT,
+    }
+
+    def _fit_layout(self, X):
+        """Validate X and resolve the layout of its systems (called in ``fit``)."""
+        X = self._check_X(X, reset=True)
+        system_group, group = local_group(self.group)
+        layout = Layout.infer(self.fields, system_group, tuple(X.shape[1:]))
+        kinds = [f.kind for f in layout.fields]
+        if kinds.count("point") != 1 or "edge" in kinds:
+            described = ", ".join(f"{f.name}: {f.kind}" for f in layout.fields)
+            raise LayoutError(
+                f"local frames need exactly one 'point' field (the positions), plus any "
+                f"'scalar' and 'vector' fields, and no 'edge' field; got {described}")
+        self.input_shape_ = tuple(X.shape[1:])
+        self.layout_ = layout
+        self.local_frames_ = LocalFrames(layout, group, float(self.cutoff), self.n_neighbors,
+                                         self.first_vector, self.rule, self.cutoff_weight)
+        return X
+
+    def _check_X(self, X, reset=False):
+        _check_numeric(X)
+        X = validate_data(self, X, reset=reset, allow_nd=True,
+                          dtype=[np.float64, np.float32], ensure_all_finite=False)
+        if X.ndim > 3:
+            raise ValueError(f"X must be 2-D (n_systems, n_columns) or 3-D (n_systems, "
+                             f"n_atoms, width); got a {X.ndim}-D array of shape {X.shape}")
+        if not reset and tuple(X.shape[1:]) != self.input_shape_:
+            raise ValueError(f"X has systems of shape {tuple(X.shape[1:])}, but "
+                             f"{type(self).__name__} was fitted on systems of shape "
+                             f"{self.input_shape_}")
+        return X
+
+    def _environments(self, X):
+        return self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = True        # all-NaN rows: absent atoms
+        return tags
+
+
+def _check_numeric(X):
+    """Clear error for non-numeric entries (species given as symbols), naming the first
+    system and column."""
+    if not (isinstance(X, np.ndarray) and X.dtype.kind in "OUS"):
+        return
+    flat = X.reshape(len(X), -1)
+    for (system, column), value in np.ndenumerate(flat):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"X must be numeric: system {system}, column {column} holds {value!r}. "
+                "Give species as atomic numbers (e.g. ase.Atoms.numbers), not symbols"
+            ) from None
+
+
+class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
+    """Any regressor on canonical atomic neighbourhoods: exactly invariant or
+    equivariant per-atom outputs, and additive invariant targets by sum kernels.
+
+    Each present atom of each system gets a neighbourhood: its neighbours within
+    ``cutoff`` (the ``n_neighbors`` nearest), as positions relative to the atom, with
+    their scalar and vector fields, and the atom's own fields as context. The
+    neighbourhood's minimal frame under ``S_k x O(3)`` (``S_k x SO(3)`` for
+    ``group="SE(3)"``) puts it in canonical form, symmetric neighbourhoods averaged over
+    their stabilizer, and the inner estimator sees one row of invariant features per
+    atom. The model is exactly symmetric under rotations, reflections (E(3)),
+    translations and relabellings of the atoms, whatever the inner estimator:
+
+    * ``target="vector"``: a vector per atom (forces, dipoles), predicted in the atom's
+      frame and mapped back: equivariant;
+    * ``target="scalar"``: scalars per atom (charges): invariant;
+    * ``target="sum"``: one invariant value per system that is a sum of atomic terms
+      (energies), fitted by a kernel method on the exact sum kernel
+      ``K(A, B) = sum_{a in A, b in B} k(f_a, f_b)``, the inner estimator's own kernel
+      (``kernel``, ``gamma``, ...) summed over the atoms of both systems.
+
+    Parameters
+    ----------
+    estimator : estimator, default=None
+        Regressor on per-atom features (``target="vector"`` / ``"scalar"``), or a
+        kernel method with a ``kernel`` parameter (``target="sum"``: ``KernelRidge``,
+        ``SVR``), refitted on the precomputed system kernel. None:
+        ``KernelRidge(kernel="rbf")``, whose per-atom kernel takes ``A^2`` memory for A
+        training atoms; give a scalable regressor for large per-atom fits.
+    target : {"sum", "vector", "scalar"}, default="sum"
+        What y holds: one value per system (additive), one vector per atom
+        ``(n_systems, n_atoms * d)`` or ``(n_systems, n_atoms, d)``, or scalars per
+        atom ``(n_systems, n_atoms)`` / ``(n_systems, n_atoms * w)``; NaN at absent
+        atoms.
+    fields : dict, str, tuple or None, default=None
+        Layout of each system's atom rows, e.g. ``{"pos": "point", "Z": "scalar"}``:
+        one point field (positions), any scalar fields (species, charges: neighbour
+        colours and centre context) and vector fields (velocities: carried along).
+        None: every column a position coordinate.
+    group : {"E(3)", "SE(3)"} or "E(d)", "SE(d)", default="E(3)"
+        Symmetry of whole systems; S_n over the atoms is always part of it.
+    cutoff : float, default=5.0
+        Neighbours are the atoms closer than this.
+    n_neighbors : int or None, default=12
+        Keep at most this many nearest neighbours (None: all within the cutoff).
+        Neighbours tied with the first one left out are left out too, so that the
+        neighbourhood does not depend on the atoms' labels.
+    first_vector : {"nearest", "weighted"}, default="nearest"
+        The first frame vector: the nearest neighbour, or the neighbours' mean direction
+        weighted by the smooth cutoff (smoother; the nearest neighbour where the
+        directions nearly cancel).
+    rule : {"leading", "pivoted", "first"}, default="leading"
+        How frame vectors are picked among the rows in canonical order (nearest first):
+        the first with a residual at least half the largest, the largest, or the first
+        independent one.
+    cutoff_weight : {"cosine"} or None, default="cosine"
+        Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``, which vanishes at the
+        cutoff, so that atoms crossing it enter with a vanishing weight.
+    tol : float, optional
+        Relative rank tolerance of the frames (default ``sqrt(eps)``).
+    n_jobs : int, optional
+        Joblib threads over chunks of neighbourhoods and blocks of the sum kernel.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted inner estimator (on per-atom features, or the system kernel).
+    layout_ : Layout
+    local_frames_ : LocalFrames
+    n_features_in_ : int
+
+    See Also
+    --------
+    LocalFrameFeaturizer : pooled per-atom features for any regressor.
+    FrameAveragingRegressor : one global frame per system.
+    """ + _REFERENCES + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.kernel_ridge import KernelRidge
+    >>> from mfa_sklearn import LocalFrameRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(scale=1.5, size=(40, 6, 3))            # 40 systems of 6 atoms
+    >>> y = np.array([np.sum(1 / np.linalg.norm(x[:, None] - x[None] + np.eye(6)[..., None],
+    ...                                         axis=2)) for x in X])
+    >>> model = LocalFrameRegressor(KernelRidge(kernel="rbf", alpha=1e-3),
+    ...                             cutoff=4.0, n_neighbors=5).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        **_LocalFrameBase._parameter_constraints,
+        "estimator": [HasMethods(["fit", "predict"]), None],
+        "target": [StrOptions({"sum", "vector", "scalar"})],
+    }
+
+    def __init__(self, estimator=None, *, target="sum", fields=None, group="E(3)",
+                 cutoff=5.0, n_neighbors=12, first_vector="nearest", rule="leading",
+                 cutoff_weight="cosine", tol=None, n_jobs=None):
+        self.estimator = estimator
+        self.target = target
+        self.fields = fields
+        self.group = group
+        self.cutoff = cutoff
+        self.n_neighbors = n_neighbors
+        self.first_vector = first_vector
+        self.rule = rule
+        self.cutoff_weight = cutoff_weight
+        self.tol = tol
+        self.n_jobs = n_jobs
+
+    def _get_estimator(self):
+        return KernelRidge(kernel="rbf") if self.estimator is None else self.estimator
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the inner estimator on the canonical neighbourhoods of X's atoms.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+            Systems in the layout of ``fields``; absent atoms (smaller systems) are
+            all-NaN rows of the positions.
+        y : array-like
+            See ``target``.
+        sample_weight : array-like of shape (n_systems,), optional
+            Per-system weights (per-atom targets: every atom of a system gets its
+            system's weight); the inner estimator must take ``sample_weight``.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = self._fit_layout(X)
+        envs = self._environments(X)
+        features = envs.features()
+        estimator = clone(self._get_estimator())
+        params = {}
+        if sample_weight is not None:
+            if not has_fit_parameter(estimator, "sample_weight"):
+                raise ValueError(f"{type(estimator).__name__} does not take sample_weight")
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != (len(X),):
+                raise ValueError(f"sample_weight must have shape ({len(X)},); got "
+                                 f"{sample_weight.shape}")
+        if self.target == "sum":
+            y = self._system_targets(y, len(X))
+            kernel, kparams = kernel_parameters(estimator)
+            self.kernel_ = (kernel, kparams)
+            self.train_features_, self.train_systems_ = features, envs.system
+            self.n_train_systems_ = len(X)
+            K = system_kernel(features, envs.system, len(X), features, envs.system, len(X),
+                              kernel, kparams, self.n_jobs)
+            if sample_weight is not None:
+                params["sample_weight"] = sample_weight
+            self.estimator_ = estimator.set_params(kernel="precomputed").fit(K, y, **params)
+            return self
+        atom_y = self._atom_targets(y, envs)
+        if self.target == "vector":
+            atom_y = envs.to_local(atom_y)
+        elif atom_y.shape[1] == 1:
+            atom_y = atom_y[:, 0]
+        if sample_weight is not None:
+            params["sample_weight"] = sample_weight[envs.system]
+        self.estimator_ = estimator.fit(features, atom_y, **params)
+        return self
+
+    def _system_targets(self, y, n_systems):
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.shape != (n_systems,):
+            raise ValueError(f"target='sum' takes one value per system, y of shape "
+                             f"({n_systems},); got {y.shape}. Per-atom targets: "
+                             "target='vector' or 'scalar'")
+        if not np.all(np.isfinite(y)):
+            raise NonFiniteInputError(f"y holds NaN or inf in "
+                                      f"{first_indices(~np.isfinite(y))}")
+        return y
+
+    def _atom_targets(self, y, envs):
+        """Per-atom targets of the present atoms, (A, w); clear errors for missing
+        values at present atoms."""
+        y = np.asarray(y, dtype=np.float64)
+        S, n = envs.present.shape
+        d = self.local_frames_.d
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim not in (2, 3) or y.shape[0] != S:
+            raise ValueError(f"per-atom targets must have shape (n_systems, n_atoms * w) or "
+                             f"(n_systems, n_atoms, w) with n_systems={S}, n_atoms={n}; got "
+                             f"{y.shape}")
+        size = int(np.prod(y.shape[1:]))
+        width = d if self.target == "vector" else size // n
+        if size != n * width or width == 0:
+            expected = (f"{n * d} columns ({n} atoms x {d})" if self.target == "vector"
+                        else f"a multiple of {n} columns ({n} atoms)")
+            raise ValueError(f"target={self.target!r} needs y with {expected} per system; "
+                             f"got {size}")
+        self.target_width_ = width
+        atom_y = envs.per_atom(y, width)
+        bad = ~np.all(np.isfinite(atom_y), axis=1)
+        if np.any(bad):
+            system, atom = envs.system[bad][0], envs.atom[bad][0]
+            where = first_indices(np.unique(envs.system[bad]))
+            raise NonFiniteInputError(
+                f"y holds NaN or inf at present atoms in {where}: system {system}, atom "
+                f"{atom}. Per-atom targets may be NaN only at absent atoms (all-NaN "
+                "position rows)")
+        return atom_y
+
+    def predict(self, X):
+        """Predict: per-atom outputs mapped back with each atom's frame, or system sums.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+
+        Returns
+        -------
+        ndarray
+            ``target="sum"``: (n_systems,). Per-atom targets: the shape of y in ``fit``
+            for these systems (2-D X: (n_systems, n_atoms * w)), NaN at absent atoms.
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        envs = self._environments(X)
+        features = envs.features()
+        if self.target == "sum":
+            kernel, kparams = self.kernel_
+            K = system_kernel(features, envs.system, len(X), self.train_features_,
+                              self.train_systems_, self.n_train_systems_, kernel, kparams,
+                              self.n_jobs)
+            return self.estimator_.predict(K)
+        out = np.asarray(self.estimator_.predict(features), dtype=np.float64)
+        out = out.reshape(len(features), -1)
+        if self.target == "vector":
+            out = envs.from_local(out)
+        per_system = envs.per_system(out)
+        return per_system if X.ndim == 3 else per_system.reshape(len(X), -1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = True
+        tags.target_tags.multi_output = self.target != "sum"
+        return tags
+
+
+class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
+    """Invariant system features: per-atom canonical neighbourhoods, mapped by any
+    transformer and pooled over the atoms of each system.
+
+    The neighbourhoods and frames are those of :class:`LocalFrameRegressor`. Each
+    atom's invariant features go through ``atom_transformer`` (e.g. ``Nystroem``,
+    ``RBFSampler``, ``SplineTransformer``; fitted on the training atoms), and are summed
+    (``pooling="sum"``: size-extensive, for energies) or averaged over the atoms of
+    each system. Any regressor then fits additive invariant targets on the pooled
+    features; the result is exactly invariant under rotations, reflections,
+    translations and relabellings.
+
+    Parameters
+    ----------
+    atom_transformer : transformer, default=None
+        Feature map of single atoms; None: the canonical neighbourhood itself.
+    pooling : {"sum", "mean"}, default="sum"
+        How atoms are pooled; a system without atoms gets zeros.
+    fields, group, cutoff, n_neighbors, first_vector, rule, cutoff_weight, tol, n_jobs
+        As for :class:`LocalFrameRegressor`.
+
+    Attributes
+    ----------
+    atom_transformer_ : transformer or None
+        The fitted atom transformer.
+    n_features_out_ : int
+    layout_ : Layout
+    local_frames_ : LocalFrames
+    n_features_in_ : int
+
+    See Also
+    --------
+    LocalFrameRegressor : per-atom outputs and exact sum kernels.
+    """ + _REFERENCES + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.kernel_approximation import Nystroem
+    >>> from mfa_sklearn import LocalFrameFeaturizer
+    >>> X = np.random.default_rng(0).normal(scale=1.5, size=(20, 5, 3))
+    >>> features = LocalFrameFeaturizer(atom_transformer=Nystroem(n_components=30,
+    ...                                 random_state=0), cutoff=4.0, n_neighbors=4)
+    >>> features.fit_transform(X).shape
+    (20, 30)
+    """
+
+    _parameter_constraints = {
+        **_LocalFrameBase._parameter_constraints,
+        "atom_transformer": [HasMethods(["fit", "transform"]), None],
+        "pooling": [StrOptions({"sum", "mean"})],
+    }
+
+    def __init__(self, atom_transformer=None, *, pooling="sum", fields=None, group="E(3)",
+                 cutoff=5.0, n_neighbors=12, first_vector="nearest", rule="leading",
+                 cutoff_weight="cosine", tol=None, n_jobs=None):
+        self.atom_transformer = atom_transformer
+        self.pooling = pooling
+        self.fields = fields
+        self.group = group
+        self.cutoff = cutoff
+        self.n_neighbors = n_neighbors
+        self.first_vector = first_vector
+        self.rule = rule
+        self.cutoff_weight = cutoff_weight
+        self.tol = tol
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        """Fit the atom transformer on the canonical neighbourhoods of X's atoms.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        X = self._fit_layout(X)
+        features = self._environments(X).features()
+        self.atom_transformer_ = None
+        if self.atom_transformer is not None:
+            self.atom_transformer_ = clone(self.atom_transformer).fit(features)
+            features = self.atom_transformer_.transform(features[:1])
+        self.n_features_out_ = features.shape[1]
+        return self
+
+    def transform(self, X):
+        """Pooled invariant features of each system.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+
+        Returns
+        -------
+        ndarray of shape (n_systems, n_features_out_)
+        """
+        check_is_fitted(self)
+        X = self._check_X(X)
+        envs = self._environments(X)
+        features = envs.features()
+        if self.atom_transformer_ is not None:
+            features = self.atom_transformer_.transform(features)
+        pooled = np.asarray(indicator(envs.system, len(X)) @ features)
+        if self.pooling == "mean":
+            count = np.bincount(envs.system, minlength=len(X))
+            pooled /= np.maximum(count, 1)[:, None]
+        return pooled.astype(X.dtype, copy=False)
+
+    def get_feature_names_out(self, input_features=None):
+        """``pooled0``, ``pooled1``, ..."""
+        check_is_fitted(self)
+        return np.asarray([f"pooled{i}" for i in range(self.n_features_out_)], dtype=object)
