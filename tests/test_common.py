@@ -18,6 +18,8 @@ from sklearn.utils.estimator_checks import (
 from mfa_sklearn import (
     FrameAveragingClassifier,
     FrameAveragingRegressor,
+    LocalFrameFeaturizer,
+    LocalFrameRegressor,
     MinimalFrameCanonicalizer,
 )
 
@@ -32,6 +34,52 @@ ESTIMATORS = [
     FrameAveragingClassifier(LogisticRegression(), group="SE(1)"),
     FrameAveragingClassifier(LinearSVC(), group="O(1)", frame="pca"),
 ]
+
+
+# Local frames in E(1): every column count divides, each column one atom on a line. The
+# defaults (E(3), 3 columns per atom) run every check too; those whose data does not fit
+# a layout of atoms fail by design, listed with the reason.
+LOCAL_ESTIMATORS = [
+    LocalFrameRegressor(),
+    LocalFrameRegressor(group="E(1)"),
+    LocalFrameFeaturizer(),
+    LocalFrameFeaturizer(group="E(1)", pooling="mean"),
+]
+
+_COINCIDENT = ("the check's data puts two atoms of a system at the same position "
+               "(integer-valued or repeated columns), which local frames reject with "
+               "an error naming the system and atom")
+_THREE_COLUMNS = ("the default layout holds 3 coordinates per atom; the check's data "
+                  "has a column count that 3 does not divide, which is a LayoutError")
+
+
+_COINCIDENT_CHECKS = (
+    "check_estimators_dtypes", "check_sample_weights_pandas_series",
+    "check_sample_weights_not_an_array", "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten")
+_THREE_COLUMN_CHECKS = (
+    "check_estimators_overwrite_params", "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_dtype_object", "check_regressors_train",
+    "check_regressor_data_not_an_array", "check_regressors_no_decision_function",
+    "check_regressors_int", "check_fit2d_1sample", "check_fit2d_1feature",
+    "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
+    "check_all_zero_sample_weights_error", "check_estimators_pickle",
+    "check_array_api_input")
+
+
+def local_expected_failures(estimator):
+    """Checks whose data local frames reject by design, with the reason."""
+    failures = dict.fromkeys(_COINCIDENT_CHECKS, _COINCIDENT)
+    if estimator.group == "E(3)":
+        failures.update(dict.fromkeys(_THREE_COLUMN_CHECKS, _THREE_COLUMNS))
+    return failures
+
+
+@parametrize_with_checks(LOCAL_ESTIMATORS, expected_failed_checks=local_expected_failures,
+                         xfail_strict=True)
+def test_local_frames_sklearn_compatible(estimator, check):
+    check(estimator)
 
 
 # KNeighborsRegressor takes no sample_weight: the wrapper applies integer weights as

@@ -28,10 +28,13 @@ Minkowski squares, relative thresholds, row indices), so for ``T`` in the group 
   (equal norms, symmetric data) resolve by index, the same way for ``x`` and ``g.x``,
   instead of by rounding noise.
 * ``"leading"``: the lowest-index eligible row whose squared residual is at least
-  ``LEADING_FRACTION`` (1/4) of the largest, i.e. a residual norm at least half the
-  largest. Rows are taken in their order wherever that is well conditioned (the nearest
-  neighbour first, for rows ordered by distance), and a nearly dependent row is passed
-  over for a later one, which bounds the amplification of rounding by a fixed factor.
+  ``LEADING_FRACTION`` (0.2718) of the largest, i.e. a residual norm at least about half
+  the largest. Rows are taken in their order wherever that is well conditioned (the
+  nearest neighbour first, for rows ordered by distance), and a nearly dependent row is
+  passed over for a later one, which bounds the amplification of rounding by a fixed
+  factor. The fraction is no ratio of small integers or of powers of the golden ratio,
+  so that the rows of symmetric structures (lattice shells, icosahedra) do not sit on
+  the threshold, where rounding would decide.
 * Indefinite metric, any rule: *timelike first*. While no timelike vector has been
   chosen and some eligible residual has ``<v, v> > 0``, only those compete. After a
   timelike vector, every residual lies in its definite complement, so null residuals
@@ -249,8 +252,8 @@ class Selection(NamedTuple):
 
 
 #: ``rule="leading"``: the smallest squared residual, relative to the largest, that may be
-#: chosen ahead of it
-LEADING_FRACTION = 0.25
+#: chosen ahead of it (see the module docstring, 'Rules')
+LEADING_FRACTION = 0.2718
 #: the row selection rules of :func:`select_rows`
 ROW_RULES = ("pivoted", "first", "leading")
 

@@ -147,49 +147,50 @@ class LocalFrames:
         index, distance = neighbour_lists(pos, present, cutoff=self.cutoff,
                                           n_neighbors=self.n_neighbors, band=band)
         system, atom = np.nonzero(present)
+        A, k = len(atom), self.width
         neighbour = index[system, atom]                           # (A, k)
         has = neighbour >= 0
-        gather = np.where(has, neighbour, atom[:, None])          # itself where none
+        # flat (system, atom) rows of the neighbours; the centre itself where there is
+        # none, so that relative positions there are exact zeros
+        centre = system * n + atom
+        rows = system[:, None] * n + np.where(has, neighbour, atom[:, None])
         plan = self.plan()
-        rows = {}
-        centre_pos = pos[system, atom]
-        r = pos[system[:, None], gather] - centre_pos[:, None]
-        r[~has] = 0.0
-        rows[_R] = _with_centre(np.zeros_like(centre_pos), r)
+        columns = _columns(plan.layout)
+        env = np.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype)
+        flat = pos.reshape(S * n, -1)
+        r = np.take(flat, rows, axis=0)
+        r -= flat[centre][:, None]
+        env[:, 1:, columns[_R]] = r
         for name in self._names("scalar") + self._names("vector"):
-            field = np.asarray(parts[name], dtype=np.float64)
-            values = field[system[:, None], gather]
-            values[~has] = 0.0
-            rows[name] = _with_centre(field[system, atom], values)
-        flag = np.zeros((len(atom), self.width + 1, 1))
-        flag[:, 0] = 1.0
-        rows[_CENTRE] = flag
+            field = parts[name].reshape(S * n, -1)
+            env[:, 0, columns[name]] = field[centre]
+            env[:, 1:, columns[name]] = np.take(field, rows, axis=0) * has[..., None]
+        env[:, 0, columns[_CENTRE]] = 1.0
         if self.first_vector == "weighted":
-            rows[_DIRECTION] = self._direction_rows(r, distance[system, atom], has)
-        env = plan.layout.join(rows)
-        env_present = np.concatenate([np.ones((len(atom), 1), dtype=bool), has], axis=1)
-        Xc, frame = plan.canonicalize(env.astype(X.dtype, copy=False), tol=tol,
-                                      n_jobs=n_jobs, present=env_present)
+            env[:, 0, columns[_DIRECTION]] = self._direction(r, distance[system, atom], has)
+        env_present = np.concatenate([np.ones((A, 1), dtype=bool), has], axis=1)
+        Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs, present=env_present)
         return Environments(self, plan, present, system, atom, Xc[:, 0], frame,
                             env_present.sum(axis=1))
 
-    def _direction_rows(self, r, distance, has):
-        """The ``direction`` field: ``u`` (module docstring) on the centre row, zeros on
-        the neighbour rows."""
+    def _direction(self, r, distance, has):
+        """``u`` of the module docstring, (A, d)."""
         safe = np.where(has, distance, 1.0)
         weight = np.where(has, cosine_weight(safe, self.cutoff), 0.0)
         total = weight.sum(axis=1)
         u = np.einsum("ak,akd->ad", weight / safe, r)
         reach = np.max(np.where(has, distance, 0.0), axis=1)
         u *= (reach / np.where(total > 0, total, 1.0))[:, None]
-        out = np.zeros((r.shape[0], r.shape[1] + 1, r.shape[2]))
-        out[:, 0] = u
-        return out
+        return u
 
 
-def _with_centre(centre, neighbours):
-    """Rows (A, k + 1, w): the centre's row, then its neighbours'."""
-    return np.concatenate([centre.reshape(len(centre), 1, -1), neighbours], axis=1)
+def _columns(layout):
+    """Column slice of each field in the rows of a 3-D layout."""
+    columns, offset = {}, 0
+    for f in layout.fields:
+        columns[f.name] = slice(offset, offset + f.width)
+        offset += f.width
+    return columns
 
 
 class Environments:
@@ -222,22 +223,27 @@ class Environments:
         """Invariant features of every atom, (A, p): the centre's scalar and vector
         fields (and weighted direction), then per neighbour in canonical order its
         relative position, fields and cutoff weight (zeros for absent neighbours)."""
-        spec, layout = self.spec, self.plan.layout
-        A, rows = self.canonical.shape[:2]
-        order = np.argsort(np.where(np.arange(rows) == self.centre[:, None], -1,
-                                    np.arange(rows)), axis=1, kind="stable")
-        ordered = np.take_along_axis(self.canonical, order[:, :, None], axis=1)
-        parts = layout.split(ordered)
-        centre = [parts[f.name][:, 0] for f in layout.fields
-                  if f.name not in (_R, _CENTRE)]
-        neighbours = [parts[_R][:, 1:]] + [parts[f.name][:, 1:] for f in layout.fields
-                                           if f.kind != "point" and f.name != _CENTRE]
-        if spec.cutoff_weight == "cosine":
-            distance = np.linalg.norm(parts[_R][:, 1:], axis=2)
+        A, rows, width = self.canonical.shape
+        ordered = self.canonical
+        if np.any(self.centre):     # the centre first, the neighbours in their order
+            order = np.argsort(np.where(np.arange(rows) == self.centre[:, None], -1,
+                                        np.arange(rows)), axis=1, kind="stable")
+            ordered = np.take_along_axis(ordered, order[:, :, None], axis=1)
+        columns = _columns(self.plan.layout)
+        every = np.arange(width)
+        own = np.concatenate([[]] + [every[c] for name, c in columns.items()
+                                     if name not in (_R, _CENTRE)]).astype(np.intp)
+        theirs = np.concatenate([every[c] for name, c in columns.items()
+                                 if name not in (_CENTRE, _DIRECTION)]).astype(np.intp)
+        neighbours = ordered[:, 1:, theirs]
+        if self.spec.cutoff_weight == "cosine":
+            r = ordered[:, 1:, columns[_R]]
+            distance = np.sqrt(np.einsum("akd,akd->ak", r, r))
             there = np.arange(rows - 1) < (self.n_present - 1)[:, None]
-            neighbours.append((cosine_weight(distance, spec.cutoff) * there)[..., None])
-        block = np.concatenate(neighbours, axis=2).reshape(A, -1)
-        return np.concatenate(centre + [block], axis=1)
+            weight = cosine_weight(distance, self.spec.cutoff) * there
+            neighbours = np.concatenate([neighbours, weight[..., None].astype(r.dtype)],
+                                        axis=2)
+        return np.concatenate([ordered[:, 0, own], neighbours.reshape(A, -1)], axis=1)
 
     def _centre_field(self, values):
         """A 'vector' field of the neighbourhoods holding ``values`` (A, d) on the

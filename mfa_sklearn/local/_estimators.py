@@ -13,7 +13,12 @@ from sklearn.base import (
 )
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+from sklearn.utils.validation import (
+    check_is_fitted,
+    column_or_1d,
+    has_fit_parameter,
+    validate_data,
+)
 
 from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT
 from ..exceptions import LayoutError, NonFiniteInputError, first_indices
@@ -66,9 +71,13 @@ class _LocalFrameBase(BaseEstimator):
         return X
 
     def _check_X(self, X, reset=False):
-        _check_numeric(X)
-        X = validate_data(self, X, reset=reset, allow_nd=True,
-                          dtype=[np.float64, np.float32], ensure_all_finite=False)
+        try:
+            X = validate_data(self, X, reset=reset, allow_nd=True,
+                              dtype=[np.float64, np.float32], ensure_all_finite=False)
+        except (TypeError, ValueError) as error:
+            if "float" not in str(error) and "number" not in str(error):
+                raise
+            raise _non_numeric(X, error) from error
         if X.ndim > 3:
             raise ValueError(f"X must be 2-D (n_systems, n_columns) or 3-D (n_systems, "
                              f"n_atoms, width); got a {X.ndim}-D array of shape {X.shape}")
@@ -89,20 +98,20 @@ class _LocalFrameBase(BaseEstimator):
         return tags
 
 
-def _check_numeric(X):
-    """Clear error for non-numeric entries (species given as symbols), naming the first
-    system and column."""
-    if not (isinstance(X, np.ndarray) and X.dtype.kind in "OUS"):
-        return
-    flat = X.reshape(len(X), -1)
+def _non_numeric(X, error):
+    """``error`` (X did not convert to floats) with the first non-numeric entry named
+    by system and column, where one is found."""
+    flat = np.asarray(X, dtype=object)
+    flat = flat.reshape(len(flat), -1) if flat.ndim > 1 else flat[:, None]
     for (system, column), value in np.ndenumerate(flat):
         try:
             float(value)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"X must be numeric: system {system}, column {column} holds {value!r}. "
-                "Give species as atomic numbers (e.g. ase.Atoms.numbers), not symbols"
-            ) from None
+            return type(error)(
+                f"{error}. X must be numeric: system {system}, column {column} holds "
+                f"{value!r}; give species as atomic numbers (e.g. ase.Atoms.numbers), not "
+                "symbols")
+    return error
 
 
 class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
@@ -239,6 +248,9 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         self
         """
         self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
+                             "target y is None")
         X = self._fit_layout(X)
         envs = self._environments(X)
         features = envs.features()
@@ -276,7 +288,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     def _system_targets(self, y, n_systems):
         y = np.asarray(y, dtype=np.float64)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
+            y = column_or_1d(y, warn=True)
         if y.shape != (n_systems,):
             raise ValueError(f"target='sum' takes one value per system, y of shape "
                              f"({n_systems},); got {y.shape}. Per-atom targets: "
@@ -306,6 +318,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
             raise ValueError(f"target={self.target!r} needs y with {expected} per system; "
                              f"got {size}")
         self.target_width_ = width
+        self.target_shape_ = tuple(y.shape[1:])
         atom_y = envs.per_atom(y, width)
         bad = ~np.all(np.isfinite(atom_y), axis=1)
         if np.any(bad):
@@ -328,7 +341,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         -------
         ndarray
             ``target="sum"``: (n_systems,). Per-atom targets: the shape of y in ``fit``
-            for these systems (2-D X: (n_systems, n_atoms * w)), NaN at absent atoms.
+            for these systems, NaN at absent atoms.
         """
         check_is_fitted(self)
         X = self._check_X(X)
@@ -344,8 +357,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         out = out.reshape(len(features), -1)
         if self.target == "vector":
             out = envs.from_local(out)
-        per_system = envs.per_system(out)
-        return per_system if X.ndim == 3 else per_system.reshape(len(X), -1)
+        return envs.per_system(out).reshape((len(X),) + self.target_shape_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
