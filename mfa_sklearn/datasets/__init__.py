@@ -6,8 +6,11 @@
   "E(n) Equivariant Graph Neural Networks"), re-implemented so that the simulator
   itself is exactly E(3)-equivariant.
 * :func:`make_toy_jets`: toy collider jets, Lorentz-covariant.
+* :func:`make_emt_clusters`: small metal clusters sampled by Langevin molecular
+  dynamics under ASE's EMT potential, with energies and forces (needs ASE).
 """
 
+from ._emt import EMT_FIELDS, EMT_FORCE_FIELDS, make_emt_clusters
 from ._jets import JETS_FIELDS, make_toy_jets
 from ._nbody import (
     NBODY_FIELDS,
@@ -19,10 +22,13 @@ from ._nbody import (
 )
 
 __all__ = [
+    "EMT_FIELDS",
+    "EMT_FORCE_FIELDS",
     "JETS_FIELDS",
     "NBODY_FIELDS",
     "NBODY_TARGET_FIELDS",
     "load_charged_nbody_splits",
     "make_charged_nbody",
+    "make_emt_clusters",
     "make_toy_jets",
 ]
