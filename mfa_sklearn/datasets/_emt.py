@@ -190,11 +190,12 @@ def _parse_elements(elements):
             raise ValueError(f"elements={elements!r} is not an element symbol or a formula "
                              "such as 'Cu' or 'Cu3Au10'")
         if len(parts) == 1 and not parts[0][1]:
-            return (parts[0][0],), None
-        composition = {}
-        for symbol, count in parts:
-            composition[symbol] = composition.get(symbol, 0) + int(count or 1)
-        elements = composition
+            elements = (parts[0][0],)             # one symbol: pure clusters of any size
+        else:
+            composition = {}
+            for symbol, count in parts:
+                composition[symbol] = composition.get(symbol, 0) + int(count or 1)
+            elements = composition
     if isinstance(elements, dict):
         symbols = tuple(elements)
         counts = [_check_int(f"elements[{s!r}]", c, 1) for s, c in elements.items()]
