@@ -233,8 +233,7 @@ def test_sum_kernel_equals_explicit_sum():
     model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=0.5),
                                 fields=FIELDS, cutoff=4.0, n_neighbors=5).fit(X, y)
     atoms = LocalFrameFeaturizer(fields=FIELDS, cutoff=4.0, n_neighbors=5).fit(X)
-    envs = atoms._environments(X)
-    F = envs.features()
+    envs, F = atoms._environments(X)
     sq = ((F[:, None] - F[None]) ** 2).sum(-1)
     k = np.exp(-gamma * sq)
     S = np.zeros((12, len(F)))

@@ -49,6 +49,7 @@ class _LocalFrameBase(BaseEstimator):
         "first_vector": [StrOptions({"nearest", "weighted"})],
         "rule": [StrOptions(set(ROW_RULES))],
         "cutoff_weight": [StrOptions({"cosine"}), None],
+        "standardize": ["boolean"],
         "tol": COMMON_CONSTRAINTS["tol"],
         "n_jobs": N_JOBS_CONSTRAINT,
     }
@@ -87,8 +88,23 @@ class _LocalFrameBase(BaseEstimator):
                              f"{self.input_shape_}")
         return X
 
-    def _environments(self, X):
-        return self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
+    def _environments(self, X, fit=False):
+        """The canonical neighbourhoods of X's atoms, and their invariant features
+        (standardized with the training atoms' mean and spread where asked)."""
+        envs = self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
+        features = envs.features()
+        if fit:
+            self.feature_mean_ = self.feature_scale_ = None
+            if self.standardize and len(features):
+                self.feature_mean_ = features.mean(axis=0)
+                spread = features.std(axis=0)
+                # columns constant up to rounding (flat or linear environments) keep
+                # their scale: dividing by noise would make noise count
+                noise = 1e-6 * max(float(spread.max()), np.finfo(np.float64).tiny)
+                self.feature_scale_ = np.where(spread > noise, spread, 1.0)
+        if self.feature_mean_ is not None:
+            features = (features - self.feature_mean_) / self.feature_scale_
+        return envs, features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -172,6 +188,10 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     cutoff_weight : {"cosine"} or None, default="cosine"
         Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``, which vanishes at the
         cutoff, so that atoms crossing it enter with a vanishing weight.
+    standardize : bool, default=True
+        Centre and scale every per-atom feature by its mean and standard deviation over
+        the training atoms, so that coordinates, species and weights count alike in
+        the inner estimator's kernel or penalty.
     tol : float, optional
         Relative rank tolerance of the frames (default ``sqrt(eps)``).
     n_jobs : int, optional
@@ -183,6 +203,8 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         The fitted inner estimator (on per-atom features, or the system kernel).
     layout_ : Layout
     local_frames_ : LocalFrames
+    feature_mean_, feature_scale_ : ndarray of shape (n_atom_features,) or None
+        The training atoms' feature statistics (``standardize``).
     n_features_in_ : int
 
     See Also
@@ -213,7 +235,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
 
     def __init__(self, estimator=None, *, target="sum", fields=None, group="E(3)",
                  cutoff=5.0, n_neighbors=12, first_vector="nearest", rule="leading",
-                 cutoff_weight="cosine", tol=None, n_jobs=None):
+                 cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
         self.estimator = estimator
         self.target = target
         self.fields = fields
@@ -223,6 +245,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         self.first_vector = first_vector
         self.rule = rule
         self.cutoff_weight = cutoff_weight
+        self.standardize = standardize
         self.tol = tol
         self.n_jobs = n_jobs
 
@@ -252,8 +275,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
                              "target y is None")
         X = self._fit_layout(X)
-        envs = self._environments(X)
-        features = envs.features()
+        envs, features = self._environments(X, fit=True)
         estimator = clone(self._get_estimator())
         params = {}
         if sample_weight is not None:
@@ -345,8 +367,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         """
         check_is_fitted(self)
         X = self._check_X(X)
-        envs = self._environments(X)
-        features = envs.features()
+        envs, features = self._environments(X)
         if self.target == "sum":
             kernel, kparams = self.kernel_
             K = system_kernel(features, envs.system, len(X), self.train_features_,
@@ -384,7 +405,9 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         Feature map of single atoms; None: the canonical neighbourhood itself.
     pooling : {"sum", "mean"}, default="sum"
         How atoms are pooled; a system without atoms gets zeros.
-    fields, group, cutoff, n_neighbors, first_vector, rule, cutoff_weight, tol, n_jobs
+    fields, group, cutoff, n_neighbors, first_vector, rule, cutoff_weight, standardize
+        As for :class:`LocalFrameRegressor`.
+    tol, n_jobs
         As for :class:`LocalFrameRegressor`.
 
     Attributes
@@ -420,7 +443,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
 
     def __init__(self, atom_transformer=None, *, pooling="sum", fields=None, group="E(3)",
                  cutoff=5.0, n_neighbors=12, first_vector="nearest", rule="leading",
-                 cutoff_weight="cosine", tol=None, n_jobs=None):
+                 cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
         self.atom_transformer = atom_transformer
         self.pooling = pooling
         self.fields = fields
@@ -430,6 +453,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         self.first_vector = first_vector
         self.rule = rule
         self.cutoff_weight = cutoff_weight
+        self.standardize = standardize
         self.tol = tol
         self.n_jobs = n_jobs
 
@@ -447,7 +471,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         """
         self._validate_params()
         X = self._fit_layout(X)
-        features = self._environments(X).features()
+        _, features = self._environments(X, fit=True)
         self.atom_transformer_ = None
         if self.atom_transformer is not None:
             self.atom_transformer_ = clone(self.atom_transformer).fit(features)
@@ -468,8 +492,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         """
         check_is_fitted(self)
         X = self._check_X(X)
-        envs = self._environments(X)
-        features = envs.features()
+        envs, features = self._environments(X)
         if self.atom_transformer_ is not None:
             features = self.atom_transformer_.transform(features)
         pooled = np.asarray(indicator(envs.system, len(X)) @ features)
