@@ -106,6 +106,25 @@ class _LocalFrameBase(BaseEstimator):
             features = (features - self.feature_mean_) / self.feature_scale_
         return envs, features
 
+    def atom_features(self, X):
+        """The invariant features of every present atom, as the inner estimator (or the
+        atom transformer) sees them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+
+        Returns
+        -------
+        features : ndarray of shape (n_present_atoms, n_atom_features)
+            One row per present atom, systems in order, atoms in row order.
+        system, atom : ndarray of shape (n_present_atoms,)
+            The system and the row of each.
+        """
+        check_is_fitted(self)
+        envs, features = self._environments(self._check_X(X))
+        return features, envs.system, envs.atom
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
@@ -177,10 +196,11 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         Keep at most this many nearest neighbours (None: all within the cutoff).
         Neighbours tied with the first one left out are left out too, so that the
         neighbourhood does not depend on the atoms' labels.
-    first_vector : {"nearest", "weighted"}, default="nearest"
-        The first frame vector: the nearest neighbour, or the neighbours' mean direction
-        weighted by the smooth cutoff (smoother; the nearest neighbour where the
-        directions nearly cancel).
+    first_vector : {"weighted", "nearest"}, default="weighted"
+        The first frame vector: the neighbours' mean direction weighted by the smooth
+        cutoff (where it is at least half the largest neighbour distance long; else the
+        nearest neighbour, as in symmetric environments), or always the nearest
+        neighbour. The weighted direction moves less when neighbours swap order.
     rule : {"leading", "pivoted", "first"}, default="leading"
         How frame vectors are picked among the rows in canonical order (nearest first):
         the first with a residual at least half the largest, the largest, or the first
@@ -234,7 +254,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     }
 
     def __init__(self, estimator=None, *, target="sum", fields=None, group="E(3)",
-                 cutoff=5.0, n_neighbors=12, first_vector="nearest", rule="leading",
+                 cutoff=5.0, n_neighbors=12, first_vector="weighted", rule="leading",
                  cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
         self.estimator = estimator
         self.target = target
@@ -442,7 +462,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
     }
 
     def __init__(self, atom_transformer=None, *, pooling="sum", fields=None, group="E(3)",
-                 cutoff=5.0, n_neighbors=12, first_vector="nearest", rule="leading",
+                 cutoff=5.0, n_neighbors=12, first_vector="weighted", rule="leading",
                  cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
         self.atom_transformer = atom_transformer
         self.pooling = pooling
