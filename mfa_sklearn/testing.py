@@ -105,7 +105,8 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
         Layout of X; default: the model's ``fields`` parameter if it has one.
     target : "invariant", kind, (kind, width) or dict, optional
         How the output transforms; default: the model's ``target`` parameter if it has
-        one, else "invariant".
+        one ("sum", additive invariant targets, counts as "invariant"), else
+        "invariant".
     random_state : int, numpy Generator or None
     translation_scale : float, optional
         Standard deviation of the random translations (E/SE). Default: 10 times the
@@ -213,6 +214,8 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         fields = getattr(model, "fields", None)
     if target is None:
         target = getattr(model, "target", "invariant")
+        if isinstance(target, str) and target == "sum":   # additive invariant targets
+            target = "invariant"
     X = np.asarray(X)
     if translation_scale is None:
         points = X

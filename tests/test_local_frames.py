@@ -16,6 +16,7 @@ from sklearn.svm import SVR
 from mfa_sklearn import LocalFrameFeaturizer, LocalFrameRegressor, check_equivariance
 from mfa_sklearn.exceptions import NonFiniteInputError
 from mfa_sklearn.local._neighbours import neighbour_lists
+from tests._helpers import run_script
 
 FIELDS = {"pos": "point", "Z": "scalar"}
 SYMMETRY = "S_n x E(3)"
@@ -343,3 +344,11 @@ def test_bad_inputs_name_system_and_atom():
         LocalFrameRegressor(Ridge(), target="vector", fields=FIELDS).fit(X, F)
     with pytest.raises(ValueError, match="numeric gamma"):
         LocalFrameRegressor(SVR(), fields=FIELDS).fit(X, np.zeros(len(X)))
+
+
+def test_atoms_quickstart_runs_in_smoke_mode():
+    pytest.importorskip("ase")
+    out = run_script("examples/atoms_quickstart.py")
+    errors = [float(x) for x in out.split("energies ")[1].split(" (relative)")[0]
+              .replace("forces ", "").split(", ")]
+    assert max(errors) <= 1e-10

@@ -1,0 +1,26 @@
+"""Smoke test of the atomistic benchmark: ``benchmarks/bench_atoms.py --quick``."""
+
+import csv
+
+import pytest
+
+from tests._helpers import run_script
+
+pytest.importorskip("ase")
+
+
+def test_bench_atoms_quick(tmp_path):
+    run_script("benchmarks/bench_atoms.py", "--quick", "--out-dir", str(tmp_path),
+               timeout=300)
+    with open(tmp_path / "atoms_quick_table.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["dataset"] for r in rows} == {"Cu13", "Cu6..Cu13"}
+    for r in rows:
+        symmetric = r["method"] != "raw coordinates + KRR"
+        if symmetric:   # the stress copy moves nothing for an invariant model
+            assert float(r["stress_mae"]) == pytest.approx(float(r["test_mae"]), rel=1e-6), r
+    zero = {r["dataset"]: float(r["test_mae"]) for r in rows if r["method"] == "predict zero"}
+    for r in rows:
+        if r["method"].startswith("local frames (weighted"):
+            assert float(r["test_mae"]) < zero[r["dataset"]], r
+    assert (tmp_path / "atoms_quick_table.md").stat().st_size > 0
