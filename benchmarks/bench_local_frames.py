@@ -9,7 +9,7 @@ in the same run (best of ``--repeats``).
 Usage::
 
     python benchmarks/bench_local_frames.py            # 10^6 atoms
-    python benchmarks/bench_local_frames.py --quick    # 10^5 atoms, one repeat
+    python benchmarks/bench_local_frames.py --quick    # 10^5 atoms (or --atoms), once
 """
 
 import argparse
@@ -52,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     n_atoms = 13
-    total = int(1e5 if args.quick else args.atoms)
+    total = int(min(args.atoms, 1e5) if args.quick else args.atoms)
     repeats = 1 if args.quick else args.repeats
     rng = np.random.default_rng(0)
     X = clusters(total // n_atoms, n_atoms, rng)

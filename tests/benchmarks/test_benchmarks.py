@@ -23,3 +23,9 @@ def test_bench_torch_quick():
     for row in ("O(3)       torch cpu 64", "E(3)       torch cpu 32", "S_n x E(3) numpy"):
         assert row in out
     assert "One training epoch" in out
+
+
+def test_bench_local_frames_quick():
+    out = _run("bench_local_frames.py", "--atoms", "5000")
+    for stage in ("neighbour lists", "canonical neighbourhoods (weighted)", "features"):
+        assert stage in out
