@@ -45,6 +45,18 @@ def test_readme_python_snippets_run():
     assert tuple(namespace["forces"].shape) == (32, 15)
 
 
+def test_readme_local_frames_snippet_runs():
+    """The README's local-frames code runs as written."""
+    __import__("pytest").importorskip("ase")
+    blocks = re.findall(r"```python\n(.*?)\n```", (ROOT / "README.md").read_text(), re.S)
+    block = next(b for b in blocks if "LocalFrameRegressor" in b)
+    namespace = {}
+    exec(block, namespace)
+    X = namespace["X"]
+    assert namespace["forces"].predict(X[:5]).shape == (5, X.shape[1] // 4 * 3)
+    assert namespace["pooled"].predict(X[:5]).shape == (5,)
+
+
 def test_lorentz_jets_example_runs_in_smoke_mode():
     out = run_script("examples/lorentz_jets.py")
     framed = [line for line in out.splitlines() if "SO(1,3) frames" in line]
