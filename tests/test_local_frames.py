@@ -145,11 +145,12 @@ def test_control_without_frames_is_not_equivariant():
 
 @pytest.mark.parametrize("name", list(SYMMETRIC))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_symmetric_clusters_are_exact(name, dtype):
+@pytest.mark.parametrize("first_vector", ["weighted", "nearest"])
+def test_symmetric_clusters_are_exact(name, dtype, first_vector):
     X = systems(SYMMETRIC[name]).astype(dtype)
     F = targets(X, np.random.default_rng(3)).astype(dtype)
     model = LocalFrameRegressor(Probe(), target="vector", fields=FIELDS, cutoff=6.0,
-                                n_neighbors=8).fit(X, F)
+                                n_neighbors=8, first_vector=first_vector).fit(X, F)
     bound = 1e-10 if dtype == np.float64 else 1e-4
     err = check_equivariance(model, SYMMETRY, X, fields=FIELDS, target="vector",
                              random_state=0)["max_error"]

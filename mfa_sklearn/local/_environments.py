@@ -11,9 +11,10 @@ batch of neighbourhoods, one per present atom, batched over every atom of every 
   marks the centre, so that no relabelling can move it;
 * optionally (``first_vector="weighted"``) a frame vector of the centre,
   ``u = L sum_b w_b r_b / |r_b| / sum_b w_b`` with the smooth cutoff weights ``w_b`` and
-  ``L`` the largest neighbour distance, which the ``"leading"`` row rule takes first
-  whenever ``|u| >= L / 2``: the neighbours' mean direction where it is well defined,
-  the nearest neighbour where the directions nearly cancel (symmetric environments).
+  ``L`` the largest neighbour distance, set to zero where ``|u| < L / 2``. The
+  ``"leading"`` row rule takes it first whenever ``|u|^2 >= 0.2718 L^2``: the
+  neighbours' mean direction where it is well defined, the nearest neighbour where the
+  directions nearly cancel (symmetric environments, where ``u`` is rounding noise).
 
 Each neighbourhood is one sample of the product group ``S_k x O(d)`` (``S_k x SO(d)``):
 its rows get a canonical order from invariant signatures, its frame from the rows in
@@ -34,8 +35,9 @@ from ..groups._namespace import machine_eps
 from ..layout import Layout
 from ._neighbours import neighbour_lists
 
-#: names the neighbourhoods use for their own fields
-_R, _CENTRE, _DIRECTION = "r", "centre", "direction"
+#: names the neighbourhoods use for their own fields (no user field may take them)
+_R, _CENTRE, _DIRECTION = "_relative", "_centre", "_direction"
+RESERVED_NAMES = (_R, _CENTRE, _DIRECTION)
 
 
 def local_group(group):
@@ -112,7 +114,8 @@ class LocalFrames:
         fields[_CENTRE] = ("scalar", 1)
         frame_fields = (_R,)
         if self.first_vector == "weighted":
-            # a point field ahead of r: its one nonzero row is the first row selected
+            # a point field ahead of the relative positions: its one nonzero row is
+            # the first candidate of the row selection
             fields[_DIRECTION] = ("point", self.d)
             frame_fields = (_DIRECTION, _R)
         env_layout = Layout.infer(fields, self.d, (self.width + 1, sum(
@@ -174,14 +177,18 @@ class LocalFrames:
                             env_present.sum(axis=1))
 
     def _direction(self, r, distance, has):
-        """``u`` of the module docstring, (A, d)."""
+        """``u`` of the module docstring, (A, d); zero where it is shorter than half
+        the largest neighbour distance."""
         safe = np.where(has, distance, 1.0)
         weight = np.where(has, cosine_weight(safe, self.cutoff), 0.0)
         total = weight.sum(axis=1)
         u = np.einsum("ak,akd->ad", weight / safe, r)
         reach = np.max(np.where(has, distance, 0.0), axis=1)
         u *= (reach / np.where(total > 0, total, 1.0))[:, None]
-        return u
+        # Only a long u can be the first frame vector. A short one would still be data
+        # of the neighbourhood, and in symmetric ones it is rounding noise, which would
+        # tell apart the stabilizer's candidates that must tie.
+        return np.where((np.linalg.norm(u, axis=1) >= 0.5 * reach)[:, None], u, 0.0)
 
 
 def _columns(layout):

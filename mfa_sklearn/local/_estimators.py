@@ -24,7 +24,7 @@ from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT
 from ..exceptions import LayoutError, NonFiniteInputError, first_indices
 from ..groups._selection import ROW_RULES
 from ..layout import Layout
-from ._environments import LocalFrames, local_group
+from ._environments import RESERVED_NAMES, LocalFrames, local_group
 from ._sum_kernel import indicator, kernel_parameters, system_kernel
 
 _REFERENCES = """
@@ -60,6 +60,10 @@ class _LocalFrameBase(BaseEstimator):
         system_group, group = local_group(self.group)
         layout = Layout.infer(self.fields, system_group, tuple(X.shape[1:]))
         kinds = [f.kind for f in layout.fields]
+        taken = [f.name for f in layout.fields if f.name in RESERVED_NAMES]
+        if taken:
+            raise LayoutError(f"field names {taken} are reserved for the neighbourhoods' "
+                              "own fields; rename them")
         if kinds.count("point") != 1 or "edge" in kinds:
             described = ", ".join(f"{f.name}: {f.kind}" for f in layout.fields)
             raise LayoutError(
