@@ -561,7 +561,7 @@ class Group(_RealBlocks):
             One of :attr:`frame_methods`.
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule of groups that select frame vectors among the rows.
 
         Returns

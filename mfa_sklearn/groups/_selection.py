@@ -27,7 +27,16 @@ Minkowski squares, relative thresholds, row indices), so for ``T`` in the group 
   available, which bounds the amplification of rounding; the band makes exact ties
   (equal norms, symmetric data) resolve by index, the same way for ``x`` and ``g.x``,
   instead of by rounding noise.
-* Indefinite metric, either rule: *timelike first*. While no timelike vector has been
+* ``"first_above"``: the lowest-index eligible row whose residual norm is at least
+  :data:`ROW_FRACTION` (one half) of the largest eligible residual norm, i.e. squared
+  residual ``q >= ROW_FRACTION^2 q_max``. On generic data it usually takes the rows in
+  index order, as ``"first"`` does, so it jumps far less often than pivoting (which
+  jumps wherever two residual norms cross), yet no chosen residual is smaller than a
+  fixed fraction of the largest, so a tiny leading row cannot make the frame
+  ill-conditioned: chosen norms are within a factor ``1 / ROW_FRACTION`` of the
+  pivoted choice at every step. It jumps where a leading row's residual crosses that
+  fraction.
+* Indefinite metric, every rule: *timelike first*. While no timelike vector has been
   chosen and some eligible residual has ``<v, v> > 0``, only those compete. After a
   timelike vector, every residual lies in its definite complement, so null residuals
   never become frame vectors.
@@ -86,6 +95,18 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._namespace import first_true, get_namespace, subtract_inplace, work_dtype, work_eps
+
+#: the row selection rules of :func:`select_rows` (see the module docstring, 'Rules')
+ROW_RULES = ("first", "pivoted", "first_above")
+#: ``"first_above"`` takes the first row whose residual norm is at least this fraction
+#: of the largest one
+ROW_FRACTION = 0.5
+
+
+def check_row_rule(rule):
+    """Raise a clear ValueError unless ``rule`` is one of :data:`ROW_RULES`."""
+    if not isinstance(rule, str) or rule not in ROW_RULES:
+        raise ValueError(f"the row rule must be one of {list(ROW_RULES)}; got {rule!r}")
 
 
 def to_coordinate_major(xp, rows):
@@ -256,10 +277,11 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     complement and ``|<v, v>| > tol**2 * ||Z eta Z^T||_F`` suffices.
     ``"pivoted"`` takes the lowest-index row among those within a relative band
     ``delta`` of the largest ``|<v, v>|`` (QR with column pivoting, ties broken by
-    index); ``"first"`` takes the lowest-index eligible row. The new frame vector is the
-    chosen residual, re-orthogonalised once against the earlier vectors and scaled to
-    ``|<w, w>| = 1``, so it is a positive multiple of the residual and every sign (and
-    complex phase) is fixed invariantly.
+    index); ``"first"`` takes the lowest-index eligible row; ``"first_above"`` the
+    lowest-index eligible row with ``|<v, v>| >= ROW_FRACTION**2`` times the largest.
+    The new frame vector is the chosen residual, re-orthogonalised once against the
+    earlier vectors and scaled to ``|<w, w>| = 1``, so it is a positive multiple of the
+    residual and every sign (and complex phase) is fixed invariantly.
 
     Parameters
     ----------
@@ -270,7 +292,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         Relative rank tolerance (``sqrt(eps)`` by default upstream).
     delta : float
         Relative width of the pivoting tie band.
-    rule : {"pivoted", "first"}
+    rule : {"pivoted", "first", "first_above"}
     floor : array of shape (B,), optional
         Squared residuals at or below it are never eligible: the rounding level of
         rows computed by cancellation (centred points), where the relative rule alone
@@ -282,8 +304,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     -------
     Selection
     """
-    if rule not in ("pivoted", "first"):
-        raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
+    check_row_rule(rule)
     xp = get_namespace(Z[0])
     d = len(Z)
     m, B = Z[0].shape
@@ -299,6 +320,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         q = dot_rows(v, conj(v), buffers, signature)
         return xp.real(q) if is_complex else q
 
+    # squared residuals at or above `relative` times the largest compete (not "first")
+    relative = (1.0 - delta) if rule == "pivoted" else ROW_FRACTION ** 2
     q = square(Z, work)
     # numpy, Euclidean, pivoted: classical Gram-Schmidt with downdated residual norms
     # q_i <- q_i - <z_i, w>^2 and the rows left as they are: about half the passes over
@@ -345,7 +368,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             # the largest residual is eligible whenever any is: one comparison decides
             largest = xp.max(q, axis=0)
             found = largest >= above
-            level = xp.maximum(above, (1.0 - delta) * largest) if rule == "pivoted" else above
+            level = above if rule == "first" else xp.maximum(above, relative * largest)
             eligible = q >= level
         else:
             size = xp.abs(q)
@@ -354,8 +377,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             prefer = ~have_timelike & xp.any(timelike, axis=0)
             eligible = xp.where(prefer, timelike, eligible)
             largest = xp.max(xp.where(eligible, size, 0.0), axis=0)
-            if rule == "pivoted":
-                eligible = eligible & (size >= (1.0 - delta) * largest)
+            if rule != "first":
+                eligible = eligible & (size >= relative * largest)
             found = xp.any(eligible, axis=0)
         if xp is np and not found.any():  # numpy only: torch avoids the host sync
             break

@@ -268,7 +268,7 @@ class LorentzGroup(Group):
             residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``, or
             ``tol**2 * ||Z eta Z^T||_F`` once a timelike frame vector is chosen (see
             the module docstring, 'Tolerances').
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame'); both prefer
             timelike rows while no timelike frame vector has been chosen.
 

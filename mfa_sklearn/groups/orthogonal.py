@@ -188,7 +188,7 @@ class OrthogonalGroup(Group):
             Puny et al. (``2^d`` elements, ``2^(d-1)`` for SO/SE) as a baseline.
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame').
 
         Returns

@@ -237,7 +237,7 @@ class UnitaryGroup(Group):
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
             for complex64 or float32 input).
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame').
 
         Returns

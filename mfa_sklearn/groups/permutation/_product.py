@@ -139,7 +139,7 @@ class PermutationProductGroup(_PermutationBase):
         method : {"minimal"}
         tol : float, optional
             Rank tolerance of the G-frame; default ``sqrt(eps)``.
-        rule : {"pivoted", "first"}
+        rule : {"pivoted", "first", "first_above"}
             Row selection rule of the G-frame.
 
         Returns
