@@ -279,3 +279,16 @@ def test_torch_module():
         FrameAveraged(backbone, group="E(3)", n_frames=2, row_rule="pivoted")
     with pytest.raises(ValueError, match="row_rule"):
         FrameAveraged(backbone, group="E(3)", row_rule="nope")
+
+
+def test_first_above_exact_half():
+    """Rows whose norms have ratio exactly 1/2 are decided alike for x and g.x: the
+    threshold has the tie band of pivoting."""
+    x = np.zeros((64, 4, 3))
+    x[:, 0] = [1.0, 0.0, 0.0]
+    x[:, 1] = [0.0, 2.0, 0.0]
+    x[:, 2] = [0.0, 0.0, 2.0]
+    x[:, 3] = [1.0, 1.0, 1.0]
+    can = MinimalFrameCanonicalizer(group="O(3)", row_rule="first_above").fit(
+        x.reshape(64, -1))
+    assert_equivariant(can, "O(3)", x.reshape(64, -1), random_state=0)

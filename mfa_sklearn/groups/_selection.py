@@ -29,7 +29,10 @@ Minkowski squares, relative thresholds, row indices), so for ``T`` in the group 
   instead of by rounding noise.
 * ``"first_above"``: the lowest-index eligible row whose residual norm is at least
   :data:`ROW_FRACTION` (one half) of the largest eligible residual norm, i.e. squared
-  residual ``q >= ROW_FRACTION^2 q_max``. On generic data it usually takes the rows in
+  residual ``q >= (1 - delta) ROW_FRACTION^2 q_max``: pivoting with the fraction 1/2
+  instead of 1, and the same band, so that data whose norms have ratio exactly 1/2
+  (integer coordinates, say) are decided alike for ``x`` and ``g.x``, not by
+  rounding. On generic data it usually takes the rows in
   index order, as ``"first"`` does, so it jumps far less often than pivoting (which
   jumps wherever two residual norms cross), yet no chosen residual is smaller than a
   fixed fraction of the largest, so a tiny leading row cannot make the frame
@@ -278,7 +281,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     ``"pivoted"`` takes the lowest-index row among those within a relative band
     ``delta`` of the largest ``|<v, v>|`` (QR with column pivoting, ties broken by
     index); ``"first"`` takes the lowest-index eligible row; ``"first_above"`` the
-    lowest-index eligible row with ``|<v, v>| >= ROW_FRACTION**2`` times the largest.
+    lowest-index eligible row with ``|<v, v>| >= (1 - delta) ROW_FRACTION**2`` times the
+    largest.
     The new frame vector is the chosen residual, re-orthogonalised once against the
     earlier vectors and scaled to ``|<w, w>| = 1``, so it is a positive multiple of the
     residual and every sign (and complex phase) is fixed invariantly.
@@ -320,8 +324,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         q = dot_rows(v, conj(v), buffers, signature)
         return xp.real(q) if is_complex else q
 
-    # squared residuals at or above `relative` times the largest compete (not "first")
-    relative = (1.0 - delta) if rule == "pivoted" else ROW_FRACTION ** 2
+    # squared residuals at or above `relative` times the largest compete (not "first"):
+    # pivoting is the fraction 1, "first_above" ROW_FRACTION, each with the tie band
+    relative = (1.0 - delta) * (1.0 if rule == "pivoted" else ROW_FRACTION ** 2)
     q = square(Z, work)
     # numpy, Euclidean, pivoted: classical Gram-Schmidt with downdated residual norms
     # q_i <- q_i - <z_i, w>^2 and the rows left as they are: about half the passes over
