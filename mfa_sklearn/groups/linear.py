@@ -20,8 +20,9 @@ leverages ``|q_i|^2`` among them) are GL-invariant, and the Euclidean row select
 :func:`~mfa_sklearn.groups._selection.select_rows` on the rows of ``Q`` returns the same
 indices ``S`` for ``x`` and ``g.x``. ``phi = Z[S]``, in selection order.
 ``rule="pivoted"`` (default) picks rows of high leverage, so ``phi`` is well conditioned
-relative to the data; ``rule="first"`` picks the first ``d`` independent rows. At step
-``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
+relative to the data; ``rule="first"`` picks the first ``d`` independent rows;
+``rule="first_above"`` the first rows of leverage residual at least half the largest.
+At step ``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
 found once the rank guard has passed.
 
 **SL.** ``H = D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so

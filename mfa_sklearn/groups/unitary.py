@@ -14,7 +14,9 @@ real numbers, so complex fields travel as real blocks ``[Re | Im]`` (see
 turned into frame vectors by the invariant Gram-Schmidt of
 :func:`~mfa_sklearn.groups._selection.select_rows` with the Hermitian product, by the
 same rules as for O(d): ``"pivoted"`` (default) takes the row with the largest residual
-next, ``"first"`` the lowest-index row not in the span of those already chosen. Each
+next, ``"first"`` the lowest-index row not in the span of those already chosen,
+``"first_above"`` the lowest-index row whose residual norm is at least half the largest.
+Each
 frame vector is its row's residual divided by the residual's norm, so the generating
 row's coordinate along it, ``z_k w_j^H = |v|``, is real and positive. This fixes the
 phase of every frame vector from the data; no library QR phase convention is relied on.
