@@ -26,6 +26,8 @@ Symmetry modes (all with the same inner estimator and hyper-parameters):
 * ``MFA E(3), first_above, k=<k>``: frame ensembles, ``n_frames=k`` minimal frames per
   system (rows re-ordered to start at each anchor): the inner estimator fits on ``k``
   canonical copies of each system and is called ``k`` times per test system.
+* ``MFA S_n x E(3), first_above, k=<k>``: the same over the canonical ranking of the
+  particles (anchor: the i-th ranked particle).
 
 Columns: test MSE, fit seconds, predict seconds (best of ``--timing-repeats``
 predictions of the test set, and one prediction of the test set tiled 10 times, which
@@ -99,9 +101,9 @@ MODE_PARAMS = {
        for rule in ("first", "pivoted", "first_above")},
     **{f"MFA S_n x E(3), {rule}": dict(group="S_n x E(3)", row_rule=rule)
        for rule in ("first", "pivoted", "first_above")},
-    **{f"MFA E(3), {ENSEMBLE_RULE}, k={k}": dict(group="E(3)", row_rule=ENSEMBLE_RULE,
-                                                 n_frames=k)
-       for k in ENSEMBLE_SIZES},
+    **{f"MFA {group}, {ENSEMBLE_RULE}, k={k}": dict(group=group, row_rule=ENSEMBLE_RULE,
+                                                    n_frames=k)
+       for group in ("E(3)", "S_n x E(3)") for k in ENSEMBLE_SIZES},
 }
 MODES = list(MODE_PARAMS)
 PUBLISHED = {"EGNN": 0.0071, "FA-GNN": 0.0057, "MFA-GNN": 0.0036}
@@ -523,6 +525,8 @@ def main(argv=None):
     p.add_argument("--no-gnn", action="store_true")
     p.add_argument("--models", nargs="+", default=None,
                    help="run only the models whose names contain one of these strings")
+    p.add_argument("--tag", default="",
+                   help="output names nbody_<tag>_* (runs of different --models)")
     p.add_argument("--gnn-seconds", type=float, default=None,
                    help="training budget per PairGNN run (with and without frames)")
     p.add_argument("--gnn-hidden", type=int, default=64)
@@ -537,7 +541,7 @@ def main(argv=None):
     if args.gnn_seconds is None:
         args.gnn_seconds = 4.0 if q else 240.0
     sizes = [50, 100, 200] if q else [100, 300, 1000, 3000]
-    prefix = "nbody_quick_" if q else "nbody_"
+    prefix = ("nbody_quick_" if q else "nbody_") + (f"{args.tag}_" if args.tag else "")
     os.makedirs(args.out_dir, exist_ok=True)
     start = time.perf_counter()
 

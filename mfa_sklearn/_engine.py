@@ -503,10 +503,10 @@ class FramePlan:
                 present=present, method=self.method, tol=tol, rule=self.row_rule)
 
         return ensemble_frame(
-            frame_of,
+            self.group, frame_of,
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
-            present, self.n_frames)
+            present, self.n_frames, rule=self.row_rule, tol=tol)
 
 
 def _rows_of(present, s):

@@ -49,7 +49,8 @@ class Ensembled:
         def frame_of(p, v, present):
             return self.group.frame(p or None, v or None, scalars=scalars,
                                     present=present, **kwargs)
-        return ensemble_frame(frame_of, points, vectors, None, self.k)
+        return ensemble_frame(self.group, frame_of, points, vectors, None, self.k,
+                              rule=kwargs.get("rule"), tol=kwargs.get("tol"))
 
 
 def _data(name, rng, B=16, degenerate=False):
@@ -145,7 +146,7 @@ def _nbody_like(rng, B=40, n=N_ROWS):
 
 
 @pytest.mark.parametrize("rule,k", CASES)
-@pytest.mark.parametrize("group", ["E(3)", "SO(3)", "Aff(3)"])
+@pytest.mark.parametrize("group", ["E(3)", "SO(3)", "Aff(3)", "S_n x E(3)"])
 def test_regressor_exact(group, rule, k):
     rng = np.random.default_rng(0)
     X, y = _nbody_like(rng)
@@ -230,7 +231,8 @@ def test_absent_rows_ensemble():
     ({"n_frames": 2, "row_rule": "pivoted"}, "reads the row order"),
     ({"n_frames": 2, "row_rule": "first", "frame": "pca"}, "frame='minimal'"),
     ({"n_frames": 11, "row_rule": "first"}, "exceeds the 10 distinct row orders"),
-    ({"n_frames": 2, "row_rule": "first", "group": "S_n x E(3)"}, "orders the rows"),
+    ({"n_frames": 2, "row_rule": "first", "group": "S_n", "fields": {"x": ("point", 3)}},
+     "has none"),
 ])
 def test_parameter_errors(params, match):
     rng = np.random.default_rng(0)
@@ -275,6 +277,17 @@ def test_torch_module():
                                     round_bits=None).fit(X)
     np.testing.assert_allclose(Xc[:, 0].numpy(), can.transform(X), atol=1e-12)
     assert "n_frames=4" in repr(model)
+    ranked = FrameAveraged(backbone, group="S_n x E(3)", fields={"pos": ("point", 3)},
+                           target={"pos": ("point", 3)}, row_rule="first", n_frames=3)
+    Xt = torch.as_tensor(X).requires_grad_()
+    ranked(Xt).sum().backward()
+    assert Xt.grad.shape == Xt.shape
+
+    def call_ranked(A):
+        with torch.no_grad():
+            return ranked(torch.as_tensor(A)).numpy()
+    assert_equivariant(call_ranked, "S_n x E(3)", X, fields={"pos": ("point", 3)},
+                       target={"pos": ("point", 3)}, random_state=0)
     with pytest.raises(ValueError, match="reads the row order"):
         FrameAveraged(backbone, group="E(3)", n_frames=2, row_rule="pivoted")
     with pytest.raises(ValueError, match="row_rule"):
@@ -292,3 +305,29 @@ def test_first_above_exact_half():
     can = MinimalFrameCanonicalizer(group="O(3)", row_rule="first_above").fit(
         x.reshape(64, -1))
     assert_equivariant(can, "O(3)", x.reshape(64, -1), random_state=0)
+
+
+@pytest.mark.parametrize("group", ["S_n x E(3)", "S_n x SO(3)", "S_n x O(1,3)"])
+def test_permutation_products(group):
+    """Ensembles over the canonical ranking: exact under the whole group, with fields
+    of every kind, and on clouds with symmetries (a finite stabilizer)."""
+    rng = np.random.default_rng(10)
+    fields = {"pos": "point", "vel": "vector", "q": "scalar"}
+    d = 4 if "O(1" in group else 3
+    pos = rng.standard_normal((40, N_ROWS, d))
+    if d == 4:
+        pos[..., 0] = 4.0 + np.abs(pos[..., 0])        # timelike rows, moderate boosts
+    else:
+        # a symmetric sample: a square pyramid (rows 0-3 a square, row 4 the apex)
+        pos[0] = [[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 0, 1.5]]
+    vel = rng.standard_normal((40, N_ROWS, d))
+    vel[0] = 0.0
+    X = np.concatenate([pos.reshape(40, -1), vel.reshape(40, -1),
+                        np.ones((40, N_ROWS))], axis=1)
+    y = rng.standard_normal((40, N_ROWS * d))
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group=group,
+                                  fields=fields, target="vector", row_rule="first_above",
+                                  n_frames=4).fit(X, y)
+    assert_equivariant(reg, group, X, fields=fields, random_state=1,
+                       rtol=1e-9 if "O(1" not in group else 1e-7)
+    assert np.all(reg.frame_diagnostics(X)["frame_size"] >= 4)

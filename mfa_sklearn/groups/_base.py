@@ -496,6 +496,10 @@ class Group(_RealBlocks):
     #: ``frame_fields``) shapes the frame, as row orders and vertex colours do; otherwise
     #: ``frame`` reads the frame-defining point and vector fields alone
     uses_all_fields = False
+    #: for groups whose frames order the rows themselves and then apply a group whose
+    #: frames read rows in index order (S_n x G: G), that group; frame ensembles re-order
+    #: the rows of its canonical forms. None for every other group
+    ordered_factor = None
     #: the field layout when the user gives none (None: one "point" field of width d)
     default_fields = None
     #: diagonal of the metric ``eta`` whose inner products ``x eta y^T`` the group

@@ -24,7 +24,16 @@ of these orders of ``n`` rows:
   cyclic order, ``a, a-1, .., a+1``.
 
 Every frame-defining field is re-ordered within itself by the order of its own row
-count (absent rows move with their rows). ``n_frames=1`` is the identity order: the
+count (absent rows move with their rows).
+
+**S_n x G.** Their frames order the rows themselves, so a fixed re-ordering of the input
+rows changes nothing. There the ensemble re-orders the rows of the *canonical form*
+``c = h^{-1} . x`` under S_n x G, whose rows are in canonical order: member ``i`` is the
+G-frame ``k_i`` of ``c`` with its rows in order ``i`` (anchor: the ``i``-th ranked row),
+composed with ``h``. Since ``c`` is invariant, ``G(c) = (1/k) sum_i k_i . f(k_i^{-1} .
+c)`` is a function of the orbit, and the model ``h . G(c)`` (averaged over the
+stabilizer by the S_n x G frame, as for one member) is exactly equivariant
+(:class:`ComposedFrame`). ``n_frames=1`` is the identity order: the
 plain minimal frame, bit for bit. The orders only change frames under row rules that
 read the order, ``"first"`` and ``"first_above"``; pivoting picks the largest residual
 wherever it sits, so ensembles of pivoted frames are refused.
@@ -82,11 +91,11 @@ def check_ensemble(group, n_frames, n_rows, rule, method):
     """
     if n_frames == 1:
         return
-    if group.permutes_rows or group.d is None:
+    if (group.permutes_rows and group.ordered_factor is None) or group.d is None:
         raise ValueError(
             f"n_frames={n_frames}: frame ensembles re-order the rows of groups whose "
             f"frames read them in index order (O, SO, E, SE, U, SU, Lorentz, GL, SL, "
-            f"Aff); group {group.name} orders the rows itself. Use n_frames=1")
+            f"Aff, and G in S_n x G); group {group.name} has none. Use n_frames=1")
     if method != "minimal":
         raise ValueError(f"n_frames={n_frames} needs frame='minimal'; got frame="
                          f"{method!r} (PCA frames already have several elements)")
@@ -107,11 +116,12 @@ def _reordered(xp, a, order):
     return xp.take(a, xp.asarray(order, device=a.device), axis=1)
 
 
-def ensemble_frame(frame_of, points, vectors, present, n_frames):
+def ensemble_frame(group, frame_of, points, vectors, present, n_frames, *, rule, tol):
     """The frames of ``n_frames`` fixed re-orderings of the frame-defining rows.
 
     Parameters
     ----------
+    group : Group
     frame_of : callable
         ``frame_of(points, vectors, present)`` -> Frame: the group's frame of a batch
         (with every other argument bound).
@@ -120,13 +130,39 @@ def ensemble_frame(frame_of, points, vectors, present, n_frames):
     present : bool array of shape (B, n) or None
         Present rows of the per-row fields (re-ordered with them).
     n_frames : int
+    rule : str
+        Row rule (of G, for S_n x G).
+    tol : float or None
+        Rank tolerance (of G, for S_n x G).
 
     Returns
     -------
-    Frame or FrameEnsemble
+    Frame, FrameEnsemble or ComposedFrame
         The plain frame for ``n_frames == 1``.
     """
     points, vectors = as_list(points), as_list(vectors)
+    if n_frames == 1 or group.ordered_factor is None:
+        return _reordered_frames(frame_of, points, vectors, present, n_frames)
+    outer = frame_of(points, vectors, present)
+    factor = group.ordered_factor
+
+    def canonical(a, kind):
+        return outer.to_canonical(a, kind)[:, 0]
+
+    if present is not None:
+        xp = get_namespace(present)
+        present = canonical(xp.astype(present, xp.float64)[..., None], "scalar")[..., 0] > 0
+
+    def factor_frame(p, v, rows):
+        return factor.frame(p or None, v or None, present=rows, rule=rule, tol=tol)
+
+    inner = _reordered_frames(factor_frame, [canonical(a, "point") for a in points],
+                              [canonical(a, "vector") for a in vectors], present, n_frames)
+    return ComposedFrame(outer, inner)
+
+
+def _reordered_frames(frame_of, points, vectors, present, n_frames):
+    """:func:`ensemble_frame` of a group whose frames read rows in index order."""
     if n_frames == 1:
         return frame_of(points, vectors, present)
     xp = get_namespace(*(points + vectors))
@@ -272,3 +308,104 @@ class FrameEnsemble(Frame):
     def __getitem__(self, index):
         """The ensembles of a selection of samples."""
         return type(self)([m[index] for m in self.members], self.orders)
+
+
+class ComposedFrame(Frame):
+    """A frame ``h`` of one element per sample (S_n x G) followed by frames ``k_i`` of the
+    canonical form ``c = h^{-1} . x`` (a frame ensemble of G): canonical inputs
+    ``k_i^{-1} . c``, outputs ``h . mean_i k_i . y_i``, averaged over the stabilizer of
+    ``c`` by ``h``'s own ``from_canonical``.
+
+    Parameters
+    ----------
+    outer : Frame
+        Frames with one backbone call per sample (``n_calls == 1``).
+    inner : Frame
+        Frames of the canonical forms under ``outer``.
+    """
+
+    def __init__(self, outer, inner):
+        self.outer, self.inner = outer, inner
+        self.is_complex = outer.is_complex
+        self.t = outer.t
+        for name in self.diagnostic_names:
+            setattr(self, name, getattr(outer, name, None))
+
+    @property
+    def H(self):
+        """The inner frames' elements (B, K, d, d), relative to the canonical form."""
+        return self.inner.H
+
+    @property
+    def n_samples(self):
+        return self.outer.n_samples
+
+    @property
+    def n_calls(self):
+        return self.inner.n_calls
+
+    @property
+    def diagnostics(self):
+        """The outer frame's diagnostics, its conditioning the worse of both, and
+        ``frame_size`` the outer size times the inner calls."""
+        xp = get_namespace(self.inner.H)
+        values = dict(self.outer.diagnostics)
+        inner = self.inner.diagnostics
+        if values.get("conditioning") is not None and inner.get("conditioning") is not None:
+            values["conditioning"] = xp.maximum(values["conditioning"],
+                                                inner["conditioning"])
+        values["frame_size"] = values["frame_size"] * self.n_calls
+        return values
+
+    def to_canonical(self, x, kind="point"):
+        """``k_i^{-1} . h^{-1} . x`` per member, (B, K, n, w) (edges (B, K, n, n, w))."""
+        xp = get_namespace(x)
+        c = self.outer.to_canonical(x, kind)
+        if kind in ("point", "vector"):
+            return self.inner.to_canonical(c[:, 0], kind)
+        return xp.broadcast_to(c, (c.shape[0], self.n_calls) + tuple(c.shape[2:]))
+
+    def from_canonical(self, y, kind="point"):
+        """Outputs (B, K, ...) back through the inner frames (averaged), then ``h``."""
+        xp = get_namespace(y)
+        if kind in ("point", "vector"):
+            mean = self.inner.from_canonical(y, kind)
+        else:
+            mean = y[:, 0] if y.shape[1] == 1 else xp.mean(y, axis=1)
+        return self.outer.from_canonical(mean[:, None], kind)
+
+    def average(self, y):
+        """Invariant outputs (B, K, ...) averaged over the members."""
+        xp = get_namespace(y)
+        return y[:, 0] if y.shape[1] == 1 else xp.mean(y, axis=1)
+
+    def snap(self, canon, offset=0):
+        """The inner frames snap their own canonical rows."""
+        return self.inner.snap(canon, offset)
+
+    def to_real(self, z, kind="point"):
+        return self.outer.to_real(z, kind)
+
+    def from_real(self, x, kind="point"):
+        return self.outer.from_real(x, kind)
+
+    @property
+    def present(self):
+        return self.outer.present
+
+    @present.setter
+    def present(self, value):
+        self.outer.present = value
+
+    @classmethod
+    def concat(cls, frames):
+        """Concatenate composed frames of consecutive batches."""
+        frames = list(frames)
+        if len(frames) == 1:
+            return frames[0]
+        return cls(type(frames[0].outer).concat([f.outer for f in frames]),
+                   type(frames[0].inner).concat([f.inner for f in frames]))
+
+    def __getitem__(self, index):
+        """The composed frames of a selection of samples."""
+        return type(self)(self.outer[index], self.inner[index])
