@@ -59,7 +59,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         frame vectors: ``"first"`` the first linearly independent rows (index order),
         ``"pivoted"`` the row of largest residual at each step (QR with column
         pivoting), ``"first_above"`` the first row whose residual norm is at least
-        half the largest. All are exact; they differ in where the canonical form jumps
+        a tenth of the largest. All are exact; they differ in where the canonical form jumps
         (which smooth learners must fit) and in conditioning. See the README, 'Row
         rules'.
     n_jobs : int, default=None

@@ -21,7 +21,8 @@ leverages ``|q_i|^2`` among them) are GL-invariant, and the Euclidean row select
 indices ``S`` for ``x`` and ``g.x``. ``phi = Z[S]``, in selection order.
 ``rule="pivoted"`` (default) picks rows of high leverage, so ``phi`` is well conditioned
 relative to the data; ``rule="first"`` picks the first ``d`` independent rows;
-``rule="first_above"`` the first rows of leverage residual at least half the largest.
+``rule="first_above"`` the first rows of leverage residual at least a tenth of the
+largest.
 At step ``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
 found once the rank guard has passed.
 

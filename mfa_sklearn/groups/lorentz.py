@@ -26,7 +26,7 @@ row (:func:`~mfa_sklearn.groups._selection.select_rows`). At every step the resi
 * ``rule="pivoted"`` (default) then takes the lowest index among the candidates within
   the relative band ``delta`` of the largest ``|<v, v>_eta|``; ``rule="first"`` takes
   the lowest index; ``rule="first_above"`` the lowest index with ``|<v, v>_eta|`` at
-  least a quarter of the largest (residual "norm" at least half).
+  least a hundredth of the largest (residual "norm" at least a tenth).
 * The frame vector is ``w = v / sqrt(|<v, v>_eta|)``, of sign
   ``<w, w>_eta = sign <v, v>_eta``; the generating row's coordinate along it,
   ``sign <v, v>_eta * <z, w>_eta = sqrt(|<v, v>_eta|)``, is positive, which fixes every

@@ -26,10 +26,10 @@ choice of the next row (:func:`~mfa_sklearn.groups._selection.select_rows`):
   rounding by small residuals;
 * ``rule="first"`` takes the lowest-index row not in the span of those already chosen
   (the first linearly independent rows, the choice of the paper);
-* ``rule="first_above"`` takes the lowest-index row whose residual norm is at least half
-  the largest: index order where the leading rows are well spread (few jumps for
+* ``rule="first_above"`` takes the lowest-index row whose residual norm is at least a
+  tenth of the largest: index order where the leading rows are not tiny (few jumps for
   smooth learners), no frame vector from a tiny residual (conditioning within a factor
-  2 per step of pivoting's).
+  10 per step of pivoting's).
 
 Each frame vector is its row's residual divided by the residual's norm, a *positive*
 multiple of it, so all signs are fixed by the data and ``H(x T) = H(x) T`` holds

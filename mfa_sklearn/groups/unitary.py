@@ -15,7 +15,8 @@ turned into frame vectors by the invariant Gram-Schmidt of
 :func:`~mfa_sklearn.groups._selection.select_rows` with the Hermitian product, by the
 same rules as for O(d): ``"pivoted"`` (default) takes the row with the largest residual
 next, ``"first"`` the lowest-index row not in the span of those already chosen,
-``"first_above"`` the lowest-index row whose residual norm is at least half the largest.
+``"first_above"`` the lowest-index row whose residual norm is at least a tenth of the
+largest.
 Each
 frame vector is its row's residual divided by the residual's norm, so the generating
 row's coordinate along it, ``z_k w_j^H = |v|``, is real and positive. This fixes the
