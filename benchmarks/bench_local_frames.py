@@ -62,7 +62,7 @@ def main(argv=None):
     spec = featurizer.local_frames_
     _, group = local_group("E(3)")
     spec_nearest = LocalFrames(spec.layout, group, spec.cutoff, spec.n_neighbors, "nearest",
-                               spec.rule, spec.cutoff_weight)
+                               spec.row_rule, spec.cutoff_weight)
     pos = X[..., :3].copy()
     present = np.ones(X.shape[:2], dtype=bool)
     rows = rng.normal(size=(A, 12, 3))

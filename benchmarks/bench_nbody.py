@@ -19,9 +19,15 @@ Symmetry modes (all with the same inner estimator and hyper-parameters):
 * ``PCA frames``: ``FrameAveragingRegressor(frame="pca")``, the 2^3 = 8 sign-flip PCA
   frames of Puny et al.: the inner estimator fits on 8 canonical copies of each system
   and is called 8 times per test system.
-* ``MFA E(3)``: minimal frames, ``group="E(3)"``: one canonical copy per system.
-* ``MFA S_n x E(3)``: minimal frames of permutations and E(3) together (the particles
-  are also put in a canonical order).
+* ``MFA E(3), <rule>``: minimal frames, ``group="E(3)"``, with each row rule
+  (``row_rule`` "first", "pivoted", "first_above"): one canonical copy per system.
+* ``MFA S_n x E(3), <rule>``: minimal frames of permutations and E(3) together (the
+  particles are also put in a canonical order), each row rule.
+* ``MFA E(3), first_above, k=<k>``: frame ensembles, ``n_frames=k`` minimal frames per
+  system (rows re-ordered to start at each anchor): the inner estimator fits on ``k``
+  canonical copies of each system and is called ``k`` times per test system.
+* ``MFA S_n x E(3), first_above, k=<k>``: the same over the canonical ranking of the
+  particles (anchor: the i-th ranked particle).
 
 Columns: test MSE, fit seconds, predict seconds (best of ``--timing-repeats``
 predictions of the test set, and one prediction of the test set tiled 10 times, which
@@ -32,8 +38,9 @@ random group element per system, on ``--eq-samples`` test systems) under E(3)
 The MLPRegressor's L2 penalty is chosen per row on the validation systems
 (:func:`make_grids`); every other hyper-parameter is shared by all modes.
 
-A second table sets PCA frames against both minimal frames for each inner estimator:
-MSE and prediction-time ratios.
+A second table gives accuracy and prediction cost of every mode per inner estimator,
+as ratios measured in the same run (against one minimal frame and against PCA frames).
+``--models`` restricts the run to some inner estimators.
 
 Then: learning curves (test MSE against training-set size) for the best few rows,
 and a small message-passing network (``nbody_models.PairGNN``) trained with a time
@@ -82,7 +89,23 @@ N = 5                              # particles
 # The same columns with explicit row widths, for the permutation checks (S_n has no d).
 SN_FIELDS = {"pos": ("point", 3), "vel": ("vector", 3), "charge": ("scalar", 1)}
 SN_TARGET = {"disp": ("vector", 3)}
-MODES = ["none", "augment", "PCA frames", "MFA E(3)", "MFA S_n x E(3)"]
+#: the row rule of the frame ensembles (the rule of the k = 1 rows is in their names)
+ENSEMBLE_RULE = "first_above"
+ENSEMBLE_SIZES = (2, 4, 8)
+#: symmetry mode -> FrameAveragingRegressor parameters (None: not frame averaging)
+MODE_PARAMS = {
+    "none": None,
+    "augment": None,
+    "PCA frames": dict(group="E(3)", frame="pca"),
+    **{f"MFA E(3), {rule}": dict(group="E(3)", row_rule=rule)
+       for rule in ("first", "pivoted", "first_above")},
+    **{f"MFA S_n x E(3), {rule}": dict(group="S_n x E(3)", row_rule=rule)
+       for rule in ("first", "pivoted", "first_above")},
+    **{f"MFA {group}, {ENSEMBLE_RULE}, k={k}": dict(group=group, row_rule=ENSEMBLE_RULE,
+                                                    n_frames=k)
+       for group in ("E(3)", "S_n x E(3)") for k in ENSEMBLE_SIZES},
+}
+MODES = list(MODE_PARAMS)
 PUBLISHED = {"EGNN": 0.0071, "FA-GNN": 0.0057, "MFA-GNN": 0.0036}
 
 
@@ -205,18 +228,20 @@ def wrap(est, mode, aug_copies):
         return Raw(est)
     if mode == "augment":
         return Augmented(est, copies=aug_copies)
-    kwargs = dict(fields=NBODY_FIELDS, target="vector")
-    if mode == "PCA frames":
-        return FrameAveragingRegressor(est, group="E(3)", frame="pca", **kwargs)
-    if mode == "MFA E(3)":
-        return FrameAveragingRegressor(est, group="E(3)", **kwargs)
-    if mode == "MFA S_n x E(3)":
-        return FrameAveragingRegressor(est, group="S_n x E(3)", **kwargs)
-    raise ValueError(mode)
+    return FrameAveragingRegressor(est, fields=NBODY_FIELDS, target="vector",
+                                   **MODE_PARAMS[mode])
+
+
+def calls_per_system(mode):
+    """Inner-estimator calls (canonical copies) per system."""
+    params = MODE_PARAMS[mode] or {}
+    return 8 if params.get("frame") == "pca" else params.get("n_frames", 1)
 
 
 def inner_rows(mode, n_train, aug_copies):
-    return {"PCA frames": 8 * n_train, "augment": aug_copies * n_train}.get(mode, n_train)
+    if mode == "augment":
+        return aug_copies * n_train
+    return calls_per_system(mode) * n_train
 
 
 def equivariance(model, X):
@@ -343,32 +368,33 @@ def gnn_rows(data_full, args, log):
 
 
 def cost_table(models, table):
-    """PCA frames against minimal frames, per inner estimator: MSE and prediction cost
-    (target of the benchmark: minimal frames >= 5x cheaper at equal or better MSE)."""
-    minimal = ("MFA E(3)", "MFA S_n x E(3)")
-    lines = ["## PCA frames against minimal frames (same run, same inner estimator)", "",
-             "PCA frames make 8 inner calls per system (and fit on 8 copies); minimal "
-             "frames make one. Each minimal cell: test MSE; prediction time of PCA "
-             "frames over that of the minimal frames, for the test set (2000 systems) "
-             "and, in brackets, for 20 000 systems in one call. Target: a minimal frame "
-             "at least 5x cheaper at equal or better MSE.", "",
-             "| model | PCA frames MSE | " + " | ".join(minimal) + " | target met by |",
-             "|---|---|---|---|---|"]
+    """Accuracy and prediction cost per inner estimator, every mode, ratios measured in
+    the same run: prediction time over that of the plain minimal frame (pivoted rows,
+    one call per system) and over that of the PCA frames (8 calls)."""
+    lines = ["## Accuracy and prediction cost (same run, same inner estimator)", "",
+             "`calls`: inner-estimator calls per system (and canonical copies per "
+             "training system). `cost`: prediction time of the test set repeated 10 "
+             "times in one call, over that of `MFA E(3), pivoted` (one call per system) "
+             "and over that of `PCA frames` (8 calls per system). Best MSE per model "
+             "in bold.", "",
+             "| model | symmetry | calls | test MSE | predict s, x10 | cost / minimal "
+             "| cost / PCA |", "|---|---|---|---|---|---|---|"]
     for name in models:
         by = {r["symmetry"]: r for r in table if r["model"] == name}
-        pca = by.get("PCA frames")
-        if pca is None or not np.isfinite(pca["test_mse"]):
+        if len(by) < 2:
             continue
-        cells, met = [], []
-        for mode in minimal:
-            r = by[mode]
-            ratio = pca["predict_s"] / r["predict_s"]
-            ratio_big = pca["predict_big_s"] / r["predict_big_s"]
-            cells.append(f"{r['test_mse']:.5f}; {ratio:.1f}x ({ratio_big:.1f}x)")
-            if min(ratio, ratio_big) >= 5 and r["test_mse"] <= pca["test_mse"]:
-                met.append(mode[4:])
-        lines.append(f"| {name} | {pca['test_mse']:.5f} | " + " | ".join(cells)
-                     + f" | {', '.join(met) or 'none'} |")
+        base = by.get("MFA E(3), pivoted", {}).get("predict_big_s", np.nan)
+        pca = by.get("PCA frames", {}).get("predict_big_s", np.nan)
+        best = np.nanmin([r["test_mse"] for r in by.values()])
+        for mode, r in by.items():
+            mse = fmt(r["test_mse"], ".5f")
+            if r["test_mse"] == best:
+                mse = f"**{mse}**"
+            calls = "1" if mode in ("none", "augment") else str(calls_per_system(mode))
+            lines.append(f"| {name} | {mode} | {calls} | {mse} | "
+                         f"{fmt(r['predict_big_s'], '.3f')} | "
+                         f"{fmt(r['predict_big_s'] / base, '.2f')} | "
+                         f"{fmt(r['predict_big_s'] / pca, '.2f')} |")
     return lines + [""]
 
 
@@ -497,6 +523,10 @@ def main(argv=None):
                    help="predictions of the test set timed per row (best kept)")
     p.add_argument("--curves", type=int, default=3, help="best rows with learning curves")
     p.add_argument("--no-gnn", action="store_true")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="run only the models whose names contain one of these strings")
+    p.add_argument("--tag", default="",
+                   help="output names nbody_<tag>_* (runs of different --models)")
     p.add_argument("--gnn-seconds", type=float, default=None,
                    help="training budget per PairGNN run (with and without frames)")
     p.add_argument("--gnn-hidden", type=int, default=64)
@@ -511,7 +541,7 @@ def main(argv=None):
     if args.gnn_seconds is None:
         args.gnn_seconds = 4.0 if q else 240.0
     sizes = [50, 100, 200] if q else [100, 300, 1000, 3000]
-    prefix = "nbody_quick_" if q else "nbody_"
+    prefix = ("nbody_quick_" if q else "nbody_") + (f"{args.tag}_" if args.tag else "")
     os.makedirs(args.out_dir, exist_ok=True)
     start = time.perf_counter()
 
@@ -526,15 +556,18 @@ def main(argv=None):
     log(f"data: {len(X_train)} / {len(X_val)} / {len(X_test)} systems")
 
     models = make_models(q)
+    if args.models:
+        models = {name: est for name, est in models.items()
+                  if any(part.lower() in name.lower() for part in args.models)}
     grids = make_grids(q)
     table = []
     for name, est in models.items():
         modes = ["none"] if isinstance(est, ZeroDisplacement) else MODES
         for mode in modes:
-            if (mode == "PCA frames" and name.startswith("KernelRidge")
-                    and 8 * args.n_train > 8000):
-                table.append(skipped_row(name, mode, f"skipped: kernel matrix of 8 x "
-                                         f"{args.n_train} rows", args.n_train, args))
+            copies = inner_rows(mode, args.n_train, args.aug_copies)
+            if name.startswith("KernelRidge") and copies > 8000:
+                table.append(skipped_row(name, mode, f"skipped: kernel matrix of "
+                                         f"{copies} rows", args.n_train, args))
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

@@ -35,18 +35,24 @@ from .exceptions import (
     first_indices,
 )
 from .groups import Group, get_group
+from .groups._ensemble import check_ensemble, ensemble_frame
 from .groups._namespace import all_finite, get_namespace, on_host
+from .groups._selection import ROW_RULES
 from .layout import Layout
 
 #: frame methods an estimator may ask for; a group offers a subset (``frame_methods``)
 FRAME_METHODS = ("minimal", "pca")
 
+#: the row rule of the estimators and the torch module when none is given
+DEFAULT_ROW_RULE = "pivoted"
 #: parameter constraints shared by every estimator and the torch module
 COMMON_CONSTRAINTS = {
     "group": [str, Group, None],
     "fields": [dict, str, tuple, None],
     "frame_fields": [str, list, tuple, None],
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
+    "row_rule": [StrOptions(set(ROW_RULES))],
+    "n_frames": [Interval(Integral, 1, None, closed="left")],
 }
 #: the estimators' ``round_bits`` (numpy only: rounding has no gradient)
 ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 50, closed="both"), None]
@@ -301,10 +307,12 @@ class FramePlan:
     layout: Layout
     frame_fields: tuple
     method: str = "minimal"
-    rule: str = "pivoted"
+    row_rule: str = DEFAULT_ROW_RULE
+    n_frames: int = 1
 
     @classmethod
-    def resolve(cls, group, fields, frame_fields, sample_shape, method="minimal"):
+    def resolve(cls, group, fields, frame_fields, sample_shape, method="minimal",
+                row_rule=DEFAULT_ROW_RULE, n_frames=1):
         """Resolve the group, infer the layout and pick the frame fields.
 
         Parameters
@@ -316,6 +324,10 @@ class FramePlan:
         sample_shape : tuple
             Shape of one sample (``X.shape[1:]``).
         method : {"minimal", "pca"}
+        row_rule : {"pivoted", "first", "first_above"}
+            Row selection rule of groups whose frames read the rows in order.
+        n_frames : int, default=1
+            Frames per sample (see :mod:`mfa_sklearn.groups._ensemble`).
 
         Returns
         -------
@@ -326,7 +338,9 @@ class FramePlan:
             raise ValueError(f"frame={method!r} is not available for group {group.name}; "
                              f"use one of {list(group.frame_methods)}")
         layout = Layout.infer(fields, group, tuple(sample_shape))
-        return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
+        names = _resolve_frame_fields(group, layout, frame_fields)
+        check_ensemble(group, n_frames, layout.n_rows, row_rule, method)
+        return cls(group, layout, names, method, row_rule, n_frames)
 
     def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
                      present=None, round_bits=None):
@@ -478,14 +492,21 @@ class FramePlan:
         """The group's frames of one chunk; the group reads the fields it needs."""
         kinds = [(f.name, f.kind) for f in self.layout.fields]
         frame_fields = self.frame_fields
-        return self.group.frame(
+
+        def frame_of(points, vectors, present):
+            return self.group.frame(
+                points, vectors,
+                scalars=[parts[name] for name, kind in kinds if kind == "scalar"],
+                others=[(parts[name], kind) for name, kind in kinds
+                        if kind in ("point", "vector") and name not in frame_fields],
+                edges=[parts[name] for name, kind in kinds if kind == "edge"],
+                present=present, method=self.method, tol=tol, rule=self.row_rule)
+
+        return ensemble_frame(
+            self.group, frame_of,
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
-            scalars=[parts[name] for name, kind in kinds if kind == "scalar"],
-            others=[(parts[name], kind) for name, kind in kinds
-                    if kind in ("point", "vector") and name not in frame_fields],
-            edges=[parts[name] for name, kind in kinds if kind == "edge"],
-            present=present, method=self.method, tol=tol, rule=self.rule)
+            present, self.n_frames, rule=self.row_rule, tol=tol)
 
 
 def _rows_of(present, s):
@@ -555,8 +576,8 @@ class FrameEstimatorMixin:
     """What the sklearn estimators share: resolving the group, layout and frame fields
     in ``fit``, validating X later, canonicalizing, and per-sample diagnostics.
 
-    Subclasses hold the parameters ``group``, ``fields``, ``frame_fields``, ``tol`` and
-    ``n_jobs``, and the frame method in ``_frame_method``.
+    Subclasses hold the parameters ``group``, ``fields``, ``frame_fields``, ``tol``,
+    ``row_rule``, ``n_frames`` and ``n_jobs``, and the frame method in ``_frame_method``.
     """
 
     _frame_method = "minimal"
@@ -573,7 +594,8 @@ class FrameEstimatorMixin:
             self.labeling_backend_ = None
         else:
             plan = FramePlan.resolve(self.group, self.fields, self.frame_fields,
-                                     self.input_shape_, self._frame_method)
+                                     self.input_shape_, self._frame_method, self.row_rule,
+                                     self.n_frames)
             self.group_, self.layout_ = plan.group, plan.layout
             self.frame_fields_ = list(plan.frame_fields)
             self.labeling_backend_ = plan.group.labeling_backend()
@@ -621,7 +643,7 @@ class FrameEstimatorMixin:
         if self.group_ is None:
             return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
-                         self._frame_method)
+                         self._frame_method, self.row_rule, self.n_frames)
         X, present = plan.prepare(X)
         if present is not None and not getattr(self, "absent_rows_", False):
             raise AbsentRowsError(

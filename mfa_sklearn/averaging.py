@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 
 from ._engine import (
     COMMON_CONSTRAINTS,
+    DEFAULT_ROW_RULE,
     FRAME_CONSTRAINT,
     N_JOBS_CONSTRAINT,
     ROUND_BITS_CONSTRAINT,
@@ -61,12 +62,15 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
     }
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
-                 frame="minimal", tol=None, n_jobs=None, round_bits=40):
+                 frame="minimal", row_rule=DEFAULT_ROW_RULE, n_frames=1, tol=None,
+                 n_jobs=None, round_bits=40):
         self.estimator = estimator
         self.group = group
         self.fields = fields
         self.frame_fields = frame_fields
         self.frame = frame
+        self.row_rule = row_rule
+        self.n_frames = n_frames
         self.tol = tol
         self.n_jobs = n_jobs
         self.round_bits = round_bits
@@ -74,6 +78,11 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
     @property
     def _frame_method(self):
         return self.frame
+
+    @property
+    def _one_call(self):
+        """Whether the inner estimator is called once per sample (a fitted property)."""
+        return self.group_ is None or (self.frame == "minimal" and self.n_frames == 1)
 
     def _get_estimator(self):
         """The inner estimator as given (unfitted), or a new default one."""
@@ -217,6 +226,19 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
         of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
+    row_rule : {"pivoted", "first", "first_above"}, default="pivoted"
+        Which rows define the frame vectors of groups whose frames read the rows in
+        order; see :class:`MinimalFrameCanonicalizer`.
+    n_frames : int, default=1
+        Minimal frames per sample (a frame ensemble): frame ``i`` is the frame of the
+        rows re-ordered to start at row ``i`` (cyclic orders, then reversed ones, so at
+        most ``2 n`` for ``n >= 3`` rows). The inner estimator is fitted on all
+        ``n_frames`` canonical copies of every sample (each with the sample's weight)
+        and its ``n_frames`` predictions are mapped back and averaged: exact for every
+        ``n_frames``, ``n_frames`` inner calls per sample, and ``1`` is the plain
+        minimal frame. Needs ``frame="minimal"``, a group that keeps rows in place (not
+        S_n and its products) and ``row_rule`` "first" or "first_above" (pivoting
+        ignores the row order). Ignored without a group.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None
@@ -263,10 +285,11 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
                               "target": TARGET_CONSTRAINT}
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
-                 target="invariant", frame="minimal", tol=None, n_jobs=None,
-                 round_bits=40):
+                 target="invariant", frame="minimal", row_rule=DEFAULT_ROW_RULE,
+                 n_frames=1, tol=None, n_jobs=None, round_bits=40):
         super().__init__(estimator, group=group, fields=fields, frame_fields=frame_fields,
-                         frame=frame, tol=tol, n_jobs=n_jobs, round_bits=round_bits)
+                         frame=frame, row_rule=row_rule, n_frames=n_frames, tol=tol,
+                         n_jobs=n_jobs, round_bits=round_bits)
         self.target = target
 
     def fit(self, X, y, sample_weight=None, **fit_params):
@@ -388,7 +411,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
 
     The inner classifier is fitted on canonical inputs; predictions, probabilities and
     decision functions are computed on canonical inputs too (averaged over the frame
-    elements for ``frame="pca"``), so they are exactly invariant.
+    elements for ``frame="pca"`` and ``n_frames > 1``), so they are exactly invariant.
 
     Parameters
     ----------
@@ -396,7 +419,7 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         The inner classifier (cloned in ``fit``). Default ``LogisticRegression()``.
         A skorch ``NeuralNetClassifier`` works as is: it receives float32 canonical
         inputs and int64 labels 0..n_classes-1.
-    group, fields, frame_fields, frame, tol, n_jobs, round_bits :
+    group, fields, frame_fields, frame, row_rule, n_frames, tol, n_jobs, round_bits :
         As for :class:`FrameAveragingRegressor`.
 
     Attributes
@@ -455,11 +478,11 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         """Invariant class labels.
 
         With one frame element per sample this is the inner prediction on the
-        canonical input; with several (``frame="pca"``) the class of the averaged
+        canonical input; with several (``frame="pca"``, ``n_frames > 1``) the class of the averaged
         probabilities (or decision function; else the most frequent vote).
         """
         check_is_fitted(self)
-        if self.frame == "minimal" or self.group is None:
+        if self._one_call:
             pred, _, present = self._inner_predict("predict", X, **predict_params)
             _no_label_for_empty(present)
             return self.classes_[pred[:, 0].astype(np.intp)]
@@ -483,7 +506,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     @available_if(_inner_has("predict_log_proba"))
     def predict_log_proba(self, X, **predict_params):
         """Logarithm of :meth:`predict_proba`."""
-        if self.frame == "minimal" or self.group is None:
+        check_is_fitted(self)
+        if self._one_call:
             log_proba, _, present = self._inner_predict("predict_log_proba", X,
                                                         **predict_params)
             return _nan_for_empty(log_proba[:, 0], present)

@@ -6,6 +6,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._engine import (
     COMMON_CONSTRAINTS,
+    DEFAULT_ROW_RULE,
     N_JOBS_CONSTRAINT,
     ROUND_BITS_CONSTRAINT,
     FrameEstimatorMixin,
@@ -52,6 +53,15 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         Several are stacked as rows, e.g. ``["pos", "vel"]``.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
+    row_rule : {"pivoted", "first", "first_above"}, default="pivoted"
+        How groups whose frames read the rows in order (O, SO, E, SE, U, SU, Lorentz,
+        GL, SL, Aff, and the geometric part of S_n x G) choose the rows that define the
+        frame vectors: ``"first"`` the first linearly independent rows (index order),
+        ``"pivoted"`` the row of largest residual at each step (QR with column
+        pivoting), ``"first_above"`` the first row whose residual norm is at least
+        a tenth of the largest. All are exact; they differ in where the canonical form jumps
+        (which smooth learners must fit) and in conditioning. See the README, 'Row
+        rules'.
     n_jobs : int, default=None
         Joblib workers over chunks of samples.
     round_bits : int or None, default=40
@@ -107,12 +117,16 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     _parameter_constraints = {**COMMON_CONSTRAINTS, "n_jobs": N_JOBS_CONSTRAINT,
                               "round_bits": ROUND_BITS_CONSTRAINT}
 
+    #: one canonical form per sample: frame ensembles belong to the averaging estimators
+    n_frames = 1
+
     def __init__(self, group=None, *, fields=None, frame_fields=None, tol=None,
-                 n_jobs=None, round_bits=40):
+                 row_rule=DEFAULT_ROW_RULE, n_jobs=None, round_bits=40):
         self.group = group
         self.fields = fields
         self.frame_fields = frame_fields
         self.tol = tol
+        self.row_rule = row_rule
         self.n_jobs = n_jobs
         self.round_bits = round_bits
 

@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import StrOptions, validate_parameter_const
 
 from ._engine import (
     COMMON_CONSTRAINTS,
+    DEFAULT_ROW_RULE,
     FRAME_CONSTRAINT,
     TARGET_CONSTRAINT,
     FramePlan,
@@ -39,6 +40,7 @@ from ._engine import (
 )
 from .exceptions import NonFiniteInputError
 from .groups import get_group
+from .groups._ensemble import check_ensemble
 from .groups._namespace import PRECISIONS, frame_precision, on_host
 from .layout import Layout, parse_fields
 
@@ -97,7 +99,7 @@ class FrameAveraged(nn.Module):
         The backbone. A class is instantiated with the ``module__*`` keyword arguments
         (prefix stripped), so skorch's ``module__module__hidden=64`` reaches it as
         ``hidden=64``. It receives canonical inputs of shape ``(B * K,) + X.shape[1:]``
-        (K = 1 for minimal frames, ``2^d`` or ``2^(d-1)`` for PCA frames).
+        (K = ``n_frames`` for minimal frames, ``2^d`` or ``2^(d-1)`` for PCA frames).
     group : str, Group or None, default="E(3)"
         A group name of :func:`~mfa_sklearn.get_group` (``"O(d)"``, ``"SO(d)"``,
         ``"E(d)"``, ``"SE(d)"``, ``"U(d)"``, ``"SU(d)"``, ``"O(1,d-1)"``,
@@ -123,6 +125,13 @@ class FrameAveraged(nn.Module):
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one backbone row per sample), or the sign-flip PCA frames of
         Puny et al. (``2^d`` rows per sample for O/E, ``2^(d-1)`` for SO/SE).
+    row_rule : {"pivoted", "first", "first_above"}, default="pivoted"
+        Which rows define the frame vectors of groups whose frames read the rows in
+        order; see :class:`~mfa_sklearn.MinimalFrameCanonicalizer`.
+    n_frames : int, default=1
+        Minimal frames per sample (a frame ensemble, ``n_frames`` backbone rows per
+        sample, outputs averaged); see :class:`~mfa_sklearn.FrameAveragingRegressor`.
+        A layout whose samples have too few rows for it fails at the first call.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of X's dtype, or of the frame
         dtype if that is less precise.
@@ -207,8 +216,9 @@ class FrameAveraged(nn.Module):
     """
 
     def __init__(self, module, *, group="E(3)", fields=None, frame_fields=None,
-                 target="invariant", frame="minimal", tol=None, frame_dtype="float64",
-                 detach_frame=False, presence_column=False, **kwargs):
+                 target="invariant", frame="minimal", row_rule=DEFAULT_ROW_RULE,
+                 n_frames=1, tol=None, frame_dtype="float64", detach_frame=False,
+                 presence_column=False, **kwargs):
         super().__init__()
         self.module = _build_module(module, kwargs)
         self.group = group
@@ -216,6 +226,8 @@ class FrameAveraged(nn.Module):
         self.frame_fields = frame_fields
         self.target = target
         self.frame = frame
+        self.row_rule = row_rule
+        self.n_frames = n_frames
         self.tol = tol
         self.frame_dtype = frame_dtype
         self.detach_frame = detach_frame
@@ -230,6 +242,8 @@ class FrameAveraged(nn.Module):
                 raise ValueError(f"frame={frame!r} is not available for group "
                                  f"{self.group_.name}; use one of "
                                  f"{list(self.group_.frame_methods)}")
+            # group, rule and method now; the row count is known at the first call
+            check_ensemble(self.group_, n_frames, n_frames, row_rule, frame)
             parse_fields(fields, self.group_)  # bad kinds and widths fail here
             if not is_invariant(target):
                 parse_fields(target, self.group_, what="target")
@@ -258,7 +272,7 @@ class FrameAveraged(nn.Module):
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
         plan = FramePlan.resolve(self.group_, self.fields, self.frame_fields,
-                                 X.shape[1:], self.frame)
+                                 X.shape[1:], self.frame, self.row_rule, self.n_frames)
         if mask is None:
             X, present = plan.prepare(X)
         else:
@@ -359,4 +373,5 @@ class FrameAveraged(nn.Module):
 
     def extra_repr(self):
         return (f"group={self.group!r}, fields={self.fields!r}, target={self.target!r}, "
-                f"frame={self.frame!r}, frame_dtype={self.frame_dtype!r}")
+                f"frame={self.frame!r}, row_rule={self.row_rule!r}, "
+                f"n_frames={self.n_frames}, frame_dtype={self.frame_dtype!r}")

@@ -33,6 +33,8 @@ ESTIMATORS = [
     FrameAveragingClassifier(),
     FrameAveragingClassifier(LogisticRegression(), group="SE(1)"),
     FrameAveragingClassifier(LinearSVC(), group="O(1)", frame="pca"),
+    MinimalFrameCanonicalizer(group="O(1)", row_rule="first"),
+    FrameAveragingRegressor(Ridge(), group="E(1)", row_rule="first_above", n_frames=2),
 ]
 
 
@@ -84,7 +86,17 @@ def test_local_frames_sklearn_compatible(estimator, check):
 
 # KNeighborsRegressor takes no sample_weight: the wrapper applies integer weights as
 # repeated samples, so the sample-weight checks pass with it too
-@parametrize_with_checks(ESTIMATORS, xfail_strict=True)
+def _expected_failures(estimator):
+    """A frame ensemble needs as many row orders as frames: one row (one feature of
+    E(1)) has one order, so ``n_frames=2`` raises its own ValueError there."""
+    if getattr(estimator, "n_frames", 1) > 1:
+        return {"check_fit2d_1feature": "n_frames=2 needs at least 2 rows; a sample of "
+                                        "1 feature has one row order"}
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, xfail_strict=True,
+                         expected_failed_checks=_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

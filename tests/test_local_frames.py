@@ -106,7 +106,7 @@ SYMMETRIC = {
 
 
 @pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
-@pytest.mark.parametrize("rule", ["leading", "pivoted", "first"])
+@pytest.mark.parametrize("rule", ["first_above", "pivoted", "first"])
 @pytest.mark.parametrize("group", ["E(3)", "SE(3)"])
 def test_generic_mixed_sizes_are_exact(first_vector, rule, group):
     rng = np.random.default_rng(1)
@@ -114,7 +114,7 @@ def test_generic_mixed_sizes_are_exact(first_vector, rule, group):
     F = targets(X, rng)
     symmetry = f"S_n x {group}"
     kw = dict(fields=FIELDS, group=group, cutoff=4.0, n_neighbors=5,
-              first_vector=first_vector, rule=rule)
+              first_vector=first_vector, row_rule=rule)
     forces = LocalFrameRegressor(Probe(), target="vector", **kw).fit(X, F)
     out = forces.predict(X)
     assert out.shape == F.shape

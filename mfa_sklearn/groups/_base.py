@@ -496,6 +496,10 @@ class Group(_RealBlocks):
     #: ``frame_fields``) shapes the frame, as row orders and vertex colours do; otherwise
     #: ``frame`` reads the frame-defining point and vector fields alone
     uses_all_fields = False
+    #: for groups whose frames order the rows themselves and then apply a group whose
+    #: frames read rows in index order (S_n x G: G), that group; frame ensembles re-order
+    #: the rows of its canonical forms. None for every other group
+    ordered_factor = None
     #: the field layout when the user gives none (None: one "point" field of width d)
     default_fields = None
     #: diagonal of the metric ``eta`` whose inner products ``x eta y^T`` the group
@@ -561,7 +565,7 @@ class Group(_RealBlocks):
             One of :attr:`frame_methods`.
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule of groups that select frame vectors among the rows.
 
         Returns

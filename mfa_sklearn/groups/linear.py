@@ -20,8 +20,10 @@ leverages ``|q_i|^2`` among them) are GL-invariant, and the Euclidean row select
 :func:`~mfa_sklearn.groups._selection.select_rows` on the rows of ``Q`` returns the same
 indices ``S`` for ``x`` and ``g.x``. ``phi = Z[S]``, in selection order.
 ``rule="pivoted"`` (default) picks rows of high leverage, so ``phi`` is well conditioned
-relative to the data; ``rule="first"`` picks the first ``d`` independent rows. At step
-``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
+relative to the data; ``rule="first"`` picks the first ``d`` independent rows;
+``rule="first_above"`` the first rows of leverage residual at least a tenth of the
+largest.
+At step ``j`` the squared residuals of ``Q``'s rows sum to ``d - j``, so ``d`` rows are always
 found once the rank guard has passed.
 
 **SL.** ``H = D phi / |det phi|^(1/d)`` with ``D = diag(sign det phi, 1, ..., 1)``, so
@@ -95,7 +97,7 @@ from ._namespace import (
     work_eps,
     work_float,
 )
-from ._selection import det_small, select_rows, to_coordinate_major
+from ._selection import check_row_rule, det_small, select_rows, to_coordinate_major
 from .orthogonal import haar_orthogonal
 
 _KINDS = ("GL", "SL", "Aff")
@@ -280,7 +282,7 @@ class LinearGroup(Group):
         tol : float, optional
             Relative rank tolerance of the guard ``sigma_min / sigma_max > tol`` on the
             frame-defining rows; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule on the whitened rows (see the module docstring,
             'Frame').
 
@@ -296,8 +298,7 @@ class LinearGroup(Group):
             If the rows of some sample do not span ``R^d`` numerically (Aff: the points
             do not affinely span it).
         """
-        if rule not in ("pivoted", "first"):
-            raise ValueError(f"rule must be 'pivoted' or 'first'; got {rule!r}")
+        check_row_rule(rule)
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         present = self._present(xp, present, points + vectors)
         if present is not None:  # absent rows are zeros: they change no singular value

@@ -25,7 +25,8 @@ row (:func:`~mfa_sklearn.groups._selection.select_rows`). At every step the resi
   residual has ``<v, v>_eta > 0``, only those compete.
 * ``rule="pivoted"`` (default) then takes the lowest index among the candidates within
   the relative band ``delta`` of the largest ``|<v, v>_eta|``; ``rule="first"`` takes
-  the lowest index.
+  the lowest index; ``rule="first_above"`` the lowest index with ``|<v, v>_eta|`` at
+  least a hundredth of the largest (residual "norm" at least a tenth).
 * The frame vector is ``w = v / sqrt(|<v, v>_eta|)``, of sign
   ``<w, w>_eta = sign <v, v>_eta``; the generating row's coordinate along it,
   ``sign <v, v>_eta * <z, w>_eta = sqrt(|<v, v>_eta|)``, is positive, which fixes every
@@ -268,7 +269,7 @@ class LorentzGroup(Group):
             residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``, or
             ``tol**2 * ||Z eta Z^T||_F`` once a timelike frame vector is chosen (see
             the module docstring, 'Tolerances').
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame'); both prefer
             timelike rows while no timelike frame vector has been chosen.
 

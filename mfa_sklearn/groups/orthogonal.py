@@ -25,7 +25,11 @@ choice of the next row (:func:`~mfa_sklearn.groups._selection.select_rows`):
   vectors chosen so far, as in QR with column pivoting; this bounds the amplification of
   rounding by small residuals;
 * ``rule="first"`` takes the lowest-index row not in the span of those already chosen
-  (the first linearly independent rows, the choice of the paper).
+  (the first linearly independent rows, the choice of the paper);
+* ``rule="first_above"`` takes the lowest-index row whose residual norm is at least a
+  tenth of the largest: index order where the leading rows are not tiny (few jumps for
+  smooth learners), no frame vector from a tiny residual (conditioning within a factor
+  10 per step of pivoting's).
 
 Each frame vector is its row's residual divided by the residual's norm, a *positive*
 multiple of it, so all signs are fixed by the data and ``H(x T) = H(x) T`` holds
@@ -188,7 +192,7 @@ class OrthogonalGroup(Group):
             Puny et al. (``2^d`` elements, ``2^(d-1)`` for SO/SE) as a baseline.
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame').
 
         Returns

@@ -14,7 +14,10 @@ real numbers, so complex fields travel as real blocks ``[Re | Im]`` (see
 turned into frame vectors by the invariant Gram-Schmidt of
 :func:`~mfa_sklearn.groups._selection.select_rows` with the Hermitian product, by the
 same rules as for O(d): ``"pivoted"`` (default) takes the row with the largest residual
-next, ``"first"`` the lowest-index row not in the span of those already chosen. Each
+next, ``"first"`` the lowest-index row not in the span of those already chosen,
+``"first_above"`` the lowest-index row whose residual norm is at least a tenth of the
+largest.
+Each
 frame vector is its row's residual divided by the residual's norm, so the generating
 row's coordinate along it, ``z_k w_j^H = |v|``, is real and positive. This fixes the
 phase of every frame vector from the data; no library QR phase convention is relied on.
@@ -237,7 +240,7 @@ class UnitaryGroup(Group):
         tol : float, optional
             Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
             for complex64 or float32 input).
-        rule : {"pivoted", "first"}, default="pivoted"
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
             Row selection rule (see the module docstring, 'Frame').
 
         Returns

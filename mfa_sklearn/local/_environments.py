@@ -12,7 +12,7 @@ batch of neighbourhoods, one per present atom, batched over every atom of every 
 * optionally (``first_vector="weighted"``) a frame vector of the centre,
   ``u = L sum_b w_b r_b / |r_b| / sum_b w_b`` with the smooth cutoff weights ``w_b`` and
   ``L`` the largest neighbour distance, set to zero where ``|u| < L / 2``. The
-  ``"leading"`` row rule takes it first whenever ``|u|^2 >= 0.2718 L^2``: the
+  ``"first_above"`` row rule then takes it first: the
   neighbours' mean direction where it is well defined, the nearest neighbour where the
   directions nearly cancel (symmetric environments, where ``u`` is rounding noise).
 
@@ -75,7 +75,7 @@ class LocalFrames:
     cutoff : float
     n_neighbors : int or None
     first_vector : {"nearest", "weighted"}
-    rule : str
+    row_rule : str
         Row selection rule of the frames (see ``select_rows``).
     cutoff_weight : {"cosine", None}
     """
@@ -85,7 +85,7 @@ class LocalFrames:
     cutoff: float
     n_neighbors: int | None
     first_vector: str = "nearest"
-    rule: str = "leading"
+    row_rule: str = "first_above"
     cutoff_weight: str | None = "cosine"
 
     @property
@@ -120,7 +120,7 @@ class LocalFrames:
             frame_fields = (_DIRECTION, _R)
         env_layout = Layout.infer(fields, self.d, (self.width + 1, sum(
             w for _, w in fields.values())), what="neighbourhood fields")
-        return FramePlan(self.group, env_layout, frame_fields, "minimal", self.rule)
+        return FramePlan(self.group, env_layout, frame_fields, "minimal", self.row_rule)
 
     def environments(self, X, *, tol=None, n_jobs=None):
         """The canonical neighbourhoods of every present atom of X.

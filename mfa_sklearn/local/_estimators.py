@@ -47,7 +47,7 @@ class _LocalFrameBase(BaseEstimator):
         "cutoff": [Interval(Real, 0, None, closed="neither")],
         "n_neighbors": [Interval(Integral, 2, None, closed="left"), None],
         "first_vector": [StrOptions({"nearest", "weighted"})],
-        "rule": [StrOptions(set(ROW_RULES))],
+        "row_rule": [StrOptions(set(ROW_RULES))],
         "cutoff_weight": [StrOptions({"cosine"}), None],
         "standardize": ["boolean"],
         "tol": COMMON_CONSTRAINTS["tol"],
@@ -72,7 +72,7 @@ class _LocalFrameBase(BaseEstimator):
         self.input_shape_ = tuple(X.shape[1:])
         self.layout_ = layout
         self.local_frames_ = LocalFrames(layout, group, float(self.cutoff), self.n_neighbors,
-                                         self.first_vector, self.rule, self.cutoff_weight)
+                                         self.first_vector, self.row_rule, self.cutoff_weight)
         return X
 
     def _check_X(self, X, reset=False):
@@ -205,10 +205,10 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         cutoff (where it is at least half the largest neighbour distance long; else the
         nearest neighbour, as in symmetric environments), or always the nearest
         neighbour. The weighted direction moves less when neighbours swap order.
-    rule : {"leading", "pivoted", "first"}, default="leading"
+    row_rule : {"first_above", "pivoted", "first"}, default="first_above"
         How frame vectors are picked among the rows in canonical order (nearest first):
-        the first with a residual at least half the largest, the largest, or the first
-        independent one.
+        the first with a residual at least a tenth of the largest, the largest, or the
+        first independent one.
     cutoff_weight : {"cosine"} or None, default="cosine"
         Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``, which vanishes at the
         cutoff, so that atoms crossing it enter with a vanishing weight.
@@ -258,7 +258,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     }
 
     def __init__(self, estimator=None, *, target="sum", fields=None, group="E(3)",
-                 cutoff=5.0, n_neighbors=12, first_vector="weighted", rule="leading",
+                 cutoff=5.0, n_neighbors=12, first_vector="weighted", row_rule="first_above",
                  cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
         self.estimator = estimator
         self.target = target
@@ -267,7 +267,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         self.cutoff = cutoff
         self.n_neighbors = n_neighbors
         self.first_vector = first_vector
-        self.rule = rule
+        self.row_rule = row_rule
         self.cutoff_weight = cutoff_weight
         self.standardize = standardize
         self.tol = tol
@@ -429,7 +429,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         Feature map of single atoms; None: the canonical neighbourhood itself.
     pooling : {"sum", "mean"}, default="sum"
         How atoms are pooled; a system without atoms gets zeros.
-    fields, group, cutoff, n_neighbors, first_vector, rule, cutoff_weight, standardize
+    fields, group, cutoff, n_neighbors, first_vector, row_rule, cutoff_weight, standardize
         As for :class:`LocalFrameRegressor`.
     tol, n_jobs
         As for :class:`LocalFrameRegressor`.
@@ -466,7 +466,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
     }
 
     def __init__(self, atom_transformer=None, *, pooling="sum", fields=None, group="E(3)",
-                 cutoff=5.0, n_neighbors=12, first_vector="weighted", rule="leading",
+                 cutoff=5.0, n_neighbors=12, first_vector="weighted", row_rule="first_above",
                  cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
         self.atom_transformer = atom_transformer
         self.pooling = pooling
@@ -475,7 +475,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         self.cutoff = cutoff
         self.n_neighbors = n_neighbors
         self.first_vector = first_vector
-        self.rule = rule
+        self.row_rule = row_rule
         self.cutoff_weight = cutoff_weight
         self.standardize = standardize
         self.tol = tol

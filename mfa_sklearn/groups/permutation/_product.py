@@ -93,6 +93,11 @@ class PermutationProductGroup(_PermutationBase):
         """The geometric factor's metric diagonal (None: Euclidean)."""
         return self.inner.metric
 
+    @property
+    def ordered_factor(self):
+        """The geometric factor G, whose frames read rows in order (frame ensembles)."""
+        return self.inner
+
     def __eq__(self, other):
         return (isinstance(other, PermutationProductGroup) and other.inner == self.inner
                 and other.max_frame_size == self.max_frame_size)
@@ -139,7 +144,7 @@ class PermutationProductGroup(_PermutationBase):
         method : {"minimal"}
         tol : float, optional
             Rank tolerance of the G-frame; default ``sqrt(eps)``.
-        rule : {"pivoted", "first"}
+        rule : {"pivoted", "first", "first_above"}
             Row selection rule of the G-frame.
 
         Returns

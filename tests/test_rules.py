@@ -1,0 +1,333 @@
+"""Row rules and frame ensembles: exactness for every rule and ensemble size, the
+parameters of the estimators and the torch module, and their errors.
+
+Group level: the protocol of tests/groups/__init__.py (a non-equivariant backbone, one
+random group element per sample, ``e_max`` relative to the largest output, a control
+that the bare backbone is off) on the frames of :func:`ensemble_frame`, for the groups
+whose frames read the rows in order, with generic and degenerate inputs, in float64 and
+float32. Estimator level: ``assert_equivariant`` with a decision tree inside.
+"""
+
+import numpy as np
+import pytest
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from mfa_sklearn import (
+    FrameAveragingClassifier,
+    FrameAveragingRegressor,
+    MinimalFrameCanonicalizer,
+    get_group,
+)
+from mfa_sklearn.groups._ensemble import FrameEnsemble, ensemble_frame, n_row_orders, row_order
+from mfa_sklearn.groups._selection import ROW_FRACTION
+from mfa_sklearn.testing import assert_equivariant
+from tests._helpers import CountingRegressor, assert_frame_equivariant, generic, low_rank
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: (rule, n_frames) cases: every rule alone, ensembles for the rules that read the order
+CASES = ([(rule, 1) for rule in ("first", "pivoted", "first_above")]
+         + [(rule, k) for rule in ("first", "first_above") for k in (2, 4, 8)])
+#: groups whose frames read the rows in order, and the data they take
+GROUPS = ["O(3)", "SO(3)", "E(3)", "SE(3)", "U(2)", "O(1,3)", "GL(3)", "SL(3)", "Aff(3)"]
+N_ROWS = 5
+TOL64 = 1e-12
+TOL32 = 1e-5
+
+
+class Ensembled:
+    """A group whose ``frame`` is the ensemble of ``k`` re-ordered frames (the engine's
+    path), for the frame-level protocol of ``assert_frame_equivariant``."""
+
+    def __init__(self, group, k):
+        self.group, self.k = group, k
+
+    def __getattr__(self, name):
+        return getattr(self.group, name)
+
+    def frame(self, points=None, vectors=None, *, scalars=None, **kwargs):
+        def frame_of(p, v, present):
+            return self.group.frame(p or None, v or None, scalars=scalars,
+                                    present=present, **kwargs)
+        return ensemble_frame(self.group, frame_of, points, vectors, None, self.k,
+                              rule=kwargs.get("rule"), tol=kwargs.get("tol"))
+
+
+def _data(name, rng, B=16, degenerate=False):
+    """Frame-defining rows for group ``name``: generic, or of lower rank (a rank-2
+    cloud for the orthogonal and unitary groups; GL/SL/Aff need full rank)."""
+    G = get_group(name)
+    d = G.d
+    if name.startswith("U"):
+        x = rng.standard_normal((B, N_ROWS, d)) + 1j * rng.standard_normal((B, N_ROWS, d))
+        if degenerate:
+            x[:, :, 1:] = 0.5 * x[:, :, :1]
+        return x
+    if degenerate and not name.startswith(("GL", "SL", "Aff")):
+        return low_rank(rng, B, N_ROWS, d, 2)
+    x = generic(rng, B, N_ROWS, d)
+    if name.startswith("O(1"):
+        x[..., 0] = 3.0 + np.abs(x[..., 0])     # timelike rows: moderate boosts
+    return x
+
+
+def _bound(name, dtype):
+    """Largest relative error allowed: rounding level, looser for frames that solve
+    (GL, SL, Aff: condition numbers of the data and of the element multiply) and boost
+    (Lorentz)."""
+    if dtype == np.float32:
+        return 1e-3 if name.startswith(("GL", "SL", "Aff", "O(1")) else TOL32
+    return 1e-9 if name.startswith(("GL", "SL", "Aff", "O(1")) else TOL64
+
+
+@pytest.mark.parametrize("rule,k", CASES)
+@pytest.mark.parametrize("name", GROUPS)
+@pytest.mark.parametrize("degenerate", [False, True])
+def test_frames_exact(name, rule, k, degenerate):
+    rng = np.random.default_rng(hash((name, rule, k, degenerate)) % 2 ** 32)
+    G = get_group(name)
+    x = _data(name, rng, degenerate=degenerate)
+    draw = {"kappa": 3.0} if name.startswith(("GL", "SL", "Aff")) else None
+    check = assert_frame_equivariant(Ensembled(G, k), x, bound=_bound(name, np.float64),
+                                     complex=name.startswith("U"), rule=rule, draw=draw,
+                                     case=f"rules {name}")
+    assert check.frame.n_calls == k
+    assert isinstance(check.frame, FrameEnsemble) == (k > 1)
+
+
+@pytest.mark.parametrize("rule,k", [("first", 4), ("first_above", 8), ("first_above", 1)])
+@pytest.mark.parametrize("name", ["E(3)", "SO(3)", "GL(3)"])
+def test_frames_exact_float32(name, rule, k):
+    rng = np.random.default_rng(7)
+    x = _data(name, rng).astype(np.float32)
+    draw = {"kappa": 3.0} if name.startswith("GL") else None
+    check = assert_frame_equivariant(Ensembled(get_group(name), k), x,
+                                     bound=_bound(name, np.float32), rule=rule, draw=draw)
+    assert check.outputs["point"].dtype == np.float32
+
+
+def test_row_orders():
+    assert [list(row_order(5, i)) for i in (0, 1, 5, 6)] == [
+        [0, 1, 2, 3, 4], [1, 2, 3, 4, 0], [0, 4, 3, 2, 1], [1, 0, 4, 3, 2]]
+    assert n_row_orders(5) == 10 and n_row_orders(2) == 2 and n_row_orders(1) == 1
+    orders = {tuple(row_order(5, i)) for i in range(10)}
+    assert len(orders) == 10
+
+
+def test_first_above_rule():
+    """First row with residual norm >= ROW_FRACTION of the largest, else the next."""
+    G = get_group("O(2)")
+    x = np.array([[[0.1, 0.0], [1.0, 0.1], [0.0, 2.0]],     # row 0 too short: row 1
+                  [[0.3, 0.0], [1.0, 0.1], [0.0, 2.0]]])    # row 0 long enough
+    first_vector = G.frame(x, rule="first_above").H[:, 0, 0]
+    np.testing.assert_allclose(np.abs(first_vector[0]), x[0, 1] / np.linalg.norm(x[0, 1]))
+    np.testing.assert_allclose(first_vector[1], [1.0, 0.0])
+    assert ROW_FRACTION == 0.1
+
+
+def test_conditioning_adversarial():
+    """A tiny first row: "first" builds its frame on it, the other rules do not."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, N_ROWS, 3))
+    X[:, 0] *= 1e-6
+    X = X.reshape(50, -1)
+    cond = {rule: MinimalFrameCanonicalizer(group="O(3)", row_rule=rule).fit(X)
+            .frame_diagnostics(X)["conditioning"] for rule in ("first", "pivoted",
+                                                               "first_above")}
+    assert cond["first"].min() > 1e4
+    assert cond["pivoted"].max() < 1e3
+    assert np.all(cond["first_above"] <= cond["pivoted"] / ROW_FRACTION ** 2 + 1e-9)
+
+
+# ------------------------------------------------------------------- the estimators
+def _nbody_like(rng, B=40, n=N_ROWS):
+    X = rng.standard_normal((B, n * 3)) + 2.0
+    return X, rng.standard_normal((B, n * 3))
+
+
+@pytest.mark.parametrize("rule,k", CASES)
+@pytest.mark.parametrize("group", ["E(3)", "SO(3)", "Aff(3)", "S_n x E(3)"])
+def test_regressor_exact(group, rule, k):
+    rng = np.random.default_rng(0)
+    X, y = _nbody_like(rng)
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group=group,
+                                  target="point", row_rule=rule, n_frames=k).fit(X, y)
+    assert_equivariant(reg, group, X, random_state=1)
+    assert len(reg.estimator_.tree_.value) > 1
+    # float32 data, float64 frames
+    assert_equivariant(reg, group, X.astype(np.float32), random_state=2)
+
+
+def test_classifier_exact():
+    rng = np.random.default_rng(1)
+    X, _ = _nbody_like(rng)
+    y = rng.integers(0, 3, len(X))
+    clf = FrameAveragingClassifier(DecisionTreeClassifier(random_state=0), group="E(3)",
+                                   row_rule="first_above", n_frames=4).fit(X, y)
+    assert_equivariant(clf.predict_proba, "E(3)", X, random_state=1)
+    assert_equivariant(clf.predict, "E(3)", X, random_state=1, rtol=0.0)
+    np.testing.assert_array_equal(clf.predict(X),
+                                  clf.classes_[clf.predict_proba(X).argmax(axis=1)])
+
+
+def test_inner_calls():
+    """k canonical copies per sample in fit, k inner rows per sample in predict."""
+    rng = np.random.default_rng(2)
+    X, y = _nbody_like(rng)
+    reg = FrameAveragingRegressor(CountingRegressor(DecisionTreeRegressor()), group="E(3)",
+                                  target="vector", row_rule="first", n_frames=4).fit(X, y)
+    reg.predict(X[:7])
+    assert reg.estimator_.fit_rows_ == [4 * len(X)]
+    assert reg.estimator_.predict_rows_ == [28]
+    assert np.all(reg.frame_diagnostics(X)["frame_size"] == 4)
+
+
+def test_one_frame_is_the_plain_frame():
+    """n_frames=1 and the default rule are today's behaviour, bit for bit."""
+    rng = np.random.default_rng(4)
+    X, y = _nbody_like(rng)
+    base = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+                                   target="point").fit(X, y)
+    same = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+                                   target="point", row_rule=base.row_rule,
+                                   n_frames=1).fit(X, y)
+    np.testing.assert_array_equal(base.predict(X), same.predict(X))
+    rows = X.reshape(len(X), N_ROWS, 3)
+    plain = get_group("E(3)").frame(rows, rule=base.row_rule)
+    np.testing.assert_array_equal(
+        MinimalFrameCanonicalizer(group="E(3)", round_bits=None).fit(X).transform(X),
+        plain.snap(plain.to_canonical(rows))[:, 0].reshape(len(X), -1))
+
+
+def test_rules_differ_and_agree_on_generic_rows():
+    """Each rule gives its own canonical forms; all three are invariant."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, N_ROWS * 3))
+    forms = {rule: MinimalFrameCanonicalizer(group="O(3)", row_rule=rule).fit_transform(X)
+             for rule in ("first", "pivoted", "first_above")}
+    assert not np.allclose(forms["first"], forms["pivoted"])
+    for rule in forms:
+        assert_equivariant(MinimalFrameCanonicalizer(group="O(3)", row_rule=rule).fit(X),
+                           "O(3)", X, random_state=0)
+
+
+def test_absent_rows_ensemble():
+    rng = np.random.default_rng(6)
+    X, y = _nbody_like(rng)
+    X.reshape(len(X), N_ROWS, 3)[::3, 1] = np.nan
+    y.reshape(len(y), N_ROWS, 3)[::3, 1] = np.nan
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+                                  target="point", row_rule="first", n_frames=4).fit(X, y)
+    pred = reg.predict(X)
+    assert np.isnan(pred.reshape(len(X), N_ROWS, 3)[::3, 1]).all()
+    assert np.isfinite(pred.reshape(len(X), N_ROWS, 3)[1::3]).all()
+    assert_equivariant(reg, "E(3)", X, random_state=3)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"row_rule": "largest"}, "row_rule"),
+    ({"n_frames": 0}, "n_frames"),
+    ({"n_frames": 2.5}, "n_frames"),
+    ({"n_frames": 2, "row_rule": "pivoted"}, "reads the row order"),
+    ({"n_frames": 2, "row_rule": "first", "frame": "pca"}, "frame='minimal'"),
+    ({"n_frames": 11, "row_rule": "first"}, "exceeds the 10 distinct row orders"),
+    ({"n_frames": 2, "row_rule": "first", "group": "S_n", "fields": {"x": ("point", 3)}},
+     "has none"),
+])
+def test_parameter_errors(params, match):
+    rng = np.random.default_rng(0)
+    X, y = _nbody_like(rng, B=10)
+    reg = FrameAveragingRegressor(**{"group": "E(3)", **params})
+    with pytest.raises(ValueError, match=match):
+        reg.fit(X, y)
+    if "n_frames" not in params:
+        with pytest.raises(ValueError, match=match):
+            MinimalFrameCanonicalizer(**{"group": "E(3)", **params}).fit(X)
+
+
+def test_grid_over_rules():
+    from sklearn.model_selection import GridSearchCV
+    rng = np.random.default_rng(8)
+    X, _ = _nbody_like(rng, B=30)
+    y = np.linalg.norm(X.reshape(30, N_ROWS, 3), axis=2).sum(axis=1)
+    search = GridSearchCV(FrameAveragingRegressor(group="E(3)"), cv=2, param_grid={
+        "row_rule": ["first", "first_above"], "n_frames": [1, 2]}).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+
+
+# ------------------------------------------------------------------------ torch
+def test_torch_module():
+    torch = pytest.importorskip("torch")
+    from mfa_sklearn.torch import FrameAveraged
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Linear(15, 32), torch.nn.Tanh(),
+                                   torch.nn.Linear(32, 15)).double()
+    model = FrameAveraged(backbone, group="E(3)", target="point", row_rule="first_above",
+                          n_frames=4)
+    X = np.random.default_rng(9).standard_normal((12, 15))
+    Xc, frame = model.canonicalize(torch.as_tensor(X))
+    assert tuple(Xc.shape) == (12, 4, 15) and frame.n_calls == 4
+
+    def call(A):
+        with torch.no_grad():
+            return model(torch.as_tensor(A)).numpy()
+    assert_equivariant(call, "E(3)", X, target="point", random_state=0)
+    # the numpy engine computes the same frames
+    can = MinimalFrameCanonicalizer(group="E(3)", row_rule="first_above",
+                                    round_bits=None).fit(X)
+    np.testing.assert_allclose(Xc[:, 0].numpy(), can.transform(X), atol=1e-12)
+    assert "n_frames=4" in repr(model)
+    ranked = FrameAveraged(backbone, group="S_n x E(3)", fields={"pos": ("point", 3)},
+                           target={"pos": ("point", 3)}, row_rule="first", n_frames=3)
+    Xt = torch.as_tensor(X).requires_grad_()
+    ranked(Xt).sum().backward()
+    assert Xt.grad.shape == Xt.shape
+
+    def call_ranked(A):
+        with torch.no_grad():
+            return ranked(torch.as_tensor(A)).numpy()
+    assert_equivariant(call_ranked, "S_n x E(3)", X, fields={"pos": ("point", 3)},
+                       target={"pos": ("point", 3)}, random_state=0)
+    with pytest.raises(ValueError, match="reads the row order"):
+        FrameAveraged(backbone, group="E(3)", n_frames=2, row_rule="pivoted")
+    with pytest.raises(ValueError, match="row_rule"):
+        FrameAveraged(backbone, group="E(3)", row_rule="nope")
+
+
+def test_first_above_exact_half():
+    """Rows whose norms have ratio exactly ROW_FRACTION are decided alike for x and g.x:
+    the threshold has the tie band of pivoting."""
+    x = np.zeros((64, 4, 3))
+    x[:, 0] = [1.0, 0.0, 0.0]
+    x[:, 1] = [0.0, 10.0, 0.0]
+    x[:, 2] = [0.0, 0.0, 10.0]
+    x[:, 3] = [1.0, 1.0, 1.0]
+    can = MinimalFrameCanonicalizer(group="O(3)", row_rule="first_above").fit(
+        x.reshape(64, -1))
+    assert_equivariant(can, "O(3)", x.reshape(64, -1), random_state=0)
+
+
+@pytest.mark.parametrize("group", ["S_n x E(3)", "S_n x SO(3)", "S_n x O(1,3)"])
+def test_permutation_products(group):
+    """Ensembles over the canonical ranking: exact under the whole group, with fields
+    of every kind, and on clouds with symmetries (a finite stabilizer)."""
+    rng = np.random.default_rng(10)
+    fields = {"pos": "point", "vel": "vector", "q": "scalar"}
+    d = 4 if "O(1" in group else 3
+    pos = rng.standard_normal((40, N_ROWS, d))
+    if d == 4:
+        pos[..., 0] = 4.0 + np.abs(pos[..., 0])        # timelike rows, moderate boosts
+    else:
+        # a symmetric sample: a square pyramid (rows 0-3 a square, row 4 the apex)
+        pos[0] = [[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 0, 1.5]]
+    vel = rng.standard_normal((40, N_ROWS, d))
+    vel[0] = 0.0
+    X = np.concatenate([pos.reshape(40, -1), vel.reshape(40, -1),
+                        np.ones((40, N_ROWS))], axis=1)
+    y = rng.standard_normal((40, N_ROWS * d))
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group=group,
+                                  fields=fields, target="vector", row_rule="first_above",
+                                  n_frames=4).fit(X, y)
+    assert_equivariant(reg, group, X, fields=fields, random_state=1,
+                       rtol=1e-9 if "O(1" not in group else 1e-7)
+    assert np.all(reg.frame_diagnostics(X)["frame_size"] >= 4)
