@@ -27,8 +27,9 @@ the square of the atoms); ``-dE/dx`` of the sorted-1/r KRR energy model (analyti
 predicting zero.
 
 Every model is also scored on a *stress copy* of the test set: each system rotated,
-reflected, translated and its atoms relabelled at random (forces rotated back).
-Invariant and equivariant models score the same there.
+reflected, translated and its atoms relabelled at random; predicted forces are mapped
+back to the original frame and atom order before scoring, so that invariant and
+equivariant models score the same there.
 
 Usage::
 
@@ -97,9 +98,10 @@ def species(X, n):
     return X[:, 3 * n:4 * n]
 
 
-def stress_copy(X, F, n, seed):
-    """Each system rotated or reflected (Haar), translated and relabelled at random;
-    the forces moved alike."""
+def stress_copy(X, n, seed):
+    """Each system rotated or reflected (Haar), translated and relabelled at random, and
+    the map that takes per-atom vectors predicted on the copy back to the original
+    systems' frames and atom order (so that equivariant models score the same)."""
     rng = np.random.default_rng(seed)
     B = len(X)
     Q, R = np.linalg.qr(rng.normal(size=(B, 3, 3)))
@@ -109,8 +111,14 @@ def stress_copy(X, F, n, seed):
     pos = np.take_along_axis(positions(X, n), perm[..., None], axis=1) @ Q
     pos += rng.normal(scale=5.0, size=(B, 1, 3))
     Z = np.take_along_axis(species(X, n), perm, axis=1)
-    forces = np.take_along_axis(F.reshape(B, n, 3), perm[..., None], axis=1) @ Q
-    return np.concatenate([pos.reshape(B, -1), Z], axis=1), forces.reshape(B, -1)
+
+    def back(vectors):
+        moved = vectors.reshape(B, n, 3) @ np.swapaxes(Q, 1, 2)
+        out = np.empty_like(moved)
+        np.put_along_axis(out, perm[..., None], moved, axis=1)
+        return out.reshape(B, -1)
+
+    return np.concatenate([pos.reshape(B, -1), Z], axis=1), back
 
 
 # ------------------------------------------------------------------ descriptors
@@ -247,7 +255,7 @@ def run_dataset(name, spec, args, rows, curves):
     n = X.shape[1] // 4
     count = data.n_atoms.astype(float)
     tr, va, te = split(data, args.n_train, args.n_val, args.n_test, args.seed)
-    Xs, Fs = stress_copy(X[te], F[te], n, args.seed + 1)
+    Xs, back = stress_copy(X[te], n, args.seed + 1)
     print(f"\n== {name}: {len(tr)} / {len(va)} / {len(te)} systems of up to {n} atoms, "
           f"energy spread {1000 * np.std(E / count):.1f} meV/atom")
 
@@ -363,13 +371,13 @@ def run_dataset(name, spec, args, rows, curves):
 
     # --- forces
     zero = force_mae(np.zeros_like(F[te]), F[te])
-    add("predict zero", "forces", zero, force_mae(np.zeros_like(Fs), Fs), 0.0, 0.0)
+    add("predict zero", "forces", zero, zero, 0.0, 0.0)
     start = time.perf_counter()
     pred = sorted_inverse_distance_forces(sorted_krr, scaler, Dtr, X[te], n)
     predict_s = time.perf_counter() - start
     stress = sorted_inverse_distance_forces(sorted_krr, scaler, Dtr, Xs, n)
     add("-dE/dx of sorted 1/r + KRR", "forces", force_mae(pred, F[te]),
-        force_mae(stress, Fs), 0.0, predict_s)
+        force_mae(back(stress), F[te]), 0.0, predict_s)
     force_train = tr[:args.n_force_train]
     for first_vector in ("weighted", "nearest"):
         best = (np.inf, None)
@@ -386,7 +394,7 @@ def run_dataset(name, spec, args, rows, curves):
         _, fit_s = timed(model.fit, X[force_train], F[force_train])
         pred, predict_s = timed(model.predict, X[te])
         add(f"local frames ({first_vector} first vector)", "forces", force_mae(pred, F[te]),
-            force_mae(model.predict(Xs), Fs), fit_s, predict_s,
+            force_mae(back(model.predict(Xs)), F[te]), fit_s, predict_s,
             f"gamma={best[1]:g}, {len(force_train)} training systems")
 
     # --- learning curve (first data set): energies against training-set size
