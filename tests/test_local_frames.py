@@ -105,16 +105,17 @@ SYMMETRIC = {
 }
 
 
+@pytest.mark.parametrize("encoding", ["density", "rows"])
 @pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
 @pytest.mark.parametrize("rule", ["first_above", "pivoted", "first"])
 @pytest.mark.parametrize("group", ["E(3)", "SE(3)"])
-def test_generic_mixed_sizes_are_exact(first_vector, rule, group):
+def test_generic_mixed_sizes_are_exact(encoding, first_vector, rule, group):
     rng = np.random.default_rng(1)
     X = generic(rng)
     F = targets(X, rng)
     symmetry = f"S_n x {group}"
     kw = dict(fields=FIELDS, group=group, cutoff=4.0, n_neighbors=5,
-              first_vector=first_vector, row_rule=rule)
+              first_vector=first_vector, row_rule=rule, encoding=encoding)
     forces = LocalFrameRegressor(Probe(), target="vector", **kw).fit(X, F)
     out = forces.predict(X)
     assert out.shape == F.shape
@@ -145,12 +146,15 @@ def test_control_without_frames_is_not_equivariant():
 
 @pytest.mark.parametrize("name", list(SYMMETRIC))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("first_vector", ["weighted", "nearest"])
-def test_symmetric_clusters_are_exact(name, dtype, first_vector):
+@pytest.mark.parametrize("first_vector, encoding", [("nearest", "density"),
+                                                     ("weighted", "density"),
+                                                     ("nearest", "rows")])
+def test_symmetric_clusters_are_exact(name, dtype, first_vector, encoding):
     X = systems(SYMMETRIC[name]).astype(dtype)
     F = targets(X, np.random.default_rng(3)).astype(dtype)
     model = LocalFrameRegressor(Probe(), target="vector", fields=FIELDS, cutoff=6.0,
-                                n_neighbors=8, first_vector=first_vector).fit(X, F)
+                                n_neighbors=8, first_vector=first_vector,
+                                encoding=encoding).fit(X, F)
     bound = 1e-10 if dtype == np.float64 else 1e-4
     err = check_equivariance(model, SYMMETRY, X, fields=FIELDS, target="vector",
                              random_state=0)["max_error"]

@@ -191,6 +191,23 @@ class LocalFrames:
         return np.where((np.linalg.norm(u, axis=1) >= 0.5 * reach)[:, None], u, 0.0)
 
 
+def _density(r, distance, weight, fields, cutoff, n_radial):
+    """Neighbour densities in canonical frames (see ``Environments.features``): for
+    d = 3, (A, n_radial * 10 * (1 + channels))."""
+    unit = r / np.where(distance > 0, distance, 1.0)[..., None]
+    d = r.shape[-1]
+    one = np.ones_like(distance)
+    angular = np.stack([one] + [unit[..., i] for i in range(d)]
+                       + [unit[..., i] * unit[..., j] for i in range(d) for j in range(i, d)],
+                       axis=-1)
+    centres = np.linspace(0.0, cutoff, n_radial)
+    width = cutoff / max(n_radial - 1, 1)
+    radial = np.exp(-(((distance[..., None] - centres) / width) ** 2)) * weight[..., None]
+    channels = np.concatenate([one[..., None], fields], axis=-1)
+    out = np.einsum("akr,akl,akc->arlc", radial, angular, channels, optimize=True)
+    return out.reshape(len(r), -1)
+
+
 def _columns(layout):
     """Column slice of each field in the rows of a 3-D layout."""
     columns, offset = {}, 0
@@ -226,10 +243,23 @@ class Environments:
     def n_systems(self):
         return self.present.shape[0]
 
-    def features(self):
-        """Invariant features of every atom, (A, p): the centre's scalar and vector
-        fields (and weighted direction), then per neighbour in canonical order its
-        relative position, fields and cutoff weight (zeros for absent neighbours)."""
+    def features(self, encoding="rows", n_radial=8):
+        """Invariant features of every atom, (A, p).
+
+        The centre's own scalar and vector fields (and weighted direction) come first.
+        Then the neighbours, by ``encoding``:
+
+        * ``"rows"``: per neighbour in canonical order, its relative position, fields
+          and cutoff weight (zeros for absent neighbours);
+        * ``"density"``: the neighbour density in the canonical frame,
+          ``sum_b w_b g_i(|r_b|) Y_l(r_b / |r_b|) c_b``, with ``n_radial`` Gaussians
+          ``g_i`` over ``[0, cutoff]``, the monomials ``Y_l`` of degree at most 2 of the
+          unit vector (the frame fixes its orientation, so no rotational invariants
+          are needed), the cutoff weight ``w_b`` (1 without one) and the channels
+          ``c_b``: 1 and each neighbour field. A sum over neighbours: smooth where
+          neighbours swap order, and the radial channels alone are radial symmetry
+          functions.
+        """
         A, rows, width = self.canonical.shape
         ordered = self.canonical
         if np.any(self.centre):     # the centre first, the neighbours in their order
@@ -240,17 +270,24 @@ class Environments:
         every = np.arange(width)
         own = np.concatenate([[]] + [every[c] for name, c in columns.items()
                                      if name not in (_R, _CENTRE)]).astype(np.intp)
-        theirs = np.concatenate([every[c] for name, c in columns.items()
-                                 if name not in (_CENTRE, _DIRECTION)]).astype(np.intp)
-        neighbours = ordered[:, 1:, theirs]
+        fields = np.concatenate([[]] + [every[c] for name, c in columns.items()
+                                        if name not in (_R, _CENTRE, _DIRECTION)]
+                                ).astype(np.intp)
+        r = ordered[:, 1:, columns[_R]]
+        distance = np.sqrt(np.einsum("akd,akd->ak", r, r))
+        there = np.arange(rows - 1) < (self.n_present - 1)[:, None]
+        weight = np.asarray(there, dtype=r.dtype)
         if self.spec.cutoff_weight == "cosine":
-            r = ordered[:, 1:, columns[_R]]
-            distance = np.sqrt(np.einsum("akd,akd->ak", r, r))
-            there = np.arange(rows - 1) < (self.n_present - 1)[:, None]
             weight = cosine_weight(distance, self.spec.cutoff) * there
-            neighbours = np.concatenate([neighbours, weight[..., None].astype(r.dtype)],
-                                        axis=2)
-        return np.concatenate([ordered[:, 0, own], neighbours.reshape(A, -1)], axis=1)
+        if encoding == "rows":
+            neighbours = [r, ordered[:, 1:, fields]]
+            if self.spec.cutoff_weight == "cosine":
+                neighbours.append(weight[..., None].astype(r.dtype))
+            block = np.concatenate(neighbours, axis=2).reshape(A, -1)
+        else:
+            block = _density(r, distance, weight, ordered[:, 1:, fields], self.spec.cutoff,
+                             n_radial)
+        return np.concatenate([ordered[:, 0, own], block.astype(r.dtype)], axis=1)
 
     def _centre_field(self, values):
         """A 'vector' field of the neighbourhoods holding ``values`` (A, d) on the

@@ -49,6 +49,8 @@ class _LocalFrameBase(BaseEstimator):
         "first_vector": [StrOptions({"nearest", "weighted"})],
         "row_rule": [StrOptions(set(ROW_RULES))],
         "cutoff_weight": [StrOptions({"cosine"}), None],
+        "encoding": [StrOptions({"rows", "density"})],
+        "n_radial": [Interval(Integral, 1, None, closed="left")],
         "standardize": ["boolean"],
         "tol": COMMON_CONSTRAINTS["tol"],
         "n_jobs": N_JOBS_CONSTRAINT,
@@ -96,7 +98,7 @@ class _LocalFrameBase(BaseEstimator):
         """The canonical neighbourhoods of X's atoms, and their invariant features
         (standardized with the training atoms' mean and spread where asked)."""
         envs = self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
-        features = envs.features()
+        features = envs.features(self.encoding, self.n_radial)
         if fit:
             self.feature_mean_ = self.feature_scale_ = None
             if self.standardize and len(features):
@@ -200,11 +202,12 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         Keep at most this many nearest neighbours (None: all within the cutoff).
         Neighbours tied with the first one left out are left out too, so that the
         neighbourhood does not depend on the atoms' labels.
-    first_vector : {"weighted", "nearest"}, default="weighted"
-        The first frame vector: the neighbours' mean direction weighted by the smooth
-        cutoff (where it is at least half the largest neighbour distance long; else the
-        nearest neighbour, as in symmetric environments), or always the nearest
-        neighbour. The weighted direction moves less when neighbours swap order.
+    first_vector : {"nearest", "weighted"}, default="nearest"
+        The first frame vector: the nearest neighbour, or the neighbours' mean
+        direction weighted by the smooth cutoff where it is at least half the largest
+        neighbour distance long (else the nearest neighbour, as in symmetric
+        environments), which moves less when neighbours swap order but doubles the
+        frames' cost.
     row_rule : {"first_above", "pivoted", "first"}, default="first_above"
         How frame vectors are picked among the rows in canonical order (nearest first):
         the first with a residual at least a tenth of the largest, the largest, or the
@@ -212,6 +215,15 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     cutoff_weight : {"cosine"} or None, default="cosine"
         Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``, which vanishes at the
         cutoff, so that atoms crossing it enter with a vanishing weight.
+    encoding : {"density", "rows"}, default="density"
+        How an atom's neighbours become features: their canonical rows in canonical
+        order (relative positions, fields, cutoff weights), or the neighbour density
+        in the canonical frame: ``sum_b w_b g_i(|r_b|) Y_l(r_b / |r_b|) c_b`` over
+        ``n_radial`` Gaussians ``g_i``, the monomials ``Y_l`` of degree at most 2 of
+        the direction and the channels ``c_b`` (1 and each neighbour field), smooth
+        where neighbours swap order.
+    n_radial : int, default=8
+        Radial Gaussians of ``encoding="density"``.
     standardize : bool, default=True
         Centre and scale every per-atom feature by its mean and standard deviation over
         the training atoms, so that coordinates, species and weights count alike in
@@ -258,8 +270,9 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     }
 
     def __init__(self, estimator=None, *, target="sum", fields=None, group="E(3)",
-                 cutoff=5.0, n_neighbors=12, first_vector="weighted", row_rule="first_above",
-                 cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
+                 cutoff=5.0, n_neighbors=12, first_vector="nearest", row_rule="first_above",
+                 cutoff_weight="cosine", encoding="density", n_radial=8, standardize=True,
+                 tol=None, n_jobs=None):
         self.estimator = estimator
         self.target = target
         self.fields = fields
@@ -269,6 +282,8 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         self.first_vector = first_vector
         self.row_rule = row_rule
         self.cutoff_weight = cutoff_weight
+        self.encoding = encoding
+        self.n_radial = n_radial
         self.standardize = standardize
         self.tol = tol
         self.n_jobs = n_jobs
@@ -429,7 +444,9 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         Feature map of single atoms; None: the canonical neighbourhood itself.
     pooling : {"sum", "mean"}, default="sum"
         How atoms are pooled; a system without atoms gets zeros.
-    fields, group, cutoff, n_neighbors, first_vector, row_rule, cutoff_weight, standardize
+    fields, group, cutoff, n_neighbors, first_vector, row_rule, cutoff_weight, encoding
+        As for :class:`LocalFrameRegressor`.
+    n_radial, standardize
         As for :class:`LocalFrameRegressor`.
     tol, n_jobs
         As for :class:`LocalFrameRegressor`.
@@ -466,8 +483,9 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
     }
 
     def __init__(self, atom_transformer=None, *, pooling="sum", fields=None, group="E(3)",
-                 cutoff=5.0, n_neighbors=12, first_vector="weighted", row_rule="first_above",
-                 cutoff_weight="cosine", standardize=True, tol=None, n_jobs=None):
+                 cutoff=5.0, n_neighbors=12, first_vector="nearest", row_rule="first_above",
+                 cutoff_weight="cosine", encoding="density", n_radial=8, standardize=True,
+                 tol=None, n_jobs=None):
         self.atom_transformer = atom_transformer
         self.pooling = pooling
         self.fields = fields
@@ -477,6 +495,8 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         self.first_vector = first_vector
         self.row_rule = row_rule
         self.cutoff_weight = cutoff_weight
+        self.encoding = encoding
+        self.n_radial = n_radial
         self.standardize = standardize
         self.tol = tol
         self.n_jobs = n_jobs
