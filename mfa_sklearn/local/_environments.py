@@ -22,6 +22,12 @@ cluster, a linear or planar one, a lone atom) are averaged over their stabilizer
 by the group's own minimal frames. Every function of the canonical neighbourhood is
 then invariant under rotations, reflections, translations and relabellings of the
 system; a vector output of the centre mapped back with its frame is equivariant.
+
+**Numpy and torch.** :meth:`LocalFrames.environments` and
+:meth:`Environments.features` take numpy arrays or torch tensors. The decisions
+(neighbour lists, row orders, ties) are made on a host copy of the positions; the
+relative positions, the frames and the features are computed in X's namespace and on
+its device, so that gradients reach the positions (forces of a torch energy model).
 """
 
 from dataclasses import dataclass
@@ -30,7 +36,7 @@ import numpy as np
 
 from .._engine import FramePlan, fill_absent, find_absent
 from ..groups import get_group
-from ..groups._namespace import machine_eps
+from ..groups._namespace import get_namespace, machine_eps, subtract_inplace, take_rows
 from ..layout import Layout
 from ._neighbours import neighbour_lists
 
@@ -52,10 +58,23 @@ def local_group(group):
 
 def cosine_weight(distance, cutoff):
     """``0.5 (cos(pi r / r_c) + 1)`` below the cutoff, 0 beyond: the smooth cutoff
-    weight of a neighbour at ``distance``."""
+    weight of a neighbour at ``distance`` (an array of any namespace)."""
+    xp = get_namespace(distance)
     inside = distance < cutoff
-    return np.where(inside, 0.5 * (np.cos(np.pi * np.minimum(distance, cutoff) / cutoff) + 1.0),
-                    0.0)
+    wave = 0.5 * (xp.cos(np.pi * xp.clip(distance, max=cutoff) / cutoff) + 1.0)
+    return xp.where(inside, wave, xp.zeros_like(wave))
+
+
+def _host(a):
+    """A numpy copy of an array of any namespace (no gradient)."""
+    return np.asarray(a.detach().cpu()) if hasattr(a, "detach") else np.asarray(a)
+
+
+def _safe_norm(xp, r, there):
+    """Row norms of r (..., d) where ``there``, 1 elsewhere (no infinite gradient of
+    the square root at the zero rows of absent neighbours)."""
+    square = xp.sum(r * r, axis=-1)
+    return xp.sqrt(xp.where(there, square, xp.ones_like(square)))
 
 
 @dataclass(frozen=True)
@@ -119,33 +138,39 @@ class LocalFrames:
             w for _, w in fields.values())), what="neighbourhood fields")
         return FramePlan(self.group, env_layout, frame_fields, "minimal", self.rule)
 
-    def environments(self, X, *, tol=None, n_jobs=None):
+    def environments(self, X, *, tol=None, n_jobs=None, present=None):
         """The canonical neighbourhoods of every present atom of X.
 
         Parameters
         ----------
-        X : ndarray of shape (S, C) or (S, n, W)
+        X : ndarray or torch.Tensor of shape (S, C) or (S, n, W)
             Systems in ``layout``; absent atoms are all-NaN rows of the positions.
         tol : float, optional
             Rank tolerance of the frames.
         n_jobs : int, optional
-            Joblib workers over chunks of neighbourhoods.
+            Joblib workers over chunks of neighbourhoods (numpy).
+        present : bool array of shape (S, n), optional
+            The present atoms, in X's namespace; absent ones may then hold any value.
+            Default: the atoms whose positions are not all NaN.
 
         Returns
         -------
         Environments
+            Its canonical neighbourhoods in X's namespace, on X's device.
         """
-        present = find_absent(X, self.layout, self.positions)
+        xp = get_namespace(X)
+        if present is None:
+            present = find_absent(X, self.layout, self.positions)
         if present is not None:
             X = fill_absent(X, self.layout, present)
         parts = self.layout.split(X)
         S, n = X.shape[0], self.layout.n_rows
-        if present is None:
-            present = np.ones((S, n), dtype=bool)
-        pos = np.asarray(parts[self.positions], dtype=np.float64)
+        present = np.ones((S, n), dtype=bool) if present is None else _host(present)
+        pos = parts[self.positions]
+        pos = pos.astype(np.float64) if xp is np else xp.astype(pos, xp.float64)
         band = np.sqrt(machine_eps(X.dtype))
-        index, distance = neighbour_lists(pos, present, cutoff=self.cutoff,
-                                          n_neighbors=self.n_neighbors, band=band)
+        index, _ = neighbour_lists(_host(pos), present, cutoff=self.cutoff,
+                                   n_neighbors=self.n_neighbors, band=band)
         system, atom = np.nonzero(present)
         A, k = len(atom), self.width
         neighbour = index[system, atom]                           # (A, k)
@@ -156,32 +181,38 @@ class LocalFrames:
         rows = system[:, None] * n + np.where(has, neighbour, atom[:, None])
         plan = self.plan()
         columns = _columns(plan.layout)
-        env = np.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype)
-        flat = pos.reshape(S * n, -1)
-        r = np.take(flat, rows, axis=0)
-        r -= flat[centre][:, None]
+        device = getattr(X, "device", None)
+        centre_at, rows_at, has_at = (xp.asarray(a, device=device)
+                                      for a in (centre, rows.reshape(-1), has))
+        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype, device=device)
+        flat = xp.reshape(pos, (S * n, -1))
+        r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, -1))
+        r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
         env[:, 1:, columns[_R]] = r
         for name in self._names("scalar") + self._names("vector"):
-            field = parts[name].reshape(S * n, -1)
-            env[:, 0, columns[name]] = field[centre]
-            env[:, 1:, columns[name]] = np.take(field, rows, axis=0) * has[..., None]
+            field = xp.reshape(parts[name], (S * n, -1))
+            env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
+            theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, -1))
+            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, X.dtype)[..., None]
         env[:, 0, columns[_CENTRE]] = 1.0
         if self.first_vector == "weighted":
-            env[:, 0, columns[_DIRECTION]] = self._direction(r, distance[system, atom], has)
+            env[:, 0, columns[_DIRECTION]] = self._direction(xp, r, has_at)
         env_present = np.concatenate([np.ones((A, 1), dtype=bool), has], axis=1)
-        Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs, present=env_present)
+        Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
+                                      present=xp.asarray(env_present, device=device))
         return Environments(self, plan, present, system, atom, Xc[:, 0], frame,
                             env_present.sum(axis=1))
 
-    def _direction(self, r, distance, has):
-        """``u`` of the module docstring, (A, d)."""
-        safe = np.where(has, distance, 1.0)
-        weight = np.where(has, cosine_weight(safe, self.cutoff), 0.0)
-        total = weight.sum(axis=1)
-        u = np.einsum("ak,akd->ad", weight / safe, r)
-        reach = np.max(np.where(has, distance, 0.0), axis=1)
-        u *= (reach / np.where(total > 0, total, 1.0))[:, None]
-        return u
+    def _direction(self, xp, r, has):
+        """``u`` of the module docstring, (A, d), from the relative positions r
+        (A, k, d) of the neighbours ``has`` (A, k)."""
+        distance = _safe_norm(xp, r, has)
+        zero = xp.zeros_like(distance)
+        weight = xp.where(has, cosine_weight(distance, self.cutoff), zero)
+        total = xp.sum(weight, axis=1)
+        u = xp.sum((weight / distance)[..., None] * r, axis=1)
+        reach = xp.max(xp.where(has, distance, zero), axis=1)
+        return u * (reach / xp.where(total > 0, total, xp.ones_like(total)))[:, None]
 
 
 def _columns(layout):
@@ -213,7 +244,7 @@ class Environments:
         self.canonical, self.frame = canonical, frame
         self.n_present = n_present
         # where the centre (input row 0) sits in canonical order
-        self.centre = np.argmax(np.asarray(frame.perm) == 0, axis=1)
+        self.centre = np.argmax(_host(frame.perm) == 0, axis=1)
 
     @property
     def n_systems(self):
@@ -223,27 +254,30 @@ class Environments:
         """Invariant features of every atom, (A, p): the centre's scalar and vector
         fields (and weighted direction), then per neighbour in canonical order its
         relative position, fields and cutoff weight (zeros for absent neighbours)."""
+        xp = get_namespace(self.canonical)
+        device = getattr(self.canonical, "device", None)
         A, rows, width = self.canonical.shape
         ordered = self.canonical
         if np.any(self.centre):     # the centre first, the neighbours in their order
             order = np.argsort(np.where(np.arange(rows) == self.centre[:, None], -1,
                                         np.arange(rows)), axis=1, kind="stable")
-            ordered = np.take_along_axis(ordered, order[:, :, None], axis=1)
+            ordered = take_rows(xp, ordered, xp.asarray(order, device=device))
         columns = _columns(self.plan.layout)
         every = np.arange(width)
         own = np.concatenate([[]] + [every[c] for name, c in columns.items()
                                      if name not in (_R, _CENTRE)]).astype(np.intp)
         theirs = np.concatenate([every[c] for name, c in columns.items()
                                  if name not in (_CENTRE, _DIRECTION)]).astype(np.intp)
-        neighbours = ordered[:, 1:, theirs]
+        neighbours = xp.take(ordered[:, 1:], xp.asarray(theirs, device=device), axis=2)
         if self.spec.cutoff_weight == "cosine":
             r = ordered[:, 1:, columns[_R]]
-            distance = np.sqrt(np.einsum("akd,akd->ak", r, r))
-            there = np.arange(rows - 1) < (self.n_present - 1)[:, None]
-            weight = cosine_weight(distance, self.spec.cutoff) * there
-            neighbours = np.concatenate([neighbours, weight[..., None].astype(r.dtype)],
-                                        axis=2)
-        return np.concatenate([ordered[:, 0, own], neighbours.reshape(A, -1)], axis=1)
+            there = xp.asarray(np.arange(rows - 1) < (self.n_present - 1)[:, None],
+                               device=device)
+            weight = cosine_weight(_safe_norm(xp, r, there), self.spec.cutoff)
+            weight = xp.where(there, weight, xp.zeros_like(weight))
+            neighbours = xp.concat([neighbours, weight[..., None]], axis=2)
+        centre = xp.take(ordered[:, 0], xp.asarray(own, device=device), axis=1)
+        return xp.concat([centre, xp.reshape(neighbours, (A, -1))], axis=1)
 
     def _centre_field(self, values):
         """A 'vector' field of the neighbourhoods holding ``values`` (A, d) on the
