@@ -253,3 +253,12 @@ def test_cuda_equals_cpu():
     assert e_gpu.device.type == "cuda"
     torch.testing.assert_close(e_gpu.cpu(), e_cpu, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(f_gpu.cpu(), f_cpu, rtol=1e-10, atol=1e-12, equal_nan=True)
+
+
+def test_example_runs():
+    pytest.importorskip("skorch")
+    from ._helpers import run_script
+    out = run_script("examples/atoms_torch.py")
+    assert "plain torch loop" in out and "skorch NeuralNetRegressor" in out
+    errors = out.strip().splitlines()[-1].split()
+    assert float(errors[-1]) <= BOUND and float(errors[-3].rstrip(",")) <= BOUND, out

@@ -23,3 +23,10 @@ def test_bench_torch_quick():
     for row in ("O(3)       torch cpu 64", "E(3)       torch cpu 32", "S_n x E(3) numpy"):
         assert row in out
     assert "One training epoch" in out
+
+
+def test_bench_torch_local_quick():
+    pytest.importorskip("torch")
+    out = _run("bench_torch_local.py")
+    for row in ("energy (forward)", "energy + forces", "train step", "atom MLP"):
+        assert row in out
