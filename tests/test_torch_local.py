@@ -74,16 +74,18 @@ def numpy_of(m, kind):
 
 @pytest.mark.parametrize("group", ["E(3)", "SE(3)"])
 @pytest.mark.parametrize("rule", ["leading", "pivoted"])
-def test_energy_invariant_forces_equivariant(group, rule):
-    m = model(group, rule=rule)
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_energy_invariant_forces_equivariant(group, rule, first_vector):
+    m = model(group, rule=rule, first_vector=first_vector)
     X = clusters()
     whole = f"S_n x {group}"
     energy = check_equivariance(numpy_of(m, "energy"), whole, X, fields=FIELDS,
                                 target="invariant", random_state=1)
     forces = check_equivariance(numpy_of(m, "forces"), whole, X, fields=FIELDS,
                                 target={"F": "vector"}, random_state=2)
-    record_error(f"torch local {group} {rule} energy", energy["max_error"])
-    record_error(f"torch local {group} {rule} forces", forces["max_error"])
+    case = f"torch local {group} {rule} {first_vector}"
+    record_error(f"{case} energy", energy["max_error"])
+    record_error(f"{case} forces", forces["max_error"])
     assert energy["max_error"] <= BOUND, energy
     assert forces["max_error"] <= BOUND, forces
 
@@ -100,9 +102,10 @@ def test_control_bare_mlp_is_not_symmetric():
     assert report["max_error"] >= CONTROL
 
 
-def test_forces_are_the_energy_gradient():
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_forces_are_the_energy_gradient(first_vector):
     """gradcheck of the energy (float64, generic clusters) and forces = -dE/dx."""
-    m = model(n_neighbors=4)
+    m = model(n_neighbors=4, first_vector=first_vector)
     X = torch.tensor(clusters(B=2, n=6, absent=False))
     pos = X[..., :3].clone().requires_grad_(True)
 
@@ -133,12 +136,14 @@ def test_symmetric_clusters_finite_and_invariant():
     assert torch.isfinite(m.forces(torch.tensor(nearby))).all()
 
 
-def test_torch_features_equal_the_numpy_path():
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_torch_features_equal_the_numpy_path(first_vector):
     X = clusters()
-    m = model()
+    m = model(first_vector=first_vector)
     torch_features = m.environments(torch.tensor(X)).features().numpy()
     system, group = local_group("E(3)")
-    spec = LocalFrames(Layout.infer(FIELDS, system, X.shape[1:]), group, 4.0, 8)
+    spec = LocalFrames(Layout.infer(FIELDS, system, X.shape[1:]), group, 4.0, 8,
+                       first_vector)
     np.testing.assert_allclose(torch_features, spec.environments(X).features(),
                                rtol=0, atol=1e-13)
 
