@@ -11,8 +11,18 @@ reflections, translations and relabellings of the atoms, whatever the MLP's weig
 Trained twice on the same data: as a skorch ``NeuralNetRegressor`` (criterion
 ``EnergyForceLoss``, y packed by ``pack_targets``), and in a plain torch loop.
 
-Run: ``python examples/atoms_torch.py`` (about a minute and a half on 2 CPU cores);
-``MFA_SMOKE=1`` for a seconds-long run.
+Run: ``python examples/atoms_torch.py`` (about 45 s of CPU time; torch's two OpenMP
+threads slow down many-fold on a loaded machine, where ``OMP_NUM_THREADS=1`` helps);
+``MFA_SMOKE=1`` for a seconds-long run. It printed (800 training and 300 test clusters,
+25 epochs; with 1000 and 40 epochs the errors were 1.7 meV/atom and 0.036 eV/A)::
+
+    model                        E MAE meV/atom F MAE eV/A (comp)   fit s
+    mean energy, zero forces              42.85            0.383     0.0
+    skorch NeuralNetRegressor              2.44            0.053    60.5
+    plain torch loop                       2.55            0.053    51.3
+    S_n x E(3) errors in float64: energy 5.9e-15, forces 1.3e-14
+
+(fit times on a shared 2-core machine, one torch thread).
 """
 
 import os
@@ -28,8 +38,8 @@ from mfa_sklearn.torch import EnergyForceLoss, LocalFrameAveraged, pack_targets
 
 SMOKE = os.environ.get("MFA_SMOKE") == "1"
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-n_train, n_test = (100, 30) if SMOKE else (1000, 300)
-epochs = 2 if SMOKE else 40
+n_train, n_test = (100, 30) if SMOKE else (800, 300)
+epochs = 2 if SMOKE else 25
 FORCE_WEIGHT = 10.0
 
 

@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import (
 from torch import nn
 
 from ._engine import fill_absent, find_absent
-from .exceptions import LayoutError
+from .exceptions import LayoutError, NonFiniteInputError
 from .groups._selection import ROW_RULES
 from .layout import Layout, parse_fields
 from .local._environments import LocalFrames, local_group
@@ -103,8 +103,12 @@ class LocalFrameAveraged(nn.Module):
         Neighbours are the atoms closer than this.
     n_neighbors : int, default=12
         At most this many nearest neighbours per atom (fixes the feature width p).
-    first_vector : {"nearest", "weighted"}, default="nearest"
-        First frame vector, as for :class:`~mfa_sklearn.LocalFrameRegressor`.
+    first_vector : {"weighted", "nearest"}, default="weighted"
+        The first frame vector: the neighbours' mean direction weighted by the smooth
+        cutoff (where it is at least half the largest neighbour distance long; else the
+        nearest neighbour, as in symmetric environments), or always the nearest
+        neighbour. The weighted direction moves less when neighbours swap order, which
+        makes smoother energies and forces.
     rule : {"leading", "pivoted", "first"}, default="leading"
         Row selection rule of the frames.
     cutoff_weight : {"cosine"} or None, default="cosine"
@@ -185,7 +189,7 @@ class LocalFrameAveraged(nn.Module):
     """
 
     def __init__(self, atom_module, *, fields=None, group="E(3)", cutoff=5.0,
-                 n_neighbors=12, first_vector="nearest", rule="leading",
+                 n_neighbors=12, first_vector="weighted", rule="leading",
                  cutoff_weight="cosine", tol=None, return_forces=False, **kwargs):
         super().__init__()
         self.fields = fields
@@ -261,6 +265,11 @@ class LocalFrameAveraged(nn.Module):
         else:
             present = self._check_mask(mask, X, spec.layout.n_rows)
             X = fill_absent(X, spec.layout, present)
+            # NaN left in present atoms: a clear error (partly NaN rows raise inside)
+            if find_absent(X, spec.layout, spec.positions) is not None:
+                raise NonFiniteInputError(
+                    f"mask marks atoms present whose field {spec.positions!r} is all NaN; "
+                    "mark them absent (False) or give their positions")
         return spec.environments(X, tol=self.tol, present=present)
 
     @staticmethod

@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from mfa_sklearn.exceptions import NonFiniteInputError  # noqa: E402
 from mfa_sklearn.layout import Layout  # noqa: E402
 from mfa_sklearn.local._environments import LocalFrames, local_group  # noqa: E402
 from mfa_sklearn.testing import check_equivariance  # noqa: E402
@@ -239,6 +240,12 @@ def test_errors():
         m.energy(np.zeros((2, 9, 4)))
     with pytest.raises(ValueError, match="mask"):
         m.energy(torch.zeros(2, 9, 4, dtype=torch.float64), torch.ones(2, 8, dtype=bool))
+    X = torch.tensor(clusters())
+    with pytest.raises(NonFiniteInputError, match="mask marks atoms present"):
+        m.energy(X, torch.ones(X.shape[:2], dtype=bool))
+    X[0, 0, 1] = np.nan
+    with pytest.raises(NonFiniteInputError, match="partly NaN"):
+        m.energy(X)
     wrong = LocalFrameAveraged(nn.Linear(m.n_features_in, 2).double(), fields=FIELDS,
                                cutoff=4.0, n_neighbors=8)
     with pytest.raises(ValueError, match="atomic energies"):
