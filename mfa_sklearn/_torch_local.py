@@ -29,6 +29,7 @@ from torch import nn
 
 from ._engine import fill_absent, find_absent
 from .exceptions import LayoutError, NonFiniteInputError
+from .groups._namespace import on_host
 from .groups._selection import ROW_RULES
 from .layout import Layout, parse_fields
 from .local._environments import LocalFrames, local_group
@@ -143,15 +144,18 @@ class LocalFrameAveraged(nn.Module):
 
     **Where it runs.** Neighbour lists and the canonical row orders of the
     neighbourhoods (ties, symmetric environments) are decisions on a host copy of the
-    positions: every forward pass copies X's positions to the host once and waits for
-    the device there (one synchronisation), and the product group's frames copy the
-    neighbourhoods to the host for their orders. The relative positions, the
-    frames' arithmetic, the features, the atom module and the sums run on X's device,
-    and gradients flow through them. The frames are piecewise differentiable: where a
-    neighbour enters the cutoff or two neighbours swap order, the energy jumps slightly
-    (the cosine cutoff weight makes entering neighbours count little), and at
-    symmetric environments the energy is continuous but not differentiable, so forces
-    there are finite but carry no symmetry.
+    data; everything that is arithmetic on the positions runs on X's device, where
+    gradients flow through it: the relative positions, the frames (recomputed there
+    from the decided rows), the features, the atom module and the sums. On an
+    accelerator a forward pass waits for the device three times: the scan of X for
+    absent atoms (skipped with ``mask``), the copy of the positions for the neighbour
+    lists, and the product group's copy of the neighbourhoods for their row orders.
+
+    **Smoothness.** Where a neighbour enters the cutoff or two neighbours swap order,
+    the energy jumps slightly (entering neighbours count little through the cosine
+    cutoff weight, and the weighted first frame vector moves little). At symmetric
+    environments (an atom inside a perfect icosahedron) the energy is continuous but
+    not differentiable: the forces there are finite but carry no symmetry.
 
     **Training.** Frames depend on the positions only; a training loop calls the model
     on every batch (forces need the graph through the frames anyway)::
@@ -265,8 +269,9 @@ class LocalFrameAveraged(nn.Module):
         else:
             present = self._check_mask(mask, X, spec.layout.n_rows)
             X = fill_absent(X, spec.layout, present)
-            # NaN left in present atoms: a clear error (partly NaN rows raise inside)
-            if find_absent(X, spec.layout, spec.positions) is not None:
+            # NaN left in present atoms: a clear error (partly NaN rows raise inside);
+            # on the host only, so that an accelerator does not wait for the scan
+            if on_host(X) and find_absent(X, spec.layout, spec.positions) is not None:
                 raise NonFiniteInputError(
                     f"mask marks atoms present whose field {spec.positions!r} is all NaN; "
                     "mark them absent (False) or give their positions")
