@@ -274,3 +274,13 @@ def test_example_runs():
     assert "plain torch loop" in out and "skorch NeuralNetRegressor" in out
     errors = out.strip().splitlines()[-1].split()
     assert float(errors[-1]) <= BOUND and float(errors[-3].rstrip(",")) <= BOUND, out
+
+
+def test_pickle_and_deepcopy():
+    import copy
+    import pickle
+    m = model()
+    X = torch.tensor(clusters())
+    energy = m.energy(X)                       # fills the layout cache
+    for other in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        torch.testing.assert_close(other.energy(X), energy, rtol=0, atol=0)
