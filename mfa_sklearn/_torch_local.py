@@ -253,9 +253,9 @@ class LocalFrameAveraged(nn.Module):
 
         Returns
         -------
-        Environments
+        Environments or None
             In float64; ``features()`` gives the per-atom features (A, p), ``system``
-            the system of each atom.
+            the system of each atom. None where X has no present atom at all.
         """
         if not isinstance(X, torch.Tensor) or not torch.is_floating_point(X):
             dtype = f" of {X.dtype}" if hasattr(X, "dtype") else ""
@@ -277,6 +277,8 @@ class LocalFrameAveraged(nn.Module):
                 raise NonFiniteInputError(
                     f"mask marks atoms present whose field {spec.positions!r} is all NaN; "
                     "mark them absent (False) or give their positions")
+        if len(X) == 0 or (present is not None and not bool(torch.any(present))):
+            return None
         return spec.environments(X, tol=self.tol, present=present)
 
     @staticmethod
@@ -295,6 +297,8 @@ class LocalFrameAveraged(nn.Module):
         """Energies of the systems, ``(B,)`` in X's dtype (NaN without atoms)."""
         envs = self.environments(X, mask)
         B = X.shape[0]
+        if envs is None:
+            return torch.full((B,), float("nan"), dtype=X.dtype, device=X.device)
         features = envs.features().to(X.dtype)
         out = self.atom_module(features)
         if out.ndim == 2 and out.shape[1] == 1:
@@ -335,8 +339,11 @@ class LocalFrameAveraged(nn.Module):
         with torch.enable_grad():
             leaf = X if X.requires_grad else X.detach().requires_grad_(True)
             energy = self.energy(leaf, mask)
-            (grad,) = torch.autograd.grad(energy, leaf, torch.ones_like(energy),
-                                          create_graph=create_graph)
+            if energy.requires_grad:
+                (grad,) = torch.autograd.grad(energy, leaf, torch.ones_like(energy),
+                                              create_graph=create_graph)
+            else:   # no atoms anywhere: nothing depends on X
+                grad = torch.zeros_like(leaf)
         forces = -spec.layout.split(grad)[spec.positions]          # (B, n, d)
         if mask is None:
             present = ~torch.all(torch.isnan(spec.layout.split(X)[spec.positions]), dim=-1)

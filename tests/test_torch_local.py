@@ -182,6 +182,12 @@ def test_empty_system_and_lone_atoms():
     assert torch.isnan(energy[1]) and torch.isfinite(energy[[0, 2]]).all()
     assert torch.isnan(forces[1]).all()
     torch.testing.assert_close(forces[2, 0], torch.zeros(3, dtype=torch.float64))
+    # batches without atoms, and empty batches
+    for empty in (torch.full((2, 5, 4), np.nan, dtype=torch.float64),
+                  torch.zeros((0, 5, 4), dtype=torch.float64)):
+        energy, forces = model().energy_and_forces(empty)
+        assert energy.shape == empty.shape[:1] and torch.isnan(energy).all()
+        assert forces.shape == empty.shape[:2] + (3,) and torch.isnan(forces).all()
 
 
 def test_training_mode_keeps_the_force_graph():

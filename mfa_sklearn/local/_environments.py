@@ -185,14 +185,15 @@ class LocalFrames:
         centre_at, rows_at, has_at = (xp.asarray(a, device=device)
                                       for a in (centre, rows.reshape(-1), has))
         env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype, device=device)
-        flat = xp.reshape(pos, (S * n, -1))
-        r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, -1))
+        flat = xp.reshape(pos, (S * n, self.d))
+        r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, self.d))
         r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
         env[:, 1:, columns[_R]] = r
         for name in self._names("scalar") + self._names("vector"):
-            field = xp.reshape(parts[name], (S * n, -1))
+            width = parts[name].shape[-1]
+            field = xp.reshape(parts[name], (S * n, width))
             env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
-            theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, -1))
+            theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, width))
             env[:, 1:, columns[name]] = theirs * xp.astype(has_at, X.dtype)[..., None]
         env[:, 0, columns[_CENTRE]] = 1.0
         if self.first_vector == "weighted":
