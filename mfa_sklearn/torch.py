@@ -1,7 +1,12 @@
 """Minimal frame averaging inside torch: make any ``nn.Module`` exactly symmetric.
 
-:class:`FrameAveraged` wraps a backbone module. Each forward pass computes the frames of
-the batch on the batch's device (in float64), maps the inputs to their canonical form,
+:class:`FrameAveraged` wraps a backbone module (one global frame per sample);
+:class:`LocalFrameAveraged` is an atomic energy model on local frames (one frame per
+atom, from its neighbourhood), with conservative forces, trained on energies and forces
+by :class:`EnergyForceLoss`.
+
+Each forward pass of ``FrameAveraged`` computes the frames of the batch on the batch's
+device (in float64), maps the inputs to their canonical form,
 calls the backbone once on all canonical inputs and maps its outputs back, so that the
 wrapped model is exactly invariant or equivariant, to rounding. Every step is an
 out-of-place tensor operation, so gradients flow to the input: the forces
@@ -38,13 +43,14 @@ from ._engine import (
     restore,
     with_presence,
 )
+from ._torch_local import EnergyForceLoss, LocalFrameAveraged, pack_targets
 from .exceptions import NonFiniteInputError
 from .groups import get_group
 from .groups._ensemble import check_ensemble
 from .groups._namespace import PRECISIONS, frame_precision, on_host
 from .layout import Layout, parse_fields
 
-__all__ = ["FrameAveraged"]
+__all__ = ["EnergyForceLoss", "FrameAveraged", "LocalFrameAveraged", "pack_targets"]
 
 _PREFIX = "module__"
 _PARAMETER_CONSTRAINTS = {

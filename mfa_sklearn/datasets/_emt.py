@@ -11,6 +11,7 @@ import math
 import numbers
 import re
 import textwrap
+import warnings
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -179,6 +180,69 @@ def _random_rotations(rng, n):
     Q = Q * np.sign(np.diagonal(R, axis1=1, axis2=2))[:, None, :]
     Q[np.linalg.det(Q) < 0, :, 0] *= -1.0
     return Q
+
+
+def _start_positions(rng, start, present, nn):
+    """Initial positions (n_traj, n_max, 3): the template sites nearest a random point
+    close to its centre, scaled to nearest-neighbour distance ``nn`` (n_traj,), in a
+    random orientation, rattled by 0.02 Å; absent atoms at the origin."""
+    n_traj, n_max = present.shape
+    sites = _icosahedron_sites(n_max) if start == "icosahedron" else _fcc_sites(n_max)
+    centre = 0.25 * rng.standard_normal((n_traj, 1, 3))
+    chosen = np.argsort(np.linalg.norm(sites[None] - centre, axis=-1), axis=1)[:, :n_max]
+    pos = sites[chosen] * nn[:, None, None]
+    pos = pos @ _random_rotations(rng, n_traj)
+    pos += 0.02 * rng.standard_normal(pos.shape)
+    return np.where(present[..., None], pos, 0.0)
+
+
+def _relax(emt, pos, n_steps=50, rate=0.01, max_step=0.05):
+    """Steepest descent in place: ``n_steps`` moves by ``rate`` (Å^2/eV) times the
+    force, at most ``max_step`` Å per atom and move."""
+    for _ in range(n_steps):
+        _, F, _ = emt(pos)
+        step = rate * F
+        norm = np.linalg.norm(step, axis=-1, keepdims=True)
+        pos += step * np.minimum(1.0, max_step / np.maximum(norm, 1e-300))
+
+
+def _langevin(rng, emt, pos, mass, present, *, n_eq, per_traj, interval, dt, kT, c1,
+              velocities):
+    """Langevin dynamics (BAOAB) of all trajectories from Maxwell-Boltzmann velocities.
+
+    ``dt`` is in ASE time units, ``kT`` (n_traj,) in eV, ``c1 = exp(-friction dt)``.
+    Returns the energies (per_traj, n_traj), positions, forces and velocities (None
+    unless ``velocities``) of shape (per_traj, n_traj, n_max, 3) of the snapshots taken
+    after ``n_eq`` steps and every ``interval`` steps after that, and which
+    trajectories had an atom without neighbours at a snapshot.
+    """
+    on = present[..., None]
+    kT = kT[:, None, None]
+    noise = np.where(on, np.sqrt((1.0 - c1 ** 2) * kT / mass), 0.0)
+    vel = np.where(on, np.sqrt(kT / mass), 0.0) * rng.standard_normal(pos.shape)
+    energy = np.empty((per_traj,) + pos.shape[:1])
+    snap_pos = np.empty((per_traj,) + pos.shape)
+    snap_F = np.empty_like(snap_pos)
+    snap_vel = np.empty_like(snap_pos) if velocities else None
+    lost = np.zeros(pos.shape[0], dtype=bool)
+    half = 0.5 * dt
+    E, F, isolated = emt(pos)
+    for step in range(n_eq + (per_traj - 1) * interval + 1):
+        if step:
+            vel += half * F / mass                # B
+            pos += half * vel                     # A
+            vel *= c1                             # O
+            vel += noise * rng.standard_normal(pos.shape)
+            pos += half * vel                     # A
+            E, F, isolated = emt(pos)
+            vel += half * F / mass                # B
+        snap, due = divmod(step - n_eq, interval)
+        if step >= n_eq and due == 0:
+            energy[snap], snap_pos[snap], snap_F[snap] = E, pos, F
+            if velocities:
+                snap_vel[snap] = vel
+            lost |= isolated.any(axis=1)
+    return energy, snap_pos, snap_F, snap_vel, lost
 
 
 # ------------------------------------------------------------------- parameters
@@ -444,50 +508,14 @@ def make_emt_clusters(n_samples=3000, *, elements="Cu", n_atoms=None,
     mass = np.where(present, atomic_masses[Z], 1.0)[..., None]
     nn = np.sum(np.where(present, nn_table[k], 0.0), axis=1) / sizes
 
-    sites = _icosahedron_sites(n_max) if start == "icosahedron" else _fcc_sites(n_max)
-    centre = 0.25 * rng.standard_normal((n_traj, 1, 3))
-    chosen = np.argsort(np.linalg.norm(sites[None] - centre, axis=-1), axis=1)[:, :n_max]
-    pos = sites[chosen] * nn[:, None, None]
-    pos = pos @ _random_rotations(rng, n_traj)
-    pos += 0.02 * rng.standard_normal(pos.shape)
-    pos = np.where(present[..., None], pos, 0.0)
-
+    pos = _start_positions(rng, start, present, nn)
     emt = _BatchEMT(species, symbols)
-    _, F, _ = emt(pos)
-    for _ in range(50):       # capped steepest descent: at most 0.05 Å per atom and step
-        step = 0.01 * F
-        norm = np.linalg.norm(step, axis=-1, keepdims=True)
-        pos += step * np.minimum(1.0, 0.05 / np.maximum(norm, 1e-300))
-        _, F, _ = emt(pos)
+    _relax(emt, pos)
+    energy, snap_pos, snap_F, snap_vel, lost = _langevin(
+        rng, emt, pos, mass, present, n_eq=n_eq, per_traj=per_traj, interval=interval,
+        dt=dt_fs * fs, kT=kB * T, c1=math.exp(-friction * dt_fs),
+        velocities=return_velocities)
 
-    dt = dt_fs * fs
-    kT = (kB * T)[:, None, None]
-    c1 = math.exp(-friction * dt_fs)
-    noise = np.where(present[..., None], np.sqrt((1.0 - c1 ** 2) * kT / mass), 0.0)
-    vel = np.where(present[..., None], np.sqrt(kT / mass), 0.0) * rng.standard_normal(
-        pos.shape)
-    energy = np.empty((per_traj, n_traj))
-    snap_pos = np.empty((per_traj, n_traj, n_max, 3))
-    snap_F = np.empty_like(snap_pos)
-    snap_vel = np.empty_like(snap_pos) if return_velocities else None
-    lost = np.zeros(n_traj, dtype=bool)
-    half = 0.5 * dt
-    E, F, isolated = emt(pos)
-    for step in range(n_eq + (per_traj - 1) * interval + 1):
-        if step:
-            vel += half * F / mass                # B
-            pos += half * vel                     # A
-            vel *= c1                             # O
-            vel += noise * rng.standard_normal(pos.shape)
-            pos += half * vel                     # A
-            E, F, isolated = emt(pos)
-            vel += half * F / mass                # B
-        snap, due = divmod(step - n_eq, interval)
-        if step >= n_eq and due == 0:
-            energy[snap], snap_pos[snap], snap_F[snap] = E, pos, F
-            if return_velocities:
-                snap_vel[snap] = vel
-            lost |= isolated.any(axis=1)
     # rows by snapshot, then trajectory; the last trajectories lose a late snapshot
     def rows(a):
         return a.reshape((per_traj * n_traj,) + a.shape[2:])[:n_samples]
@@ -508,8 +536,6 @@ def make_emt_clusters(n_samples=3000, *, elements="Cu", n_atoms=None,
                  temperature=T[traj], trajectory=traj, symbols=formulas[traj],
                  elements=symbols)
     if lost[traj].any():
-        import warnings
-
         warnings.warn(f"an atom left its cluster in {int(lost.sum())} trajectory(ies) "
                       "(no neighbour within the EMT cutoff); lower the temperatures",
                       RuntimeWarning, stacklevel=2)

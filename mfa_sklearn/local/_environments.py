@@ -23,6 +23,12 @@ cluster, a linear or planar one, a lone atom) are averaged over their stabilizer
 by the group's own minimal frames. Every function of the canonical neighbourhood is
 then invariant under rotations, reflections, translations and relabellings of the
 system; a vector output of the centre mapped back with its frame is equivariant.
+
+**Numpy and torch.** :meth:`LocalFrames.environments` and
+:meth:`Environments.features` take numpy arrays or torch tensors. The decisions
+(neighbour lists, row orders, ties) are made on a host copy of the positions; the
+relative positions, the frames and the features are computed in X's namespace and on
+its device, so that gradients reach the positions (forces of a torch energy model).
 """
 
 from dataclasses import dataclass
@@ -30,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._engine import FramePlan, fill_absent, find_absent
+from ..exceptions import LayoutError
 from ..groups import get_group
-from ..groups._namespace import machine_eps
+from ..groups._namespace import get_namespace, machine_eps, subtract_inplace, take_rows
 from ..layout import Layout
 from ._neighbours import neighbour_lists
 
@@ -54,10 +61,23 @@ def local_group(group):
 
 def cosine_weight(distance, cutoff):
     """``0.5 (cos(pi r / r_c) + 1)`` below the cutoff, 0 beyond: the smooth cutoff
-    weight of a neighbour at ``distance``."""
+    weight of a neighbour at ``distance`` (an array of any namespace)."""
+    xp = get_namespace(distance)
     inside = distance < cutoff
-    return np.where(inside, 0.5 * (np.cos(np.pi * np.minimum(distance, cutoff) / cutoff) + 1.0),
-                    0.0)
+    wave = 0.5 * (xp.cos(np.pi * xp.clip(distance, max=cutoff) / cutoff) + 1.0)
+    return xp.where(inside, wave, xp.zeros_like(wave))
+
+
+def _host(a):
+    """A numpy copy of an array of any namespace (no gradient)."""
+    return np.asarray(a.detach().cpu()) if hasattr(a, "detach") else np.asarray(a)
+
+
+def _safe_norm(xp, r, there):
+    """Row norms of r (..., d) where ``there``, 1 elsewhere (no infinite gradient of
+    the square root at the zero rows of absent neighbours)."""
+    square = xp.sum(r * r, axis=-1)
+    return xp.sqrt(xp.where(there, square, xp.ones_like(square)))
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,26 @@ class LocalFrames:
     first_vector: str = "nearest"
     row_rule: str = "first_above"
     cutoff_weight: str | None = "cosine"
+
+    @classmethod
+    def resolve(cls, group, fields, sample_shape, **options):
+        """The local frames of systems of shape ``sample_shape`` under ``group``
+        (``"E(d)"`` / ``"SE(d)"``), with clear errors for layouts they cannot take.
+
+        ``options`` are the other fields of the dataclass (``cutoff``, ...)."""
+        system_group, neighbourhood_group = local_group(group)
+        layout = Layout.infer(fields, system_group, tuple(int(s) for s in sample_shape))
+        kinds = [f.kind for f in layout.fields]
+        taken = [f.name for f in layout.fields if f.name in RESERVED_NAMES]
+        if taken:
+            raise LayoutError(f"field names {taken} are reserved for the neighbourhoods' "
+                              "own fields; rename them")
+        if kinds.count("point") != 1 or "edge" in kinds:
+            described = ", ".join(f"{f.name}: {f.kind}" for f in layout.fields)
+            raise LayoutError(
+                f"local frames need exactly one 'point' field (the positions), plus any "
+                f"'scalar' and 'vector' fields, and no 'edge' field; got {described}")
+        return cls(layout, neighbourhood_group, **options)
 
     @property
     def d(self):
@@ -122,33 +162,39 @@ class LocalFrames:
             w for _, w in fields.values())), what="neighbourhood fields")
         return FramePlan(self.group, env_layout, frame_fields, "minimal", self.row_rule)
 
-    def environments(self, X, *, tol=None, n_jobs=None):
+    def environments(self, X, *, tol=None, n_jobs=None, present=None):
         """The canonical neighbourhoods of every present atom of X.
 
         Parameters
         ----------
-        X : ndarray of shape (S, C) or (S, n, W)
+        X : ndarray or torch.Tensor of shape (S, C) or (S, n, W)
             Systems in ``layout``; absent atoms are all-NaN rows of the positions.
         tol : float, optional
             Rank tolerance of the frames.
         n_jobs : int, optional
-            Joblib workers over chunks of neighbourhoods.
+            Joblib workers over chunks of neighbourhoods (numpy).
+        present : bool array of shape (S, n), optional
+            The present atoms, in X's namespace; absent ones may then hold any value.
+            Default: the atoms whose positions are not all NaN.
 
         Returns
         -------
         Environments
+            Its canonical neighbourhoods in X's namespace, on X's device.
         """
-        present = find_absent(X, self.layout, self.positions)
+        xp = get_namespace(X)
+        if present is None:
+            present = find_absent(X, self.layout, self.positions)
         if present is not None:
             X = fill_absent(X, self.layout, present)
         parts = self.layout.split(X)
         S, n = X.shape[0], self.layout.n_rows
-        if present is None:
-            present = np.ones((S, n), dtype=bool)
-        pos = np.asarray(parts[self.positions], dtype=np.float64)
+        present = np.ones((S, n), dtype=bool) if present is None else _host(present)
+        pos = parts[self.positions]
+        pos = pos.astype(np.float64) if xp is np else xp.astype(pos, xp.float64)
         band = np.sqrt(machine_eps(X.dtype))
-        index, distance = neighbour_lists(pos, present, cutoff=self.cutoff,
-                                          n_neighbors=self.n_neighbors, band=band)
+        index, _ = neighbour_lists(_host(pos), present, cutoff=self.cutoff,
+                                   n_neighbors=self.n_neighbors, band=band)
         system, atom = np.nonzero(present)
         A, k = len(atom), self.width
         neighbour = index[system, atom]                           # (A, k)
@@ -159,53 +205,66 @@ class LocalFrames:
         rows = system[:, None] * n + np.where(has, neighbour, atom[:, None])
         plan = self.plan()
         columns = _columns(plan.layout)
-        env = np.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype)
-        flat = pos.reshape(S * n, -1)
-        r = np.take(flat, rows, axis=0)
-        r -= flat[centre][:, None]
+        device = getattr(X, "device", None)
+        centre_at, rows_at, has_at = (xp.asarray(a, device=device)
+                                      for a in (centre, rows.reshape(-1), has))
+        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype, device=device)
+        flat = xp.reshape(pos, (S * n, self.d))
+        r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, self.d))
+        r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
         env[:, 1:, columns[_R]] = r
         for name in self._names("scalar") + self._names("vector"):
-            field = parts[name].reshape(S * n, -1)
-            env[:, 0, columns[name]] = field[centre]
-            env[:, 1:, columns[name]] = np.take(field, rows, axis=0) * has[..., None]
+            width = parts[name].shape[-1]
+            field = xp.reshape(parts[name], (S * n, width))
+            env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
+            theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, width))
+            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, X.dtype)[..., None]
         env[:, 0, columns[_CENTRE]] = 1.0
         if self.first_vector == "weighted":
-            env[:, 0, columns[_DIRECTION]] = self._direction(r, distance[system, atom], has)
+            env[:, 0, columns[_DIRECTION]] = self._direction(xp, r, has_at)
         env_present = np.concatenate([np.ones((A, 1), dtype=bool), has], axis=1)
-        Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs, present=env_present)
+        Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
+                                      present=xp.asarray(env_present, device=device))
         return Environments(self, plan, present, system, atom, Xc[:, 0], frame,
                             env_present.sum(axis=1))
 
-    def _direction(self, r, distance, has):
-        """``u`` of the module docstring, (A, d); zero where it is shorter than half
+    def _direction(self, xp, r, has):
+        """``u`` of the module docstring, (A, d), from the relative positions r
+        (A, k, d) of the neighbours ``has`` (A, k); zero where it is shorter than half
         the largest neighbour distance."""
-        safe = np.where(has, distance, 1.0)
-        weight = np.where(has, cosine_weight(safe, self.cutoff), 0.0)
-        total = weight.sum(axis=1)
-        u = np.einsum("ak,akd->ad", weight / safe, r)
-        reach = np.max(np.where(has, distance, 0.0), axis=1)
-        u *= (reach / np.where(total > 0, total, 1.0))[:, None]
+        distance = _safe_norm(xp, r, has)
+        zero = xp.zeros_like(distance)
+        weight = xp.where(has, cosine_weight(distance, self.cutoff), zero)
+        total = xp.sum(weight, axis=1)
+        u = xp.sum((weight / distance)[..., None] * r, axis=1)
+        reach = xp.max(xp.where(has, distance, zero), axis=1)
+        u = u * (reach / xp.where(total > 0, total, xp.ones_like(total)))[:, None]
         # Only a long u can be the first frame vector. A short one would still be data
         # of the neighbourhood, and in symmetric ones it is rounding noise, which would
         # tell apart the stabilizer's candidates that must tie.
-        return np.where((np.linalg.norm(u, axis=1) >= 0.5 * reach)[:, None], u, 0.0)
+        long = xp.sum(u * u, axis=1) >= 0.25 * reach * reach
+        return xp.where(long[:, None], u, xp.zeros_like(u))
 
 
-def _density(r, distance, weight, fields, cutoff, n_radial):
-    """Neighbour densities in canonical frames (see ``Environments.features``): for
-    d = 3, (A, n_radial * 10 * (1 + channels))."""
-    unit = r / np.where(distance > 0, distance, 1.0)[..., None]
+def _density(xp, r, distance, weight, fields, cutoff, n_radial):
+    """Neighbour densities in canonical frames (see ``Environments.features``),
+    (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials."""
+    unit = r / distance[..., None]
     d = r.shape[-1]
-    one = np.ones_like(distance)
-    angular = np.stack([one] + [unit[..., i] for i in range(d)]
+    one = xp.ones_like(distance)
+    angular = xp.stack([one] + [unit[..., i] for i in range(d)]
                        + [unit[..., i] * unit[..., j] for i in range(d) for j in range(i, d)],
-                       axis=-1)
-    centres = np.linspace(0.0, cutoff, n_radial)
+                       axis=-1)                                            # (A, k, L)
+    centres = xp.asarray(np.linspace(0.0, cutoff, n_radial), dtype=r.dtype,
+                         device=getattr(r, "device", None))
     width = cutoff / max(n_radial - 1, 1)
-    radial = np.exp(-(((distance[..., None] - centres) / width) ** 2)) * weight[..., None]
-    channels = np.concatenate([one[..., None], fields], axis=-1)
-    out = np.einsum("akr,akl,akc->arlc", radial, angular, channels, optimize=True)
-    return out.reshape(len(r), -1)
+    radial = xp.exp(-(((distance[..., None] - centres) / width) ** 2)) * weight[..., None]
+    channels = xp.concat([one[..., None], fields], axis=-1)                # (A, k, C)
+    A, k = distance.shape
+    products = xp.reshape(angular[..., :, None] * channels[..., None, :], (A, k, -1))
+    # a sum over the neighbours, as one batched matmul: (A, R, k) @ (A, k, L C)
+    out = xp.matmul(xp.permute_dims(radial, (0, 2, 1)), products)
+    return xp.reshape(out, (A, -1))
 
 
 def _columns(layout):
@@ -237,14 +296,15 @@ class Environments:
         self.canonical, self.frame = canonical, frame
         self.n_present = n_present
         # where the centre (input row 0) sits in canonical order
-        self.centre = np.argmax(np.asarray(frame.perm) == 0, axis=1)
+        self.centre = np.argmax(_host(frame.perm) == 0, axis=1)
 
     @property
     def n_systems(self):
         return self.present.shape[0]
 
     def features(self, encoding="rows", n_radial=8):
-        """Invariant features of every atom, (A, p).
+        """Invariant features of every atom, (A, p), in the namespace and on the
+        device of the canonical neighbourhoods.
 
         The centre's own scalar and vector fields (and weighted direction) come first.
         Then the neighbours, by ``encoding``:
@@ -260,12 +320,14 @@ class Environments:
           neighbours swap order, and the radial channels alone are radial symmetry
           functions.
         """
+        xp = get_namespace(self.canonical)
+        device = getattr(self.canonical, "device", None)
         A, rows, width = self.canonical.shape
         ordered = self.canonical
         if np.any(self.centre):     # the centre first, the neighbours in their order
             order = np.argsort(np.where(np.arange(rows) == self.centre[:, None], -1,
                                         np.arange(rows)), axis=1, kind="stable")
-            ordered = np.take_along_axis(ordered, order[:, :, None], axis=1)
+            ordered = take_rows(xp, ordered, xp.asarray(order, device=device))
         columns = _columns(self.plan.layout)
         every = np.arange(width)
         own = np.concatenate([[]] + [every[c] for name, c in columns.items()
@@ -274,20 +336,24 @@ class Environments:
                                         if name not in (_R, _CENTRE, _DIRECTION)]
                                 ).astype(np.intp)
         r = ordered[:, 1:, columns[_R]]
-        distance = np.sqrt(np.einsum("akd,akd->ak", r, r))
-        there = np.arange(rows - 1) < (self.n_present - 1)[:, None]
-        weight = np.asarray(there, dtype=r.dtype)
+        neighbour_fields = xp.take(ordered[:, 1:], xp.asarray(fields, device=device), axis=2)
+        there = xp.asarray(np.arange(rows - 1) < (self.n_present - 1)[:, None],
+                           device=device)
+        distance = _safe_norm(xp, r, there)
+        weight = xp.astype(there, r.dtype)
         if self.spec.cutoff_weight == "cosine":
-            weight = cosine_weight(distance, self.spec.cutoff) * there
+            weight = xp.where(there, cosine_weight(distance, self.spec.cutoff),
+                              xp.zeros_like(distance))
         if encoding == "rows":
-            neighbours = [r, ordered[:, 1:, fields]]
+            neighbours = [r, neighbour_fields]
             if self.spec.cutoff_weight == "cosine":
-                neighbours.append(weight[..., None].astype(r.dtype))
-            block = np.concatenate(neighbours, axis=2).reshape(A, -1)
+                neighbours.append(weight[..., None])
+            block = xp.reshape(xp.concat(neighbours, axis=2), (A, -1))
         else:
-            block = _density(r, distance, weight, ordered[:, 1:, fields], self.spec.cutoff,
+            block = _density(xp, r, distance, weight, neighbour_fields, self.spec.cutoff,
                              n_radial)
-        return np.concatenate([ordered[:, 0, own], block.astype(r.dtype)], axis=1)
+        centre = xp.take(ordered[:, 0], xp.asarray(own, device=device), axis=1)
+        return xp.concat([centre, block], axis=1)
 
     def _centre_field(self, values):
         """A 'vector' field of the neighbourhoods holding ``values`` (A, d) on the

@@ -21,10 +21,9 @@ from sklearn.utils.validation import (
 )
 
 from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT
-from ..exceptions import LayoutError, NonFiniteInputError, first_indices
+from ..exceptions import NonFiniteInputError, first_indices
 from ..groups._selection import ROW_RULES
-from ..layout import Layout
-from ._environments import RESERVED_NAMES, LocalFrames, local_group
+from ._environments import LocalFrames
 from ._sum_kernel import indicator, kernel_parameters, system_kernel
 
 _REFERENCES = """
@@ -59,22 +58,12 @@ class _LocalFrameBase(BaseEstimator):
     def _fit_layout(self, X):
         """Validate X and resolve the layout of its systems (called in ``fit``)."""
         X = self._check_X(X, reset=True)
-        system_group, group = local_group(self.group)
-        layout = Layout.infer(self.fields, system_group, tuple(X.shape[1:]))
-        kinds = [f.kind for f in layout.fields]
-        taken = [f.name for f in layout.fields if f.name in RESERVED_NAMES]
-        if taken:
-            raise LayoutError(f"field names {taken} are reserved for the neighbourhoods' "
-                              "own fields; rename them")
-        if kinds.count("point") != 1 or "edge" in kinds:
-            described = ", ".join(f"{f.name}: {f.kind}" for f in layout.fields)
-            raise LayoutError(
-                f"local frames need exactly one 'point' field (the positions), plus any "
-                f"'scalar' and 'vector' fields, and no 'edge' field; got {described}")
+        self.local_frames_ = LocalFrames.resolve(
+            self.group, self.fields, X.shape[1:], cutoff=float(self.cutoff),
+            n_neighbors=self.n_neighbors, first_vector=self.first_vector,
+            row_rule=self.row_rule, cutoff_weight=self.cutoff_weight)
+        self.layout_ = self.local_frames_.layout
         self.input_shape_ = tuple(X.shape[1:])
-        self.layout_ = layout
-        self.local_frames_ = LocalFrames(layout, group, float(self.cutoff), self.n_neighbors,
-                                         self.first_vector, self.row_rule, self.cutoff_weight)
         return X
 
     def _check_X(self, X, reset=False):

@@ -29,3 +29,10 @@ def test_bench_local_frames_quick():
     out = _run("bench_local_frames.py", "--atoms", "5000")
     for stage in ("neighbour lists", "canonical neighbourhoods (weighted)", "features"):
         assert stage in out
+
+
+def test_bench_torch_local_quick():
+    pytest.importorskip("torch")
+    out = _run("bench_torch_local.py")
+    for row in ("energy (forward)", "energy + forces", "train step", "atom MLP"):
+        assert row in out

@@ -1,0 +1,293 @@
+"""LocalFrameAveraged: exact invariance of energies, equivariance and exactness of forces,
+symmetric clusters, layouts, dtypes, devices, skorch and the loss."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from mfa_sklearn.exceptions import NonFiniteInputError  # noqa: E402
+from mfa_sklearn.layout import Layout  # noqa: E402
+from mfa_sklearn.local._environments import LocalFrames, local_group  # noqa: E402
+from mfa_sklearn.testing import check_equivariance  # noqa: E402
+from mfa_sklearn.torch import (  # noqa: E402
+    EnergyForceLoss,
+    LocalFrameAveraged,
+    pack_targets,
+)
+
+from ._helpers import CONTROL, record_error  # noqa: E402
+
+FIELDS = {"pos": "point", "Z": "scalar"}
+BOUND = 1e-10
+
+
+class AtomMLP(nn.Module):
+    """A two-layer tanh MLP per atom: nothing about it is symmetric."""
+
+    def __init__(self, n_features_in, hidden=32, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(n_features_in, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, features):
+        return self.net(features)
+
+
+def model(group="E(3)", dtype=torch.float64, **kwargs):
+    m = LocalFrameAveraged(AtomMLP, fields=FIELDS, group=group, cutoff=4.0,
+                           n_neighbors=kwargs.pop("n_neighbors", 8), **kwargs)
+    return m.to(dtype).eval()
+
+
+def clusters(B=6, n=9, seed=0, absent=True):
+    """Random clusters with two species; with ``absent``, systems of 4..n atoms
+    (absent atoms anywhere, all NaN)."""
+    rng = np.random.default_rng(seed)
+    pos = rng.normal(scale=1.3, size=(B, n, 3)) + rng.normal(scale=3.0, size=(B, 1, 3))
+    Z = rng.integers(1, 3, size=(B, n, 1)).astype(float)
+    X = np.concatenate([pos, Z], axis=2)
+    if absent:
+        for b in range(B):
+            X[b, rng.permutation(n)[:rng.integers(0, n - 3)]] = np.nan
+    return X
+
+
+def icosahedron_with_centre(scale=2.5):
+    phi = (1 + 5 ** 0.5) / 2
+    v = [(0, s1, s2 * phi) for s1 in (-1, 1) for s2 in (-1, 1)]
+    v = [p for c in v for p in (c, c[1:] + c[:1], c[2:] + c[:2])]
+    pos = np.array([(0.0, 0.0, 0.0)] + v) * scale / np.sqrt(1 + phi ** 2)
+    return np.concatenate([pos, np.ones((13, 1))], axis=1)
+
+
+def numpy_of(m, kind):
+    """The model as a numpy callable for check_equivariance."""
+    def call(X):
+        Xt = torch.as_tensor(X)
+        if kind == "energy":
+            return m.energy(Xt).detach().numpy()
+        return m.forces(Xt).numpy()
+    return call
+
+
+@pytest.mark.parametrize("group", ["E(3)", "SE(3)"])
+@pytest.mark.parametrize("rule", ["first_above", "pivoted"])
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_energy_invariant_forces_equivariant(group, rule, first_vector):
+    m = model(group, row_rule=rule, first_vector=first_vector)
+    X = clusters()
+    whole = f"S_n x {group}"
+    energy = check_equivariance(numpy_of(m, "energy"), whole, X, fields=FIELDS,
+                                target="invariant", random_state=1)
+    forces = check_equivariance(numpy_of(m, "forces"), whole, X, fields=FIELDS,
+                                target={"F": "vector"}, random_state=2)
+    case = f"torch local {group} {rule} {first_vector}"
+    record_error(f"{case} energy", energy["max_error"])
+    record_error(f"{case} forces", forces["max_error"])
+    assert energy["max_error"] <= BOUND, energy
+    assert forces["max_error"] <= BOUND, forces
+
+
+def test_control_bare_mlp_is_not_symmetric():
+    """The protocol's control: the same kind of MLP on raw coordinates is O(1) off."""
+    mlp = AtomMLP(9 * 4).double()
+
+    def bare(X):
+        return mlp(torch.as_tensor(np.nan_to_num(X)).reshape(len(X), -1)).detach().numpy()
+
+    report = check_equivariance(bare, "S_n x E(3)", clusters(absent=False), fields=FIELDS,
+                                target="invariant", random_state=1)
+    assert report["max_error"] >= CONTROL
+
+
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_forces_are_the_energy_gradient(first_vector):
+    """gradcheck of the energy (float64, generic clusters) and forces = -dE/dx."""
+    m = model(n_neighbors=4, first_vector=first_vector)
+    X = torch.tensor(clusters(B=2, n=6, absent=False))
+    pos = X[..., :3].clone().requires_grad_(True)
+
+    def energy(p):
+        return m.energy(torch.cat([p, X[..., 3:]], dim=2))
+
+    assert torch.autograd.gradcheck(energy, (pos,), eps=1e-6, atol=1e-6, rtol=1e-5)
+    grad = torch.autograd.grad(energy(pos).sum(), pos)[0]
+    torch.testing.assert_close(m.forces(X), -grad, rtol=1e-12, atol=1e-14)
+
+
+def test_symmetric_clusters_finite_and_invariant():
+    ico = icosahedron_with_centre()
+    rng = np.random.default_rng(3)
+    rotations = np.linalg.qr(rng.normal(size=(3, 3, 3)))[0]
+    X = np.stack([np.concatenate([ico[:, :3] @ R + rng.normal(size=3), ico[:, 3:]], axis=1)
+                  for R in rotations])
+    m = model(n_neighbors=12)
+    energy, forces = m.energy_and_forces(torch.tensor(X))
+    assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+    report = check_equivariance(numpy_of(m, "energy"), "S_n x E(3)", X, fields=FIELDS,
+                                target="invariant", random_state=4)
+    assert report["max_error"] <= BOUND, report
+    # not differentiable there: the gradient is that of one branch of the frame, finite
+    # but without the cluster's symmetry (documented); nearby generic clusters are smooth
+    nearby = X + np.concatenate([1e-3 * rng.normal(size=X[..., :3].shape),
+                                 np.zeros(X[..., 3:].shape)], axis=2)
+    assert torch.isfinite(m.forces(torch.tensor(nearby))).all()
+
+
+@pytest.mark.parametrize("encoding", ["density", "rows"])
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_torch_features_equal_the_numpy_path(first_vector, encoding):
+    X = clusters()
+    m = model(first_vector=first_vector, encoding=encoding)
+    torch_features = m.atom_features(torch.tensor(X)).numpy()
+    system, group = local_group("E(3)")
+    spec = LocalFrames(Layout.infer(FIELDS, system, X.shape[1:]), group, 4.0, 8,
+                       first_vector)
+    np.testing.assert_allclose(torch_features, spec.environments(X).features(encoding),
+                               rtol=0, atol=1e-12)
+
+
+def test_mask_flat_layout_and_dtypes():
+    X = clusters()
+    m = model()
+    energy, forces = m.energy_and_forces(torch.tensor(X))
+    # a mask instead of NaN rows: absent atoms may hold anything
+    mask = torch.tensor(~np.isnan(X[..., 0]))
+    filled = torch.tensor(np.nan_to_num(X, nan=123.0))
+    e_mask, f_mask = m.energy_and_forces(filled, mask)
+    torch.testing.assert_close(e_mask, energy, rtol=1e-14, atol=0)
+    torch.testing.assert_close(f_mask, forces, rtol=1e-14, atol=0, equal_nan=True)
+    # flat field-major columns: all positions, then all species
+    flat = np.concatenate([X[..., :3].reshape(len(X), -1), X[..., 3]], axis=1)
+    e_flat, f_flat = m.energy_and_forces(torch.tensor(flat))
+    torch.testing.assert_close(e_flat, energy, rtol=1e-14, atol=0)
+    torch.testing.assert_close(f_flat, forces.reshape(len(X), -1), rtol=1e-14, atol=0,
+                               equal_nan=True)
+    assert torch.isnan(forces[~mask]).all() and torch.isfinite(forces[mask]).all()
+    # float32 in, float32 out (frames in float64)
+    m32 = model(dtype=torch.float32)
+    e32, f32 = m32.energy_and_forces(torch.tensor(X, dtype=torch.float32))
+    assert e32.dtype == f32.dtype == torch.float32
+    torch.testing.assert_close(e32.double(), m32.double().energy(torch.tensor(X)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_empty_system_and_lone_atoms():
+    X = clusters(B=3, n=5, absent=False)
+    X[1] = np.nan                     # no atoms: NaN energy
+    X[2, 1:] = np.nan                 # one atom: no neighbours, zero force
+    energy, forces = model().energy_and_forces(torch.tensor(X))
+    assert torch.isnan(energy[1]) and torch.isfinite(energy[[0, 2]]).all()
+    assert torch.isnan(forces[1]).all()
+    torch.testing.assert_close(forces[2, 0], torch.zeros(3, dtype=torch.float64))
+    # batches without atoms, and empty batches
+    for empty in (torch.full((2, 5, 4), np.nan, dtype=torch.float64),
+                  torch.zeros((0, 5, 4), dtype=torch.float64)):
+        energy, forces = model().energy_and_forces(empty)
+        assert energy.shape == empty.shape[:1] and torch.isnan(energy).all()
+        assert forces.shape == empty.shape[:2] + (3,) and torch.isnan(forces).all()
+
+
+def test_training_mode_keeps_the_force_graph():
+    m = model().train()
+    X = torch.tensor(clusters())
+    y = torch.tensor(pack_targets(np.ones(len(X)), np.zeros((len(X), 9, 3))))
+    y[:, 1:] = torch.where(torch.isnan(X[..., :1]).expand(-1, -1, 3).reshape(len(X), -1),
+                           np.nan, 0.0)
+    m.return_forces = True
+    loss = EnergyForceLoss(force_weight=5.0)(m(X), y)
+    loss.backward()
+    grads = [p.grad for p in m.atom_module.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    # the force term alone reaches the weights through create_graph
+    m.zero_grad()
+    only_forces = EnergyForceLoss(force_weight=1.0)(m(X), torch.cat(
+        [m.energy(X).detach()[:, None], y[:, 1:]], dim=1))
+    only_forces.backward()
+    assert any(p.grad.abs().sum() > 0 for p in m.atom_module.parameters())
+
+
+def test_skorch_energy_and_forces():
+    skorch = pytest.importorskip("skorch")
+    X = clusters(B=40, seed=5).astype(np.float32)
+    energy = np.nansum(np.nan_to_num(X[..., 0]) ** 2, axis=1)
+    forces = np.where(np.isnan(X[..., :3]), np.nan, -2 * np.nan_to_num(X[..., :3]))
+    forces[..., 1:] = np.where(np.isnan(forces[..., 1:]), np.nan, 0.0)
+    y = pack_targets(energy, forces)
+    net = skorch.NeuralNetRegressor(
+        LocalFrameAveraged, module__atom_module=AtomMLP, module__fields=FIELDS,
+        module__cutoff=4.0, module__n_neighbors=8, module__return_forces=True,
+        criterion=EnergyForceLoss, criterion__force_weight=1.0,
+        optimizer=torch.optim.Adam, lr=1e-2, max_epochs=4, batch_size=20,
+        train_split=None, verbose=0)
+    net.fit(X, y)
+    losses = net.history[:, "train_loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    predicted = net.predict(X)           # skorch keeps the first output: energies
+    assert predicted.shape == (len(X),) and np.isfinite(predicted).all()
+    _, f = net.module_.energy_and_forces(torch.tensor(X))
+    assert np.array_equal(np.isnan(f.numpy()), np.isnan(forces))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="E\\(d\\)"):
+        LocalFrameAveraged(AtomMLP, fields=FIELDS, group="GL(3)")
+    with pytest.raises(TypeError, match="atom_module__"):
+        LocalFrameAveraged(AtomMLP, fields=FIELDS, hidden=3)
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        LocalFrameAveraged(lambda f: f, fields=FIELDS)
+    m = model()
+    with pytest.raises(Exception, match="point"):
+        LocalFrameAveraged(AtomMLP, fields={"a": "point", "b": "point"}).energy(
+            torch.zeros(2, 4, 6, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        m.energy(np.zeros((2, 9, 4)))
+    with pytest.raises(ValueError, match="mask"):
+        m.energy(torch.zeros(2, 9, 4, dtype=torch.float64), torch.ones(2, 8, dtype=bool))
+    X = torch.tensor(clusters())
+    with pytest.raises(NonFiniteInputError, match="mask marks atoms present"):
+        m.energy(X, torch.ones(X.shape[:2], dtype=bool))
+    X[0, 0, 1] = np.nan
+    with pytest.raises(NonFiniteInputError, match="partly NaN"):
+        m.energy(X)
+    wrong = LocalFrameAveraged(nn.Linear(m.n_features_in, 2).double(), fields=FIELDS,
+                               cutoff=4.0, n_neighbors=8)
+    with pytest.raises(ValueError, match="atomic energies"):
+        wrong.energy(torch.tensor(clusters()))
+    with pytest.raises(ValueError, match="force_weight"):
+        EnergyForceLoss(force_weight=-1)
+    with pytest.raises(ValueError, match="pack_targets"):
+        EnergyForceLoss()((torch.zeros(2), torch.zeros(2, 6)), torch.zeros(2, 4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu():
+    X = clusters()
+    m = model()
+    e_cpu, f_cpu = m.energy_and_forces(torch.tensor(X))
+    e_gpu, f_gpu = m.to("cuda").energy_and_forces(torch.tensor(X, device="cuda"))
+    assert e_gpu.device.type == "cuda"
+    torch.testing.assert_close(e_gpu.cpu(), e_cpu, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(f_gpu.cpu(), f_cpu, rtol=1e-10, atol=1e-12, equal_nan=True)
+
+
+def test_example_runs():
+    pytest.importorskip("skorch")
+    from ._helpers import run_script
+    out = run_script("examples/atoms_torch.py")
+    assert "plain torch loop" in out and "skorch NeuralNetRegressor" in out
+    errors = out.strip().splitlines()[-1].split()
+    assert float(errors[-1]) <= BOUND and float(errors[-3].rstrip(",")) <= BOUND, out
+
+
+def test_pickle_and_deepcopy():
+    import copy
+    import pickle
+    m = model()
+    X = torch.tensor(clusters())
+    energy = m.energy(X)                       # fills the layout cache
+    for other in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        torch.testing.assert_close(other.energy(X), energy, rtol=0, atol=0)
