@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from .._namespace import power_of_two_scale, take_rows
-from ._ranking import _dense_rank
+from ._ranking import _dense_rank_order
 from ._refinement import _edge_codes, _refine_once
 
 
@@ -191,9 +191,7 @@ def _fast_order(graph):
     (B,). Samples whose colours already differ are ordered by them (the signatures'
     first column), without their Gram blocks."""
     n, k = graph.n, graph.k
-    crank = _dense_rank(graph.colours)             # (B, n)
-    order = np.argsort(crank, axis=1)
-    distinct = np.all(take_rows(np, crank, order) == np.arange(n), axis=1)
+    crank, order, distinct = _dense_rank_order(graph.colours)   # (B, n), (B, n), (B,)
     rest = np.flatnonzero(~distinct)
     if len(rest):
         R = graph.radius
