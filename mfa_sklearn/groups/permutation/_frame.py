@@ -60,10 +60,35 @@ def _row_products(xp, x, M):
     the element axis, as a sum of d products in a fixed order: every entry is rounded
     the same way whatever the number of rows and the row's position (matmul kernels
     round an entry differently depending on the shape). (B, max(K, S), n, d)."""
+    if isinstance(x, np.ndarray) and isinstance(M, np.ndarray):
+        return _row_products_numpy(x, M)
     out = x[..., :1] * M[:, :, None, 0, :]
     for k in range(1, M.shape[-2]):
         out = out + x[..., k:k + 1] * M[:, :, None, k, :]
     return out
+
+
+def _row_products_numpy(x, M):
+    """:func:`_row_products` for numpy arrays, with the batch axis innermost.
+
+    The same products summed in the same order (so the same bits), on coordinate-major
+    copies ``x[..., k]`` (K, n, B) and ``M[:, :, k, j]`` (S, 1, B): numpy's loops then
+    run over the batch rather than over the d columns of one row, several times faster
+    for small d. Returns a new C-contiguous array."""
+    B, K, n, d = x.shape
+    S, e = M.shape[1], M.shape[-1]
+    dtype = np.result_type(x, M)
+    xc = np.ascontiguousarray(np.transpose(x, (3, 1, 2, 0)))           # (d, K, n, B)
+    Mc = np.ascontiguousarray(np.transpose(M, (2, 3, 1, 0)))[:, :, :, None, :]
+    # (K|S, n, e, B): the transpose back is one of a 2-D (K|S * n * e, B) array
+    out = np.empty((max(K, S), n, e, B), dtype=dtype)
+    scratch = np.empty((max(K, S), n, B), dtype=dtype)
+    for j in range(e):
+        column = out[:, :, j]
+        np.multiply(xc[0], Mc[0, j], out=column)
+        for k in range(1, d):
+            column += np.multiply(xc[k], Mc[k, j], out=scratch)
+    return np.ascontiguousarray(np.transpose(out, (3, 0, 1, 2)))
 
 
 class PermutationFrame(Frame):
