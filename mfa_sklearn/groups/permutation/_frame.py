@@ -243,6 +243,9 @@ class PermutationFrame(Frame):
             return gathered[:, None]
         self._check_width(x, kind)
         x64 = like_frame(xp, gathered, self.H)
+        if xp is np and xp.isdtype(x64.dtype, "real floating"):
+            return self._canonical_rows_numpy(x64, kind, x.shape[-1],
+                                              _result_dtype(xp, x))
         level = None
         if self.metric is None:
             # exact zeros for coordinates at the rounding level, which comes from the
@@ -256,6 +259,41 @@ class PermutationFrame(Frame):
         if level is not None:
             canon = snap_below(xp, canon, level)
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
+
+    def _canonical_rows_numpy(self, rows, kind, width, dtype):
+        """:meth:`_canonical_input` of real numpy rows (B, n, d), already in canonical
+        order and the frame's precision, with the batch axis innermost.
+
+        The same operations as the general path, elementwise or as maxima (so the same
+        bits): the snapping level from the largest ``|x|`` of each sample, ``- t`` for
+        points, the products of :func:`_row_products` with ``H_0^{-1}``, snapping, on a
+        coordinate-major copy (d, n, B) that a single 2-D transpose brings back.
+        Returns (B, 1, n, d) of ``dtype``."""
+        B, n, d = rows.shape
+        H0 = self.H[:, :1]
+        eye = np.broadcast_to(np.eye(d, dtype=H0.dtype), H0.shape)
+        inverse = self.frame_type(H0)._apply_inverse(eye)[:, 0]        # (B, d, e)
+        e = inverse.shape[-1]
+        rows_c = np.ascontiguousarray(np.transpose(rows, (2, 1, 0)))   # (d, n, B)
+        level = None
+        if self.metric is None:   # see the general path
+            scale = 8.0 * width * machine_eps(self.H.dtype)
+            level = scale * np.max(np.abs(rows_c).reshape(d * n, B), axis=0)
+        if kind == "point" and self.t is not None:
+            rows_c -= np.ascontiguousarray(self.t.T)[:, None, :]
+        inverse_c = np.ascontiguousarray(np.transpose(inverse, (1, 2, 0)))   # (d, e, B)
+        out_dtype = np.result_type(rows_c, inverse_c)
+        out = np.empty((n, e, B), dtype=out_dtype)
+        scratch = np.empty((n, B), dtype=out_dtype)
+        for j in range(e):
+            column = out[:, j]
+            np.multiply(rows_c[0], inverse_c[0, j], out=column)
+            for k in range(1, d):
+                column += np.multiply(rows_c[k], inverse_c[k, j], out=scratch)
+        if level is not None:
+            np.copyto(out, 0.0, where=np.abs(out) <= level)
+        canon = np.transpose(out.reshape(n * e, B)).reshape(B, 1, n, e)
+        return np.array(canon, dtype=dtype, order="C")
 
     def _scattered_back(self, xp, moved, n_axes):
         """``P_{pi_s}^T`` applied to per-element outputs ``moved`` (B, S, n, ..., w) on
