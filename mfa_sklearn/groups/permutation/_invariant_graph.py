@@ -124,9 +124,13 @@ class _Data:
     def inner_frame(self, index, order, rows=None):
         """G-frames of the frame-defining rows of samples ``index`` in row order ``order``
         (``rows`` replaces the rows, e.g. twin-class means)."""
-        if rows is None:
-            rows = [a[index] for a in self.points + self.vectors]
-        take = [take_rows(np, a, order) for a in rows]
+        if rows is None:   # one gather: row order[i] of sample index[i] of the batch
+            n = self.n
+            flat = (np.asarray(index)[:, None] * n + order).reshape(-1)
+            take = [a.reshape(-1, a.shape[2])[flat].reshape(order.shape + (a.shape[2],))
+                    for a in self.points + self.vectors]
+        else:
+            take = [take_rows(np, a, order) for a in rows]
         n_points = len(self.points)
         return self.inner.frame(take[:n_points] or None, take[n_points:] or None,
                                 tol=self.tol, rule=self.rule)
