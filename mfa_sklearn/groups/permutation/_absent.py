@@ -80,7 +80,7 @@ def _gathered(a, index, rows, empty, edge=False):
         # one gather: row r of sample index[b] is row index[b] * n + r of the flat batch
         n, rest = a.shape[1], a.shape[2:]
         flat = (index[:, None] * n + rows).reshape(-1)
-        sub = a.reshape((-1,) + rest)[flat].reshape(rows.shape + rest)
+        sub = np.take(a.reshape((-1,) + rest), flat, axis=0).reshape(rows.shape + rest)
         return np.zeros_like(sub) if empty else sub
     if not isinstance(a, np.ndarray):
         index = xp.asarray(index, device=a.device)

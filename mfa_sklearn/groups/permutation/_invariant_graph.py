@@ -127,7 +127,8 @@ class _Data:
         if rows is None:   # one gather: row order[i] of sample index[i] of the batch
             n = self.n
             flat = (np.asarray(index)[:, None] * n + order).reshape(-1)
-            take = [a.reshape(-1, a.shape[2])[flat].reshape(order.shape + (a.shape[2],))
+            take = [np.take(a.reshape(-1, a.shape[2]), flat, axis=0)
+                    .reshape(order.shape + (a.shape[2],))
                     for a in self.points + self.vectors]
         else:
             take = [take_rows(np, a, order) for a in rows]
