@@ -415,6 +415,12 @@ class PermutationFrame(Frame):
             present = present[:, :, None] & present[:, None, :]
         if canonical:
             present = present[:, None]
+        if isinstance(values, np.ndarray) and present.shape == values.shape[:-1]:
+            # a copy with the few absent rows zeroed: several times faster than a
+            # `where` whose mask broadcasts over the short last axis
+            out = values.copy()
+            out[~present] = 0
+            return out
         return xp.where(present[..., None], values, xp.zeros_like(values))
 
     @classmethod
