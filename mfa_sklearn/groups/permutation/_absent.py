@@ -76,6 +76,12 @@ def _gathered(a, index, rows, empty, edge=False):
     """The rows ``rows`` (b, r) of the samples ``index`` (b,) of a field, in its
     namespace and on its device (edge fields: rows and columns); zeros if ``empty``."""
     xp = get_namespace(a)
+    if isinstance(a, np.ndarray) and not edge:
+        # one gather: row r of sample index[b] is row index[b] * n + r of the flat batch
+        n, rest = a.shape[1], a.shape[2:]
+        flat = (index[:, None] * n + rows).reshape(-1)
+        sub = np.take(a.reshape((-1,) + rest), flat, axis=0).reshape(rows.shape + rest)
+        return np.zeros_like(sub) if empty else sub
     if not isinstance(a, np.ndarray):
         index = xp.asarray(index, device=a.device)
         rows = xp.asarray(rows, device=a.device)

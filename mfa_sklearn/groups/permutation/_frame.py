@@ -60,10 +60,35 @@ def _row_products(xp, x, M):
     the element axis, as a sum of d products in a fixed order: every entry is rounded
     the same way whatever the number of rows and the row's position (matmul kernels
     round an entry differently depending on the shape). (B, max(K, S), n, d)."""
+    if isinstance(x, np.ndarray) and isinstance(M, np.ndarray):
+        return _row_products_numpy(x, M)
     out = x[..., :1] * M[:, :, None, 0, :]
     for k in range(1, M.shape[-2]):
         out = out + x[..., k:k + 1] * M[:, :, None, k, :]
     return out
+
+
+def _row_products_numpy(x, M):
+    """:func:`_row_products` for numpy arrays, with the batch axis innermost.
+
+    The same products summed in the same order (so the same bits), on coordinate-major
+    copies ``x[..., k]`` (K, n, B) and ``M[:, :, k, j]`` (S, 1, B): numpy's loops then
+    run over the batch rather than over the d columns of one row, several times faster
+    for small d. Returns a new C-contiguous array."""
+    B, K, n, d = x.shape
+    S, e = M.shape[1], M.shape[-1]
+    dtype = np.result_type(x, M)
+    xc = np.ascontiguousarray(np.transpose(x, (3, 1, 2, 0)))           # (d, K, n, B)
+    Mc = np.ascontiguousarray(np.transpose(M, (2, 3, 1, 0)))[:, :, :, None, :]
+    # (K|S, n, e, B): the transpose back is one of a 2-D (K|S * n * e, B) array
+    out = np.empty((max(K, S), n, e, B), dtype=dtype)
+    scratch = np.empty((max(K, S), n, B), dtype=dtype)
+    for j in range(e):
+        column = out[:, :, j]
+        np.multiply(xc[0], Mc[0, j], out=column)
+        for k in range(1, d):
+            column += np.multiply(xc[k], Mc[k, j], out=scratch)
+    return np.ascontiguousarray(np.transpose(out, (3, 0, 1, 2)))
 
 
 class PermutationFrame(Frame):
@@ -218,6 +243,9 @@ class PermutationFrame(Frame):
             return gathered[:, None]
         self._check_width(x, kind)
         x64 = like_frame(xp, gathered, self.H)
+        if xp is np and xp.isdtype(x64.dtype, "real floating"):
+            return self._canonical_rows_numpy(x64, kind, x.shape[-1],
+                                              _result_dtype(xp, x))
         level = None
         if self.metric is None:
             # exact zeros for coordinates at the rounding level, which comes from the
@@ -231,6 +259,41 @@ class PermutationFrame(Frame):
         if level is not None:
             canon = snap_below(xp, canon, level)
         return xp.astype(canon, _result_dtype(xp, x), copy=False)
+
+    def _canonical_rows_numpy(self, rows, kind, width, dtype):
+        """:meth:`_canonical_input` of real numpy rows (B, n, d), already in canonical
+        order and the frame's precision, with the batch axis innermost.
+
+        The same operations as the general path, elementwise or as maxima (so the same
+        bits): the snapping level from the largest ``|x|`` of each sample, ``- t`` for
+        points, the products of :func:`_row_products` with ``H_0^{-1}``, snapping, on a
+        coordinate-major copy (d, n, B) that a single 2-D transpose brings back.
+        Returns (B, 1, n, d) of ``dtype``."""
+        B, n, d = rows.shape
+        H0 = self.H[:, :1]
+        eye = np.broadcast_to(np.eye(d, dtype=H0.dtype), H0.shape)
+        inverse = self.frame_type(H0)._apply_inverse(eye)[:, 0]        # (B, d, e)
+        e = inverse.shape[-1]
+        rows_c = np.ascontiguousarray(np.transpose(rows, (2, 1, 0)))   # (d, n, B)
+        level = None
+        if self.metric is None:   # see the general path
+            scale = 8.0 * width * machine_eps(self.H.dtype)
+            level = scale * np.max(np.abs(rows_c).reshape(d * n, B), axis=0)
+        if kind == "point" and self.t is not None:
+            rows_c -= np.ascontiguousarray(self.t.T)[:, None, :]
+        inverse_c = np.ascontiguousarray(np.transpose(inverse, (1, 2, 0)))   # (d, e, B)
+        out_dtype = np.result_type(rows_c, inverse_c)
+        out = np.empty((n, e, B), dtype=out_dtype)
+        scratch = np.empty((n, B), dtype=out_dtype)
+        for j in range(e):
+            column = out[:, j]
+            np.multiply(rows_c[0], inverse_c[0, j], out=column)
+            for k in range(1, d):
+                column += np.multiply(rows_c[k], inverse_c[k, j], out=scratch)
+        if level is not None:
+            np.copyto(out, 0.0, where=np.abs(out) <= level)
+        canon = np.transpose(out.reshape(n * e, B)).reshape(B, 1, n, e)
+        return np.array(canon, dtype=dtype, order="C")
 
     def _scattered_back(self, xp, moved, n_axes):
         """``P_{pi_s}^T`` applied to per-element outputs ``moved`` (B, S, n, ..., w) on
@@ -352,6 +415,12 @@ class PermutationFrame(Frame):
             present = present[:, :, None] & present[:, None, :]
         if canonical:
             present = present[:, None]
+        if isinstance(values, np.ndarray) and present.shape == values.shape[:-1]:
+            # a copy with the few absent rows zeroed: several times faster than a
+            # `where` whose mask broadcasts over the short last axis
+            out = values.copy()
+            out[~present] = 0
+            return out
         return xp.where(present[..., None], values, xp.zeros_like(values))
 
     @classmethod

@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from .._namespace import power_of_two_scale, take_rows
-from ._ranking import _dense_rank
+from ._ranking import _dense_rank_order
 from ._refinement import _edge_codes, _refine_once
 
 
@@ -124,9 +124,14 @@ class _Data:
     def inner_frame(self, index, order, rows=None):
         """G-frames of the frame-defining rows of samples ``index`` in row order ``order``
         (``rows`` replaces the rows, e.g. twin-class means)."""
-        if rows is None:
-            rows = [a[index] for a in self.points + self.vectors]
-        take = [take_rows(np, a, order) for a in rows]
+        if rows is None:   # one gather: row order[i] of sample index[i] of the batch
+            n = self.n
+            flat = (np.asarray(index)[:, None] * n + order).reshape(-1)
+            take = [np.take(a.reshape(-1, a.shape[2]), flat, axis=0)
+                    .reshape(order.shape + (a.shape[2],))
+                    for a in self.points + self.vectors]
+        else:
+            take = [take_rows(np, a, order) for a in rows]
         n_points = len(self.points)
         return self.inner.frame(take[:n_points] or None, take[n_points:] or None,
                                 tol=self.tol, rule=self.rule)
@@ -191,9 +196,7 @@ def _fast_order(graph):
     (B,). Samples whose colours already differ are ordered by them (the signatures'
     first column), without their Gram blocks."""
     n, k = graph.n, graph.k
-    crank = _dense_rank(graph.colours)             # (B, n)
-    order = np.argsort(crank, axis=1)
-    distinct = np.all(take_rows(np, crank, order) == np.arange(n), axis=1)
+    crank, order, distinct = _dense_rank_order(graph.colours)   # (B, n), (B, n), (B,)
     rest = np.flatnonzero(~distinct)
     if len(rest):
         R = graph.radius

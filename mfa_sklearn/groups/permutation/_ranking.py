@@ -30,7 +30,7 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import numpy as np
 
-from .._namespace import class_sums, take_rows
+from .._namespace import _flat_index, class_sums, take_rows
 
 
 def _lexsort_rows(keys):
@@ -84,14 +84,51 @@ def _dense_rank(keys):
     """Lexicographic dense rank of each row among the rows of its sample: (B, n) int64.
 
     Equal rows get equal ranks; the ranks are invariant under row permutations."""
-    # the first column alone orders the samples where it has no ties (most of them)
-    first = keys[:, :, 0]
-    order = np.argsort(first, axis=1, kind="stable")
+    return _dense_rank_order(keys)[0]
+
+
+def _inverse_permutation(order):
+    """Per sample, the inverse of the permutations ``order`` (B, n): ``out[b, order[b,
+    i]] = i``, by one flat scatter."""
+    B, n = order.shape
+    inverse = np.empty(B * n, dtype=np.int64)
+    inverse[_flat_index(np, order, n)] = np.tile(np.arange(n, dtype=np.int64), B)
+    return inverse.reshape(B, n)
+
+
+def _dense_rank_order(keys):
+    """Dense ranks of rows (B, n, c), as :func:`_dense_rank`, with an order that sorts
+    them and whether a sample's rows all differ.
+
+    Returns
+    -------
+    rank : ndarray of shape (B, n), int64
+        Lexicographic dense rank of each row among the rows of its sample.
+    order : ndarray of shape (B, n), int64
+        ``rank[b, order[b]]`` is non-decreasing; unique where ``distinct``.
+    distinct : ndarray of shape (B,) of bool
+        Whether all rows of a sample differ (ranks ``0..n-1``).
+
+    Notes
+    -----
+    The first column alone orders the samples where it has no ties (most of them):
+    its argsort is then the unique sorting order whatever the sort's stability (so the
+    faster unstable one serves), and the ranks are its inverse permutation. The
+    samples with ties in the first column are sorted lexicographically.
+    """
+    B, n = keys.shape[:2]
+    first = np.ascontiguousarray(keys[:, :, 0])
+    order = np.argsort(first, axis=1)
     sorted_first = take_rows(np, first, order)
     tied = np.flatnonzero(np.any(sorted_first[:, 1:] == sorted_first[:, :-1], axis=1))
-    if len(tied) and keys.shape[2] > 1:
-        order[tied] = _lexsort_rows(keys[tied])
-    return _ranks(take_rows(np, keys, order), order)[0]
+    rank = _inverse_permutation(order)
+    distinct = np.ones(B, dtype=bool)
+    if len(tied):
+        sub = keys[tied]
+        order[tied] = _lexsort_rows(sub)
+        rank[tied], runs = _ranks(take_rows(np, sub, order[tied]), order[tied])
+        distinct[tied] = runs[:, -1] == n - 1
+    return rank, order, distinct
 
 
 def _pack(columns, ranges, return_spans=False):
