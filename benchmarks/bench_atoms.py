@@ -74,7 +74,7 @@ DATASETS = {
     "CuAu (13 atoms)": dict(elements=("Cu", "Au"), n_atoms=13),
     "Cu6..Cu13": dict(elements="Cu", n_atoms=(6, 13)),
 }
-GAMMAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+GAMMAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 CUTOFF = 6.0
 N_NEIGHBORS = 12
@@ -284,7 +284,7 @@ def run_dataset(name, spec, args, rows, curves):
 
     # --- local frames, pooled random features + Ridge
     best = (np.inf, None)
-    for components_gamma in GAMMAS[1:4]:
+    for components_gamma in GAMMAS[1:5]:
         for ridge in (1e-6, 1e-3):
             pipe = make_pipeline(LocalFrameFeaturizer(
                 atom_transformer=Nystroem(gamma=components_gamma, n_components=args.nystroem,
@@ -381,7 +381,7 @@ def run_dataset(name, spec, args, rows, curves):
     force_train = tr[:args.n_force_train]
     for first_vector in ("weighted", "nearest"):
         best = (np.inf, None)
-        for gamma in GAMMAS[2:5]:
+        for gamma in GAMMAS[3:6]:
             model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=1e-3),
                                         target="vector", first_vector=first_vector,
                                         **local_kw).fit(X[tune[:args.n_force_tune]],
