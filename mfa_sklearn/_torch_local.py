@@ -258,8 +258,9 @@ class LocalFrameAveraged(nn.Module):
         Returns
         -------
         Environments or None
-            In float64; ``features()`` gives the per-atom features (A, p), ``system``
-            the system of each atom. None where X has no present atom at all.
+            In float64; its ``features(encoding, n_radial)`` are the per-atom features
+            (A, p) (see :meth:`atom_features`), ``system`` the system of each atom. None
+            where X has no present atom at all.
         """
         if not isinstance(X, torch.Tensor) or not torch.is_floating_point(X):
             dtype = f" of {X.dtype}" if hasattr(X, "dtype") else ""

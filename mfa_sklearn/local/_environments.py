@@ -302,7 +302,7 @@ class Environments:
     def n_systems(self):
         return self.present.shape[0]
 
-    def features(self, encoding="rows", n_radial=8):
+    def features(self, encoding="density", n_radial=8):
         """Invariant features of every atom, (A, p), in the namespace and on the
         device of the canonical neighbourhoods.
 
