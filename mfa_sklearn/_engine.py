@@ -19,7 +19,7 @@ canonical inputs, diagnostics); the torch module calls :class:`FramePlan` direct
 """
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -65,6 +65,10 @@ N_JOBS_CONSTRAINT = [Integral, None]
 # with 34952); other devices take the batch in one pass.
 _CHUNK_VALUES = 2 ** 19
 _CHUNK_SAMPLES = 8192
+# Batches with absent rows are canonicalized from their present rows alone (groups
+# whose frames allow it) where the sample with the most present rows has at most this
+# share of the rows: gathering and scattering the rows costs less than mapping the rest.
+_COMPACT_SHARE = 0.875
 
 
 def is_invariant(target):
@@ -159,6 +163,38 @@ def find_absent(X, layout, presence_field, *, sync=True):
                        "there). Impute or drop those samples first")
                 raise _located(name, rows, why)
     return None if bool(xp.all(present)) else present
+
+
+def present_rows(X, layout, presence_field):
+    """The present rows of a numpy batch, read from one entry per row; errors left to
+    the chunks.
+
+    A cheap first look for :meth:`FramePlan.canonicalize` with ``checked=False``: a
+    finite sum means every entry is finite (None); otherwise a row counts as absent
+    where the first entry of ``presence_field`` is NaN, and each chunk checks that
+    those rows are NaN throughout that field and every other value is as
+    :func:`find_absent` requires, raising its errors. Batches without such a row go
+    to :func:`find_absent` at once.
+
+    Parameters
+    ----------
+    X : ndarray of shape (B, C) or (B, n, W)
+    layout : Layout
+        Without edge fields.
+    presence_field : str
+
+    Returns
+    -------
+    bool ndarray of shape (B, n), or None
+        None where every row of every sample is present.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(X)):
+            return None
+    absent = np.isnan(layout.split(X)[presence_field][..., 0])
+    if not absent.any():
+        return find_absent(X, layout, presence_field)
+    return ~absent
 
 
 def fill_absent(X, layout, present):
@@ -328,13 +364,14 @@ class FramePlan:
         return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
 
     def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
-                     present=None, round_bits=None):
+                     present=None, round_bits=None, presence_column=False, checked=True):
         """Canonical inputs of every frame element, and the frames.
 
         Parameters
         ----------
         X : ndarray or tensor of shape (B, C) or (B, n, W)
-            Finite samples (absent rows filled by :meth:`prepare`).
+            Finite samples (absent rows filled by :meth:`prepare`), or with
+            ``checked=False`` numpy samples as the user gave them.
         tol : float, optional
             Relative rank tolerance of the frames.
         n_jobs : int, optional
@@ -352,16 +389,31 @@ class FramePlan:
         round_bits : int, optional
             Round the canonical point and vector fields to this many significant bits
             (numpy only, see :func:`round_relative`), chunk by chunk while in cache.
+        presence_column : bool, default=False
+            Append a 0/1 presence column per row, as :func:`with_presence` does.
+        checked : bool, default=True
+            Whether X went through :meth:`prepare`. False only for numpy X of a plan
+            that :meth:`reads_rows` and ``present`` from :func:`present_rows`: each
+            chunk then drops its absent rows (groups that list the frame method in
+            ``compact_methods``, where that leaves fewer rows) or fills them with zeros
+            itself, in cache, and raises the errors of :func:`find_absent`.
 
         Returns
         -------
         Xc : array of shape (B, K, C) or (B, K, n, W), X's dtype
-            Canonical inputs (K frame elements per sample, 1 for minimal frames).
+            Canonical inputs (K frame elements per sample, 1 for minimal frames); with
+            ``presence_column``, ``n`` more columns (2-D) or one more entry per row (3-D).
         frame : Frame or None
             Frames of all B samples.
         """
-        Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach, present,
-                                              round_bits)
+        if not checked:
+            Xc, frame = self._canonicalize_host(X, tol, n_jobs, return_frame, present,
+                                                round_bits, presence_column)
+        else:
+            Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach,
+                                                  present, round_bits)
+            if presence_column:
+                Xc = with_presence(Xc, self.layout, present)
         if frame is not None and present is not None:
             frame.present = present
         return Xc, frame
@@ -396,6 +448,143 @@ class FramePlan:
         if xp is not np:
             Xc = xp.concat(Xc, axis=0)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
+
+    def reads_rows(self, X):
+        """Whether :meth:`canonicalize` takes X unchecked (``checked=False``): numpy X,
+        a group that keeps rows in place and no edge fields."""
+        return (isinstance(X, np.ndarray) and not self.group.permutes_rows
+                and all(f.kind != "edge" for f in self.layout.fields))
+
+    def _canonicalize_host(self, X, tol, n_jobs, return_frame, present, round_bits,
+                           presence_column):
+        """:meth:`canonicalize` of unchecked numpy X, chunk by chunk; each chunk is
+        written into the output by the worker that computed it."""
+        slices = _chunk_slices(X, self.layout.n_columns)
+        part, frame = self._host_part(X, slices[0], present, tol, return_frame, round_bits)
+        extra = (self.layout.n_rows if not self.layout.three_d else 1) if presence_column else 0
+        Xc = np.empty((len(X),) + part.shape[1:-1] + (part.shape[-1] + extra,), part.dtype)
+        self._write(Xc[slices[0]], part, _rows_of(present, slices[0]), presence_column)
+        frames = [frame]
+        if len(slices) > 1:
+            frames += Parallel(n_jobs=n_jobs, prefer="threads")(
+                delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame, round_bits,
+                                          presence_column)
+                for s in slices[1:])
+        return Xc, (type(frames[0]).concat(frames) if return_frame else None)
+
+    def _host_chunk(self, X, s, present, Xc, tol, return_frame, round_bits,
+                    presence_column):
+        """One chunk of :meth:`_canonicalize_host`, written into ``Xc[s]``."""
+        part, frame = self._host_part(X, s, present, tol, return_frame, round_bits)
+        self._write(Xc[s], part, _rows_of(present, s), presence_column)
+        return frame
+
+    def _write(self, out, part, present, presence_column):
+        """Canonical inputs ``part`` and the presence columns into ``out``."""
+        if not presence_column:
+            out[...] = part
+            return
+        width = part.shape[-1]
+        out[..., :width] = part
+        column = 1.0 if present is None else present[:, None]
+        if self.layout.three_d:
+            out[..., width] = column
+        else:
+            out[..., width:] = column
+
+    def _host_part(self, X, s, present, tol, return_frame, round_bits):
+        """Canonical inputs (b, K, ...) and frames of the samples ``s`` of unchecked
+        numpy X: absent rows dropped or filled with zeros, prepare's errors raised."""
+        ps = _rows_of(present, s)
+        try:
+            if ps is None:  # every entry of X finite (present_rows)
+                return self._canonicalize_chunk(X[s], tol, return_frame, False, None,
+                                                s.start, round_bits)
+            rows = self._rows(X[s])
+            counts = np.count_nonzero(ps, axis=1)
+            kept = int(counts.max()) if len(counts) else 0
+            if (self.method in self.group.compact_methods
+                    and 0 < kept <= _COMPACT_SHARE * ps.shape[1] and ps.shape[1] > 2):
+                return self._compact_part(X, s, rows, ps, counts, kept, tol, return_frame,
+                                          round_bits)
+            filled = X[s]
+            if counts.min() < ps.shape[1]:
+                filled = fill_absent(filled, self.layout, ps)
+            if not (all_finite(np, filled) and self._absent_valid(rows, ps)):
+                find_absent(X, self.layout, self.presence_field)   # raises
+            return self._canonicalize_chunk(filled, tol, return_frame, False, ps, s.start,
+                                            round_bits)
+        except ResultOverflowError:
+            if present is not None:  # prepare's errors came first
+                find_absent(X, self.layout, self.presence_field)
+            raise
+
+    def _rows(self, X):
+        """The rows of X (b, C) or (b, n, W) as one array (b * n, W), fields side by
+        side in layout order (a view where X's memory allows)."""
+        n, width = self.layout.n_rows, self.layout.row_width
+        single = len(self.layout.fields) == 1 and not self.layout.fields[0].is_complex
+        if self.layout.three_d or single:
+            return X.reshape(len(X) * n, width)
+        parts = self.layout.split(X)
+        return np.concatenate([parts[f.name] for f in self.layout.fields],
+                              axis=-1).reshape(len(X) * n, width)
+
+    def _absent_valid(self, rows, present):
+        """Whether the absent rows (rows (b * n, W), present (b, n)) are NaN throughout
+        the presence field and hold no inf elsewhere (:func:`find_absent`)."""
+        absent = np.take(rows, np.flatnonzero(~present), axis=0)
+        start = 0
+        for f in self.layout.fields:
+            if f.name == self.presence_field:
+                break
+            start += f.width
+        width = self.layout.field(self.presence_field).width
+        return bool(np.isnan(absent[:, start:start + width]).all()
+                    and not np.isinf(absent).any())
+
+    def _compact_part(self, X, s, rows, ps, counts, kept, tol, return_frame, round_bits):
+        """:meth:`_host_part` of the present rows alone: gathered into ``kept`` rows per
+        sample (3-D), canonicalized, and put back in place with zeros at absent rows."""
+        b, n = ps.shape
+        width = self.layout.row_width
+        source = np.flatnonzero(ps)
+        gathered = np.take(rows, source, axis=0)
+        if not (all_finite(np, gathered) and self._absent_valid(rows, ps)):
+            find_absent(X, self.layout, self.presence_field)   # raises
+        # Sums over rows (centroids) add the absent rows' zeros: x + 0 is x, except that
+        # -0.0 + 0 is +0.0, so where -0.0 occurs each sample keeps one zero row.
+        if (self.group.has_translations and kept < n
+                and np.any(np.signbit(gathered) & (gathered == 0))):
+            kept += 1
+        # numpy maps a single row by a matrix-vector product, which rounds otherwise
+        kept = max(kept, 2)
+        slots = None
+        if np.any(counts != kept):
+            valid = np.arange(kept) < counts[:, None]
+            slots = np.flatnonzero(valid)
+            compact = np.zeros((b * kept, width), dtype=rows.dtype)
+            compact[slots] = gathered
+        else:
+            valid, compact = None, gathered
+        plan = replace(self, layout=Layout(self.layout.fields, kept, three_d=True))
+        part, frame = plan._canonicalize_chunk(compact.reshape(b, kept, width), tol,
+                                               return_frame, False, valid, s.start,
+                                               round_bits)
+        # back in place: row j of the output is compact row inverse[j], or a zero row
+        K, out_width = part.shape[1], part.shape[-1]
+        rows_out = np.zeros((b, K, kept + 1, out_width), dtype=part.dtype)
+        rows_out[:, :, :kept] = part
+        rows_out = rows_out.transpose(1, 0, 2, 3).reshape(K, b * (kept + 1), out_width)
+        inverse = np.repeat(np.arange(b) * (kept + 1) + kept, n)
+        slot = np.arange(len(source)) if slots is None else slots
+        inverse[source] = slot + source // n
+        full = np.take(rows_out, inverse, axis=1).reshape(K, b, n, out_width)
+        full = full.transpose(1, 0, 2, 3)
+        if self.layout.three_d:
+            return full, frame
+        three_d = Layout(self.layout.fields, n, three_d=True)
+        return self.layout.join(three_d.split(full)), frame
 
     @property
     def presence_field(self):
@@ -621,8 +810,14 @@ class FrameEstimatorMixin:
             return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
-        X, present = plan.prepare(X)
+        host = plan.reads_rows(X)
+        if host:   # chunks check X and fill or drop the absent rows in cache
+            present = present_rows(X, plan.layout, plan.presence_field)
+        else:
+            X, present = plan.prepare(X)
         if present is not None and not getattr(self, "absent_rows_", False):
+            if host:  # errors in X come first, as in prepare
+                find_absent(X, plan.layout, plan.presence_field)
             raise AbsentRowsError(
                 f"X has absent rows (all-NaN rows of field {plan.presence_field!r}) in "
                 f"{first_indices(_host(~present).any(axis=1))}, but "
@@ -631,9 +826,9 @@ class FrameEstimatorMixin:
                 "different sizes, with NaN rows) to predict on padded data.")
         Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
                                       return_frame=return_frame, present=present,
-                                      round_bits=self.round_bits)
-        if self._presence_column:
-            Xc = with_presence(Xc, self.layout_, present)
+                                      round_bits=self.round_bits,
+                                      presence_column=self._presence_column,
+                                      checked=not host)
         return Xc, frame, present
 
     def frame_diagnostics(self, X):
