@@ -475,8 +475,10 @@ class FramePlan:
     def _host_chunk(self, X, s, present, Xc, tol, return_frame, round_bits,
                     presence_column):
         """One chunk of :meth:`_canonicalize_host`, written into ``Xc[s]``."""
-        part, frame = self._host_part(X, s, present, tol, return_frame, round_bits)
-        self._write(Xc[s], part, _rows_of(present, s), presence_column)
+        part, frame = self._host_part(X, s, present, tol, return_frame, round_bits, Xc[s],
+                                      presence_column)
+        if part is not None:
+            self._write(Xc[s], part, _rows_of(present, s), presence_column)
         return frame
 
     def _write(self, out, part, present, presence_column):
@@ -492,9 +494,12 @@ class FramePlan:
         else:
             out[..., width:] = column
 
-    def _host_part(self, X, s, present, tol, return_frame, round_bits):
+    def _host_part(self, X, s, present, tol, return_frame, round_bits, out=None,
+                   presence_column=False):
         """Canonical inputs (b, K, ...) and frames of the samples ``s`` of unchecked
-        numpy X: absent rows dropped or filled with zeros, prepare's errors raised."""
+        numpy X: absent rows dropped or filled with zeros, prepare's errors raised.
+        Compacted chunks go straight into ``out`` where it is given (with the presence
+        columns), and their canonical inputs are returned as None."""
         ps = _rows_of(present, s)
         try:
             if ps is None:  # every entry of X finite (present_rows)
@@ -506,7 +511,7 @@ class FramePlan:
             if (self.method in self.group.compact_methods
                     and 0 < kept <= _COMPACT_SHARE * ps.shape[1] and ps.shape[1] > 2):
                 return self._compact_part(X, s, rows, ps, counts, kept, tol, return_frame,
-                                          round_bits)
+                                          round_bits, out, presence_column)
             filled = X[s]
             if counts.min() < ps.shape[1]:
                 filled = fill_absent(filled, self.layout, ps)
@@ -541,9 +546,10 @@ class FramePlan:
             start += f.width
         width = self.layout.field(self.presence_field).width
         return bool(np.isnan(absent[:, start:start + width]).all()
-                    and not np.isinf(absent).any())
+                    and (width == absent.shape[1] or not np.isinf(absent).any()))
 
-    def _compact_part(self, X, s, rows, ps, counts, kept, tol, return_frame, round_bits):
+    def _compact_part(self, X, s, rows, ps, counts, kept, tol, return_frame, round_bits,
+                      out=None, presence_column=False):
         """:meth:`_host_part` of the present rows alone: gathered into ``kept`` rows per
         sample (3-D), canonicalized, and put back in place with zeros at absent rows."""
         b, n = ps.shape
@@ -554,37 +560,43 @@ class FramePlan:
             find_absent(X, self.layout, self.presence_field)   # raises
         # Sums over rows (centroids) add the absent rows' zeros: x + 0 is x, except that
         # -0.0 + 0 is +0.0, so where -0.0 occurs each sample keeps one zero row.
-        if (self.group.has_translations and kept < n
-                and np.any(np.signbit(gathered) & (gathered == 0))):
-            kept += 1
+        if self.group.has_translations and kept < n:
+            zeros = gathered == 0
+            if zeros.any() and np.any(np.signbit(gathered[zeros])):
+                kept += 1
         # numpy maps a single row by a matrix-vector product, which rounds otherwise
         kept = max(kept, 2)
-        slots = None
+        valid = None
         if np.any(counts != kept):
             valid = np.arange(kept) < counts[:, None]
-            slots = np.flatnonzero(valid)
+            slot = np.flatnonzero(valid)
             compact = np.zeros((b * kept, width), dtype=rows.dtype)
-            compact[slots] = gathered
+            compact[slot] = gathered
         else:
-            valid, compact = None, gathered
+            slot, compact = np.arange(len(source)), gathered
         plan = replace(self, layout=Layout(self.layout.fields, kept, three_d=True))
         part, frame = plan._canonicalize_chunk(compact.reshape(b, kept, width), tol,
                                                return_frame, False, valid, s.start,
                                                round_bits)
-        # back in place: row j of the output is compact row inverse[j], or a zero row
-        K, out_width = part.shape[1], part.shape[-1]
-        rows_out = np.zeros((b, K, kept + 1, out_width), dtype=part.dtype)
-        rows_out[:, :, :kept] = part
-        rows_out = rows_out.transpose(1, 0, 2, 3).reshape(K, b * (kept + 1), out_width)
-        inverse = np.repeat(np.arange(b) * (kept + 1) + kept, n)
-        slot = np.arange(len(source)) if slots is None else slots
+        # back in place: each sample's compact rows, then a zero row for its absent rows
+        K, part_width = part.shape[1], part.shape[-1]
+        ones = int(presence_column and self.layout.three_d and K == 1 and out is not None)
+        rows_out = np.empty((K, b, kept + 1, part_width + ones), dtype=part.dtype)
+        rows_out[:, :, :kept, :part_width] = part.transpose(1, 0, 2, 3)
+        rows_out[:, :, kept] = 0.0
+        if ones:
+            rows_out[:, :, :kept, part_width] = 1.0
+        inverse = np.repeat(np.arange(kept, b * (kept + 1), kept + 1), n)
         inverse[source] = slot + source // n
-        full = np.take(rows_out, inverse, axis=1).reshape(K, b, n, out_width)
+        rows_out = rows_out.reshape(K, b * (kept + 1), part_width + ones)
+        if ones:   # straight into the output, presence column included
+            np.take(rows_out[0], inverse, axis=0, out=out.reshape(b * n, -1))
+            return None, frame
+        full = np.take(rows_out, inverse, axis=1).reshape(K, b, n, part_width)
         full = full.transpose(1, 0, 2, 3)
-        if self.layout.three_d:
-            return full, frame
-        three_d = Layout(self.layout.fields, n, three_d=True)
-        return self.layout.join(three_d.split(full)), frame
+        if not self.layout.three_d:
+            full = self.layout.join(Layout(self.layout.fields, n, three_d=True).split(full))
+        return full, frame
 
     @property
     def presence_field(self):
