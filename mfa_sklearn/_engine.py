@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -65,6 +66,7 @@ N_JOBS_CONSTRAINT = [Integral, None]
 # with 34952); other devices take the batch in one pass.
 _CHUNK_VALUES = 2 ** 19
 _CHUNK_SAMPLES = 8192
+_PARALLEL_CHUNK = 1
 # Batches with absent rows are canonicalized from their present rows alone (groups
 # whose frames allow it) where the sample with the most present rows has at most this
 # share of the rows: gathering and scattering the rows costs less than mapping the rest.
@@ -165,38 +167,6 @@ def find_absent(X, layout, presence_field, *, sync=True):
     return None if bool(xp.all(present)) else present
 
 
-def present_rows(X, layout, presence_field):
-    """The present rows of a numpy batch, read from one entry per row; errors left to
-    the chunks.
-
-    A cheap first look for :meth:`FramePlan.canonicalize` with ``checked=False``: a
-    finite sum means every entry is finite (None); otherwise a row counts as absent
-    where the first entry of ``presence_field`` is NaN, and each chunk checks that
-    those rows are NaN throughout that field and every other value is as
-    :func:`find_absent` requires, raising its errors. Batches without such a row go
-    to :func:`find_absent` at once.
-
-    Parameters
-    ----------
-    X : ndarray of shape (B, C) or (B, n, W)
-    layout : Layout
-        Without edge fields.
-    presence_field : str
-
-    Returns
-    -------
-    bool ndarray of shape (B, n), or None
-        None where every row of every sample is present.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(X)):
-            return None
-    absent = np.isnan(layout.split(X)[presence_field][..., 0])
-    if not absent.any():
-        return find_absent(X, layout, presence_field)
-    return ~absent
-
-
 def fill_absent(X, layout, present):
     """X with every field of the absent rows set to 0 (edges: entries (i, j) with row i
     or j absent); a new array. NaN never enters arithmetic: ``where`` selects."""
@@ -285,11 +255,13 @@ def round_relative(Xc, layout, bits):
     return Xc
 
 
-def _chunk_slices(X, values_per_sample):
+def _chunk_slices(X, values_per_sample, n_jobs=None):
     """Slices of samples that are canonicalized together (see ``_CHUNK_VALUES``)."""
     n_samples = len(X)
     if isinstance(X, np.ndarray):
         size = min(_CHUNK_SAMPLES, max(16, _CHUNK_VALUES // max(1, values_per_sample)))
+        if effective_n_jobs(n_jobs) > 1:
+            size *= _PARALLEL_CHUNK
     elif on_host(X):
         size = max(16, _CHUNK_VALUES // max(1, values_per_sample))
     else:
@@ -364,14 +336,13 @@ class FramePlan:
         return cls(group, layout, _resolve_frame_fields(group, layout, frame_fields), method)
 
     def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
-                     present=None, round_bits=None, presence_column=False, checked=True):
+                     present=None, round_bits=None, presence_column=False):
         """Canonical inputs of every frame element, and the frames.
 
         Parameters
         ----------
         X : ndarray or tensor of shape (B, C) or (B, n, W)
-            Finite samples (absent rows filled by :meth:`prepare`), or with
-            ``checked=False`` numpy samples as the user gave them.
+            Finite samples (absent rows filled by :meth:`prepare`).
         tol : float, optional
             Relative rank tolerance of the frames.
         n_jobs : int, optional
@@ -391,12 +362,6 @@ class FramePlan:
             (numpy only, see :func:`round_relative`), chunk by chunk while in cache.
         presence_column : bool, default=False
             Append a 0/1 presence column per row, as :func:`with_presence` does.
-        checked : bool, default=True
-            Whether X went through :meth:`prepare`. False only for numpy X of a plan
-            that :meth:`reads_rows` and ``present`` from :func:`present_rows`: each
-            chunk then drops its absent rows (groups that list the frame method in
-            ``compact_methods``, where that leaves fewer rows) or fills them with zeros
-            itself, in cache, and raises the errors of :func:`find_absent`.
 
         Returns
         -------
@@ -406,17 +371,50 @@ class FramePlan:
         frame : Frame or None
             Frames of all B samples.
         """
-        if not checked:
-            Xc, frame = self._canonicalize_host(X, tol, n_jobs, return_frame, present,
-                                                round_bits, presence_column)
-        else:
-            Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach,
-                                                  present, round_bits)
-            if presence_column:
-                Xc = with_presence(Xc, self.layout, present)
+        Xc, frame = self._canonicalize_chunks(X, tol, n_jobs, return_frame, detach, present,
+                                              round_bits)
+        if presence_column:
+            Xc = with_presence(Xc, self.layout, present)
         if frame is not None and present is not None:
             frame.present = present
         return Xc, frame
+
+    def canonicalize_numpy(self, X, *, tol=None, n_jobs=None, return_frame=True,
+                           round_bits=None, presence_column=False):
+        """:meth:`canonicalize` of numpy samples as the user gave them, absent rows
+        included, for plans that :meth:`reads_rows` (no :meth:`prepare` first).
+
+        A finite sum of X means that every row is present. Otherwise each chunk of
+        samples finds its absent rows (the first entry of :attr:`presence_field` NaN),
+        checks its values as :func:`find_absent` does, raising its errors, and drops
+        the absent rows (groups that list the frame method in ``compact_methods``,
+        where that leaves fewer rows) or fills them with zeros, in cache.
+
+        Parameters
+        ----------
+        X : ndarray of shape (B, C) or (B, n, W)
+        tol, n_jobs, return_frame, round_bits, presence_column
+            As for :meth:`canonicalize`.
+
+        Returns
+        -------
+        Xc : ndarray of shape (B, K, C) or (B, K, n, W), X's dtype
+            As :meth:`canonicalize` returns it.
+        frame : Frame or None
+        present : bool ndarray of shape (B, n) or None
+            The present rows (None: all of them).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.isfinite(np.sum(X)))
+        # filled in by the chunks
+        present = None if finite else np.empty((len(X), self.layout.n_rows), dtype=bool)
+        Xc, frame = self._canonicalize_host(X, tol, n_jobs, return_frame, present,
+                                            round_bits, presence_column)
+        if present is not None and present.all():
+            present = None
+        if frame is not None and present is not None:
+            frame.present = present
+        return Xc, frame, present
 
     def _canonicalize_chunks(self, X, tol, n_jobs, return_frame, detach, present,
                              round_bits):
@@ -450,26 +448,32 @@ class FramePlan:
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
     def reads_rows(self, X):
-        """Whether :meth:`canonicalize` takes X unchecked (``checked=False``): numpy X,
-        a group that keeps rows in place and no edge fields."""
+        """Whether :meth:`canonicalize_numpy` takes X: numpy X, a group that keeps rows
+        in place and no edge fields."""
         return (isinstance(X, np.ndarray) and not self.group.permutes_rows
                 and all(f.kind != "edge" for f in self.layout.fields))
 
     def _canonicalize_host(self, X, tol, n_jobs, return_frame, present, round_bits,
                            presence_column):
-        """:meth:`canonicalize` of unchecked numpy X, chunk by chunk; each chunk is
-        written into the output by the worker that computed it."""
-        slices = _chunk_slices(X, self.layout.n_columns)
-        part, frame = self._host_part(X, slices[0], present, tol, return_frame, round_bits)
+        """:meth:`canonicalize_numpy`, chunk by chunk; each chunk is written into the
+        output (and its present rows into ``present``, unless None: all present) by
+        the worker that computed it."""
+        slices = _chunk_slices(X, self.layout.n_columns, n_jobs)
+        if len(slices) == 1:
+            part, frame = self._host_part(X, slices[0], present, tol, return_frame,
+                                          round_bits)
+            if presence_column:
+                part = with_presence(part, self.layout, present)
+            return part, frame
+        # the output's shape and dtype from the first sample, so that every chunk,
+        # the first included, goes into it from the worker that computes it
+        probe, _ = self._host_part(X, slice(0, 1), present, tol, False, round_bits)
         extra = (self.layout.n_rows if not self.layout.three_d else 1) if presence_column else 0
-        Xc = np.empty((len(X),) + part.shape[1:-1] + (part.shape[-1] + extra,), part.dtype)
-        self._write(Xc[slices[0]], part, _rows_of(present, slices[0]), presence_column)
-        frames = [frame]
-        if len(slices) > 1:
-            frames += Parallel(n_jobs=n_jobs, prefer="threads")(
-                delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame, round_bits,
-                                          presence_column)
-                for s in slices[1:])
+        Xc = np.empty((len(X),) + probe.shape[1:-1] + (probe.shape[-1] + extra,), probe.dtype)
+        frames = Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame, round_bits,
+                                      presence_column)
+            for s in slices)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
     def _host_chunk(self, X, s, present, Xc, tol, return_frame, round_bits,
@@ -497,14 +501,16 @@ class FramePlan:
     def _host_part(self, X, s, present, tol, return_frame, round_bits, out=None,
                    presence_column=False):
         """Canonical inputs (b, K, ...) and frames of the samples ``s`` of unchecked
-        numpy X: absent rows dropped or filled with zeros, prepare's errors raised.
-        Compacted chunks go straight into ``out`` where it is given (with the presence
-        columns), and their canonical inputs are returned as None."""
-        ps = _rows_of(present, s)
+        numpy X: absent rows found (into ``present[s]``), dropped or filled with zeros,
+        prepare's errors raised. Compacted chunks go straight into ``out`` where it is
+        given (with the presence columns), and their canonical inputs are returned as
+        None."""
         try:
-            if ps is None:  # every entry of X finite (present_rows)
+            if present is None:  # every entry of X finite
                 return self._canonicalize_chunk(X[s], tol, return_frame, False, None,
                                                 s.start, round_bits)
+            ps = ~np.isnan(self.layout.split(X[s])[self.presence_field][..., 0])
+            present[s] = ps
             rows = self._rows(X[s])
             counts = np.count_nonzero(ps, axis=1)
             kept = int(counts.max()) if len(counts) else 0
@@ -822,25 +828,23 @@ class FrameEstimatorMixin:
             return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
-        host = plan.reads_rows(X)
-        if host:   # chunks check X and fill or drop the absent rows in cache
-            present = present_rows(X, plan.layout, plan.presence_field)
+        if plan.reads_rows(X):   # chunks check X and fill or drop absent rows in cache
+            Xc, frame, present = plan.canonicalize_numpy(
+                X, tol=self.tol, n_jobs=self.n_jobs, return_frame=return_frame,
+                round_bits=self.round_bits, presence_column=self._presence_column)
         else:
             X, present = plan.prepare(X)
+            Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
+                                          return_frame=return_frame, present=present,
+                                          round_bits=self.round_bits,
+                                          presence_column=self._presence_column)
         if present is not None and not getattr(self, "absent_rows_", False):
-            if host:  # errors in X come first, as in prepare
-                find_absent(X, plan.layout, plan.presence_field)
             raise AbsentRowsError(
                 f"X has absent rows (all-NaN rows of field {plan.presence_field!r}) in "
                 f"{first_indices(_host(~present).any(axis=1))}, but "
                 f"{type(self).__name__} was fitted on data without absent rows, so its "
                 "inner estimator never saw any. Fit on padded data (systems of "
                 "different sizes, with NaN rows) to predict on padded data.")
-        Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                      return_frame=return_frame, present=present,
-                                      round_bits=self.round_bits,
-                                      presence_column=self._presence_column,
-                                      checked=not host)
         return Xc, frame, present
 
     def frame_diagnostics(self, X):
