@@ -509,19 +509,21 @@ class FramePlan:
             if present is None:  # every entry of X finite
                 return self._canonicalize_chunk(X[s], tol, return_frame, False, None,
                                                 s.start, round_bits)
-            ps = ~np.isnan(self.layout.split(X[s])[self.presence_field][..., 0])
-            present[s] = ps
             rows = self._rows(X[s])
+            start, width = self._presence_columns
+            nan = np.isnan(rows[:, start:start + width])
+            ps = ~nan[:, 0].reshape(-1, self.layout.n_rows)
+            present[s] = ps
             counts = np.count_nonzero(ps, axis=1)
             kept = int(counts.max()) if len(counts) else 0
             if (self.method in self.group.compact_methods
                     and 0 < kept <= _COMPACT_SHARE * ps.shape[1] and ps.shape[1] > 2):
-                return self._compact_part(X, s, rows, ps, counts, kept, tol, return_frame,
-                                          round_bits, out, presence_column)
+                return self._compact_part(X, s, rows, ps, nan, counts, kept, tol,
+                                          return_frame, round_bits, out, presence_column)
             filled = X[s]
             if counts.min() < ps.shape[1]:
                 filled = fill_absent(filled, self.layout, ps)
-            if not (all_finite(np, filled) and self._absent_valid(rows, ps)):
+            if not (all_finite(np, filled) and self._absent_valid(rows, ps, nan)):
                 find_absent(X, self.layout, self.presence_field)   # raises
             return self._canonicalize_chunk(filled, tol, return_frame, False, ps, s.start,
                                             round_bits)
@@ -541,28 +543,35 @@ class FramePlan:
         return np.concatenate([parts[f.name] for f in self.layout.fields],
                               axis=-1).reshape(len(X) * n, width)
 
-    def _absent_valid(self, rows, present):
-        """Whether the absent rows (rows (b * n, W), present (b, n)) are NaN throughout
-        the presence field and hold no inf elsewhere (:func:`find_absent`)."""
-        absent = np.take(rows, np.flatnonzero(~present), axis=0)
+    @property
+    def _presence_columns(self):
+        """(start, width) of the presence field among the columns of :meth:`_rows`."""
         start = 0
         for f in self.layout.fields:
             if f.name == self.presence_field:
-                break
+                return start, f.width
             start += f.width
-        width = self.layout.field(self.presence_field).width
-        return bool(np.isnan(absent[:, start:start + width]).all()
-                    and (width == absent.shape[1] or not np.isinf(absent).any()))
 
-    def _compact_part(self, X, s, rows, ps, counts, kept, tol, return_frame, round_bits,
-                      out=None, presence_column=False):
+    def _absent_valid(self, rows, present, nan):
+        """Whether the absent rows are NaN throughout the presence field and hold no inf
+        elsewhere (:func:`find_absent`), for rows (b * n, W) whose present rows (b, n)
+        are finite; ``nan``: the presence field's NaN entries (b * n, w)."""
+        absent = present.size - np.count_nonzero(present)
+        if np.count_nonzero(nan) != nan.shape[1] * absent:
+            return False
+        if nan.shape[1] == rows.shape[1]:
+            return True
+        return not np.isinf(np.take(rows, np.flatnonzero(~present), axis=0)).any()
+
+    def _compact_part(self, X, s, rows, ps, nan, counts, kept, tol, return_frame,
+                      round_bits, out=None, presence_column=False):
         """:meth:`_host_part` of the present rows alone: gathered into ``kept`` rows per
         sample (3-D), canonicalized, and put back in place with zeros at absent rows."""
         b, n = ps.shape
         width = self.layout.row_width
         source = np.flatnonzero(ps)
         gathered = np.take(rows, source, axis=0)
-        if not (all_finite(np, gathered) and self._absent_valid(rows, ps)):
+        if not (all_finite(np, gathered) and self._absent_valid(rows, ps, nan)):
             find_absent(X, self.layout, self.presence_field)   # raises
         # Sums over rows (centroids) add the absent rows' zeros: x + 0 is x, except that
         # -0.0 + 0 is +0.0, so where -0.0 occurs each sample keeps one zero row.
