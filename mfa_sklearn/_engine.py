@@ -391,7 +391,7 @@ class FramePlan:
         return Xc, frame
 
     def canonicalize_numpy(self, X, *, tol=None, n_jobs=None, return_frame=True,
-                           round_bits=None, presence_column=False):
+                           round_bits=None, presence_column=False, finite=None):
         """:meth:`canonicalize` of numpy samples as the user gave them, absent rows
         included, for plans that :meth:`reads_rows` (no :meth:`prepare` first).
 
@@ -406,6 +406,9 @@ class FramePlan:
         X : ndarray of shape (B, C) or (B, n, W)
         tol, n_jobs, return_frame, round_bits, presence_column
             As for :meth:`canonicalize`.
+        finite : bool, optional
+            Whether every entry of X is finite, where the caller knows it already
+            (None: summed here).
 
         Returns
         -------
@@ -415,8 +418,9 @@ class FramePlan:
         present : bool ndarray of shape (B, n) or None
             The present rows (None: all of them).
         """
-        with np.errstate(over="ignore", invalid="ignore"):
-            finite = bool(np.isfinite(np.sum(X)))
+        if finite is None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                finite = bool(np.isfinite(np.sum(X)))
         # filled in by the chunks
         present = None if finite else np.empty((len(X), self.layout.n_rows), dtype=bool)
         Xc, frame = self._canonicalize_host(X, tol, n_jobs, return_frame, present,
@@ -867,17 +871,26 @@ class FrameEstimatorMixin:
             return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method)
-        if plan.reads_rows(X):   # chunks check X and fill or drop absent rows in cache
+        fitted_absent = getattr(self, "absent_rows_", False)
+        host = plan.reads_rows(X)
+        if host and fitted_absent:   # chunks check X and fill or drop absent rows in cache
             Xc, frame, present = plan.canonicalize_numpy(
                 X, tol=self.tol, n_jobs=self.n_jobs, return_frame=return_frame,
                 round_bits=self.round_bits, presence_column=self._presence_column)
+        elif host:   # absent rows are an error, raised before any frame is computed
+            present = find_absent(X, plan.layout, plan.presence_field)
+            if present is None:
+                Xc, frame, _ = plan.canonicalize_numpy(
+                    X, tol=self.tol, n_jobs=self.n_jobs, return_frame=return_frame,
+                    round_bits=self.round_bits, finite=True)
         else:
             X, present = plan.prepare(X)
-            Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
-                                          return_frame=return_frame, present=present,
-                                          round_bits=self.round_bits,
-                                          presence_column=self._presence_column)
-        if present is not None and not getattr(self, "absent_rows_", False):
+            if present is None or fitted_absent:
+                Xc, frame = plan.canonicalize(X, tol=self.tol, n_jobs=self.n_jobs,
+                                              return_frame=return_frame, present=present,
+                                              round_bits=self.round_bits,
+                                              presence_column=self._presence_column)
+        if present is not None and not fitted_absent:
             raise AbsentRowsError(
                 f"X has absent rows (all-NaN rows of field {plan.presence_field!r}) in "
                 f"{first_indices(_host(~present).any(axis=1))}, but "
