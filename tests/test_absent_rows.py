@@ -387,3 +387,71 @@ def test_permuting_groups_through_the_engine(group):
                                   target="vector").fit(X, y)
     np.testing.assert_array_equal(np.isnan(reg.predict(X)), np.isnan(y))
     assert_equivariant(reg, group, X, random_state=0)
+
+
+def _padded_batches(rng, B):
+    """Padded 3-D batches (B, 9, 3) with every share of absent rows (every sample the
+    same count, or counts of 0 .. 9), one present row, and -0.0 coordinates."""
+    x = rng.normal(size=(B, 9, 3))
+    same = np.argsort(rng.random((B, 9)), axis=1) < 4          # 4 present rows each
+    mixed = rng.random((B, 9)) < rng.uniform(0.0, 1.0, (B, 1))
+    single = np.argsort(rng.random((B, 9)), axis=1) < 1         # one present row each
+    signed = np.round(x)
+    signed[signed == 0] = -0.0                                  # ties, zeros, -0.0
+    for rows, present in ((x, same), (x, mixed), (x, single), (signed, mixed)):
+        X = rows.copy()
+        X[~present] = np.nan
+        yield X
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("group", ["O(3)", "SO(3)", "E(3)", "SE(3)"])
+def test_present_rows_alone_give_the_canonical_forms_of_filled_batches(group, dtype,
+                                                                      monkeypatch):
+    """Groups whose minimal frames list "minimal" in ``compact_methods`` canonicalize
+    the present rows alone; bit for bit what filling the absent rows with zeros gives
+    (several chunks, 2-D and 3-D layouts, a non-frame field, predictions mapped back)."""
+    from mfa_sklearn import _engine
+
+    rng = np.random.default_rng(21)
+    B = 9000                                                    # two chunks
+    fields = {"p": "point", "v": "vector", "q": "scalar"}
+    for X in _padded_batches(rng, B):
+        X = X.astype(dtype)
+        extra = rng.normal(size=(B, 9, 4)).astype(dtype)
+        X2 = np.concatenate([X, extra], axis=2)                 # p, v, q side by side
+        flat = np.concatenate([X2[..., :3].reshape(B, -1), X2[..., 3:6].reshape(B, -1),
+                               X2[..., 6]], axis=1)
+        y = np.nan_to_num(X).reshape(B, -1)
+
+        def outputs():
+            canonical = MinimalFrameCanonicalizer(group).fit(X)
+            both = MinimalFrameCanonicalizer(group, fields=fields, frame_fields="p",
+                                             round_bits=None)
+            reg = FrameAveragingRegressor(FixedMLP(), group=group, target="point")
+            return [canonical.transform(X), both.fit(X2).transform(X2),
+                    both.fit(flat).transform(flat),
+                    reg.fit(X.reshape(B, -1), y).predict(X.reshape(B, -1))]
+
+        compacted = outputs()
+        monkeypatch.setattr(_engine, "_COMPACT_SHARE", 0.0)     # fill the absent rows
+        filled = outputs()
+        monkeypatch.undo()
+        for a, b in zip(compacted, filled):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("group", ["E(3)", "GL(3)"])
+def test_process_workers_give_the_serial_canonical_forms(group):
+    """n_jobs under a process backend (loky): chunks and present rows come back from the
+    workers instead of being written in place."""
+    from joblib import parallel_config
+
+    rng = np.random.default_rng(22)
+    X = rng.normal(size=(9000, 6, 3))
+    X[:, 4:][rng.random((9000, 2)) < 0.5] = np.nan
+    serial = MinimalFrameCanonicalizer(group).fit(X).transform(X)
+    with parallel_config(backend="loky"):
+        parallel = MinimalFrameCanonicalizer(group, n_jobs=2).fit(X).transform(X)
+    np.testing.assert_array_equal(parallel, serial)

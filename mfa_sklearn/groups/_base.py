@@ -492,6 +492,10 @@ class Group(_RealBlocks):
     supports_edges = False
     #: whether frames reorder the rows, so that per-row outputs must keep the input's rows
     permutes_rows = False
+    #: frame methods whose frames of samples with absent rows are, bit for bit, those of
+    #: the same samples with their absent rows deleted, and hold per-sample values only
+    #: (no row positions): the engine may then canonicalize the present rows alone
+    compact_methods = ()
     #: whether every field (scalars, edges and the point/vector fields outside
     #: ``frame_fields``) shapes the frame, as row orders and vertex colours do; otherwise
     #: ``frame`` reads the frame-defining point and vector fields alone

@@ -156,6 +156,10 @@ class OrthogonalGroup(Group):
     """
 
     frame_methods = ("minimal", "pca")
+    # minimal frames read the present rows only through sums and maxima in which the
+    # absent rows are exact zeros, and row-wise products; PCA covariances are BLAS sums
+    # whose rounding depends on the number of rows
+    compact_methods = ("minimal",)
 
     def __init__(self, d, *, special=False, translations=False):
         if int(d) != d or d < 1:
