@@ -44,7 +44,7 @@ from .layout import Layout
 FRAME_METHODS = ("minimal", "pca")
 
 #: the row rule of the estimators and the torch module when none is given
-DEFAULT_ROW_RULE = "pivoted"
+DEFAULT_ROW_RULE = "first_above"
 #: parameter constraints shared by every estimator and the torch module
 COMMON_CONSTRAINTS = {
     "group": [str, Group, None],

@@ -226,7 +226,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
         of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
-    row_rule : {"pivoted", "first", "first_above"}, default="pivoted"
+    row_rule : {"first_above", "first", "pivoted"}, default="first_above"
         Which rows define the frame vectors of groups whose frames read the rows in
         order; see :class:`MinimalFrameCanonicalizer`.
     n_frames : int, default=1
