@@ -106,6 +106,10 @@ MODE_PARAMS = {
        for group in ("E(3)", "S_n x E(3)") for k in ENSEMBLE_SIZES},
 }
 MODES = list(MODE_PARAMS)
+#: the modes of the --quick smoke run (every kind once, to stay under a minute)
+QUICK_MODES = ["none", "augment", "PCA frames", "MFA E(3), pivoted",
+               f"MFA E(3), {ENSEMBLE_RULE}", f"MFA S_n x E(3), {ENSEMBLE_RULE}",
+               f"MFA E(3), {ENSEMBLE_RULE}, k=2", f"MFA S_n x E(3), {ENSEMBLE_RULE}, k=2"]
 PUBLISHED = {"EGNN": 0.0071, "FA-GNN": 0.0057, "MFA-GNN": 0.0036}
 
 
@@ -562,7 +566,8 @@ def main(argv=None):
     grids = make_grids(q)
     table = []
     for name, est in models.items():
-        modes = ["none"] if isinstance(est, ZeroDisplacement) else MODES
+        modes = ["none"] if isinstance(est, ZeroDisplacement) else (
+            QUICK_MODES if q else MODES)
         for mode in modes:
             copies = inner_rows(mode, args.n_train, args.aug_copies)
             if name.startswith("KernelRidge") and copies > 8000:
