@@ -23,3 +23,11 @@ def test_bench_torch_quick():
     for row in ("O(3)       torch cpu 64", "E(3)       torch cpu 32", "S_n x E(3) numpy"):
         assert row in out
     assert "One training epoch" in out
+
+
+def test_bench_rules_quick(tmp_path):
+    out = _run("bench_rules.py", "--out-dir", str(tmp_path), "--paths", "3",
+               "--steps", "200")
+    for rule in ("| first |", "| pivoted |", "| first_above |"):
+        assert rule in out
+    assert (tmp_path / "bench_rules_quick.md").stat().st_size > 0
