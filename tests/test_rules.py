@@ -331,3 +331,24 @@ def test_permutation_products(group):
     assert_equivariant(reg, group, X, fields=fields, random_state=1,
                        rtol=1e-9 if "O(1" not in group else 1e-7)
     assert np.all(reg.frame_diagnostics(X)["frame_size"] >= 4)
+
+
+def test_predict_frames():
+    """Fit on k canonical copies, predict with fewer frames: exact, fewer inner calls."""
+    rng = np.random.default_rng(12)
+    X, y = _nbody_like(rng)
+    reg = FrameAveragingRegressor(CountingRegressor(DecisionTreeRegressor(random_state=0)),
+                                  group="S_n x E(3)", target="point", n_frames=4,
+                                  predict_frames=1).fit(X, y)
+    assert reg.estimator_.fit_rows_ == [4 * len(X)]
+    assert_equivariant(reg, "S_n x E(3)", X, random_state=0)
+    reg.predict(X[:5])
+    assert reg.estimator_.predict_rows_[-1] == 5
+    clf = FrameAveragingClassifier(DecisionTreeClassifier(random_state=0), group="E(3)",
+                                   n_frames=3, predict_frames=2).fit(
+        X, rng.integers(0, 2, len(X)))
+    assert_equivariant(clf.predict_proba, "E(3)", X, random_state=1)
+    with pytest.raises(ValueError, match="reads the row order"):
+        FrameAveragingRegressor(group="E(3)", row_rule="pivoted", predict_frames=2).fit(X, y)
+    with pytest.raises(ValueError, match="predict_frames"):
+        FrameAveragingRegressor(group="E(3)", predict_frames=0).fit(X, y)
