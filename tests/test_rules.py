@@ -211,17 +211,18 @@ def test_rules_differ_and_agree_on_generic_rows():
                            "O(3)", X, random_state=0)
 
 
-def test_absent_rows_ensemble():
+@pytest.mark.parametrize("group", ["E(3)", "S_n x E(3)"])
+def test_absent_rows_ensemble(group):
     rng = np.random.default_rng(6)
     X, y = _nbody_like(rng)
     X.reshape(len(X), N_ROWS, 3)[::3, 1] = np.nan
     y.reshape(len(y), N_ROWS, 3)[::3, 1] = np.nan
-    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group=group,
                                   target="point", row_rule="first", n_frames=4).fit(X, y)
     pred = reg.predict(X)
     assert np.isnan(pred.reshape(len(X), N_ROWS, 3)[::3, 1]).all()
     assert np.isfinite(pred.reshape(len(X), N_ROWS, 3)[1::3]).all()
-    assert_equivariant(reg, "E(3)", X, random_state=3)
+    assert_equivariant(reg, group, X, random_state=3)
 
 
 @pytest.mark.parametrize("params,match", [
