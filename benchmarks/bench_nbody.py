@@ -50,9 +50,13 @@ as reported in arXiv 2406.07598).
 
 Usage::
 
-    python benchmarks/bench_nbody.py            # full run, ~20 min on 2 cores
+    python benchmarks/bench_nbody.py            # full run, about an hour on 2 cores
     python benchmarks/bench_nbody.py --gnn-seeds 3   # PairGNN over 3 seeds, +16 min
-    python benchmarks/bench_nbody.py --quick    # smoke run, < 60 s
+    python benchmarks/bench_nbody.py --quick    # smoke run, about a minute
+    # this release's saved results, in two parts:
+    python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag classic \
+        --models constant Ridge KNeighbors HistGradient
+    python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag mlp --models MLPRegressor
 
 Outputs (``--out-dir``, default ``benchmarks/results``): ``nbody_table.md``,
 ``nbody_table.csv``, ``nbody_learning_curves.png`` (``nbody_quick_*`` with --quick).
