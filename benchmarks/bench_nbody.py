@@ -53,8 +53,8 @@ Usage::
     python benchmarks/bench_nbody.py            # full run, about an hour on 2 cores
     python benchmarks/bench_nbody.py --gnn-seeds 3   # PairGNN over 3 seeds, +16 min
     python benchmarks/bench_nbody.py --quick    # smoke run, about a minute
-    # this release's saved results, in two parts:
-    python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag classic \
+    # this release's saved results, in two parts (the first is one command line):
+    python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag classic
         --models constant Ridge KNeighbors HistGradient
     python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag mlp --models MLPRegressor
 
