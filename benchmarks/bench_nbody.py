@@ -50,9 +50,13 @@ as reported in arXiv 2406.07598).
 
 Usage::
 
-    python benchmarks/bench_nbody.py            # full run, ~20 min on 2 cores
+    python benchmarks/bench_nbody.py            # full run, about an hour on 2 cores
     python benchmarks/bench_nbody.py --gnn-seeds 3   # PairGNN over 3 seeds, +16 min
-    python benchmarks/bench_nbody.py --quick    # smoke run, < 60 s
+    python benchmarks/bench_nbody.py --quick    # smoke run, about a minute
+    # this release's saved results, in two parts (the first is one command line):
+    python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag classic
+        --models constant Ridge KNeighbors HistGradient
+    python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag mlp --models MLPRegressor
 
 Outputs (``--out-dir``, default ``benchmarks/results``): ``nbody_table.md``,
 ``nbody_table.csv``, ``nbody_learning_curves.png`` (``nbody_quick_*`` with --quick).
@@ -106,6 +110,10 @@ MODE_PARAMS = {
        for group in ("E(3)", "S_n x E(3)") for k in ENSEMBLE_SIZES},
 }
 MODES = list(MODE_PARAMS)
+#: the modes of the --quick smoke run (every kind once, to stay under a minute)
+QUICK_MODES = ["none", "augment", "PCA frames", "MFA E(3), pivoted",
+               f"MFA E(3), {ENSEMBLE_RULE}", f"MFA S_n x E(3), {ENSEMBLE_RULE}",
+               f"MFA E(3), {ENSEMBLE_RULE}, k=2", f"MFA S_n x E(3), {ENSEMBLE_RULE}, k=2"]
 PUBLISHED = {"EGNN": 0.0071, "FA-GNN": 0.0057, "MFA-GNN": 0.0036}
 
 
@@ -562,7 +570,8 @@ def main(argv=None):
     grids = make_grids(q)
     table = []
     for name, est in models.items():
-        modes = ["none"] if isinstance(est, ZeroDisplacement) else MODES
+        modes = ["none"] if isinstance(est, ZeroDisplacement) else (
+            QUICK_MODES if q else MODES)
         for mode in modes:
             copies = inner_rows(mode, args.n_train, args.aug_copies)
             if name.startswith("KernelRidge") and copies > 8000:

@@ -49,8 +49,10 @@ from .layout import Layout
 #: frame methods an estimator may ask for; a group offers a subset (``frame_methods``)
 FRAME_METHODS = ("minimal", "pca")
 
+#: frames per sample of a frame ensemble
+N_FRAMES_CONSTRAINT = [Interval(Integral, 1, None, closed="left")]
 #: the row rule of the estimators and the torch module when none is given
-DEFAULT_ROW_RULE = "pivoted"
+DEFAULT_ROW_RULE = "first_above"
 #: parameter constraints shared by every estimator and the torch module
 COMMON_CONSTRAINTS = {
     "group": [str, Group, None],
@@ -58,7 +60,7 @@ COMMON_CONSTRAINTS = {
     "frame_fields": [str, list, tuple, None],
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
     "row_rule": [StrOptions(set(ROW_RULES))],
-    "n_frames": [Interval(Integral, 1, None, closed="left")],
+    "n_frames": N_FRAMES_CONSTRAINT,
 }
 #: the estimators' ``round_bits`` (numpy only: rounding has no gradient)
 ROUND_BITS_CONSTRAINT = [Interval(Integral, 8, 50, closed="both"), None]
@@ -917,9 +919,10 @@ class FrameEstimatorMixin:
         permute rows move the absent ones last instead)."""
         return bool(getattr(self, "absent_rows_", False)) and not self.group_.permutes_rows
 
-    def _canonical(self, X, return_frame=True):
+    def _canonical(self, X, return_frame=True, n_frames=None):
         """Canonical inputs (B, K, ...), frames (None without a group) and present rows
-        (B, n) (None: all present).
+        (B, n) (None: all present); ``n_frames`` overrides the estimator's frames per
+        sample (predictions with fewer frames than the fit).
 
         Absent rows (all NaN in the first point field) are zeros in the canonical
         inputs; where the fitted data had absent rows and the group keeps rows in place,
@@ -928,7 +931,8 @@ class FrameEstimatorMixin:
         if self.group_ is None:
             return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
-                         self._frame_method, self.row_rule, self.n_frames)
+                         self._frame_method, self.row_rule,
+                         self.n_frames if n_frames is None else n_frames)
         fitted_absent = getattr(self, "absent_rows_", False)
         host = plan.reads_rows(X)
         if host and fitted_absent:   # chunks check X and fill or drop absent rows in cache

@@ -23,6 +23,7 @@ from ._engine import (
     COMMON_CONSTRAINTS,
     DEFAULT_ROW_RULE,
     FRAME_CONSTRAINT,
+    N_FRAMES_CONSTRAINT,
     N_JOBS_CONSTRAINT,
     ROUND_BITS_CONSTRAINT,
     TARGET_CONSTRAINT,
@@ -34,6 +35,7 @@ from ._engine import (
 )
 from ._skorch import inner_inputs, inner_outputs
 from .exceptions import AbsentRowsError, LayoutError, NonFiniteInputError, first_indices
+from .groups._ensemble import check_ensemble
 from .layout import Layout
 
 __all__ = ["FrameAveragingClassifier", "FrameAveragingRegressor"]
@@ -59,11 +61,12 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         "frame": FRAME_CONSTRAINT,
         "n_jobs": N_JOBS_CONSTRAINT,
         "round_bits": ROUND_BITS_CONSTRAINT,
+        "predict_frames": N_FRAMES_CONSTRAINT + [None],
     }
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
-                 frame="minimal", row_rule=DEFAULT_ROW_RULE, n_frames=1, tol=None,
-                 n_jobs=None, round_bits=40):
+                 frame="minimal", row_rule=DEFAULT_ROW_RULE, n_frames=1,
+                 predict_frames=None, tol=None, n_jobs=None, round_bits=40):
         self.estimator = estimator
         self.group = group
         self.fields = fields
@@ -71,6 +74,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         self.frame = frame
         self.row_rule = row_rule
         self.n_frames = n_frames
+        self.predict_frames = predict_frames
         self.tol = tol
         self.n_jobs = n_jobs
         self.round_bits = round_bits
@@ -80,9 +84,23 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         return self.frame
 
     @property
+    def _n_predict_frames(self):
+        """Frames per sample in predictions: ``predict_frames``, else ``n_frames``."""
+        return self.n_frames if self.predict_frames is None else self.predict_frames
+
+    def _fit_frames(self, X):
+        """Resolve the frames (see :class:`FrameEstimatorMixin`) and check that the
+        prediction frames exist too."""
+        super()._fit_frames(X)
+        if self.group_ is not None:
+            check_ensemble(self.group_, self._n_predict_frames, self.layout_.n_rows,
+                           self.row_rule, self.frame)
+
+    @property
     def _one_call(self):
         """Whether the inner estimator is called once per sample (a fitted property)."""
-        return self.group_ is None or (self.frame == "minimal" and self.n_frames == 1)
+        return self.group_ is None or (self.frame == "minimal"
+                                       and self._n_predict_frames == 1)
 
     def _get_estimator(self):
         """The inner estimator as given (unfitted), or a new default one."""
@@ -151,7 +169,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         and the frames."""
         check_is_fitted(self)
         X = self._validate_X(X)
-        Xc, frame, present = self._canonical(X)
+        Xc, frame, present = self._canonical(X, n_frames=self._n_predict_frames)
         B, K = Xc.shape[:2]
         if params and not get_config()["enable_metadata_routing"]:
             raise ValueError(f"{method} parameters {sorted(params)} need "
@@ -226,7 +244,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
         of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
-    row_rule : {"pivoted", "first", "first_above"}, default="pivoted"
+    row_rule : {"first_above", "first", "pivoted"}, default="first_above"
         Which rows define the frame vectors of groups whose frames read the rows in
         order; see :class:`MinimalFrameCanonicalizer`.
     n_frames : int, default=1
@@ -239,6 +257,10 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         minimal frame. Needs ``frame="minimal"``, a group that keeps rows in place (not
         S_n and its products) and ``row_rule`` "first" or "first_above" (pivoting
         ignores the row order). Ignored without a group.
+    predict_frames : int or None, default=None
+        Frames per sample in predictions (None: ``n_frames``). ``predict_frames=1``
+        after ``n_frames=k`` fits on ``k`` canonical copies (training augmentation)
+        and predicts with one inner call per sample, on the first frame: exact too.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None
@@ -286,10 +308,11 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
                  target="invariant", frame="minimal", row_rule=DEFAULT_ROW_RULE,
-                 n_frames=1, tol=None, n_jobs=None, round_bits=40):
+                 n_frames=1, predict_frames=None, tol=None, n_jobs=None, round_bits=40):
         super().__init__(estimator, group=group, fields=fields, frame_fields=frame_fields,
-                         frame=frame, row_rule=row_rule, n_frames=n_frames, tol=tol,
-                         n_jobs=n_jobs, round_bits=round_bits)
+                         frame=frame, row_rule=row_rule, n_frames=n_frames,
+                         predict_frames=predict_frames, tol=tol, n_jobs=n_jobs,
+                         round_bits=round_bits)
         self.target = target
 
     def fit(self, X, y, sample_weight=None, **fit_params):
@@ -419,7 +442,9 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         The inner classifier (cloned in ``fit``). Default ``LogisticRegression()``.
         A skorch ``NeuralNetClassifier`` works as is: it receives float32 canonical
         inputs and int64 labels 0..n_classes-1.
-    group, fields, frame_fields, frame, row_rule, n_frames, tol, n_jobs, round_bits :
+    group, fields, frame_fields, frame, row_rule, n_frames, predict_frames :
+        As for :class:`FrameAveragingRegressor`.
+    tol, n_jobs, round_bits :
         As for :class:`FrameAveragingRegressor`.
 
     Attributes

@@ -131,7 +131,7 @@ class FrameAveraged(nn.Module):
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one backbone row per sample), or the sign-flip PCA frames of
         Puny et al. (``2^d`` rows per sample for O/E, ``2^(d-1)`` for SO/SE).
-    row_rule : {"pivoted", "first", "first_above"}, default="pivoted"
+    row_rule : {"first_above", "first", "pivoted"}, default="first_above"
         Which rows define the frame vectors of groups whose frames read the rows in
         order; see :class:`~mfa_sklearn.MinimalFrameCanonicalizer`.
     n_frames : int, default=1

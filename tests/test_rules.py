@@ -211,17 +211,18 @@ def test_rules_differ_and_agree_on_generic_rows():
                            "O(3)", X, random_state=0)
 
 
-def test_absent_rows_ensemble():
+@pytest.mark.parametrize("group", ["E(3)", "S_n x E(3)"])
+def test_absent_rows_ensemble(group):
     rng = np.random.default_rng(6)
     X, y = _nbody_like(rng)
     X.reshape(len(X), N_ROWS, 3)[::3, 1] = np.nan
     y.reshape(len(y), N_ROWS, 3)[::3, 1] = np.nan
-    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group=group,
                                   target="point", row_rule="first", n_frames=4).fit(X, y)
     pred = reg.predict(X)
     assert np.isnan(pred.reshape(len(X), N_ROWS, 3)[::3, 1]).all()
     assert np.isfinite(pred.reshape(len(X), N_ROWS, 3)[1::3]).all()
-    assert_equivariant(reg, "E(3)", X, random_state=3)
+    assert_equivariant(reg, group, X, random_state=3)
 
 
 @pytest.mark.parametrize("params,match", [
@@ -331,3 +332,24 @@ def test_permutation_products(group):
     assert_equivariant(reg, group, X, fields=fields, random_state=1,
                        rtol=1e-9 if "O(1" not in group else 1e-7)
     assert np.all(reg.frame_diagnostics(X)["frame_size"] >= 4)
+
+
+def test_predict_frames():
+    """Fit on k canonical copies, predict with fewer frames: exact, fewer inner calls."""
+    rng = np.random.default_rng(12)
+    X, y = _nbody_like(rng)
+    reg = FrameAveragingRegressor(CountingRegressor(DecisionTreeRegressor(random_state=0)),
+                                  group="S_n x E(3)", target="point", n_frames=4,
+                                  predict_frames=1).fit(X, y)
+    assert reg.estimator_.fit_rows_ == [4 * len(X)]
+    assert_equivariant(reg, "S_n x E(3)", X, random_state=0)
+    reg.predict(X[:5])
+    assert reg.estimator_.predict_rows_[-1] == 5
+    clf = FrameAveragingClassifier(DecisionTreeClassifier(random_state=0), group="E(3)",
+                                   n_frames=3, predict_frames=2).fit(
+        X, rng.integers(0, 2, len(X)))
+    assert_equivariant(clf.predict_proba, "E(3)", X, random_state=1)
+    with pytest.raises(ValueError, match="reads the row order"):
+        FrameAveragingRegressor(group="E(3)", row_rule="pivoted", predict_frames=2).fit(X, y)
+    with pytest.raises(ValueError, match="predict_frames"):
+        FrameAveragingRegressor(group="E(3)", predict_frames=0).fit(X, y)

@@ -203,7 +203,9 @@ def test_other_group_families_match_numpy_and_are_equivariant(group, target):
     with torch.no_grad():
         got = fa(torch.from_numpy(X)).numpy()
     expected = reg.predict(X)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    # the regressor rounds canonical inputs to 40 bits (round_bits), the module does not:
+    # a coordinate at a grid boundary differs by one step, 2^-40 relative
+    np.testing.assert_allclose(got, expected, rtol=0, atol=4e-12 * np.abs(expected).max())
     assert_equivariant(as_function(fa), group, X, fields=fields, target=target,
                        random_state=12, rtol=1e-9)
 
@@ -604,7 +606,9 @@ def test_graph_module_is_exactly_symmetric_and_matches_numpy(target, n_out):
 @pytest.mark.filterwarnings("ignore::mfa_sklearn.exceptions.FrameDegeneracyWarning")
 @pytest.mark.parametrize("group, target, frame, bound", [
     ("E(3)", "point", "minimal", 1e-5), ("SO(3)", "vector", "pca", 1e-5),
-    ("S_n x E(3)", "vector", "minimal", 1e-5), ("U(2)", "invariant", "minimal", 1e-5),
+    # S_n x E(3): the default row rule's frames may be up to 10x less well conditioned
+    # than pivoting's (a chosen residual down to a tenth of the largest)
+    ("S_n x E(3)", "vector", "minimal", 3e-5), ("U(2)", "invariant", "minimal", 1e-5),
     ("SO(1,3)", "vector", "minimal", 1e-4), ("Aff(3)", "point", "minimal", 1e-4)])
 def test_float32_frames_are_float32_and_equivariant_to_float32_rounding(group, target,
                                                                          frame, bound):

@@ -36,3 +36,11 @@ def test_bench_torch_local_quick():
     out = _run("bench_torch_local.py")
     for row in ("energy (forward)", "energy + forces", "train step", "atom MLP"):
         assert row in out
+
+
+def test_bench_rules_quick(tmp_path):
+    out = _run("bench_rules.py", "--out-dir", str(tmp_path), "--paths", "3",
+               "--steps", "200")
+    for rule in ("| first |", "| pivoted |", "| first_above |"):
+        assert rule in out
+    assert (tmp_path / "bench_rules_quick.md").stat().st_size > 0

@@ -699,7 +699,7 @@ def test_canonicalizer_and_3d_input(group):
         record_error(f"canonicalizer {group} {X.ndim}-D {X.dtype}", result["max_error"])
     # the canonical form is the frame's x H^H, in real blocks; scalars pass through
     can = MinimalFrameCanonicalizer(group=group, fields=fields, round_bits=None).fit(X3)
-    H = H0(G.frame(z))
+    H = H0(G.frame(z, rule=can.row_rule))
     expected = np.concatenate([G.to_real(z @ hermitian(H)), w], axis=-1)
     np.testing.assert_allclose(can.transform(X3), expected, rtol=0, atol=1e-14)
     control = check_equivariance(lambda X: X, group, X3, fields=fields, random_state=1)
