@@ -83,16 +83,20 @@ class _LocalFrameBase(BaseEstimator):
                              f"{self.input_shape_}")
         return X
 
-    def _environments(self, X, fit=False):
+    def _environments(self, X, fit=False, sample_weight=None):
         """The canonical neighbourhoods of X's atoms, and their invariant features
-        (standardized with the training atoms' mean and spread where asked)."""
+        (standardized with the training atoms' mean and spread, weighted by their
+        systems' ``sample_weight``, where asked)."""
         envs = self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
         features = envs.features(self.encoding, self.n_radial)
         if fit:
             self.feature_mean_ = self.feature_scale_ = None
-            if self.standardize and len(features):
-                self.feature_mean_ = features.mean(axis=0)
-                spread = features.std(axis=0)
+            weight = None if sample_weight is None else sample_weight[envs.system]
+            if self.standardize and len(features) and (weight is None or weight.sum() > 0):
+                # weights count as repeated systems: the same statistics either way
+                self.feature_mean_ = np.average(features, axis=0, weights=weight)
+                spread = np.sqrt(np.average((features - self.feature_mean_) ** 2, axis=0,
+                                            weights=weight))
                 # columns constant up to rounding (flat or linear environments) keep
                 # their scale: dividing by noise would make noise count
                 noise = 1e-6 * max(float(spread.max()), np.finfo(np.float64).tiny)
@@ -303,7 +307,6 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the "
                              "target y is None")
         X = self._fit_layout(X)
-        envs, features = self._environments(X, fit=True)
         estimator = clone(self._get_estimator())
         params = {}
         if sample_weight is not None:
@@ -313,6 +316,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
             if sample_weight.shape != (len(X),):
                 raise ValueError(f"sample_weight must have shape ({len(X)},); got "
                                  f"{sample_weight.shape}")
+        envs, features = self._environments(X, fit=True, sample_weight=sample_weight)
         if self.target == "sum":
             y = self._system_targets(y, len(X))
             kernel, kparams = kernel_parameters(estimator)
