@@ -73,7 +73,7 @@ def main(argv=None):
                                                    band=1e-8),
         "canonical neighbourhoods (weighted)": lambda: spec.environments(X),
         "canonical neighbourhoods (nearest)": lambda: spec_nearest.environments(X),
-        "features (transform, weighted)": lambda: featurizer.atom_features(X),
+        "features (atom_features, defaults)": lambda: featurizer.atom_features(X),
     }
     results = {name: best(fn, repeats) for name, fn in stages.items()}
     base = results["one (atoms, 12, 3) @ (3, 3) matmul"]
