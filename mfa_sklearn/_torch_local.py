@@ -15,7 +15,6 @@ puts both targets in one array, as skorch wants y.
 Import these from :mod:`mfa_sklearn.torch`.
 """
 
-import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,6 +27,7 @@ from sklearn.utils._param_validation import (
 from torch import nn
 
 from ._engine import fill_absent, find_absent
+from ._submodule import build_submodule
 from .exceptions import NonFiniteInputError
 from .groups._namespace import on_host
 from .groups._selection import ROW_RULES
@@ -36,7 +36,6 @@ from .local._environments import LocalFrames, local_group
 
 __all__ = ["EnergyForceLoss", "LocalFrameAveraged", "pack_targets"]
 
-_PREFIX = "atom_module__"
 _PARAMETER_CONSTRAINTS = {
     "fields": [dict, str, tuple, None],
     "group": [str],
@@ -50,30 +49,6 @@ _PARAMETER_CONSTRAINTS = {
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
     "return_forces": ["boolean"],
 }
-
-
-def _build_atom_module(atom_module, kwargs, n_features):
-    """The atom module: an instance, or a class built from the ``atom_module__*``
-    arguments (``n_features_in`` filled in where the class takes it)."""
-    unknown = sorted(k for k in kwargs if not k.startswith(_PREFIX))
-    if unknown:
-        raise TypeError(
-            f"LocalFrameAveraged got unexpected keyword argument(s) {unknown}; arguments "
-            f"of the atom module go as {_PREFIX}<name>, e.g. {_PREFIX}hidden=64")
-    sub = {k[len(_PREFIX):]: v for k, v in kwargs.items()}
-    if isinstance(atom_module, nn.Module):
-        if sub:
-            raise TypeError(
-                f"{_PREFIX}* arguments {sorted(kwargs)} need an atom module class, but "
-                f"atom_module is an instance of {type(atom_module).__name__}")
-        return atom_module
-    if isinstance(atom_module, type) and issubclass(atom_module, nn.Module):
-        if ("n_features_in" in inspect.signature(atom_module).parameters
-                and "n_features_in" not in sub):
-            sub["n_features_in"] = n_features()
-        return atom_module(**sub)
-    raise TypeError(f"atom_module must be a torch.nn.Module instance or subclass; got "
-                    f"{atom_module!r}")
 
 
 class LocalFrameAveraged(nn.Module):
@@ -223,8 +198,9 @@ class LocalFrameAveraged(nn.Module):
             caller_name=type(self).__name__)
         self._system_group = local_group(group)[0]
         self._specs = {}
-        self.atom_module = _build_atom_module(atom_module, kwargs,
-                                              lambda: self.n_features_in)
+        self.atom_module = build_submodule(
+            atom_module, kwargs, owner="LocalFrameAveraged", name="atom_module",
+            fill={"n_features_in": lambda: self.n_features_in})
 
     # ---------------------------------------------------------------- neighbourhoods
     def local_frames(self, sample_shape):

@@ -43,6 +43,7 @@ from ._engine import (
     restore,
     with_presence,
 )
+from ._submodule import build_submodule
 from ._torch_local import EnergyForceLoss, LocalFrameAveraged, pack_targets
 from .exceptions import NonFiniteInputError
 from .groups import get_group
@@ -52,7 +53,6 @@ from .layout import Layout, parse_fields
 
 __all__ = ["EnergyForceLoss", "FrameAveraged", "LocalFrameAveraged", "pack_targets"]
 
-_PREFIX = "module__"
 _PARAMETER_CONSTRAINTS = {
     **COMMON_CONSTRAINTS,
     "target": TARGET_CONSTRAINT,
@@ -61,27 +61,6 @@ _PARAMETER_CONSTRAINTS = {
     "detach_frame": ["boolean"],
     "presence_column": ["boolean"],
 }
-
-
-def _build_module(module, kwargs):
-    """The backbone: ``module`` itself, or the class ``module`` built from ``module__*``."""
-    unknown = sorted(k for k in kwargs if not k.startswith(_PREFIX))
-    if unknown:
-        raise TypeError(
-            f"FrameAveraged got unexpected keyword argument(s) {unknown}; arguments of "
-            f"the backbone go as {_PREFIX}<name>, e.g. {_PREFIX}hidden=64")
-    sub = {k[len(_PREFIX):]: v for k, v in kwargs.items()}
-    if isinstance(module, nn.Module):
-        if sub:
-            raise TypeError(
-                f"{_PREFIX}* arguments {sorted(kwargs)} need a backbone class, but "
-                f"module is an instance of {type(module).__name__}; pass the class, or "
-                "build the instance yourself")
-        return module
-    if isinstance(module, type) and issubclass(module, nn.Module):
-        return module(**sub)
-    raise TypeError(f"module must be a torch.nn.Module instance or subclass; got "
-                    f"{module!r}")
 
 
 class FrameAveraged(nn.Module):
@@ -226,7 +205,7 @@ class FrameAveraged(nn.Module):
                  n_frames=1, tol=None, frame_dtype="float64", detach_frame=False,
                  presence_column=False, **kwargs):
         super().__init__()
-        self.module = _build_module(module, kwargs)
+        self.module = build_submodule(module, kwargs, owner="FrameAveraged", name="module")
         self.group = group
         self.fields = fields
         self.frame_fields = frame_fields

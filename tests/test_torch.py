@@ -115,7 +115,7 @@ def test_module_class_gets_prefixed_kwargs_and_bad_kwargs_fail():
     assert "group='O(3)'" in repr(fa)
     with pytest.raises(TypeError, match="module__<name>"):
         FrameAveraged(MLP, hidden=7)
-    with pytest.raises(TypeError, match="need a backbone class"):
+    with pytest.raises(TypeError, match="need a class"):
         FrameAveraged(MLP(), module__hidden=7)
     with pytest.raises(TypeError, match=r"nn\.Module"):
         FrameAveraged(lambda x: x)
