@@ -77,6 +77,8 @@ DATASETS = {
 }
 GAMMAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
+#: local frames: weights of the density encoding's angular channels tried for energies
+ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
 CUTOFF = 6.0
 N_NEIGHBORS = 12
 
@@ -201,8 +203,10 @@ def sorted_inverse_distance_forces(model, scaler, X_train_desc, X, n):
 
 
 # ---------------------------------------------------------------------- tuning
-def tune_sum_kernel(F_train, s_train, n_train, F_val, s_val, n_val, y_train, y_val, n_atoms_val):
-    """Best (gamma, alpha) of KRR on the exact sum kernel, by validation MAE per atom."""
+def tune_sum_kernel(F_train, s_train, n_train, F_val, s_val, n_val, y_train, y_val,
+                    n_atoms_val, return_score=False):
+    """Best (gamma, alpha) of KRR on the exact sum kernel, by validation MAE per atom
+    (and that MAE, with ``return_score``)."""
     best = (np.inf, None, None)
     for gamma in GAMMAS:
         K = system_kernel(F_train, s_train, n_train, F_train, s_train, n_train, "rbf",
@@ -214,7 +218,7 @@ def tune_sum_kernel(F_train, s_train, n_train, F_val, s_val, n_val, y_train, y_v
             mae = np.mean(np.abs(pred - y_val) / n_atoms_val)
             if mae < best[0]:
                 best = (mae, gamma, alpha)
-    return best[1], best[2]
+    return (best[1], best[2], best[0]) if return_score else (best[1], best[2])
 
 
 def tune_krr(D_train, y_train, D_val, y_val, n_atoms_val):
@@ -269,18 +273,29 @@ def run_dataset(name, spec, args, rows, curves):
     tune = tr[:args.n_tune]
     local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS)
 
-    # --- local frames, exact sum kernel: tuned on precomputed kernels of the features
+    # --- local frames, exact sum kernel: tuned on precomputed kernels of the features,
+    # the angular weight too (the estimator scales those columns the same way)
     atoms = LocalFrameRegressor(**local_kw).fit(X[tune], E[tune])
     Ft, st, _ = atoms.atom_features(X[tune])
     Fv, sv, _ = atoms.atom_features(X[va])
-    gamma, alpha = tune_sum_kernel(Ft, st, len(tune), Fv, sv, len(va), E[tune], E[va], count[va])
+    angular = atoms.local_frames_.angular_columns(atoms.n_radial)
+    best = (np.inf, None)
+    for weight in ANGULAR_WEIGHTS:
+        scale = np.where(angular, weight, 1.0)
+        gamma, alpha, mae = tune_sum_kernel(Ft * scale, st, len(tune), Fv * scale, sv,
+                                            len(va), E[tune], E[va], count[va],
+                                            return_score=True)
+        if mae < best[0]:
+            best = (mae, (gamma, alpha, weight))
+    gamma, alpha, weight = best[1]
+    local_kw_energy = dict(local_kw, angular_weight=weight)
     model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=alpha),
-                                **local_kw)
+                                **local_kw_energy)
     _, fit_s = timed(model.fit, X[tr], E[tr])
     pred, predict_s = timed(model.predict, X[te])
     add("local frames (sum kernel)", "energy", energy_mae(pred, E[te], count[te]),
         energy_mae(model.predict(Xs), E[te], count[te]), fit_s, predict_s,
-        f"gamma={gamma:g} alpha={alpha:g}")
+        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g}")
     local_energy = (gamma, alpha)
 
     # --- local frames, pooled random features + Ridge
@@ -289,7 +304,8 @@ def run_dataset(name, spec, args, rows, curves):
         for ridge in (1e-6, 1e-3):
             pipe = make_pipeline(LocalFrameFeaturizer(
                 atom_transformer=Nystroem(gamma=components_gamma, n_components=args.nystroem,
-                                          random_state=0), **local_kw), Ridge(alpha=ridge))
+                                          random_state=0), **local_kw_energy),
+                Ridge(alpha=ridge))
             pipe.fit(X[tune], E[tune])
             mae = energy_mae(pipe.predict(X[va]), E[va], count[va])
             if mae < best[0]:
@@ -402,8 +418,9 @@ def run_dataset(name, spec, args, rows, curves):
     if not curves:
         sizes = [s for s in args.curve_sizes if s <= len(tr)]
         curves["sizes"] = sizes
-        Ftr, s_tr, _ = LocalFrameRegressor(**local_kw).fit(X[tr], E[tr]).atom_features(X[tr])
-        Fte, s_te, _ = LocalFrameRegressor(**local_kw).fit(X[tr], E[tr]).atom_features(X[te])
+        atoms = LocalFrameRegressor(**local_kw_energy).fit(X[tr], E[tr])
+        Ftr, s_tr, _ = atoms.atom_features(X[tr])
+        Fte, s_te, _ = atoms.atom_features(X[te])
         curves["local frames (sum kernel)"] = _curve(Ftr, s_tr, Fte, s_te, sizes, E[tr],
                                                      E[te], count[te], *local_energy)
         for label, descriptor in descriptors.items():

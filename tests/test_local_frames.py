@@ -357,3 +357,19 @@ def test_atoms_quickstart_runs_in_smoke_mode():
     errors = [float(x) for x in out.split("energies ")[1].split(" (relative)")[0]
               .replace("forces ", "").split(", ")]
     assert max(errors) <= 1e-10
+
+
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_angular_weight_scales_the_angular_channels_alone(first_vector):
+    rng = np.random.default_rng(13)
+    X = generic(rng)
+    kw = dict(fields=FIELDS, cutoff=4.0, n_neighbors=5, first_vector=first_vector)
+    full = LocalFrameFeaturizer(**kw).fit(X)
+    radial = LocalFrameFeaturizer(angular_weight=0.0, **kw).fit(X)
+    F, _, _ = full.atom_features(X)
+    R, _, _ = radial.atom_features(X)
+    mask = full.local_frames_.angular_columns(full.n_radial)
+    assert mask.shape == (F.shape[1],) and 0 < mask.sum() < len(mask)
+    assert np.all(R[:, mask] == 0)
+    np.testing.assert_array_equal(R[:, ~mask], F[:, ~mask])
+    assert np.abs(F[:, mask]).max() > 0

@@ -140,6 +140,17 @@ class LocalFrames:
     def _names(self, kind):
         return [f.name for f in self.layout.fields if f.kind == kind]
 
+    def angular_columns(self, n_radial):
+        """Boolean mask over the columns of ``features("density", n_radial)``: True on
+        the angular channels (monomials of degree 1 and 2), False on the centre's own
+        fields and the radial channels."""
+        fields = sum(f.width for f in self.layout.fields if f.kind in ("scalar", "vector"))
+        own = fields + (self.d if self.first_vector == "weighted" else 0)
+        monomials = 1 + self.d + self.d * (self.d + 1) // 2
+        body = np.zeros((n_radial, monomials, 1 + fields), dtype=bool)
+        body[:, 1:] = True
+        return np.concatenate([np.zeros(own, dtype=bool), body.reshape(-1)])
+
     @property
     def width(self):
         """Neighbour rows per environment."""

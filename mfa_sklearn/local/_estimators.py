@@ -50,6 +50,7 @@ class _LocalFrameBase(BaseEstimator):
         "cutoff_weight": [StrOptions({"cosine"}), None],
         "encoding": [StrOptions({"rows", "density"})],
         "n_radial": [Interval(Integral, 1, None, closed="left")],
+        "angular_weight": [Interval(Real, 0, None, closed="left")],
         "standardize": ["boolean"],
         "tol": COMMON_CONSTRAINTS["tol"],
         "n_jobs": N_JOBS_CONSTRAINT,
@@ -103,6 +104,10 @@ class _LocalFrameBase(BaseEstimator):
                 self.feature_scale_ = np.where(spread > noise, spread, 1.0)
         if self.feature_mean_ is not None:
             features = (features - self.feature_mean_) / self.feature_scale_
+        if self.encoding == "density" and self.angular_weight != 1:
+            features = features.copy() if self.feature_mean_ is None else features
+            features[:, self.local_frames_.angular_columns(self.n_radial)] *= (
+                self.angular_weight)
         return envs, features
 
     def atom_features(self, X):
@@ -217,6 +222,12 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         where neighbours swap order.
     n_radial : int, default=8
         Radial Gaussians of ``encoding="density"``.
+    angular_weight : float, default=1.0
+        Factor on the angular channels of ``encoding="density"`` (after
+        standardization), against the radial ones: how much the inner estimator's
+        kernel or penalty reads directions in the canonical frame. Tune it like a
+        kernel width: potentials that depend on distances alone (EMT) prefer small
+        values, vector targets (forces) need the directions.
     standardize : bool, default=True
         Centre and scale every per-atom feature by its mean and standard deviation over
         the training atoms, so that coordinates, species and weights count alike in
@@ -264,8 +275,8 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
 
     def __init__(self, estimator=None, *, target="sum", fields=None, group="E(3)",
                  cutoff=5.0, n_neighbors=12, first_vector="nearest", row_rule="first_above",
-                 cutoff_weight="cosine", encoding="density", n_radial=8, standardize=True,
-                 tol=None, n_jobs=None):
+                 cutoff_weight="cosine", encoding="density", n_radial=8, angular_weight=1.0,
+                 standardize=True, tol=None, n_jobs=None):
         self.estimator = estimator
         self.target = target
         self.fields = fields
@@ -277,6 +288,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         self.cutoff_weight = cutoff_weight
         self.encoding = encoding
         self.n_radial = n_radial
+        self.angular_weight = angular_weight
         self.standardize = standardize
         self.tol = tol
         self.n_jobs = n_jobs
@@ -439,7 +451,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         How atoms are pooled; a system without atoms gets zeros.
     fields, group, cutoff, n_neighbors, first_vector, row_rule, cutoff_weight, encoding
         As for :class:`LocalFrameRegressor`.
-    n_radial, standardize
+    n_radial, angular_weight, standardize
         As for :class:`LocalFrameRegressor`.
     tol, n_jobs
         As for :class:`LocalFrameRegressor`.
@@ -477,8 +489,8 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
 
     def __init__(self, atom_transformer=None, *, pooling="sum", fields=None, group="E(3)",
                  cutoff=5.0, n_neighbors=12, first_vector="nearest", row_rule="first_above",
-                 cutoff_weight="cosine", encoding="density", n_radial=8, standardize=True,
-                 tol=None, n_jobs=None):
+                 cutoff_weight="cosine", encoding="density", n_radial=8, angular_weight=1.0,
+                 standardize=True, tol=None, n_jobs=None):
         self.atom_transformer = atom_transformer
         self.pooling = pooling
         self.fields = fields
@@ -490,6 +502,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         self.cutoff_weight = cutoff_weight
         self.encoding = encoding
         self.n_radial = n_radial
+        self.angular_weight = angular_weight
         self.standardize = standardize
         self.tol = tol
         self.n_jobs = n_jobs
