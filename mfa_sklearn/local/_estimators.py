@@ -102,7 +102,13 @@ class _LocalFrameBase(BaseEstimator):
                 noise = 1e-6 * max(float(spread.max()), np.finfo(np.float64).tiny)
                 self.feature_scale_ = np.where(spread > noise, spread, 1.0)
         if self.feature_mean_ is not None:
-            features = (features - self.feature_mean_) / self.feature_scale_
+            if features.dtype == np.result_type(features, self.feature_mean_):
+                # in place: the same values, without two more arrays of the features'
+                # size (10^6 atoms x 161 features is 1.3 GB each)
+                features -= self.feature_mean_
+                features /= self.feature_scale_
+            else:
+                features = (features - self.feature_mean_) / self.feature_scale_
         return envs, features
 
     def atom_features(self, X):
