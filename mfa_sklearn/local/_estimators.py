@@ -88,6 +88,10 @@ class _LocalFrameBase(BaseEstimator):
         (standardized with the training atoms' mean and spread, weighted by their
         systems' ``sample_weight``, where asked)."""
         envs = self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
+        if not fit and self.feature_mean_ is not None:
+            # standardized while each chunk of atoms is in cache
+            return envs, envs.features(self.encoding, self.n_radial,
+                                       (self.feature_mean_, self.feature_scale_))
         features = envs.features(self.encoding, self.n_radial)
         if fit:
             self.feature_mean_ = self.feature_scale_ = None
