@@ -749,7 +749,12 @@ class FramePlan:
         starts at sample ``start`` (errors name samples of the whole batch)."""
         parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
-        keep = None if present is None else _canonical_present(frame, present, X.dtype)
+        keep = None
+        if present is not None and not (getattr(frame, "zeros_absent_rows", False)
+                                        and frame.present is not None):
+            # frames computed from `present` that zero its absent rows themselves
+            # (S_n x G) need no second pass
+            keep = _canonical_present(frame, present, X.dtype)
         canonical = {}
         # where each frame field's rows start among the stacked frame-defining rows
         offsets, row = {}, 0

@@ -282,6 +282,14 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial):
     return xp.reshape(out, (A, -1))
 
 
+def _standardized(features, standardize):
+    """``features`` (numpy, fresh) standardized in place with ``(mean, scale)``."""
+    mean, scale = standardize
+    features -= mean
+    features /= scale
+    return features
+
+
 def _atom_chunks(A, size=4096):
     """Slices of at most ``size`` atoms."""
     return [slice(i, min(i + size, A)) for i in range(0, A, size)]
@@ -322,9 +330,13 @@ class Environments:
     def n_systems(self):
         return self.present.shape[0]
 
-    def features(self, encoding="density", n_radial=8):
+    def features(self, encoding="density", n_radial=8, standardize=None):
         """Invariant features of every atom, (A, p), in the namespace and on the
         device of the canonical neighbourhoods.
+
+        ``standardize``, a pair ``(mean, scale)`` of arrays (p,), gives
+        ``(features - mean) / scale`` instead (numpy: in place, chunk by chunk where
+        the features' dtype holds the result).
 
         The centre's own scalar and vector fields (and weighted direction) come first.
         Then the neighbours, by ``encoding``:
@@ -341,11 +353,39 @@ class Environments:
           functions.
         """
         xp = get_namespace(self.canonical)
-        device = getattr(self.canonical, "device", None)
-        A, rows, width = self.canonical.shape
-        ordered = self.canonical
-        if np.any(self.centre):     # the centre first, the neighbours in their order
-            order = np.argsort(np.where(np.arange(rows) == self.centre[:, None], -1,
+        A = self.canonical.shape[0]
+        if xp is np and encoding == "density" and A:
+            # chunks of atoms, from the reordering to the densities written into the
+            # output: the temporaries stay in cache (the same operations as below)
+            out = None
+            for s in _atom_chunks(A):
+                part = self._features(s, encoding, n_radial)
+                if out is None:
+                    out = np.empty((A, part.shape[1]), dtype=part.dtype)
+                    inplace = standardize is not None and out.dtype == np.result_type(
+                        out, *standardize)
+                out[s] = part
+                if inplace:
+                    _standardized(out[s], standardize)
+            if standardize is not None and not inplace:
+                out = (out - standardize[0]) / standardize[1]
+            return out
+        out = self._features(slice(None), encoding, n_radial)
+        if standardize is None:
+            return out
+        if xp is np and out.dtype == np.result_type(out, *standardize):
+            return _standardized(out, standardize)
+        return (out - standardize[0]) / standardize[1]
+
+    def _features(self, atoms, encoding, n_radial):
+        """:meth:`features` of the atoms of the slice ``atoms``."""
+        canonical, centre_at = self.canonical[atoms], self.centre[atoms]
+        xp = get_namespace(canonical)
+        device = getattr(canonical, "device", None)
+        A, rows, width = canonical.shape
+        ordered = canonical
+        if np.any(centre_at):     # the centre first, the neighbours in their order
+            order = np.argsort(np.where(np.arange(rows) == centre_at[:, None], -1,
                                         np.arange(rows)), axis=1, kind="stable")
             ordered = take_rows(xp, ordered, xp.asarray(order, device=device))
         columns = _columns(self.plan.layout)
@@ -357,7 +397,7 @@ class Environments:
                                 ).astype(np.intp)
         r = ordered[:, 1:, columns[_R]]
         neighbour_fields = xp.take(ordered[:, 1:], xp.asarray(fields, device=device), axis=2)
-        there = xp.asarray(np.arange(rows - 1) < (self.n_present - 1)[:, None],
+        there = xp.asarray(np.arange(rows - 1) < (self.n_present[atoms] - 1)[:, None],
                            device=device)
         distance = _safe_norm(xp, r, there)
         weight = xp.astype(there, r.dtype)
@@ -369,18 +409,6 @@ class Environments:
             if self.spec.cutoff_weight == "cosine":
                 neighbours.append(weight[..., None])
             block = xp.reshape(xp.concat(neighbours, axis=2), (A, -1))
-        elif xp is np and A:
-            # chunks of atoms written into the output: the temporaries stay in cache
-            centre = ordered[:, 0, own]
-            out = None
-            for s in _atom_chunks(A):
-                part = _density(np, r[s], distance[s], weight[s], neighbour_fields[s],
-                                self.spec.cutoff, n_radial)
-                if out is None:
-                    out = np.empty((A, len(own) + part.shape[1]), dtype=part.dtype)
-                    out[:, :len(own)] = centre
-                out[s, len(own):] = part
-            return out
         else:
             block = _density(xp, r, distance, weight, neighbour_fields, self.spec.cutoff,
                              n_radial)

@@ -89,26 +89,42 @@ class _LocalFrameBase(BaseEstimator):
         (standardized with the training atoms' mean and spread, weighted by their
         systems' ``sample_weight``, where asked)."""
         envs = self.local_frames_.environments(X, tol=self.tol, n_jobs=self.n_jobs)
-        features = envs.features(self.encoding, self.n_radial)
-        if fit:
-            self.feature_mean_ = self.feature_scale_ = None
-            weight = None if sample_weight is None else sample_weight[envs.system]
-            if self.standardize and len(features) and (weight is None or weight.sum() > 0):
-                # weights count as repeated systems: the same statistics either way
-                self.feature_mean_ = np.average(features, axis=0, weights=weight)
-                spread = np.sqrt(np.average((features - self.feature_mean_) ** 2, axis=0,
-                                            weights=weight))
-                # columns constant up to rounding (flat or linear environments) keep
-                # their scale: dividing by noise would make noise count
-                noise = 1e-6 * max(float(spread.max()), np.finfo(np.float64).tiny)
-                self.feature_scale_ = np.where(spread > noise, spread, 1.0)
-        if self.feature_mean_ is not None:
-            features = (features - self.feature_mean_) / self.feature_scale_
+        if not fit and self.feature_mean_ is not None:
+            # standardized while each chunk of atoms is in cache
+            features = envs.features(self.encoding, self.n_radial,
+                                     (self.feature_mean_, self.feature_scale_))
+        else:
+            features = envs.features(self.encoding, self.n_radial)
+            if fit:
+                self._fit_statistics(features, envs, sample_weight)
+            if self.feature_mean_ is not None:
+                if features.dtype == np.result_type(features, self.feature_mean_):
+                    # in place: the same values, without two more arrays of the
+                    # features' size (10^6 atoms x 161 features is 1.3 GB each)
+                    features -= self.feature_mean_
+                    features /= self.feature_scale_
+                else:
+                    features = (features - self.feature_mean_) / self.feature_scale_
         if self.encoding == "density" and self.angular_weight != 1:
-            features = features.copy() if self.feature_mean_ is None else features
+            # features are a new array on every path: scaled in place
             features[:, self.local_frames_.angular_columns(self.n_radial)] *= (
                 self.angular_weight)
         return envs, features
+
+    def _fit_statistics(self, features, envs, sample_weight):
+        """``feature_mean_`` and ``feature_scale_`` of the training atoms (None without
+        ``standardize``), weighted by their systems' ``sample_weight``."""
+        self.feature_mean_ = self.feature_scale_ = None
+        weight = None if sample_weight is None else sample_weight[envs.system]
+        if self.standardize and len(features) and (weight is None or weight.sum() > 0):
+            # weights count as repeated systems: the same statistics either way
+            self.feature_mean_ = np.average(features, axis=0, weights=weight)
+            spread = np.sqrt(np.average((features - self.feature_mean_) ** 2, axis=0,
+                                        weights=weight))
+            # columns constant up to rounding (flat or linear environments) keep their
+            # scale: dividing by noise would make noise count
+            noise = 1e-6 * max(float(spread.max()), np.finfo(np.float64).tiny)
+            self.feature_scale_ = np.where(spread > noise, spread, 1.0)
 
     def atom_features(self, X):
         """The invariant features of every present atom, as the inner estimator (or the

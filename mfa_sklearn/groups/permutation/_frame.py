@@ -150,6 +150,10 @@ class PermutationFrame(Frame):
 
     diagnostic_names = Frame.diagnostic_names + ("labeling_path", "n_candidate_groups")
 
+    #: :meth:`to_canonical` gives zeros on the rows (and pairs) that ``present`` marks
+    #: absent, so callers holding the same mask need not zero them again
+    zeros_absent_rows = True
+
     def __init__(self, perms, H=None, t=None, *, weights, runs, frame_size,
                  frame_type=Frame, metric=None, orbitals=None, symmetrize=False,
                  present=None, **diagnostics):
