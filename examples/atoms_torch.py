@@ -14,13 +14,13 @@ Trained twice on the same data: as a skorch ``NeuralNetRegressor`` (criterion
 Run: ``python examples/atoms_torch.py`` (about 45 s of CPU time; torch's two OpenMP
 threads slow down many-fold on a loaded machine, where ``OMP_NUM_THREADS=1`` helps);
 ``MFA_SMOKE=1`` for a seconds-long run. It printed (800 training and 300 test clusters,
-25 epochs; 1000 and 40 epochs gave 1.7 meV/atom and 0.036 eV/A)::
+25 epochs, the density encoding)::
 
     model                        E MAE meV/atom F MAE eV/A (comp)   fit s
     mean energy, zero forces              42.85            0.383     0.0
-    skorch NeuralNetRegressor              2.62            0.050    60.5
-    plain torch loop                       2.45            0.051    29.9
-    S_n x E(3) errors in float64: energy 6.6e-15, forces 1.3e-14
+    skorch NeuralNetRegressor              0.87            0.018    18.7
+    plain torch loop                       0.75            0.017    17.2
+    S_n x E(3) errors in float64: energy 5.8e-15, forces 1.5e-14
 
 (fit times on a shared 2-core machine, one torch thread).
 """
