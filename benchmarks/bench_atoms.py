@@ -232,9 +232,14 @@ def tune_krr(D_train, y_train, D_val, y_val, n_atoms_val):
     return best[1], best[2]
 
 
-def standardize(train, *others):
+def column_statistics(train):
+    """Mean and spread of each column of ``train`` (spread 1 where it is constant)."""
     mu, sd = train.mean(0), train.std(0)
-    sd = np.where(sd > 1e-12 * max(sd.max(), 1e-300), sd, 1.0)
+    return mu, np.where(sd > 1e-12 * max(sd.max(), 1e-300), sd, 1.0)
+
+
+def standardize(train, *others):
+    mu, sd = column_statistics(train)
     return [(a - mu) / sd for a in (train,) + others]
 
 
@@ -329,8 +334,7 @@ def run_dataset(name, spec, args, rows, curves):
                                        count[va])
         start = time.perf_counter()
         Dtr, s_tr = per_atom_descriptor(descriptor, X[tr], n)
-        mu, sd = Dtr.mean(0), Dtr.std(0)
-        sd = np.where(sd > 1e-12 * sd.max(), sd, 1.0)
+        mu, sd = column_statistics(Dtr)
         Dtr = (Dtr - mu) / sd
         K = system_kernel(Dtr, s_tr, len(tr), Dtr, s_tr, len(tr), "rbf", {"gamma": gamma})
         krr = KernelRidge(kernel="precomputed", alpha=alpha).fit(K, E[tr])

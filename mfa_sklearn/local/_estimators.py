@@ -14,6 +14,7 @@ from sklearn.base import (
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
+    _check_sample_weight,
     check_is_fitted,
     column_or_1d,
     has_fit_parameter,
@@ -340,10 +341,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         if sample_weight is not None:
             if not has_fit_parameter(estimator, "sample_weight"):
                 raise ValueError(f"{type(estimator).__name__} does not take sample_weight")
-            sample_weight = np.asarray(sample_weight, dtype=np.float64)
-            if sample_weight.shape != (len(X),):
-                raise ValueError(f"sample_weight must have shape ({len(X)},); got "
-                                 f"{sample_weight.shape}")
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         envs, features = self._environments(X, fit=True, sample_weight=sample_weight)
         if self.target == "sum":
             y = self._system_targets(y, len(X))
