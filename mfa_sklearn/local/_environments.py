@@ -296,12 +296,10 @@ def _atom_chunks(A, size=4096):
 
 
 def _columns(layout):
-    """Column slice of each field in the rows of a 3-D layout."""
-    columns, offset = {}, 0
-    for f in layout.fields:
-        columns[f.name] = slice(offset, offset + f.width)
-        offset += f.width
-    return columns
+    """Column slice of each field in the rows of a 3-D layout (the layout's own
+    offsets: split of the column indices)."""
+    return {name: slice(int(c[0]), int(c[-1]) + 1)
+            for name, c in layout.split(np.arange(layout.row_width)).items()}
 
 
 class Environments:

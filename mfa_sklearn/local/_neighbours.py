@@ -138,7 +138,7 @@ def _check_coincident(pos, distance):
     """Clear error for two atoms at the same position."""
     if distance.shape[2] == 0:
         return
-    scale = np.max(np.abs(np.where(np.isfinite(pos), pos, 0.0)), axis=(1, 2))
+    scale = np.max(np.abs(pos), axis=(1, 2))          # finite: absent atoms are filled
     level = 64 * np.finfo(np.float64).eps * np.maximum(scale, np.finfo(np.float64).tiny)
     nearest = distance.min(axis=2)
     close = nearest <= level[:, None]
