@@ -8,6 +8,8 @@ whose frames read the rows in order, with generic and degenerate inputs, in floa
 float32. Estimator level: ``assert_equivariant`` with a decision tree inside.
 """
 
+import zlib
+
 import numpy as np
 import pytest
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -80,15 +82,25 @@ def _bound(name, dtype):
     return 1e-9 if name.startswith(("GL", "SL", "Aff", "O(1")) else TOL64
 
 
+def _conditioned(bound):
+    """``bound``, or rounding times the frame's conditioning where that is larger: the
+    "first" rule may take a short residual as an axis (conditioning up to ~1e4 on rank-2
+    clouds, errors ~2 eps times it), which the well-conditioned rules never do."""
+    return lambda frame: max(bound, 1e-14 * float(np.max(frame.diagnostics["conditioning"])))
+
+
 @pytest.mark.parametrize("rule,k", CASES)
 @pytest.mark.parametrize("name", GROUPS)
 @pytest.mark.parametrize("degenerate", [False, True])
 def test_frames_exact(name, rule, k, degenerate):
-    rng = np.random.default_rng(hash((name, rule, k, degenerate)) % 2 ** 32)
+    # a fixed seed per case: str hashes change between processes (PYTHONHASHSEED)
+    rng = np.random.default_rng(zlib.crc32(f"{name}-{rule}-{k}-{degenerate}".encode()))
     G = get_group(name)
     x = _data(name, rng, degenerate=degenerate)
     draw = {"kappa": 3.0} if name.startswith(("GL", "SL", "Aff")) else None
-    check = assert_frame_equivariant(Ensembled(G, k), x, bound=_bound(name, np.float64),
+    bound = _bound(name, np.float64)
+    check = assert_frame_equivariant(Ensembled(G, k), x,
+                                     bound=_conditioned(bound) if rule == "first" else bound,
                                      complex=name.startswith("U"), rule=rule, draw=draw,
                                      case=f"rules {name}")
     assert check.frame.n_calls == k
