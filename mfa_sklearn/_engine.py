@@ -677,20 +677,22 @@ class FramePlan:
         part, frame = plan._canonicalize_chunk(compact.reshape(b, kept, width), tol,
                                                return_frame, False, valid, s.start,
                                                round_bits)
-        # back in place: each sample's compact rows, then a zero row for its absent rows
         K, part_width = part.shape[1], part.shape[-1]
-        ones = int(presence_column and self.layout.three_d and K == 1 and out is not None)
-        rows_out = np.empty((K, b, kept + 1, part_width + ones), dtype=part.dtype)
-        rows_out[:, :, :kept, :part_width] = part.transpose(1, 0, 2, 3)
+        if presence_column and self.layout.three_d and K == 1 and out is not None:
+            # straight into the output: zeros and presence 0, then the present rows
+            flat = out.reshape(b * n, part_width + 1)
+            flat.fill(0.0)
+            values = part.reshape(b * kept, part_width)
+            flat[source, :part_width] = values if valid is None else values[slot]
+            flat[source, part_width] = 1.0
+            return None, frame
+        # back in place: each sample's compact rows, then a zero row for its absent rows
+        rows_out = np.empty((K, b, kept + 1, part_width), dtype=part.dtype)
+        rows_out[:, :, :kept] = part.transpose(1, 0, 2, 3)
         rows_out[:, :, kept] = 0.0
-        if ones:
-            rows_out[:, :, :kept, part_width] = 1.0
         inverse = np.repeat(np.arange(kept, b * (kept + 1), kept + 1), n)
         inverse[source] = slot + source // n
-        rows_out = rows_out.reshape(K, b * (kept + 1), part_width + ones)
-        if ones:   # straight into the output, presence column included
-            np.take(rows_out[0], inverse, axis=0, out=out.reshape(b * n, -1))
-            return None, frame
+        rows_out = rows_out.reshape(K, b * (kept + 1), part_width)
         full = np.take(rows_out, inverse, axis=1).reshape(K, b, n, part_width)
         full = full.transpose(1, 0, 2, 3)
         if not self.layout.three_d:
