@@ -61,8 +61,10 @@ def main(argv=None):
     featurizer = LocalFrameFeaturizer(fields=fields, cutoff=6.0, n_neighbors=12).fit(X[:50])
     spec = featurizer.local_frames_
     _, group = local_group("E(3)")
-    spec_nearest = LocalFrames(spec.layout, group, spec.cutoff, spec.n_neighbors, "nearest",
-                               spec.row_rule, spec.cutoff_weight)
+    spec_nearest, spec_weighted = (
+        LocalFrames(spec.layout, group, spec.cutoff, spec.n_neighbors, first_vector,
+                    spec.row_rule, spec.cutoff_weight)
+        for first_vector in ("nearest", "weighted"))
     pos = X[..., :3].copy()
     present = np.ones(X.shape[:2], dtype=bool)
     rows = rng.normal(size=(A, 12, 3))
@@ -71,7 +73,7 @@ def main(argv=None):
         "one (atoms, 12, 3) @ (3, 3) matmul": lambda: rows @ rotation,
         "neighbour lists": lambda: neighbour_lists(pos, present, cutoff=6.0, n_neighbors=12,
                                                    band=1e-8),
-        "canonical neighbourhoods (weighted)": lambda: spec.environments(X),
+        "canonical neighbourhoods (weighted)": lambda: spec_weighted.environments(X),
         "canonical neighbourhoods (nearest)": lambda: spec_nearest.environments(X),
         "features (atom_features, defaults)": lambda: featurizer.atom_features(X),
     }
