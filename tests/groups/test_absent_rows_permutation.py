@@ -444,3 +444,99 @@ def test_graph_equivariance_on_present_vertices():
     flat = backbone(Ap.reshape(len(sizes), 1, N, N))["scalar"][:, 0]
     flat_g = backbone(gA.reshape(len(sizes), 1, N, N))["scalar"][:, 0]
     assert rel_error(moved_padded(G, g, flat, mask, "scalar")[0], flat_g) >= CONTROL
+
+
+# ------------------------------------------------ padded batches framed at once (S_n x O)
+def _fast_path_batch(rng, dtype, B=60, n=9):
+    """Samples of S_n x O(3) with 0..n present rows holding random finite filler at
+    their absent rows: generic ones, ones whose first two rows have equal norms (only
+    colour refinement tells them apart), and cubes and twin rows (symmetric: the
+    general path); returns the padded fields, the mask and the symmetric samples."""
+    sizes = rng.integers(0, n + 1, size=B)
+    sizes[:4] = [0, 1, 2, n]
+    x = rng.normal(size=(B, n, 3))
+    for b in range(4, B, 3):                       # equal norms, generic otherwise
+        x[b, 1] = x[b, 0] @ np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    symmetric = [5, 6]
+    sizes[5], sizes[6] = 8, 5
+    x[5, :8] = cube_vertices() @ np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    x[6, 2] = x[6, 0]                              # twins
+    u = np.zeros((B, n, 3))                        # a second point field, mostly zero
+    u[:, 0] = rng.normal(size=(B, 3)) * (rng.random((B, 1)) < 0.5)
+    s = rng.integers(0, 2, size=(B, n, 1)).astype(np.float64)
+    s[4::3, :2] = 1.0                              # equal colours for the equal norms
+    s[5], s[6, 2] = 0.0, s[6, 0]                   # uncoloured cube, twins
+    v = rng.normal(size=(B, n, 3))
+    u[5], v[5] = 0.0, 0.0                          # nothing else breaks the cube's symmetry
+    (xp, up, sp, vp), _, mask, positions = pad([a.astype(dtype) for a in (x, u, s, v)],
+                                                sizes, rng, n=n)
+    for a in (xp, up, sp, vp):
+        a[~mask] = rng.normal(size=(int((~mask).sum()), a.shape[-1]))
+    return (xp, up, sp, vp), (x, u, s, v), mask, positions, sizes, symmetric
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["S_n x O(3)", "S_n x SO(3)"])
+@pytest.mark.parametrize("two_fields", [False, True])
+def test_padded_batch_at_once_is_the_frame_of_the_present_rows(name, dtype, two_fields,
+                                                               monkeypatch):
+    """Groups without translations frame the samples whose present rows colour
+    refinement tells apart on the padded batch, at once; the frames are those of the
+    present rows alone, bit for bit, and only the others (symmetric, empty) are framed
+    by their present rows."""
+    rng = np.random.default_rng(7)
+    G = get_group(name)
+    (xp, up, sp, vp), (x, u, s, v), mask, positions, sizes, symmetric = \
+        _fast_path_batch(rng, dtype)
+    compact_samples = []
+    frame = G.frame
+
+    def spy(*args, **options):
+        if options.get("present") is None:
+            compact_samples.append(len(args[0][0] if isinstance(args[0], list) else args[0]))
+        return frame(*args, **options)
+
+    monkeypatch.setattr(G, "frame", spy)
+    points = [up, xp] if two_fields else [xp]
+    f = G.frame(points, scalars=sp, others=[(vp, "vector")], present=mask,
+                rule="first_above")
+    monkeypatch.undo()
+    searched = 0
+    for m in np.unique(sizes):
+        same = np.flatnonzero(sizes == m)
+        if m == 0:
+            assert np.array_equal(np.asarray(f.perm)[same], np.broadcast_to(
+                np.arange(mask.shape[1]), (len(same), mask.shape[1])))
+            continue
+        compact = [u[same, :m], x[same, :m]] if two_fields else [x[same, :m]]
+        g = G.frame([a.astype(dtype) for a in compact], scalars=s[same, :m].astype(dtype),
+                    others=[(v[same, :m].astype(dtype), "vector")], rule="first_above")
+        searched += int(np.sum(g.labeling_path == "search"))
+        for i, b in enumerate(same):
+            pos = positions[b]
+            assert np.array_equal(f.perms[b, 0, :m], pos[g.perms[i, 0]])
+            assert np.array_equal(f.perms[b, 0, m:], np.flatnonzero(~mask[b]))
+            live = g.weights[i] > 0
+            assert np.array_equal(f.weights[b][:live.sum()], g.weights[i][live])
+            assert np.array_equal(f.H[b][:live.sum()], g.H[i][live])
+            assert np.array_equal(f.runs[b, :m], g.runs[i])
+            for name_ in ("size", "rank", "conditioning", "labeling_path",
+                          "n_candidate_groups"):
+                assert getattr(f, name_)[b] == getattr(g, name_)[i]
+        for padded, alone, kind in [(xp, x, "point"), (sp, s, "scalar"), (vp, v, "vector")]:
+            got = canonical(f, padded, kind)[same]
+            want = canonical(g, alone[same, :m].astype(dtype), kind)
+            assert np.array_equal(got[:, :m], want)
+            assert not np.any(got[:, m:])
+        y = rng.normal(size=(len(same), 1, m, 3))
+        full = np.zeros((len(mask), 1, mask.shape[1], 3))
+        full[same, :, :m] = y
+        out = f.from_canonical(full, "vector")[same]
+        back = g.from_canonical(y, "vector")
+        for i, b in enumerate(same):
+            assert np.array_equal(out[i, positions[b]], back[i])
+    assert all(f.labeling_path[symmetric] == "search")
+    assert f.size[symmetric[0]] == (48 if name == "S_n x O(3)" else 24)
+    assert searched < len(mask) // 4
+    # the searched and the empty samples alone were framed by their present rows
+    assert sum(compact_samples) == searched + int(np.sum(sizes == 0))

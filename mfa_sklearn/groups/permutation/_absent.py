@@ -25,7 +25,10 @@ each a class of its own (never averaged with another row):
   row (rank 0, ``t = 0``).
 
 The groups compute the compact frames in as many calls as there are distinct sizes
-``m`` in the batch; each call is vectorized over its samples.
+``m`` in the batch; each call is vectorized over its samples. Products ``S_n x G``
+without translations first frame the samples that their fast path (one round of
+colour refinement) tells apart on the padded batch at once, with the same bits (see
+``PermutationProductGroup._fast_frames_padded``); only the others are compacted.
 
 References
 ----------
@@ -124,7 +127,8 @@ def _embedded(compact, layout, mask, size):
                          present=mask)
 
 
-def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, **options):
+def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, done=None,
+                      **options):
     """The frames of a padded batch with absent rows (see the module docstring).
 
     Parameters
@@ -135,6 +139,9 @@ def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, **op
         Present rows (not all True).
     points, vectors, scalars, others, edges
         The fields, as passed to ``frame``.
+    done : (ndarray, PermutationFrame), optional
+        Samples (m,) whose frames are known already, and those frames (with ``mask``
+        as their present rows); the other samples are framed here.
     **options
         ``method``, ``tol`` and ``rule``, passed on.
 
@@ -146,8 +153,13 @@ def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, **op
     sizes = mask.sum(axis=1)
     layout = np.argsort(~mask, axis=1, kind="stable")       # present rows, then absent
     frames, samples = [], []
-    for size in np.unique(sizes).tolist():
-        index = np.flatnonzero(sizes == size)
+    todo = np.ones(B, dtype=bool)
+    if done is not None:
+        samples.append(done[0])
+        frames.append(done[1])
+        todo[done[0]] = False
+    for size in np.unique(sizes[todo]).tolist():
+        index = np.flatnonzero((sizes == size) & todo)
         rows = layout[index, :max(size, 1)]
         empty = size == 0
 

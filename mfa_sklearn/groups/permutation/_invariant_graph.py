@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from .._namespace import power_of_two_scale, take_rows
-from ._ranking import _dense_rank_order
+from ._ranking import _absent_last, _dense_rank_order, _present_distinct, _present_order
 from ._refinement import _edge_codes, _refine_once
 
 
@@ -205,4 +205,31 @@ def _fast_order(graph):
             crank[rest], [block[..., p] for p in range(k * k)]
             + [c[rest] for c in graph.edge_codes],
             [2 * R + 1] * (k * k) + graph.edge_ranges)
+    return order, distinct
+
+
+def _fast_order_present(graph, present):
+    """:func:`_fast_order` of the present rows (B, n) of a padded batch, on the padded
+    graph at once: the order of the present rows' signatures, then the absent rows in
+    increasing index order (B, n), and whether the present rows' signatures all differ
+    (B,); samples without present rows count as not distinct.
+
+    The absent rows must be zero rows. Their colours then sort above every present
+    colour (:func:`_present_order`), so the present rows keep the dense colour ranks of
+    the compact sample, and each adds the same pair ``(Q = 0, its colour)`` to every
+    present row's multiset. Sorted multisets of equal size compare like their smallest
+    differing element, which common elements do not change: the present rows'
+    signatures are ordered and told apart exactly as in the compact sample."""
+    n, k = graph.n, graph.k
+    crank, order, distinct = _present_order(graph.colours, present)
+    distinct &= present.any(axis=1)
+    rest = np.flatnonzero(~distinct)
+    rest = rest[present[rest].any(axis=1)]
+    if len(rest):
+        R = graph.radius
+        block = graph.quantised(rest).reshape(len(rest), n, n, k * k) + R   # >= 0
+        refined, _, rank = _refine_once(crank[rest], [block[..., p] for p in range(k * k)],
+                                        [2 * R + 1] * (k * k))
+        order[rest] = _absent_last(refined, present[rest])
+        distinct[rest] = _present_distinct(rank, refined, present[rest])
     return order, distinct

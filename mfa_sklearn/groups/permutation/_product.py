@@ -42,9 +42,10 @@ import numpy as np
 
 from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
 from .._namespace import get_namespace, machine_eps, work_float
+from ._absent import _batch_shape, _frame_of_present, _present_mask
 from ._frame import PermutationElement
 from ._inputs import _check_edges, _check_per_row, _edge_matrix
-from ._invariant_graph import _Data, _fast_order, _invariant_graph
+from ._invariant_graph import _Data, _fast_order, _fast_order_present, _invariant_graph
 from ._parts import _assemble, _FastPart
 from ._search import _search_frames
 from ._symmetric import _PermutationBase
@@ -174,6 +175,71 @@ class PermutationProductGroup(_PermutationBase):
         return labeling.frame(like, H, t, frame_type=parts[0].frame_type,
                               metric=self.metric)
 
+    def _frame_with_absent_rows(self, present, points, vectors, scalars, others, edges,
+                                method, tol, rule):
+        """The frame of a batch with absent rows, or None where every row is present.
+
+        The samples whose present rows one round of colour refinement tells apart
+        (almost every generic one) are framed together, padded, by
+        :meth:`_fast_frames_padded`; the others by their present rows alone, one call
+        per number of present rows (see ``_absent``)."""
+        self._check_method(method)
+        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
+                                                     edges) or (0, 0)))
+        if mask is None:
+            return None
+        done = self._fast_frames_padded(mask, points, vectors, scalars, others, edges, tol,
+                                        rule)
+        return _frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
+                                 done=done, method=method, tol=tol, rule=rule)
+
+    def _fast_frames_padded(self, mask, points, vectors, scalars, others, edges, tol, rule):
+        """The fast path on a padded batch at once: the frames of the samples whose
+        present rows one round of colour refinement tells apart.
+
+        They are the frames of the present rows alone, with the absent rows appended
+        (``_absent``), bit for bit. The absent frame-defining rows are set to zeros,
+        which change neither the power-of-two scaling of the rows nor the invariant
+        scale ``max_i |z_i|^2`` of a group without translations; colours and Gram
+        blocks are computed entry by entry, so those of the present rows are the
+        compact sample's; their order is the compact one
+        (:func:`~._invariant_graph._fast_order_present`); and the G-frame of rows with
+        trailing zero rows is that of the rows alone (zero rows are never selected,
+        and every product is taken row by row). Numpy batches of Euclidean groups
+        without translations or edge fields only (else None): centroids and the
+        Minkowski scale would see the zero rows.
+
+        Returns
+        -------
+        (ndarray, PermutationFrame) or None
+            The samples framed and their frames (``mask`` as their present rows).
+        """
+        given = as_list(points) + as_list(vectors) + as_list(scalars) + [
+            a for a, _ in others or []]
+        if (self.has_translations or self.metric is not None or as_list(edges)
+                or not all(isinstance(a, np.ndarray) for a in given)):
+            return None
+        keep = mask[:, :, None]
+
+        def zeroed(arrays):
+            return [np.where(keep, a, a.dtype.type(0)) for a in arrays]
+
+        kinds = [kind for _, kind in others or []]
+        data = self._batch(zeroed(as_list(points)), zeroed(as_list(vectors)),
+                           zeroed(as_list(scalars)),
+                           list(zip(zeroed(a for a, _ in others or []), kinds)), None, tol,
+                           rule)
+        order, distinct = _fast_order_present(_invariant_graph(data, self.metric), mask)
+        index = np.flatnonzero(distinct)
+        if not len(index):
+            return None
+        part = _fast_frames(data, order[index], np.arange(len(index)), index)
+        labeling, H, t = _assemble(len(index), data.n, [part])
+        frame = labeling.frame(given[0], H, t, frame_type=part.frame_type,
+                               metric=self.metric)
+        frame.present = mask[index]
+        return index, frame
+
     def _batch(self, points, vectors, scalars, others, edges, tol, rule):
         """The checked fields of a batch on the host, as :class:`_Data`."""
         points = [_to_numpy(a) for a in points]
@@ -241,10 +307,11 @@ class PermutationProductGroup(_PermutationBase):
         return H, t
 
 
-def _fast_frames(data, order, index):
-    """The fast path: G-frames of the rows of samples ``index`` in their canonical
-    orders ``order`` (m, n); one element, no twins."""
-    frame = data.inner_frame(index, order)
+def _fast_frames(data, order, index, samples=None):
+    """The fast path: G-frames of the rows of samples ``samples`` (default ``index``)
+    of ``data`` in their canonical orders ``order`` (m, n); one element, no twins; the
+    part's samples are ``index``."""
+    frame = data.inner_frame(index if samples is None else samples, order)
     m, n = order.shape
     return _FastPart(index=index, perms=order[:, None], H=frame.H, t=frame.t,
                      weights=np.ones((m, 1)),

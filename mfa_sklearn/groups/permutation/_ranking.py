@@ -96,9 +96,13 @@ def _inverse_permutation(order):
     return inverse.reshape(B, n)
 
 
-def _dense_rank_order(keys):
+def _dense_rank_order(keys, present=None):
     """Dense ranks of rows (B, n, c), as :func:`_dense_rank`, with an order that sorts
     them and whether a sample's rows all differ.
+
+    ``present`` (B, n), optional: the keys of the other rows count as ``+inf`` in
+    every column, and only the present rows are told apart (padded batches, see
+    :func:`_present_order`); ``distinct`` then means nothing.
 
     Returns
     -------
@@ -117,18 +121,74 @@ def _dense_rank_order(keys):
     samples with ties in the first column are sorted lexicographically.
     """
     B, n = keys.shape[:2]
-    first = np.ascontiguousarray(keys[:, :, 0])
+    first = (np.ascontiguousarray(keys[:, :, 0]) if present is None
+             else np.where(present, keys[:, :, 0], np.inf))
     order = np.argsort(first, axis=1)
     sorted_first = take_rows(np, first, order)
-    tied = np.flatnonzero(np.any(sorted_first[:, 1:] == sorted_first[:, :-1], axis=1))
+    same = sorted_first[:, 1:] == sorted_first[:, :-1]
+    if present is not None:
+        same &= np.arange(1, n) < np.count_nonzero(present, axis=1)[:, None]
+    tied = np.flatnonzero(np.any(same, axis=1))
     rank = _inverse_permutation(order)
     distinct = np.ones(B, dtype=bool)
     if len(tied):
-        sub = keys[tied]
+        sub = keys[tied] if present is None else np.where(present[tied, :, None],
+                                                           keys[tied], np.inf)
         order[tied] = _lexsort_rows(sub)
         rank[tied], runs = _ranks(take_rows(np, sub, order[tied]), order[tied])
         distinct[tied] = runs[:, -1] == n - 1
     return rank, order, distinct
+
+
+def _present_order(keys, present):
+    """:func:`_dense_rank_order` of the present rows of a padded batch, computed on the
+    whole batch at once.
+
+    Parameters
+    ----------
+    keys : ndarray of shape (B, n, c), float
+        Finite keys of the present rows (those of absent rows are ignored).
+    present : ndarray of shape (B, n) of bool
+
+    Returns
+    -------
+    rank : ndarray of shape (B, n), int64
+        Dense rank of each present row's keys among the present rows of its sample
+        (where they all differ, their positions in ``order``); the absent rows rank
+        above them.
+    order : ndarray of shape (B, n), int64
+        The present rows in the lexicographic order of their keys, then the absent
+        rows in increasing index order.
+    distinct : ndarray of shape (B,) of bool
+        Whether all present rows of a sample have different keys. Where they do,
+        ``order`` restricted to them is the unique sorting order, so it is the order
+        that :func:`_dense_rank_order` gives the present rows alone.
+
+    Notes
+    -----
+    The absent rows' keys count as ``+inf`` in every column, above every finite key,
+    so that one batched sort serves samples of every number of present rows.
+    """
+    rank, order, _ = _dense_rank_order(keys, present)
+    return rank, _absent_last(order, present), _present_distinct(rank, order, present)
+
+
+def _absent_last(order, present):
+    """``order`` (B, n), which lists the present rows of ``present`` (B, n) first, with
+    the absent rows that follow them in increasing index order."""
+    n = present.shape[1]
+    count = np.count_nonzero(present, axis=1)
+    absent = np.argsort(~present, axis=1, kind="stable")
+    return np.where(np.arange(n) < count[:, None], order, absent)
+
+
+def _present_distinct(rank, order, present):
+    """Whether the ranks (B, n) of the present rows of a sample all differ, with the
+    present rows first in ``order`` (B, n)."""
+    n = present.shape[1]
+    inner = np.arange(1, n) < np.count_nonzero(present, axis=1)[:, None]
+    ordered = take_rows(np, rank, order)
+    return ~np.any((ordered[:, 1:] == ordered[:, :-1]) & inner, axis=1)
 
 
 def _pack(columns, ranges, return_spans=False):
