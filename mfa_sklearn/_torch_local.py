@@ -286,7 +286,7 @@ class LocalFrameAveraged(nn.Module):
         B = X.shape[0]
         if envs is None:
             return torch.full((B,), float("nan"), dtype=X.dtype, device=X.device)
-        features = envs.features(self.encoding, self.n_radial).to(X.dtype)
+        features = envs.features(self.encoding, self.n_radial, dtype=X.dtype)
         out = self.atom_module(features)
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
