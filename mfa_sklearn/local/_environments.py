@@ -260,11 +260,13 @@ class LocalFrames:
 def _density(xp, r, distance, weight, fields, cutoff, n_radial):
     """Neighbour densities in canonical frames (see ``Environments.features``),
     (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials."""
-    unit = r / distance[..., None]
+    # unstacked at once: autograd then joins the coordinates' gradients in one stack,
+    # where indexing them one by one fills and adds a full-size gradient per use
+    unit = xp.unstack(r / distance[..., None], axis=-1)
     d = r.shape[-1]
     one = xp.ones_like(distance)
-    angular = xp.stack([one] + [unit[..., i] for i in range(d)]
-                       + [unit[..., i] * unit[..., j] for i in range(d) for j in range(i, d)],
+    angular = xp.stack([one] + list(unit)
+                       + [unit[i] * unit[j] for i in range(d) for j in range(i, d)],
                        axis=-1)                                            # (A, k, L)
     centres = xp.asarray(np.linspace(0.0, cutoff, n_radial), dtype=r.dtype,
                          device=getattr(r, "device", None))
