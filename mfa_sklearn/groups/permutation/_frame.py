@@ -36,6 +36,7 @@ Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetri
 Efficiency. ICML 2024, arXiv:2406.07598.
 """
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,39 +76,35 @@ def _row_products_sum(x, M):
     return out
 
 
-_ROW_PRODUCTS_FUNCTION = []
-
-
+@functools.cache
 def _row_products_autograd():
     """A torch autograd Function with the forward bits of :func:`_row_products_sum`
     and matmul gradients. Autograd's backward of the broadcast terms reduces over the
     rows axis term by term, slower than all the rest of the frame; gradients need no
     bit-for-bit rounding, and matmuls are differentiable again (training on forces)."""
-    if not _ROW_PRODUCTS_FUNCTION:
-        import torch
+    import torch
 
-        class RowProducts(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, x, M):
-                ctx.save_for_backward(x, M)
-                return _row_products_sum(x, M)
+    class RowProducts(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, M):
+            ctx.save_for_backward(x, M)
+            return _row_products_sum(x, M)
 
-            @staticmethod
-            def backward(ctx, grad):
-                x, M = ctx.saved_tensors
-                grad_x = grad_M = None
-                if ctx.needs_input_grad[0]:
-                    grad_x = torch.matmul(grad, M.mT)
-                    if x.shape[1] < grad_x.shape[1]:
-                        grad_x = grad_x.sum(dim=1, keepdim=True)
-                if ctx.needs_input_grad[1]:
-                    grad_M = torch.matmul(x.mT, grad)
-                    if M.shape[1] < grad_M.shape[1]:
-                        grad_M = grad_M.sum(dim=1, keepdim=True)
-                return grad_x, grad_M
+        @staticmethod
+        def backward(ctx, grad):
+            x, M = ctx.saved_tensors
+            grad_x = grad_M = None
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.matmul(grad, M.mT)
+                if x.shape[1] < grad_x.shape[1]:   # broadcast over the element axis
+                    grad_x = grad_x.sum(dim=1, keepdim=True)
+            if ctx.needs_input_grad[1]:
+                grad_M = torch.matmul(x.mT, grad)
+                if M.shape[1] < grad_M.shape[1]:
+                    grad_M = grad_M.sum(dim=1, keepdim=True)
+            return grad_x, grad_M
 
-        _ROW_PRODUCTS_FUNCTION.append(RowProducts)
-    return _ROW_PRODUCTS_FUNCTION[0]
+    return RowProducts
 
 
 def _row_products_numpy(x, M):
