@@ -124,7 +124,9 @@ class LocalFrameAveraged(nn.Module):
     flat ``(B, C)`` (field-major column blocks) or ``(B, n, W)``; an atom is absent
     where its positions are all NaN, or where ``mask`` (B, n) is False. The energy of a
     system without atoms is NaN; forces are NaN at absent atoms. Neighbourhoods and
-    frames are computed in float64; features and energies come back in X's dtype.
+    frames are computed in float64, exact to its rounding; the features are computed in
+    X's dtype from the canonical neighbourhoods rounded to it (float32 X: float32
+    features, energies and forces, invariant and equivariant to float32 rounding).
 
     **Where it runs.** Neighbour lists and the canonical row orders of the
     neighbourhoods (ties, symmetric environments) are decisions on a host copy of the
@@ -286,7 +288,7 @@ class LocalFrameAveraged(nn.Module):
         B = X.shape[0]
         if envs is None:
             return torch.full((B,), float("nan"), dtype=X.dtype, device=X.device)
-        features = envs.features(self.encoding, self.n_radial).to(X.dtype)
+        features = envs.features(self.encoding, self.n_radial, dtype=X.dtype)
         out = self.atom_module(features)
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]

@@ -118,6 +118,46 @@ def test_forces_are_the_energy_gradient(first_vector):
     torch.testing.assert_close(m.forces(X), -grad, rtol=1e-12, atol=1e-14)
 
 
+def test_force_training_second_derivatives():
+    """gradgradcheck: the force loss trains through d(forces)/d(weights) and
+    d(forces)/dx, which run through the matmul gradients of the frames' row products."""
+    m = model(n_neighbors=4)
+    X = torch.tensor(clusters(B=2, n=5, absent=False))
+    pos = X[..., :3].clone().requires_grad_(True)
+
+    def energy(p):
+        return m.energy(torch.cat([p, X[..., 3:]], dim=2))
+
+    assert torch.autograd.gradgradcheck(energy, (pos,), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_row_products_keep_their_bits_and_have_exact_gradients():
+    from mfa_sklearn.groups._namespace import get_namespace
+    from mfa_sklearn.groups.permutation._frame import _row_products
+    rng = np.random.default_rng(7)
+    for K, S in [(1, 1), (1, 3), (3, 1)]:
+        x = torch.tensor(rng.normal(size=(4, K, 5, 3)), requires_grad=True)
+        M = torch.tensor(rng.normal(size=(4, S, 3, 3)), requires_grad=True)
+        xp = get_namespace(x)
+        expected = _row_products(np, x.detach().numpy(), M.detach().numpy())
+        assert np.array_equal(_row_products(xp, x, M).detach().numpy(), expected)
+        assert torch.autograd.gradcheck(lambda a, b: _row_products(xp, a, b), (x, M))
+        assert torch.autograd.gradgradcheck(lambda a, b: _row_products(xp, a, b), (x, M))
+
+
+def test_float32_model_features_are_the_float64_ones_rounded():
+    """float32 X: features computed from the float64 canonical neighbourhoods rounded
+    to float32 (frames in float64), so within float32 rounding of the float64 ones."""
+    X = torch.tensor(clusters(), dtype=torch.float32)
+    envs = model().environments(X)
+    f64 = envs.features("density", 8)
+    f32 = envs.features("density", 8, dtype=torch.float32)
+    assert f64.dtype == torch.float64 and f32.dtype == torch.float32
+    scale = f64.abs().amax(dim=0).clamp(min=1.0)
+    assert ((f32.double() - f64).abs() / scale).max() <= 1e-5
+    assert ((f32.double() - f64).abs() / scale).max() > 0     # really float32
+
+
 def test_symmetric_clusters_finite_and_invariant():
     ico = icosahedron_with_centre()
     rng = np.random.default_rng(3)

@@ -260,25 +260,40 @@ class LocalFrames:
 def _density(xp, r, distance, weight, fields, cutoff, n_radial):
     """Neighbour densities in canonical frames (see ``Environments.features``),
     (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials."""
-    unit = r / distance[..., None]
+    # unstacked at once: autograd then joins the coordinates' gradients in one stack,
+    # where indexing them one by one fills and adds a full-size gradient per use
+    unit = xp.unstack(r / distance[..., None], axis=-1)
     d = r.shape[-1]
     one = xp.ones_like(distance)
-    angular = xp.stack([one] + [unit[..., i] for i in range(d)]
-                       + [unit[..., i] * unit[..., j] for i in range(d) for j in range(i, d)],
+    angular = xp.stack([one] + list(unit)
+                       + [unit[i] * unit[j] for i in range(d) for j in range(i, d)],
                        axis=-1)                                            # (A, k, L)
     centres = xp.asarray(np.linspace(0.0, cutoff, n_radial), dtype=r.dtype,
                          device=getattr(r, "device", None))
     width = cutoff / max(n_radial - 1, 1)
     radial = xp.exp(-(((distance[..., None] - centres) / width) ** 2)) * weight[..., None]
-    channels = xp.concat([one[..., None], fields], axis=-1)                # (A, k, C)
     A, k = distance.shape
+    if xp is not np:
+        return _density_matmul(xp, radial, angular, fields)
+    channels = xp.concat([one[..., None], fields], axis=-1)                # (A, k, C)
     products = xp.reshape(angular[..., :, None] * channels[..., None, :], (A, k, -1))
     # a sum over the neighbours k of outer products; numpy's einsum with a contraction
     # path is several times faster here than a batched matmul of small matrices
-    if xp is np:
-        out = np.einsum("akr,akj->arj", radial, products, optimize=True)
-    else:
-        out = xp.einsum("akr,akj->arj", radial, products)
+    out = np.einsum("akr,akj->arj", radial, products, optimize=True)
+    return xp.reshape(out, (A, -1))
+
+
+def _density_matmul(xp, radial, angular, fields):
+    """The sums of :func:`_density` as one batched matmul (torch).
+
+    The products ``angular x channels`` (channels 1 and ``fields``) are stacked from
+    products of arrays of one shape: autograd's backward of the broadcast outer
+    product is a reduction over a short trailing axis, several times slower than the
+    matmul itself."""
+    A, k = angular.shape[:2]
+    products = xp.stack([angular] + [angular * fields[..., c:c + 1]
+                                     for c in range(fields.shape[-1])], axis=-1)
+    out = xp.matmul(xp.permute_dims(radial, (0, 2, 1)), xp.reshape(products, (A, k, -1)))
     return xp.reshape(out, (A, -1))
 
 
@@ -328,9 +343,13 @@ class Environments:
     def n_systems(self):
         return self.present.shape[0]
 
-    def features(self, encoding="density", n_radial=8, standardize=None):
+    def features(self, encoding="density", n_radial=8, standardize=None, dtype=None):
         """Invariant features of every atom, (A, p), in the namespace and on the
         device of the canonical neighbourhoods.
+
+        ``dtype``, a floating dtype of their namespace, computes the features from the
+        canonical neighbourhoods rounded to it (default: theirs, float64): the frames
+        stay exact, and a float32 model needs no float64 features.
 
         ``standardize``, a pair ``(mean, scale)`` of arrays (p,), gives
         ``(features - mean) / scale`` instead (numpy: in place, chunk by chunk where
@@ -357,7 +376,7 @@ class Environments:
             # output: the temporaries stay in cache (the same operations as below)
             out = None
             for s in _atom_chunks(A):
-                part = self._features(s, encoding, n_radial)
+                part = self._features(s, encoding, n_radial, dtype)
                 if out is None:
                     out = np.empty((A, part.shape[1]), dtype=part.dtype)
                     inplace = standardize is not None and out.dtype == np.result_type(
@@ -368,17 +387,19 @@ class Environments:
             if standardize is not None and not inplace:
                 out = (out - standardize[0]) / standardize[1]
             return out
-        out = self._features(slice(None), encoding, n_radial)
+        out = self._features(slice(None), encoding, n_radial, dtype)
         if standardize is None:
             return out
         if xp is np and out.dtype == np.result_type(out, *standardize):
             return _standardized(out, standardize)
         return (out - standardize[0]) / standardize[1]
 
-    def _features(self, atoms, encoding, n_radial):
+    def _features(self, atoms, encoding, n_radial, dtype=None):
         """:meth:`features` of the atoms of the slice ``atoms``."""
         canonical, centre_at = self.canonical[atoms], self.centre[atoms]
         xp = get_namespace(canonical)
+        if dtype is not None:
+            canonical = xp.astype(canonical, dtype)
         device = getattr(canonical, "device", None)
         A, rows, width = canonical.shape
         ordered = canonical

@@ -36,6 +36,7 @@ Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetri
 Efficiency. ICML 2024, arXiv:2406.07598.
 """
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +63,48 @@ def _row_products(xp, x, M):
     round an entry differently depending on the shape). (B, max(K, S), n, d)."""
     if isinstance(x, np.ndarray) and isinstance(M, np.ndarray):
         return _row_products_numpy(x, M)
+    if getattr(x, "requires_grad", False) or getattr(M, "requires_grad", False):
+        return _row_products_autograd().apply(x, M)
+    return _row_products_sum(x, M)
+
+
+def _row_products_sum(x, M):
+    """The sum of :func:`_row_products` for tensors (autograd records every term)."""
     out = x[..., :1] * M[:, :, None, 0, :]
     for k in range(1, M.shape[-2]):
         out = out + x[..., k:k + 1] * M[:, :, None, k, :]
     return out
+
+
+@functools.cache
+def _row_products_autograd():
+    """A torch autograd Function with the forward bits of :func:`_row_products_sum`
+    and matmul gradients. Autograd's backward of the broadcast terms reduces over the
+    rows axis term by term, slower than all the rest of the frame; gradients need no
+    bit-for-bit rounding, and matmuls are differentiable again (training on forces)."""
+    import torch
+
+    class RowProducts(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, M):
+            ctx.save_for_backward(x, M)
+            return _row_products_sum(x, M)
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, M = ctx.saved_tensors
+            grad_x = grad_M = None
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.matmul(grad, M.mT)
+                if x.shape[1] < grad_x.shape[1]:   # broadcast over the element axis
+                    grad_x = grad_x.sum(dim=1, keepdim=True)
+            if ctx.needs_input_grad[1]:
+                grad_M = torch.matmul(x.mT, grad)
+                if M.shape[1] < grad_M.shape[1]:
+                    grad_M = grad_M.sum(dim=1, keepdim=True)
+            return grad_x, grad_M
+
+    return RowProducts
 
 
 def _row_products_numpy(x, M):
