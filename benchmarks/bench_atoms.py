@@ -18,7 +18,8 @@ Energy models (MAE in meV/atom):
   descriptors (standardized), the strongest way to use them with KRR; their main
   settings are picked on the validation systems too, with the kernel width and ridge
   (ACSF: two sets of radial G2 functions, one of them the local frames' default radial
-  basis, times two sets of angular G4 functions; SOAP: three (n_max, l_max, sigma));
+  basis, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
+  sigma));
 * ``sorted 1/r + KRR``: the sorted inverse distances of all pairs of a system, padded;
 * ``global S_n x E(3) + KRR``: ``FrameAveragingRegressor`` with one frame per system;
 * ``raw coordinates + KRR``: no symmetry at all, as a reference for the stress copy.
@@ -145,9 +146,11 @@ def ase_atoms(X, n):
 #: from 0.15 to 1.5 cutoffs), so that ACSF may pick the same radial functions
 ACSF_G2 = {"G2 hand-set": (0.01, 0.05, 0.1, 0.3, 0.7, 1.5),
            "G2 scales": tuple(1 / (CUTOFF * np.geomspace(0.15, 1.5, 8)) ** 2)}
-#: ACSF angular (G4) parameters (eta, zeta)
+#: ACSF angular (G4) parameters (eta, zeta); none, as the local frames' angular weight
+#: may be 0
 ACSF_G4 = {"G4 2x2": [(eta, zeta) for eta in (0.005, 0.05) for zeta in (1, 4)],
-           "G4 3x3": [(eta, zeta) for eta in (0.005, 0.02, 0.05) for zeta in (1, 2, 4)]}
+           "G4 3x3": [(eta, zeta) for eta in (0.005, 0.02, 0.05) for zeta in (1, 2, 4)],
+           "no G4": []}
 #: SOAP (n_max, l_max, sigma)
 SOAP_SETTINGS = ((6, 4, 0.5), (8, 6, 0.5), (6, 4, 1.0))
 
@@ -163,7 +166,7 @@ def dscribe_descriptors(elements):
     acsf = {f"{g2} {g4}": ACSF(species=symbols, r_cut=CUTOFF,
                                g2_params=[[eta, 0.0] for eta in etas],
                                g4_params=[[eta, zeta, lam] for eta, zeta in pairs
-                                          for lam in (-1, 1)])
+                                          for lam in (-1, 1)] or None)
             for g2, etas in ACSF_G2.items() for g4, pairs in ACSF_G4.items()}
     soap = {f"n_max={n_max} l_max={l_max} sigma={sigma:g}": SOAP(
         species=symbols, r_cut=CUTOFF, n_max=n_max, l_max=l_max, sigma=sigma,
