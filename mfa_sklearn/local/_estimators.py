@@ -248,7 +248,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         ``0.15 cutoff`` to ``1.5 cutoff`` (Behler's radial symmetry functions at
         several scales: smooth, monotone in each distance), or Gaussians of one width
         centred evenly over ``[0, cutoff]`` (shells that resolve distances, but fit
-        smooth energies worse: on EMT Cu13 clusters 4x the energy error).
+        smooth energies worse: on EMT Cu13 clusters 6x the energy error).
     angular_weight : float, default=1.0
         Factor on the angular channels of ``encoding="density"`` (after
         standardization), against the radial ones: how much the inner estimator's
