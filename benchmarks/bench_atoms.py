@@ -37,7 +37,7 @@ equivariant models score the same there.
 
 Usage::
 
-    python benchmarks/bench_atoms.py              # full run, about 15 min on 2 cores
+    python benchmarks/bench_atoms.py              # full run, 20-30 min on 2 cores
     python benchmarks/bench_atoms.py --quick      # smoke run, about a minute
     python benchmarks/bench_atoms.py --compare-encodings   # local-frame variants, Cu13
     python benchmarks/bench_atoms.py --datasets Cu13 --out-dir /tmp/atoms   # one set
