@@ -15,7 +15,11 @@ Energy models (MAE in meV/atom):
 * ``local frames (Nystroem + Ridge)``: ``LocalFrameFeaturizer(atom_transformer=
   Nystroem(...), pooling="sum")`` then ``Ridge``;
 * ``ACSF + KRR`` and ``SOAP + KRR`` (dscribe): the same exact sum kernel over per-atom
-  descriptors (standardized), the strongest way to use them with KRR;
+  descriptors (standardized), the strongest way to use them with KRR; their main
+  settings are picked on the validation systems too, with the kernel width and ridge
+  (ACSF: two sets of radial G2 functions, one of them the local frames' default radial
+  basis, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
+  sigma));
 * ``sorted 1/r + KRR``: the sorted inverse distances of all pairs of a system, padded;
 * ``global S_n x E(3) + KRR``: ``FrameAveragingRegressor`` with one frame per system;
 * ``raw coordinates + KRR``: no symmetry at all, as a reference for the stress copy.
@@ -33,9 +37,10 @@ equivariant models score the same there.
 
 Usage::
 
-    python benchmarks/bench_atoms.py              # full run, about 15 min on 2 cores
+    python benchmarks/bench_atoms.py              # full run, 20-30 min on 2 cores
     python benchmarks/bench_atoms.py --quick      # smoke run, about a minute
     python benchmarks/bench_atoms.py --compare-encodings   # local-frame variants, Cu13
+    python benchmarks/bench_atoms.py --datasets Cu13 --out-dir /tmp/atoms   # one set
 
 Outputs (``--out-dir``, default ``benchmarks/results``): ``atoms_table.md``,
 ``atoms_table.csv``, ``atoms_learning_curve.png`` (``atoms_quick_*`` with --quick).
@@ -45,6 +50,7 @@ out and the table says so.
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 import time
@@ -76,7 +82,7 @@ DATASETS = {
     "Cu6..Cu13": dict(elements="Cu", n_atoms=(6, 13)),
 }
 GAMMAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
-ALPHAS = (1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
+ALPHAS = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 #: local frames: weights of the density encoding's angular channels tried for energies
 ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
 CUTOFF = 6.0
@@ -135,18 +141,36 @@ def ase_atoms(X, n):
     return out
 
 
+#: ACSF radial (G2) exponents eta: a hand-set list, and the widths of the local
+#: frames' default radial basis (``radial_basis="scales"``: eta = 1 / s^2 for 8 widths s
+#: from 0.15 to 1.5 cutoffs), so that ACSF may pick the same radial functions
+ACSF_G2 = {"G2 hand-set": (0.01, 0.05, 0.1, 0.3, 0.7, 1.5),
+           "G2 scales": tuple(1 / (CUTOFF * np.geomspace(0.15, 1.5, 8)) ** 2)}
+#: ACSF angular (G4) parameters (eta, zeta); none, as the local frames' angular weight
+#: may be 0
+ACSF_G4 = {"G4 2x2": [(eta, zeta) for eta in (0.005, 0.05) for zeta in (1, 4)],
+           "G4 3x3": [(eta, zeta) for eta in (0.005, 0.02, 0.05) for zeta in (1, 2, 4)],
+           "no G4": []}
+#: SOAP (n_max, l_max, sigma)
+SOAP_SETTINGS = ((6, 4, 0.5), (8, 6, 0.5), (6, 4, 1.0))
+
+
 def dscribe_descriptors(elements):
-    """ACSF and SOAP of dscribe, or {} without it."""
+    """The candidate settings of ACSF and SOAP of dscribe, each picked on the validation
+    systems like a kernel width: {label: {setting: descriptor}}, or {} without dscribe."""
     try:
         from dscribe.descriptors import ACSF, SOAP
     except ImportError:
         return {}
     symbols = list(elements)
-    acsf = ACSF(species=symbols, r_cut=CUTOFF,
-                g2_params=[[eta, 0.0] for eta in (0.01, 0.05, 0.1, 0.3, 0.7, 1.5)],
-                g4_params=[[eta, zeta, lam] for eta in (0.005, 0.05) for zeta in (1, 4)
-                           for lam in (-1, 1)])
-    soap = SOAP(species=symbols, r_cut=CUTOFF, n_max=6, l_max=4, sigma=0.5, periodic=False)
+    acsf = {f"{g2} {g4}": ACSF(species=symbols, r_cut=CUTOFF,
+                               g2_params=[[eta, 0.0] for eta in etas],
+                               g4_params=[[eta, zeta, lam] for eta, zeta in pairs
+                                          for lam in (-1, 1)] or None)
+            for g2, etas in ACSF_G2.items() for g4, pairs in ACSF_G4.items()}
+    soap = {f"n_max={n_max} l_max={l_max} sigma={sigma:g}": SOAP(
+        species=symbols, r_cut=CUTOFF, n_max=n_max, l_max=l_max, sigma=sigma,
+        periodic=False) for n_max, l_max, sigma in SOAP_SETTINGS}
     return {"ACSF": acsf, "SOAP": soap}
 
 
@@ -324,14 +348,21 @@ def run_dataset(name, spec, args, rows, curves):
         f"gamma={nys.gamma:g} alpha={pipe[1].alpha:g}")
 
     # --- dscribe descriptors, same sum kernel
-    descriptors = dscribe_descriptors(data.elements)
+    descriptors, chosen = dscribe_descriptors(data.elements), {}
     baselines = {}
-    for label, descriptor in descriptors.items():
-        (Dt, st), _ = timed(per_atom_descriptor, descriptor, X[tune], n)
-        Dv, sv = per_atom_descriptor(descriptor, X[va], n)
-        Dt, Dv = standardize(Dt, Dv)
-        gamma, alpha = tune_sum_kernel(Dt, st, len(tune), Dv, sv, len(va), E[tune], E[va],
-                                       count[va])
+    for label, candidates in descriptors.items():
+        best = (np.inf, None)
+        for setting, descriptor in candidates.items():
+            Dt, st = per_atom_descriptor(descriptor, X[tune], n)
+            Dv, sv = per_atom_descriptor(descriptor, X[va], n)
+            Dt, Dv = standardize(Dt, Dv)
+            gamma, alpha, mae = tune_sum_kernel(Dt, st, len(tune), Dv, sv, len(va),
+                                                E[tune], E[va], count[va],
+                                                return_score=True)
+            if mae < best[0]:
+                best = (mae, (setting, gamma, alpha))
+        setting, gamma, alpha = best[1]
+        descriptor = chosen[label] = candidates[setting]
         start = time.perf_counter()
         Dtr, s_tr = per_atom_descriptor(descriptor, X[tr], n)
         mu, sd = column_statistics(Dtr)
@@ -350,7 +381,7 @@ def run_dataset(name, spec, args, rows, curves):
         pred, predict_s = timed(predict, X[te])
         add(f"{label} + KRR", "energy", energy_mae(pred, E[te], count[te]),
             energy_mae(predict(Xs), E[te], count[te]), fit_s, predict_s,
-            f"gamma={gamma:g} alpha={alpha:g}")
+            f"{setting} gamma={gamma:g} alpha={alpha:g}")
         baselines[label] = (gamma, alpha)
 
     # --- sorted inverse distances
@@ -427,7 +458,7 @@ def run_dataset(name, spec, args, rows, curves):
         Fte, s_te, _ = atoms.atom_features(X[te])
         curves["local frames (sum kernel)"] = _curve(Ftr, s_tr, Fte, s_te, sizes, E[tr],
                                                      E[te], count[te], *local_energy)
-        for label, descriptor in descriptors.items():
+        for label, descriptor in chosen.items():
             Dtr_, s_tr_ = per_atom_descriptor(descriptor, X[tr], n)
             Dte_, s_te_ = per_atom_descriptor(descriptor, X[te], n)
             Dtr_, Dte_ = standardize(Dtr_, Dte_)
@@ -491,46 +522,51 @@ def write(rows, curves, args, have_dscribe):
             ax.loglog(curves["sizes"], values, "o-", label=label)
     ax.set_xlabel("training systems")
     ax.set_ylabel("energy MAE (meV/atom)")
-    ax.set_title(f"{next(iter(DATASETS))}: learning curves")
+    ax.set_title(f"{(args.datasets or list(DATASETS))[0]}: learning curves")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(args.out_dir, prefix + "learning_curve.png"), dpi=120)
 
 
 def compare_encodings(args):
-    """Cu13, energies and forces of each encoding and first frame vector (600 training
-    systems, tuned on the validation systems); writes ``atoms_encodings.md``."""
+    """Cu13, energies and forces of each encoding (the density with each radial basis)
+    and first frame vector (600 training systems, tuned on the validation systems);
+    writes ``atoms_encodings.md``."""
     data = make_emt_clusters(2000, random_state=args.seed, **DATASETS["Cu13"])
     X, E, F, fields = data.X, data.energy, data.forces, data.fields
     tr, va, te = split(data, 600, 400, 1000, args.seed)
     lines = ["| encoding | first vector | energy MAE (meV/atom) | force MAE (eV/A) |",
              "|---|---|---|---|"]
-    for encoding in ("density", "rows"):
-        for first_vector in ("nearest", "weighted"):
-            kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS,
-                      encoding=encoding, first_vector=first_vector)
-            atoms = LocalFrameRegressor(**kw).fit(X[tr], E[tr])
-            Ft, st, _ = atoms.atom_features(X[tr])
-            Fv, sv, _ = atoms.atom_features(X[va])
-            gamma, alpha = tune_sum_kernel(Ft, st, len(tr), Fv, sv, len(va), E[tr], E[va],
-                                           data.n_atoms[va])
-            model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=alpha),
-                                        **kw).fit(X[tr], E[tr])
-            energy = energy_mae(model.predict(X[te]), E[te], data.n_atoms[te])
-            best = (np.inf, None)
-            for gamma in GAMMAS[3:7]:
-                forces = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma,
-                                                         alpha=1e-3), target="vector",
-                                             **kw).fit(X[tr[:400]], F[tr[:400]])
-                mae = force_mae(forces.predict(X[va]), F[va])
-                if mae < best[0]:
-                    best = (mae, forces)
-            force = force_mae(best[1].predict(X[te]), F[te])
-            lines.append(f"| {encoding} | {first_vector} | {energy:.3f} | {force:.4f} |")
-            print(lines[-1])
+    encodings = (("density", "scales"), ("density", "shells"), ("rows", "scales"))
+    for (encoding, radial_basis), first_vector in itertools.product(
+            encodings, ("nearest", "weighted")):
+        kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS,
+                  encoding=encoding, radial_basis=radial_basis,
+                  first_vector=first_vector)
+        atoms = LocalFrameRegressor(**kw).fit(X[tr], E[tr])
+        Ft, st, _ = atoms.atom_features(X[tr])
+        Fv, sv, _ = atoms.atom_features(X[va])
+        gamma, alpha = tune_sum_kernel(Ft, st, len(tr), Fv, sv, len(va), E[tr], E[va],
+                                       data.n_atoms[va])
+        model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=alpha),
+                                    **kw).fit(X[tr], E[tr])
+        energy = energy_mae(model.predict(X[te]), E[te], data.n_atoms[te])
+        best = (np.inf, None)
+        for gamma in GAMMAS[3:7]:
+            forces = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma,
+                                                     alpha=1e-3), target="vector",
+                                         **kw).fit(X[tr[:400]], F[tr[:400]])
+            mae = force_mae(forces.predict(X[va]), F[va])
+            if mae < best[0]:
+                best = (mae, forces)
+        force = force_mae(best[1].predict(X[te]), F[te])
+        name = encoding if encoding == "rows" else f"{encoding} ({radial_basis})"
+        lines.append(f"| {name} | {first_vector} | {energy:.3f} | {force:.4f} |")
+        print(lines[-1])
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "atoms_encodings.md"), "w") as f:
-        f.write("# Local frames on Cu13: encodings and first frame vectors\n\n"
+        f.write("# Local frames on Cu13: encodings, radial bases and first frame "
+                "vectors\n\n"
                 "600 training systems for energies (exact sum kernel), 400 for forces, "
                 "1000 test systems; kernel widths tuned on 400 validation systems "
                 "(`python benchmarks/bench_atoms.py --compare-encodings`).\n\n"
@@ -545,6 +581,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare-encodings", action="store_true",
                         help="only compare the encodings and first frame vectors on Cu13")
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), metavar="NAME",
+                        help=f"only these data sets, among {list(DATASETS)}")
     args = parser.parse_args(argv)
     if args.compare_encodings:
         compare_encodings(args)
@@ -555,8 +593,8 @@ def main(argv=None):
                  n_force_tune=30, nystroem=100, curve_sizes=(30, 60, 120))
     for key, value in (quick if args.quick else full).items():
         setattr(args, key, value)
-    datasets = ({k: DATASETS[k] for k in ("Cu13", "Cu6..Cu13")} if args.quick
-                else DATASETS)
+    names = args.datasets or (("Cu13", "Cu6..Cu13") if args.quick else DATASETS)
+    datasets = {k: DATASETS[k] for k in names}
     rows, curves = [], {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # Nystroem: components > samples

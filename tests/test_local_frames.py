@@ -313,6 +313,7 @@ def test_sklearn_conventions():
 @pytest.mark.parametrize("change, match", [
     (dict(cutoff=0.0), "cutoff"),
     (dict(n_neighbors=1), "n_neighbors"),
+    (dict(radial_basis="gaussian"), "radial_basis"),
     (dict(group="O(1,3)"), "E\\(d\\)"),
     (dict(fields={"pos": "point", "q": "point"}), "exactly one 'point' field"),
 ])
@@ -373,3 +374,36 @@ def test_angular_weight_scales_the_angular_channels_alone(first_vector):
     assert np.all(R[:, mask] == 0)
     np.testing.assert_array_equal(R[:, ~mask], F[:, ~mask])
     assert np.abs(F[:, mask]).max() > 0
+
+
+@pytest.mark.parametrize("radial_basis", ["scales", "shells"])
+def test_radial_bases_are_exact_and_match_their_formula(radial_basis):
+    rng = np.random.default_rng(14)
+    X = generic(rng)
+    F = targets(X, rng)
+    kw = dict(fields=FIELDS, cutoff=4.0, n_neighbors=None, radial_basis=radial_basis)
+    forces = LocalFrameRegressor(Probe(), target="vector", **kw).fit(X, F)
+    err = check_equivariance(forces, SYMMETRY, X, fields=FIELDS, target="vector",
+                             random_state=0)["max_error"]
+    assert err <= 1e-10
+    energy = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=0.05), **kw)
+    energy.fit(X, np.nansum(F[..., 0], axis=1))
+    err = check_equivariance(energy, SYMMETRY, X, fields=FIELDS, target="invariant",
+                             random_state=1)["max_error"]
+    assert err <= 1e-10
+    # the radial channels (monomial 1, channel 1) against sum_b w_b g_i(r_b) by hand
+    n_radial, cutoff = 5, 4.0
+    features = LocalFrameFeaturizer(standardize=False, **dict(kw, n_radial=n_radial)).fit(X)
+    got, system, atom = features.atom_features(X)
+    own, monomials, channels = 1, 10, 2
+    radial = got[:, own:].reshape(len(got), n_radial, monomials, channels)[:, :, 0, 0]
+    pos = X[system, :, :3]
+    r = np.linalg.norm(pos - X[system, atom, None, :3], axis=2)
+    r = np.where(np.isnan(r) | (r == 0) | (r >= cutoff), np.inf, r)[..., None]
+    if radial_basis == "scales":
+        g = np.exp(-(r / (cutoff * np.geomspace(0.15, 1.5, n_radial))) ** 2)
+    else:
+        g = np.exp(-((r - np.linspace(0, cutoff, n_radial)) / (cutoff / 4)) ** 2)
+    w = np.where(np.isinf(r), 0.0, 0.5 * (np.cos(np.pi * np.minimum(r, cutoff) / cutoff)
+                                          + 1))
+    np.testing.assert_allclose(radial, np.sum(w * g, axis=1), rtol=1e-12, atol=1e-14)

@@ -257,7 +257,29 @@ class LocalFrames:
         return xp.where(long[:, None], u, xp.zeros_like(u))
 
 
-def _density(xp, r, distance, weight, fields, cutoff, n_radial):
+def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
+    """The radial functions ``g_i`` of ``Environments.features`` at ``distance``
+    (..., n_radial), in its namespace.
+
+    ``"scales"``: ``exp(-(r / s_i)^2)`` with widths ``s_i`` spaced geometrically from
+    ``0.15 cutoff`` to ``1.5 cutoff``; ``"shells"``: ``exp(-((r - c_i) / h)^2)`` with
+    centres ``c_i`` spaced evenly over ``[0, cutoff]`` and ``h`` their spacing.
+    """
+    device = getattr(distance, "device", None)
+    if radial_basis == "scales":
+        centres = np.zeros(n_radial)
+        widths = cutoff * np.geomspace(0.15, 1.5, n_radial)
+    elif radial_basis == "shells":
+        centres = np.linspace(0.0, cutoff, n_radial)
+        widths = np.full(n_radial, cutoff / max(n_radial - 1, 1))
+    else:
+        raise ValueError(f"radial_basis must be 'scales' or 'shells'; got {radial_basis!r}")
+    centres, widths = (xp.asarray(a, dtype=distance.dtype, device=device)
+                       for a in (centres, widths))
+    return xp.exp(-(((distance[..., None] - centres) / widths) ** 2))
+
+
+def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis):
     """Neighbour densities in canonical frames (see ``Environments.features``),
     (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials."""
     # unstacked at once: autograd then joins the coordinates' gradients in one stack,
@@ -268,10 +290,7 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial):
     angular = xp.stack([one] + list(unit)
                        + [unit[i] * unit[j] for i in range(d) for j in range(i, d)],
                        axis=-1)                                            # (A, k, L)
-    centres = xp.asarray(np.linspace(0.0, cutoff, n_radial), dtype=r.dtype,
-                         device=getattr(r, "device", None))
-    width = cutoff / max(n_radial - 1, 1)
-    radial = xp.exp(-(((distance[..., None] - centres) / width) ** 2)) * weight[..., None]
+    radial = radial_functions(xp, distance, cutoff, n_radial, radial_basis) * weight[..., None]
     A, k = distance.shape
     if xp is not np:
         return _density_matmul(xp, radial, angular, fields)
@@ -343,7 +362,8 @@ class Environments:
     def n_systems(self):
         return self.present.shape[0]
 
-    def features(self, encoding="density", n_radial=8, standardize=None, dtype=None):
+    def features(self, encoding="density", n_radial=8, standardize=None,
+                 radial_basis="scales", dtype=None):
         """Invariant features of every atom, (A, p), in the namespace and on the
         device of the canonical neighbourhoods.
 
@@ -362,12 +382,14 @@ class Environments:
           and cutoff weight (zeros for absent neighbours);
         * ``"density"``: the neighbour density in the canonical frame,
           ``sum_b w_b g_i(|r_b|) Y_l(r_b / |r_b|) c_b``, with ``n_radial`` Gaussians
-          ``g_i`` over ``[0, cutoff]``, the monomials ``Y_l`` of degree at most 2 of the
-          unit vector (the frame fixes its orientation, so no rotational invariants
-          are needed), the cutoff weight ``w_b`` (1 without one) and the channels
-          ``c_b``: 1 and each neighbour field. A sum over neighbours: smooth where
-          neighbours swap order, and the radial channels alone are radial symmetry
-          functions.
+          ``g_i`` (``radial_basis``: centred on the atom with widths from
+          ``0.15 cutoff`` to ``1.5 cutoff``, ``"scales"``, or of one width centred
+          over ``[0, cutoff]``, ``"shells"``), the monomials ``Y_l`` of degree at
+          most 2 of the unit vector (the frame fixes its orientation, so no rotational
+          invariants are needed), the cutoff weight ``w_b`` (1 without one) and the
+          channels ``c_b``: 1 and each neighbour field. A sum over neighbours: smooth
+          where neighbours swap order, and the radial channels alone are radial
+          symmetry functions (with ``"scales"``, Behler's G2 at ``R_s = 0``).
         """
         xp = get_namespace(self.canonical)
         A = self.canonical.shape[0]
@@ -376,7 +398,7 @@ class Environments:
             # output: the temporaries stay in cache (the same operations as below)
             out = None
             for s in _atom_chunks(A):
-                part = self._features(s, encoding, n_radial, dtype)
+                part = self._features(s, encoding, n_radial, radial_basis, dtype)
                 if out is None:
                     out = np.empty((A, part.shape[1]), dtype=part.dtype)
                     inplace = standardize is not None and out.dtype == np.result_type(
@@ -387,14 +409,14 @@ class Environments:
             if standardize is not None and not inplace:
                 out = (out - standardize[0]) / standardize[1]
             return out
-        out = self._features(slice(None), encoding, n_radial, dtype)
+        out = self._features(slice(None), encoding, n_radial, radial_basis, dtype)
         if standardize is None:
             return out
         if xp is np and out.dtype == np.result_type(out, *standardize):
             return _standardized(out, standardize)
         return (out - standardize[0]) / standardize[1]
 
-    def _features(self, atoms, encoding, n_radial, dtype=None):
+    def _features(self, atoms, encoding, n_radial, radial_basis, dtype=None):
         """:meth:`features` of the atoms of the slice ``atoms``."""
         canonical, centre_at = self.canonical[atoms], self.centre[atoms]
         xp = get_namespace(canonical)
@@ -430,7 +452,7 @@ class Environments:
             block = xp.reshape(xp.concat(neighbours, axis=2), (A, -1))
         else:
             block = _density(xp, r, distance, weight, neighbour_fields, self.spec.cutoff,
-                             n_radial)
+                             n_radial, radial_basis)
         centre = xp.take(ordered[:, 0], xp.asarray(own, device=device), axis=1)
         return xp.concat([centre, block], axis=1)
 
