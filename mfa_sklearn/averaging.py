@@ -504,6 +504,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     classes_ : ndarray of shape (n_classes,)
     group_, layout_, frame_fields_, input_shape_, labeling_backend_, absent_rows_ :
         As for :class:`FrameAveragingRegressor`.
+    n_band_samples_ : int
+        As for :class:`FrameAveragingRegressor`.
     n_features_in_, feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.
 

@@ -532,6 +532,21 @@ def test_banded_estimators_exact(group, k):
     assert_equivariant(clf.predict, group, X, random_state=1, rtol=0.0)
 
 
+def test_banded_absent_rows():
+    """Weighted frames of padded samples: exact, NaN at the absent rows."""
+    rng = np.random.default_rng(3)
+    X = _spread("E(3)", rng, B=60)
+    X[::3, 4] = np.nan
+    X = X.reshape(60, -1)
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+                                  target="point", tie_band=BAND).fit(
+        X, rng.standard_normal((60, N_ROWS * 3)))
+    assert reg.n_band_samples_ > 0
+    assert_equivariant(reg, "E(3)", X, random_state=1)
+    pred = reg.predict(X).reshape(60, N_ROWS, 3)
+    assert np.isnan(pred[::3, 4]).all() and np.isfinite(pred[1::3]).all()
+
+
 @pytest.mark.parametrize("params,match", [
     ({"tie_band": -0.1}, "tie_band"),
     ({"tie_band": 1.0}, "tie_band"),
