@@ -533,7 +533,7 @@ def write_outputs(table, args, extra_lines, prefix):
         w = csv.DictWriter(f, keys)
         w.writeheader()
         for r in table:
-            w.writerow({k: r[k] for k in keys})
+            w.writerow({k: r.get(k, "") for k in keys})   # PairGNN rows: no calls
     md = [f"# n-body benchmark{' (quick smoke run)' if args.quick else ''}", "",
           f"Machine: {machine()}.", "",
           f"Data: `load_charged_nbody_splits(random_state={args.seed})`, "
