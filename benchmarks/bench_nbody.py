@@ -28,6 +28,11 @@ Symmetry modes (all with the same inner estimator and hyper-parameters):
   canonical copies of each system and is called ``k`` times per test system.
 * ``MFA S_n x E(3), first_above, k=<k>``: the same over the canonical ranking of the
   particles (anchor: the i-th ranked particle).
+* ``MFA E(3), first_above, k=<k>, band=<b>``: weighted frames near ties
+  (``tie_band=b``): systems whose frame would change if the row fraction moved by at most
+  ``b`` times itself get a second frame, weighted; ``calls`` is then the measured mean
+  number of inner calls per test system, and the inner estimator fits on the weighted
+  copies (``inner rows``: one per system plus one per system inside the band).
 
 Columns: test MSE, fit seconds, predict seconds (best of ``--timing-repeats``
 predictions of the test set, and one prediction of the test set tiled 10 times, which
@@ -57,6 +62,9 @@ Usage::
     OMP_NUM_THREADS=1 python benchmarks/bench_nbody.py --gnn-only --tag gnn_s0
         --gnn-rotations 4 --gnn-seconds 600 --gnn-cpu-clock
         --gnn-modes "MFA E(3)" "MFA E(3), 4 rotations, L1"
+    # a reduced run on a shared machine: fewer systems, some models and modes
+    python benchmarks/bench_nbody.py --no-gnn --curves 0 --n-train 500 --n-test 500
+        --models MLPRegressor --modes none PCA "MFA E(3)," --tag weighted
     # this release's saved results, in two parts (the first is one command line):
     python benchmarks/bench_nbody.py --no-gnn --curves 1 --tag classic
         --models constant Ridge KNeighbors HistGradient
@@ -100,6 +108,8 @@ SN_TARGET = {"disp": ("vector", 3)}
 #: the row rule of the frame ensembles (the rule of the k = 1 rows is in their names)
 ENSEMBLE_RULE = "first_above"
 ENSEMBLE_SIZES = (2, 4, 8)
+#: bands of the weighted frames near ties, with one frame and with k = 4
+TIE_BANDS = (0.2, 0.5)
 #: symmetry mode -> FrameAveragingRegressor parameters (None: not frame averaging)
 MODE_PARAMS = {
     "none": None,
@@ -112,12 +122,16 @@ MODE_PARAMS = {
     **{f"MFA {group}, {ENSEMBLE_RULE}, k={k}": dict(group=group, row_rule=ENSEMBLE_RULE,
                                                     n_frames=k)
        for group in ("E(3)", "S_n x E(3)") for k in ENSEMBLE_SIZES},
+    **{f"MFA E(3), {ENSEMBLE_RULE}, k={k}, band={band}": dict(
+        group="E(3)", row_rule=ENSEMBLE_RULE, n_frames=k, tie_band=band)
+       for k in (1, 4) for band in TIE_BANDS},
 }
 MODES = list(MODE_PARAMS)
 #: the modes of the --quick smoke run (every kind once, to stay under a minute)
 QUICK_MODES = ["none", "augment", "PCA frames", "MFA E(3), pivoted",
                f"MFA E(3), {ENSEMBLE_RULE}", f"MFA S_n x E(3), {ENSEMBLE_RULE}",
-               f"MFA E(3), {ENSEMBLE_RULE}, k=2", f"MFA S_n x E(3), {ENSEMBLE_RULE}, k=2"]
+               f"MFA E(3), {ENSEMBLE_RULE}, k=2", f"MFA S_n x E(3), {ENSEMBLE_RULE}, k=2",
+               f"MFA E(3), {ENSEMBLE_RULE}, k=1, band={TIE_BANDS[-1]}"]
 PUBLISHED = {"EGNN": 0.0071, "FA-GNN": 0.0057, "MFA-GNN": 0.0036}
 
 
@@ -245,9 +259,12 @@ def wrap(est, mode, aug_copies):
 
 
 def calls_per_system(mode):
-    """Inner-estimator calls (canonical copies) per system."""
+    """Inner-estimator calls (canonical copies) per system; the most, for weighted
+    frames (whose measured mean is in the row's ``calls``)."""
     params = MODE_PARAMS[mode] or {}
-    return 8 if params.get("frame") == "pca" else params.get("n_frames", 1)
+    if params.get("frame") == "pca":
+        return 8
+    return params.get("n_frames", 1) * (2 if params.get("tie_band") else 1)
 
 
 def inner_rows(mode, n_train, aug_copies):
@@ -305,10 +322,20 @@ def run_row(name, est, mode, data, args, log, grid=None):
     _, predict_big_s = best_predict_time(model, np.tile(X_test, (10, 1)), 1)
     mse = position_mse(X_test, pred, y_test)
     e3, sn = equivariance(model, X_test[: args.eq_samples])
+    rows = inner_rows(mode, len(X_train), args.aug_copies)
+    calls = "1" if mode in ("none", "augment") else str(calls_per_system(mode))
+    if (MODE_PARAMS[mode] or {}).get("tie_band"):
+        # weighted frames: a second copy and call only for the systems inside the band
+        sizes = model.frame_diagnostics(X_test)["frame_size"]
+        calls = f"{sizes.mean():.3f}"
+        rows = MODE_PARAMS[mode]["n_frames"] * len(X_train) + model.n_band_samples_
+        notes = (notes + "; " if notes else "") + (
+            f"inside the band: {model.n_band_samples_} / {len(X_train)} train, "
+            f"{int(np.count_nonzero(sizes > MODE_PARAMS[mode]['n_frames']))} / "
+            f"{len(X_test)} test systems")
     row = dict(model=name, symmetry=mode, test_mse=mse, fit_s=fit_s, predict_s=predict_s,
-               predict_big_s=predict_big_s, eq_E3=e3, eq_Sn=sn,
-               inner_train_rows=inner_rows(mode, len(X_train), args.aug_copies),
-               notes=notes, estimator=est if param is None else
+               predict_big_s=predict_big_s, eq_E3=e3, eq_Sn=sn, inner_train_rows=rows,
+               calls=calls, notes=notes, estimator=est if param is None else
                clone(est).set_params(**{param: value}))
     log(f"{name:28s} {mode:15s} MSE {mse:.5f}  fit {fit_s:7.2f}s  predict "
         f"{predict_s:6.3f}s ({predict_big_s:6.3f}s x10)  E(3) {e3:.1e}  S_n {sn:.1e}"
@@ -319,7 +346,8 @@ def run_row(name, est, mode, data, args, log, grid=None):
 def skipped_row(name, mode, why, n_train, args):
     return dict(model=name, symmetry=mode, test_mse=np.nan, fit_s=np.nan,
                 predict_s=np.nan, predict_big_s=np.nan, eq_E3=np.nan, eq_Sn=np.nan,
-                inner_train_rows=inner_rows(mode, n_train, args.aug_copies), notes=why)
+                inner_train_rows=inner_rows(mode, n_train, args.aug_copies),
+                calls=str(calls_per_system(mode)), notes=why)
 
 
 def gnn_rows(data_full, args, log):
@@ -395,8 +423,10 @@ def cost_table(models, table):
     one call per system) and over that of the PCA frames (8 calls)."""
     lines = ["## Accuracy and prediction cost (same run, same inner estimator)", "",
              "`calls`: inner-estimator calls per system (and canonical copies per "
-             "training system). `cost`: prediction time of the test set repeated 10 "
-             "times in one call, over that of `MFA E(3), pivoted` (one call per system) "
+             "training system; weighted frames: the mean over the test systems). "
+             "`cost`: prediction time of the test set repeated 10 times in one call, "
+             "over that of `MFA E(3), pivoted` (one call per system; `MFA E(3), "
+             f"{ENSEMBLE_RULE}` where that row was not run) "
              "and over that of `PCA frames` (8 calls per system). Best MSE per model "
              "in bold.", "",
              "| model | symmetry | calls | test MSE | predict s, x10 | cost / minimal "
@@ -405,15 +435,15 @@ def cost_table(models, table):
         by = {r["symmetry"]: r for r in table if r["model"] == name}
         if len(by) < 2:
             continue
-        base = by.get("MFA E(3), pivoted", {}).get("predict_big_s", np.nan)
+        base = by.get("MFA E(3), pivoted", by.get(f"MFA E(3), {ENSEMBLE_RULE}", {})).get(
+            "predict_big_s", np.nan)
         pca = by.get("PCA frames", {}).get("predict_big_s", np.nan)
         best = np.nanmin([r["test_mse"] for r in by.values()])
         for mode, r in by.items():
             mse = fmt(r["test_mse"], ".5f")
             if r["test_mse"] == best:
                 mse = f"**{mse}**"
-            calls = "1" if mode in ("none", "augment") else str(calls_per_system(mode))
-            lines.append(f"| {name} | {mode} | {calls} | {mse} | "
+            lines.append(f"| {name} | {mode} | {r['calls']} | {mse} | "
                          f"{fmt(r['predict_big_s'], '.3f')} | "
                          f"{fmt(r['predict_big_s'] / base, '.2f')} | "
                          f"{fmt(r['predict_big_s'] / pca, '.2f')} |")
@@ -426,10 +456,10 @@ def learning_curves(models, table, data, sizes, args, out_png, log):
                      and r["model"] in models), key=lambda r: r["test_mse"])
     picks = []
     for r in ranked:
+        if len(picks) >= args.curves:
+            break
         if (r["model"], r["symmetry"]) not in picks:
             picks.append((r["model"], r["symmetry"]))
-        if len(picks) == args.curves:
-            break
     if picks and (picks[0][0], "none") not in picks:
         picks.append((picks[0][0], "none"))          # the best model without symmetry
     rng = np.random.default_rng(0)
@@ -498,12 +528,12 @@ def fmt(v, spec):
 def write_outputs(table, args, extra_lines, prefix):
     csv_path = os.path.join(args.out_dir, prefix + "table.csv")
     keys = ["model", "symmetry", "test_mse", "fit_s", "predict_s", "predict_big_s",
-            "eq_E3", "eq_Sn", "inner_train_rows", "notes"]
+            "eq_E3", "eq_Sn", "inner_train_rows", "calls", "notes"]
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, keys)
         w.writeheader()
         for r in table:
-            w.writerow({k: r[k] for k in keys})
+            w.writerow({k: r.get(k, "") for k in keys})   # PairGNN rows: no calls
     md = [f"# n-body benchmark{' (quick smoke run)' if args.quick else ''}", "",
           f"Machine: {machine()}.", "",
           f"Data: `load_charged_nbody_splits(random_state={args.seed})`, "
@@ -545,6 +575,12 @@ def main(argv=None):
                    help="predictions of the test set timed per row (best kept)")
     p.add_argument("--curves", type=int, default=3, help="best rows with learning curves")
     p.add_argument("--no-gnn", action="store_true")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="training systems (default 3000, 200 with --quick)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="validation and test systems each (default 2000, 100/200 quick)")
+    p.add_argument("--modes", nargs="+", default=None,
+                   help="run only the symmetry modes whose name contains one of these")
     p.add_argument("--models", nargs="+", default=None,
                    help="run only the models whose names contain one of these strings")
     p.add_argument("--tag", default="",
@@ -573,7 +609,9 @@ def main(argv=None):
         args.gnn_modes = ["none", "MFA E(3)",
                           f"MFA E(3), {args.gnn_rotations} rotations, L1"]
     q = args.quick
-    args.n_train, args.n_val, args.n_test = (200, 100, 200) if q else (3000, 2000, 2000)
+    n_train, n_val, n_test = (200, 100, 200) if q else (3000, 2000, 2000)
+    args.n_train = args.n_train or n_train
+    args.n_val, args.n_test = (args.n_test, args.n_test) if args.n_test else (n_val, n_test)
     args.eq_samples = args.eq_samples or (100 if q else 500)
     if args.gnn_seconds is None:
         args.gnn_seconds = 4.0 if q else 240.0
@@ -601,6 +639,8 @@ def main(argv=None):
     for name, est in models.items():
         modes = ["none"] if isinstance(est, ZeroDisplacement) else (
             QUICK_MODES if q else MODES)
+        if args.modes:
+            modes = [m for m in modes if any(part in m for part in args.modes)]
         for mode in modes:
             copies = inner_rows(mode, args.n_train, args.aug_copies)
             if name.startswith("KernelRidge") and copies > 8000:

@@ -8,6 +8,15 @@ Two measurements per row rule of ``MinimalFrameCanonicalizer(group="E(3)")``:
   by about ``2 pi / steps`` of its size, so a continuous canonical form moves by about
   as much; a step where it moves by more than ``--jump`` times the cloud's size is a
   jump (a frame decision flipped). Reported: jumps per path, the share of steps.
+* **Jumps of an averaged model, weighted frames near ties.** The same paths through
+  ``FrameAveragingRegressor(target="vector")`` around a fixed random map of the
+  canonical coordinates (``tanh(x W)``, nothing fitted), for ``"first_above"`` with
+  ``tie_band`` 0 (plain frames), 0.2 and 0.5: jumps of its output and inner calls per
+  sample (mean ``frame_diagnostics(X)["frame_size"]``). A weighted model can change
+  steeply but continuously where a path crosses the band quickly, so a step whose
+  output moves by more than ``--jump`` times the output's mean norm on the path is
+  bisected 8 times (following the half that moves more); it is a jump if the last
+  interval, 1/256 of the step, still moves by half as much.
 * **Conditioning on adversarial inputs.** ``frame_diagnostics(X)["conditioning"]``
   (largest over smallest chosen residual norm) on Gaussian clouds, and on clouds whose
   first centred row is ``1e-3`` or ``1e-8`` times a Gaussian row (a tiny leading row),
@@ -27,18 +36,29 @@ import argparse
 import os
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
 
-from mfa_sklearn import MinimalFrameCanonicalizer, check_equivariance
+from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, check_equivariance
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RULES = ("first", "pivoted", "first_above")
+#: tie bands of the weighted frames measured (0: the plain frames)
+BANDS = (0.0, 0.2, 0.5)
 N = 5
 
 
 def paths(rng, n_paths, steps):
-    """Clouds along closed random paths, (n_paths, steps, N * 3)."""
-    a, b, c = (rng.standard_normal((3, n_paths, 1, N * 3)))
-    s = np.linspace(0.0, 2 * np.pi, steps, endpoint=False)[None, :, None]
+    """Closed random paths: their coefficients ``(a, b, c)`` (n_paths, 1, N * 3) each,
+    and their clouds at ``steps`` points, (n_paths, steps, N * 3)."""
+    coefficients = rng.standard_normal((3, n_paths, 1, N * 3))
+    s = np.linspace(0.0, 2 * np.pi, steps, endpoint=False)
+    return coefficients, on_paths(coefficients, np.broadcast_to(s, (n_paths, steps)))
+
+
+def on_paths(coefficients, s):
+    """Clouds ``a cos s + b sin s + c`` at the parameters ``s`` (n_paths, m)."""
+    a, b, c = coefficients
+    s = s[:, :, None]
     return a * np.cos(s) + b * np.sin(s) + c
 
 
@@ -51,6 +71,52 @@ def jumps(rule, X, threshold):
     step = np.linalg.norm(np.diff(Xc, axis=1, append=Xc[:, :1]), axis=2)
     flipped = step > threshold * size[:, None]
     return flipped.sum(axis=1).mean(), flipped.mean()
+
+
+class RandomMap(RegressorMixin, BaseEstimator):
+    """``tanh(x W)`` with a fixed Gaussian ``W`` (N * 3 x N * 3): a smooth,
+    non-equivariant stand-in for a fitted model; ``fit`` only draws ``W``."""
+
+    def fit(self, X, y):
+        self.W_ = np.random.default_rng(1).standard_normal((X.shape[1], y.shape[1]))
+        self.W_ /= np.sqrt(X.shape[1])
+        return self
+
+    def predict(self, X):
+        return np.tanh(X @ self.W_)
+
+
+def model_jumps(band, coefficients, X, threshold, halvings=8):
+    """Jumps per path of the frame-averaged :class:`RandomMap` (``"first_above"``,
+    ``tie_band=band``), and its inner calls per sample."""
+    n_paths, steps, _ = X.shape
+    flat = X.reshape(-1, N * 3)
+    model = FrameAveragingRegressor(RandomMap(), group="E(3)", target="vector",
+                                    row_rule="first_above", tie_band=band,
+                                    round_bits=None).fit(flat[:10], flat[:10])
+
+    def predict(path, s):
+        """The model at parameters ``s`` (k,) of paths ``path`` (k,)."""
+        clouds = on_paths(coefficients[:, path], s[:, None])[:, 0]
+        return model.predict(clouds)
+
+    out = model.predict(flat).reshape(n_paths, steps, -1)
+    size = np.linalg.norm(out, axis=2).mean(axis=1)
+    step = np.linalg.norm(np.diff(out, axis=1, append=out[:, :1]), axis=2)
+    path, start = np.nonzero(step > threshold * size[:, None])
+    width = 2 * np.pi / steps
+    lo, hi = start * width, (start + 1) * width
+    y_lo, y_hi = out[path, start], out[path, (start + 1) % steps]
+    moved = step[path, start]
+    for _ in range(halvings):   # follow the half that moves more
+        mid = 0.5 * (lo + hi)
+        y_mid = predict(path, mid)
+        left = np.linalg.norm(y_mid - y_lo, axis=1) >= np.linalg.norm(y_hi - y_mid, axis=1)
+        hi, y_hi = np.where(left, mid, hi), np.where(left[:, None], y_mid, y_hi)
+        lo, y_lo = np.where(left, lo, mid), np.where(left[:, None], y_lo, y_mid)
+    jumped = np.linalg.norm(y_hi - y_lo, axis=1) > 0.5 * moved
+    calls = model.frame_diagnostics(flat)["frame_size"].mean()
+    return np.count_nonzero(jumped) / n_paths, calls
 
 
 def _with_lead(rng, lead):
@@ -88,7 +154,7 @@ def main(argv=None):
     n_paths = args.paths or (20 if args.quick else 200)
     B = 100 if args.quick else args.samples
     rng = np.random.default_rng(0)
-    X = paths(rng, n_paths, args.steps)
+    coefficients, X = paths(rng, n_paths, args.steps)
     lines = ["# Row rules: jumps and conditioning (E(3), 5 points)", "",
              f"Jumps: {n_paths} closed random paths of {args.steps} steps; a jump is a "
              f"step where the canonical form moves by more than {args.jump} times the "
@@ -98,6 +164,15 @@ def main(argv=None):
     for rule in RULES:
         per_path, share = jumps(rule, X, args.jump)
         lines.append(f"| {rule} | {per_path:.2f} | {share:.4f} |")
+    lines += ["", "Jumps of a frame-averaged fixed random map (`tanh(x W)`, vector "
+              "output) along the same paths, `first_above` with weighted frames near "
+              f"ties (a jump: a step above {args.jump} times the output's mean norm "
+              "that still moves by half as much over 1/256 of it); "
+              "inner calls per sample: mean `frame_size`.", "",
+              "| tie_band | model jumps per path | inner calls per sample |", "|---|---|---|"]
+    for band in BANDS:
+        per_path, calls = model_jumps(band, coefficients, X, args.jump)
+        lines.append(f"| {band:g} | {per_path:.2f} | {calls:.3f} |")
     data = adversarial(rng, B)
     lines += ["", f"Conditioning (`frame_diagnostics(X)[\"conditioning\"]`, largest over "
               f"smallest chosen residual norm; median / max over {B} clouds) and the "

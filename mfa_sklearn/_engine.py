@@ -51,6 +51,8 @@ FRAME_METHODS = ("minimal", "pca")
 
 #: frames per sample of a frame ensemble
 N_FRAMES_CONSTRAINT = [Interval(Integral, 1, None, closed="left")]
+#: relative half-width of the band of weighted frames near ties (0: none)
+TIE_BAND_CONSTRAINT = [Interval(Real, 0, 1, closed="left")]
 #: the row rule of the estimators and the torch module when none is given
 DEFAULT_ROW_RULE = "first_above"
 #: parameter constraints shared by every estimator and the torch module
@@ -362,10 +364,11 @@ class FramePlan:
     method: str = "minimal"
     row_rule: str = DEFAULT_ROW_RULE
     n_frames: int = 1
+    tie_band: float = 0.0
 
     @classmethod
     def resolve(cls, group, fields, frame_fields, sample_shape, method="minimal",
-                row_rule=DEFAULT_ROW_RULE, n_frames=1):
+                row_rule=DEFAULT_ROW_RULE, n_frames=1, tie_band=0.0):
         """Resolve the group, infer the layout and pick the frame fields.
 
         Parameters
@@ -381,6 +384,9 @@ class FramePlan:
             Row selection rule of groups whose frames read the rows in order.
         n_frames : int, default=1
             Frames per sample (see :mod:`mfa_sklearn.groups._ensemble`).
+        tie_band : float, default=0.0
+            Weighted frames near ties of ``"first_above"`` with this band (see
+            :func:`~mfa_sklearn.groups._ensemble.banded_frame`); 0: none.
 
         Returns
         -------
@@ -392,8 +398,8 @@ class FramePlan:
                              f"use one of {list(group.frame_methods)}")
         layout = Layout.infer(fields, group, tuple(sample_shape))
         names = _resolve_frame_fields(group, layout, frame_fields)
-        check_ensemble(group, n_frames, layout.n_rows, row_rule, method)
-        return cls(group, layout, names, method, row_rule, n_frames)
+        check_ensemble(group, n_frames, layout.n_rows, row_rule, method, tie_band)
+        return cls(group, layout, names, method, row_rule, n_frames, tie_band)
 
     def canonicalize(self, X, *, tol=None, n_jobs=None, return_frame=True, detach=False,
                      present=None, round_bits=None, presence_column=False):
@@ -530,8 +536,9 @@ class FramePlan:
                 part = with_presence(part, self.layout, present)
             return part, frame
         extra = (self.layout.n_rows if not self.layout.three_d else 1) if presence_column else 0
-        if self.method == "minimal":   # n_frames elements; X's floating dtype
-            K, dtype = self.n_frames, X.dtype if X.dtype.kind == "f" else np.float64
+        if self.method == "minimal":   # n_frames elements (two each if weighted)
+            K = self.n_frames * (2 if self.tie_band else 1)
+            dtype = X.dtype if X.dtype.kind == "f" else np.float64
         else:
             with warnings.catch_warnings():   # the first chunk warns, not this probe
                 warnings.simplefilter("ignore")
@@ -601,6 +608,7 @@ class FramePlan:
             kept = int(counts.max()) if len(counts) else 0
             # ensembles anchor on row positions: compacting would move their anchors
             if (self.method in self.group.compact_methods and self.n_frames == 1
+                    and not self.tie_band
                     and 0 < kept < _COMPACT_SHARE * ps.shape[1] and ps.shape[1] > 2):
                 return self._compact_part(X, s, rows, ps, nan, counts, kept, tol,
                                           return_frame, round_bits, out, presence_column)
@@ -787,20 +795,20 @@ class FramePlan:
         kinds = [(f.name, f.kind) for f in self.layout.fields]
         frame_fields = self.frame_fields
 
-        def frame_of(points, vectors, present):
+        def frame_of(points, vectors, present, rule=self.row_rule):
             return self.group.frame(
                 points, vectors,
                 scalars=[parts[name] for name, kind in kinds if kind == "scalar"],
                 others=[(parts[name], kind) for name, kind in kinds
                         if kind in ("point", "vector") and name not in frame_fields],
                 edges=[parts[name] for name, kind in kinds if kind == "edge"],
-                present=present, method=self.method, tol=tol, rule=self.row_rule)
+                present=present, method=self.method, tol=tol, rule=rule)
 
         return ensemble_frame(
             self.group, frame_of,
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "point"],
             [parts[name] for name in frame_fields if self.layout.field(name).kind == "vector"],
-            present, self.n_frames, rule=self.row_rule, tol=tol)
+            present, self.n_frames, rule=self.row_rule, tol=tol, tie_band=self.tie_band)
 
 
 def _rows_of(present, s):
@@ -876,6 +884,11 @@ class FrameEstimatorMixin:
 
     _frame_method = "minimal"
 
+    @property
+    def _tie_band(self):
+        """The band of weighted frames near ties (0 for estimators without one)."""
+        return getattr(self, "tie_band", 0.0)
+
     def _fit_frames(self, X):
         """Resolve the frame plan for samples of X's shape (called in ``fit``)."""
         if X.ndim > 3:
@@ -889,7 +902,7 @@ class FrameEstimatorMixin:
         else:
             plan = FramePlan.resolve(self.group, self.fields, self.frame_fields,
                                      self.input_shape_, self._frame_method, self.row_rule,
-                                     self.n_frames)
+                                     self.n_frames, self._tie_band)
             self.group_, self.layout_ = plan.group, plan.layout
             self.frame_fields_ = list(plan.frame_fields)
             self.labeling_backend_ = plan.group.labeling_backend()
@@ -939,7 +952,7 @@ class FrameEstimatorMixin:
             return X[:, None], None, None
         plan = FramePlan(self.group_, self.layout_, tuple(self.frame_fields_),
                          self._frame_method, self.row_rule,
-                         self.n_frames if n_frames is None else n_frames)
+                         self.n_frames if n_frames is None else n_frames, self._tie_band)
         fitted_absent = getattr(self, "absent_rows_", False)
         host = plan.reads_rows(X)
         if host and fitted_absent:   # chunks check X and fill or drop absent rows in cache
@@ -982,7 +995,9 @@ class FrameEstimatorMixin:
             ``rank`` (frame vectors found in the data), ``frame_size`` (frame elements,
             finite part), ``projected`` (outputs projected onto the span of the frame
             vectors: the stabilizer is continuous), ``projection_is_average`` and
-            ``conditioning`` (largest over smallest chosen residual norm).
+            ``conditioning`` (largest over smallest chosen residual norm). With
+            ``tie_band``, ``frame_size`` counts the frames of nonzero weight: 2 per
+            member for samples inside the band, whose extra inner calls they are.
         """
         check_is_fitted(self)
         if self.group_ is None:

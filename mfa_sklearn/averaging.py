@@ -27,6 +27,7 @@ from ._engine import (
     N_JOBS_CONSTRAINT,
     ROUND_BITS_CONSTRAINT,
     TARGET_CONSTRAINT,
+    TIE_BAND_CONSTRAINT,
     FrameEstimatorMixin,
     is_invariant,
     mark_absent,
@@ -35,6 +36,7 @@ from ._engine import (
 )
 from ._skorch import inner_inputs, inner_outputs
 from .exceptions import AbsentRowsError, LayoutError, NonFiniteInputError, first_indices
+from .groups._base import weighted_mean
 from .groups._ensemble import check_ensemble
 from .layout import Layout
 
@@ -62,11 +64,13 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         "n_jobs": N_JOBS_CONSTRAINT,
         "round_bits": ROUND_BITS_CONSTRAINT,
         "predict_frames": N_FRAMES_CONSTRAINT + [None],
+        "tie_band": TIE_BAND_CONSTRAINT,
     }
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
                  frame="minimal", row_rule=DEFAULT_ROW_RULE, n_frames=1,
-                 predict_frames=None, tol=None, n_jobs=None, round_bits=40):
+                 predict_frames=None, tie_band=0.0, tol=None, n_jobs=None,
+                 round_bits=40):
         self.estimator = estimator
         self.group = group
         self.fields = fields
@@ -75,6 +79,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         self.row_rule = row_rule
         self.n_frames = n_frames
         self.predict_frames = predict_frames
+        self.tie_band = tie_band
         self.tol = tol
         self.n_jobs = n_jobs
         self.round_bits = round_bits
@@ -94,12 +99,12 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         super()._fit_frames(X)
         if self.group_ is not None:
             check_ensemble(self.group_, self._n_predict_frames, self.layout_.n_rows,
-                           self.row_rule, self.frame)
+                           self.row_rule, self.frame, self.tie_band)
 
     @property
     def _one_call(self):
         """Whether the inner estimator is called once per sample (a fitted property)."""
-        return self.group_ is None or (self.frame == "minimal"
+        return self.group_ is None or (self.frame == "minimal" and not self.tie_band
                                        and self._n_predict_frames == 1)
 
     def _get_estimator(self):
@@ -149,16 +154,37 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
             raise ValueError("sample_weight is zero for every sample; nothing to fit")
         return {}, weight.astype(np.intp)
 
-    def _fit_inner(self, Xc, targets, params, counts):
+    def _fit_inner(self, Xc, targets, params, counts, frame=None):
         """Fit a clone of the inner estimator on the canonical inputs (B, K, ...) and
-        their targets (B * K rows, frame elements of a sample consecutive)."""
+        their targets (B * K rows, frame elements of a sample consecutive); with a
+        ``frame`` that has weights, on the elements of nonzero weight, weighted."""
         B, K = Xc.shape[:2]
         rows = Xc.reshape(B * K, -1)
         if params.get("sample_weight") is not None and K > 1:
             # each frame element is a copy of its sample: it inherits the sample's weight
             params["sample_weight"] = np.repeat(np.asarray(params["sample_weight"]), K,
                                                 axis=0)
-        if counts is not None:
+        weights = None if frame is None else frame.element_weights
+        self.n_band_samples_ = 0
+        if weights is not None:
+            self.n_band_samples_ = int(np.count_nonzero((weights > 0).sum(axis=1)
+                                                        > self.n_frames))
+            keep = np.asarray(weights).reshape(-1) > 0
+            rows, targets = rows[keep], targets[keep]
+            if counts is not None:
+                counts = np.repeat(counts, K)[keep]
+            if has_fit_parameter(self._get_estimator(), "sample_weight"):
+                # a member's copies weigh as much as one copy of the unweighted ensemble
+                element = np.asarray(weights).reshape(-1)[keep] * self.n_frames
+                given = params.get("sample_weight")
+                params["sample_weight"] = element if given is None else (
+                    np.asarray(given, dtype=np.float64)[keep] * element)
+            elif params.get("sample_weight") is not None:
+                params["sample_weight"] = np.asarray(params["sample_weight"])[keep]
+            if counts is not None:
+                take = np.repeat(np.arange(len(rows)), counts)
+                rows, targets = rows[take], targets[take]
+        elif counts is not None:
             take = np.repeat(np.arange(B * K), np.repeat(counts, K))
             rows, targets = rows[take], targets[take]
         inner = clone(self._get_estimator())
@@ -176,9 +202,17 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
                              "sklearn.set_config(enable_metadata_routing=True)")
         if params:
             params = dict(process_routing(self, method, **params).estimator[method])
-        Xi, _ = inner_inputs(self.estimator_, Xc.reshape(B * K, -1))
+        rows = Xc.reshape(B * K, -1)
+        weights = None if frame is None else frame.element_weights
+        # weighted frames: elements of weight 0 (outside the band) are not evaluated
+        keep = None if weights is None else np.asarray(weights).reshape(-1) > 0
+        Xi, _ = inner_inputs(self.estimator_, rows if keep is None else rows[keep])
         out = np.asarray(getattr(self.estimator_, method)(Xi, **params))
         out = inner_outputs(self.estimator_, out, X.dtype)
+        if keep is not None:
+            full = np.zeros((B * K,) + out.shape[1:], dtype=out.dtype)
+            full[keep] = out
+            out = full
         return out.reshape((B, K) + out.shape[1:]), frame, present
 
     def get_metadata_routing(self):
@@ -261,6 +295,17 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         Frames per sample in predictions (None: ``n_frames``). ``predict_frames=1``
         after ``n_frames=k`` fits on ``k`` canonical copies (training augmentation)
         and predicts with one inner call per sample, on the first frame: exact too.
+    tie_band : float in [0, 1), default=0.0
+        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU):
+        a sample whose frame would change if the row fraction (0.1) moved by at most
+        ``tie_band`` times itself gets the frames of both ends of that band, with
+        invariant weights that go smoothly to 0 at the band's edges, so the averaged
+        model is continuous across the threshold (where one decision lies in the band)
+        and still exact. Only those samples cost a second frame and inner call
+        (``frame_diagnostics(X)["frame_size"]``, :attr:`n_band_samples_`). In ``fit``
+        their two canonical copies carry the weights as sample weights where the inner
+        estimator takes ``sample_weight`` (else both count fully). 0: off, today's
+        frames bit for bit.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None
@@ -278,6 +323,9 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         As for :class:`MinimalFrameCanonicalizer`.
     target_layout_ : Layout or None
         Layout of equivariant targets (None for invariant targets).
+    n_band_samples_ : int
+        Training samples inside the band of ``tie_band`` (two frames each, per
+        ensemble member); 0 without ``tie_band``.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
 
@@ -308,11 +356,12 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
 
     def __init__(self, estimator=None, *, group=None, fields=None, frame_fields=None,
                  target="invariant", frame="minimal", row_rule=DEFAULT_ROW_RULE,
-                 n_frames=1, predict_frames=None, tol=None, n_jobs=None, round_bits=40):
+                 n_frames=1, predict_frames=None, tie_band=0.0, tol=None, n_jobs=None,
+                 round_bits=40):
         super().__init__(estimator, group=group, fields=fields, frame_fields=frame_fields,
                          frame=frame, row_rule=row_rule, n_frames=n_frames,
-                         predict_frames=predict_frames, tol=tol, n_jobs=n_jobs,
-                         round_bits=round_bits)
+                         predict_frames=predict_frames, tie_band=tie_band, tol=tol,
+                         n_jobs=n_jobs, round_bits=round_bits)
         self.target = target
 
     def fit(self, X, y, sample_weight=None, **fit_params):
@@ -366,7 +415,8 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
             yc = to_canonical(frame, self.target_layout_, y, present).reshape(B * K, -1)
         else:
             yc = np.repeat(y, K, axis=0) if K > 1 else y
-        self._fit_inner(Xc, yc, *self._inner_fit_params(sample_weight, fit_params, B))
+        self._fit_inner(Xc, yc, *self._inner_fit_params(sample_weight, fit_params, B),
+                        frame=frame)
         return self
 
     def _check_target_nan(self, y_nan, present):
@@ -410,7 +460,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         """
         pred, frame, present = self._inner_predict("predict", X, **predict_params)
         if self.target_layout_ is None:
-            out = pred[:, 0] if pred.shape[1] == 1 else pred.mean(axis=1)
+            out = _element_mean(pred, frame)
         else:
             out = restore(frame, self.target_layout_, pred.reshape(pred.shape[:2] + (-1,)))
         if present is not None:
@@ -454,6 +504,8 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     classes_ : ndarray of shape (n_classes,)
     group_, layout_, frame_fields_, input_shape_, labeling_backend_, absent_rows_ :
         As for :class:`FrameAveragingRegressor`.
+    n_band_samples_ : int
+        As for :class:`FrameAveragingRegressor`.
     n_features_in_, feature_names_in_ :
         As for :class:`FrameAveragingRegressor`.
 
@@ -494,9 +546,10 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
         self.classes_ = encoder.classes_
         codes = np.zeros(len(y), dtype=np.intp)
         codes[kept] = encoder.transform(y[kept])
-        Xc, _, _ = self._canonical(X)
+        Xc, frame, _ = self._canonical(X)
         K = Xc.shape[1]
-        self._fit_inner(Xc, np.repeat(codes, K) if K > 1 else codes, params, counts)
+        self._fit_inner(Xc, np.repeat(codes, K) if K > 1 else codes, params, counts,
+                        frame=frame)
         return self
 
     def predict(self, X, **predict_params):
@@ -517,16 +570,17 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
             score = self.decision_function(X, **predict_params)
             codes = (score > 0).astype(np.intp) if score.ndim == 1 else np.argmax(score, 1)
             return self.classes_[codes]
-        pred, _, present = self._inner_predict("predict", X, **predict_params)
+        pred, frame, present = self._inner_predict("predict", X, **predict_params)
         _no_label_for_empty(present)
-        votes = np.stack([(pred == c).sum(axis=1) for c in range(len(self.classes_))], 1)
+        votes = np.stack([_element_mean(pred == c, frame) for c in range(len(self.classes_))],
+                         1)
         return self.classes_[np.argmax(votes, axis=1)]
 
     @available_if(_inner_has("predict_proba"))
     def predict_proba(self, X, **predict_params):
         """Class probabilities of the inner classifier, averaged over frame elements."""
-        proba, _, present = self._inner_predict("predict_proba", X, **predict_params)
-        return _nan_for_empty(proba.mean(axis=1), present)
+        proba, frame, present = self._inner_predict("predict_proba", X, **predict_params)
+        return _nan_for_empty(_element_mean(proba, frame), present)
 
     @available_if(_inner_has("predict_log_proba"))
     def predict_log_proba(self, X, **predict_params):
@@ -542,14 +596,24 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     @available_if(_inner_has("decision_function"))
     def decision_function(self, X, **predict_params):
         """Decision function of the inner classifier, averaged over frame elements."""
-        score, _, present = self._inner_predict("decision_function", X, **predict_params)
-        return _nan_for_empty(score.mean(axis=1), present)
+        score, frame, present = self._inner_predict("decision_function", X,
+                                                    **predict_params)
+        return _nan_for_empty(_element_mean(score, frame), present)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         if self.group is not None:
             tags.classifier_tags.poor_score = True
         return tags
+
+
+def _element_mean(y, frame):
+    """Mean of inner outputs (B, K, ...) over the frame elements, weighted where the
+    frames have weights (None: no group)."""
+    weights = None if frame is None else frame.element_weights
+    if weights is None:
+        return y[:, 0] if y.shape[1] == 1 else y.mean(axis=1)
+    return weighted_mean(np, y, np.asarray(weights))
 
 
 def _nan_for_empty(out, present):

@@ -35,6 +35,7 @@ from ._engine import (
     DEFAULT_ROW_RULE,
     FRAME_CONSTRAINT,
     TARGET_CONSTRAINT,
+    TIE_BAND_CONSTRAINT,
     FramePlan,
     fill_absent,
     find_absent,
@@ -60,6 +61,7 @@ _PARAMETER_CONSTRAINTS = {
     "frame_dtype": [StrOptions(set(PRECISIONS))],
     "detach_frame": ["boolean"],
     "presence_column": ["boolean"],
+    "tie_band": TIE_BAND_CONSTRAINT,
 }
 
 
@@ -117,6 +119,13 @@ class FrameAveraged(nn.Module):
         Minimal frames per sample (a frame ensemble, ``n_frames`` backbone rows per
         sample, outputs averaged); see :class:`~mfa_sklearn.FrameAveragingRegressor`.
         A layout whose samples have too few rows for it fails at the first call.
+    tie_band : float in [0, 1), default=0.0
+        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU):
+        two frames with invariant, smoothly vanishing weights for the samples near the
+        rule's threshold, so the model is continuous there and still exact; see
+        :class:`~mfa_sklearn.FrameAveragingRegressor`. Canonical inputs then have
+        ``K = 2 n_frames``; elements of weight 0 (``frame.element_weights``) are not passed to
+        the backbone. 0: off.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of X's dtype, or of the frame
         dtype if that is less precise.
@@ -202,8 +211,8 @@ class FrameAveraged(nn.Module):
 
     def __init__(self, module, *, group="E(3)", fields=None, frame_fields=None,
                  target="invariant", frame="minimal", row_rule=DEFAULT_ROW_RULE,
-                 n_frames=1, tol=None, frame_dtype="float64", detach_frame=False,
-                 presence_column=False, **kwargs):
+                 n_frames=1, tie_band=0.0, tol=None, frame_dtype="float64",
+                 detach_frame=False, presence_column=False, **kwargs):
         super().__init__()
         self.module = build_submodule(module, kwargs, owner="FrameAveraged", name="module")
         self.group = group
@@ -213,6 +222,7 @@ class FrameAveraged(nn.Module):
         self.frame = frame
         self.row_rule = row_rule
         self.n_frames = n_frames
+        self.tie_band = tie_band
         self.tol = tol
         self.frame_dtype = frame_dtype
         self.detach_frame = detach_frame
@@ -228,7 +238,7 @@ class FrameAveraged(nn.Module):
                                  f"{self.group_.name}; use one of "
                                  f"{list(self.group_.frame_methods)}")
             # group, rule and method now; the row count is known at the first call
-            check_ensemble(self.group_, n_frames, n_frames, row_rule, frame)
+            check_ensemble(self.group_, n_frames, n_frames, row_rule, frame, tie_band)
             parse_fields(fields, self.group_)  # bad kinds and widths fail here
             if not is_invariant(target):
                 parse_fields(target, self.group_, what="target")
@@ -257,7 +267,8 @@ class FrameAveraged(nn.Module):
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
         plan = FramePlan.resolve(self.group_, self.fields, self.frame_fields,
-                                 X.shape[1:], self.frame, self.row_rule, self.n_frames)
+                                 X.shape[1:], self.frame, self.row_rule, self.n_frames,
+                                 self.tie_band)
         if mask is None:
             X, present = plan.prepare(X)
         else:
@@ -345,7 +356,13 @@ class FrameAveraged(nn.Module):
                 f"K = {frame.n_calls} frame elements, as canonicalize returns them; got "
                 f"{tuple(Xc.shape)}. Select samples of both alike: Xc[idx], frame[idx]")
         B, K = Xc.shape[:2]
-        out = self.module(Xc.reshape((B * K,) + tuple(Xc.shape[2:])))
+        rows = Xc.reshape((B * K,) + tuple(Xc.shape[2:]))
+        if frame.element_weights is None:
+            out = self.module(rows)
+        else:   # weighted frames: elements of weight 0 are not evaluated
+            keep = (frame.element_weights > 0).reshape(-1).to(rows.device)
+            kept = self.module(rows[keep])
+            out = kept.new_zeros((B * K,) + tuple(kept.shape[1:])).index_put((keep,), kept)
         out = out.reshape((B, K) + tuple(out.shape[1:]))
         present = frame.present
         if is_invariant(self.target):
@@ -359,4 +376,6 @@ class FrameAveraged(nn.Module):
     def extra_repr(self):
         return (f"group={self.group!r}, fields={self.fields!r}, target={self.target!r}, "
                 f"frame={self.frame!r}, row_rule={self.row_rule!r}, "
-                f"n_frames={self.n_frames}, frame_dtype={self.frame_dtype!r}")
+                f"n_frames={self.n_frames}, "
+                + (f"tie_band={self.tie_band}, " if self.tie_band else "")
+                + f"frame_dtype={self.frame_dtype!r}")

@@ -1,5 +1,6 @@
-"""Row rules and frame ensembles: exactness for every rule and ensemble size, the
-parameters of the estimators and the torch module, and their errors.
+"""Row rules, frame ensembles and weighted frames near ties: exactness for every rule,
+ensemble size and band, continuity of weighted frames, the parameters of the estimators
+and the torch module, and their errors.
 
 Group level: the protocol of tests/groups/__init__.py (a non-equivariant backbone, one
 random group element per sample, ``e_max`` relative to the largest output, a control
@@ -12,6 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
+from sklearn.linear_model import Ridge
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from mfa_sklearn import (
@@ -41,18 +43,18 @@ class Ensembled:
     """A group whose ``frame`` is the ensemble of ``k`` re-ordered frames (the engine's
     path), for the frame-level protocol of ``assert_frame_equivariant``."""
 
-    def __init__(self, group, k):
-        self.group, self.k = group, k
+    def __init__(self, group, k, tie_band=0.0):
+        self.group, self.k, self.tie_band = group, k, tie_band
 
     def __getattr__(self, name):
         return getattr(self.group, name)
 
-    def frame(self, points=None, vectors=None, *, scalars=None, **kwargs):
-        def frame_of(p, v, present):
+    def frame(self, points=None, vectors=None, *, scalars=None, rule=None, **kwargs):
+        def frame_of(p, v, present, rule=rule):
             return self.group.frame(p or None, v or None, scalars=scalars,
-                                    present=present, **kwargs)
+                                    present=present, rule=rule, **kwargs)
         return ensemble_frame(self.group, frame_of, points, vectors, None, self.k,
-                              rule=kwargs.get("rule"), tol=kwargs.get("tol"))
+                              rule=rule, tol=kwargs.get("tol"), tie_band=self.tie_band)
 
 
 def _data(name, rng, B=16, degenerate=False):
@@ -365,3 +367,232 @@ def test_predict_frames():
         FrameAveragingRegressor(group="E(3)", row_rule="pivoted", predict_frames=2).fit(X, y)
     with pytest.raises(ValueError, match="predict_frames"):
         FrameAveragingRegressor(group="E(3)", predict_frames=0).fit(X, y)
+
+
+# ------------------------------------------------------- weighted frames near ties
+#: groups with weighted frames
+BANDED = ["O(3)", "SO(3)", "E(3)", "SE(3)", "U(2)"]
+#: the band of the tests: fractions 0.05 .. 0.15
+BAND = 0.5
+
+
+def _spread(name, rng, B=48, degenerate=False):
+    """:func:`_data` with each row's offset from the sample's mean (translation groups)
+    or each row (the others) scaled by ``exp(U(-3.5, 0))``, so that residual norm
+    fractions spread over [0.03, 1] and many samples fall inside the band."""
+    x = _data(name, rng, B=B, degenerate=degenerate)
+    factor = np.exp(rng.uniform(-3.5, 0.0, (B, N_ROWS, 1)))
+    if get_group(name).has_translations:
+        mean = x.mean(axis=1, keepdims=True)
+        return mean + (x - mean) * factor
+    return x * factor
+
+
+def _weighted(bound, dtype=np.float64):
+    """``bound``, or ``450 eps`` (1e-13 in float64) times the frame's conditioning where
+    that is larger: the weights are smooth functions of residual norm fractions, whose
+    rounding (about eps times a row's norm over its residual's) moves them by ~1e-13 on
+    these clouds, and the average by that times the difference of the two frames'
+    outputs (errors up to 1.4e-12 at conditioning 13 to 120 here)."""
+    eps = float(np.finfo(dtype).eps)
+    return lambda frame: max(bound, 450.0 * eps
+                             * float(np.max(frame.diagnostics["conditioning"])))
+
+
+def _in_band(frame):
+    """Samples with a second element of nonzero weight (any member)."""
+    return np.asarray(frame.diagnostics["frame_size"]) > frame.n_calls / 2
+
+
+@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("name", BANDED)
+@pytest.mark.parametrize("degenerate", [False, True])
+def test_banded_frames_exact(name, k, degenerate):
+    rng = np.random.default_rng(zlib.crc32(f"band-{name}-{k}-{degenerate}".encode()))
+    x = _spread(name, rng, degenerate=degenerate)
+    check = assert_frame_equivariant(Ensembled(get_group(name), k, BAND), x,
+                                     bound=_weighted(_bound(name, np.float64)),
+                                     rule="first_above",
+                                     complex=name.startswith("U"), case=f"band {name}")
+    frame = check.frame
+    assert frame.n_calls == 2 * k
+    inside = _in_band(frame)
+    assert 0 < inside.sum() < len(x)     # both kinds of samples were checked
+    weights = np.asarray(frame.element_weights)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-14)
+    assert np.all(weights >= 0.0)
+
+
+@pytest.mark.parametrize("name", ["E(3)", "SO(3)"])
+def test_banded_frames_exact_float32(name):
+    rng = np.random.default_rng(11)
+    x = _spread(name, rng).astype(np.float32)
+    check = assert_frame_equivariant(Ensembled(get_group(name), 2, BAND), x,
+                                     bound=_weighted(_bound(name, np.float32), np.float32),
+                                     rule="first_above")
+    assert check.outputs["point"].dtype == np.float32
+    assert _in_band(check.frame).any()
+
+
+def _path(s):
+    """O(3) clouds along a path: row 0 has length ``s`` (B,) and a direction 20 degrees
+    from row 1's, the other rows have norms near 1, so the first frame vector is row
+    0's direction where its fraction exceeds 0.1 and row 1's below, and nothing else
+    decides within 0.1 (1 +- 0.3): row 1's residual against row 0 is 0.34, row 0's
+    against row 1 below 0.34 s."""
+    rest = np.array([[1.0, 0.0, 0.0], [0.2, 1.1, 0.5], [-0.3, 0.4, 0.9], [0.5, -0.6, 0.7]])
+    angle = np.deg2rad(20.0)
+    direction = np.array([np.cos(angle), np.sin(angle), 0.0])
+    x = np.broadcast_to(rest, (len(s), 4, 3))
+    return np.concatenate([s[:, None, None] * direction, x], axis=1)
+
+
+def _averaged(frame, x):
+    """A fixed non-equivariant backbone, averaged over ``frame``: (B, n, 3) vectors."""
+    W = np.random.default_rng(0).standard_normal((15, 15)) / 3.0
+    canon = frame.to_canonical(x)
+    out = np.tanh(canon.reshape(canon.shape[:2] + (15,)) @ W)
+    return frame.from_canonical(out.reshape(canon.shape), "vector")
+
+
+def test_banded_frames_continuous():
+    """Along a path across the threshold the plain frame jumps; the weighted one moves
+    by about the path's step, and equals the plain one outside the band."""
+    G = get_group("O(3)")
+    band = 0.3
+    s = np.linspace(0.03, 0.2, 721)
+    x = _path(s)
+    largest = np.linalg.norm(x, axis=2).max(axis=1)
+    plain = _averaged(G.frame(x, rule="first_above"), x)
+    weighted_frame = Ensembled(G, 1, band).frame(x, rule="first_above")
+    weighted = _averaged(weighted_frame, x)
+    step = np.abs(np.diff(weighted, axis=0)).max(axis=(1, 2))
+    jump = np.abs(np.diff(plain, axis=0)).max(axis=(1, 2))
+    assert jump.max() > 0.1
+    assert step.max() < 0.05 * jump.max()
+    fraction = s / largest
+    outside = (fraction < 0.95 * ROW_FRACTION * (1 - band)) | (
+        fraction > 1.05 * ROW_FRACTION * (1 + band))
+    assert outside.sum() > 100
+    # the same frame (the backbone's matmul rounds by batch shape)
+    np.testing.assert_allclose(weighted[outside], plain[outside], rtol=0.0, atol=1e-14)
+    inside = _in_band(weighted_frame)
+    np.testing.assert_array_equal(
+        inside, (fraction >= ROW_FRACTION * (1 - band)) & (fraction < ROW_FRACTION * (1 + band)))
+    # the frame of the upper edge (row 0 passed over) weighs 1 at the band's lower
+    # edge and falls to 0 at its upper edge
+    second = np.asarray(weighted_frame.element_weights)[:, 1][inside]
+    assert np.all(np.diff(second) <= 1e-12)
+    assert second[0] > 0.99 and second[-1] < 0.01
+
+
+def test_banded_inner_calls():
+    """Only samples inside the band get a second frame and inner row, in fit (weighted
+    copies) and predict; frame_size and n_band_samples_ count them."""
+    rng = np.random.default_rng(5)
+    B = 60
+    X = _spread("E(3)", rng, B=B).reshape(B, -1)
+    y = rng.standard_normal((B, N_ROWS * 3))
+    reg = FrameAveragingRegressor(CountingRegressor(Ridge()), group="E(3)", target="point",
+                                  tie_band=BAND).fit(X, y)
+    size = reg.frame_diagnostics(X)["frame_size"]
+    inside = int(np.count_nonzero(size == 2))
+    assert 0 < inside < B and set(np.unique(size)) == {1.0, 2.0}
+    assert reg.n_band_samples_ == inside
+    assert reg.estimator_.fit_rows_ == [B + inside]
+    reg.predict(X)
+    assert reg.estimator_.predict_rows_ == [B + inside]
+    assert_equivariant(reg, "E(3)", X, random_state=1)
+    plain = FrameAveragingRegressor(CountingRegressor(Ridge()), group="E(3)",
+                                    target="point").fit(X, y)
+    assert plain.n_band_samples_ == 0
+    # the default is the plain frame, bit for bit
+    zero = FrameAveragingRegressor(CountingRegressor(Ridge()), group="E(3)", target="point",
+                                   tie_band=0.0).fit(X, y)
+    np.testing.assert_array_equal(zero.predict(X), plain.predict(X))
+    # the copies' weights reach an inner estimator that takes them
+    ridge = FrameAveragingRegressor(Ridge(), group="E(3)", target="point",
+                                    tie_band=BAND).fit(X, y)
+    assert not np.allclose(ridge.estimator_.coef_, reg.estimator_.model_.coef_)
+
+
+@pytest.mark.parametrize("group,k", [("E(3)", 1), ("SO(3)", 3)])
+def test_banded_estimators_exact(group, k):
+    rng = np.random.default_rng(6)
+    X = _spread(group, rng).reshape(48, -1)
+    y = rng.standard_normal((48, N_ROWS * 3))
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group=group,
+                                  target="point", n_frames=k, tie_band=BAND).fit(X, y)
+    assert_equivariant(reg, group, X, random_state=1)
+    assert_equivariant(reg, group, X.astype(np.float32), random_state=2)
+    labels = rng.integers(0, 3, len(X))
+    clf = FrameAveragingClassifier(DecisionTreeClassifier(random_state=0), group=group,
+                                   n_frames=k, tie_band=BAND).fit(X, labels)
+    assert_equivariant(clf.predict_proba, group, X, random_state=1)
+    assert_equivariant(clf.predict, group, X, random_state=1, rtol=0.0)
+
+
+def test_banded_absent_rows():
+    """Weighted frames of padded samples: exact, NaN at the absent rows."""
+    rng = np.random.default_rng(3)
+    X = _spread("E(3)", rng, B=60)
+    X[::3, 4] = np.nan
+    X = X.reshape(60, -1)
+    reg = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0), group="E(3)",
+                                  target="point", tie_band=BAND).fit(
+        X, rng.standard_normal((60, N_ROWS * 3)))
+    assert reg.n_band_samples_ > 0
+    assert_equivariant(reg, "E(3)", X, random_state=1)
+    pred = reg.predict(X).reshape(60, N_ROWS, 3)
+    assert np.isnan(pred[::3, 4]).all() and np.isfinite(pred[1::3]).all()
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"tie_band": -0.1}, "tie_band"),
+    ({"tie_band": 1.0}, "tie_band"),
+    ({"tie_band": 0.2, "row_rule": "first"}, "row_rule='first'"),
+    ({"tie_band": 0.2, "frame": "pca"}, "frame='minimal'"),
+    ({"tie_band": 0.2, "group": "GL(3)"}, "not for group GL"),
+    ({"tie_band": 0.2, "group": "S_n x E(3)"}, "not for group"),
+])
+def test_tie_band_errors(params, match):
+    rng = np.random.default_rng(0)
+    X, y = _nbody_like(rng, B=10)
+    with pytest.raises(ValueError, match=match):
+        FrameAveragingRegressor(**{"group": "E(3)", **params}).fit(X, y)
+
+
+def test_banded_torch_module():
+    torch = pytest.importorskip("torch")
+    from mfa_sklearn.torch import FrameAveraged
+    torch.manual_seed(0)
+    calls = []
+
+    class Counting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(15, 32), torch.nn.Tanh(),
+                                           torch.nn.Linear(32, 15)).double()
+
+        def forward(self, rows):
+            calls.append(len(rows))
+            return self.net(rows)
+
+    model = FrameAveraged(Counting(), group="E(3)", target="point", tie_band=BAND)
+    X = _spread("E(3)", np.random.default_rng(8)).reshape(48, -1)
+    Xc, frame = model.canonicalize(torch.as_tensor(X))
+    assert tuple(Xc.shape) == (48, 2, 15)
+    inside = int((frame.element_weights[:, 1] > 0).sum())
+    assert 0 < inside < 48
+    Xt = torch.as_tensor(X).requires_grad_()
+    calls.clear()
+    model(Xt).sum().backward()
+    assert calls == [48 + inside] and Xt.grad.shape == Xt.shape
+
+    def call(A):
+        with torch.no_grad():
+            return model(torch.as_tensor(A)).numpy()
+    assert_equivariant(call, "E(3)", X, target="point", random_state=0)
+    assert "tie_band=0.5" in repr(model)
+    with pytest.raises(ValueError, match="row_rule='first'"):
+        FrameAveraged(Counting(), group="E(3)", row_rule="first", tie_band=0.1)

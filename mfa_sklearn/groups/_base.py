@@ -163,6 +163,13 @@ class _RealBlocks:
         return real_from_complex(z)
 
 
+def weighted_mean(xp, y, weights):
+    """``sum_k weights[:, k] y[:, k]`` of ``y`` (B, K, ...) and ``weights`` (B, K)."""
+    real = xp.real(y[:1, :1]).dtype if xp.isdtype(y.dtype, "complex floating") else y.dtype
+    w = xp.astype(weights, real)
+    return xp.sum(y * xp.reshape(w, tuple(w.shape) + (1,) * (y.ndim - 2)), axis=1)
+
+
 def snap_below(xp, canon, level):
     """``canon`` (B, K, n, w) with entries of magnitude at most ``level`` (B,) set to 0.
 
@@ -264,8 +271,12 @@ class Frame(_RealBlocks):
 
     @property
     def size(self):
-        """Number of frame elements per sample (the finite part; 1 for generic input)."""
+        """Number of frame elements per sample (the finite part; 1 for generic input);
+        those of nonzero weight where the frame has :attr:`element_weights`."""
         xp = get_namespace(self.H)
+        if self.element_weights is not None:
+            return xp.astype(xp.sum(xp.astype(self.element_weights > 0, xp.int64), axis=1),
+                             xp.float64)
         return xp.full((self.n_samples,), float(self.n_calls), dtype=xp.float64)
 
     @property
@@ -310,6 +321,17 @@ class Frame(_RealBlocks):
     #: with absent rows, so that outputs can be NaN there; carried by ``concat`` and
     #: indexing
     present = None
+
+    #: weights (B, K) of the elements in the averages, non-negative, summing to 1 per
+    #: sample, invariant (weighted frames near ties, see
+    #: :func:`~mfa_sklearn.groups._ensemble.banded_frame`); None: the plain mean.
+    #: Elements of weight 0 need no backbone call. Carried by ``concat`` and indexing.
+    element_weights = None
+
+    #: where the row selection's choices change, ``(low, high)`` (B,) each, set by the
+    #: frames of groups with :attr:`Group.row_breaks` when asked for with a
+    #: :class:`~mfa_sklearn.groups._selection.BandedRule`
+    row_breaks = None
 
     #: per-sample rounding level of the frame-defining rows' canonical coordinates, set
     #: by minimal frames (None: nothing to snap); see :meth:`snap`
@@ -375,8 +397,7 @@ class Frame(_RealBlocks):
         if kind == "scalar":
             return self.average(y)
         self._check_width(y, kind, axis=-1)
-        out = like_frame(xp, y, self.H) @ self.H
-        out = out[:, 0] if out.shape[1] == 1 else xp.mean(out, axis=1)
+        out = self._mean(xp, like_frame(xp, y, self.H) @ self.H)
         if kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
         return xp.astype(out, _result_dtype(xp, y), copy=False)
@@ -435,8 +456,16 @@ class Frame(_RealBlocks):
         xp = get_namespace(y, self.H)
         if y.shape[1] == 1:
             return y[:, 0]
-        mean = xp.mean(like_frame(xp, y, self.H), axis=1)
+        mean = self._mean(xp, like_frame(xp, y, self.H))
         return xp.astype(mean, _result_dtype(xp, y), copy=False)
+
+    def _mean(self, xp, y):
+        """Mean of ``y`` (B, K, ...) over the elements, weighted by :attr:`element_weights`."""
+        if y.shape[1] == 1:
+            return y[:, 0]
+        if self.element_weights is None:
+            return xp.mean(y, axis=1)
+        return weighted_mean(xp, y, self.element_weights)
 
     def _check_width(self, x, kind, axis=-1):
         d = self.H.shape[-1]
@@ -461,6 +490,7 @@ class Frame(_RealBlocks):
                    **{name: cat([getattr(f, name) for f in frames])
                       for name in kind.diagnostic_names})
         out.present = cat([f.present for f in frames])
+        out.element_weights = cat([f.element_weights for f in frames])
         return out
 
     def __getitem__(self, index):
@@ -472,6 +502,7 @@ class Frame(_RealBlocks):
         out = type(self)(take(self.H), take(self.t),
                          **{name: take(getattr(self, name)) for name in self.diagnostic_names})
         out.present = take(self.present)
+        out.element_weights = take(self.element_weights)
         return out
 
 
@@ -486,6 +517,9 @@ class Group(_RealBlocks):
     d = None
     #: whether the group includes translations (E, SE, Aff), fixed by a point centroid
     has_translations = False
+    #: whether minimal frames report :attr:`Frame.row_breaks` under a
+    #: :class:`~mfa_sklearn.groups._selection.BandedRule` (weighted frames near ties)
+    row_breaks = False
     #: frame methods this group offers
     frame_methods = ("minimal",)
     #: whether the group acts on ``edge`` fields (only permutations do: ``A[pi][:, pi]``)

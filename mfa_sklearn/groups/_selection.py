@@ -107,6 +107,27 @@ ROW_RULES = ("first", "pivoted", "first_above")
 ROW_FRACTION = 0.1
 
 
+class BandedRule(str):
+    """``"first_above"`` at another ``fraction``, reporting its decision margins.
+
+    A string equal to ``"first_above"``, so it travels wherever a rule name does (through
+    every group's ``frame``); :func:`select_rows` then compares with ``fraction``
+    instead of :data:`ROW_FRACTION` and returns :attr:`Selection.breaks`. Weighted
+    frames near ties (:func:`~mfa_sklearn.groups._ensemble.banded_frame`) compute
+    the frames of the two edges of a band of fractions with it.
+
+    Parameters
+    ----------
+    fraction : float
+        Residual norm fraction, in (0, 1].
+    """
+
+    def __new__(cls, fraction):
+        rule = super().__new__(cls, "first_above")
+        rule.fraction = float(fraction)
+        return rule
+
+
 def check_row_rule(rule):
     """Raise a clear ValueError unless ``rule`` is one of :data:`ROW_RULES`."""
     if not isinstance(rule, str) or rule not in ROW_RULES:
@@ -266,6 +287,12 @@ class Selection(NamedTuple):
     index: list
     #: the invariant scale of the rows, (B,): max |z_i|^2, or ||Z eta Z^T||_F
     scale: Any = None
+    #: with a :class:`BandedRule` only, ``(low, high)`` of shape (B,) each: the smallest
+    #: norm fraction (residual norm over the largest eligible one) of a chosen row, and
+    #: the largest of an eligible row passed over for a later one, over all steps
+    #: (``inf`` and ``0`` where there is none). The choices are the same for every
+    #: fraction in ``(high, low]``: these are where they change.
+    breaks: Any = None
 
 
 def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
@@ -327,7 +354,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
 
     # squared residuals at or above `relative` times the largest compete (not "first"):
     # pivoting is the fraction 1, "first_above" ROW_FRACTION, each with the tie band
-    relative = (1.0 - delta) * (1.0 if rule == "pivoted" else ROW_FRACTION ** 2)
+    fraction = getattr(rule, "fraction", ROW_FRACTION)
+    relative = (1.0 - delta) * (1.0 if rule == "pivoted" else fraction ** 2)
+    banded = isinstance(rule, BandedRule)
     q = square(Z, work)
     # numpy, Euclidean, pivoted: classical Gram-Schmidt with downdated residual norms
     # q_i <- q_i - <z_i, w>^2 and the rows left as they are: about half the passes over
@@ -359,6 +388,10 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     rank = xp.zeros((B,), dtype=xp.int64, device=device)
     have_timelike = xp.zeros((B,), dtype=xp.bool, device=device)
     W, norms, signs, index = [], [], [], []
+    if banded:
+        rows = xp.arange(m, device=device)[:, None]
+        low = xp.full((B,), np.inf, dtype=work_dtype(xp), device=device)
+        high = xp.zeros((B,), dtype=work_dtype(xp), device=device)
     V = Z
     for step in range(d):
         if downdate and step and bool(np.any(xp.max(q, axis=0) < above + guard)):
@@ -376,6 +409,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             found = largest >= above
             level = above if rule == "first" else xp.maximum(above, relative * largest)
             eligible = q >= level
+            size, candidate = q, q >= above
         else:
             size = xp.abs(q)
             eligible = size >= xp.where(have_timelike, above_definite, above)
@@ -383,6 +417,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             prefer = ~have_timelike & xp.any(timelike, axis=0)
             eligible = xp.where(prefer, timelike, eligible)
             largest = xp.max(xp.where(eligible, size, 0.0), axis=0)
+            candidate = eligible
             if rule != "first":
                 eligible = eligible & (size >= relative * largest)
             found = xp.any(eligible, axis=0)
@@ -390,6 +425,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             break
         chosen = first_true(xp, eligible)
         flat = chosen * B + columns
+        if banded:
+            low, high = _breaks(xp, size, candidate, largest, found, rows < chosen,
+                                flat, low, high)
         v = [xp.take(xp.reshape(Vk, (-1,)), flat) for Vk in V]
         # Gram-Schmidt on the chosen row: a second pass over exact residuals, or both
         # passes over a row that the downdating left as it was
@@ -426,4 +464,18 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         norms.append(real_zero)
         signs.append(one)
         index.append(xp.zeros((B,), dtype=xp.int64, device=device))
-    return Selection(W, rank, norms, signs, index, scale)
+    return Selection(W, rank, norms, signs, index, scale,
+                     (low, high) if banded else None)
+
+
+def _breaks(xp, size, candidate, largest, found, before, flat, low, high):
+    """One step's update of :attr:`Selection.breaks`: ``size`` (m, B) the squared
+    residuals that compete, ``candidate`` those above the rank tolerance, ``largest``
+    (B,) the largest candidate, ``before`` (m, B) the rows ahead of the chosen one."""
+    denominator = xp.where(found, largest, 1.0)
+    chosen = xp.take(xp.reshape(size, (-1,)), flat) / denominator
+    passed = xp.max(xp.where(candidate & before, size, 0.0), axis=0) / denominator
+    inf = xp.asarray(np.inf, dtype=low.dtype, device=low.device)
+    low = xp.minimum(low, xp.where(found, xp.sqrt(chosen), inf))
+    high = xp.maximum(high, xp.where(found, xp.sqrt(passed), 0.0))
+    return low, high

@@ -156,6 +156,7 @@ class OrthogonalGroup(Group):
     """
 
     frame_methods = ("minimal", "pca")
+    row_breaks = True
     # minimal frames read the present rows only through sums and maxima in which the
     # absent rows are exact zeros, and row-wise products; PCA covariances are BLAS sums
     # whose rounding depends on the number of rows
@@ -269,6 +270,7 @@ class OrthogonalGroup(Group):
         if t_sq is not None:
             magnitude = magnitude + xp.sqrt(t_sq)
         frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude * inverse
+        frame.row_breaks = selection.breaks
         return frame
 
     def _fix_determinant(self, xp, W, rank):

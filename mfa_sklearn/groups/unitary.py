@@ -207,6 +207,7 @@ class UnitaryGroup(Group):
     """
 
     is_complex = True
+    row_breaks = True
 
     def __init__(self, d, *, special=False):
         if int(d) != d or d < 1:
@@ -274,6 +275,7 @@ class UnitaryGroup(Group):
         # their own, vanish in exact arithmetic
         frame.snap_level = ((8.0 * self.d * work_eps(xp)) * xp.sqrt(selection.scale)
                             * inverse)
+        frame.row_breaks = selection.breaks
         return identity_where_empty(xp, frame, present)
 
     def _fix_determinant(self, xp, W, rank):
