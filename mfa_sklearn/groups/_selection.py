@@ -409,7 +409,8 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
             found = largest >= above
             level = above if rule == "first" else xp.maximum(above, relative * largest)
             eligible = q >= level
-            size, candidate = q, q >= above
+            size = q
+            candidate = q >= above if banded else None
         else:
             size = xp.abs(q)
             eligible = size >= xp.where(have_timelike, above_definite, above)
