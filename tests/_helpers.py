@@ -377,7 +377,7 @@ def rotated(shape, B, rng, *, shift=True):
 
 
 # -------------------------------------------------------------------------- scripts
-def run_script(path, *args, smoke=True, env=None, timeout=300):
+def run_script(path, *args, smoke=True, env=None, timeout=900):
     """Run a script of the repository with this interpreter and assert it succeeds.
 
     The script imports this checkout's package (the repository root goes first on
@@ -393,8 +393,9 @@ def run_script(path, *args, smoke=True, env=None, timeout=300):
         Set MFA_SMOKE=1 (the examples' quick mode).
     env : dict, optional
         More environment variables.
-    timeout : float, default=300
-        Seconds.
+    timeout : float, default=900
+        Seconds: a guard against a hung script, far above its time on a loaded
+        machine (a smoke run that takes a minute alone took over two at load 13).
 
     Returns
     -------

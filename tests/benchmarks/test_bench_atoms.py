@@ -11,7 +11,7 @@ pytest.importorskip("ase")
 
 def test_bench_atoms_quick(tmp_path):
     run_script("benchmarks/bench_atoms.py", "--quick", "--out-dir", str(tmp_path),
-               timeout=300)
+               timeout=900)
     with open(tmp_path / "atoms_quick_table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["dataset"] for r in rows} == {"Cu13", "Cu6..Cu13"}

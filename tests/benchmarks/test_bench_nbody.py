@@ -13,7 +13,7 @@ pytest.importorskip("matplotlib")
 
 def test_bench_nbody_quick(tmp_path):
     run_script("benchmarks/bench_nbody.py", "--quick", "--out-dir", str(tmp_path),
-               timeout=180)
+               timeout=900)
     with open(tmp_path / "nbody_quick_table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) >= 10

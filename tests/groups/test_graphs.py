@@ -384,7 +384,7 @@ def test_graph_regression_example_smoke():
     # one OpenMP thread: spin-waiting threads of HistGradientBoosting are slow on a
     # loaded machine (the suite may run beside other processes)
     out = run_script("examples/graph_regression.py", env={"OMP_NUM_THREADS": "1"},
-                     timeout=120)
+                     timeout=900)
     assert "invariance error" in out
 
 
@@ -488,7 +488,7 @@ def test_bonded_molecules_example_smoke():
     """Bonds as an edge field under S_n x E(3): exactly invariant energies (relabelling
     error 0), and far closer than the plain model."""
     out = run_script("examples/bonded_molecules.py", env={"OMP_NUM_THREADS": "1"},
-                     timeout=120)
+                     timeout=900)
     rows = {line[:28].strip(): line.split() for line in out.splitlines()}
     bonded = rows["S_n x E(3) frames + bonds"]
     assert float(bonded[-1]) == 0.0 and float(bonded[-2]) <= 1e-9
