@@ -177,17 +177,18 @@ def test_symmetric_clusters_finite_and_invariant():
     assert torch.isfinite(m.forces(torch.tensor(nearby))).all()
 
 
-@pytest.mark.parametrize("encoding", ["density", "rows"])
+@pytest.mark.parametrize("encoding,radial_basis", [("density", "shells"),
+                                                   ("density", "scales"), ("rows", "shells")])
 @pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
-def test_torch_features_equal_the_numpy_path(first_vector, encoding):
+def test_torch_features_equal_the_numpy_path(first_vector, encoding, radial_basis):
     X = clusters()
-    m = model(first_vector=first_vector, encoding=encoding)
+    m = model(first_vector=first_vector, encoding=encoding, radial_basis=radial_basis)
     torch_features = m.atom_features(torch.tensor(X)).numpy()
     system, group = local_group("E(3)")
     spec = LocalFrames(Layout.infer(FIELDS, system, X.shape[1:]), group, 4.0, 8,
                        first_vector)
-    np.testing.assert_allclose(torch_features, spec.environments(X).features(encoding),
-                               rtol=0, atol=1e-12)
+    numpy_features = spec.environments(X).features(encoding, radial_basis=radial_basis)
+    np.testing.assert_allclose(torch_features, numpy_features, rtol=0, atol=1e-12)
 
 
 def test_mask_flat_layout_and_dtypes():
@@ -277,6 +278,8 @@ def test_errors():
         LocalFrameAveraged(AtomMLP, fields=FIELDS, group="GL(3)")
     with pytest.raises(TypeError, match="atom_module__"):
         LocalFrameAveraged(AtomMLP, fields=FIELDS, hidden=3)
+    with pytest.raises(ValueError, match="radial_basis"):
+        LocalFrameAveraged(AtomMLP, fields=FIELDS, radial_basis="gaussians")
     with pytest.raises(TypeError, match=r"nn\.Module"):
         LocalFrameAveraged(lambda f: f, fields=FIELDS)
     m = model()
