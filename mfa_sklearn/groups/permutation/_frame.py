@@ -564,7 +564,8 @@ class _Labeling:
         H, t : array, optional
             The G-frames and translation, already on ``like``'s device.
         **options
-            ``frame_type``, ``metric`` and ``symmetrize`` of :class:`PermutationFrame`.
+            ``frame_type``, ``metric``, ``symmetrize`` and ``present`` of
+            :class:`PermutationFrame`.
         """
         xp = None if isinstance(like, np.ndarray) else get_namespace(like)
 

@@ -235,10 +235,8 @@ class PermutationProductGroup(_PermutationBase):
             return None
         part = _fast_frames(data, order[index], np.arange(len(index)), index)
         labeling, H, t = _assemble(len(index), data.n, [part])
-        frame = labeling.frame(given[0], H, t, frame_type=part.frame_type,
-                               metric=self.metric)
-        frame.present = mask[index]
-        return index, frame
+        return index, labeling.frame(given[0], H, t, frame_type=part.frame_type,
+                                     metric=self.metric, present=mask[index])
 
     def _batch(self, points, vectors, scalars, others, edges, tol, rule):
         """The checked fields of a batch on the host, as :class:`_Data`."""
