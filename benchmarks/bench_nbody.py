@@ -366,7 +366,8 @@ def gnn_rows(data_full, args, log):
                       args.gnn_rotations))
     seeds = range(args.gnn_first_seed, args.gnn_first_seed + args.gnn_seeds)
     runs = [(mode, group, rotations, seed) for seed in seeds
-            for mode, group, rotations in modes if mode in args.gnn_modes]
+            for mode, group, rotations in modes
+            if args.gnn_modes is None or mode in args.gnn_modes]
     for mode, group, rotations, seed in runs:
         torch.manual_seed(seed)
         backbone = PairGNN(hidden=args.gnn_hidden)
@@ -605,9 +606,6 @@ def main(argv=None):
     p.add_argument("--gnn-modes", nargs="+", default=None,
                    help="PairGNN modes to run (default: all), e.g. 'MFA E(3)'")
     args = p.parse_args(argv)
-    if args.gnn_modes is None:
-        args.gnn_modes = ["none", "MFA E(3)",
-                          f"MFA E(3), {args.gnn_rotations} rotations, L1"]
     q = args.quick
     n_train, n_val, n_test = (200, 100, 200) if q else (3000, 2000, 2000)
     args.n_train = args.n_train or n_train

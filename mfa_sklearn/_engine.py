@@ -879,15 +879,12 @@ class FrameEstimatorMixin:
     in ``fit``, validating X later, canonicalizing, and per-sample diagnostics.
 
     Subclasses hold the parameters ``group``, ``fields``, ``frame_fields``, ``tol``,
-    ``row_rule``, ``n_frames`` and ``n_jobs``, and the frame method in ``_frame_method``.
+    ``row_rule``, ``n_frames`` and ``n_jobs``, the frame method in ``_frame_method``
+    and the band of weighted frames near ties in ``_tie_band`` (0: none).
     """
 
     _frame_method = "minimal"
-
-    @property
-    def _tie_band(self):
-        """The band of weighted frames near ties (0 for estimators without one)."""
-        return getattr(self, "tie_band", 0.0)
+    _tie_band = 0.0
 
     def _fit_frames(self, X):
         """Resolve the frame plan for samples of X's shape (called in ``fit``)."""

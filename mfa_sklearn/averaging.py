@@ -89,6 +89,10 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         return self.frame
 
     @property
+    def _tie_band(self):
+        return self.tie_band
+
+    @property
     def _n_predict_frames(self):
         """Frames per sample in predictions: ``predict_frames``, else ``n_frames``."""
         return self.n_frames if self.predict_frames is None else self.predict_frames
