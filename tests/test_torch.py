@@ -634,6 +634,23 @@ def test_float32_frames_are_float32_and_equivariant_to_float32_rounding(group, t
     assert difference <= 1e3 * bound, difference
 
 
+@pytest.mark.parametrize("group", ["S_n x O(3)", "S_n x E(3)"])
+def test_float32_frames_of_float64_collinear_rows(group):
+    # float64 rows, float32 frames: the rank tolerance is float32's, so the float32
+    # rounding of collinear rows is no frame vector (it was rank 3 with inf in H)
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(48, 6, 1)) * rng.normal(size=(48, 1, 3))    # lines through 0
+    if "E" in group:
+        X = X + rng.normal(size=(48, 1, 3))
+    X = X.reshape(48, -1)
+    fa = FrameAveraged(mlp(n_in=18, n_out=18), group=group, target="point",
+                       frame_dtype="float32")
+    _, frame_ = fa.canonicalize(torch.from_numpy(X))
+    assert np.all(np.asarray(frame_.rank) == 1)
+    assert_equivariant(as_function(fa), group, X, target="point", random_state=22,
+                       rtol=1e-5)
+
+
 def test_forces_with_float32_frames_are_equivariant():
     x = np.random.default_rng(19).normal(size=(64, 15)).astype(np.float32)
     energy = FrameAveraged(mlp(n_in=15, dtype=torch.float32), group="E(3)",

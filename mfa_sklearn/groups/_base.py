@@ -337,6 +337,11 @@ class Frame(_RealBlocks):
     #: by minimal frames (None: nothing to snap); see :meth:`snap`
     snap_level = None
 
+    #: the row selection's choices ``(index (B, d), rank (B,))``, set by the minimal
+    #: frames of groups that can recompute a frame from them (see
+    #: :meth:`Group.replay_frame`); None elsewhere
+    row_choices = None
+
     def snap(self, canon, offset=0):
         """Exact zeros for canonical coordinates of frame-defining rows that are zero in
         exact arithmetic but come out as rounding noise.
@@ -611,6 +616,16 @@ class Group(_RealBlocks):
         Frame
         """
         raise NotImplementedError
+
+    def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None):
+        """The minimal frames of rows whose earlier frame recorded ``row_choices``.
+
+        Groups whose minimal frames select rows and record their choices in
+        :attr:`Frame.row_choices` recompute a frame from them: the same rows (e.g.
+        on another device, with gradients), the arithmetic alone. Others record no
+        choices, so this is never called for them.
+        """
+        raise NotImplementedError(f"group {self.name} records no row choices to replay")
 
     def __repr__(self):
         return f"get_group({self.name!r})"

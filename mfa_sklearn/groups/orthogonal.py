@@ -120,6 +120,7 @@ from ._selection import (
     det_small,
     dot_rows,
     largest_entry,
+    replay_rows,
     scale_rows,
     select_rows,
     to_coordinate_major,
@@ -203,7 +204,37 @@ class OrthogonalGroup(Group):
         Returns
         -------
         Frame
+            Minimal frames record their row choices in ``row_choices`` (see
+            :meth:`replay_frame`).
         """
+        return self._frame(points, vectors, present, method, tol, rule)
+
+    def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None):
+        """The minimal frames of a batch whose row choices an earlier call made.
+
+        The same rows (e.g. on another device, or with gradients) and the
+        ``row_choices`` of their frame: only the arithmetic is done again (centroid,
+        the chosen rows' Gram-Schmidt, see
+        :func:`~mfa_sklearn.groups._selection.replay_rows`), none of the decisions
+        that read every row. The frame is that of :meth:`frame`, bit for bit where
+        both run on torch.
+
+        Parameters
+        ----------
+        points, vectors, present, tol
+            As for :meth:`frame`.
+        choices : tuple (index, rank)
+            ``row_choices`` of the earlier frame: chosen rows (B, d), rank (B,).
+
+        Returns
+        -------
+        Frame
+        """
+        return self._frame(points, vectors, present, "minimal", tol, "first",
+                           choices=choices)
+
+    def _frame(self, points, vectors, present, method, tol, rule, choices=None):
+        """:meth:`frame`, or :meth:`replay_frame` with ``choices``."""
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
         present = self._present(xp, present, arrays)
@@ -244,15 +275,20 @@ class OrthogonalGroup(Group):
                                     None if t is None else t * inverse[:, None])
             return identity_where_empty(xp, frame, present)
         frame = self._minimal_frame(xp, Z, t, t_sq, inverse, tol=tol,
-                                    delta=eps ** (1.0 / 3.0), rule=rule, floor=floor)
+                                    delta=eps ** (1.0 / 3.0), rule=rule, floor=floor,
+                                    choices=choices)
         return identity_where_empty(xp, frame, present)
 
-    def _minimal_frame(self, xp, Z, t, t_sq, inverse, *, tol, delta, rule, floor):
+    def _minimal_frame(self, xp, Z, t, t_sq, inverse, *, tol, delta, rule, floor,
+                       choices=None):
         """Frames from the selected rows, which are scaled by ``1 / inverse`` (B,), as
         are ``t`` and ``t_sq = |t|^2`` (B,) (or None); ``H`` is scale-free, lengths
-        are scaled back."""
+        are scaled back. ``choices``: the rows an earlier selection chose."""
         d = self.d
-        selection = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
+        if choices is None:
+            selection = select_rows(Z, tol=tol, delta=delta, rule=rule, floor=floor)
+        else:
+            selection = replay_rows(Z, *choices)
         W, rank, norms, scale = selection.W, selection.rank, selection.norms, selection.scale
         if self.special:
             W = self._fix_determinant(xp, W, rank)
@@ -271,6 +307,7 @@ class OrthogonalGroup(Group):
             magnitude = magnitude + xp.sqrt(t_sq)
         frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude * inverse
         frame.row_breaks = selection.breaks
+        frame.row_choices = (xp.stack(selection.index, axis=1), rank)
         return frame
 
     def _fix_determinant(self, xp, W, rank):

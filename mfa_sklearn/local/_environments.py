@@ -287,13 +287,13 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis):
     unit = xp.unstack(r / distance[..., None], axis=-1)
     d = r.shape[-1]
     one = xp.ones_like(distance)
-    angular = xp.stack([one] + list(unit)
-                       + [unit[i] * unit[j] for i in range(d) for j in range(i, d)],
-                       axis=-1)                                            # (A, k, L)
+    monomials = [one] + list(unit) + [unit[i] * unit[j] for i in range(d)
+                                      for j in range(i, d)]
     radial = radial_functions(xp, distance, cutoff, n_radial, radial_basis) * weight[..., None]
     A, k = distance.shape
     if xp is not np:
-        return _density_matmul(xp, radial, angular, fields)
+        return _density_matmul(xp, radial, monomials, fields)
+    angular = xp.stack(monomials, axis=-1)                                 # (A, k, L)
     channels = xp.concat([one[..., None], fields], axis=-1)                # (A, k, C)
     products = xp.reshape(angular[..., :, None] * channels[..., None, :], (A, k, -1))
     # a sum over the neighbours k of outer products; numpy's einsum with a contraction
@@ -302,18 +302,21 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis):
     return xp.reshape(out, (A, -1))
 
 
-def _density_matmul(xp, radial, angular, fields):
+def _density_matmul(xp, radial, monomials, fields):
     """The sums of :func:`_density` as one batched matmul (torch).
 
-    The products ``angular x channels`` (channels 1 and ``fields``) are stacked from
-    products of arrays of one shape: autograd's backward of the broadcast outer
-    product is a reduction over a short trailing axis, several times slower than the
-    matmul itself."""
-    A, k = angular.shape[:2]
-    products = xp.stack([angular] + [angular * fields[..., c:c + 1]
-                                     for c in range(fields.shape[-1])], axis=-1)
-    out = xp.matmul(xp.permute_dims(radial, (0, 2, 1)), xp.reshape(products, (A, k, -1)))
-    return xp.reshape(out, (A, -1))
+    ``(A, L, k) @ (A, k, C R)``: the monomials stacked along a middle axis and the
+    radial functions times each channel joined along the last, so that every copy
+    moves contiguous blocks of k or R values, and the matmul takes both operands as
+    they are. Stacking on a new trailing axis instead (the layout of the numpy path)
+    copies one value at a time, forward and backward, which cost more than the matmul;
+    the result is put in that layout (r, l, c) by one permutation of (A, R L C) values."""
+    A, _, R = radial.shape
+    angular = xp.stack(monomials, axis=1)                                  # (A, L, k)
+    channels = [radial] + [radial * fields[..., c:c + 1] for c in range(fields.shape[-1])]
+    out = xp.matmul(angular, xp.concat(channels, axis=-1))                # (A, L, C R)
+    out = xp.reshape(out, (A, len(monomials), len(channels), R))
+    return xp.reshape(xp.permute_dims(out, (0, 3, 1, 2)), (A, -1))
 
 
 def _standardized(features, standardize):

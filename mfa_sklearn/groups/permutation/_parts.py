@@ -94,8 +94,9 @@ class _Part:
         rows : list of array of shape (B, n, d)
             The batch's frame-defining rows (points first), on the device.
         inner_frame : callable
-            ``inner_frame(rows)`` -> ``(H (m, d, d), t (m, d) or None)``, the inner
-            group's frame of rows (m, n, d).
+            ``inner_frame(rows, choices=None)`` -> ``(H (m, d, d), t (m, d) or None)``,
+            the inner group's frame of rows (m, n, d), from the host's row choices
+            where given (see :meth:`~mfa_sklearn.groups._base.Group.replay_frame`).
 
         Yields
         ------
@@ -113,11 +114,15 @@ class _FastPart(_Part):
 
     labeling_path: ClassVar[str] = "fast"
 
+    #: the host G-frames' row choices (:attr:`Frame.row_choices`), or None
+    row_choices: Any = None
+
     def geometry(self, xp, rows, inner_frame):
         device = rows[0].device
         take = xp.asarray(self.index, device=device)
         order = xp.asarray(self.perms[:, 0], device=device)
-        H, t = inner_frame([take_rows(xp, xp.take(a, take, axis=0), order) for a in rows])
+        H, t = inner_frame([take_rows(xp, xp.take(a, take, axis=0), order) for a in rows],
+                           self.row_choices)
         yield self.index, H[:, None], t
 
 

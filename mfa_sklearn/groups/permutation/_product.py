@@ -41,7 +41,7 @@ import math
 import numpy as np
 
 from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
-from .._namespace import get_namespace, machine_eps, work_float
+from .._namespace import get_namespace, machine_eps, work_eps, work_float
 from ._absent import _batch_shape, _frame_of_present, _present_mask
 from ._frame import PermutationElement
 from ._inputs import _check_edges, _check_per_row, _edge_matrix
@@ -264,12 +264,15 @@ class PermutationProductGroup(_PermutationBase):
                     f"width); got {tuple(edges[0].shape)}")
             edge_matrix = _edge_matrix(self.name, edges, symmetrize=False)
         # The least precise frame-defining input sets the tie tolerance eps^(1/3) and
-        # the default rank tolerance sqrt(eps). The G-frames run on float64 copies of
-        # the rows, whose own default would be sqrt(eps64): for float32 input that finds
-        # frame vectors in float32 rounding noise, for X but not for g.X.
+        # the default rank tolerance sqrt(eps), the latter at least that of the working
+        # precision (float32 under ``frame_precision``). The G-frames run on
+        # working-precision copies of the rows, whose own default would be sqrt(eps64)
+        # for float64 rows: for float32 input that finds frame vectors in float32
+        # rounding noise, for X but not for g.X, and in float32 frames of float64 rows
+        # it took that noise of collinear rows for a rank of 3.
         eps = max(machine_eps(a.dtype) if np.issubdtype(a.dtype, np.floating)
                   else machine_eps(np.float64) for a in frame_rows)
-        tol = math.sqrt(eps) if tol is None else tol
+        tol = math.sqrt(max(eps, work_eps(np))) if tol is None else tol
         return _Data(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
                      eps ** (1.0 / 3.0))
 
@@ -283,9 +286,12 @@ class PermutationProductGroup(_PermutationBase):
         rows = [work_float(xp, a) for a in points + vectors]
         device, n_points = rows[0].device, len(points)
 
-        def inner_frame(ordered):
-            frame = self.inner.frame(ordered[:n_points] or None, ordered[n_points:] or None,
-                                     tol=tol, rule=rule)
+        def inner_frame(ordered, choices=None):
+            given = (ordered[:n_points] or None, ordered[n_points:] or None)
+            if choices is None:
+                frame = self.inner.frame(*given, tol=tol, rule=rule)
+            else:
+                frame = self.inner.replay_frame(*given, choices=choices, tol=tol)
             return frame.H[:, 0], frame.t
 
         def padded(H):                                  # (m, s, d, d) -> (m, S, d, d)
@@ -317,4 +323,4 @@ def _fast_frames(data, order, index, samples=None):
                      frame_size=np.ones(m), n_candidate_groups=np.ones(m, dtype=np.int64),
                      diagnostics={name: getattr(frame, name)
                                   for name in Frame.diagnostic_names},
-                     frame_type=type(frame))
+                     frame_type=type(frame), row_choices=frame.row_choices)
