@@ -651,6 +651,22 @@ def test_float32_frames_of_float64_collinear_rows(group):
                        rtol=1e-5)
 
 
+@pytest.mark.parametrize("group", ["S_n x O(3)", "S_n x E(3)"])
+def test_float32_frames_of_float64_symmetric_clouds(group):
+    # regular hexagons: their ties, rounded to float32 in the frames, are ties at
+    # float32's tolerance (float64's split them, errors of 4e-3)
+    rng = np.random.default_rng(23)
+    angle = 2 * np.pi * np.arange(6) / 6
+    hexagon = np.stack([np.cos(angle), np.sin(angle), np.zeros(6)], axis=-1)
+    X = hexagon @ np.linalg.qr(rng.normal(size=(32, 3, 3)))[0]
+    if "E" in group:
+        X = X + rng.normal(size=(32, 1, 3))
+    fa = FrameAveraged(mlp(n_in=18, n_out=18), group=group, target="point",
+                       frame_dtype="float32")
+    assert_equivariant(as_function(fa), group, X.reshape(32, -1), target="point",
+                       random_state=24, rtol=1e-5)
+
+
 def test_forces_with_float32_frames_are_equivariant():
     x = np.random.default_rng(19).normal(size=(64, 15)).astype(np.float32)
     energy = FrameAveraged(mlp(n_in=15, dtype=torch.float32), group="E(3)",

@@ -263,16 +263,17 @@ class PermutationProductGroup(_PermutationBase):
                     f"the per-row fields, shape ({frame_rows[0].shape[0]}, {n}, {n}, "
                     f"width); got {tuple(edges[0].shape)}")
             edge_matrix = _edge_matrix(self.name, edges, symmetrize=False)
-        # The least precise frame-defining input sets the tie tolerance eps^(1/3) and
-        # the default rank tolerance sqrt(eps), the latter at least that of the working
-        # precision (float32 under ``frame_precision``). The G-frames run on
-        # working-precision copies of the rows, whose own default would be sqrt(eps64)
-        # for float64 rows: for float32 input that finds frame vectors in float32
-        # rounding noise, for X but not for g.X, and in float32 frames of float64 rows
-        # it took that noise of collinear rows for a rank of 3.
-        eps = max(machine_eps(a.dtype) if np.issubdtype(a.dtype, np.floating)
-                  else machine_eps(np.float64) for a in frame_rows)
-        tol = math.sqrt(max(eps, work_eps(np))) if tol is None else tol
+        # The least precise of the frame-defining inputs and the working precision
+        # (float32 under ``frame_precision``) sets the tie tolerance eps^(1/3) and the
+        # default rank tolerance sqrt(eps). The G-frames run on working-precision copies
+        # of the rows, whose own default would be sqrt(eps64) for float64 rows: for
+        # float32 input that finds frame vectors in float32 rounding noise, for X but
+        # not for g.X; in float32 frames of float64 rows it took that noise of
+        # collinear rows for a rank of 3, and float64's tie tolerance split the
+        # float32-rounded ties of symmetric clouds.
+        eps = max([work_eps(np)] + [machine_eps(a.dtype) if np.issubdtype(
+            a.dtype, np.floating) else machine_eps(np.float64) for a in frame_rows])
+        tol = math.sqrt(eps) if tol is None else tol
         return _Data(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
                      eps ** (1.0 / 3.0))
 
