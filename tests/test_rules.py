@@ -22,6 +22,7 @@ from mfa_sklearn import (
     MinimalFrameCanonicalizer,
     get_group,
 )
+from mfa_sklearn.groups._base import GroupElement
 from mfa_sklearn.groups._ensemble import FrameEnsemble, ensemble_frame, n_row_orders, row_order
 from mfa_sklearn.groups._selection import ROW_FRACTION
 from mfa_sklearn.testing import assert_equivariant
@@ -388,12 +389,13 @@ def _spread(name, rng, B=48, degenerate=False):
     return x * factor
 
 
-def _weighted(bound, dtype=np.float64):
-    """``bound``, or ``450 eps`` (1e-13 in float64) times the frame's conditioning where
-    that is larger: the weights are smooth functions of residual norm fractions, whose
-    rounding (about eps times a row's norm over its residual's) moves them by ~1e-13 on
-    these clouds, and the average by that times the difference of the two frames'
-    outputs (errors up to 1.4e-12 at conditioning 13 to 120 here)."""
+def _weighted(bound, dtype):
+    """``bound``, or ``450 eps`` times the frame's conditioning where that is larger,
+    for single precision: there the moved rows ``g.x`` are themselves rounded to
+    float32, by ~eps times the translation, which moves a residual norm fraction by
+    about that times a row's norm over its residual's, and the weights (steep functions
+    of the fractions) with it. In float64 the plain bound holds: the rounding of the
+    moved input is 2^29 times smaller."""
     eps = float(np.finfo(dtype).eps)
     return lambda frame: max(bound, 450.0 * eps
                              * float(np.max(frame.diagnostics["conditioning"])))
@@ -411,7 +413,7 @@ def test_banded_frames_exact(name, k, degenerate):
     rng = np.random.default_rng(zlib.crc32(f"band-{name}-{k}-{degenerate}".encode()))
     x = _spread(name, rng, degenerate=degenerate)
     check = assert_frame_equivariant(Ensembled(get_group(name), k, BAND), x,
-                                     bound=_weighted(_bound(name, np.float64)),
+                                     bound=_bound(name, np.float64),
                                      rule="first_above",
                                      complex=name.startswith("U"), case=f"band {name}")
     frame = check.frame
@@ -421,6 +423,34 @@ def test_banded_frames_exact(name, k, degenerate):
     weights = np.asarray(frame.element_weights)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-14)
     assert np.all(weights >= 0.0)
+
+
+@pytest.mark.parametrize("name", ["E(3)", "SE(3)"])
+@pytest.mark.parametrize("k", [1, 4])
+def test_banded_frames_exact_far_away(name, k):
+    """Nearly planar clouds (height 1/128 of their width) translated by ~100 times
+    their size: exact to 1e-12 in float64. Their last norm fractions are ratios of
+    small residuals, which a shift common to all centred rows (the rounding of a far
+    centroid) moved by ~1e-11; the group elements here (signed permutations, dyadic
+    translations of dyadic rows) are exact in floating point, so any error is the
+    frame's own."""
+    rng = np.random.default_rng(zlib.crc32(f"far-{name}-{k}".encode()))
+    B, grid = 64, 2.0 ** 16
+    x = np.round(_spread(name, rng, B=B) * grid) / grid
+    x[..., 2] *= 2.0 ** -7
+    T = np.zeros((B, 3, 3))
+    for i, (order, signs) in enumerate(zip(rng.permuted(np.tile(np.arange(3), (B, 1)),
+                                                        axis=1),
+                                           rng.choice([-1.0, 1.0], (B, 3)))):
+        T[i, np.arange(3), order] = signs
+    if name == "SE(3)":   # determinant +1
+        T[:, 0] *= np.linalg.det(T)[:, None]
+    b = np.round(rng.normal(0.0, 100.0, (B, 3)) * grid) / grid
+    G = get_group(name)
+    check = assert_frame_equivariant(Ensembled(G, k, BAND), x, bound=TOL64,
+                                     rule="first_above", element=GroupElement(T, b),
+                                     case=f"band far {name}")
+    assert _in_band(check.frame).sum() > B // 8
 
 
 @pytest.mark.parametrize("name", ["E(3)", "SO(3)"])

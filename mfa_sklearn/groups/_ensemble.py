@@ -65,10 +65,14 @@ averaged model is continuous. With two breaks or more inside the band at once, t
 frames between them get no weight, and the model can jump where a second break enters
 or leaves the band while another one is inside (on random paths of 5-point clouds,
 about 0.4 such jumps per path with ``beta = 0.2``, against 3.6 threshold crossings of
-the plain rule). The breaks
-are norm fractions, invariant, so the weights are, and the average is exactly
-equivariant. Samples inside the band cost a second frame computation and backbone
-call (``frame_size`` 2 in the diagnostics; elements of weight 0 are not evaluated).
+the plain rule). The breaks are norm fractions, invariant, so the weights are, and the
+average is exactly equivariant. The weights are steep functions of the breaks, and at
+the later steps of a nearly degenerate cloud the breaks are ratios of small residuals,
+so E and SE centre the rows of weighted frames in two passes (the second removes the
+mean of the centred rows): the rounding of a far centroid would otherwise shift all of
+them alike, by ``eps |t|``, and move those ratios by ``eps |t|`` over the residuals.
+Samples inside the band cost a second frame computation and backbone call
+(``frame_size`` 2 in the diagnostics; elements of weight 0 are not evaluated).
 
 References
 ----------
