@@ -163,10 +163,12 @@ def check_tie_band(group, tie_band, rule, method):
                          f"'first_above' near its threshold; got row_rule={rule!r}")
     if method != "minimal":
         raise ValueError(f"tie_band={tie_band} needs frame='minimal'; got frame={method!r}")
-    if not group.row_breaks:
+    factor = group.ordered_factor
+    if not (group.row_breaks or (factor is not None and factor.row_breaks)):
         raise ValueError(
             f"tie_band={tie_band}: weighted frames are available for the orthogonal and "
-            f"unitary groups (O, SO, E, SE, U, SU); not for group {group.name}")
+            f"unitary groups (O, SO, E, SE, U, SU) and for S_n x G with G orthogonal; "
+            f"not for group {group.name}")
 
 
 def _ramp(xp, u):
@@ -263,6 +265,11 @@ def ensemble_frame(group, frame_of, points, vectors, present, n_frames, *, rule,
         The plain frame for ``n_frames == 1`` and ``tie_band == 0``.
     """
     points, vectors = as_list(points), as_list(vectors)
+    if tie_band and group.ordered_factor is not None:
+        # near ties of the canonical ranking (the module imports this one)
+        from ._ranked import ranked_frame
+        return ranked_frame(group, frame_of, points, vectors, present, n_frames,
+                            rule=rule, tol=tol, tie_band=tie_band)
     if tie_band:
         def banded(p, v, rows):
             return banded_frame(frame_of, p, v, rows, tie_band)
@@ -272,19 +279,31 @@ def ensemble_frame(group, frame_of, points, vectors, present, n_frames, *, rule,
     outer = frame_of(points, vectors, present)
     factor = group.ordered_factor
 
+    def factor_frame(p, v, rows):
+        return factor.frame(p or None, v or None, present=rows, rule=rule, tol=tol)
+
+    inner = _reordered_frames(factor_frame, *canonical_fields(outer, points, vectors, present),
+                              n_frames)
+    return ComposedFrame(outer, inner)
+
+
+def canonical_fields(outer, points, vectors, present):
+    """The frame-defining fields in the canonical form of ``outer`` (frames of one
+    element per sample), and the present rows there (None: all).
+
+    Returns
+    -------
+    points, vectors : list of arrays of shape (B, n, d)
+    present : bool array of shape (B, n) or None
+    """
     def canonical(a, kind):
         return outer.to_canonical(a, kind)[:, 0]
 
     if present is not None:
         xp = get_namespace(present)
         present = canonical(xp.astype(present, xp.float64)[..., None], "scalar")[..., 0] > 0
-
-    def factor_frame(p, v, rows):
-        return factor.frame(p or None, v or None, present=rows, rule=rule, tol=tol)
-
-    inner = _reordered_frames(factor_frame, [canonical(a, "point") for a in points],
-                              [canonical(a, "vector") for a in vectors], present, n_frames)
-    return ComposedFrame(outer, inner)
+    return ([canonical(a, "point") for a in points], [canonical(a, "vector") for a in vectors],
+            present)
 
 
 def _reordered_frames(frame_of, points, vectors, present, n_frames):
