@@ -28,7 +28,7 @@ Two measurements per row rule of ``MinimalFrameCanonicalizer(group="E(3)")``:
 
 Usage::
 
-    python benchmarks/bench_rules.py             # ~10 s
+    python benchmarks/bench_rules.py             # ~1 min of CPU
     python benchmarks/bench_rules.py --quick
 
 Output: ``benchmarks/results/bench_rules.md`` (``bench_rules_quick.md`` with --quick).

@@ -308,8 +308,13 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         and still exact. Only those samples cost a second frame and inner call
         (``frame_diagnostics(X)["frame_size"]``, :attr:`n_band_samples_`). In ``fit``
         their two canonical copies carry the weights as sample weights where the inner
-        estimator takes ``sample_weight`` (else both count fully). 0: off, today's
-        frames bit for bit.
+        estimator takes ``sample_weight`` (else both count fully). For S_n x G (G in
+        O, SO, E, SE) the band also weights the canonical ranking: rows whose keys
+        (squared norms over the largest) lie within ``tie_band / 10`` of each other
+        are taken in every order, with weights that are smooth, symmetric functions
+        of the keys (1/2 each at a tie of two rows, 0 at the band's edge), each order
+        with its weighted G-frames, so the model is continuous where near-tied rows
+        swap, also for three or more. 0: off, today's frames bit for bit.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None
