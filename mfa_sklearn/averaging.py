@@ -300,9 +300,10 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         after ``n_frames=k`` fits on ``k`` canonical copies (training augmentation)
         and predicts with one inner call per sample, on the first frame: exact too.
     tie_band : float in [0, 1), default=0.0
-        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU):
-        a sample whose frame would change if the row fraction (0.1) moved by at most
-        ``tie_band`` times itself gets the frames of both ends of that band, with
+        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U,
+        SU, Lorentz): a sample whose frame would change if the row fraction (0.1)
+        moved by at most ``tie_band`` times itself gets the frames of both ends of
+        that band, with
         invariant weights that go smoothly to 0 at the band's edges, so the averaged
         model is continuous across the threshold (where one decision lies in the band)
         and still exact. Only those samples cost a second frame and inner call

@@ -121,7 +121,7 @@ class FrameAveraged(nn.Module):
         A layout whose samples have too few rows for it fails at the first call.
     tie_band : float in [0, 1), default=0.0
         Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU,
-        and S_n x G for G in O, SO, E, SE, where near-tied rows of the canonical
+        Lorentz, and S_n x G for G in O, SO, E, SE, where near-tied rows of the canonical
         ranking are also taken in every order): frames with invariant, smoothly
         vanishing weights for the samples near a decision, so the model is continuous
         there and still exact; see :class:`~mfa_sklearn.FrameAveragingRegressor`.

@@ -372,7 +372,7 @@ def test_predict_frames():
 
 # ------------------------------------------------------- weighted frames near ties
 #: groups with weighted frames
-BANDED = ["O(3)", "SO(3)", "E(3)", "SE(3)", "U(2)"]
+BANDED = ["O(3)", "SO(3)", "E(3)", "SE(3)", "U(2)", "O(1,3)"]
 #: the band of the tests: fractions 0.05 .. 0.15
 BAND = 0.5
 

@@ -164,11 +164,18 @@ def check_tie_band(group, tie_band, rule, method):
     if method != "minimal":
         raise ValueError(f"tie_band={tie_band} needs frame='minimal'; got frame={method!r}")
     factor = group.ordered_factor
-    if not (group.row_breaks or (factor is not None and factor.row_breaks)):
+    if factor is not None and factor.metric is not None:
+        why = ("its canonical ranking sorts rows by Minkowski squares, which the "
+               "weights of near-tied orders do not read")
+    elif factor is None and group.permutes_rows:
+        why = "its frames order rows by exact keys (sorting, canonical labeling)"
+    else:
+        why = group.no_row_breaks_because
+    if why is not None or not (group.row_breaks or factor.row_breaks):
         raise ValueError(
-            f"tie_band={tie_band}: weighted frames are available for the orthogonal and "
-            f"unitary groups (O, SO, E, SE, U, SU) and for S_n x G with G orthogonal; "
-            f"not for group {group.name}")
+            f"tie_band={tie_band}: weighted frames are available for O, SO, E, SE, U, "
+            f"SU, the Lorentz groups and S_n x G with G in O, SO, E, SE; not for group "
+            f"{group.name}" + (f": {why}" if why else ""))
 
 
 def _ramp(xp, u):
