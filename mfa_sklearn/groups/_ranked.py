@@ -73,7 +73,11 @@ def ranking_keys(xp, points, vectors):
     """Keys ``y_i = |z_i|^2 / s`` (B, n) of the first frame-defining field's rows, over
     the largest squared norm ``s`` of all frame-defining rows (0 where all are 0)."""
     rows = list(points) + list(vectors)
-    squares = [xp.sum(a * a, axis=-1) for a in rows]
+    # rows near 1e154 would overflow their squares and rows near 1e-154 underflow:
+    # divide by the sample's largest entry first (the ratios do not change)
+    largest = xp.max(xp.stack([xp.max(xp.abs(a), axis=(1, 2)) for a in rows]), axis=0)
+    unit = xp.where(largest > 0, largest, 1.0)[:, None, None]
+    squares = [xp.sum((a / unit) ** 2, axis=-1) for a in rows]
     scale = squares[0]
     for sq in squares[1:]:
         scale = xp.maximum(scale, sq)
