@@ -308,6 +308,11 @@ class RankedFrame(ComposedFrame):
         values["frame_size"] = self.size
         return values
 
+    def _unused(self, j):
+        """Whether slot ``j`` is unused by every sample: :func:`ranked_frame` fills such
+        slots with order 0's frames themselves (identity order, weight 0)."""
+        return j > 0 and self.members[j] is self.members[0]
+
     def _slices(self, y):
         """``y`` (B, K, ...) split into the members' slices."""
         start = 0
@@ -334,6 +339,9 @@ class RankedFrame(ComposedFrame):
         c = self.outer.to_canonical(x, kind)[:, 0]
         parts = []
         for j, m in enumerate(self.members):
+            if self._unused(j):
+                parts.append(parts[0])
+                continue
             moved = self._move(c, j, kind)
             if kind in ("point", "vector"):
                 parts.append(m.to_canonical(moved, kind))
@@ -348,6 +356,8 @@ class RankedFrame(ComposedFrame):
         xp = get_namespace(y)
         total = None
         for j, m, part in self._slices(y):
+            if self._unused(j):
+                continue
             out = m.from_canonical(part, kind) if kind in ("point", "vector") else (
                 m.average(part))
             out = self._move(out, j, kind, inverse=True)
