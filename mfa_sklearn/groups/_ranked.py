@@ -48,11 +48,14 @@ the weights, and mapped back by ``h`` (which averages over a finite stabilizer o
 Since ``c`` is invariant, so is the weighted average before ``h``, and the model is
 exactly equivariant (:class:`RankedFrame`).
 
-**Cost.** Every sample has room for :data:`MAX_TIE_ORDERS` orders (a fixed number of
-frame elements, so batches concatenate); orders of weight 0 cost neither a G-frame
-computation on the host beyond the samples that need them nor a backbone call. A sample
-whose clusters need more orders than that is an error that names it: lower
-``tie_band``.
+**Cost.** Every sample has room for :data:`MAX_TIE_ORDERS` orders, a fixed number of
+frame elements (``MAX_TIE_ORDERS`` times the elements of a weighted G-frame ensemble),
+so that batches concatenate. The G-frames of order ``j`` are computed for the samples
+that have ``j + 1`` orders or more only, slots that no sample of the batch uses reuse
+order 0's canonical inputs, and elements of weight 0 get no backbone call; the
+canonical inputs of the used slots are computed for every sample. A sample whose
+clusters need more orders than that (five rows of equal norm: 120) is an error that
+names it: lower ``tie_band``.
 """
 
 import itertools
