@@ -32,7 +32,10 @@ Symmetry modes (all with the same inner estimator and hyper-parameters):
   (``tie_band=b``): systems whose frame would change if the row fraction moved by at most
   ``b`` times itself get a second frame, weighted; ``calls`` is then the measured mean
   number of inner calls per test system, and the inner estimator fits on the weighted
-  copies (``inner rows``: one per system plus one per system inside the band).
+  copies (``inner rows``: the frame elements of nonzero weight of the training systems).
+* ``MFA S_n x E(3), first_above, k=<k>, band=<b>``: the same for S_n x E(3), whose band
+  also takes near-tied particles of its canonical ranking (squared distances to the
+  centroid within ``b / 10`` of the largest squared norm) in every order, weighted.
 
 Columns: test MSE, fit seconds, predict seconds (best of ``--timing-repeats``
 predictions of the test set, and one prediction of the test set tiled 10 times, which
@@ -122,9 +125,9 @@ MODE_PARAMS = {
     **{f"MFA {group}, {ENSEMBLE_RULE}, k={k}": dict(group=group, row_rule=ENSEMBLE_RULE,
                                                     n_frames=k)
        for group in ("E(3)", "S_n x E(3)") for k in ENSEMBLE_SIZES},
-    **{f"MFA E(3), {ENSEMBLE_RULE}, k={k}, band={band}": dict(
-        group="E(3)", row_rule=ENSEMBLE_RULE, n_frames=k, tie_band=band)
-       for k in (1, 4) for band in TIE_BANDS},
+    **{f"MFA {group}, {ENSEMBLE_RULE}, k={k}, band={band}": dict(
+        group=group, row_rule=ENSEMBLE_RULE, n_frames=k, tie_band=band)
+       for group in ("E(3)", "S_n x E(3)") for k in (1, 4) for band in TIE_BANDS},
 }
 MODES = list(MODE_PARAMS)
 #: the modes of the --quick smoke run (every kind once, to stay under a minute)
@@ -328,7 +331,7 @@ def run_row(name, est, mode, data, args, log, grid=None):
         # weighted frames: a second copy and call only for the systems inside the band
         sizes = model.frame_diagnostics(X_test)["frame_size"]
         calls = f"{sizes.mean():.3f}"
-        rows = MODE_PARAMS[mode]["n_frames"] * len(X_train) + model.n_band_samples_
+        rows = int(model.frame_diagnostics(X_train)["frame_size"].sum())
         notes = (notes + "; " if notes else "") + (
             f"inside the band: {model.n_band_samples_} / {len(X_train)} train, "
             f"{int(np.count_nonzero(sizes > MODE_PARAMS[mode]['n_frames']))} / "

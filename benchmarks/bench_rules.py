@@ -11,8 +11,10 @@ Two measurements per row rule of ``MinimalFrameCanonicalizer(group="E(3)")``:
 * **Jumps of an averaged model, weighted frames near ties.** The same paths through
   ``FrameAveragingRegressor(target="vector")`` around a fixed random map of the
   canonical coordinates (``tanh(x W)``, nothing fitted), for ``"first_above"`` with
-  ``tie_band`` 0 (plain frames), 0.2 and 0.5: jumps of its output and inner calls per
-  sample (mean ``frame_diagnostics(X)["frame_size"]``). A weighted model can change
+  ``tie_band`` 0 (plain frames), 0.2 and 0.5, with ``group="E(3)"`` and
+  ``"S_n x E(3)"`` (whose band also weights the orders of near-tied rows): jumps of
+  its output, inner calls per sample (mean ``frame_diagnostics(X)["frame_size"]``) and
+  the share of samples with more than one call. A weighted model can change
   steeply but continuously where a path crosses the band quickly, so a step whose
   output moves by more than ``--jump`` times the output's mean norm on the path is
   bisected 8 times (following the half that moves more); it is a jump if the last
@@ -26,7 +28,7 @@ Two measurements per row rule of ``MinimalFrameCanonicalizer(group="E(3)")``:
 
 Usage::
 
-    python benchmarks/bench_rules.py             # ~10 s
+    python benchmarks/bench_rules.py             # ~1 min of CPU
     python benchmarks/bench_rules.py --quick
 
 Output: ``benchmarks/results/bench_rules.md`` (``bench_rules_quick.md`` with --quick).
@@ -44,6 +46,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RULES = ("first", "pivoted", "first_above")
 #: tie bands of the weighted frames measured (0: the plain frames)
 BANDS = (0.0, 0.2, 0.5)
+#: groups of the averaged model: E(3), and S_n x E(3), whose bands also weight the
+#: orders of near-tied rows of its canonical ranking
+GROUPS = ("E(3)", "S_n x E(3)")
 N = 5
 
 
@@ -86,12 +91,13 @@ class RandomMap(RegressorMixin, BaseEstimator):
         return np.tanh(X @ self.W_)
 
 
-def model_jumps(band, coefficients, X, threshold, halvings=8):
+def model_jumps(band, coefficients, X, threshold, halvings=8, group="E(3)"):
     """Jumps per path of the frame-averaged :class:`RandomMap` (``"first_above"``,
-    ``tie_band=band``), and its inner calls per sample."""
+    ``tie_band=band``), its inner calls per sample and the share of samples with more
+    than one call (inside a band)."""
     n_paths, steps, _ = X.shape
     flat = X.reshape(-1, N * 3)
-    model = FrameAveragingRegressor(RandomMap(), group="E(3)", target="vector",
+    model = FrameAveragingRegressor(RandomMap(), group=group, target="vector",
                                     row_rule="first_above", tie_band=band,
                                     round_bits=None).fit(flat[:10], flat[:10])
 
@@ -115,8 +121,8 @@ def model_jumps(band, coefficients, X, threshold, halvings=8):
         hi, y_hi = np.where(left, mid, hi), np.where(left[:, None], y_mid, y_hi)
         lo, y_lo = np.where(left, lo, mid), np.where(left[:, None], y_lo, y_mid)
     jumped = np.linalg.norm(y_hi - y_lo, axis=1) > 0.5 * moved
-    calls = model.frame_diagnostics(flat)["frame_size"].mean()
-    return np.count_nonzero(jumped) / n_paths, calls
+    calls = model.frame_diagnostics(flat)["frame_size"]
+    return np.count_nonzero(jumped) / n_paths, calls.mean(), np.mean(calls > 1)
 
 
 def _with_lead(rng, lead):
@@ -169,10 +175,14 @@ def main(argv=None):
               f"ties (a jump: a step above {args.jump} times the output's mean norm "
               "that still moves by half as much over 1/256 of it); "
               "inner calls per sample: mean `frame_size`.", "",
-              "| tie_band | model jumps per path | inner calls per sample |", "|---|---|---|"]
-    for band in BANDS:
-        per_path, calls = model_jumps(band, coefficients, X, args.jump)
-        lines.append(f"| {band:g} | {per_path:.2f} | {calls:.3f} |")
+              "| group | tie_band | model jumps per path | inner calls per sample "
+              "| samples inside a band |", "|---|---|---|---|---|"]
+    for group in GROUPS:
+        for band in BANDS:
+            per_path, calls, inside = model_jumps(band, coefficients, X, args.jump,
+                                                  group=group)
+            lines.append(f"| {group} | {band:g} | {per_path:.2f} | {calls:.3f} "
+                         f"| {inside:.3f} |")
     data = adversarial(rng, B)
     lines += ["", f"Conditioning (`frame_diagnostics(X)[\"conditioning\"]`, largest over "
               f"smallest chosen residual norm; median / max over {B} clouds) and the "

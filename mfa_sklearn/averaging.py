@@ -300,16 +300,22 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         after ``n_frames=k`` fits on ``k`` canonical copies (training augmentation)
         and predicts with one inner call per sample, on the first frame: exact too.
     tie_band : float in [0, 1), default=0.0
-        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU):
-        a sample whose frame would change if the row fraction (0.1) moved by at most
-        ``tie_band`` times itself gets the frames of both ends of that band, with
+        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U,
+        SU, Lorentz): a sample whose frame would change if the row fraction (0.1)
+        moved by at most ``tie_band`` times itself gets the frames of both ends of
+        that band, with
         invariant weights that go smoothly to 0 at the band's edges, so the averaged
         model is continuous across the threshold (where one decision lies in the band)
         and still exact. Only those samples cost a second frame and inner call
         (``frame_diagnostics(X)["frame_size"]``, :attr:`n_band_samples_`). In ``fit``
         their two canonical copies carry the weights as sample weights where the inner
-        estimator takes ``sample_weight`` (else both count fully). 0: off, today's
-        frames bit for bit.
+        estimator takes ``sample_weight`` (else both count fully). For S_n x G (G in
+        O, SO, E, SE) the band also weights the canonical ranking: rows whose keys
+        (squared norms over the largest) lie within ``tie_band / 10`` of each other
+        are taken in every order, with weights that are smooth, symmetric functions
+        of the keys (1/2 each at a tie of two rows, 0 at the band's edge), each order
+        with its weighted G-frames, so the model is continuous where near-tied rows
+        swap, also for three or more. 0: off, today's frames bit for bit.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
     n_jobs : int, default=None

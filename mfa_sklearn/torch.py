@@ -120,12 +120,14 @@ class FrameAveraged(nn.Module):
         sample, outputs averaged); see :class:`~mfa_sklearn.FrameAveragingRegressor`.
         A layout whose samples have too few rows for it fails at the first call.
     tie_band : float in [0, 1), default=0.0
-        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU):
-        two frames with invariant, smoothly vanishing weights for the samples near the
-        rule's threshold, so the model is continuous there and still exact; see
-        :class:`~mfa_sklearn.FrameAveragingRegressor`. Canonical inputs then have
-        ``K = 2 n_frames``; elements of weight 0 (``frame.element_weights``) are not passed to
-        the backbone. 0: off.
+        Weighted frames near ties of ``row_rule="first_above"`` (O, SO, E, SE, U, SU,
+        Lorentz, and S_n x G for G in O, SO, E, SE, where near-tied rows of the canonical
+        ranking are also taken in every order): frames with invariant, smoothly
+        vanishing weights for the samples near a decision, so the model is continuous
+        there and still exact; see :class:`~mfa_sklearn.FrameAveragingRegressor`.
+        Canonical inputs then have ``K = 2 n_frames`` (``48 n_frames`` for S_n x G:
+        room for 24 orders); elements of weight 0 (``frame.element_weights``) are not
+        passed to the backbone. 0: off.
     tol : float, default=None
         Relative rank tolerance; default ``sqrt(eps)`` of X's dtype, or of the frame
         dtype if that is less precise.

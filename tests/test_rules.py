@@ -22,6 +22,7 @@ from mfa_sklearn import (
     MinimalFrameCanonicalizer,
     get_group,
 )
+from mfa_sklearn.groups._base import GroupElement
 from mfa_sklearn.groups._ensemble import FrameEnsemble, ensemble_frame, n_row_orders, row_order
 from mfa_sklearn.groups._selection import ROW_FRACTION
 from mfa_sklearn.testing import assert_equivariant
@@ -371,7 +372,7 @@ def test_predict_frames():
 
 # ------------------------------------------------------- weighted frames near ties
 #: groups with weighted frames
-BANDED = ["O(3)", "SO(3)", "E(3)", "SE(3)", "U(2)"]
+BANDED = ["O(3)", "SO(3)", "E(3)", "SE(3)", "U(2)", "O(1,3)"]
 #: the band of the tests: fractions 0.05 .. 0.15
 BAND = 0.5
 
@@ -388,12 +389,13 @@ def _spread(name, rng, B=48, degenerate=False):
     return x * factor
 
 
-def _weighted(bound, dtype=np.float64):
-    """``bound``, or ``450 eps`` (1e-13 in float64) times the frame's conditioning where
-    that is larger: the weights are smooth functions of residual norm fractions, whose
-    rounding (about eps times a row's norm over its residual's) moves them by ~1e-13 on
-    these clouds, and the average by that times the difference of the two frames'
-    outputs (errors up to 1.4e-12 at conditioning 13 to 120 here)."""
+def _weighted(bound, dtype):
+    """``bound``, or ``450 eps`` times the frame's conditioning where that is larger,
+    for single precision: there the moved rows ``g.x`` are themselves rounded to
+    float32, by ~eps times the translation, which moves a residual norm fraction by
+    about that times a row's norm over its residual's, and the weights (steep functions
+    of the fractions) with it. In float64 the plain bound holds: the rounding of the
+    moved input is 2^29 times smaller."""
     eps = float(np.finfo(dtype).eps)
     return lambda frame: max(bound, 450.0 * eps
                              * float(np.max(frame.diagnostics["conditioning"])))
@@ -411,7 +413,7 @@ def test_banded_frames_exact(name, k, degenerate):
     rng = np.random.default_rng(zlib.crc32(f"band-{name}-{k}-{degenerate}".encode()))
     x = _spread(name, rng, degenerate=degenerate)
     check = assert_frame_equivariant(Ensembled(get_group(name), k, BAND), x,
-                                     bound=_weighted(_bound(name, np.float64)),
+                                     bound=_bound(name, np.float64),
                                      rule="first_above",
                                      complex=name.startswith("U"), case=f"band {name}")
     frame = check.frame
@@ -421,6 +423,34 @@ def test_banded_frames_exact(name, k, degenerate):
     weights = np.asarray(frame.element_weights)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-14)
     assert np.all(weights >= 0.0)
+
+
+@pytest.mark.parametrize("name", ["E(3)", "SE(3)"])
+@pytest.mark.parametrize("k", [1, 4])
+def test_banded_frames_exact_far_away(name, k):
+    """Nearly planar clouds (height 1/128 of their width) translated by ~100 times
+    their size: exact to 1e-12 in float64. Their last norm fractions are ratios of
+    small residuals, which a shift common to all centred rows (the rounding of a far
+    centroid) moved by ~1e-11; the group elements here (signed permutations, dyadic
+    translations of dyadic rows) are exact in floating point, so any error is the
+    frame's own."""
+    rng = np.random.default_rng(zlib.crc32(f"far-{name}-{k}".encode()))
+    B, grid = 64, 2.0 ** 16
+    x = np.round(_spread(name, rng, B=B) * grid) / grid
+    x[..., 2] *= 2.0 ** -7
+    T = np.zeros((B, 3, 3))
+    for i, (order, signs) in enumerate(zip(rng.permuted(np.tile(np.arange(3), (B, 1)),
+                                                        axis=1),
+                                           rng.choice([-1.0, 1.0], (B, 3)))):
+        T[i, np.arange(3), order] = signs
+    if name == "SE(3)":   # determinant +1
+        T[:, 0] *= np.linalg.det(T)[:, None]
+    b = np.round(rng.normal(0.0, 100.0, (B, 3)) * grid) / grid
+    G = get_group(name)
+    check = assert_frame_equivariant(Ensembled(G, k, BAND), x, bound=TOL64,
+                                     rule="first_above", element=GroupElement(T, b),
+                                     case=f"band far {name}")
+    assert _in_band(check.frame).sum() > B // 8
 
 
 @pytest.mark.parametrize("name", ["E(3)", "SO(3)"])
@@ -455,6 +485,20 @@ def _averaged(frame, x):
     return frame.from_canonical(out.reshape(canon.shape), "vector")
 
 
+def _continuous(G, x, band):
+    """The plain and the weighted frame average of :func:`_averaged` along a path of
+    clouds ``x``, and the weighted frame, after checking that the plain one jumps and
+    the weighted one moves by less than a twentieth of that at every step."""
+    plain = _averaged(G.frame(x, rule="first_above"), x)
+    frame = Ensembled(G, 1, band).frame(x, rule="first_above")
+    weighted = _averaged(frame, x)
+    jump = np.abs(np.diff(plain, axis=0)).max(axis=(1, 2))
+    step = np.abs(np.diff(weighted, axis=0)).max(axis=(1, 2))
+    assert jump.max() > 0.1
+    assert step.max() < 0.05 * jump.max()
+    return plain, weighted, frame
+
+
 def test_banded_frames_continuous():
     """Along a path across the threshold the plain frame jumps; the weighted one moves
     by about the path's step, and equals the plain one outside the band."""
@@ -463,13 +507,7 @@ def test_banded_frames_continuous():
     s = np.linspace(0.03, 0.2, 721)
     x = _path(s)
     largest = np.linalg.norm(x, axis=2).max(axis=1)
-    plain = _averaged(G.frame(x, rule="first_above"), x)
-    weighted_frame = Ensembled(G, 1, band).frame(x, rule="first_above")
-    weighted = _averaged(weighted_frame, x)
-    step = np.abs(np.diff(weighted, axis=0)).max(axis=(1, 2))
-    jump = np.abs(np.diff(plain, axis=0)).max(axis=(1, 2))
-    assert jump.max() > 0.1
-    assert step.max() < 0.05 * jump.max()
+    plain, weighted, weighted_frame = _continuous(G, x, band)
     fraction = s / largest
     outside = (fraction < 0.95 * ROW_FRACTION * (1 - band)) | (
         fraction > 1.05 * ROW_FRACTION * (1 + band))
@@ -553,7 +591,8 @@ def test_banded_absent_rows():
     ({"tie_band": 0.2, "row_rule": "first"}, "row_rule='first'"),
     ({"tie_band": 0.2, "frame": "pca"}, "frame='minimal'"),
     ({"tie_band": 0.2, "group": "GL(3)"}, "not for group GL"),
-    ({"tie_band": 0.2, "group": "S_n x E(3)"}, "not for group"),
+    ({"tie_band": 0.2, "group": "S_n x O(1,2)"}, "not for group S_n x O"),
+    ({"tie_band": 0.2, "group": "S_n", "fields": {"x": ("point", 3)}}, "not for group S_n"),
 ])
 def test_tie_band_errors(params, match):
     rng = np.random.default_rng(0)
@@ -596,3 +635,142 @@ def test_banded_torch_module():
     assert "tie_band=0.5" in repr(model)
     with pytest.raises(ValueError, match="row_rule='first'"):
         FrameAveraged(Counting(), group="E(3)", row_rule="first", tie_band=0.1)
+
+
+# ------------------------------------------- S_n x G: near ties of the canonical ranking
+#: S_n products with weighted frames (orders of near-tied rows, weighted G-frames)
+SN_BANDED = ["S_n x E(3)", "S_n x SE(3)", "S_n x O(3)"]
+
+
+def _near_tied(name, rng, B=48, chain=False):
+    """Clouds whose first four rows (about the centroid for E/SE) have norms in two
+    near-tied pairs (``chain``: three near-tied rows), 1 and 0.6 each up to +-1.5%,
+    rows shuffled: keys of the canonical ranking within the band and outside it."""
+    directions = rng.standard_normal((B, 4, 3))
+    directions /= np.linalg.norm(directions, axis=2, keepdims=True)
+    norms = np.array([0.8, 0.8, 0.8, 0.45] if chain else [1.0, 1.0, 0.6, 0.6])
+    lead = directions * (norms + rng.uniform(-0.015, 0.015, (B, 4)))[..., None]
+    x = np.concatenate([lead, -lead.sum(axis=1, keepdims=True)], axis=1)
+    x = rng.permuted(x, axis=1)
+    if get_group(name).has_translations:
+        x = x + rng.normal(0.0, 3.0, (B, 1, 3))
+    return x
+
+
+def _orders(frame):
+    """Orders of nonzero weight per sample of a weighted S_n x G frame."""
+    return np.count_nonzero(np.asarray(frame.weights) > 0, axis=1)
+
+
+@pytest.mark.parametrize("chain", [False, True])
+@pytest.mark.parametrize("k,scale", [(1, 1.0), (2, 1.0), (1, 1e-160), (1, 1e160)])
+@pytest.mark.parametrize("name", SN_BANDED)
+def test_ranked_frames_exact(name, k, chain, scale):
+    rng = np.random.default_rng(zlib.crc32(f"ranked-{name}-{k}-{chain}".encode()))
+    x = _near_tied(name, rng, chain=chain) * scale
+    G = get_group(name)
+    # translations on the data's scale (10 would wipe out clouds of size 1e-160)
+    draw = {"translation_scale": 10.0 * scale} if G.has_translations else None
+    check = assert_frame_equivariant(Ensembled(G, k, BAND), x, bound=TOL64, draw=draw,
+                                     rule="first_above", case=f"ranked {name}")
+    frame = check.frame
+    orders = _orders(frame)
+    assert (orders == 1).any() and (orders > 1).any()
+    if chain:   # every order of a cluster of three whose keys are close enough
+        assert orders.max() >= 6
+    weights = np.asarray(frame.element_weights)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-14)
+    assert np.all(weights >= 0.0)
+
+
+def test_ranked_frames_exact_float32():
+    rng = np.random.default_rng(21)
+    x = _near_tied("S_n x E(3)", rng).astype(np.float32)
+    check = assert_frame_equivariant(Ensembled(get_group("S_n x E(3)"), 1, BAND), x,
+                                     bound=_weighted(TOL32, np.float32), rule="first_above")
+    assert check.outputs["point"].dtype == np.float32
+    assert (_orders(check.frame) > 1).any()
+
+
+def _crossing(t, chain=False):
+    """O(3) clouds along a path where rows 0 and 1 (``chain``: and row 3) swap their
+    norms at ``t = 0`` (t: (B,)); rows 2 and 4 have norms 1.5 and 0.4."""
+    rows = np.array([[1.0, 0.0, 0.0], [0.3, 0.9, 0.1], [0.2, -0.4, 1.4], [-0.5, 0.6, 0.6],
+                     [0.1, 0.2, -0.3]])
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    norms = np.stack([1.0 + t, 1.0 - t, np.full_like(t, 1.5),
+                      1.0 + (0.5 * t if chain else np.full_like(t, 0.3)),
+                      np.full_like(t, 0.4)], axis=1)
+    return rows * norms[..., None]
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_ranked_frames_continuous(chain):
+    """Where near-tied rows swap in the canonical ranking the plain S_n x O(3) frame
+    jumps; the weighted one moves by about the path's step (also where three rows tie
+    at once), and equals the plain one outside the band."""
+    G = get_group("S_n x O(3)")
+    t = np.linspace(-0.15, 0.15, 601)
+    x = _crossing(t, chain)
+    plain, weighted, frame = _continuous(G, x, BAND)
+    orders = _orders(frame)
+    assert orders.max() == (6 if chain else 2)
+    outside = orders == 1
+    assert 0 < outside.sum() < len(t)
+    np.testing.assert_allclose(weighted[outside], plain[outside], rtol=0.0, atol=1e-14)
+
+
+def test_ranked_estimators():
+    """Estimators with weighted S_n x E(3) frames: exact, extra inner rows and calls
+    only for the samples inside a band."""
+    rng = np.random.default_rng(22)
+    B = 48
+    X = _near_tied("S_n x E(3)", rng, B=B).reshape(B, -1)
+    y = rng.standard_normal((B, N_ROWS * 3))
+    reg = FrameAveragingRegressor(CountingRegressor(DecisionTreeRegressor(random_state=0)),
+                                  group="S_n x E(3)", target="point", tie_band=BAND).fit(X, y)
+    size = reg.frame_diagnostics(X)["frame_size"]
+    assert 0 < reg.n_band_samples_ == np.count_nonzero(size > 1) < B
+    assert reg.estimator_.fit_rows_ == [int(size.sum())]
+    assert_equivariant(reg, "S_n x E(3)", X, random_state=1)
+    assert_equivariant(reg, "S_n x E(3)", X.astype(np.float32), random_state=2)
+    clf = FrameAveragingClassifier(DecisionTreeClassifier(random_state=0),
+                                   group="S_n x E(3)", tie_band=BAND, n_frames=2).fit(
+        X, rng.integers(0, 3, B))
+    assert_equivariant(clf.predict_proba, "S_n x E(3)", X, random_state=1)
+    # padded samples: absent rows stay last, never in a cluster
+    Xp = X.reshape(B, N_ROWS, 3).copy()
+    Xp[::3, 4] = np.nan
+    Xp = Xp.reshape(B, -1)
+    padded = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0),
+                                     group="S_n x E(3)", target="point",
+                                     tie_band=BAND).fit(Xp, y)
+    assert padded.n_band_samples_ > 0
+    assert_equivariant(padded, "S_n x E(3)", Xp, random_state=1)
+
+
+def test_ranked_torch_module():
+    torch = pytest.importorskip("torch")
+    from mfa_sklearn.torch import FrameAveraged
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Linear(15, 32), torch.nn.Tanh(),
+                                   torch.nn.Linear(32, 15)).double()
+    model = FrameAveraged(backbone, group="S_n x E(3)", target="point", tie_band=BAND)
+    X = _near_tied("S_n x E(3)", np.random.default_rng(23)).reshape(48, -1)
+    Xt = torch.as_tensor(X).requires_grad_()
+    model(Xt).sum().backward()
+    assert Xt.grad.shape == Xt.shape and torch.isfinite(Xt.grad).all()
+
+    def call(A):
+        with torch.no_grad():
+            return model(torch.as_tensor(A)).numpy()
+    assert_equivariant(call, "S_n x E(3)", X, target="point", random_state=0)
+
+
+def test_ranked_too_many_orders():
+    """Five rows of equal norms would need 120 orders: a clear error."""
+    rng = np.random.default_rng(24)
+    x = rng.standard_normal((4, N_ROWS, 3))
+    x /= np.linalg.norm(x, axis=2, keepdims=True)
+    with pytest.raises(ValueError, match="orders of near-tied rows"):
+        Ensembled(get_group("S_n x O(3)"), 1, BAND).frame(x, rule="first_above")

@@ -525,6 +525,8 @@ class Group(_RealBlocks):
     #: whether minimal frames report :attr:`Frame.row_breaks` under a
     #: :class:`~mfa_sklearn.groups._selection.BandedRule` (weighted frames near ties)
     row_breaks = False
+    #: why a group without :attr:`row_breaks` has no weighted frames (error messages)
+    no_row_breaks_because = None
     #: frame methods this group offers
     frame_methods = ("minimal",)
     #: whether the group acts on ``edge`` fields (only permutations do: ``A[pi][:, pi]``)

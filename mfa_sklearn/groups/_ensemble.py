@@ -65,10 +65,14 @@ averaged model is continuous. With two breaks or more inside the band at once, t
 frames between them get no weight, and the model can jump where a second break enters
 or leaves the band while another one is inside (on random paths of 5-point clouds,
 about 0.4 such jumps per path with ``beta = 0.2``, against 3.6 threshold crossings of
-the plain rule). The breaks
-are norm fractions, invariant, so the weights are, and the average is exactly
-equivariant. Samples inside the band cost a second frame computation and backbone
-call (``frame_size`` 2 in the diagnostics; elements of weight 0 are not evaluated).
+the plain rule). The breaks are norm fractions, invariant, so the weights are, and the
+average is exactly equivariant. The weights are steep functions of the breaks, and at
+the later steps of a nearly degenerate cloud the breaks are ratios of small residuals,
+so E and SE centre the rows of weighted frames in two passes (the second removes the
+mean of the centred rows): the rounding of a far centroid would otherwise shift all of
+them alike, by ``eps |t|``, and move those ratios by ``eps |t|`` over the residuals.
+Samples inside the band cost a second frame computation and backbone call
+(``frame_size`` 2 in the diagnostics; elements of weight 0 are not evaluated).
 
 References
 ----------
@@ -159,10 +163,19 @@ def check_tie_band(group, tie_band, rule, method):
                          f"'first_above' near its threshold; got row_rule={rule!r}")
     if method != "minimal":
         raise ValueError(f"tie_band={tie_band} needs frame='minimal'; got frame={method!r}")
-    if not group.row_breaks:
+    factor = group.ordered_factor
+    if factor is not None and factor.metric is not None:
+        why = ("its canonical ranking sorts rows by Minkowski squares, which the "
+               "weights of near-tied orders do not read")
+    elif factor is None and group.permutes_rows:
+        why = "its frames order rows by exact keys (sorting, canonical labeling)"
+    else:
+        why = group.no_row_breaks_because
+    if why is not None or not (group.row_breaks or factor.row_breaks):
         raise ValueError(
-            f"tie_band={tie_band}: weighted frames are available for the orthogonal and "
-            f"unitary groups (O, SO, E, SE, U, SU); not for group {group.name}")
+            f"tie_band={tie_band}: weighted frames are available for O, SO, E, SE, U, "
+            f"SU, the Lorentz groups and S_n x G with G in O, SO, E, SE; not for group "
+            f"{group.name}" + (f": {why}" if why else ""))
 
 
 def _ramp(xp, u):
@@ -259,6 +272,11 @@ def ensemble_frame(group, frame_of, points, vectors, present, n_frames, *, rule,
         The plain frame for ``n_frames == 1`` and ``tie_band == 0``.
     """
     points, vectors = as_list(points), as_list(vectors)
+    if tie_band and group.ordered_factor is not None:
+        # near ties of the canonical ranking (the module imports this one)
+        from ._ranked import ranked_frame
+        return ranked_frame(group, frame_of, points, vectors, present, n_frames,
+                            rule=rule, tol=tol, tie_band=tie_band)
     if tie_band:
         def banded(p, v, rows):
             return banded_frame(frame_of, p, v, rows, tie_band)
@@ -268,19 +286,31 @@ def ensemble_frame(group, frame_of, points, vectors, present, n_frames, *, rule,
     outer = frame_of(points, vectors, present)
     factor = group.ordered_factor
 
+    def factor_frame(p, v, rows):
+        return factor.frame(p or None, v or None, present=rows, rule=rule, tol=tol)
+
+    inner = _reordered_frames(factor_frame, *canonical_fields(outer, points, vectors, present),
+                              n_frames)
+    return ComposedFrame(outer, inner)
+
+
+def canonical_fields(outer, points, vectors, present):
+    """The frame-defining fields in the canonical form of ``outer`` (frames of one
+    element per sample), and the present rows there (None: all).
+
+    Returns
+    -------
+    points, vectors : list of arrays of shape (B, n, d)
+    present : bool array of shape (B, n) or None
+    """
     def canonical(a, kind):
         return outer.to_canonical(a, kind)[:, 0]
 
     if present is not None:
         xp = get_namespace(present)
         present = canonical(xp.astype(present, xp.float64)[..., None], "scalar")[..., 0] > 0
-
-    def factor_frame(p, v, rows):
-        return factor.frame(p or None, v or None, present=rows, rule=rule, tol=tol)
-
-    inner = _reordered_frames(factor_frame, [canonical(a, "point") for a in points],
-                              [canonical(a, "vector") for a in vectors], present, n_frames)
-    return ComposedFrame(outer, inner)
+    return ([canonical(a, "point") for a in points], [canonical(a, "vector") for a in vectors],
+            present)
 
 
 def _reordered_frames(frame_of, points, vectors, present, n_frames):

@@ -560,5 +560,9 @@ def _breaks(xp, size, candidate, largest, found, before, flat, low, high):
     passed = xp.max(xp.where(candidate & before, size, 0.0), axis=0) / denominator
     inf = xp.asarray(np.inf, dtype=low.dtype, device=low.device)
     low = xp.minimum(low, xp.where(found, xp.sqrt(chosen), inf))
-    high = xp.maximum(high, xp.where(found, xp.sqrt(passed), 0.0))
+    # no row passed over: 0, without the infinite derivative of sqrt at 0 (a NaN
+    # gradient through the unused branch of `where`)
+    passed_any = found & (passed > 0)
+    high = xp.maximum(high, xp.where(passed_any,
+                                     xp.sqrt(xp.where(passed_any, passed, 1.0)), 0.0))
     return low, high

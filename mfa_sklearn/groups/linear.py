@@ -245,6 +245,11 @@ class LinearGroup(Group):
        for More Symmetries and Efficiency." ICML 2024, arXiv:2406.07598.
     """
 
+    #: why weighted frames near ties (``tie_band``) are not offered
+    no_row_breaks_because = ("its frames snap the rows that chose them to exact unit rows, "
+                             "one chosen set per sample, and two weighted frames would "
+                             "need one each")
+
     def __init__(self, d, *, kind="GL"):
         if int(d) != d or d < 1:
             raise ValueError(f"the dimension d must be a positive integer; got {d!r}")

@@ -213,6 +213,7 @@ class LorentzGroup(Group):
     """
 
     frame_methods = ("minimal",)
+    row_breaks = True
 
     def __init__(self, d, *, special=False, anchor="total"):
         if isinstance(d, bool) or int(d) != d or d < 2:
@@ -322,8 +323,9 @@ class LorentzGroup(Group):
         # Euclidean size of the rows, before the selection overwrites them ("none")
         magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
 
-        W, rank, norms, signs = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0),
-                                            rule=rule, signature=signature)[:4]
+        selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,
+                                signature=signature)
+        W, rank, norms, signs = selection[:4]
         found = [rank > j for j in range(d)]
         if self.special:
             W, signs, found = self._complete(xp, W, signs, found, rank, signature)
@@ -351,6 +353,7 @@ class LorentzGroup(Group):
         # Euclidean size of the rows times that of H, which grows with the boost
         frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude * inverse
                             * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
+        frame.row_breaks = selection.breaks
         return identity_where_empty(xp, frame, present)
 
     def _anchored(self, xp, rows):

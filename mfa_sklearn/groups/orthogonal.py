@@ -116,6 +116,7 @@ import numpy as np
 from ._base import Frame, Group, GroupElement, identity_where_empty, present_major
 from ._namespace import power_of_two_scale, subtract_inplace, work_dtype, work_eps, work_float
 from ._selection import (
+    BandedRule,
     cofactor_vector,
     det_small,
     dot_rows,
@@ -125,6 +126,24 @@ from ._selection import (
     select_rows,
     to_coordinate_major,
 )
+
+
+def _centre(xp, Z, n_rows, n_points, present, count, weights):
+    """The mean ``t`` of the first point field's present rows of coordinate-major ``Z``,
+    and ``Z`` with ``t`` subtracted from its ``n_points`` point rows (in place for numpy)
+    and its absent rows zero again; ``count`` is the number of present rows (B,) (the
+    field's row count ``n_rows`` when all are present), ``weights`` the present rows."""
+    if present is None:
+        t = [xp.mean(Zk[:n_rows], axis=0) for Zk in Z]
+    else:
+        count = xp.maximum(count, 1.0)
+        t = [xp.sum(Zk[:n_rows], axis=0) / count for Zk in Z]
+    Z = [subtract_inplace(Zk, tk) if n_points == Zk.shape[0]
+         else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
+         for Zk, tk in zip(Z, t)]
+    if weights is not None:  # centring moved the absent rows to -t
+        Z = [Zk * weights for Zk in Z]
+    return t, Z
 
 
 class OrthogonalGroup(Group):
@@ -253,18 +272,19 @@ class OrthogonalGroup(Group):
         t = floor = t_sq = None
         if self.has_translations:
             n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)
-            if present is None:
-                t = [xp.mean(Zk[:n_first], axis=0) for Zk in Z]
-            else:  # the mean over the present rows of the first point field
+            if present is not None:
                 n_first = xp.astype(xp.sum(xp.astype(present, xp.int64), axis=1),
                                     Z[0].dtype)
-                count = xp.maximum(n_first, 1.0)
-                t = [xp.sum(Zk[:points[0].shape[1]], axis=0) / count for Zk in Z]
-            Z = [subtract_inplace(Zk, tk) if n_points == Zk.shape[0]
-                 else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
-                 for Zk, tk in zip(Z, t)]
-            if weights is not None:  # centring moved the absent rows to -t
-                Z = [Zk * weights for Zk in Z]
+            t, Z = _centre(xp, Z, points[0].shape[1], n_points, present, n_first, weights)
+            if isinstance(rule, BandedRule):
+                # Weighted frames read ratios of residual norms, which for nearly
+                # degenerate clouds are ratios of small numbers. The rounding of the
+                # centroid (~eps |t| when the cloud sits far from the origin) shifts
+                # every centred row alike, so it does not cancel there; a second pass
+                # removes the mean of the centred rows, leaving ~eps times their size.
+                shift, Z = _centre(xp, Z, points[0].shape[1], n_points, present, n_first,
+                                   weights)
+                t = [tk + sk for tk, sk in zip(t, shift)]
             # Centring a sample whose points all coincide leaves rounding noise of
             # about n eps |t|, not zeros; no frame vector may come from it.
             t_sq = dot_rows(t, t)
