@@ -85,6 +85,9 @@ GAMMAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 ALPHAS = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 #: local frames: weights of the density encoding's angular channels tried for energies
 ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
+#: local frames: radial bases of the density encoding tried for energies (dscribe's
+#: ACSF has Gaussians only: it is offered the "scales" widths, not the exponentials)
+RADIAL_BASES = ("scales", "exponentials")
 CUTOFF = 6.0
 N_NEIGHBORS = 12
 
@@ -245,6 +248,26 @@ def tune_sum_kernel(F_train, s_train, n_train, F_val, s_val, n_val, y_train, y_v
     return (best[1], best[2], best[0]) if return_score else (best[1], best[2])
 
 
+def tune_local_energy(local_kw, X_tune, y_tune, X_val, y_val, n_atoms_val):
+    """(gamma, alpha, angular_weight, radial_basis) of the local frames' sum kernel, by
+    validation MAE: tuned on precomputed kernels of the features (the estimator
+    scales the angular columns the same way)."""
+    best = (np.inf, None)
+    for basis in RADIAL_BASES:
+        atoms = LocalFrameRegressor(radial_basis=basis, **local_kw).fit(X_tune, y_tune)
+        Ft, st, _ = atoms.atom_features(X_tune)
+        Fv, sv, _ = atoms.atom_features(X_val)
+        angular = atoms.local_frames_.angular_columns(atoms.n_radial)
+        for weight in ANGULAR_WEIGHTS:
+            scale = np.where(angular, weight, 1.0)
+            gamma, alpha, mae = tune_sum_kernel(Ft * scale, st, len(X_tune), Fv * scale,
+                                                sv, len(X_val), y_tune, y_val,
+                                                n_atoms_val, return_score=True)
+            if mae < best[0]:
+                best = (mae, (gamma, alpha, weight, basis))
+    return best[1]
+
+
 def tune_krr(D_train, y_train, D_val, y_val, n_atoms_val):
     best = (np.inf, None, None)
     for gamma in GAMMAS:
@@ -302,29 +325,17 @@ def run_dataset(name, spec, args, rows, curves):
     tune = tr[:args.n_tune]
     local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS)
 
-    # --- local frames, exact sum kernel: tuned on precomputed kernels of the features,
-    # the angular weight too (the estimator scales those columns the same way)
-    atoms = LocalFrameRegressor(**local_kw).fit(X[tune], E[tune])
-    Ft, st, _ = atoms.atom_features(X[tune])
-    Fv, sv, _ = atoms.atom_features(X[va])
-    angular = atoms.local_frames_.angular_columns(atoms.n_radial)
-    best = (np.inf, None)
-    for weight in ANGULAR_WEIGHTS:
-        scale = np.where(angular, weight, 1.0)
-        gamma, alpha, mae = tune_sum_kernel(Ft * scale, st, len(tune), Fv * scale, sv,
-                                            len(va), E[tune], E[va], count[va],
-                                            return_score=True)
-        if mae < best[0]:
-            best = (mae, (gamma, alpha, weight))
-    gamma, alpha, weight = best[1]
-    local_kw_energy = dict(local_kw, angular_weight=weight)
+    # --- local frames, exact sum kernel
+    gamma, alpha, weight, basis = tune_local_energy(local_kw, X[tune], E[tune], X[va],
+                                                    E[va], count[va])
+    local_kw_energy = dict(local_kw, angular_weight=weight, radial_basis=basis)
     model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=alpha),
                                 **local_kw_energy)
     _, fit_s = timed(model.fit, X[tr], E[tr])
     pred, predict_s = timed(model.predict, X[te])
     add("local frames (sum kernel)", "energy", energy_mae(pred, E[te], count[te]),
         energy_mae(model.predict(Xs), E[te], count[te]), fit_s, predict_s,
-        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g}")
+        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g} {basis}")
     local_energy = (gamma, alpha)
 
     # --- local frames, pooled random features + Ridge
@@ -537,7 +548,8 @@ def compare_encodings(args):
     tr, va, te = split(data, 600, 400, 1000, args.seed)
     lines = ["| encoding | first vector | energy MAE (meV/atom) | force MAE (eV/A) |",
              "|---|---|---|---|"]
-    encodings = (("density", "scales"), ("density", "shells"), ("rows", "scales"))
+    encodings = (("density", "scales"), ("density", "exponentials"),
+                 ("density", "shells"), ("rows", "scales"))
     for (encoding, radial_basis), first_vector in itertools.product(
             encodings, ("nearest", "weighted")):
         kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS,
