@@ -17,9 +17,9 @@ Energy models (MAE in meV/atom):
 * ``ACSF + KRR`` and ``SOAP + KRR`` (dscribe): the same exact sum kernel over per-atom
   descriptors (standardized), the strongest way to use them with KRR; their main
   settings are picked on the validation systems too, with the kernel width and ridge
-  (ACSF: two sets of radial G2 functions, one of them the local frames' default radial
-  basis, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
-  sigma));
+  (ACSF: three sets of radial G2 functions, two of them the local frames' radial
+  bases, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
+  sigma)); the local frames pick their radial basis and angular weight there too;
 * ``sorted 1/r + KRR``: the sorted inverse distances of all pairs of a system, padded;
 * ``global S_n x E(3) + KRR``: ``FrameAveragingRegressor`` with one frame per system;
 * ``raw coordinates + KRR``: no symmetry at all, as a reference for the stress copy.
@@ -85,8 +85,8 @@ GAMMAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 ALPHAS = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 #: local frames: weights of the density encoding's angular channels tried for energies
 ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
-#: local frames: radial bases of the density encoding tried for energies (dscribe's
-#: ACSF has Gaussians only: it is offered the "scales" widths, not the exponentials)
+#: local frames: radial bases of the density encoding tried for energies (ACSF is
+#: offered the same radial functions, ``ACSF_G2``)
 RADIAL_BASES = ("scales", "exponentials")
 CUTOFF = 6.0
 N_NEIGHBORS = 12
@@ -144,11 +144,24 @@ def ase_atoms(X, n):
     return out
 
 
-#: ACSF radial (G2) exponents eta: a hand-set list, and the widths of the local
-#: frames' default radial basis (``radial_basis="scales"``: eta = 1 / s^2 for 8 widths s
-#: from 0.15 to 1.5 cutoffs), so that ACSF may pick the same radial functions
-ACSF_G2 = {"G2 hand-set": (0.01, 0.05, 0.1, 0.3, 0.7, 1.5),
-           "G2 scales": tuple(1 / (CUTOFF * np.geomspace(0.15, 1.5, 8)) ** 2)}
+def exponential_g2(lengths):
+    """ACSF G2 parameters (eta, R_s) whose functions are the local frames'
+    ``radial_basis="exponentials"`` up to a mild Gaussian factor:
+    ``exp(-eta (r - R_s)^2) = exp(-eta R_s^2) exp(-r / l) exp(-eta r^2)`` with
+    ``R_s = -1 / (2 eta l)``; ``eta = 1 / (1200 l^2)`` makes the constant ``exp(-300)``
+    (far from float64's underflow) and keeps ``exp(-eta r^2)`` above 0.7 inside the
+    cutoff for the shortest length."""
+    eta = 1 / (1200 * np.asarray(lengths) ** 2)
+    return [(e, -1 / (2 * e * length)) for e, length in zip(eta, lengths)]
+
+
+#: ACSF radial (G2) parameters (eta, R_s): a hand-set list, the widths of the local
+#: frames' radial basis ``"scales"`` (eta = 1 / s^2 for 8 widths s from 0.15 to 1.5
+#: cutoffs) and its ``"exponentials"`` (decay lengths 0.05 to 1 cutoff), so that ACSF
+#: may pick the same radial functions as the local frames
+ACSF_G2 = {"G2 hand-set": [(eta, 0.0) for eta in (0.01, 0.05, 0.1, 0.3, 0.7, 1.5)],
+           "G2 scales": [(1 / s ** 2, 0.0) for s in CUTOFF * np.geomspace(0.15, 1.5, 8)],
+           "G2 exponentials": exponential_g2(CUTOFF * np.geomspace(0.05, 1.0, 8))}
 #: ACSF angular (G4) parameters (eta, zeta); none, as the local frames' angular weight
 #: may be 0
 ACSF_G4 = {"G4 2x2": [(eta, zeta) for eta in (0.005, 0.05) for zeta in (1, 4)],
@@ -167,10 +180,10 @@ def dscribe_descriptors(elements):
         return {}
     symbols = list(elements)
     acsf = {f"{g2} {g4}": ACSF(species=symbols, r_cut=CUTOFF,
-                               g2_params=[[eta, 0.0] for eta in etas],
+                               g2_params=[[eta, rs] for eta, rs in g2_pairs],
                                g4_params=[[eta, zeta, lam] for eta, zeta in pairs
                                           for lam in (-1, 1)] or None)
-            for g2, etas in ACSF_G2.items() for g4, pairs in ACSF_G4.items()}
+            for g2, g2_pairs in ACSF_G2.items() for g4, pairs in ACSF_G4.items()}
     soap = {f"n_max={n_max} l_max={l_max} sigma={sigma:g}": SOAP(
         species=symbols, r_cut=CUTOFF, n_max=n_max, l_max=l_max, sigma=sigma,
         periodic=False) for n_max, l_max, sigma in SOAP_SETTINGS}
