@@ -293,9 +293,12 @@ def tune_krr(D_train, y_train, D_val, y_val, n_atoms_val):
 
 
 def column_statistics(train):
-    """Mean and spread of each column of ``train`` (spread 1 where it is constant)."""
+    """Mean and spread of each column of ``train`` (spread 1 where it is constant up to
+    rounding). Constant is judged against the column's own mean, not the other
+    columns: columns of very different magnitudes (the ``"G2 exponentials"`` carry a
+    factor ``exp(-300)``) keep their own spread."""
     mu, sd = train.mean(0), train.std(0)
-    return mu, np.where(sd > 1e-12 * max(sd.max(), 1e-300), sd, 1.0)
+    return mu, np.where(sd > 1e-12 * np.abs(mu), sd, 1.0)
 
 
 def standardize(train, *others):
