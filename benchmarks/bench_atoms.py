@@ -6,7 +6,9 @@ composition (two species), Cu6..Cu13 (mixed sizes, one model). Each set is split
 training / validation / test systems with the same split for every method; whole
 trajectories stay on one side (``trajectory`` groups). Hyper-parameters (the kernel
 width and ridge of every kernel method, the same grid for every method) are picked on
-the validation systems, then each model is refitted on the training systems.
+the validation systems, then each model is refitted on the training systems. The
+sum-kernel methods pick their discrete settings with models fitted on a subset of the
+training systems, then their kernel width and ridge again with all of them.
 
 Energy models (MAE in meV/atom):
 
@@ -567,7 +569,9 @@ def write(rows, curves, args, have_dscribe):
              f"Machine: {cpu_model()}, {os.cpu_count()} cores. Splits per data set: "
              f"{args.n_train} / {args.n_val} / {args.n_test} systems (train / validation"
              f" / test); hyper-parameters tuned on {args.n_tune} training systems against"
-             " the validation systems, then refitted on all training systems. Energy: "
+             " the validation systems, then refitted on all training systems (the kernel "
+             "width and ridge of the sum-kernel rows picked again with all training "
+             "systems against the validation systems). Energy: "
              "MAE in meV/atom; forces: MAE in eV/A per component. *stress*: the same "
              "test systems rotated, reflected, translated and relabelled at random.", ""]
     if not have_dscribe:
