@@ -6,7 +6,9 @@ composition (two species), Cu6..Cu13 (mixed sizes, one model). Each set is split
 training / validation / test systems with the same split for every method; whole
 trajectories stay on one side (``trajectory`` groups). Hyper-parameters (the kernel
 width and ridge of every kernel method, the same grid for every method) are picked on
-the validation systems, then each model is refitted on the training systems.
+the validation systems, then each model is refitted on the training systems. The
+sum-kernel methods pick their discrete settings with models fitted on a subset of the
+training systems, then their kernel width and ridge again with all of them.
 
 Energy models (MAE in meV/atom):
 
@@ -17,9 +19,9 @@ Energy models (MAE in meV/atom):
 * ``ACSF + KRR`` and ``SOAP + KRR`` (dscribe): the same exact sum kernel over per-atom
   descriptors (standardized), the strongest way to use them with KRR; their main
   settings are picked on the validation systems too, with the kernel width and ridge
-  (ACSF: two sets of radial G2 functions, one of them the local frames' default radial
-  basis, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
-  sigma));
+  (ACSF: three sets of radial G2 functions, two of them the local frames' radial
+  bases, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
+  sigma)); the local frames pick their radial basis and angular weight there too;
 * ``sorted 1/r + KRR``: the sorted inverse distances of all pairs of a system, padded;
 * ``global S_n x E(3) + KRR``: ``FrameAveragingRegressor`` with one frame per system;
 * ``raw coordinates + KRR``: no symmetry at all, as a reference for the stress copy.
@@ -60,7 +62,7 @@ import numpy as np
 from sklearn.kernel_approximation import Nystroem
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import Ridge
-from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.metrics.pairwise import euclidean_distances, rbf_kernel
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -71,7 +73,7 @@ from mfa_sklearn import (
     MinimalFrameCanonicalizer,
 )
 from mfa_sklearn.datasets import make_emt_clusters
-from mfa_sklearn.local._sum_kernel import system_kernel
+from mfa_sklearn.local._sum_kernel import indicator, system_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import cpu_model
@@ -85,6 +87,9 @@ GAMMAS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 ALPHAS = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 #: local frames: weights of the density encoding's angular channels tried for energies
 ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
+#: local frames: radial bases of the density encoding tried for energies (ACSF is
+#: offered the same radial functions, ``ACSF_G2``)
+RADIAL_BASES = ("scales", "exponentials")
 CUTOFF = 6.0
 N_NEIGHBORS = 12
 
@@ -141,11 +146,24 @@ def ase_atoms(X, n):
     return out
 
 
-#: ACSF radial (G2) exponents eta: a hand-set list, and the widths of the local
-#: frames' default radial basis (``radial_basis="scales"``: eta = 1 / s^2 for 8 widths s
-#: from 0.15 to 1.5 cutoffs), so that ACSF may pick the same radial functions
-ACSF_G2 = {"G2 hand-set": (0.01, 0.05, 0.1, 0.3, 0.7, 1.5),
-           "G2 scales": tuple(1 / (CUTOFF * np.geomspace(0.15, 1.5, 8)) ** 2)}
+def exponential_g2(lengths):
+    """ACSF G2 parameters (eta, R_s) whose functions are the local frames'
+    ``radial_basis="exponentials"`` up to a mild Gaussian factor:
+    ``exp(-eta (r - R_s)^2) = exp(-eta R_s^2) exp(-r / l) exp(-eta r^2)`` with
+    ``R_s = -1 / (2 eta l)``; ``eta = 1 / (1200 l^2)`` makes the constant ``exp(-300)``
+    (far from float64's underflow) and keeps ``exp(-eta r^2)`` above 0.7 inside the
+    cutoff for the shortest length."""
+    eta = 1 / (1200 * np.asarray(lengths) ** 2)
+    return [(e, -1 / (2 * e * length)) for e, length in zip(eta, lengths)]
+
+
+#: ACSF radial (G2) parameters (eta, R_s): a hand-set list, the widths of the local
+#: frames' radial basis ``"scales"`` (eta = 1 / s^2 for 8 widths s from 0.15 to 1.5
+#: cutoffs) and its ``"exponentials"`` (decay lengths 0.05 to 1 cutoff), so that ACSF
+#: may pick the same radial functions as the local frames
+ACSF_G2 = {"G2 hand-set": [(eta, 0.0) for eta in (0.01, 0.05, 0.1, 0.3, 0.7, 1.5)],
+           "G2 scales": [(1 / s ** 2, 0.0) for s in CUTOFF * np.geomspace(0.15, 1.5, 8)],
+           "G2 exponentials": exponential_g2(CUTOFF * np.geomspace(0.05, 1.0, 8))}
 #: ACSF angular (G4) parameters (eta, zeta); none, as the local frames' angular weight
 #: may be 0
 ACSF_G4 = {"G4 2x2": [(eta, zeta) for eta in (0.005, 0.05) for zeta in (1, 4)],
@@ -164,10 +182,10 @@ def dscribe_descriptors(elements):
         return {}
     symbols = list(elements)
     acsf = {f"{g2} {g4}": ACSF(species=symbols, r_cut=CUTOFF,
-                               g2_params=[[eta, 0.0] for eta in etas],
+                               g2_params=[[eta, rs] for eta, rs in g2_pairs],
                                g4_params=[[eta, zeta, lam] for eta, zeta in pairs
                                           for lam in (-1, 1)] or None)
-            for g2, etas in ACSF_G2.items() for g4, pairs in ACSF_G4.items()}
+            for g2, g2_pairs in ACSF_G2.items() for g4, pairs in ACSF_G4.items()}
     soap = {f"n_max={n_max} l_max={l_max} sigma={sigma:g}": SOAP(
         species=symbols, r_cut=CUTOFF, n_max=n_max, l_max=l_max, sigma=sigma,
         periodic=False) for n_max, l_max, sigma in SOAP_SETTINGS}
@@ -245,6 +263,64 @@ def tune_sum_kernel(F_train, s_train, n_train, F_val, s_val, n_val, y_train, y_v
     return (best[1], best[2], best[0]) if return_score else (best[1], best[2])
 
 
+def tune_local_energy(local_kw, X_tune, y_tune, X_val, y_val, n_atoms_val):
+    """(gamma, alpha, angular_weight, radial_basis) of the local frames' sum kernel, by
+    validation MAE: tuned on precomputed kernels of the features (the estimator
+    scales the angular columns the same way)."""
+    best = (np.inf, None)
+    for basis in RADIAL_BASES:
+        atoms = LocalFrameRegressor(radial_basis=basis, **local_kw).fit(X_tune, y_tune)
+        Ft, st, _ = atoms.atom_features(X_tune)
+        Fv, sv, _ = atoms.atom_features(X_val)
+        angular = atoms.local_frames_.angular_columns(atoms.n_radial)
+        for weight in ANGULAR_WEIGHTS:
+            scale = np.where(angular, weight, 1.0)
+            gamma, alpha, mae = tune_sum_kernel(Ft * scale, st, len(X_tune), Fv * scale,
+                                                sv, len(X_val), y_tune, y_val,
+                                                n_atoms_val, return_score=True)
+            if mae < best[0]:
+                best = (mae, (gamma, alpha, weight, basis))
+    return best[1]
+
+
+def rbf_system_kernels(F, system, n_systems, G, other, n_other, gammas):
+    """{gamma: exact sum kernel of ``exp(-gamma |f - g|^2)``} for several gammas, from
+    one squared-distance block per block of whole systems (``system_kernel`` computes
+    the distances again for every gamma)."""
+    right = indicator(other, n_other).T.tocsr()
+    out = {gamma: np.zeros((n_systems, n_other)) for gamma in gammas}
+    block = 50
+    for first in range(0, n_systems, block):
+        lo, hi = np.searchsorted(system, [first, first + block])
+        count = min(block, n_systems - first)
+        distance = euclidean_distances(F[lo:hi], G, squared=True)
+        rows = indicator(system[lo:hi] - first, count)
+        for gamma in gammas:
+            out[gamma][first:first + count] += rows @ (np.exp(-gamma * distance) @ right)
+    return out
+
+
+def refine_sum_kernel(F_train, s_train, y_train, F_val, s_val, y_val, n_atoms_val):
+    """(gamma, alpha) of KRR on the exact sum kernel picked again, on the same grid and
+    validation systems, with the model fitted on all training systems: the best
+    values move with the number of training systems (on Cu13, gamma 0.003 picked with
+    500 systems against 0.02 with 1500), so that picking them on the tuning subset
+    alone adds a selection error to every sum-kernel method."""
+    there = np.any(F_train != 0, axis=0) | np.any(F_val != 0, axis=0)
+    F_train, F_val = F_train[:, there], F_val[:, there]          # same distances
+    K = rbf_system_kernels(F_train, s_train, len(y_train), F_train, s_train, len(y_train),
+                           GAMMAS)
+    Kv = rbf_system_kernels(F_val, s_val, len(y_val), F_train, s_train, len(y_train),
+                            GAMMAS)
+    best = (np.inf, None)
+    for gamma, alpha in itertools.product(GAMMAS, ALPHAS):
+        pred = KernelRidge(kernel="precomputed", alpha=alpha).fit(K[gamma], y_train)
+        mae = np.mean(np.abs(pred.predict(Kv[gamma]) - y_val) / n_atoms_val)
+        if mae < best[0]:
+            best = (mae, (gamma, alpha))
+    return best[1]
+
+
 def tune_krr(D_train, y_train, D_val, y_val, n_atoms_val):
     best = (np.inf, None, None)
     for gamma in GAMMAS:
@@ -257,9 +333,12 @@ def tune_krr(D_train, y_train, D_val, y_val, n_atoms_val):
 
 
 def column_statistics(train):
-    """Mean and spread of each column of ``train`` (spread 1 where it is constant)."""
+    """Mean and spread of each column of ``train`` (spread 1 where it is constant up to
+    rounding). Constant is judged against the column's own mean, not the other
+    columns: columns of very different magnitudes (the ``"G2 exponentials"`` carry a
+    factor ``exp(-300)``) keep their own spread."""
     mu, sd = train.mean(0), train.std(0)
-    return mu, np.where(sd > 1e-12 * max(sd.max(), 1e-300), sd, 1.0)
+    return mu, np.where(sd > 1e-12 * np.abs(mu), sd, 1.0)
 
 
 def standardize(train, *others):
@@ -302,29 +381,20 @@ def run_dataset(name, spec, args, rows, curves):
     tune = tr[:args.n_tune]
     local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS)
 
-    # --- local frames, exact sum kernel: tuned on precomputed kernels of the features,
-    # the angular weight too (the estimator scales those columns the same way)
-    atoms = LocalFrameRegressor(**local_kw).fit(X[tune], E[tune])
-    Ft, st, _ = atoms.atom_features(X[tune])
-    Fv, sv, _ = atoms.atom_features(X[va])
-    angular = atoms.local_frames_.angular_columns(atoms.n_radial)
-    best = (np.inf, None)
-    for weight in ANGULAR_WEIGHTS:
-        scale = np.where(angular, weight, 1.0)
-        gamma, alpha, mae = tune_sum_kernel(Ft * scale, st, len(tune), Fv * scale, sv,
-                                            len(va), E[tune], E[va], count[va],
-                                            return_score=True)
-        if mae < best[0]:
-            best = (mae, (gamma, alpha, weight))
-    gamma, alpha, weight = best[1]
-    local_kw_energy = dict(local_kw, angular_weight=weight)
+    # --- local frames, exact sum kernel
+    gamma, alpha, weight, basis = tune_local_energy(local_kw, X[tune], E[tune], X[va],
+                                                    E[va], count[va])
+    local_kw_energy = dict(local_kw, angular_weight=weight, radial_basis=basis)
+    atoms = LocalFrameRegressor(**local_kw_energy).fit(X[tr], E[tr])
+    gamma, alpha = refine_sum_kernel(*atoms.atom_features(X[tr])[:2], E[tr],
+                                     *atoms.atom_features(X[va])[:2], E[va], count[va])
     model = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=gamma, alpha=alpha),
                                 **local_kw_energy)
     _, fit_s = timed(model.fit, X[tr], E[tr])
     pred, predict_s = timed(model.predict, X[te])
     add("local frames (sum kernel)", "energy", energy_mae(pred, E[te], count[te]),
         energy_mae(model.predict(Xs), E[te], count[te]), fit_s, predict_s,
-        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g}")
+        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g} {basis}")
     local_energy = (gamma, alpha)
 
     # --- local frames, pooled random features + Ridge
@@ -363,6 +433,10 @@ def run_dataset(name, spec, args, rows, curves):
                 best = (mae, (setting, gamma, alpha))
         setting, gamma, alpha = best[1]
         descriptor = chosen[label] = candidates[setting]
+        (Dtr, s_tr), (Dva, s_va) = (per_atom_descriptor(descriptor, Z, n)
+                                    for Z in (X[tr], X[va]))
+        Dtr, Dva = standardize(Dtr, Dva)
+        gamma, alpha = refine_sum_kernel(Dtr, s_tr, E[tr], Dva, s_va, E[va], count[va])
         start = time.perf_counter()
         Dtr, s_tr = per_atom_descriptor(descriptor, X[tr], n)
         mu, sd = column_statistics(Dtr)
@@ -495,7 +569,9 @@ def write(rows, curves, args, have_dscribe):
              f"Machine: {cpu_model()}, {os.cpu_count()} cores. Splits per data set: "
              f"{args.n_train} / {args.n_val} / {args.n_test} systems (train / validation"
              f" / test); hyper-parameters tuned on {args.n_tune} training systems against"
-             " the validation systems, then refitted on all training systems. Energy: "
+             " the validation systems, then refitted on all training systems (the kernel "
+             "width and ridge of the sum-kernel rows picked again with all training "
+             "systems against the validation systems). Energy: "
              "MAE in meV/atom; forces: MAE in eV/A per component. *stress*: the same "
              "test systems rotated, reflected, translated and relabelled at random.", ""]
     if not have_dscribe:
@@ -537,7 +613,8 @@ def compare_encodings(args):
     tr, va, te = split(data, 600, 400, 1000, args.seed)
     lines = ["| encoding | first vector | energy MAE (meV/atom) | force MAE (eV/A) |",
              "|---|---|---|---|"]
-    encodings = (("density", "scales"), ("density", "shells"), ("rows", "scales"))
+    encodings = (("density", "scales"), ("density", "exponentials"),
+                 ("density", "shells"), ("rows", "scales"))
     for (encoding, radial_basis), first_vector in itertools.product(
             encodings, ("nearest", "weighted")):
         kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS,

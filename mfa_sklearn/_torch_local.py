@@ -45,7 +45,7 @@ _PARAMETER_CONSTRAINTS = {
     "row_rule": [StrOptions(set(ROW_RULES))],
     "encoding": [StrOptions({"density", "rows"})],
     "n_radial": [Interval(Integral, 1, None, closed="left")],
-    "radial_basis": [StrOptions({"scales", "shells"})],
+    "radial_basis": [StrOptions({"scales", "shells", "exponentials"})],
     "cutoff_weight": [StrOptions({"cosine"}), None],
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
     "return_forces": ["boolean"],
@@ -96,15 +96,17 @@ class LocalFrameAveraged(nn.Module):
         Per-atom features: the neighbour density in the canonical frame, or the
         canonical rows in order (see :class:`~mfa_sklearn.LocalFrameRegressor`).
     n_radial : int, default=8
-        Radial Gaussians of ``encoding="density"``.
-    radial_basis : {"shells", "scales"}, default="shells"
-        The radial Gaussians (see :class:`~mfa_sklearn.LocalFrameRegressor`): of one
-        width centred over ``[0, cutoff]``, or centred on the atom with widths from
-        0.15 to 1.5 cutoffs. The atom module sees the features unstandardized, where
-        the shells' values of order 1 train better than the scales' (from about 0 to
-        the number of neighbours): on EMT Cu13 (``examples/atoms_torch.py``, 25
-        epochs) 0.75 against 1.2 meV/atom and 0.017 against 0.022 eV/A. The
-        scikit-learn estimators standardize their features and default to "scales".
+        Radial functions of ``encoding="density"``.
+    radial_basis : {"shells", "scales", "exponentials"}, default="shells"
+        The radial functions (see :class:`~mfa_sklearn.LocalFrameRegressor`):
+        Gaussians of one width centred over ``[0, cutoff]``, Gaussians centred on
+        the atom with widths from 0.15 to 1.5 cutoffs, or exponentials with decay
+        lengths from 0.05 to 1 cutoff. The atom module sees the features
+        unstandardized, where the shells' values of order 1 train better than the
+        scales' (from about 0 to the number of neighbours): on EMT Cu13
+        (``examples/atoms_torch.py``, 25 epochs) 0.75 against 1.2 meV/atom and 0.017
+        against 0.022 eV/A. The scikit-learn estimators standardize their features
+        and default to "scales".
     cutoff_weight : {"cosine"} or None, default="cosine"
         Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``.
     tol : float, optional

@@ -376,7 +376,7 @@ def test_angular_weight_scales_the_angular_channels_alone(first_vector):
     assert np.abs(F[:, mask]).max() > 0
 
 
-@pytest.mark.parametrize("radial_basis", ["scales", "shells"])
+@pytest.mark.parametrize("radial_basis", ["scales", "shells", "exponentials"])
 def test_radial_bases_are_exact_and_match_their_formula(radial_basis):
     rng = np.random.default_rng(14)
     X = generic(rng)
@@ -402,6 +402,8 @@ def test_radial_bases_are_exact_and_match_their_formula(radial_basis):
     r = np.where(np.isnan(r) | (r == 0) | (r >= cutoff), np.inf, r)[..., None]
     if radial_basis == "scales":
         g = np.exp(-(r / (cutoff * np.geomspace(0.15, 1.5, n_radial))) ** 2)
+    elif radial_basis == "exponentials":
+        g = np.exp(-r / (cutoff * np.geomspace(0.05, 1.0, n_radial)))
     else:
         g = np.exp(-((r - np.linspace(0, cutoff, n_radial)) / (cutoff / 4)) ** 2)
     w = np.where(np.isinf(r), 0.0, 0.5 * (np.cos(np.pi * np.minimum(r, cutoff) / cutoff)

@@ -177,8 +177,9 @@ def test_symmetric_clusters_finite_and_invariant():
     assert torch.isfinite(m.forces(torch.tensor(nearby))).all()
 
 
-@pytest.mark.parametrize("encoding,radial_basis", [("density", "shells"),
-                                                   ("density", "scales"), ("rows", "shells")])
+@pytest.mark.parametrize("encoding,radial_basis", [
+    ("density", "shells"), ("density", "scales"), ("density", "exponentials"),
+    ("rows", "shells")])
 @pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
 def test_torch_features_equal_the_numpy_path(first_vector, encoding, radial_basis):
     X = clusters()

@@ -263,9 +263,15 @@ def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
 
     ``"scales"``: ``exp(-(r / s_i)^2)`` with widths ``s_i`` spaced geometrically from
     ``0.15 cutoff`` to ``1.5 cutoff``; ``"shells"``: ``exp(-((r - c_i) / h)^2)`` with
-    centres ``c_i`` spaced evenly over ``[0, cutoff]`` and ``h`` their spacing.
+    centres ``c_i`` spaced evenly over ``[0, cutoff]`` and ``h`` their spacing;
+    ``"exponentials"``: ``exp(-r / l_i)`` with decay lengths ``l_i`` spaced
+    geometrically from ``0.05 cutoff`` to ``cutoff``.
     """
     device = getattr(distance, "device", None)
+    if radial_basis == "exponentials":
+        lengths = xp.asarray(cutoff * np.geomspace(0.05, 1.0, n_radial),
+                             dtype=distance.dtype, device=device)
+        return xp.exp(-(distance[..., None] / lengths))
     if radial_basis == "scales":
         centres = np.zeros(n_radial)
         widths = cutoff * np.geomspace(0.15, 1.5, n_radial)
@@ -273,7 +279,8 @@ def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
         centres = np.linspace(0.0, cutoff, n_radial)
         widths = np.full(n_radial, cutoff / max(n_radial - 1, 1))
     else:
-        raise ValueError(f"radial_basis must be 'scales' or 'shells'; got {radial_basis!r}")
+        raise ValueError(f"radial_basis must be 'scales', 'shells' or 'exponentials'; "
+                         f"got {radial_basis!r}")
     centres, widths = (xp.asarray(a, dtype=distance.dtype, device=device)
                        for a in (centres, widths))
     return xp.exp(-(((distance[..., None] - centres) / widths) ** 2))
@@ -384,12 +391,14 @@ class Environments:
         * ``"rows"``: per neighbour in canonical order, its relative position, fields
           and cutoff weight (zeros for absent neighbours);
         * ``"density"``: the neighbour density in the canonical frame,
-          ``sum_b w_b g_i(|r_b|) Y_l(r_b / |r_b|) c_b``, with ``n_radial`` Gaussians
-          ``g_i`` (``radial_basis``: centred on the atom with widths from
-          ``0.15 cutoff`` to ``1.5 cutoff``, ``"scales"``, or of one width centred
-          over ``[0, cutoff]``, ``"shells"``), the monomials ``Y_l`` of degree at
-          most 2 of the unit vector (the frame fixes its orientation, so no rotational
-          invariants are needed), the cutoff weight ``w_b`` (1 without one) and the
+          ``sum_b w_b g_i(|r_b|) Y_l(r_b / |r_b|) c_b``, with ``n_radial`` radial
+          functions ``g_i`` (``radial_basis``: Gaussians centred on the atom with
+          widths from ``0.15 cutoff`` to ``1.5 cutoff``, ``"scales"``; Gaussians of
+          one width centred over ``[0, cutoff]``, ``"shells"``; exponentials
+          ``exp(-r / l_i)`` with decay lengths from ``0.05 cutoff`` to ``cutoff``,
+          ``"exponentials"``), the monomials ``Y_l`` of degree at most 2 of the unit
+          vector (the frame fixes its orientation, so no rotational invariants are
+          needed), the cutoff weight ``w_b`` (1 without one) and the
           channels ``c_b``: 1 and each neighbour field. A sum over neighbours: smooth
           where neighbours swap order, and the radial channels alone are radial
           symmetry functions (with ``"scales"``, Behler's G2 at ``R_s = 0``).
