@@ -263,7 +263,7 @@ class PermutationFrame(Frame):
     def _to_canonical(self, x, kind):
         """:meth:`to_canonical` without the overflow guard."""
         canon = self._canonical_input(x, kind)
-        return self._zero_absent(get_namespace(canon), canon, canonical=True)
+        return self._zero_absent(get_namespace(canon), canon, canonical=True, fresh=True)
 
     def _canonical_input(self, x, kind):
         """:meth:`to_canonical` without the overflow guard and the zeros of absent
@@ -443,15 +443,19 @@ class PermutationFrame(Frame):
         return xp.ones(tuple(self.perms.shape[::2]), dtype=xp.bool,
                        device=self.perms.device)
 
-    def _zero_absent(self, xp, values, canonical):
+    def _zero_absent(self, xp, values, canonical, fresh=False):
         """``values`` (B, [1,] n, [n,] w) with the rows (edge fields: the pairs) of
         absent rows set to zero; in canonical order (absent rows last) if
-        ``canonical``, else in the input's order."""
+        ``canonical``, else in the input's order. ``fresh``: values is an array of the
+        caller's own, which numpy zeroes in place."""
         if self.present is None:
             return values
         present = self.present
         if canonical:
-            count = xp.sum(xp.astype(present, xp.int64), axis=1)
+            if isinstance(present, np.ndarray):
+                count = np.count_nonzero(present, axis=1)
+            else:
+                count = xp.sum(xp.astype(present, xp.int64), axis=1)
             present = xp.arange(present.shape[1], device=present.device) < count[:, None]
         edge = values.ndim == (5 if canonical else 4)
         if edge:
@@ -461,7 +465,7 @@ class PermutationFrame(Frame):
         if isinstance(values, np.ndarray) and present.shape == values.shape[:-1]:
             # a copy with the few absent rows zeroed: several times faster than a
             # `where` whose mask broadcasts over the short last axis
-            out = values.copy()
+            out = values if fresh else values.copy()
             out[~present] = 0
             return out
         return xp.where(present[..., None], values, xp.zeros_like(values))

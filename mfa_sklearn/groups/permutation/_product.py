@@ -219,10 +219,13 @@ class PermutationProductGroup(_PermutationBase):
         if (self.has_translations or self.metric is not None or as_list(edges)
                 or not all(isinstance(a, np.ndarray) for a in given)):
             return None
-        keep = mask[:, :, None]
+        absent = ~mask
 
         def zeroed(arrays):
-            return [np.where(keep, a, a.dtype.type(0)) for a in arrays]
+            copies = [a.copy() for a in arrays]
+            for a in copies:   # faster than a `where` broadcast over the short rows
+                a[absent] = 0
+            return copies
 
         kinds = [kind for _, kind in others or []]
         data = self._batch(zeroed(as_list(points)), zeroed(as_list(vectors)),
