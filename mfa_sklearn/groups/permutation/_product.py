@@ -219,12 +219,12 @@ class PermutationProductGroup(_PermutationBase):
         if (self.has_translations or self.metric is not None or as_list(edges)
                 or not all(isinstance(a, np.ndarray) for a in given)):
             return None
-        absent = ~mask
+        absent = np.flatnonzero(~mask)   # of the B * n rows
 
         def zeroed(arrays):
             copies = [a.copy() for a in arrays]
-            for a in copies:   # faster than a `where` broadcast over the short rows
-                a[absent] = 0
+            for a in copies:   # an integer scatter: faster than a `where` or a mask
+                a.reshape(-1, a.shape[-1])[absent] = 0
             return copies
 
         kinds = [kind for _, kind in others or []]
