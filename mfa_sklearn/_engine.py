@@ -756,9 +756,11 @@ class FramePlan:
         return _fields_of(self.group, self.layout, X)
 
     def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
-                            round_bits=None):
+                            round_bits=None, out=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
-        starts at sample ``start`` (errors name samples of the whole batch)."""
+        starts at sample ``start`` (errors name samples of the whole batch); the
+        canonical inputs of numpy X with several fields are joined into ``out`` where
+        it is given."""
         parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
         keep = None
@@ -790,7 +792,7 @@ class FramePlan:
                 # than its strided columns in the joined array (see round_relative)
                 canon = rounded_field(canon, round_bits)
             canonical[f.name] = canon
-        return self.layout.join(canonical), (frame if return_frame else None)
+        return self.layout.join(canonical, out=out), (frame if return_frame else None)
 
     def _frame(self, parts, tol, present=None):
         """The group's frames of one chunk; the group reads the fields it needs."""

@@ -244,9 +244,10 @@ class Layout:
             offset += self._size(f)
         return parts
 
-    def join(self, parts):
+    def join(self, parts, out=None):
         """Inverse of :meth:`split`: a new array, or for a single field its flattened
-        block (a view where the block's memory allows)."""
+        block (a view where the block's memory allows). Numpy blocks of several fields
+        go into ``out`` where it is given."""
         blocks = [parts[f.name] for f in self.fields]
         xp = get_namespace(*blocks)
         if not self.three_d:
@@ -254,6 +255,8 @@ class Layout:
                       for f, b in zip(self.fields, blocks)]
         if len(blocks) == 1:
             return blocks[0]
+        if xp is np and out is not None:
+            return np.concatenate(blocks, axis=-1, out=out)
         if xp is not np:
             # broadcast views (scalar fields under several frame elements) need a shape
             # of their own before torch concatenates them

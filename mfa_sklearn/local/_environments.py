@@ -34,8 +34,9 @@ its device, so that gradients reach the positions (forces of a torch energy mode
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils.parallel import Parallel, delayed
 
-from .._engine import FramePlan, fill_absent, find_absent
+from .._engine import FramePlan, _chunk_slices, _shares_memory, fill_absent, find_absent
 from ..exceptions import LayoutError
 from ..groups import get_group
 from ..groups._namespace import get_namespace, machine_eps, subtract_inplace, take_rows
@@ -207,7 +208,7 @@ class LocalFrames:
         index, _ = neighbour_lists(_host(pos), present, cutoff=self.cutoff,
                                    n_neighbors=self.n_neighbors, band=band)
         system, atom = np.nonzero(present)
-        A, k = len(atom), self.width
+        A = len(atom)
         neighbour = index[system, atom]                           # (A, k)
         has = neighbour >= 0
         # flat (system, atom) rows of the neighbours; the centre itself where there is
@@ -215,29 +216,72 @@ class LocalFrames:
         centre = system * n + atom
         rows = system[:, None] * n + np.where(has, neighbour, atom[:, None])
         plan = self.plan()
+        env_present = np.concatenate([np.ones((A, 1), dtype=bool), has], axis=1)
+        if xp is np:
+            Xc, frame = self._canonical_chunks(plan, pos, parts, X.dtype, centre, rows, has,
+                                               env_present, tol, n_jobs)
+        else:
+            env = self._neighbourhoods(xp, plan, pos, parts, X.dtype, centre, rows, has)
+            Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
+                                          present=xp.asarray(env_present, device=X.device))
+            Xc = Xc[:, 0]
+        return Environments(self, plan, present, system, atom, Xc, frame,
+                            env_present.sum(axis=1))
+
+    def _neighbourhoods(self, xp, plan, pos, parts, dtype, centre, rows, has):
+        """The neighbourhoods (a, k + 1, W) of ``dtype`` of the atoms whose flat
+        (system, atom) rows are ``centre`` (a,), with neighbours at the flat rows
+        ``rows`` (a, k), present where ``has`` (a, k): rows in ``plan``'s layout, in
+        the namespace and on the device of the positions ``pos`` (S, n, d) and the
+        fields ``parts``."""
         columns = _columns(plan.layout)
-        device = getattr(X, "device", None)
+        device = getattr(pos, "device", None)
+        A, k = has.shape
         centre_at, rows_at, has_at = (xp.asarray(a, device=device)
                                       for a in (centre, rows.reshape(-1), has))
-        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=X.dtype, device=device)
-        flat = xp.reshape(pos, (S * n, self.d))
+        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=dtype, device=device)
+        flat = xp.reshape(pos, (-1, self.d))
         r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, self.d))
         r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
         env[:, 1:, columns[_R]] = r
         for name in self._names("scalar") + self._names("vector"):
             width = parts[name].shape[-1]
-            field = xp.reshape(parts[name], (S * n, width))
+            field = xp.reshape(parts[name], (-1, width))
             env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
             theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, width))
-            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, X.dtype)[..., None]
+            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, dtype)[..., None]
         env[:, 0, columns[_CENTRE]] = 1.0
         if self.first_vector == "weighted":
             env[:, 0, columns[_DIRECTION]] = self._direction(xp, r, has_at)
-        env_present = np.concatenate([np.ones((A, 1), dtype=bool), has], axis=1)
-        Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
-                                      present=xp.asarray(env_present, device=device))
-        return Environments(self, plan, present, system, atom, Xc[:, 0], frame,
-                            env_present.sum(axis=1))
+        return env
+
+    def _canonical_chunks(self, plan, pos, parts, dtype, centre, rows, has, env_present,
+                          tol, n_jobs):
+        """Canonical neighbourhoods (A, k + 1, W) and frames of numpy systems, chunk
+        by chunk: each chunk of neighbourhoods is built and canonicalized while it is
+        in cache (the engine's chunks, so the same bits), never the whole batch at
+        once."""
+        A, rows_env = len(has), has.shape[1] + 1
+        slices = _chunk_slices(has, plan.layout.n_columns) or [slice(0, 0)]
+        out = np.empty((A, rows_env, plan.layout.row_width),
+                       dtype=dtype if np.issubdtype(dtype, np.floating) else np.float64)
+        shared = _shares_memory(n_jobs)   # else process workers send their chunks back
+
+        def chunk(s):
+            env = self._neighbourhoods(np, plan, pos, parts, dtype, centre[s], rows[s],
+                                       has[s])
+            target = out[s, None] if shared else None
+            Xc, frame = plan._canonicalize_chunk(env, tol, True, False, env_present[s],
+                                                 s.start, out=target)
+            return (None if Xc is target else Xc[:, 0]), frame
+
+        results = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(chunk)(s) for s in slices)
+        for s, (part, _) in zip(slices, results):
+            if part is not None:
+                out[s] = part
+        frame = type(results[0][1]).concat([frame for _, frame in results])
+        frame.present = env_present
+        return out, frame
 
     def _direction(self, xp, r, has):
         """``u`` of the module docstring, (A, d), from the relative positions r

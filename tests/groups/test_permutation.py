@@ -440,3 +440,33 @@ def test_dense_rank_is_the_lexicographic_rank_with_and_without_first_column_ties
     for b in range(len(keys)):
         rows = [tuple(r) for r in keys[b]]
         assert ranks[b].tolist() == [sorted(set(rows)).index(r) for r in rows]
+
+
+def test_present_order_matches_each_sample_alone_with_ties_and_constant_columns():
+    """Padded batches: the present rows in lexicographic order, absent rows last in
+    index order, and `distinct` of the present rows alone, whatever columns are equal
+    throughout (they are skipped) and whatever the absent rows hold."""
+    rng = np.random.default_rng(43)
+    B, n = 400, 8
+    keys = rng.integers(0, 3, size=(B, n, 4)).astype(float)      # many ties
+    keys[:100] = rng.normal(size=(100, n, 4))                     # none
+    keys[:, :, 2] = 7.0                                           # equal throughout
+    keys[200:, :, 1] = 0.0
+    present = rng.random((B, n)) < 0.7
+    present[:5] = False                                           # empty samples
+    keys[~present] = rng.normal(size=(np.count_nonzero(~present), 4))   # any filler
+    _check_present_order(keys, present)
+    _check_present_order(np.where(present[:, :, None], 1.0, keys), present)   # all tied
+
+
+def _check_present_order(keys, present):
+    from mfa_sklearn.groups.permutation._ranking import _present_order
+    rank, order, distinct = _present_order(keys, present)
+    for b in range(len(keys)):
+        inside = np.flatnonzero(present[b])
+        rows = [tuple(keys[b, i]) for i in inside]
+        m = len(inside)
+        assert order[b, m:].tolist() == np.flatnonzero(~present[b]).tolist()
+        assert sorted(rows) == [tuple(keys[b, i]) for i in order[b, :m]]
+        assert rank[b, inside].tolist() == [sorted(set(rows)).index(r) for r in rows]
+        assert bool(distinct[b]) == (len(set(rows)) == m)

@@ -150,17 +150,20 @@ def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, done
     PermutationFrame
     """
     B = mask.shape[0]
-    sizes = mask.sum(axis=1)
-    layout = np.argsort(~mask, axis=1, kind="stable")       # present rows, then absent
     frames, samples = [], []
     todo = np.ones(B, dtype=bool)
     if done is not None:
         samples.append(done[0])
         frames.append(done[1])
         todo[done[0]] = False
-    for size in np.unique(sizes[todo]).tolist():
-        index = np.flatnonzero((sizes == size) & todo)
-        rows = layout[index, :max(size, 1)]
+    left = np.flatnonzero(todo)
+    sizes = np.count_nonzero(mask[left], axis=1)
+    # present rows, then absent ones, of the samples left
+    layout = np.argsort(~mask[left], axis=1, kind="stable")
+    for size in np.unique(sizes).tolist():
+        at = np.flatnonzero(sizes == size)
+        index = left[at]
+        rows = layout[at, :max(size, 1)]
         empty = size == 0
 
         def gather(arrays, edge=False, index=index, rows=rows, empty=empty):
@@ -170,7 +173,7 @@ def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, done
                         others=[(_gathered(a, index, rows, empty), kind)
                                 for a, kind in others or []] or None,
                         edges=gather(edges, edge=True), **options)
-        frames.append(_embedded(compact, layout[index], mask[index], size))
+        frames.append(_embedded(compact, layout[at], mask[index], size))
         samples.append(index)
     out = type(frames[0]).concat(frames)
     source = np.argsort(np.concatenate(samples), kind="stable")

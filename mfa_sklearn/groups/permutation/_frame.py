@@ -263,7 +263,7 @@ class PermutationFrame(Frame):
     def _to_canonical(self, x, kind):
         """:meth:`to_canonical` without the overflow guard."""
         canon = self._canonical_input(x, kind)
-        return self._zero_absent(get_namespace(canon), canon, canonical=True)
+        return self._zero_absent(get_namespace(canon), canon, canonical=True, fresh=True)
 
     def _canonical_input(self, x, kind):
         """:meth:`to_canonical` without the overflow guard and the zeros of absent
@@ -443,13 +443,19 @@ class PermutationFrame(Frame):
         return xp.ones(tuple(self.perms.shape[::2]), dtype=xp.bool,
                        device=self.perms.device)
 
-    def _zero_absent(self, xp, values, canonical):
+    def _zero_absent(self, xp, values, canonical, fresh=False):
         """``values`` (B, [1,] n, [n,] w) with the rows (edge fields: the pairs) of
         absent rows set to zero; in canonical order (absent rows last) if
-        ``canonical``, else in the input's order."""
+        ``canonical``, else in the input's order. ``fresh``: values is an array of the
+        caller's own, which numpy zeroes in place."""
         if self.present is None:
             return values
         present = self.present
+        if (canonical and isinstance(values, np.ndarray) and values.ndim == 4
+                and values.shape[1] == 1 and isinstance(present, np.ndarray)):
+            out = values if fresh and values.flags.c_contiguous else values.copy()
+            out.reshape(-1, out.shape[-1])[self._absent_canonical_rows()] = 0
+            return out
         if canonical:
             count = xp.sum(xp.astype(present, xp.int64), axis=1)
             present = xp.arange(present.shape[1], device=present.device) < count[:, None]
@@ -461,10 +467,24 @@ class PermutationFrame(Frame):
         if isinstance(values, np.ndarray) and present.shape == values.shape[:-1]:
             # a copy with the few absent rows zeroed: several times faster than a
             # `where` whose mask broadcasts over the short last axis
-            out = values.copy()
+            out = values if fresh else values.copy()
             out[~present] = 0
             return out
         return xp.where(present[..., None], values, xp.zeros_like(values))
+
+    def _absent_canonical_rows(self):
+        """Indices into the ``B * n`` rows of (B, 1, n, w) canonical arrays of the
+        absent rows (each sample's last rows), numpy ``present``. Every field
+        canonicalized with this frame zeroes the same rows: they are computed once per
+        ``present`` array (an integer scatter is several times faster than a boolean
+        mask over every row)."""
+        cached = getattr(self, "_absent_rows", None)
+        if cached is None or cached[0] is not self.present:
+            n = self.present.shape[1]
+            count = np.count_nonzero(self.present, axis=1)
+            cached = (self.present, np.flatnonzero(np.arange(n) >= count[:, None]))
+            self._absent_rows = cached
+        return cached[1]
 
     @classmethod
     def concat(cls, frames):

@@ -113,13 +113,18 @@ class _Data:
         centroid of huge rows can overflow too), points then centred by the first's
         centroid."""
         rows = self.points + self.vectors
-        largest = np.max([np.max(np.abs(a), axis=(1, 2)) for a in rows], axis=0)
+        # max |x| as max(max x, -min x): no temporary of the rows' size
+        largest = np.max([np.maximum(np.max(a, axis=(1, 2)), -np.min(a, axis=(1, 2)))
+                          for a in rows], axis=0)
         factor = power_of_two_scale(np, largest)[0][:, None, None]
         points = [p * factor for p in self.points]
         if self.inner.has_translations:
             t = points[0].mean(axis=1, keepdims=True)
             points = [p - t for p in points]
-        return np.stack(points + [v * factor for v in self.vectors], axis=2)
+        scaled = points + [v * factor for v in self.vectors]
+        if len(scaled) == 1:   # a fresh array: a view with the field axis will do
+            return scaled[0][:, :, None]
+        return np.stack(scaled, axis=2)
 
     def inner_frame(self, index, order, rows=None):
         """G-frames of the frame-defining rows of samples ``index`` in row order ``order``
@@ -179,14 +184,17 @@ def _invariant_graph(data, metric):
         diag = _gram_blocks(Z.reshape(B * n, 1, k, d)).reshape(B, n, k, k)
         s = np.max(np.einsum("bipp->bip", diag), axis=(1, 2))
     unit = data.delta * np.where(s > 0, s, 1.0)
-    diag_blocks = np.rint(diag / unit[:, None, None, None]).reshape(B, n, k * k)
-    colours = [diag_blocks] + [a.astype(np.float64) for a in data.scalars]
+    # diag is a fresh array (of products, or gathered from K): quantised in place
+    diag /= unit[:, None, None, None]
+    diag_blocks = np.rint(diag, out=diag).reshape(B, n, k * k)
+    colours = [diag_blocks] + [a.astype(np.float64, copy=False) for a in data.scalars]
     codes, ranges = [], []
     if data.edges is not None:      # exact edge labels; the diagonal colours vertices
         colours.append(data.edges[:, np.arange(n), np.arange(n)])
         codes, ranges = _edge_codes(data.edges)
-    return _Graph(Z, K, unit, np.concatenate(colours, axis=2) + 0.0,
-                  math.ceil(1.0 / data.delta) + 2, codes, ranges)
+    colours = np.concatenate(colours, axis=2)
+    colours += 0.0   # -0.0 and 0.0 tie: give both the same colour
+    return _Graph(Z, K, unit, colours, math.ceil(1.0 / data.delta) + 2, codes, ranges)
 
 
 def _fast_order(graph):

@@ -102,7 +102,8 @@ def _dense_rank_order(keys, present=None):
 
     ``present`` (B, n), optional: the keys of the other rows count as ``+inf`` in
     every column, and only the present rows are told apart (padded batches, see
-    :func:`_present_order`); ``distinct`` then means nothing.
+    :func:`_present_order`): ``order`` lists the absent rows last, in increasing
+    index order, and ``distinct`` says whether the present rows all differ.
 
     Returns
     -------
@@ -118,26 +119,51 @@ def _dense_rank_order(keys, present=None):
     The first column alone orders the samples where it has no ties (most of them):
     its argsort is then the unique sorting order whatever the sort's stability (so the
     faster unstable one serves), and the ranks are its inverse permutation. The
-    samples with ties in the first column are sorted lexicographically.
+    samples with ties in the first column are sorted lexicographically. With
+    ``present``, a stable sort keeps the absent rows' ``+inf`` keys in index order.
     """
     B, n = keys.shape[:2]
-    first = (np.ascontiguousarray(keys[:, :, 0]) if present is None
-             else np.where(present, keys[:, :, 0], np.inf))
-    order = np.argsort(first, axis=1)
+    if present is None:
+        first = np.ascontiguousarray(keys[:, :, 0])
+        order = np.argsort(first, axis=1)
+    else:
+        first = np.where(present, keys[:, :, 0], np.inf)
+        order = np.argsort(first, axis=1, kind="stable")
     sorted_first = take_rows(np, first, order)
     same = sorted_first[:, 1:] == sorted_first[:, :-1]
+    last = np.full(B, n - 1)     # the position of the last row told apart
     if present is not None:
-        same &= np.arange(1, n) < np.count_nonzero(present, axis=1)[:, None]
+        last = np.count_nonzero(present, axis=1) - 1
+        same &= np.arange(1, n) <= last[:, None]
     tied = np.flatnonzero(np.any(same, axis=1))
     rank = _inverse_permutation(order)
     distinct = np.ones(B, dtype=bool)
     if len(tied):
-        sub = keys[tied] if present is None else np.where(present[tied, :, None],
-                                                           keys[tied], np.inf)
+        sub = keys[tied]          # a copy of our own
+        if present is not None:
+            sub[~present[tied]] = np.inf
+        keep = _varying_columns(sub, None if present is None else present[tied])
+        if not keep.all():
+            sub = sub[:, :, keep]
         order[tied] = _lexsort_rows(sub)
         rank[tied], runs = _ranks(take_rows(np, sub, order[tied]), order[tied])
-        distinct[tied] = runs[:, -1] == n - 1
+        distinct[tied] = np.take_along_axis(runs, last[tied, None], axis=1)[:, 0] == last[tied]
     return rank, order, distinct
+
+
+def _varying_columns(keys, present=None):
+    """The columns of keys (B, n, c) that the lexicographic order of the rows needs, as
+    a boolean mask (c,): the first one, and every other one that is not equal in all
+    (present) rows of the batch. A column equal throughout ties every pair of rows,
+    so dropping it changes neither the order nor the runs of equal rows; the first
+    column keeps absent rows, ``+inf`` in every column, after the present ones."""
+    B, n, _ = keys.shape
+    # a present row: absent ones (+inf) never equal its finite keys
+    row = 0 if present is None else int(np.argmax(present[0]))
+    equal = np.count_nonzero(keys == keys[0, row], axis=(0, 1))
+    keep = equal != (B * n if present is None else np.count_nonzero(present))
+    keep[0] = True
+    return keep
 
 
 def _present_order(keys, present):
@@ -169,8 +195,7 @@ def _present_order(keys, present):
     The absent rows' keys count as ``+inf`` in every column, above every finite key,
     so that one batched sort serves samples of every number of present rows.
     """
-    rank, order, _ = _dense_rank_order(keys, present)
-    return rank, _absent_last(order, present), _present_distinct(rank, order, present)
+    return _dense_rank_order(keys, present)
 
 
 def _absent_last(order, present):
