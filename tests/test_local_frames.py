@@ -409,3 +409,25 @@ def test_radial_bases_are_exact_and_match_their_formula(radial_basis):
     w = np.where(np.isinf(r), 0.0, 0.5 * (np.cos(np.pi * np.minimum(r, cutoff) / cutoff)
                                           + 1))
     np.testing.assert_allclose(radial, np.sum(w * g, axis=1), rtol=1e-12, atol=1e-14)
+
+
+def test_systems_without_atoms():
+    # a batch whose systems have no atom at all: energies 0 (an empty sum), per-atom
+    # outputs NaN, pooled features 0, as for such systems in a mixed batch
+    rng = np.random.default_rng(7)
+    X = generic(rng, n_systems=12)
+    F = targets(X, rng)
+    empty = np.full((3,) + X.shape[1:], np.nan)
+    mixed = np.concatenate([X[:2], empty[:1]])
+    energy = LocalFrameRegressor(KernelRidge(kernel="rbf"), fields=FIELDS, target="sum",
+                                 cutoff=4.0).fit(X, rng.normal(size=12))
+    assert np.array_equal(energy.predict(empty), np.zeros(3))
+    assert energy.predict(mixed)[2] == 0.0
+    forces = LocalFrameRegressor(Probe(), fields=FIELDS, target="vector",
+                                 cutoff=4.0).fit(X, F)
+    out = forces.predict(empty)
+    assert out.shape == (3,) + X.shape[1:2] + (3,) and np.isnan(out).all()
+    pooled = LocalFrameFeaturizer(atom_transformer=Nystroem(n_components=8, random_state=0),
+                                  fields=FIELDS, cutoff=4.0).fit(X)
+    assert np.array_equal(pooled.transform(empty), np.zeros((3, 8)))
+    assert np.array_equal(pooled.transform(mixed)[2], np.zeros(8))

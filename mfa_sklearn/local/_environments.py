@@ -346,11 +346,12 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis):
         return _density_matmul(xp, radial, monomials, fields)
     angular = xp.stack(monomials, axis=-1)                                 # (A, k, L)
     channels = xp.concat([one[..., None], fields], axis=-1)                # (A, k, C)
-    products = xp.reshape(angular[..., :, None] * channels[..., None, :], (A, k, -1))
+    width = angular.shape[-1] * channels.shape[-1]      # explicit: A may be 0
+    products = xp.reshape(angular[..., :, None] * channels[..., None, :], (A, k, width))
     # a sum over the neighbours k of outer products; numpy's einsum with a contraction
     # path is several times faster here than a batched matmul of small matrices
     out = np.einsum("akr,akj->arj", radial, products, optimize=True)
-    return xp.reshape(out, (A, -1))
+    return xp.reshape(out, (A, n_radial * width))
 
 
 def _density_matmul(xp, radial, monomials, fields):
@@ -367,7 +368,7 @@ def _density_matmul(xp, radial, monomials, fields):
     channels = [radial] + [radial * fields[..., c:c + 1] for c in range(fields.shape[-1])]
     out = xp.matmul(angular, xp.concat(channels, axis=-1))                # (A, L, C R)
     out = xp.reshape(out, (A, len(monomials), len(channels), R))
-    return xp.reshape(xp.permute_dims(out, (0, 3, 1, 2)), (A, -1))
+    return xp.reshape(xp.permute_dims(out, (0, 3, 1, 2)), (A, R * out.shape[1] * out.shape[2]))
 
 
 def _standardized(features, standardize):
@@ -505,7 +506,8 @@ class Environments:
             neighbours = [r, neighbour_fields]
             if self.spec.cutoff_weight == "cosine":
                 neighbours.append(weight[..., None])
-            block = xp.reshape(xp.concat(neighbours, axis=2), (A, -1))
+            block = xp.concat(neighbours, axis=2)
+            block = xp.reshape(block, (A, block.shape[1] * block.shape[2]))
         else:
             block = _density(xp, r, distance, weight, neighbour_fields, self.spec.cutoff,
                              n_radial, radial_basis)

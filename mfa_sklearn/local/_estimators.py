@@ -449,8 +449,11 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
                               self.train_systems_, self.n_train_systems_, kernel, kparams,
                               self.n_jobs)
             return self.estimator_.predict(K)
-        out = np.asarray(self.estimator_.predict(features), dtype=np.float64)
-        out = out.reshape(len(features), -1)
+        if len(features):
+            out = np.asarray(self.estimator_.predict(features), dtype=np.float64)
+        else:       # no atom in any system: nothing to predict, NaN everywhere
+            out = np.empty((0, self.target_width_))
+        out = out.reshape(len(features), self.target_width_)
         if self.target == "vector":
             out = envs.from_local(out)
         return envs.per_system(out).reshape((len(X),) + self.target_shape_)
@@ -576,7 +579,9 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         check_is_fitted(self)
         X = self._check_X(X)
         envs, features = self._environments(X)
-        if self.atom_transformer_ is not None:
+        if not len(features):       # no atom in any system: every pooled sum is 0
+            features = np.zeros((0, self.n_features_out_), dtype=features.dtype)
+        elif self.atom_transformer_ is not None:
             features = self.atom_transformer_.transform(features)
         pooled = np.asarray(indicator(envs.system, len(X)) @ features)
         if self.pooling == "mean":

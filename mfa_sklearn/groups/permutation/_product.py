@@ -163,7 +163,7 @@ class PermutationProductGroup(_PermutationBase):
         fast = np.flatnonzero(distinct)
         slow = np.flatnonzero(~distinct)
         parts = []
-        if len(fast):
+        if len(fast) or not len(slow):   # an empty batch: an empty fast part
             parts.append(_fast_frames(data, order[fast], fast))
         if len(slow):
             parts.append(_search_frames(data, graph, slow, self.max_frame_size))
