@@ -22,12 +22,12 @@ threads slow down many-fold on a loaded machine, where ``OMP_NUM_THREADS=1`` hel
     mean energy, zero forces              42.85            0.383     0.0
     skorch NeuralNetRegressor              0.87            0.018    18.7
     plain torch loop                       0.75            0.017    17.2
-    fit_energy_forces (L-BFGS)             0.22            0.007    28
+    fit_energy_forces (L-BFGS)             0.22            0.007   257.9
     S_n x E(3) errors in float64: energy 5.8e-15, forces 1.5e-14
 
-(fit times on a shared 2-core machine, one torch thread; the last in CPU seconds, 8 of
-them for the cache, from a run on a machine loaded ten-fold, where its wall time was
-258 s).
+(fit times in wall seconds on a shared 2-core machine, one torch thread; the last row
+from a later run on the machine loaded ten-fold, where the first two rows repeated their
+errors and took 202 and 171 s: its 20 CPU seconds of L-BFGS, plus the cache).
 """
 
 import os
