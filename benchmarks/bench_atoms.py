@@ -26,11 +26,16 @@ Energy models (MAE in meV/atom):
 * ``global S_n x E(3) + KRR``: ``FrameAveragingRegressor`` with one frame per system;
 * ``raw coordinates + KRR``: no symmetry at all, as a reference for the stress copy.
 
+* ``local frames (torch MLP, L-BFGS)``: ``LocalFrameAveraged(AtomMLP)`` (torch), trained
+  by ``fit_energy_forces`` on energies and forces together, full-batch L-BFGS for a
+  budget of CPU seconds (``--torch-seconds``: the same result on a loaded machine), the
+  validation systems used for early stopping only; a fixed recipe (``TORCH_*``).
+
 Force models (MAE in eV/A per component): ``LocalFrameRegressor(KernelRidge,
 target="vector")`` with each first frame vector (weighted mean direction, nearest
 neighbour), trained on a subset of the training systems (its per-atom kernel grows as
-the square of the atoms); ``-dE/dx`` of the sorted-1/r KRR energy model (analytic); and
-predicting zero.
+the square of the atoms); ``-dE/dx`` of the sorted-1/r KRR energy model (analytic);
+``-dE/dx`` of the torch energy model (autograd, conservative); and predicting zero.
 
 Every model is also scored on a *stress copy* of the test set: each system rotated,
 reflected, translated and its atoms relabelled at random; predicted forces are mapped
@@ -43,11 +48,12 @@ Usage::
     python benchmarks/bench_atoms.py --quick      # smoke run, about a minute
     python benchmarks/bench_atoms.py --compare-encodings   # local-frame variants, Cu13
     python benchmarks/bench_atoms.py --datasets Cu13 --out-dir /tmp/atoms   # one set
+    python benchmarks/bench_atoms.py --torch-only --out-dir /tmp/atoms   # torch rows
 
 Outputs (``--out-dir``, default ``benchmarks/results``): ``atoms_table.md``,
 ``atoms_table.csv``, ``atoms_learning_curve.png`` (``atoms_quick_*`` with --quick).
 Without dscribe (``pip install "mfa_sklearn[bench]"``) the ACSF and SOAP rows are left
-out and the table says so.
+out and the table says so; without torch, the torch rows.
 """
 
 import argparse
@@ -92,6 +98,10 @@ ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
 RADIAL_BASES = ("scales", "exponentials")
 CUTOFF = 6.0
 N_NEIGHBORS = 12
+#: the torch rows' recipe, fixed (not tuned): AtomMLP widths, radial basis, force weight
+TORCH_HIDDEN = (64, 64)
+TORCH_RADIAL_BASIS = "scales"
+TORCH_FORCE_WEIGHT = 1.0
 
 
 # ------------------------------------------------------------------------- data
@@ -378,6 +388,9 @@ def run_dataset(name, spec, args, rows, curves):
         print(f"  {kind:6s} {method:38s} {mae:9.4f}  stress {stress:9.4f}  fit {fit_s:6.1f}s"
               f"  predict {predict_s:6.2f}s {extra}")
 
+    if args.torch_only:
+        torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add)
+        return
     tune = tr[:args.n_tune]
     local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS)
 
@@ -523,6 +536,8 @@ def run_dataset(name, spec, args, rows, curves):
             force_mae(back(model.predict(Xs)), F[te]), fit_s, predict_s,
             f"gamma={best[1]:g}, {len(force_train)} training systems")
 
+    torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add)
+
     # --- learning curve (first data set): energies against training-set size
     if not curves:
         sizes = [s for s in args.curve_sizes if s <= len(tr)]
@@ -542,6 +557,55 @@ def run_dataset(name, spec, args, rows, curves):
         curves["sorted 1/r + KRR"] = [energy_mae(KernelRidge(kernel="rbf", gamma=g, alpha=a)
                                                  .fit(Dtr[:m], E[tr][:m]).predict(Dte),
                                                  E[te], count[te]) for m in sizes]
+
+
+def have_torch():
+    try:
+        import mfa_sklearn.torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
+    """``LocalFrameAveraged(AtomMLP)`` trained by ``fit_energy_forces`` on the training
+    systems' energies and forces for ``args.torch_seconds`` CPU seconds, the validation
+    systems for early stopping only; energies and conservative forces (-dE/dx)."""
+    if args.torch_seconds <= 0:
+        return
+    if not have_torch():
+        print("  torch is not installed: no torch rows")
+        return
+    import torch
+
+    from mfa_sklearn.torch import AtomMLP, LocalFrameAveraged, fit_energy_forces
+
+    threads = torch.get_num_threads()
+    torch.manual_seed(args.seed)
+    model = LocalFrameAveraged(AtomMLP, fields=fields, cutoff=CUTOFF,
+                               n_neighbors=N_NEIGHBORS, radial_basis=TORCH_RADIAL_BASIS,
+                               atom_module__hidden=TORCH_HIDDEN).double()
+    start = time.perf_counter()
+    history = fit_energy_forces(model, X[tr], E[tr], F[tr], force_weight=TORCH_FORCE_WEIGHT,
+                                cpu_seconds=args.torch_seconds,
+                                validation=(X[va], E[va], F[va]))
+    fit_s = time.perf_counter() - start
+    model.eval()
+
+    def predict(Xq):
+        energy, forces = model.energy_and_forces(torch.as_tensor(Xq))
+        return energy.numpy(), forces.numpy()
+
+    (energy, forces), predict_s = timed(predict, X[te])
+    stress_energy, stress_forces = predict(Xs)
+    note = (f"AtomMLP {TORCH_HIDDEN}, radial_basis={TORCH_RADIAL_BASIS}, force_weight="
+            f"{TORCH_FORCE_WEIGHT:g}; L-BFGS {history['iterations']} iterations in "
+            f"{history['cache_cpu_seconds']:.0f} + {history['cpu_seconds']:.0f} CPU s "
+            f"({threads} torch threads)")
+    add("local frames (torch MLP, L-BFGS)", "energy", energy_mae(energy, E[te], count[te]),
+        energy_mae(stress_energy, E[te], count[te]), fit_s, predict_s, note)
+    add("local frames (torch MLP, -dE/dx)", "forces", force_mae(forces, F[te]),
+        force_mae(back(stress_forces), F[te]), fit_s, predict_s, "the same model")
 
 
 def _curve(Ftr, s_tr, Fte, s_te, sizes, y_tr, y_te, count_te, gamma, alpha):
@@ -577,6 +641,9 @@ def write(rows, curves, args, have_dscribe):
     if not have_dscribe:
         lines += ["dscribe is not installed: the ACSF and SOAP rows are missing "
                   "(`pip install \"mfa_sklearn[bench]\"`).", ""]
+    if not have_torch():
+        lines += ["torch is not installed: the torch rows are missing "
+                  "(`pip install \"mfa_sklearn[torch]\"`).", ""]
     lines += ["| data set | target | method | test MAE | stress MAE | fit s | predict s "
               "| notes |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -585,6 +652,8 @@ def write(rows, curves, args, have_dscribe):
                      f"{r['predict_s']:.2f} | {r['note']} |")
     with open(os.path.join(args.out_dir, prefix + "table.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
+    if not curves:
+        return
     try:
         import matplotlib
 
@@ -660,7 +729,14 @@ def main(argv=None):
                         help="only compare the encodings and first frame vectors on Cu13")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), metavar="NAME",
                         help=f"only these data sets, among {list(DATASETS)}")
+    parser.add_argument("--torch-seconds", type=float, default=None,
+                        help="CPU seconds of L-BFGS for the torch rows per data set "
+                             "(default 240, --quick 5; 0 leaves them out)")
+    parser.add_argument("--torch-only", action="store_true",
+                        help="only the torch rows (no learning curve)")
     args = parser.parse_args(argv)
+    if args.torch_seconds is None:
+        args.torch_seconds = 5.0 if args.quick else 240.0
     if args.compare_encodings:
         compare_encodings(args)
         return

@@ -45,6 +45,7 @@ from ._engine import (
     with_presence,
 )
 from ._submodule import build_submodule
+from ._torch_fit import AtomMLP, fit_energy_forces
 from ._torch_local import EnergyForceLoss, LocalFrameAveraged, pack_targets
 from .exceptions import NonFiniteInputError
 from .groups import get_group
@@ -52,7 +53,8 @@ from .groups._ensemble import check_ensemble
 from .groups._namespace import PRECISIONS, frame_precision, on_host
 from .layout import Layout, parse_fields
 
-__all__ = ["EnergyForceLoss", "FrameAveraged", "LocalFrameAveraged", "pack_targets"]
+__all__ = ["AtomMLP", "EnergyForceLoss", "FrameAveraged", "LocalFrameAveraged",
+           "fit_energy_forces", "pack_targets"]
 
 _PARAMETER_CONSTRAINTS = {
     **COMMON_CONSTRAINTS,

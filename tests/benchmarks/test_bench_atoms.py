@@ -25,4 +25,13 @@ def test_bench_atoms_quick(tmp_path):
     for r in rows:
         if r["method"].startswith("local frames (weighted"):
             assert float(r["test_mae"]) < zero[r["dataset"]], r
+    try:
+        import mfa_sklearn.torch  # noqa: F401
+    except ImportError:
+        return
+    # the torch model's conservative forces beat predicting zero on every data set
+    torch_forces = [r for r in rows if r["method"] == "local frames (torch MLP, -dE/dx)"]
+    assert {r["dataset"] for r in torch_forces} == set(zero)
+    for r in torch_forces:
+        assert float(r["test_mae"]) < 0.2 * zero[r["dataset"]], r
     assert (tmp_path / "atoms_quick_table.md").stat().st_size > 0

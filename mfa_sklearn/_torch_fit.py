@@ -1,0 +1,335 @@
+"""Fast training of local-frame energy models: cached features and their Jacobians.
+
+While a :class:`~mfa_sklearn.torch.LocalFrameAveraged` model trains, the positions of
+the training systems do not move, so neither do the per-atom features the atom module
+sees, nor their derivatives with respect to the positions. :func:`fit_energy_forces`
+computes both once (the Jacobian by forward-mode autograd through the frames, one
+pass per position coordinate) and then trains the atom module alone: energies are
+sums of its outputs, forces the cached Jacobians contracted with its input gradients,
+exactly the energies and forces of the full model. Every optimizer step then costs an
+MLP and a few tensor products instead of neighbourhoods and frames, which makes a
+full-batch quasi-Newton method (L-BFGS) affordable.
+
+:class:`AtomMLP` is an atom module made for it: standardized features, an energy
+offset linear in the centre's own scalar fields (per-species reference energies) and
+an output scale, all buffers set from the training data by :func:`fit_energy_forces`.
+"""
+
+import copy
+import time
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as forward_ad
+from torch import nn
+
+from ._torch_local import EnergyForceLoss, LocalFrameAveraged
+
+__all__ = ["AtomMLP", "fit_energy_forces"]
+
+
+class AtomMLP(nn.Module):
+    """Atomic energies from local-frame features: a standardized MLP plus an offset.
+
+    ``e = b + w . f + s * mlp((f - mean) / scale)`` for the per-atom features ``f``:
+    ``mean`` and ``scale`` standardize the features, ``b + w . f`` is a fixed energy
+    offset (``w`` nonzero only on the centre's own scalar fields, such as the species),
+    and ``s`` puts the MLP's output, of order 1 at initialization, on the scale of the
+    energies. All four are buffers (saved with the model, not trained), identity
+    and zero until :meth:`adapt` or :func:`fit_energy_forces` sets them from training
+    data.
+
+    Parameters
+    ----------
+    n_features_in : int
+        Width p of the features (filled in by :class:`LocalFrameAveraged` when this
+        class is its ``atom_module``).
+    hidden : tuple of int, default=(64, 64)
+        Widths of the hidden layers.
+    activation : torch.nn.Module subclass, default=torch.nn.SiLU
+        Activation after each hidden layer; smooth ones give smooth forces.
+
+    Attributes
+    ----------
+    net : torch.nn.Sequential
+        The MLP (its parameters are the trained ones).
+    feature_mean, feature_scale, offset_weight : torch.Tensor of shape (p,)
+    offset_bias, energy_scale : torch.Tensor of shape ()
+
+    Examples
+    --------
+    >>> import torch
+    >>> from mfa_sklearn.torch import AtomMLP
+    >>> AtomMLP(5, hidden=(8,))(torch.zeros(3, 5)).shape
+    torch.Size([3])
+    """
+
+    def __init__(self, n_features_in, hidden=(64, 64), activation=nn.SiLU):
+        super().__init__()
+        if not isinstance(n_features_in, Integral) or n_features_in < 1:
+            raise ValueError(f"n_features_in must be an int >= 1; got {n_features_in!r}")
+        hidden = tuple(hidden)
+        if not all(isinstance(h, Integral) and h >= 1 for h in hidden):
+            raise ValueError(f"hidden must be a tuple of ints >= 1; got {hidden!r}")
+        layers, width = [], int(n_features_in)
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), activation()]
+            width = int(h)
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+        p = int(n_features_in)
+        self.register_buffer("feature_mean", torch.zeros(p))
+        self.register_buffer("feature_scale", torch.ones(p))
+        self.register_buffer("offset_weight", torch.zeros(p))
+        self.register_buffer("offset_bias", torch.zeros(()))
+        self.register_buffer("energy_scale", torch.ones(()))
+
+    def forward(self, features):
+        """Atomic energies ``(A,)`` of features ``(A, p)``."""
+        z = (features - self.feature_mean) / self.feature_scale
+        return (self.offset_bias + features @ self.offset_weight
+                + self.energy_scale * self.net(z)[:, 0])
+
+    @torch.no_grad()
+    def adapt(self, features, system, energy, offset_columns=()):
+        """Set the buffers from the training atoms.
+
+        Parameters
+        ----------
+        features : torch.Tensor of shape (A, p)
+            Features of every atom of the training systems.
+        system : torch.Tensor of shape (A,)
+            The system of each atom, in ``range(len(energy))``.
+        energy : torch.Tensor of shape (B,)
+            Energies of the training systems.
+        offset_columns : sequence of int, default=()
+            Feature columns the offset may depend on linearly (the centre's own
+            scalar fields); the offset is the least-squares fit of the energies by
+            ``sum_atoms (b + w . f[offset_columns])``, exact per-species reference
+            energies for one or two species coded by one number.
+
+        Returns
+        -------
+        self
+        """
+        features, energy = features.to(self.feature_mean), energy.to(self.feature_mean)
+        mean, scale = features.mean(0), features.std(0, correction=0)
+        self.feature_mean.copy_(mean)
+        self.feature_scale.copy_(torch.where(scale > 1e-12 * scale.max(), scale,
+                                             torch.ones_like(scale)))
+        columns = torch.as_tensor(list(offset_columns), dtype=torch.long,
+                                  device=features.device)
+        design = torch.cat([torch.ones_like(features[:, :1]), features[:, columns]], 1)
+        pooled = torch.zeros((len(energy), design.shape[1]), dtype=design.dtype,
+                             device=design.device).index_add(0, system, design)
+        solution = torch.linalg.lstsq(pooled.cpu(), energy.cpu()[:, None],
+                                      driver="gelsd").solution[:, 0].to(design)
+        self.offset_bias.copy_(solution[0])
+        self.offset_weight.zero_()
+        self.offset_weight[columns] = solution[1:]
+        counts = torch.bincount(system, minlength=len(energy)).clamp(min=1)
+        spread = ((energy - pooled @ solution) / counts).std(correction=0)
+        # residuals at the rounding level of the energies: nothing left to scale to
+        tiny = 1e-12 * (energy.abs() / counts).max()
+        self.energy_scale.copy_(spread if spread > tiny else torch.ones_like(spread))
+        return self
+
+
+class _Cache:
+    """Features ``(A, p)`` of the present atoms of X, their Jacobians ``(A, p, m)``
+    with respect to the ``m = n d`` position coordinates of their system, and the
+    system of each atom."""
+
+    def __init__(self, model, X, dtype, jacobian_dtype):
+        spec = model.local_frames(X.shape[1:])
+        X = X.detach().to(torch.float64)
+        envs = model.environments(X)
+        if envs is None:
+            raise ValueError("X holds no present atom")
+        self.n_systems = X.shape[0]
+        self.system = torch.as_tensor(envs.system, device=X.device)
+        self.features = self._features(model, envs).to(dtype)
+        positions = spec.layout.split(X)[spec.positions]
+        n, d = positions.shape[1:]
+        present = torch.as_tensor(envs.present, device=X.device)
+        self.jacobian = torch.zeros(self.features.shape + (n * d,), dtype=jacobian_dtype,
+                                    device=X.device)
+        for j in range(n * d):
+            if not bool(present[:, j // d].any()):
+                continue        # absent everywhere: zero derivative
+            tangent = {f.name: torch.zeros_like(part)
+                       for f, part in zip(spec.layout.fields,
+                                          spec.layout.split(X).values())}
+            tangent[spec.positions][:, j // d, j % d] = 1.0
+            with forward_ad.dual_level():
+                dual = forward_ad.make_dual(X, spec.layout.join(tangent))
+                derivative = forward_ad.unpack_dual(
+                    self._features(model, model.environments(dual))).tangent
+            if derivative is not None:
+                self.jacobian[..., j] = derivative
+
+    @staticmethod
+    def _features(model, envs):
+        return envs.features(model.encoding, model.n_radial,
+                             radial_basis=model.radial_basis)
+
+    def energy_and_forces(self, atom_module, create_graph):
+        """Energies ``(B,)`` and forces ``(B, n d)`` of the cached systems."""
+        features = self.features.detach().requires_grad_(True)
+        with torch.enable_grad():
+            atomic = atom_module(features).reshape(len(features), -1)
+            if atomic.shape[1] != 1:
+                raise ValueError(f"atom_module must map features {tuple(features.shape)} "
+                                 f"to one energy per atom; got {tuple(atomic.shape)}")
+            atomic = atomic[:, 0]
+            (grad,) = torch.autograd.grad(atomic.sum(), features, create_graph=create_graph)
+        B = self.n_systems
+        energy = atomic.new_zeros(B).index_add(0, self.system, atomic)
+        coordinates = torch.einsum("ap,apj->aj", grad.to(self.jacobian.dtype),
+                                   self.jacobian).to(atomic.dtype)
+        forces = -coordinates.new_zeros((B, coordinates.shape[1])).index_add(
+            0, self.system, coordinates)
+        return energy, forces
+
+
+def _centre_scalar_columns(model, sample_shape):
+    """Feature columns of the centre's own scalar fields (they come first, in the
+    layout's order of the scalar and vector fields)."""
+    columns, offset = [], 0
+    for field in model.local_frames(sample_shape).layout.fields:
+        if field.kind in ("scalar", "vector"):
+            if field.kind == "scalar":
+                columns += range(offset, offset + field.width)
+            offset += field.width
+    return columns
+
+
+def _targets(energy, forces, B, device, dtype):
+    energy = torch.as_tensor(np.asarray(energy, dtype=np.float64), device=device)
+    if energy.shape != (B,):
+        raise ValueError(f"energy must have shape ({B},), one per system; got "
+                         f"{tuple(energy.shape)}")
+    if forces is None:
+        return energy.to(dtype)[:, None]
+    forces = torch.as_tensor(np.asarray(forces, dtype=np.float64), device=device)
+    return torch.cat([energy[:, None], forces.reshape(B, -1)], 1).to(dtype)
+
+
+def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
+                      cpu_seconds=60.0, max_iter=10_000, validation=None, adapt=True,
+                      jacobian_dtype=torch.float32, verbose=False):
+    """Train the atom module of a local-frame model on energies and forces, fast.
+
+    Computes the per-atom features of the training systems and their Jacobians with
+    respect to the positions once, then minimizes :class:`EnergyForceLoss` by
+    full-batch L-BFGS (strong Wolfe line search) over the atom module's parameters,
+    with the energies and forces of the cached features (those of the full model).
+    Stops after ``cpu_seconds`` of CPU time of this process (``time.process_time``:
+    a loaded machine trains as far as an idle one) or ``max_iter`` iterations.
+
+    Parameters
+    ----------
+    model : LocalFrameAveraged
+        Trained in place (its atom module's parameters).
+    X : torch.Tensor or ndarray of shape (B, C) or (B, n, W)
+        Training systems, absent atoms as all-NaN positions.
+    energy : array-like of shape (B,)
+    forces : array-like of shape (B, n d) or (B, n, d), optional
+        NaN at absent atoms; None trains on energies only.
+    force_weight : float, default=1.0
+        Weight of the force term of :class:`EnergyForceLoss` (energies in their units
+        squared, forces per component).
+    cpu_seconds : float, default=60.0
+        CPU time budget of the optimization (the cache not included).
+    max_iter : int, default=10000
+        At most this many L-BFGS iterations.
+    validation : tuple (X_val, energy_val, forces_val), optional
+        Systems scored by the same loss after every block of iterations; the model
+        ends with the parameters of the best score (early stopping).
+    adapt : bool, default=True
+        With an :class:`AtomMLP` atom module, first set its standardization, energy
+        offset (per species, linear in the centre's scalar fields) and output scale
+        from the training systems.
+    jacobian_dtype : torch.dtype, default=torch.float32
+        Storage of the cached Jacobians, ``B n (n d) p`` numbers (float32: forces
+        exact to about 1e-7 relative).
+    verbose : bool, default=False
+        Print the losses after every block of iterations.
+
+    Returns
+    -------
+    dict
+        ``"iterations"``, ``"cpu_seconds"`` (optimization), ``"cache_cpu_seconds"``,
+        ``"loss"`` (training, per block), ``"validation_loss"`` (per block, if any),
+        ``"best_block"`` (index of the block kept).
+
+    Notes
+    -----
+    The Jacobians cost one forward-mode pass of the neighbourhoods and features per
+    position coordinate and ``B n (n d) p`` numbers of memory, which suits systems of
+    up to a few dozen atoms. Frames are piecewise smooth: the cached derivatives are
+    those autograd gives the full model at the training positions.
+    """
+    if not isinstance(model, LocalFrameAveraged):
+        raise TypeError(f"model must be a LocalFrameAveraged; got {type(model).__name__}")
+    if not isinstance(cpu_seconds, Real) or not cpu_seconds > 0:
+        raise ValueError(f"cpu_seconds must be a number > 0; got {cpu_seconds!r}")
+    if not isinstance(max_iter, Integral) or max_iter < 1:
+        raise ValueError(f"max_iter must be an int >= 1; got {max_iter!r}")
+    loss_fn = EnergyForceLoss(force_weight)
+    module = model.atom_module
+    parameter = next(module.parameters(), None)
+    if parameter is None:
+        raise ValueError("the atom module has no parameters to train")
+    dtype, device = parameter.dtype, parameter.device
+    start = time.process_time()
+
+    def prepare(X, energy, forces):
+        X = torch.as_tensor(X, device=device)
+        cache = _Cache(model, X, dtype, jacobian_dtype)
+        return cache, _targets(energy, forces, len(X), device, dtype)
+
+    train, y = prepare(X, energy, forces)
+    held_out = prepare(*validation) if validation is not None else None
+    history = {"iterations": 0, "cache_cpu_seconds": time.process_time() - start,
+               "loss": [], "validation_loss": [], "best_block": None}
+    if adapt and isinstance(module, AtomMLP):
+        module.adapt(train.features, train.system, y[:, 0],
+                     _centre_scalar_columns(model, X.shape[1:]))
+    # no tolerances: the budget and the progress of each block decide when to stop
+    optimizer = torch.optim.LBFGS(module.parameters(), lr=1.0, max_iter=20,
+                                  history_size=50, tolerance_grad=0.0,
+                                  tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(train.energy_and_forces(module, True), y)
+        loss.backward()
+        return loss
+
+    best, state = np.inf, None
+    start = time.process_time()
+    while (time.process_time() - start < cpu_seconds
+           and history["iterations"] < max_iter):
+        before = optimizer.state[parameter].get("n_iter", 0)
+        loss = float(optimizer.step(closure).detach())
+        history["iterations"] += optimizer.state[parameter].get("n_iter", 0) - before
+        history["loss"].append(loss)
+        score = loss
+        if held_out is not None:
+            cache, y_val = held_out
+            score = float(loss_fn(cache.energy_and_forces(module, False), y_val).detach())
+            history["validation_loss"].append(score)
+        if score < best:
+            best, history["best_block"] = score, len(history["loss"]) - 1
+            state = copy.deepcopy(module.state_dict())
+        if verbose:
+            print(f"{time.process_time() - start:8.1f} s  iteration "
+                  f"{history['iterations']:5d}  loss {loss:.4e}"
+                  + (f"  validation {score:.4e}" if held_out is not None else ""))
+        if not np.isfinite(loss) or loss >= min(history["loss"][:-1], default=np.inf):
+            break       # a block without progress: converged, or the line search fails
+    if state is not None:
+        module.load_state_dict(state)
+    history["cpu_seconds"] = time.process_time() - start
+    return history

@@ -1,0 +1,132 @@
+"""fit_energy_forces and AtomMLP: the cached energies and forces are the model's own,
+training lowers the loss and keeps the best validated parameters, per-species offsets."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mfa_sklearn._torch_fit import _Cache  # noqa: E402
+from mfa_sklearn.torch import (  # noqa: E402
+    AtomMLP,
+    EnergyForceLoss,
+    LocalFrameAveraged,
+    fit_energy_forces,
+)
+
+from .test_torch_local import FIELDS, clusters  # noqa: E402
+
+
+def model(first_vector="nearest", hidden=(16,)):
+    torch.manual_seed(0)
+    return LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=4.0, n_neighbors=6,
+                              first_vector=first_vector, radial_basis="scales",
+                              atom_module__hidden=hidden).double()
+
+
+def morse(X):
+    """Energies and forces of a Morse pair potential; NaN forces at absent atoms."""
+    pos = torch.tensor(X[..., :3], requires_grad=True)
+    there = ~torch.isnan(pos[..., 0])
+    safe = torch.where(there[..., None], pos, torch.zeros_like(pos))
+    r = torch.linalg.norm(safe[:, :, None] - safe[:, None, :] + torch.eye(
+        X.shape[1], dtype=pos.dtype)[..., None], dim=-1)
+    pair = there[:, :, None] & there[:, None, :] & ~torch.eye(X.shape[1], dtype=bool)
+    decay = torch.exp(-1.2 * (r - 1.8))
+    energy = 0.5 * torch.where(pair, decay ** 2 - 2 * decay, torch.zeros_like(r)).sum((1, 2))
+    (grad,) = torch.autograd.grad(energy.sum(), pos)
+    forces = torch.where(there[..., None], -grad, torch.full_like(grad, np.nan))
+    return energy.detach().numpy(), forces.reshape(len(X), -1).numpy()
+
+
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_cached_energies_and_forces_are_the_models(first_vector):
+    m = model(first_vector)
+    X = clusters(B=5, n=8, seed=3)
+    cache = _Cache(m, torch.tensor(X), torch.float64, torch.float64)
+    energy, forces = cache.energy_and_forces(m.atom_module, False)
+    ref_energy, ref_forces = m.eval().energy_and_forces(torch.tensor(X))
+    np.testing.assert_allclose(energy.detach().numpy(), ref_energy.numpy(), rtol=1e-12)
+    ref = ref_forces.reshape(len(X), -1).numpy()
+    there = ~np.isnan(ref)
+    np.testing.assert_allclose(forces.detach().numpy()[there], ref[there], rtol=1e-9,
+                               atol=1e-12)
+    assert np.all(forces.detach().numpy()[~there] == 0)
+
+
+def test_training_lowers_the_loss_and_keeps_the_best_validated_block():
+    X = clusters(B=24, n=6, seed=1)
+    energy, forces = morse(X)
+    m = model()
+    loss = EnergyForceLoss(1.0)
+
+    def score(Xq, e, f):
+        m.eval()
+        y = torch.tensor(np.concatenate([e[:, None], f], 1))
+        return float(loss(m.energy_and_forces(torch.tensor(Xq)), y))
+
+    history = fit_energy_forces(m, X[:16], energy[:16], forces[:16], cpu_seconds=30.0,
+                                max_iter=60, validation=(X[16:], energy[16:], forces[16:]))
+    assert 0 < history["iterations"] <= 60 + 20
+    assert history["loss"][-1] < 0.1 * history["loss"][0]
+    best = history["best_block"]
+    assert history["validation_loss"][best] == min(history["validation_loss"])
+    # the model ends with the kept parameters, scored by the full model
+    np.testing.assert_allclose(score(X[16:], energy[16:], forces[16:]),
+                               history["validation_loss"][best], rtol=1e-5)
+
+
+def test_cpu_budget_stops_training():
+    X = clusters(B=20, n=7, seed=2)
+    energy, forces = morse(X)
+    history = fit_energy_forces(model(), X, energy, forces, cpu_seconds=0.5)
+    assert len(history["loss"]) >= 1 and history["cpu_seconds"] < 10
+
+
+def test_energy_only_training():
+    X = clusters(B=20, n=7, seed=4)
+    energy, _ = morse(X)
+    history = fit_energy_forces(model(), X, energy, cpu_seconds=5.0, max_iter=40)
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_adapt_sets_per_species_offsets():
+    # energies that are sums of per-species constants: the offset alone is exact
+    X = clusters(B=12, n=8, seed=5)
+    present = ~np.isnan(X[..., 0])
+    Z = np.where(present, X[..., 3], 0)
+    energy = -3.5 * np.sum(present & (Z == 1), 1) - 1.25 * np.sum(present & (Z == 2), 1)
+    m = model()
+    features = m.atom_features(torch.tensor(X))
+    envs = m.environments(torch.tensor(X))
+    mlp = m.atom_module
+    mlp.adapt(features, torch.as_tensor(envs.system), torch.tensor(energy), [0])
+    offset = mlp.offset_bias + features @ mlp.offset_weight
+    expected = np.where(Z[envs.system, envs.atom] == 1, -3.5, -1.25)
+    np.testing.assert_allclose(offset.detach().numpy(), expected, atol=1e-10)
+    np.testing.assert_allclose(mlp.feature_mean.numpy(), features.mean(0).numpy())
+    assert float(mlp.energy_scale) == 1.0        # nothing left to explain
+
+
+def test_centre_species_is_the_offset_column():
+    m = model()
+    X = clusters(B=3, n=6, seed=6, absent=False)
+    features = m.atom_features(torch.tensor(X)).numpy()
+    np.testing.assert_array_equal(features[:, 0], X[..., 3].reshape(-1))
+
+
+def test_errors():
+    X = clusters(B=4, n=6, seed=7)
+    energy, forces = morse(X)
+    with pytest.raises(TypeError, match="LocalFrameAveraged"):
+        fit_energy_forces(AtomMLP(4), X, energy, forces)
+    with pytest.raises(ValueError, match="cpu_seconds"):
+        fit_energy_forces(model(), X, energy, forces, cpu_seconds=0)
+    with pytest.raises(ValueError, match="max_iter"):
+        fit_energy_forces(model(), X, energy, forces, max_iter=0)
+    with pytest.raises(ValueError, match="energy must have shape"):
+        fit_energy_forces(model(), X, energy[:3], forces)
+    with pytest.raises(ValueError, match="hidden"):
+        AtomMLP(4, hidden=(0,))
+    with pytest.raises(ValueError, match="n_features_in"):
+        AtomMLP(0)
