@@ -128,6 +128,8 @@ class LocalFrameAveraged(nn.Module):
     --------
     mfa_sklearn.LocalFrameRegressor : the same neighbourhoods for sklearn estimators.
     EnergyForceLoss : a loss on energies and forces together.
+    fit_energy_forces : full-batch L-BFGS training on cached features and their
+        Jacobians (the fast route for systems of up to a few dozen atoms).
 
     Notes
     -----
@@ -165,7 +167,10 @@ class LocalFrameAveraged(nn.Module):
             optimizer.zero_grad(); loss.backward(); optimizer.step()
 
     In training mode the forces keep their graph (``create_graph``), so the force
-    loss trains the atom module; in eval mode they are detached.
+    loss trains the atom module; in eval mode they are detached. For small systems,
+    :func:`~mfa_sklearn.torch.fit_energy_forces` with an
+    :class:`~mfa_sklearn.torch.AtomMLP` trains much further per CPU second: the
+    features and their derivatives are computed once, then full-batch L-BFGS.
 
     References
     ----------
