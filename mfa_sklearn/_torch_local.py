@@ -185,7 +185,7 @@ class LocalFrameAveraged(nn.Module):
     >>> from torch import nn
     >>> from mfa_sklearn.torch import LocalFrameAveraged
     >>> _ = torch.manual_seed(0)
-    >>> mlp = nn.Sequential(nn.Linear(48, 32), nn.Tanh(), nn.Linear(32, 1))
+    >>> mlp = nn.Sequential(nn.Linear(80, 32), nn.Tanh(), nn.Linear(32, 1))
     >>> model = LocalFrameAveraged(mlp, cutoff=4.0, n_neighbors=12)
     >>> model.n_features_in                      # 8 radial x 10 angular functions
     80
