@@ -240,7 +240,10 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         Weight of the force term of :class:`EnergyForceLoss` (energies in their units
         squared, forces per component).
     cpu_seconds : float, default=60.0
-        CPU time budget of the optimization (the cache not included).
+        CPU time budget of the optimization (the cache not included), summed over
+        threads: torch's intra-op threads spend much of it waiting on small models
+        (about 5x fewer iterations per CPU second with two threads than with one on
+        EMT clusters), so ``torch.set_num_threads(1)`` makes the budget go furthest.
     max_iter : int, default=10000
         At most this many L-BFGS iterations.
     validation : tuple (X_val, energy_val, forces_val), optional
