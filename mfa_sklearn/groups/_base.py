@@ -619,7 +619,8 @@ class Group(_RealBlocks):
         """
         raise NotImplementedError
 
-    def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None):
+    def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None,
+                     rule="pivoted"):
         """The minimal frames of rows whose earlier frame recorded ``row_choices``.
 
         Groups whose minimal frames select rows and record their choices in

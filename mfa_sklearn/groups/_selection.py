@@ -466,8 +466,8 @@ def replay_rows(Z, index, rank, *, signature=None):
     Only the arithmetic of :func:`select_rows` is done again: the residual of each
     chosen row against the frame vectors before it (the updates the selection applies
     to every row, applied to that row alone), its re-orthogonalisation and its
-    normalisation. The decisions, which read all rows, are taken from ``chosen``, so
-    a frame decided on a host copy of the rows is recomputed on their device, and
+    normalisation. The decisions, which read all rows, are taken from ``index`` and
+    ``rank``, so a frame decided on a host copy of the rows is recomputed on their device, and
     differentiably, in ``O(d^3)`` per sample instead of ``O(m d^2)``. The operations
     are those of a selection that does not downdate (torch, and numpy with a rule
     other than "pivoted"): its frame vectors come out the same bit for bit.

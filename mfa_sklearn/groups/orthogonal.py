@@ -228,7 +228,8 @@ class OrthogonalGroup(Group):
         """
         return self._frame(points, vectors, present, method, tol, rule)
 
-    def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None):
+    def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None,
+                     rule="pivoted"):
         """The minimal frames of a batch whose row choices an earlier call made.
 
         The same rows (e.g. on another device, or with gradients) and the
@@ -244,13 +245,15 @@ class OrthogonalGroup(Group):
             As for :meth:`frame`.
         choices : tuple (index, rank)
             ``row_choices`` of the earlier frame: chosen rows (B, d), rank (B,).
+        rule : str, default="pivoted"
+            The earlier frame's rule: it decides nothing here, but weighted frames'
+            rules (``BandedRule``) centre the rows twice, which the replay repeats.
 
         Returns
         -------
         Frame
         """
-        return self._frame(points, vectors, present, "minimal", tol, "first",
-                           choices=choices)
+        return self._frame(points, vectors, present, "minimal", tol, rule, choices=choices)
 
     def _frame(self, points, vectors, present, method, tol, rule, choices=None):
         """:meth:`frame`, or :meth:`replay_frame` with ``choices``."""

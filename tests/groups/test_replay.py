@@ -73,3 +73,18 @@ def test_replay_gradients_match_the_frame():
 def test_replay_needs_recorded_choices():
     with pytest.raises(NotImplementedError, match="records no row choices"):
         get_group("S_n").replay_frame(np.zeros((1, 2, 1)), choices=None)
+
+
+def test_replay_of_a_weighted_frame_centres_as_it_did():
+    # weighted frames' rules centre E/SE rows twice; the replay repeats it
+    from mfa_sklearn.groups._selection import BandedRule
+
+    group = get_group("E(3)")
+    rng = np.random.default_rng(5)
+    x = 1e3 * rng.standard_normal((64, 1, 3)) + low_rank(rng, 64, 6, 3, 2, offset=0.0)
+    rule = BandedRule(0.09)
+    host = group.frame(x, rule=rule)
+    xt = torch.tensor(x)
+    full = group.frame(xt, rule=rule)
+    replay = group.replay_frame(xt, choices=host.row_choices, rule=rule)
+    assert torch.equal(replay.H, full.H) and torch.equal(replay.t, full.t)

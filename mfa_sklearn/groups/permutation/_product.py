@@ -295,7 +295,7 @@ class PermutationProductGroup(_PermutationBase):
             if choices is None:
                 frame = self.inner.frame(*given, tol=tol, rule=rule)
             else:
-                frame = self.inner.replay_frame(*given, choices=choices, tol=tol)
+                frame = self.inner.replay_frame(*given, choices=choices, tol=tol, rule=rule)
             return frame.H[:, 0], frame.t
 
         def padded(H):                                  # (m, s, d, d) -> (m, S, d, d)
