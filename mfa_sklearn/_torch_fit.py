@@ -148,7 +148,7 @@ class _Cache:
             raise ValueError("X holds no present atom")
         self.n_systems = X.shape[0]
         self.system = torch.as_tensor(envs.system, device=X.device)
-        self.features = self._features(model, envs).to(dtype)
+        self.features = model.features_of(envs).to(dtype)
         positions = spec.layout.split(X)[spec.positions]
         n, d = positions.shape[1:]
         present = torch.as_tensor(envs.present, device=X.device)
@@ -163,25 +163,16 @@ class _Cache:
             tangent[spec.positions][:, j // d, j % d] = 1.0
             with forward_ad.dual_level():
                 dual = forward_ad.make_dual(X, spec.layout.join(tangent))
-                derivative = forward_ad.unpack_dual(
-                    self._features(model, model.environments(dual))).tangent
+                derivative = forward_ad.unpack_dual(model.atom_features(dual)).tangent
             if derivative is not None:
                 self.jacobian[..., j] = derivative
 
-    @staticmethod
-    def _features(model, envs):
-        return envs.features(model.encoding, model.n_radial,
-                             radial_basis=model.radial_basis)
-
-    def energy_and_forces(self, atom_module, create_graph):
-        """Energies ``(B,)`` and forces ``(B, n d)`` of the cached systems."""
+    def energy_and_forces(self, model, create_graph):
+        """Energies ``(B,)`` and forces ``(B, n d)`` of the cached systems, by the
+        atom module of ``model``."""
         features = self.features.detach().requires_grad_(True)
         with torch.enable_grad():
-            atomic = atom_module(features).reshape(len(features), -1)
-            if atomic.shape[1] != 1:
-                raise ValueError(f"atom_module must map features {tuple(features.shape)} "
-                                 f"to one energy per atom; got {tuple(atomic.shape)}")
-            atomic = atomic[:, 0]
+            atomic = model.atomic_energies(features)
             (grad,) = torch.autograd.grad(atomic.sum(), features, create_graph=create_graph)
         B = self.n_systems
         energy = atomic.new_zeros(B).index_add(0, self.system, atomic)
@@ -306,7 +297,7 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
 
     def closure():
         optimizer.zero_grad()
-        loss = loss_fn(train.energy_and_forces(module, True), y)
+        loss = loss_fn(train.energy_and_forces(model, True), y)
         loss.backward()
         return loss
 
@@ -321,7 +312,7 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         score = loss
         if held_out is not None:
             cache, y_val = held_out
-            score = float(loss_fn(cache.energy_and_forces(module, False), y_val).detach())
+            score = float(loss_fn(cache.energy_and_forces(model, False), y_val).detach())
             history["validation_loss"].append(score)
         if score < best:
             best, history["best_block"] = score, len(history["loss"]) - 1

@@ -238,8 +238,8 @@ class LocalFrameAveraged(nn.Module):
         """Width p of the per-atom features (from the features of a lone atom)."""
         width = sum(f.width for f in parse_fields(self.fields, self._system_group))
         lone = np.zeros((1, 1, width))
-        return int(self.local_frames((1, width)).environments(lone).features(
-            self.encoding, self.n_radial, radial_basis=self.radial_basis).shape[1])
+        return int(self.features_of(self.local_frames((1, width)).environments(lone))
+                   .shape[1])
 
     def environments(self, X, mask=None):
         """The canonical neighbourhoods of the present atoms of X, on X's device.
@@ -296,19 +296,17 @@ class LocalFrameAveraged(nn.Module):
         """The per-atom features the atom module sees, (A, p) in float64 (None for a
         batch without atoms), atoms in system-major order."""
         envs = self.environments(X, mask)
-        if envs is None:
-            return None
-        return envs.features(self.encoding, self.n_radial, radial_basis=self.radial_basis)
+        return None if envs is None else self.features_of(envs)
 
-    # ------------------------------------------------------------------- energies
-    def energy(self, X, mask=None):
-        """Energies of the systems, ``(B,)`` in X's dtype (NaN without atoms)."""
-        envs = self.environments(X, mask)
-        B = X.shape[0]
-        if envs is None:
-            return torch.full((B,), float("nan"), dtype=X.dtype, device=X.device)
-        features = envs.features(self.encoding, self.n_radial,
-                                 radial_basis=self.radial_basis, dtype=X.dtype)
+    def features_of(self, envs, dtype=None):
+        """The per-atom features (A, p) of :meth:`environments`, in ``dtype`` (default
+        float64)."""
+        return envs.features(self.encoding, self.n_radial, radial_basis=self.radial_basis,
+                             dtype=dtype)
+
+    def atomic_energies(self, features):
+        """The atom module's energies ``(A,)`` of features ``(A, p)``, with a clear
+        error for any other output shape than ``(A,)`` or ``(A, 1)``."""
         out = self.atom_module(features)
         if out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
@@ -317,6 +315,16 @@ class LocalFrameAveraged(nn.Module):
                              f"{features.shape[1]}) to atomic energies of shape "
                              f"({features.shape[0]},) or ({features.shape[0]}, 1); got "
                              f"{tuple(out.shape)}")
+        return out
+
+    # ------------------------------------------------------------------- energies
+    def energy(self, X, mask=None):
+        """Energies of the systems, ``(B,)`` in X's dtype (NaN without atoms)."""
+        envs = self.environments(X, mask)
+        B = X.shape[0]
+        if envs is None:
+            return torch.full((B,), float("nan"), dtype=X.dtype, device=X.device)
+        out = self.atomic_energies(self.features_of(envs, X.dtype))
         system = torch.as_tensor(envs.system, device=X.device)
         energy = torch.zeros(B, dtype=out.dtype, device=X.device).index_add(0, system, out)
         counts = np.bincount(envs.system, minlength=B)

@@ -44,7 +44,7 @@ def test_cached_energies_and_forces_are_the_models(first_vector):
     m = model(first_vector)
     X = clusters(B=5, n=8, seed=3)
     cache = _Cache(m, torch.tensor(X), torch.float64, torch.float64)
-    energy, forces = cache.energy_and_forces(m.atom_module, False)
+    energy, forces = cache.energy_and_forces(m, False)
     ref_energy, ref_forces = m.eval().energy_and_forces(torch.tensor(X))
     np.testing.assert_allclose(energy.detach().numpy(), ref_energy.numpy(), rtol=1e-12)
     ref = ref_forces.reshape(len(X), -1).numpy()
