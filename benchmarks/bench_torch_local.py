@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_torch_local.py              # B = 2000, about a minute
     python benchmarks/bench_torch_local.py --quick      # seconds
     python benchmarks/bench_torch_local.py --threads 1  # torch intra-op threads
+    python benchmarks/bench_torch_local.py --device cuda --systems 20000
 
 Callable from other benchmarks: :func:`measure` returns the table's rows.
 """
@@ -137,6 +138,8 @@ def main():
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="200 systems, one repeat")
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                        help="where to run (all: the CPU, then CUDA where present)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,7 +147,8 @@ def main():
     print(f"LocalFrameAveraged: {B} clusters x 13 atoms, 12 neighbours, 2 x 64 tanh MLP, "
           f"float32 in; {cpu_model()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, Python {platform.python_version()}")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+               if args.device == "all" else [args.device])
     for device in devices:
         print(f"\n{device}:\n{'':46} {'seconds':>9} {'atoms/s':>11}")
         for what, seconds, rate in measure(B, repeats, device):

@@ -501,7 +501,11 @@ def test_frames_computed_once_train_like_forward(group, frame, device):
         atol = 1e-12 if device == "cpu" else 1e-9 * max(1.0, expected.abs().max())
         torch.testing.assert_close(out.detach(), expected, rtol=0, atol=atol)
     out.pow(2).sum().backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fa.parameters())
+    # every weight gets a gradient; the output layer's bias may get none: averaged over
+    # PCA frames' sign flips, a constant output maps back to zero (on CUDA exactly 0)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in fa.parameters())
+    assert all(p.grad.abs().sum() > 0 for name, p in fa.named_parameters()
+               if name.endswith("weight"))
 
 
 def test_from_canonical_needs_matching_samples():
