@@ -267,7 +267,9 @@ class LocalFrameAveraged(nn.Module):
         spec = self.local_frames(X.shape[1:])
         X = X.to(torch.float64)
         if mask is None:
-            present = find_absent(X, spec.layout, spec.positions)
+            # on an accelerator, the present atoms as computed: the neighbourhoods
+            # count them anyway (no wait here for whether any is absent)
+            present = find_absent(X, spec.layout, spec.positions, sync=False)
         else:
             present = self._check_mask(mask, X, spec.layout.n_rows)
             X = fill_absent(X, spec.layout, present)
@@ -277,9 +279,11 @@ class LocalFrameAveraged(nn.Module):
                 raise NonFiniteInputError(
                     f"mask marks atoms present whose field {spec.positions!r} is all NaN; "
                     "mark them absent (False) or give their positions")
-        if len(X) == 0 or (present is not None and not bool(torch.any(present))):
+        if len(X) == 0 or (on_host(X) and present is not None
+                           and not bool(torch.any(present))):
             return None
-        return spec.environments(X, tol=self.tol, present=present)
+        envs = spec.environments(X, tol=self.tol, present=present)
+        return None if len(envs.system) == 0 else envs
 
     @staticmethod
     def _check_mask(mask, X, n):
@@ -327,10 +331,10 @@ class LocalFrameAveraged(nn.Module):
         out = self.atomic_energies(self.features_of(envs, X.dtype))
         system = torch.as_tensor(envs.system, device=X.device)
         energy = torch.zeros(B, dtype=out.dtype, device=X.device).index_add(0, system, out)
-        counts = np.bincount(envs.system, minlength=B)
-        if np.any(counts == 0):
-            empty = torch.as_tensor(counts == 0, device=X.device)
-            energy = torch.where(empty, torch.full_like(energy, float("nan")), energy)
+        # index_add, not bincount, which waits for the device to size its output
+        empty = torch.zeros(B, dtype=torch.int64, device=X.device).index_add(
+            0, system, torch.ones_like(system)) == 0
+        energy = torch.where(empty, torch.full_like(energy, float("nan")), energy)
         return energy.to(X.dtype)
 
     def energy_and_forces(self, X, mask=None, *, create_graph=None):

@@ -307,6 +307,71 @@ def test_errors():
         EnergyForceLoss()((torch.zeros(2), torch.zeros(2, 6)), torch.zeros(2, 4))
 
 
+def mixed_batch(seed=0):
+    """Generic clusters with absent atoms, perfect icosahedra (tied neighbourhoods) and
+    one nearly perfect one (ties within the colours' quantisation) in one batch."""
+    generic = clusters(B=8, n=13, seed=seed)
+    ico = icosahedron_with_centre()
+    rng = np.random.default_rng(seed)
+    nearly = ico.copy()
+    nearly[:, :3] += 1e-9 * rng.normal(size=(13, 3))
+    return np.concatenate([generic, ico[None], nearly[None], ico[None]])
+
+
+def host_decided(m, X, monkeypatch):
+    """The model's environments with every decision taken on the host (the path of
+    large systems)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalFrames, "on_device", lambda self, n: False)
+        return m.environments(X)
+
+
+@pytest.mark.parametrize("group", ["E(3)", "SE(3)"])
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_device_path_takes_the_host_decisions(group, first_vector, monkeypatch):
+    """Neighbourhoods canonicalized on the tensors' device (colours, orders and frames
+    there, tied ones redone on the host) are those of the host's decisions: the same
+    atom orders, canonical rows equal to rounding, the same energies and forces."""
+    m = model(group, first_vector=first_vector, n_neighbors=12)
+    X = torch.tensor(mixed_batch())
+    device = m.environments(X)
+    host = host_decided(m, X, monkeypatch)
+    assert device.frame is None and host.frame is not None
+    assert torch.equal(torch.as_tensor(device.centre), torch.as_tensor(host.centre))
+    assert torch.equal(torch.as_tensor(device.n_present), torch.as_tensor(host.n_present))
+    torch.testing.assert_close(device.canonical, host.canonical, rtol=0, atol=1e-13)
+    scale = float(torch.nan_to_num(X).abs().max())
+    for name in ("energy", "forces"):
+        got = getattr(m, name)(X)
+        with monkeypatch.context() as patch:
+            patch.setattr(LocalFrames, "on_device", lambda self, n: False)
+            expected = getattr(m, name)(X)
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * scale,
+                                   equal_nan=True)
+
+
+def test_device_path_errors_and_float32(monkeypatch):
+    X = clusters(B=4, n=9, absent=False)
+    X[2, 5, :3] = X[2, 1, :3]
+    with pytest.raises(ValueError, match=r"atoms coincide in 1 sample.*system 2, atom 1"):
+        model().energy(torch.tensor(X))
+    X32 = torch.tensor(mixed_batch(seed=1), dtype=torch.float32)
+    m = model(dtype=torch.float32, n_neighbors=12)
+    device, host = m.environments(X32), host_decided(m, X32, monkeypatch)
+    assert torch.equal(torch.as_tensor(device.centre), torch.as_tensor(host.centre))
+    torch.testing.assert_close(device.canonical, host.canonical, rtol=0, atol=1e-13)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_mixed_batch_equals_cpu():
+    X = mixed_batch()
+    m = model(n_neighbors=12)
+    e_cpu, f_cpu = m.energy_and_forces(torch.tensor(X))
+    e_gpu, f_gpu = m.to("cuda").energy_and_forces(torch.tensor(X, device="cuda"))
+    torch.testing.assert_close(e_gpu.cpu(), e_cpu, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(f_gpu.cpu(), f_cpu, rtol=1e-10, atol=1e-11, equal_nan=True)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_equals_cpu():
     X = clusters()

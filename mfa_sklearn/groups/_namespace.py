@@ -34,6 +34,7 @@ primitive with a branch per library, since the array API has no scatter-add.
 
 import contextlib
 import contextvars
+import functools
 
 import numpy as np
 
@@ -200,6 +201,26 @@ def on_host(a):
     NaN or inf in the input shows up as NaN in the outputs instead.
     """
     return isinstance(a, np.ndarray) or getattr(getattr(a, "device", None), "type", "cpu") == "cpu"
+
+
+def constant(xp, values, *, dtype=None, device=None):
+    """``values`` (a small numpy array of fixed numbers) in namespace ``xp`` on
+    ``device``.
+
+    Tensors are kept per (values, dtype, device): copying host memory to an
+    accelerator waits for the work queued there, so a constant copied on every batch
+    would stall the device each time. The tensors are shared: read them only."""
+    values = np.asarray(values)
+    if xp is np:
+        return values if dtype is None else values.astype(dtype, copy=False)
+    return _device_constant(xp, values.tobytes(), values.dtype.str, values.shape, dtype,
+                            device)
+
+
+@functools.lru_cache(maxsize=256)
+def _device_constant(xp, data, numpy_dtype, shape, dtype, device):
+    values = np.frombuffer(data, dtype=numpy_dtype).reshape(shape).copy()
+    return xp.asarray(values, dtype=dtype, device=device)
 
 
 def take_rows(xp, x, index):

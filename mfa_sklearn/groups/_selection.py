@@ -375,7 +375,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         q = q.copy()  # its own buffer: `work` serves the overlaps
         guard = (1e3 * d * work_eps(xp)) * xp.max(q, axis=0)
     scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature)
-    infinity = xp.asarray(np.inf, dtype=scale.dtype, device=device)
+    infinity = xp.full((), np.inf, dtype=scale.dtype, device=device)   # no host copy
 
     def lowest_eligible(threshold):
         """|q| > threshold  <=>  |q| >= lowest_eligible(threshold)"""

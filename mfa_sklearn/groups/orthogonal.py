@@ -407,6 +407,6 @@ def _conditioning(xp, norms, rank):
     """Largest over smallest chosen residual norm (1 where nothing or one was chosen)."""
     stacked = xp.stack(norms, axis=0)
     largest = xp.max(stacked, axis=0)
-    big = xp.asarray(np.inf, dtype=stacked.dtype, device=stacked.device)
+    big = xp.full((), np.inf, dtype=stacked.dtype, device=stacked.device)
     smallest = xp.min(xp.where(stacked > 0, stacked, big), axis=0)
     return xp.where(rank > 0, largest / xp.where(rank > 0, smallest, 1.0), 1.0)

@@ -39,9 +39,16 @@ from sklearn.utils.parallel import Parallel, delayed
 from .._engine import FramePlan, _chunk_slices, _shares_memory, fill_absent, find_absent
 from ..exceptions import LayoutError
 from ..groups import get_group
-from ..groups._namespace import get_namespace, machine_eps, subtract_inplace, take_rows
+from ..groups._namespace import (
+    constant,
+    get_namespace,
+    machine_eps,
+    subtract_inplace,
+    take_rows,
+)
+from ..groups.permutation._device import colour_frames
 from ..layout import Layout
-from ._neighbours import neighbour_lists
+from ._neighbours import ALL_PAIRS_MAX_ATOMS, coincident_atoms, neighbour_lists, raise_coincident
 
 #: names the neighbourhoods use for their own fields (no user field may take them)
 _R, _CENTRE, _DIRECTION = "_relative", "_centre", "_direction"
@@ -201,10 +208,12 @@ class LocalFrames:
             X = fill_absent(X, self.layout, present)
         parts = self.layout.split(X)
         S, n = X.shape[0], self.layout.n_rows
-        present = np.ones((S, n), dtype=bool) if present is None else _host(present)
         pos = parts[self.positions]
         pos = pos.astype(np.float64) if xp is np else xp.astype(pos, xp.float64)
         band = np.sqrt(machine_eps(X.dtype))
+        if xp is not np and self.on_device(n):
+            return self._device_environments(xp, X, parts, pos, present, band, tol)
+        present = np.ones((S, n), dtype=bool) if present is None else _host(present)
         index, _ = neighbour_lists(_host(pos), present, cutoff=self.cutoff,
                                    n_neighbors=self.n_neighbors, band=band)
         system, atom = np.nonzero(present)
@@ -225,8 +234,86 @@ class LocalFrames:
             Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
                                           present=xp.asarray(env_present, device=X.device))
             Xc = Xc[:, 0]
-        return Environments(self, plan, present, system, atom, Xc, frame,
-                            env_present.sum(axis=1))
+        centre_at = np.argmax(_host(frame.perm) == 0, axis=1)
+        n_present = env_present.sum(axis=1)
+        if xp is not np:
+            n_present, centre_at = (xp.asarray(a, device=X.device)
+                                    for a in (n_present, centre_at))
+        return Environments(self, plan, present, system, atom, Xc, frame, n_present,
+                            centre_at)
+
+    def on_device(self, n_atoms):
+        """Whether torch systems of ``n_atoms`` rows are put in canonical form on their
+        own device (:meth:`_device_environments`): for the Euclidean groups without
+        translations that the neighbourhoods take, up to ``ALL_PAIRS_MAX_ATOMS``."""
+        return n_atoms <= ALL_PAIRS_MAX_ATOMS
+
+    def _device_environments(self, xp, X, parts, pos, present, band, tol):
+        """:meth:`environments` of tensors, on their device.
+
+        Everything is computed where X is: the neighbour lists (all pairs), the
+        neighbourhoods, their colours, row orders and frames
+        (:func:`~mfa_sklearn.groups.permutation._device.colour_frames`), and the
+        canonical neighbourhoods, in the engine's chunks (one on an accelerator). The
+        neighbourhoods whose colours tie (symmetric environments) are then done again
+        by the host's decisions (:meth:`FramePlan.canonicalize`), the path they take
+        anyway. The device is waited for twice: for the number of present atoms (a
+        shape), and for whether atoms coincide or colours tie anywhere."""
+        S, n = X.shape[0], self.layout.n_rows
+        device = X.device
+        if present is None:
+            present = xp.ones((S, n), dtype=xp.bool, device=device)
+        index, distance = neighbour_lists(pos, present, cutoff=self.cutoff,
+                                          n_neighbors=self.n_neighbors, band=band)
+        system, atom = xp.nonzero(present)
+        neighbour = index[system, atom]                            # (A, k)
+        has = neighbour >= 0
+        centre = system * n + atom
+        rows = system[:, None] * n + xp.where(has, neighbour, atom[:, None])
+        plan = self.plan()
+        env_present = xp.concat([xp.ones((has.shape[0], 1), dtype=xp.bool, device=device),
+                                 has], axis=1)
+        chunks = [self._canonical_on_device(xp, plan, pos, parts, X.dtype, centre[s],
+                                            rows[s], has[s], env_present[s], tol)
+                  for s in _chunk_slices(has, plan.layout.n_columns) or [slice(0, 0)]]
+        Xc, centre_at, settled = (xp.concat(a, axis=0) for a in zip(*chunks))
+        close = coincident_atoms(pos, distance)
+        flags = _host(xp.stack([xp.any(close), xp.any(~settled)]))
+        if flags[0]:
+            raise_coincident(_host(close), _host(distance))
+        if flags[1]:
+            redo = xp.nonzero(~settled)[0]
+            env = self._neighbourhoods(xp, plan, pos, parts, X.dtype, centre[redo],
+                                       rows[redo], has[redo])
+            Xh, frame = plan.canonicalize(env, tol=tol, present=env_present[redo])
+            Xc[redo] = Xh[:, 0]
+            centre_at[redo] = xp.asarray(np.argmax(_host(frame.perm) == 0, axis=1),
+                                         device=device)
+        return Environments(self, plan, present, system, atom, Xc, None,
+                            xp.sum(xp.astype(env_present, xp.int64), axis=1), centre_at)
+
+    def _canonical_on_device(self, xp, plan, pos, parts, dtype, centre, rows, has,
+                             env_present, tol):
+        """Canonical neighbourhoods (a, k + 1, W) of a chunk of atoms (see
+        :meth:`_neighbourhoods` for the arguments), where their colours settle them;
+        where the centre sits in each (a,); and whether their colours settled them
+        (a,)."""
+        env = self._neighbourhoods(xp, plan, pos, parts, dtype, centre, rows, has)
+        kinds = {f.name: f.kind for f in plan.layout.fields}
+        fields = plan.layout.split(env)
+        rank_tol, delta = plan.group.tolerances([env.dtype], tol)
+        order, frame, settled = colour_frames(
+            plan.group, [fields[f] for f in plan.frame_fields if kinds[f] == "point"],
+            [fields[f] for f in plan.frame_fields if kinds[f] == "vector"],
+            [fields[f] for f, kind in kinds.items() if kind == "scalar"], env_present,
+            tol=rank_tol, delta=delta, rule=plan.row_rule)
+        canonical = {}
+        for name, kind in kinds.items():
+            moved = take_rows(xp, fields[name], order)
+            canonical[name] = moved if kind == "scalar" else \
+                frame.to_canonical(moved, kind)[:, 0]
+        centre_at = xp.argmax(xp.astype(order == 0, xp.int8), axis=1)
+        return plan.layout.join(canonical), centre_at, settled
 
     def _neighbourhoods(self, xp, plan, pos, parts, dtype, centre, rows, has):
         """The neighbourhoods (a, k + 1, W) of ``dtype`` of the atoms whose flat
@@ -313,8 +400,8 @@ def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
     """
     device = getattr(distance, "device", None)
     if radial_basis == "exponentials":
-        lengths = xp.asarray(cutoff * np.geomspace(0.05, 1.0, n_radial),
-                             dtype=distance.dtype, device=device)
+        lengths = constant(xp, cutoff * np.geomspace(0.05, 1.0, n_radial),
+                           dtype=distance.dtype, device=device)
         return xp.exp(-(distance[..., None] / lengths))
     if radial_basis == "scales":
         centres = np.zeros(n_radial)
@@ -325,7 +412,7 @@ def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
     else:
         raise ValueError(f"radial_basis must be 'scales', 'shells' or 'exponentials'; "
                          f"got {radial_basis!r}")
-    centres, widths = (xp.asarray(a, dtype=distance.dtype, device=device)
+    centres, widths = (constant(xp, a, dtype=distance.dtype, device=device)
                        for a in (centres, widths))
     return xp.exp(-(((distance[..., None] - centres) / widths) ** 2))
 
@@ -394,24 +481,31 @@ def _columns(layout):
 class Environments:
     """The canonical neighbourhoods of the atoms of a batch of systems.
 
+    Numpy arrays, or for neighbourhoods computed on a torch device, tensors there.
+
     Attributes
     ----------
-    present : ndarray of shape (S, n) of bool
-    system, atom : ndarray of shape (A,)
+    present : bool array of shape (S, n)
+    system, atom : int array of shape (A,)
         System and row of every present atom (system-major order).
-    canonical : ndarray of shape (A, k + 1, W)
+    canonical : array of shape (A, k + 1, W)
         Canonical neighbourhoods (rows in canonical order, absent rows last, zeros).
-    frame : Frame
-        Their frames (one element each, with the stabilizer of symmetric ones).
+    frame : Frame or None
+        Their frames (one element each, with the stabilizer of symmetric ones); None
+        where they were computed on the device, which keeps the canonical
+        neighbourhoods only (:meth:`to_local` and :meth:`from_local` need the frames).
+    n_present : int array of shape (A,)
+        Present rows of each neighbourhood (the atom and its neighbours).
+    centre : int array of shape (A,)
+        Where the atom itself sits in its canonical neighbourhood.
     """
 
-    def __init__(self, spec, plan, present, system, atom, canonical, frame, n_present):
+    def __init__(self, spec, plan, present, system, atom, canonical, frame, n_present,
+                 centre):
         self.spec, self.plan = spec, plan
         self.present, self.system, self.atom = present, system, atom
         self.canonical, self.frame = canonical, frame
-        self.n_present = n_present
-        # where the centre (input row 0) sits in canonical order
-        self.centre = np.argmax(_host(frame.perm) == 0, axis=1)
+        self.n_present, self.centre = n_present, centre
 
     @property
     def n_systems(self):
@@ -482,10 +576,13 @@ class Environments:
         device = getattr(canonical, "device", None)
         A, rows, width = canonical.shape
         ordered = canonical
-        if np.any(centre_at):     # the centre first, the neighbours in their order
-            order = np.argsort(np.where(np.arange(rows) == centre_at[:, None], -1,
-                                        np.arange(rows)), axis=1, kind="stable")
-            ordered = take_rows(xp, ordered, xp.asarray(order, device=device))
+        # the centre first, the neighbours in their order (numpy: only where needed;
+        # elsewhere asking would wait for the device)
+        if xp is not np or np.any(centre_at):
+            position = xp.arange(rows, device=device)
+            order = xp.argsort(xp.where(position == centre_at[:, None], -1, position),
+                               axis=1, stable=True)
+            ordered = take_rows(xp, ordered, order)
         columns = _columns(self.plan.layout)
         every = np.arange(width)
         own = np.concatenate([[]] + [every[c] for name, c in columns.items()
@@ -494,9 +591,9 @@ class Environments:
                                         if name not in (_R, _CENTRE, _DIRECTION)]
                                 ).astype(np.intp)
         r = ordered[:, 1:, columns[_R]]
-        neighbour_fields = xp.take(ordered[:, 1:], xp.asarray(fields, device=device), axis=2)
-        there = xp.asarray(np.arange(rows - 1) < (self.n_present[atoms] - 1)[:, None],
-                           device=device)
+        neighbour_fields = xp.take(ordered[:, 1:], constant(xp, fields, device=device),
+                                   axis=2)
+        there = xp.arange(rows - 1, device=device) < (self.n_present[atoms] - 1)[:, None]
         distance = _safe_norm(xp, r, there)
         weight = xp.astype(there, r.dtype)
         if self.spec.cutoff_weight == "cosine":
@@ -511,7 +608,7 @@ class Environments:
         else:
             block = _density(xp, r, distance, weight, neighbour_fields, self.spec.cutoff,
                              n_radial, radial_basis)
-        centre = xp.take(ordered[:, 0], xp.asarray(own, device=device), axis=1)
+        centre = xp.take(ordered[:, 0], constant(xp, own, device=device), axis=1)
         return xp.concat([centre, block], axis=1)
 
     def _centre_field(self, values):

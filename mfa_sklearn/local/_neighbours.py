@@ -20,6 +20,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..exceptions import first_indices
+from ..groups._namespace import constant, get_namespace, take_rows
 
 #: systems with more atoms than this use a k-d tree
 ALL_PAIRS_MAX_ATOMS = 96
@@ -32,9 +33,9 @@ def neighbour_lists(pos, present, *, cutoff, n_neighbors=None, band):
 
     Parameters
     ----------
-    pos : ndarray of shape (S, n, d), float64
+    pos : ndarray or torch.Tensor of shape (S, n, d), float64
         Positions (absent atoms: any finite filler).
-    present : ndarray of shape (S, n) of bool
+    present : bool array of shape (S, n), of pos's namespace
     cutoff : float
     n_neighbors : int or None
         At most this many neighbours per atom, the nearest (None: every atom within
@@ -44,38 +45,53 @@ def neighbour_lists(pos, present, *, cutoff, n_neighbors=None, band):
 
     Returns
     -------
-    index : ndarray of shape (S, n, k) of int64
+    index : int64 array of shape (S, n, k)
         Atom index (within the system) of each neighbour, in no particular order; -1
         where there is none (absent atoms have none). ``k`` is ``n_neighbors``, or
         ``n - 1`` for None.
-    distance : ndarray of shape (S, n, k)
+    distance : array of shape (S, n, k)
         Their distances (inf where there is none).
 
     Raises
     ------
     ValueError
         Two present atoms of a system at the same position (closer than the rounding
-        level of the coordinates), named by system and atom.
+        level of the coordinates), named by system and atom. Numpy only: torch
+        callers check :func:`coincident_atoms` when they next wait for the device.
+
+    Notes
+    -----
+    Tensors are processed on their device by all pairs, also for large systems.
     """
+    xp = get_namespace(pos)
     S, n, _ = pos.shape
     width = (n - 1) if n_neighbors is None else n_neighbors
     # the nearest `keep` atoms and the distance of the next one (inf: none left out)
     keep = min(width, n - 1)
-    if n > ALL_PAIRS_MAX_ATOMS:
+    if n > ALL_PAIRS_MAX_ATOMS and xp is np:
         index, distance, boundary = _tree_neighbours(pos, present, cutoff, keep)
     else:
         step = max(1, _CHUNK_PAIRS // max(1, n * n))
         parts = [_all_pairs(pos[s:s + step], present[s:s + step], cutoff, keep)
                  for s in range(0, S, step)] or [_all_pairs(pos, present, cutoff, keep)]
-        index, distance, boundary = (np.concatenate(a) for a in zip(*parts))
-    _check_coincident(pos, distance)
+        index, distance, boundary = (xp.concat(a, axis=0) for a in zip(*parts))
+    if xp is np:
+        raise_coincident(coincident_atoms(pos, distance), distance)
     # neighbours tied with the first one left out are left out with it
     tied = distance >= (boundary * (1.0 - band))[..., None]
-    index[tied] = -1
-    distance[tied] = np.inf
+    if xp is np:
+        index[tied] = -1
+        distance[tied] = np.inf
+    else:
+        index = xp.where(tied, xp.full_like(index, -1), index)
+        distance = xp.where(tied, xp.full_like(distance, np.inf), distance)
     if keep < width:
-        index = np.concatenate([index, np.full((S, n, width - keep), -1)], axis=2)
-        distance = np.concatenate([distance, np.full((S, n, width - keep), np.inf)], axis=2)
+        device = getattr(pos, "device", None)
+        index = xp.concat([index, xp.full((S, n, width - keep), -1, dtype=index.dtype,
+                                          device=device)], axis=2)
+        distance = xp.concat([distance, xp.full((S, n, width - keep), np.inf,
+                                                dtype=distance.dtype, device=device)],
+                             axis=2)
     return index, distance
 
 
@@ -87,27 +103,48 @@ def _off_diagonal(n):
 
 def _all_pairs(pos, present, cutoff, keep):
     """The ``keep`` nearest neighbours within the cutoff (any order) and the distance
-    of the nearest one left out, from all pairwise distances."""
+    of the nearest one left out, from all pairwise distances (numpy or torch, on the
+    positions' device)."""
+    xp = get_namespace(pos)
     S, n, d = pos.shape
-    d2 = np.zeros((S, n, n))
+    device = getattr(pos, "device", None)
+    d2 = xp.zeros((S, n, n), dtype=pos.dtype, device=device)
     for c in range(d):
         diff = pos[:, :, None, c] - pos[:, None, :, c]
         d2 += diff * diff
-    dist = np.sqrt(d2, out=d2)
-    np.putmask(dist, ~(present[:, :, None] & present[:, None, :]) | (dist >= cutoff), np.inf)
-    others = _off_diagonal(n)                                       # (n, n - 1)
-    dist = np.take_along_axis(dist, np.broadcast_to(others, (S, n, n - 1)), axis=2)
-    if keep == n - 1:   # every other atom is a candidate: no order needed
-        index = np.broadcast_to(others, (S, n, n - 1)).copy()
-        boundary = np.full((S, n), np.inf)
+    dist = np.sqrt(d2, out=d2) if xp is np else xp.sqrt(d2)   # numpy: in place
+    far = ~(present[:, :, None] & present[:, None, :]) | (dist >= cutoff)
+    if xp is np:
+        np.putmask(dist, far, np.inf)
     else:
+        dist = xp.where(far, xp.full_like(dist, np.inf), dist)
+    others = constant(xp, _off_diagonal(n), device=device)               # (n, n - 1)
+    dist = take_rows(xp, xp.reshape(dist, (S * n, n)),
+                     xp.reshape(xp.broadcast_to(others, (S, n, n - 1)), (S * n, n - 1)))
+    dist = xp.reshape(dist, (S, n, n - 1))
+    if keep == n - 1:   # every other atom is a candidate: no order needed
+        index = xp.broadcast_to(others, (S, n, n - 1))
+        boundary = xp.full((S, n), np.inf, dtype=dist.dtype, device=device)
+    else:
+        order, boundary = _nearest(xp, dist, keep)
+        index = xp.reshape(xp.take(xp.reshape(others, (-1,)), xp.reshape(
+            order + (n - 1) * xp.arange(n, device=device)[None, :, None], (-1,))),
+            order.shape)
+        dist = xp.reshape(take_rows(xp, xp.reshape(dist, (S * n, n - 1)),
+                                    xp.reshape(order, (S * n, keep))), (S, n, keep))
+    index = xp.where(xp.isinf(dist), xp.full_like(index, -1), index)
+    return index, dist, boundary
+
+
+def _nearest(xp, dist, keep):
+    """Positions of the ``keep`` smallest entries along the last axis of ``dist`` (in
+    any order) and the next smallest value (the ``keep``-th in sorted order)."""
+    if xp is np:
         order = np.argpartition(dist, keep, axis=2)
         boundary = np.take_along_axis(dist, order[..., keep:keep + 1], axis=2)[..., 0]
-        order = order[..., :keep]
-        index = others[np.arange(n)[None, :, None], order]
-        dist = np.take_along_axis(dist, order, axis=2)
-    index[np.isinf(dist)] = -1
-    return index, dist, boundary
+        return order[..., :keep], boundary
+    values, order = dist.topk(keep + 1, dim=2, largest=False, sorted=True)
+    return order[..., :keep], values[..., keep]
 
 
 def _tree_neighbours(pos, present, cutoff, keep):
@@ -134,17 +171,26 @@ def _tree_neighbours(pos, present, cutoff, keep):
     return index, distance, boundary
 
 
-def _check_coincident(pos, distance):
-    """Clear error for two atoms at the same position."""
+def coincident_atoms(pos, distance):
+    """Atoms (S, n) with a neighbour closer than the rounding level of their system's
+    coordinates, from the positions (S, n, d) and the neighbour distances (S, n, k)."""
+    xp = get_namespace(pos)
     if distance.shape[2] == 0:
-        return
-    scale = np.max(np.abs(pos), axis=(1, 2))          # finite: absent atoms are filled
-    level = 64 * np.finfo(np.float64).eps * np.maximum(scale, np.finfo(np.float64).tiny)
-    nearest = distance.min(axis=2)
-    close = nearest <= level[:, None]
+        return xp.zeros(distance.shape[:2], dtype=xp.bool, device=getattr(pos, "device",
+                                                                          None))
+    scale = xp.max(xp.abs(pos), axis=(1, 2))          # finite: absent atoms are filled
+    tiny = np.finfo(np.float64).tiny
+    level = 64 * np.finfo(np.float64).eps * xp.where(scale > tiny, scale,
+                                                     xp.full_like(scale, tiny))
+    return xp.min(distance, axis=2) <= level[:, None]
+
+
+def raise_coincident(close, distance):
+    """A clear error where :func:`coincident_atoms` found any (numpy arrays)."""
     if np.any(close):
         system, atom = (int(i) for i in np.argwhere(close)[0])
+        nearest = distance[system, atom].min()
         raise ValueError(
             f"atoms coincide in {first_indices(close.any(axis=1))}: system {system}, atom "
-            f"{atom} has a neighbour at distance {nearest[system, atom]:.3g}, within "
-            "the rounding level of its coordinates; remove duplicate atoms")
+            f"{atom} has a neighbour at distance {nearest:.3g}, within the rounding "
+            "level of its coordinates; remove duplicate atoms")

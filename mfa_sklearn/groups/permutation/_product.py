@@ -274,11 +274,22 @@ class PermutationProductGroup(_PermutationBase):
         # not for g.X; in float32 frames of float64 rows it took that noise of
         # collinear rows for a rank of 3, and float64's tie tolerance split the
         # float32-rounded ties of symmetric clouds.
-        eps = max([work_eps(np)] + [machine_eps(a.dtype) if np.issubdtype(
-            a.dtype, np.floating) else machine_eps(np.float64) for a in frame_rows])
-        tol = math.sqrt(eps) if tol is None else tol
+        tol, delta = self.tolerances([a.dtype for a in frame_rows], tol)
         return _Data(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
-                     eps ** (1.0 / 3.0))
+                     delta)
+
+    @staticmethod
+    def tolerances(dtypes, tol=None):
+        """The G-frames' rank tolerance (``tol``, default ``sqrt(eps)``) and the
+        quantisation and tie tolerance ``delta = eps^(1/3)`` of frame-defining rows of
+        ``dtypes``, ``eps`` that of the least precise of them and of the working
+        precision (see :meth:`_batch`)."""
+        floating = [dtype.is_floating_point if hasattr(dtype, "is_floating_point")
+                    else np.issubdtype(dtype, np.floating) for dtype in dtypes]
+        eps = max([work_eps(np)] + [machine_eps(dtype) if is_float else
+                                    machine_eps(np.float64)
+                                    for dtype, is_float in zip(dtypes, floating)])
+        return (math.sqrt(eps) if tol is None else tol), eps ** (1.0 / 3.0)
 
     def _geometry_on_device(self, points, vectors, parts, S, tol, rule):
         """``H`` (B, S, d, d) and ``t`` (B, d) of frames decided on the host, recomputed
