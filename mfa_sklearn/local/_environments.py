@@ -25,10 +25,14 @@ then invariant under rotations, reflections, translations and relabellings of th
 system; a vector output of the centre mapped back with its frame is equivariant.
 
 **Numpy and torch.** :meth:`LocalFrames.environments` and
-:meth:`Environments.features` take numpy arrays or torch tensors. The decisions
-(neighbour lists, row orders, ties) are made on a host copy of the positions; the
-relative positions, the frames and the features are computed in X's namespace and on
-its device, so that gradients reach the positions (forces of a torch energy model).
+:meth:`Environments.features` take numpy arrays or torch tensors; gradients reach the
+positions (forces of a torch energy model). Tensors of systems of up to
+``ALL_PAIRS_MAX_ATOMS`` atoms are canonicalized where they live, decisions included
+(neighbour lists, the colours and row orders of the neighbourhoods, their frames):
+only the neighbourhoods whose colours tie (symmetric environments, a fraction of a
+percent of thermal ones) are decided on a host copy, by the product group's own
+search. Larger systems find their neighbours with a k-d tree and all their
+neighbourhoods are decided on the host, the frames then recomputed on the device.
 """
 
 from dataclasses import dataclass
