@@ -583,9 +583,10 @@ class Environments:
         # the centre first, the neighbours in their order (numpy: only where needed;
         # elsewhere asking would wait for the device)
         if xp is not np or np.any(centre_at):
-            position = xp.arange(rows, device=device)
-            order = xp.argsort(xp.where(position == centre_at[:, None], -1, position),
-                               axis=1, stable=True)
+            position = xp.arange(rows, device=device)[None, :]
+            centre_row = centre_at[:, None]
+            order = xp.where(position == 0, centre_row,
+                             xp.where(position <= centre_row, position - 1, position))
             ordered = take_rows(xp, ordered, order)
         columns = _columns(self.plan.layout)
         every = np.arange(width)

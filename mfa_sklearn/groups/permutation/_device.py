@@ -23,7 +23,14 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import numpy as np
 
-from .._namespace import class_sums, get_namespace, on_host, power_of_two_scale, take_rows
+from .._namespace import (
+    class_sums,
+    constant,
+    get_namespace,
+    on_host,
+    power_of_two_scale,
+    take_rows,
+)
 from ._ranking import _lexsort_rows
 
 
@@ -100,8 +107,11 @@ def _colour_order(colours, present, method=None):
     both = present[:, :, None] & present[:, None, :]
     rank = xp.sum(xp.astype(less & present[:, None, :], xp.int64), axis=2)
     settled = xp.sum(xp.astype(equal & both, xp.int64), axis=(1, 2)) == n_present
-    behind = xp.cumulative_sum(xp.astype(~present, xp.int64), axis=1) - 1
-    rank = xp.where(present, rank, n_present[:, None] + behind)   # absent: in order
+    # absent rows: after the present ones, in index order (a count, not a cumulative
+    # sum: scans along short rows are slow on accelerators)
+    earlier = constant(xp, np.tril(np.ones((n, n), dtype=bool), -1), device=device)
+    behind = xp.sum(xp.astype(~present[:, None, :] & earlier, xp.int64), axis=2)
+    rank = xp.where(present, rank, n_present[:, None] + behind)
     # the order is the inverse permutation of the ranks; tied samples keep their
     # rows in place, so that the order is a permutation everywhere
     position = xp.broadcast_to(xp.arange(n, dtype=xp.int64, device=device), (B, n))
