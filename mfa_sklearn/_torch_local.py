@@ -141,15 +141,16 @@ class LocalFrameAveraged(nn.Module):
     X's dtype from the canonical neighbourhoods rounded to it (float32 X: float32
     features, energies and forces, invariant and equivariant to float32 rounding).
 
-    **Where it runs.** Everything runs on X's device, where gradients flow through
-    it: the neighbour lists, the neighbourhoods' colours, canonical row orders and
-    frames, the features, the atom module and the sums. The host decides only the
-    neighbourhoods whose colours tie (symmetric environments; 168 of the 260,000
-    atoms of ``benchmarks/bench_torch_local.py``'s jittered 13-atom clusters), as the
-    scikit-learn path does, and systems of
-    more than 96 atoms, whose neighbours a k-d tree finds. On an accelerator a forward
-    pass waits for the device twice, for the number of present atoms and for whether
-    any neighbourhood needs the host; it copies no data back unless one does.
+    **Where it runs.** On an accelerator everything runs on X's device, where
+    gradients flow through it: the neighbour lists, the neighbourhoods' colours,
+    canonical row orders and frames, the features, the atom module and the sums. The
+    host decides only the neighbourhoods whose colours tie (symmetric environments;
+    168 of the 260,000 atoms of ``benchmarks/bench_torch_local.py``'s jittered 13-atom
+    clusters), as the scikit-learn path does, and systems of more than 96 atoms, whose
+    neighbours a k-d tree finds. A forward pass waits for the device twice, for the
+    number of present atoms and for whether any neighbourhood needs the host; it copies
+    no data back unless one does. On a CPU the host's code decides (it is as fast
+    there), and the frames are recomputed from the chosen rows with gradients.
 
     **Smoothness.** Where a neighbour enters the cutoff or two neighbours swap order,
     the energy jumps slightly (entering neighbours count little through the cosine

@@ -318,11 +318,11 @@ def mixed_batch(seed=0):
     return np.concatenate([generic, ico[None], nearly[None], ico[None]])
 
 
-def host_decided(m, X, monkeypatch):
-    """The model's environments with every decision taken on the host (the path of
-    large systems)."""
+def on_device(m, X, monkeypatch):
+    """The model's environments decided where X lives, as on an accelerator (on CPU
+    tensors the host decides by default)."""
     with monkeypatch.context() as patch:
-        patch.setattr(LocalFrames, "on_device", lambda self, n: False)
+        patch.setattr(LocalFrames, "decides_on_device", lambda self, X: True)
         return m.environments(X)
 
 
@@ -334,18 +334,18 @@ def test_device_path_takes_the_host_decisions(group, first_vector, monkeypatch):
     atom orders, canonical rows equal to rounding, the same energies and forces."""
     m = model(group, first_vector=first_vector, n_neighbors=12)
     X = torch.tensor(mixed_batch())
-    device = m.environments(X)
-    host = host_decided(m, X, monkeypatch)
+    device = on_device(m, X, monkeypatch)
+    host = m.environments(X)
     assert device.frame is None and host.frame is not None
     assert torch.equal(torch.as_tensor(device.centre), torch.as_tensor(host.centre))
     assert torch.equal(torch.as_tensor(device.n_present), torch.as_tensor(host.n_present))
     torch.testing.assert_close(device.canonical, host.canonical, rtol=0, atol=1e-13)
     scale = float(torch.nan_to_num(X).abs().max())
     for name in ("energy", "forces"):
-        got = getattr(m, name)(X)
+        expected = getattr(m, name)(X)
         with monkeypatch.context() as patch:
-            patch.setattr(LocalFrames, "on_device", lambda self, n: False)
-            expected = getattr(m, name)(X)
+            patch.setattr(LocalFrames, "decides_on_device", lambda self, X: True)
+            got = getattr(m, name)(X)
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12 * scale,
                                    equal_nan=True)
 
@@ -354,10 +354,10 @@ def test_device_path_errors_and_float32(monkeypatch):
     X = clusters(B=4, n=9, absent=False)
     X[2, 5, :3] = X[2, 1, :3]
     with pytest.raises(ValueError, match=r"atoms coincide in 1 sample.*system 2, atom 1"):
-        model().energy(torch.tensor(X))
+        on_device(model(), torch.tensor(X), monkeypatch)
     X32 = torch.tensor(mixed_batch(seed=1), dtype=torch.float32)
     m = model(dtype=torch.float32, n_neighbors=12)
-    device, host = m.environments(X32), host_decided(m, X32, monkeypatch)
+    device, host = on_device(m, X32, monkeypatch), m.environments(X32)
     assert torch.equal(torch.as_tensor(device.centre), torch.as_tensor(host.centre))
     torch.testing.assert_close(device.canonical, host.canonical, rtol=0, atol=1e-13)
 

@@ -26,13 +26,14 @@ system; a vector output of the centre mapped back with its frame is equivariant.
 
 **Numpy and torch.** :meth:`LocalFrames.environments` and
 :meth:`Environments.features` take numpy arrays or torch tensors; gradients reach the
-positions (forces of a torch energy model). Tensors of systems of up to
-``ALL_PAIRS_MAX_ATOMS`` atoms are canonicalized where they live, decisions included
-(neighbour lists, the colours and row orders of the neighbourhoods, their frames):
-only the neighbourhoods whose colours tie (symmetric environments, a fraction of a
-percent of thermal ones) are decided on a host copy, by the product group's own
-search. Larger systems find their neighbours with a k-d tree and all their
-neighbourhoods are decided on the host, the frames then recomputed on the device.
+positions (forces of a torch energy model). Tensors on an accelerator, of systems
+of up to ``ALL_PAIRS_MAX_ATOMS`` atoms, are canonicalized where they live, decisions
+included (neighbour lists, the colours and row orders of the neighbourhoods, their
+frames): only the neighbourhoods whose colours tie (symmetric environments, a fraction
+of a percent of thermal ones) are decided on a host copy, by the product group's own
+search. Elsewhere (numpy, CPU tensors, larger systems, whose neighbours a k-d tree
+finds) the host decides, and the frames of tensors are recomputed from the chosen rows
+where the tensors live.
 """
 
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from ..groups._namespace import (
     constant,
     get_namespace,
     machine_eps,
+    on_host,
     subtract_inplace,
     take_rows,
 )
@@ -215,7 +217,7 @@ class LocalFrames:
         pos = parts[self.positions]
         pos = pos.astype(np.float64) if xp is np else xp.astype(pos, xp.float64)
         band = np.sqrt(machine_eps(X.dtype))
-        if xp is not np and self.on_device(n):
+        if self.decides_on_device(X):
             return self._device_environments(xp, X, parts, pos, present, band, tol)
         present = np.ones((S, n), dtype=bool) if present is None else _host(present)
         index, _ = neighbour_lists(_host(pos), present, cutoff=self.cutoff,
@@ -246,11 +248,14 @@ class LocalFrames:
         return Environments(self, plan, present, system, atom, Xc, frame, n_present,
                             centre_at)
 
-    def on_device(self, n_atoms):
-        """Whether torch systems of ``n_atoms`` rows are put in canonical form on their
-        own device (:meth:`_device_environments`): for the Euclidean groups without
-        translations that the neighbourhoods take, up to ``ALL_PAIRS_MAX_ATOMS``."""
-        return n_atoms <= ALL_PAIRS_MAX_ATOMS
+    def decides_on_device(self, X):
+        """Whether the neighbourhoods of X are decided where X lives
+        (:meth:`_device_environments`) rather than on a host copy: for tensors on an
+        accelerator, of systems of up to ``ALL_PAIRS_MAX_ATOMS`` atoms. On a CPU the
+        host's decisions (numpy) with the frames recomputed from the chosen rows are
+        as fast for energies and a little faster with forces (they record no
+        autograd graph of the row selection)."""
+        return not on_host(X) and self.layout.n_rows <= ALL_PAIRS_MAX_ATOMS
 
     def _device_environments(self, xp, X, parts, pos, present, band, tol):
         """:meth:`environments` of tensors, on their device.
@@ -267,7 +272,9 @@ class LocalFrames:
         device = X.device
         if present is None:
             present = xp.ones((S, n), dtype=xp.bool, device=device)
-        index, distance = neighbour_lists(pos, present, cutoff=self.cutoff,
+        # decisions: no autograd graph of all pairs
+        values = pos.detach() if hasattr(pos, "detach") else pos
+        index, distance = neighbour_lists(values, present, cutoff=self.cutoff,
                                           n_neighbors=self.n_neighbors, band=band)
         system, atom = xp.nonzero(present)
         neighbour = index[system, atom]                            # (A, k)
@@ -281,7 +288,7 @@ class LocalFrames:
                                             rows[s], has[s], env_present[s], tol)
                   for s in _chunk_slices(has, plan.layout.n_columns) or [slice(0, 0)]]
         Xc, centre_at, settled = (xp.concat(a, axis=0) for a in zip(*chunks))
-        close = coincident_atoms(pos, distance)
+        close = coincident_atoms(values, distance)
         flags = _host(xp.stack([xp.any(close), xp.any(~settled)]))
         if flags[0]:
             raise_coincident(_host(close), _host(distance))

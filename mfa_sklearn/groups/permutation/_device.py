@@ -68,10 +68,22 @@ def colour_frames(group, points, vectors, scalars, present, *, tol, delta, rule)
                          f"got {group.name}")
     rows = points + vectors
     xp = get_namespace(*rows)
-    order, settled = _colour_order(_colours(xp, rows, scalars, delta), present)
+    # decisions read values only; gradients flow through the replay of the chosen rows
+    # (selecting records every row's residual updates, which a backward pass would
+    # then go through)
+    values = [a.detach() if hasattr(a, "detach") else a for a in rows]
+    order, settled = _colour_order(_colours(xp, values, scalars, delta), present)
     moved = [take_rows(xp, a, order) for a in rows]
-    frame = group.inner.frame(moved[:len(points)] or None, moved[len(points):] or None,
-                              tol=tol, rule=rule)
+
+    def fields(a):
+        return a[:len(points)] or None, a[len(points):] or None
+
+    if not any(getattr(a, "requires_grad", False) for a in rows):
+        return order, group.inner.frame(*fields(moved), tol=tol, rule=rule), settled
+    chosen = group.inner.frame(*fields([take_rows(xp, a, order) for a in values]), tol=tol,
+                               rule=rule)
+    frame = group.inner.replay_frame(*fields(moved), choices=chosen.row_choices, tol=tol,
+                                     rule=rule)
     return order, frame, settled
 
 
