@@ -360,6 +360,23 @@ def test_device_path_errors_and_float32(monkeypatch):
     device, host = on_device(m, X32, monkeypatch), m.environments(X32)
     assert torch.equal(torch.as_tensor(device.centre), torch.as_tensor(host.centre))
     torch.testing.assert_close(device.canonical, host.canonical, rtol=0, atol=1e-13)
+    # a lone atom, a pair and an empty system; a batch without atoms at all
+    X = clusters(B=3, n=5, absent=False)
+    X[0, 1:] = np.nan
+    X[1, 2:] = np.nan
+    X[2] = np.nan
+    m = model()
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalFrames, "decides_on_device", lambda self, X: True)
+        energy, forces = m.energy_and_forces(torch.tensor(X))
+        nothing = m.energy(torch.tensor(X[2:]))
+        none = m.local_frames(X.shape[1:]).environments(torch.tensor(X[2:]))
+    assert len(none.system) == 0 and m.features_of(none).shape == (0, m.n_features_in)
+    expected = m.energy_and_forces(torch.tensor(X))
+    torch.testing.assert_close(energy, expected[0], rtol=1e-12, atol=1e-12, equal_nan=True)
+    torch.testing.assert_close(forces, expected[1], rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert torch.isnan(energy[2]) and torch.isfinite(energy[:2]).all()
+    assert torch.isnan(nothing).all()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

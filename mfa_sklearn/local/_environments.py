@@ -587,9 +587,9 @@ class Environments:
         device = getattr(canonical, "device", None)
         A, rows, width = canonical.shape
         ordered = canonical
-        # the centre first, the neighbours in their order (numpy: only where needed;
-        # elsewhere asking would wait for the device)
-        if xp is not np or np.any(centre_at):
+        # the centre first, the neighbours in their order (on the host only where
+        # needed; on an accelerator asking would wait for the device)
+        if not on_host(centre_at) or bool(xp.any(centre_at != 0)):
             position = xp.arange(rows, device=device)[None, :]
             centre_row = centre_at[:, None]
             order = xp.where(position == 0, centre_row,
