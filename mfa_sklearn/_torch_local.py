@@ -46,6 +46,7 @@ _PARAMETER_CONSTRAINTS = {
     "encoding": [StrOptions({"density", "rows"})],
     "n_radial": [Interval(Integral, 1, None, closed="left")],
     "radial_basis": [StrOptions({"scales", "shells", "exponentials"})],
+    "angular": ["boolean"],
     "cutoff_weight": [StrOptions({"cosine"}), None],
     "tol": [Interval(Real, 0, 1, closed="neither"), None],
     "return_forces": ["boolean"],
@@ -107,6 +108,17 @@ class LocalFrameAveraged(nn.Module):
         (``examples/atoms_torch.py``, 25 epochs) 0.75 against 1.2 meV/atom and 0.017
         against 0.022 eV/A. The scikit-learn estimators standardize their features
         and default to "scales".
+    angular : bool, default=True
+        Whether the features of ``encoding="density"`` include its angular channels
+        (the monomials of degree 1 and 2 of the neighbour directions in the canonical
+        frame). False keeps the centre's own fields and the radial channels alone,
+        radial symmetry functions per neighbour field: a model of distances, for
+        potentials that depend on distances alone (the counterpart of
+        :class:`~mfa_sklearn.LocalFrameRegressor`'s ``angular_weight=0``). An
+        :class:`~mfa_sklearn.torch.AtomMLP` on EMT Cu13 clusters, trained by
+        :func:`~mfa_sklearn.torch.fit_energy_forces` for 60 CPU s: 0.037 against
+        0.137 meV/atom (validation), its 17 inputs against 161 also making every
+        iteration cheaper. ``encoding="rows"`` has no angular channels to leave out.
     cutoff_weight : {"cosine"} or None, default="cosine"
         Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``.
     tol : float, optional
@@ -199,7 +211,8 @@ class LocalFrameAveraged(nn.Module):
     def __init__(self, atom_module, *, fields=None, group="E(3)", cutoff=5.0,
                  n_neighbors=12, first_vector="nearest", row_rule="first_above",
                  cutoff_weight="cosine", encoding="density", n_radial=8,
-                 radial_basis="shells", tol=None, return_forces=False, **kwargs):
+                 radial_basis="shells", angular=True, tol=None, return_forces=False,
+                 **kwargs):
         super().__init__()
         self.fields = fields
         self.group = group
@@ -211,12 +224,16 @@ class LocalFrameAveraged(nn.Module):
         self.encoding = encoding
         self.n_radial = n_radial
         self.radial_basis = radial_basis
+        self.angular = angular
         self.tol = tol
         self.return_forces = return_forces
         validate_parameter_constraints(
             _PARAMETER_CONSTRAINTS,
             {name: getattr(self, name) for name in _PARAMETER_CONSTRAINTS},
             caller_name=type(self).__name__)
+        if not angular and encoding != "density":
+            raise ValueError(f"angular=False leaves out the angular channels of "
+                             f"encoding='density'; encoding={encoding!r} has none")
         self._system_group = local_group(group)[0]
         self._specs = {}
         self.atom_module = build_submodule(
@@ -306,9 +323,13 @@ class LocalFrameAveraged(nn.Module):
 
     def features_of(self, envs, dtype=None):
         """The per-atom features (A, p) of :meth:`environments`, in ``dtype`` (default
-        float64)."""
-        return envs.features(self.encoding, self.n_radial, radial_basis=self.radial_basis,
-                             dtype=dtype)
+        float64), without the angular channels where ``angular`` is False."""
+        features = envs.features(self.encoding, self.n_radial,
+                                 radial_basis=self.radial_basis, dtype=dtype)
+        if self.angular:
+            return features
+        keep = np.flatnonzero(~envs.spec.angular_columns(self.n_radial))
+        return features[:, torch.as_tensor(keep, device=features.device)]
 
     def atomic_energies(self, features):
         """The atom module's energies ``(A,)`` of features ``(A, p)``, with a clear

@@ -17,11 +17,11 @@ from mfa_sklearn.torch import (  # noqa: E402
 from .test_torch_local import FIELDS, clusters  # noqa: E402
 
 
-def model(first_vector="nearest", hidden=(16,)):
+def model(first_vector="nearest", hidden=(16,), angular=True):
     torch.manual_seed(0)
     return LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=4.0, n_neighbors=6,
                               first_vector=first_vector, radial_basis="scales",
-                              atom_module__hidden=hidden).double()
+                              angular=angular, atom_module__hidden=hidden).double()
 
 
 def morse(X):
@@ -39,9 +39,10 @@ def morse(X):
     return energy.detach().numpy(), forces.reshape(len(X), -1).numpy()
 
 
+@pytest.mark.parametrize("angular", [True, False])
 @pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
-def test_cached_energies_and_forces_are_the_models(first_vector):
-    m = model(first_vector)
+def test_cached_energies_and_forces_are_the_models(first_vector, angular):
+    m = model(first_vector, angular=angular)
     X = clusters(B=5, n=8, seed=3)
     cache = _Cache(m, torch.tensor(X), torch.float64, torch.float64)
     energy, forces = cache.energy_and_forces(m, False)

@@ -91,6 +91,30 @@ def test_energy_invariant_forces_equivariant(group, rule, first_vector):
     assert forces["max_error"] <= BOUND, forces
 
 
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_radial_features_alone(first_vector):
+    """angular=False: the full features less the angular columns, and the energies and
+    forces of a model on them still exactly invariant and equivariant."""
+    m = model(first_vector=first_vector, angular=False)
+    X = clusters()
+    full = model(first_vector=first_vector).atom_features(torch.tensor(X)).numpy()
+    own = 1 + (3 if first_vector == "weighted" else 0)
+    # 8 radial functions x (1 + 3 + 6) monomials x (1 + Z) channels after the own fields
+    body = full[:, own:].reshape(len(full), 8, 10, 2)
+    expected = np.concatenate([full[:, :own], body[:, :, 0].reshape(len(full), -1)], 1)
+    assert m.n_features_in == own + 16
+    np.testing.assert_array_equal(m.atom_features(torch.tensor(X)).numpy(), expected)
+    whole = "S_n x E(3)"
+    energy = check_equivariance(numpy_of(m, "energy"), whole, X, fields=FIELDS,
+                                target="invariant", random_state=1)
+    forces = check_equivariance(numpy_of(m, "forces"), whole, X, fields=FIELDS,
+                                target={"F": "vector"}, random_state=2)
+    record_error(f"torch local radial {first_vector} energy", energy["max_error"])
+    record_error(f"torch local radial {first_vector} forces", forces["max_error"])
+    assert energy["max_error"] <= BOUND, energy
+    assert forces["max_error"] <= BOUND, forces
+
+
 def test_control_bare_mlp_is_not_symmetric():
     """The protocol's control: the same kind of MLP on raw coordinates is O(1) off."""
     mlp = AtomMLP(9 * 4).double()
@@ -281,6 +305,8 @@ def test_errors():
         LocalFrameAveraged(AtomMLP, fields=FIELDS, hidden=3)
     with pytest.raises(ValueError, match="radial_basis"):
         LocalFrameAveraged(AtomMLP, fields=FIELDS, radial_basis="gaussians")
+    with pytest.raises(ValueError, match="angular"):
+        LocalFrameAveraged(AtomMLP, fields=FIELDS, encoding="rows", angular=False)
     with pytest.raises(TypeError, match=r"nn\.Module"):
         LocalFrameAveraged(lambda f: f, fields=FIELDS)
     m = model()
