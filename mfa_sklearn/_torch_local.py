@@ -29,7 +29,7 @@ from torch import nn
 from ._engine import fill_absent, find_absent
 from ._submodule import build_submodule
 from .exceptions import NonFiniteInputError
-from .groups._namespace import on_host
+from .groups._namespace import constant, get_namespace, on_host
 from .groups._selection import ROW_RULES
 from .layout import parse_fields
 from .local._environments import LocalFrames, local_group
@@ -329,7 +329,7 @@ class LocalFrameAveraged(nn.Module):
         if self.angular:
             return features
         keep = np.flatnonzero(~envs.spec.angular_columns(self.n_radial))
-        return features[:, torch.as_tensor(keep, device=features.device)]
+        return features[:, constant(get_namespace(features), keep, device=features.device)]
 
     def atomic_energies(self, features):
         """The atom module's energies ``(A,)`` of features ``(A, p)``, with a clear
