@@ -20,7 +20,6 @@ Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetri
 Efficiency. ICML 2024, arXiv:2406.07598.
 """
 
-
 import numpy as np
 
 from .._namespace import (
