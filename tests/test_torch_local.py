@@ -376,6 +376,27 @@ def test_device_path_takes_the_host_decisions(group, first_vector, monkeypatch):
                                    equal_nan=True)
 
 
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_device_path_is_exactly_symmetric(first_vector, monkeypatch):
+    """The protocol on the device path itself: energies invariant and forces
+    equivariant under random E(3) x S_n, with a backbone that is not."""
+    m = model(first_vector=first_vector, n_neighbors=12)
+    generic = clusters(B=6, n=13, seed=5)
+    # energies also of a perfect icosahedron, whose tied neighbourhoods go to the host
+    # (its forces carry no symmetry: the energy is not differentiable there)
+    X = np.concatenate([generic, icosahedron_with_centre()[None]])
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalFrames, "decides_on_device", lambda self, X: True)
+        energy = check_equivariance(numpy_of(m, "energy"), "S_n x E(3)", X, fields=FIELDS,
+                                    target="invariant", random_state=3)
+        forces = check_equivariance(numpy_of(m, "forces"), "S_n x E(3)", generic,
+                                    fields=FIELDS, target={"F": "vector"}, random_state=4)
+    record_error(f"torch local device path {first_vector} energy", energy["max_error"])
+    record_error(f"torch local device path {first_vector} forces", forces["max_error"])
+    assert energy["max_error"] <= BOUND, energy
+    assert forces["max_error"] <= BOUND, forces
+
+
 def test_device_path_errors_and_float32(monkeypatch):
     X = clusters(B=4, n=9, absent=False)
     X[2, 5, :3] = X[2, 1, :3]
