@@ -22,15 +22,7 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import numpy as np
 
-from .._namespace import (
-    class_sums,
-    constant,
-    get_namespace,
-    on_host,
-    power_of_two_scale,
-    take_rows,
-)
-from ._ranking import _lexsort_rows
+from .._namespace import class_sums, constant, get_namespace, power_of_two_scale, take_rows
 
 
 def colour_frames(group, points, vectors, scalars, present, *, tol, delta, rule):
@@ -80,29 +72,19 @@ def colour_frames(group, points, vectors, scalars, present, *, tol, delta, rule)
     return order, frame, settled
 
 
-def _colour_order(colours, present, method=None):
+def _colour_order(colours, present):
     """The lexicographic order of the present rows' colours (B, n, c), then the absent
     rows in index order, and whether the present colours all differ (B,).
 
-    ``method``: ``"sort"`` (a stable sort per colour column, least significant first)
-    or ``"count"``, ranks by counting, ``rank_i = #{present j: colour_j < colour_i}``;
-    default: sorting on the host, counting on accelerators. Counting is a handful of
+    Ranks by counting, ``rank_i = #{present j: colour_j < colour_i}``: a handful of
     elementwise passes over (B, n, n) comparisons (O(n^2) per sample: for the few rows
     of a neighbourhood), where an accelerator's segmented sort makes several radix
-    passes per column; on a CPU sorting is faster. Both give the unique sorting order
-    where the colours all differ; elsewhere the order is some permutation, not used."""
+    passes per colour column. Where the colours all differ the ranks give the unique
+    sorting order; elsewhere the order is some permutation, not used."""
     xp = get_namespace(colours)
     B, n, c = colours.shape
     device = getattr(colours, "device", None)
-    method = method or ("sort" if on_host(colours) else "count")
     n_present = xp.sum(xp.astype(present, xp.int64), axis=1)
-    if method == "sort":
-        keys = xp.where(present[..., None], colours, xp.full_like(colours, np.inf))
-        order = _lexsort_rows(keys)                   # absent rows last, in order
-        ordered = take_rows(xp, keys, order)
-        differs = xp.any(ordered[:, 1:] != ordered[:, :-1], axis=2)
-        # a present row follows only present rows: each pair with a present second row
-        return order, xp.all(differs | ~take_rows(xp, present, order)[:, 1:], axis=1)
     less = equal = None
     for col in range(c - 1, -1, -1):    # lexicographic: the first column decides first
         a, b = colours[:, None, :, col], colours[:, :, None, col]   # [i, j]: j vs i

@@ -30,7 +30,7 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import numpy as np
 
-from .._namespace import _flat_index, class_sums, get_namespace, take_rows
+from .._namespace import _flat_index, class_sums, take_rows
 
 
 def _lexsort_rows(keys):
@@ -38,23 +38,21 @@ def _lexsort_rows(keys):
 
     Parameters
     ----------
-    keys : array of shape (B, n, c)
-        Numpy, or another namespace's array (sorted on its device).
+    keys : ndarray of shape (B, n, c)
 
     Returns
     -------
-    order : int64 array of shape (B, n)
+    order : ndarray of shape (B, n), int64
         ``keys[b, order[b]]`` is sorted lexicographically.
     """
-    xp = get_namespace(keys)
     B, n, c = keys.shape
-    order = xp.broadcast_to(xp.arange(n, device=getattr(keys, "device", None)), (B, n))
-    columns = xp.permute_dims(keys, (2, 0, 1))
-    if c >= 8 and xp is np:   # many columns (signatures): a contiguous copy beats strides
+    order = np.broadcast_to(np.arange(n), (B, n)).copy()
+    columns = np.moveaxis(keys, 2, 0)
+    if c >= 8:   # many columns (signatures): one contiguous copy beats strided reads
         columns = np.ascontiguousarray(columns)
     for col in range(c - 1, -1, -1):   # least significant column first
-        column = take_rows(xp, columns[col], order)
-        order = take_rows(xp, order, xp.argsort(column, axis=1, stable=True))
+        column = take_rows(np, columns[col], order)
+        order = take_rows(np, order, np.argsort(column, axis=1, kind="stable"))
     return order
 
 
