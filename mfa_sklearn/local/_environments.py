@@ -87,6 +87,12 @@ def _host(a):
     return np.asarray(a.detach().cpu()) if hasattr(a, "detach") else np.asarray(a)
 
 
+def _centre_positions(frame):
+    """Where each neighbourhood's centre (input row 0) sits in its canonical order, from
+    a host-decided frame (numpy (A,))."""
+    return np.argmax(_host(frame.perm) == 0, axis=1)
+
+
 def _safe_norm(xp, r, there):
     """Row norms of r (..., d) where ``there``, 1 elsewhere (no infinite gradient of
     the square root at the zero rows of absent neighbours)."""
@@ -240,7 +246,7 @@ class LocalFrames:
             Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
                                           present=xp.asarray(env_present, device=X.device))
             Xc = Xc[:, 0]
-        centre_at = np.argmax(_host(frame.perm) == 0, axis=1)
+        centre_at = _centre_positions(frame)
         n_present = env_present.sum(axis=1)
         if xp is not np:
             n_present, centre_at = (xp.asarray(a, device=X.device)
@@ -298,8 +304,7 @@ class LocalFrames:
                                        rows[redo], has[redo])
             Xh, frame = plan.canonicalize(env, tol=tol, present=env_present[redo])
             Xc[redo] = Xh[:, 0]
-            centre_at[redo] = xp.asarray(np.argmax(_host(frame.perm) == 0, axis=1),
-                                         device=device)
+            centre_at[redo] = xp.asarray(_centre_positions(frame), device=device)
         return Environments(self, plan, present, system, atom, Xc, None,
                             xp.sum(xp.astype(env_present, xp.int64), axis=1), centre_at)
 
