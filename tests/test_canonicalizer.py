@@ -25,6 +25,7 @@ from mfa_sklearn import (
     FrameAveragingClassifier,
     FrameAveragingRegressor,
     MinimalFrameCanonicalizer,
+    _engine,
     check_equivariance,
 )
 from mfa_sklearn.datasets import NBODY_FIELDS, make_charged_nbody
@@ -178,8 +179,22 @@ def test_frame_diagnostics():
 
 
 # ------------------------------------------------------------ n_jobs, joblib backends
-def test_n_jobs_two_matches_serial():
-    # > 2 chunks of ~8700 clouds of 5 x 3 points each
+def test_chunk_slices_are_equal_and_shared_evenly_by_the_workers(monkeypatch):
+    monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 4096)
+    X = np.zeros((20000, 15))
+    for n_jobs, count in [(None, 5), (1, 5), (2, 6), (3, 6), (4, 8)]:
+        slices = _engine._chunk_slices(X, 15, n_jobs)
+        sizes = [len(range(20000)[s]) for s in slices]
+        assert len(sizes) == count, n_jobs
+        assert sum(sizes) == 20000 and max(sizes) - min(sizes) <= count
+        np.testing.assert_array_equal(np.concatenate([np.arange(20000)[s] for s in slices]),
+                                      np.arange(20000))
+    assert [len(range(100)[s]) for s in _engine._chunk_slices(X[:100], 15, 2)] == [100]
+    assert _engine._chunk_slices(X[:0], 15, 2) == []
+
+
+def test_n_jobs_two_matches_serial(monkeypatch):
+    monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 4096)   # six chunks for two workers
     rng = np.random.default_rng(14)
     X = rng.normal(size=(20000, 15))
     y = rng.normal(size=20000)
@@ -194,9 +209,10 @@ def test_n_jobs_two_matches_serial():
     np.testing.assert_array_equal(reg_parallel.predict(X), reg_serial.predict(X))
 
 
-def test_dask_backend_matches_serial():
+def test_dask_backend_matches_serial(monkeypatch):
     """``n_jobs`` spreads chunks of samples over joblib workers; with joblib's Dask
     backend those are the workers of a (here local) distributed cluster."""
+    monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 8192)
     distributed = pytest.importorskip(
         "distributed", reason="the Dask backend needs the optional extra: "
                               "pip install 'mfa_sklearn[dask]'")

@@ -365,7 +365,7 @@ class LocalFrames:
         in cache (the engine's chunks, so the same bits), never the whole batch at
         once."""
         A, rows_env = len(has), has.shape[1] + 1
-        slices = _chunk_slices(has, plan.layout.n_columns) or [slice(0, 0)]
+        slices = _chunk_slices(has, plan.layout.n_columns, n_jobs) or [slice(0, 0)]
         out = np.empty((A, rows_env, plan.layout.row_width),
                        dtype=dtype if np.issubdtype(dtype, np.floating) else np.float64)
         shared = _shares_memory(n_jobs)   # else process workers send their chunks back

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer
+from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, _engine
 from mfa_sklearn._engine import _chunk_slices
 from mfa_sklearn.testing import apply_group, random_group_element
 from tests._helpers import cube_vertices, needs_nauty
@@ -133,9 +133,10 @@ def test_threads_predicting_symmetric_inputs_match_serial(switching_inside_pynau
 
 
 def test_n_jobs_over_chunks_with_symmetric_samples_matches_serial(switching_inside_pynauty,
-                                                                   autgrp_calls):
+                                                                   autgrp_calls, monkeypatch):
     """Two equal chunks with their symmetric samples in the same places, so that both
     workers run nauty searches at the same time."""
+    monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 8192)
     rng = np.random.default_rng(1)
     # clouds of 8 points: chunks of 8192 samples
     X = rng.standard_normal((2 * 8192, 24))
