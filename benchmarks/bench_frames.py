@@ -31,6 +31,9 @@ group ``"graph"`` on flattened adjacency matrices) for Erdos-Renyi ``G(n, 0.5)``
 
 A fourth table times ``n_jobs=1`` against ``n_jobs=2`` (E(3), ``10^6`` clouds of 5
 points; S_n x E(3), ``10^5``): two jobs should be at least 1.6x faster on two cores.
+``--parallel-only`` times that table alone, in a fresh process (the full run times it
+after the other tables, whose large temporaries have already changed how glibc's
+malloc keeps freed memory).
 
 Targets: ``(a)/(b) <= 10``, ``(d)/(a) >= 1000`` for ``n = 5``, peak memory of
 (a) ``<= 3x`` the input; ``(a)/(b) <= 50`` for the other groups. ``(c)/(a)`` is
@@ -41,6 +44,7 @@ Usage::
 
     python benchmarks/bench_frames.py            # full run, B = 100 000, writes results/
     python benchmarks/bench_frames.py --quick    # smoke test in a few seconds
+    python benchmarks/bench_frames.py --parallel-only   # the n_jobs table, nothing saved
 """
 
 import argparse
@@ -392,6 +396,8 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="stop repeating a measurement after this many seconds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parallel-only", action="store_true",
+                        help="only the n_jobs table (fresh process), nothing saved")
     parser.add_argument("--out", type=Path, default=None,
                         help="output prefix (default benchmarks/results/bench_frames; "
                              "--quick saves only when given)")
@@ -407,6 +413,10 @@ def main():
     print("\n".join(info))
     print(header())
     rng = np.random.default_rng(args.seed)
+    if args.parallel_only:
+        print("\nn_jobs=1 against n_jobs=2 (threads)")
+        bench_parallel(args, rng)
+        return
     rows = bench_workload(5, 3, args.B_small, args, rng)
     rows += bench_workload(128, 6, args.B_large, args, rng)
     print("\nOther groups: (a) and (b) only; target (a)/(b) <= 50")
