@@ -96,6 +96,7 @@ from ._namespace import (
     machine_eps,
     on_host,
     power_of_two_scale,
+    stacked_matmul,
     work_dtype,
     work_eps,
 )
@@ -378,7 +379,7 @@ class Frame(_RealBlocks):
 
         Orthonormal frames have ``H^{-1} = H^T``; frames of other groups override this
         (unitary ``H^H``, Lorentz ``eta H^T eta``, linear groups a solve)."""
-        return x @ self.H.mT
+        return stacked_matmul(x, self.H.mT)
 
     def from_canonical(self, y, kind="point"):
         """Map canonical outputs back and average over the frame elements.
@@ -402,7 +403,7 @@ class Frame(_RealBlocks):
         if kind == "scalar":
             return self.average(y)
         self._check_width(y, kind, axis=-1)
-        out = self._mean(xp, like_frame(xp, y, self.H) @ self.H)
+        out = self._mean(xp, stacked_matmul(like_frame(xp, y, self.H), self.H))
         if kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
         return xp.astype(out, _result_dtype(xp, y), copy=False)

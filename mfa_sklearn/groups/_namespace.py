@@ -137,6 +137,34 @@ def subtract_inplace(a, b):
     return a - b
 
 
+def stacked_matmul(a, b):
+    """``a @ b`` for stacks of small matrices, ``(..., n, m) @ (..., m, p)``.
+
+    numpy hands every matrix of a stack to BLAS, one call each, and those calls do not
+    run side by side: with two threads each mapping 32 768 clouds of 5 points by their
+    3 x 3 frames, every call took 6x as long as alone. For numpy stacks of matrices with
+    ``m, p <= 3`` and ``n <= 12`` the sums run instead as elementwise passes over the
+    stack, which threads share (1.7x for two) and which one thread runs about as fast
+    as the BLAS calls (1.4 ms against 2.0 for those clouds; larger matrices favour
+    BLAS). The products are rounded before they are added, where BLAS may fuse them:
+    the results can differ in the last bit. Torch: ``a @ b``.
+    """
+    m, p = a.shape[-1], b.shape[-1]
+    if not isinstance(a, np.ndarray) or m > 3 or p > 3 or a.shape[-2] > 12 or m == 0:
+        return a @ b
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], p)
+    out = np.empty(shape, dtype=np.result_type(a, b))
+    for col in range(p):
+        column = a[..., 0] * b[..., 0, col, None]
+        for k in range(1, m):
+            column += a[..., k] * b[..., k, col, None]
+        out[..., col] = column
+    # sums of negative zeros are -0.0 here, +0.0 from BLAS (its sums start at +0.0):
+    # zero rows must map to +0.0 whichever way they go
+    out += 0.0
+    return out
+
+
 def all_finite(xp, a):
     """Whether every entry of ``a`` is finite.
 

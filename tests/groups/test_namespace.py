@@ -1,0 +1,44 @@
+"""Array helpers shared by the groups' numpy and torch paths."""
+
+import numpy as np
+import pytest
+
+from mfa_sklearn.groups._namespace import stacked_matmul
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((7, 1, 5, 3), (7, 2, 3, 3)),      # frames of one or two elements
+    ((7, 1, 12, 3), (1, 1, 3, 3)),     # broadcast stack
+    ((7, 4, 2), (7, 2, 1)),
+    ((7, 13, 3), (7, 3, 3)),           # too many rows: numpy's matmul
+    ((7, 5, 4), (7, 4, 4)),            # too wide: numpy's matmul
+    ((0, 5, 3), (0, 3, 3)),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_stacked_matmul_is_matmul(a_shape, b_shape, dtype):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=a_shape).astype(dtype)
+    b = rng.normal(size=b_shape).astype(dtype)
+    if np.iscomplexobj(a):
+        a = a + 1j * rng.normal(size=a_shape)
+    got, want = stacked_matmul(a, b), a @ b
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=10 * np.finfo(dtype).eps,
+                               atol=10 * np.finfo(dtype).eps)
+
+
+def test_stacked_matmul_zero_rows_are_positive_zeros():
+    """Rows of zeros map to +0.0, as through BLAS, also against negative entries: a
+    filled absent row must come out as the zeros that stand in for it elsewhere."""
+    a = np.zeros((3, 4, 3))
+    a[:, 1] = [-0.0, 0.0, -0.0]
+    b = -np.abs(np.random.default_rng(1).normal(size=(3, 3, 3)))
+    out = stacked_matmul(a, b)
+    assert not np.signbit(out).any()
+    np.testing.assert_array_equal(out, 0.0)
+
+
+def test_stacked_matmul_torch_is_matmul():
+    torch = pytest.importorskip("torch")
+    a, b = torch.randn(4, 5, 3, dtype=torch.float64), torch.randn(4, 3, 3, dtype=torch.float64)
+    assert torch.equal(stacked_matmul(a, b), a @ b)
