@@ -109,7 +109,8 @@ N_NEIGHBORS = 12
 #: (16, 16) (picked on Cu13 alone over (24, 24), (32, 32), (64, 64), (128, 128) and
 #: (64, 64, 64)), on Cu6..Cu13, whose error was mostly an energy offset per cluster size
 #: (forces relate no two sizes) that (16, 16) fitted badly: 60 CPU s, 0.017 against
-#: 0.030 and 0.035 for (16, 16) (two runs); 120 CPU s, seeds 0 and 1: 0.013 and 0.016.
+#: 0.030 and 0.035 for (16, 16) (two runs); 120 CPU s, seeds 0 and 1: 0.013 and 0.016,
+#: against 0.029 for (64, 64) (0.026 on Cu13: too few iterations in the budget).
 #: On Cu13 (120 CPU s) (32, 32) gave 0.0084, inside the spread of (16, 16) over seeds 0
 #: and 1 (0.0063, 0.012). Tried on Cu6..Cu13 and not kept (60 CPU s, (16, 16)): more
 #: weight on the energies (force weight 1, 0.1, 0.01: 0.030, 0.054, 0.056); energies per
