@@ -103,6 +103,9 @@ ANGULAR_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
 #: offered the same radial functions, ``ACSF_G2``)
 RADIAL_BASES = ("scales", "exponentials")
 CUTOFF = 6.0
+#: exp(-gamma SPECIES_SEPARATION^2) underflows to 0 for every gamma of GAMMAS, and its
+#: square (1e8) costs squared distances of standardized descriptors ~1e-8 of rounding
+SPECIES_SEPARATION = 1e4
 N_NEIGHBORS = 12
 #: the torch rows' recipe, fixed, picked on validation systems (Cu13's unless said;
 #: energy MAE in meV/atom, forces weighted 10 unless said): the radial channels alone
@@ -233,13 +236,29 @@ def dscribe_descriptors(elements):
 
 
 def per_atom_descriptor(descriptor, X, n):
-    """(A, p) per-atom descriptors of the present atoms and their systems."""
+    """(A, p) per-atom descriptors of the present atoms, their systems, and the index
+    of each atom's species among the descriptor's (A,)."""
     atoms = ase_atoms(X, n)
     blocks = descriptor.create(atoms, n_jobs=1)
     if not isinstance(blocks, list):
         blocks = list(blocks)
     system = np.repeat(np.arange(len(atoms)), [len(a) for a in atoms])
-    return np.concatenate([np.asarray(b) for b in blocks]), system
+    from ase.data import atomic_numbers
+
+    numbers = np.concatenate([a.numbers for a in atoms])
+    known = np.array(sorted(atomic_numbers.get(s, s) for s in descriptor.species))
+    return (np.concatenate([np.asarray(b) for b in blocks]), system,
+            np.searchsorted(known, numbers))
+
+
+def with_species(D, species):
+    """Standardized descriptors ``D`` with a column that keeps atoms of different
+    species apart: ``SPECIES_SEPARATION`` times the species index, so that the RBF
+    kernel between them underflows to exactly 0 for every gamma of the grid. The sum
+    kernel then only compares atoms of one species, a kernel per centre species, which
+    is how ACSF and SOAP are run with several species: their vectors describe the
+    neighbours by species, not which species the centre atom is."""
+    return np.concatenate([D, SPECIES_SEPARATION * species[:, None]], axis=1)
 
 
 def sorted_inverse_distances(X, n):
@@ -466,9 +485,10 @@ def run_dataset(name, spec, args, rows, curves):
     for label, candidates in descriptors.items():
         best = (np.inf, None)
         for setting, descriptor in candidates.items():
-            Dt, st = per_atom_descriptor(descriptor, X[tune], n)
-            Dv, sv = per_atom_descriptor(descriptor, X[va], n)
+            Dt, st, zt = per_atom_descriptor(descriptor, X[tune], n)
+            Dv, sv, zv = per_atom_descriptor(descriptor, X[va], n)
             Dt, Dv = standardize(Dt, Dv)
+            Dt, Dv = with_species(Dt, zt), with_species(Dv, zv)
             gamma, alpha, mae = tune_sum_kernel(Dt, st, len(tune), Dv, sv, len(va),
                                                 E[tune], E[va], count[va],
                                                 return_score=True)
@@ -476,23 +496,24 @@ def run_dataset(name, spec, args, rows, curves):
                 best = (mae, (setting, gamma, alpha))
         setting, gamma, alpha = best[1]
         descriptor = chosen[label] = candidates[setting]
-        (Dtr, s_tr), (Dva, s_va) = (per_atom_descriptor(descriptor, Z, n)
-                                    for Z in (X[tr], X[va]))
+        (Dtr, s_tr, z_tr), (Dva, s_va, z_va) = (per_atom_descriptor(descriptor, Z, n)
+                                                for Z in (X[tr], X[va]))
         Dtr, Dva = standardize(Dtr, Dva)
+        Dtr, Dva = with_species(Dtr, z_tr), with_species(Dva, z_va)
         gamma, alpha = refine_sum_kernel(Dtr, s_tr, E[tr], Dva, s_va, E[va], count[va])
         start = time.perf_counter()
-        Dtr, s_tr = per_atom_descriptor(descriptor, X[tr], n)
+        Dtr, s_tr, z_tr = per_atom_descriptor(descriptor, X[tr], n)
         mu, sd = column_statistics(Dtr)
-        Dtr = (Dtr - mu) / sd
+        Dtr = with_species((Dtr - mu) / sd, z_tr)
         K = system_kernel(Dtr, s_tr, len(tr), Dtr, s_tr, len(tr), "rbf", {"gamma": gamma})
         krr = KernelRidge(kernel="precomputed", alpha=alpha).fit(K, E[tr])
         fit_s = time.perf_counter() - start
 
         def predict(Xq, descriptor=descriptor, mu=mu, sd=sd, Dtr=Dtr, s_tr=s_tr,
                     gamma=gamma, krr=krr):
-            Dq, sq = per_atom_descriptor(descriptor, Xq, n)
-            Kq = system_kernel((Dq - mu) / sd, sq, len(Xq), Dtr, s_tr, len(tr), "rbf",
-                               {"gamma": gamma})
+            Dq, sq, zq = per_atom_descriptor(descriptor, Xq, n)
+            Kq = system_kernel(with_species((Dq - mu) / sd, zq), sq, len(Xq), Dtr, s_tr,
+                               len(tr), "rbf", {"gamma": gamma})
             return krr.predict(Kq)
 
         pred, predict_s = timed(predict, X[te])
@@ -578,9 +599,10 @@ def run_dataset(name, spec, args, rows, curves):
         curves["local frames (sum kernel)"] = _curve(Ftr, s_tr, Fte, s_te, sizes, E[tr],
                                                      E[te], count[te], *local_energy)
         for label, descriptor in chosen.items():
-            Dtr_, s_tr_ = per_atom_descriptor(descriptor, X[tr], n)
-            Dte_, s_te_ = per_atom_descriptor(descriptor, X[te], n)
+            Dtr_, s_tr_, z_tr_ = per_atom_descriptor(descriptor, X[tr], n)
+            Dte_, s_te_, z_te_ = per_atom_descriptor(descriptor, X[te], n)
             Dtr_, Dte_ = standardize(Dtr_, Dte_)
+            Dtr_, Dte_ = with_species(Dtr_, z_tr_), with_species(Dte_, z_te_)
             curves[f"{label} + KRR"] = _curve(Dtr_, s_tr_, Dte_, s_te_, sizes, E[tr],
                                               E[te], count[te], *baselines[label])
         g, a = baselines["sorted 1/r"]
