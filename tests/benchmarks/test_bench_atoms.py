@@ -37,3 +37,27 @@ def test_bench_atoms_quick(tmp_path):
     for r in torch_forces:
         assert float(r["test_mae"]) < 0.2 * zero[r["dataset"]], r
     assert (tmp_path / "atoms_quick_table.md").stat().st_size > 0
+
+
+def test_descriptor_kernel_is_one_per_centre_species():
+    """ACSF and SOAP atoms of different species are compared by a kernel of exactly 0
+    (one kernel per centre species); atoms of one species keep their distances."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_atoms import GAMMAS, with_species
+
+    rng = np.random.default_rng(0)
+    D = rng.normal(size=(4, 30))
+    species = np.array([0, 0, 1, 1])
+    for gamma in GAMMAS:
+        plain, split = rbf_kernel(D, gamma=gamma), rbf_kernel(with_species(D, species),
+                                                                gamma=gamma)
+        assert np.all(split[:2, 2:] == 0) and np.all(split[2:, :2] == 0)
+        same = species[:, None] == species[None]
+        np.testing.assert_allclose(split[same], plain[same], rtol=1e-9)
+    np.testing.assert_array_equal(with_species(D, np.zeros(4, dtype=int))[:, :-1], D)
