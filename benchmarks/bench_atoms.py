@@ -19,7 +19,8 @@ Energy models (MAE in meV/atom):
 * ``local frames (Nystroem + Ridge)``: ``LocalFrameFeaturizer(atom_transformer=
   Nystroem(...), pooling="sum")`` then ``Ridge``;
 * ``ACSF + KRR`` and ``SOAP + KRR`` (dscribe): the same exact sum kernel over per-atom
-  descriptors (standardized), the strongest way to use them with KRR; their main
+  descriptors (standardized), one per centre species (``with_species``), the strongest
+  way to use them with KRR; their main
   settings are picked on the validation systems too, with the kernel width and ridge
   (ACSF: three sets of radial G2 functions, two of them the local frames' radial
   bases, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
@@ -238,13 +239,13 @@ def dscribe_descriptors(elements):
 def per_atom_descriptor(descriptor, X, n):
     """(A, p) per-atom descriptors of the present atoms, their systems, and the index
     of each atom's species among the descriptor's (A,)."""
+    from ase.data import atomic_numbers
+
     atoms = ase_atoms(X, n)
     blocks = descriptor.create(atoms, n_jobs=1)
     if not isinstance(blocks, list):
         blocks = list(blocks)
     system = np.repeat(np.arange(len(atoms)), [len(a) for a in atoms])
-    from ase.data import atomic_numbers
-
     numbers = np.concatenate([a.numbers for a in atoms])
     known = np.array(sorted(atomic_numbers.get(s, s) for s in descriptor.species))
     return (np.concatenate([np.asarray(b) for b in blocks]), system,
