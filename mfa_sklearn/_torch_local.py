@@ -29,7 +29,7 @@ from torch import nn
 from ._engine import fill_absent, find_absent
 from ._submodule import build_submodule
 from .exceptions import NonFiniteInputError
-from .groups._namespace import constant, get_namespace, on_host
+from .groups._namespace import on_host
 from .groups._selection import ROW_RULES
 from .layout import parse_fields
 from .local._environments import LocalFrames, local_group
@@ -324,12 +324,8 @@ class LocalFrameAveraged(nn.Module):
     def features_of(self, envs, dtype=None):
         """The per-atom features (A, p) of :meth:`environments`, in ``dtype`` (default
         float64), without the angular channels where ``angular`` is False."""
-        features = envs.features(self.encoding, self.n_radial,
-                                 radial_basis=self.radial_basis, dtype=dtype)
-        if self.angular:
-            return features
-        keep = np.flatnonzero(~envs.spec.angular_columns(self.n_radial))
-        return features[:, constant(get_namespace(features), keep, device=features.device)]
+        return envs.features(self.encoding, self.n_radial, radial_basis=self.radial_basis,
+                             dtype=dtype, angular=self.angular)
 
     def atomic_energies(self, features):
         """The atom module's energies ``(A,)`` of features ``(A, p)``, with a clear

@@ -374,6 +374,10 @@ def test_angular_weight_scales_the_angular_channels_alone(first_vector):
     assert np.all(R[:, mask] == 0)
     np.testing.assert_array_equal(R[:, ~mask], F[:, ~mask])
     assert np.abs(F[:, mask]).max() > 0
+    # the features without their angular channels, computed without them
+    envs = full.local_frames_.environments(X)
+    radial_only = envs.features("density", full.n_radial, angular=False)
+    np.testing.assert_array_equal(radial_only, envs.features("density", full.n_radial)[:, ~mask])
 
 
 @pytest.mark.parametrize("radial_basis", ["scales", "shells", "exponentials"])

@@ -433,16 +433,19 @@ def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
     return xp.exp(-(((distance[..., None] - centres) / widths) ** 2))
 
 
-def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis):
+def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis,
+             angular=True):
     """Neighbour densities in canonical frames (see ``Environments.features``),
-    (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials."""
-    # unstacked at once: autograd then joins the coordinates' gradients in one stack,
-    # where indexing them one by one fills and adds a full-size gradient per use
-    unit = xp.unstack(r / distance[..., None], axis=-1)
+    (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials, or
+    L = 1 (the radial channels alone) without ``angular``."""
     d = r.shape[-1]
     one = xp.ones_like(distance)
-    monomials = [one] + list(unit) + [unit[i] * unit[j] for i in range(d)
-                                      for j in range(i, d)]
+    monomials = [one]
+    if angular:
+        # unstacked at once: autograd then joins the coordinates' gradients in one
+        # stack, where indexing them one by one fills and adds a full-size gradient per use
+        unit = xp.unstack(r / distance[..., None], axis=-1)
+        monomials += list(unit) + [unit[i] * unit[j] for i in range(d) for j in range(i, d)]
     radial = radial_functions(xp, distance, cutoff, n_radial, radial_basis) * weight[..., None]
     A, k = distance.shape
     if xp is not np:
@@ -528,13 +531,17 @@ class Environments:
         return self.present.shape[0]
 
     def features(self, encoding="density", n_radial=8, standardize=None,
-                 radial_basis="scales", dtype=None):
+                 radial_basis="scales", dtype=None, angular=True):
         """Invariant features of every atom, (A, p), in the namespace and on the
         device of the canonical neighbourhoods.
 
         ``dtype``, a floating dtype of their namespace, computes the features from the
         canonical neighbourhoods rounded to it (default: theirs, float64): the frames
         stay exact, and a float32 model needs no float64 features.
+
+        ``angular=False`` leaves out the density's angular channels (monomials of
+        degree 1 and 2; the columns :meth:`LocalFrames.angular_columns` marks) without
+        computing them: the centre's own fields and the radial channels, in their order.
 
         ``standardize``, a pair ``(mean, scale)`` of arrays (p,), gives
         ``(features - mean) / scale`` instead (numpy: in place, chunk by chunk where
@@ -565,7 +572,8 @@ class Environments:
             # output: the temporaries stay in cache (the same operations as below)
             out = None
             for s in _atom_chunks(A):
-                part = self._features(s, encoding, n_radial, radial_basis, dtype)
+                part = self._features(s, encoding, n_radial, radial_basis, dtype,
+                                      angular)
                 if out is None:
                     out = np.empty((A, part.shape[1]), dtype=part.dtype)
                     inplace = standardize is not None and out.dtype == np.result_type(
@@ -576,14 +584,16 @@ class Environments:
             if standardize is not None and not inplace:
                 out = (out - standardize[0]) / standardize[1]
             return out
-        out = self._features(slice(None), encoding, n_radial, radial_basis, dtype)
+        out = self._features(slice(None), encoding, n_radial, radial_basis, dtype,
+                             angular)
         if standardize is None:
             return out
         if xp is np and out.dtype == np.result_type(out, *standardize):
             return _standardized(out, standardize)
         return (out - standardize[0]) / standardize[1]
 
-    def _features(self, atoms, encoding, n_radial, radial_basis, dtype=None):
+    def _features(self, atoms, encoding, n_radial, radial_basis, dtype=None,
+                  angular=True):
         """:meth:`features` of the atoms of the slice ``atoms``."""
         canonical, centre_at = self.canonical[atoms], self.centre[atoms]
         xp = get_namespace(canonical)
@@ -624,7 +634,7 @@ class Environments:
             block = xp.reshape(block, (A, block.shape[1] * block.shape[2]))
         else:
             block = _density(xp, r, distance, weight, neighbour_fields, self.spec.cutoff,
-                             n_radial, radial_basis)
+                             n_radial, radial_basis, angular)
         centre = xp.take(ordered[:, 0], constant(xp, own, device=device), axis=1)
         return xp.concat([centre, block], axis=1)
 
