@@ -311,7 +311,9 @@ def rounded_field(part, bits):
 def _chunk_slices(X, values_per_sample, n_jobs=None):
     """Slices of samples that are canonicalized together (see ``_CHUNK_VALUES``): of
     equal sizes, and for numpy X as many as a multiple of joblib's workers for
-    ``n_jobs``, so that no worker idles while another finishes a last chunk."""
+    ``n_jobs``, so that no worker idles while another finishes a last chunk. Before a
+    batch's first split into chunks, glibc is set to keep their freed memory
+    (:func:`_keep_freed_memory`, once per process)."""
     n_samples = len(X)
     if isinstance(X, np.ndarray):
         size = min(_CHUNK_SAMPLES, max(16, _CHUNK_VALUES // max(1, values_per_sample)))
