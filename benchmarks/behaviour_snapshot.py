@@ -63,8 +63,9 @@ from mfa_sklearn import (  # noqa: E402
     get_group,
 )
 from mfa_sklearn.datasets import load_charged_nbody_splits, make_charged_nbody, make_toy_jets  # noqa: E402
+from mfa_sklearn.local import LocalFrameRegressor  # noqa: E402
 from mfa_sklearn.testing import apply_group, random_group_element  # noqa: E402
-from mfa_sklearn.torch import FrameAveraged  # noqa: E402
+from mfa_sklearn.torch import AtomMLP, FrameAveraged, LocalFrameAveraged  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -699,6 +700,57 @@ def run_misc(snap):
         20, n_constituents=5, boost_gamma_max=3.0, random_state=0))))
 
 
+def clusters(rng, B, n):
+    """Atomic clusters (B, n, 4): x, y, z and a species in {1, 2}; some generic, a
+    regular icosahedron with its centre (symmetric environments), and systems with
+    absent atoms (NaN rows) and a lone atom."""
+    X = np.concatenate([rng.normal(scale=1.5, size=(B, n, 3)),
+                        rng.integers(1, 3, size=(B, n, 1))], axis=2)
+    phi = (1 + 5 ** 0.5) / 2
+    shell = [p for a in (-1, 1) for b in (-phi, phi)
+             for p in ((0, a, b), (a, b, 0), (b, 0, a))]
+    X[0, :13, :3] = np.concatenate([np.zeros((1, 3)), shell], axis=0)[:n]
+    X[0, 13:, :3] = np.nan
+    X[1, 3:] = np.nan
+    X[2, 1:] = np.nan
+    return X
+
+
+def run_local(snap):
+    """Local frames: per-atom features of the estimators (encodings, radial bases,
+    first vectors, angular channels) and the torch model's energies and forces, in
+    float64 and float32."""
+    rng = np.random.default_rng(14)
+    X = clusters(rng, 12, 14)
+    y = rng.normal(size=12)
+    for encoding, basis, first in itertools.product(
+            ("density", "rows"), ("scales", "shells", "exponentials"),
+            ("nearest", "weighted")):
+        if encoding == "rows" and basis != "scales":
+            continue
+        key = f"local/{encoding}/{basis}/{first}"
+        kw = dict(fields={"pos": "point", "Z": "scalar"}, cutoff=3.0, n_neighbors=8,
+                  encoding=encoding, radial_basis=basis, first_vector=first)
+        for dname, dtype in (("f64", np.float64), ("f32", np.float32)):
+            snap.record(f"{key}/{dname}/features", lambda: dict(zip(
+                ("features", "system", "atom"), LocalFrameRegressor(**kw).fit(
+                    X.astype(dtype), y).atom_features(X.astype(dtype)))))
+        snap.record(f"{key}/forces", lambda: LocalFrameRegressor(
+            Ridge(), target="vector", **kw).fit(X, X[..., :3]).predict(X))
+    for angular, basis, dtype in itertools.product(
+            (True, False), ("shells", "exponentials"), (torch.float64, torch.float32)):
+        torch.manual_seed(15)
+        model = LocalFrameAveraged(
+            AtomMLP, atom_module__hidden=(8,), atom_module__activation=nn.Tanh,
+            fields={"pos": "point", "Z": "scalar"}, cutoff=3.0, n_neighbors=8,
+            radial_basis=basis, angular=angular).to(dtype)
+        Xt = torch.tensor(X, dtype=dtype)
+        key = f"local/torch/{angular}/{basis}/{str(dtype)[6:]}"
+        snap.record(f"{key}/features", lambda: model.atom_features(Xt).detach())
+        snap.record(f"{key}/energy_forces", lambda: dict(zip(
+            ("energy", "forces"), model.energy_and_forces(Xt))))
+
+
 def save(path):
     """Compute every case and write the snapshot to ``path``."""
     start = time.perf_counter()
@@ -712,6 +764,7 @@ def save(path):
     run_three_d(snap)
     run_n_jobs(snap)
     run_misc(snap)
+    run_local(snap)
     np.savez_compressed(path, **snap.arrays)
     errors = sum(a.dtype.kind == "U" and a.ndim == 0 and str(a).partition(":")[0]
                  .endswith(("Error", "Exception")) for a in snap.arrays.values())
