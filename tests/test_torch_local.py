@@ -419,6 +419,10 @@ def test_device_path_errors_and_float32(monkeypatch):
         nothing = m.energy(torch.tensor(X[2:]))
         none = m.local_frames(X.shape[1:]).environments(torch.tensor(X[2:]))
     assert len(none.system) == 0 and m.features_of(none).shape == (0, m.n_features_in)
+    for batch in (torch.tensor(X[2:]), X[2:]):   # the host's decisions, torch and numpy
+        none = m.local_frames(X.shape[1:]).environments(batch)
+        assert len(none.system) == 0
+        assert tuple(m.features_of(none).shape) == (0, m.n_features_in)
     expected = m.energy_and_forces(torch.tensor(X))
     torch.testing.assert_close(energy, expected[0], rtol=1e-12, atol=1e-12, equal_nan=True)
     torch.testing.assert_close(forces, expected[1], rtol=1e-12, atol=1e-12, equal_nan=True)

@@ -95,6 +95,7 @@ from ._namespace import (
     like_frame,
     machine_eps,
     on_host,
+    per_sample,
     power_of_two_scale,
     stacked_matmul,
     work_dtype,
@@ -428,19 +429,18 @@ class Frame(_RealBlocks):
         if not xp.isdtype(values.dtype, ("real floating", "complex floating")):
             values = xp.astype(values, work_dtype(xp))  # integers give float64 results
 
-        def per_sample(a, reduce):
-            return reduce(xp.reshape(a, (a.shape[0], -1)), axis=1)
-
         def finite(a):
-            return per_sample(xp.isfinite(a), xp.all)
+            return xp.all(per_sample(xp, xp.isfinite(a)), axis=1)
+
+        def largest_of(a):
+            return xp.max(per_sample(xp, xp.abs(a)), axis=1)
 
         overflow = finite(values) & ~finite(out)
         if not bool(xp.any(overflow)):
             return out           # non-finite values give non-finite results, as they may
-        largest = per_sample(xp.abs(values), xp.max)       # moduli of complex values
+        largest = largest_of(values)       # moduli of complex values
         if self.t is not None:
-            largest = xp.maximum(largest, xp.astype(per_sample(xp.abs(self.t), xp.max),
-                                                    largest.dtype))
+            largest = xp.maximum(largest, xp.astype(largest_of(self.t), largest.dtype))
         factor, inverse = power_of_two_scale(xp, largest)
         scaled = copy.copy(self)
         if self.t is not None:
@@ -811,7 +811,7 @@ def _finfo_max(dtype):
 def _largest_per_sample(xp, a):
     """Largest absolute entry (modulus) of each sample of ``a`` (B, ...), as a host
     numpy array."""
-    return np.asarray(_to_numpy(xp.max(xp.abs(xp.reshape(a, (a.shape[0], -1))), axis=1)))
+    return np.asarray(_to_numpy(xp.max(per_sample(xp, xp.abs(a)), axis=1)))
 
 
 def as_list(arrays):

@@ -35,6 +35,7 @@ primitive with a branch per library, since the array API has no scatter-add.
 import contextlib
 import contextvars
 import functools
+import math
 
 import numpy as np
 
@@ -250,6 +251,12 @@ def constant(xp, values, *, dtype=None, device=None):
 def _device_constant(xp, data, numpy_dtype, shape, dtype, device):
     values = np.frombuffer(data, dtype=numpy_dtype).reshape(shape).copy()
     return xp.asarray(values, dtype=dtype, device=device)
+
+
+def per_sample(xp, a):
+    """``a`` (B, ...) as (B, p), each sample's entries in a row (torch cannot infer the
+    -1 of ``(B, -1)`` for an empty batch)."""
+    return xp.reshape(a, (a.shape[0], math.prod(a.shape[1:])))
 
 
 def take_rows(xp, x, index):

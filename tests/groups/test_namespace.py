@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mfa_sklearn.groups._namespace import stacked_matmul
+from mfa_sklearn.groups._namespace import get_namespace, per_sample, stacked_matmul
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [
@@ -42,3 +42,14 @@ def test_stacked_matmul_torch_is_matmul():
     torch = pytest.importorskip("torch")
     a, b = torch.randn(4, 5, 3, dtype=torch.float64), torch.randn(4, 3, 3, dtype=torch.float64)
     assert torch.equal(stacked_matmul(a, b), a @ b)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 2), (0, 4, 2), (2,), (0, 5)])
+def test_per_sample_flattens_each_sample_also_of_an_empty_batch(shape):
+    torch = pytest.importorskip("torch")
+    a = np.arange(float(np.prod(shape))).reshape(shape)
+    for x in (a, torch.from_numpy(a)):
+        flat = per_sample(get_namespace(x), x)
+        expected = (shape[0], int(np.prod(shape[1:])))
+        assert tuple(flat.shape) == expected
+        np.testing.assert_array_equal(np.asarray(flat), a.reshape(expected))

@@ -52,7 +52,7 @@ from .._base import (
     select,
     snap_below,
 )
-from .._namespace import get_namespace, like_frame, machine_eps, take_rows
+from .._namespace import get_namespace, like_frame, machine_eps, per_sample, take_rows
 from ._ranking import _block_mean, _pair_labels
 
 
@@ -295,7 +295,7 @@ class PermutationFrame(Frame):
             # rows before centring; the level holds for orthonormal H only, so Lorentz
             # frames (entries that grow with the boost) are not snapped
             level = (8.0 * x.shape[-1] * machine_eps(self.H.dtype)) * xp.max(
-                xp.reshape(xp.abs(x64), (x64.shape[0], -1)), axis=1)
+                per_sample(xp, xp.abs(x64)), axis=1)
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
