@@ -24,7 +24,8 @@ Energy models (MAE in meV/atom):
   settings are picked on the validation systems too, with the kernel width and ridge
   (ACSF: three sets of radial G2 functions, two of them the local frames' radial
   bases, times two sets of angular G4 functions or none; SOAP: three (n_max, l_max,
-  sigma)); the local frames pick their radial basis and angular weight there too;
+  sigma)); the local frames pick their radial basis, angular weight and number of
+  neighbours (``N_NEIGHBORS``, where the systems have more than 13 atoms) there too;
 * ``sorted 1/r + KRR``: the sorted inverse distances of all pairs of a system, padded;
 * ``global S_n x E(3) + KRR``: ``FrameAveragingRegressor`` with one frame per system;
 * ``raw coordinates + KRR``: no symmetry at all, as a reference for the stress copy.
@@ -32,7 +33,8 @@ Energy models (MAE in meV/atom):
 * ``local frames (torch MLP, L-BFGS)``: ``LocalFrameAveraged(AtomMLP)`` (torch), trained
   by ``fit_energy_forces`` on energies and forces together, full-batch L-BFGS for a
   budget of CPU seconds (``--torch-seconds``: the same result on a loaded machine), the
-  validation systems used for early stopping only; a fixed recipe (``TORCH_*``).
+  validation systems used for early stopping only; a fixed recipe (``TORCH_*``), with
+  the number of neighbours that validation picks for the sum kernel.
 
 Force models (MAE in eV/A per component): ``LocalFrameRegressor(KernelRidge,
 target="vector")`` with each first frame vector (weighted mean direction, nearest
@@ -107,7 +109,10 @@ CUTOFF = 6.0
 #: exp(-gamma SPECIES_SEPARATION^2) underflows to 0 for every gamma of GAMMAS, and its
 #: square (1e8) costs squared distances of standardized descriptors ~1e-8 of rounding
 SPECIES_SEPARATION = 1e4
-N_NEIGHBORS = 12
+#: local frames: neighbours per atom tried, by validation MAE of the sum kernel (None:
+#: every atom within the cutoff); values that keep every other atom of the systems
+#: give the same neighbourhoods, so only the first of them is tried
+N_NEIGHBORS = (12, None)
 #: the torch rows' recipe, fixed, picked on validation systems (Cu13's unless said;
 #: energy MAE in meV/atom, forces weighted 10 unless said): the radial channels alone
 #: (``angular=False``; (64, 64), "scales", 60 CPU s: 0.137 with the angular channels,
@@ -323,10 +328,42 @@ def tune_sum_kernel(F_train, s_train, n_train, F_val, s_val, n_val, y_train, y_v
     return (best[1], best[2], best[0]) if return_score else (best[1], best[2])
 
 
-def tune_local_energy(local_kw, X_tune, y_tune, X_val, y_val, n_atoms_val):
+def neighbour_candidates(n_atoms):
+    """The values of ``N_NEIGHBORS`` that give different neighbourhoods in systems of up
+    to ``n_atoms`` atoms: those below ``n_atoms - 1``, then the first that keeps every
+    other atom."""
+    candidates = []
+    for k in N_NEIGHBORS:
+        candidates.append(k)
+        if k is None or k >= n_atoms - 1:
+            break
+    return candidates
+
+
+def tune_neighbours(fields, n_atoms, X_tune, y_tune, X_val, y_val, n_atoms_val):
+    """``(n_neighbors, (gamma, alpha, angular_weight, radial_basis))`` of the local
+    frames' sum kernel, by validation MAE (see :func:`tune_local_energy`), over
+    :func:`neighbour_candidates`."""
+    best = (np.inf, None)
+    for k in neighbour_candidates(n_atoms):
+        local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=k)
+        mae, chosen = tune_local_energy(local_kw, X_tune, y_tune, X_val, y_val,
+                                        n_atoms_val, return_score=True)
+        if mae < best[0]:
+            best = (mae, (k, chosen))
+    return best[1]
+
+
+def neighbours_note(n_neighbors, n_atoms):
+    """The n_neighbors of a row's note, where validation chose among several."""
+    return f" n_neighbors={n_neighbors}" if len(neighbour_candidates(n_atoms)) > 1 else ""
+
+
+def tune_local_energy(local_kw, X_tune, y_tune, X_val, y_val, n_atoms_val,
+                      return_score=False):
     """(gamma, alpha, angular_weight, radial_basis) of the local frames' sum kernel, by
     validation MAE: tuned on precomputed kernels of the features (the estimator
-    scales the angular columns the same way)."""
+    scales the angular columns the same way); with ``return_score``, ``(mae, choice)``."""
     best = (np.inf, None)
     for basis in RADIAL_BASES:
         atoms = LocalFrameRegressor(radial_basis=basis, **local_kw).fit(X_tune, y_tune)
@@ -340,7 +377,7 @@ def tune_local_energy(local_kw, X_tune, y_tune, X_val, y_val, n_atoms_val):
                                                 n_atoms_val, return_score=True)
             if mae < best[0]:
                 best = (mae, (gamma, alpha, weight, basis))
-    return best[1]
+    return best if return_score else best[1]
 
 
 def rbf_system_kernels(F, system, n_systems, G, other, n_other, gammas):
@@ -442,11 +479,11 @@ def run_dataset(name, spec, args, rows, curves):
         torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add)
         return
     tune = tr[:args.n_tune]
-    local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS)
 
     # --- local frames, exact sum kernel
-    gamma, alpha, weight, basis = tune_local_energy(local_kw, X[tune], E[tune], X[va],
-                                                    E[va], count[va])
+    neighbours, (gamma, alpha, weight, basis) = tune_neighbours(
+        fields, n, X[tune], E[tune], X[va], E[va], count[va])
+    local_kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=neighbours)
     local_kw_energy = dict(local_kw, angular_weight=weight, radial_basis=basis)
     atoms = LocalFrameRegressor(**local_kw_energy).fit(X[tr], E[tr])
     gamma, alpha = refine_sum_kernel(*atoms.atom_features(X[tr])[:2], E[tr],
@@ -457,7 +494,8 @@ def run_dataset(name, spec, args, rows, curves):
     pred, predict_s = timed(model.predict, X[te])
     add("local frames (sum kernel)", "energy", energy_mae(pred, E[te], count[te]),
         energy_mae(model.predict(Xs), E[te], count[te]), fit_s, predict_s,
-        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g} {basis}")
+        f"gamma={gamma:g} alpha={alpha:g} angular_weight={weight:g} {basis}"
+        f"{neighbours_note(neighbours, n)}")
     local_energy = (gamma, alpha)
 
     # --- local frames, pooled random features + Ridge
@@ -649,9 +687,15 @@ def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
     from mfa_sklearn.torch import AtomMLP, LocalFrameAveraged, fit_energy_forces
 
     threads = torch.get_num_threads()
+    n = int(count.max())
+    # the sum kernel's choice (one candidate, no fit, unless the systems are larger)
+    tune = tr[:args.n_tune]
+    candidates = neighbour_candidates(n)
+    neighbours = candidates[0] if len(candidates) == 1 else \
+        tune_neighbours(fields, n, X[tune], E[tune], X[va], E[va], count[va])[0]
     torch.manual_seed(args.seed)
     model = LocalFrameAveraged(AtomMLP, fields=fields, cutoff=CUTOFF,
-                               n_neighbors=N_NEIGHBORS, radial_basis=TORCH_RADIAL_BASIS,
+                               n_neighbors=neighbours, radial_basis=TORCH_RADIAL_BASIS,
                                angular=TORCH_ANGULAR, atom_module__hidden=TORCH_HIDDEN,
                                atom_module__activation=getattr(torch.nn, TORCH_ACTIVATION)
                                ).double()
@@ -673,7 +717,8 @@ def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
             f"angular={TORCH_ANGULAR}, force_weight={TORCH_FORCE_WEIGHT:g}, float64 Jacobians; "
             f"L-BFGS {history['iterations']} iterations in "
             f"{history['cache_cpu_seconds']:.0f} + {history['cpu_seconds']:.0f} CPU s "
-            f"({threads} torch thread{'s' if threads > 1 else ''})")
+            f"({threads} torch thread{'s' if threads > 1 else ''})"
+            f"{neighbours_note(neighbours, n)}")
     add("local frames (torch MLP, L-BFGS)", "energy", energy_mae(energy, E[te], count[te]),
         energy_mae(stress_energy, E[te], count[te]), fit_s, predict_s, note)
     add("local frames (torch MLP, -dE/dx)", "forces", force_mae(forces, F[te]),
@@ -758,7 +803,7 @@ def compare_encodings(args):
                  ("density", "shells"), ("rows", "scales"))
     for (encoding, radial_basis), first_vector in itertools.product(
             encodings, ("nearest", "weighted")):
-        kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=N_NEIGHBORS,
+        kw = dict(fields=fields, cutoff=CUTOFF, n_neighbors=neighbour_candidates(13)[0],
                   encoding=encoding, radial_basis=radial_basis,
                   first_vector=first_vector)
         atoms = LocalFrameRegressor(**kw).fit(X[tr], E[tr])

@@ -61,3 +61,18 @@ def test_descriptor_kernel_is_one_per_centre_species():
         same = species[:, None] == species[None]
         np.testing.assert_allclose(split[same], plain[same], rtol=1e-9)
     np.testing.assert_array_equal(with_species(D, np.zeros(4, dtype=int))[:, :-1], D)
+
+
+def test_neighbour_candidates_differ_and_cover_every_atom():
+    """The benchmark tries each neighbour count that changes the neighbourhoods, and
+    one that keeps every other atom of the largest system."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_atoms import N_NEIGHBORS, neighbour_candidates
+
+    assert N_NEIGHBORS[0] == 12
+    assert neighbour_candidates(13) == [12]   # 12 neighbours: every other atom already
+    assert neighbour_candidates(6) == [12]
+    assert neighbour_candidates(19) == [12, None]
