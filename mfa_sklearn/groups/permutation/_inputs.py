@@ -15,6 +15,7 @@ is bitwise symmetric (keeping one triangle would not be equivariant).
 import numpy as np
 
 from ...exceptions import NonFiniteInputError, first_indices
+from .._namespace import all_finite
 
 
 def _check_numeric(a, need, field):
@@ -23,7 +24,7 @@ def _check_numeric(a, need, field):
     if np.iscomplexobj(a) or not (np.issubdtype(a.dtype, np.floating)
                                   or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{need}; got dtype {a.dtype}")
-    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+    if np.issubdtype(a.dtype, np.floating) and not all_finite(np, a):
         bad = ~np.all(np.isfinite(a), axis=tuple(range(1, a.ndim)))
         raise NonFiniteInputError(f"{field} contains NaN or inf in {first_indices(bad)}; "
                                   "frames cannot be computed")
