@@ -175,8 +175,13 @@ def test_bad_input():
     bad = x.copy()
     bad[2, 1, 0] = np.nan
     for group in (G, P):
-        with pytest.raises(NonFiniteInputError):
+        with pytest.raises(NonFiniteInputError, match=r"1 sample\(s\) \(first: \[2\]\)"):
             group.frame(bad)
+    huge = x.copy()
+    huge[3, 0, 2] = np.inf
+    with pytest.raises(NonFiniteInputError, match=r"\(first: \[3\]\)"):
+        G.frame(x, scalars=[huge])
+    np.testing.assert_array_equal(G.frame(np.full((2, 3, 1), 1e308)).perm, [[0, 1, 2]] * 2)
     with pytest.raises(ValueError, match="width 3"):
         P.frame(np.ones((4, 5, 2)))
     with pytest.raises(ValueError, match="same number"):
