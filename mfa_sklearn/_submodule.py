@@ -1,9 +1,19 @@
-"""Building the torch module a wrapper holds, skorch style: an instance as it is, or a
-class built from ``<name>__<argument>`` keyword arguments."""
+"""What the torch wrappers share when they are built: their parameters checked against
+sklearn-style constraints, and the module they hold, skorch style (an instance as it is,
+or a class built from ``<name>__<argument>`` keyword arguments)."""
 
 import inspect
 
+from sklearn.utils._param_validation import validate_parameter_constraints
 from torch import nn
+
+
+def check_params(wrapper, constraints):
+    """Validate the attributes of ``wrapper`` named in ``constraints`` (sklearn's
+    constraint types), with errors that name the wrapper's class."""
+    validate_parameter_constraints(
+        constraints, {name: getattr(wrapper, name) for name in constraints},
+        caller_name=type(wrapper).__name__)
 
 
 def build_submodule(module, kwargs, *, owner, name, fill=None):

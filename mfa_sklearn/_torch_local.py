@@ -19,15 +19,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-)
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._engine import fill_absent, find_absent
-from ._submodule import build_submodule
+from ._submodule import build_submodule, check_params
 from .exceptions import NonFiniteInputError
 from .groups._namespace import on_host
 from .groups._selection import ROW_RULES
@@ -227,10 +223,7 @@ class LocalFrameAveraged(nn.Module):
         self.angular = angular
         self.tol = tol
         self.return_forces = return_forces
-        validate_parameter_constraints(
-            _PARAMETER_CONSTRAINTS,
-            {name: getattr(self, name) for name in _PARAMETER_CONSTRAINTS},
-            caller_name=type(self).__name__)
+        check_params(self, _PARAMETER_CONSTRAINTS)
         if not angular and encoding != "density":
             raise ValueError(f"angular=False leaves out the angular channels of "
                              f"encoding='density'; encoding={encoding!r} has none")

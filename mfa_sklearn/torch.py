@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised by faking a missing t
         "mfa_sklearn.torch needs torch and array-api-compat, which are not installed; "
         "install them with: pip install 'mfa_sklearn[torch]'") from exc
 
-from sklearn.utils._param_validation import StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import StrOptions
 
 from ._engine import (
     COMMON_CONSTRAINTS,
@@ -44,7 +44,7 @@ from ._engine import (
     restore,
     with_presence,
 )
-from ._submodule import build_submodule
+from ._submodule import build_submodule, check_params
 from ._torch_fit import AtomMLP, fit_energy_forces
 from ._torch_local import EnergyForceLoss, LocalFrameAveraged, pack_targets
 from .exceptions import NonFiniteInputError
@@ -231,10 +231,7 @@ class FrameAveraged(nn.Module):
         self.frame_dtype = frame_dtype
         self.detach_frame = detach_frame
         self.presence_column = presence_column
-        validate_parameter_constraints(
-            _PARAMETER_CONSTRAINTS,
-            {name: getattr(self, name) for name in _PARAMETER_CONSTRAINTS},
-            caller_name=type(self).__name__)
+        check_params(self, _PARAMETER_CONSTRAINTS)
         self.group_ = None if group is None else get_group(group)
         if self.group_ is not None:
             if frame not in self.group_.frame_methods:
