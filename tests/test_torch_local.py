@@ -298,6 +298,24 @@ def test_skorch_energy_and_forces():
     assert np.array_equal(np.isnan(f.numpy()), np.isnan(forces))
 
 
+def test_every_neighbour_within_the_cutoff():
+    """n_neighbors=None keeps every atom within the cutoff: the same neighbourhoods,
+    features, energies and forces as an n_neighbors that no atom reaches, and still
+    exactly symmetric."""
+    X = torch.tensor(clusters(n=9))
+    every, many = model(n_neighbors=None), model(n_neighbors=8)
+    many.load_state_dict(every.state_dict())
+    np.testing.assert_array_equal(every.atom_features(X).numpy(),
+                                  many.atom_features(X).numpy())
+    for a, b in zip(every.energy_and_forces(X), many.energy_and_forces(X)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    energy = check_equivariance(numpy_of(every, "energy"), "S_n x E(3)", X.numpy(),
+                                fields=FIELDS, target="invariant", random_state=3)
+    assert energy["max_error"] <= BOUND, energy
+    fewer = model(n_neighbors=3)
+    assert not np.array_equal(fewer.atom_features(X).numpy(), every.atom_features(X).numpy())
+
+
 def test_errors():
     with pytest.raises(ValueError, match="E\\(d\\)"):
         LocalFrameAveraged(AtomMLP, fields=FIELDS, group="GL(3)")
@@ -307,6 +325,10 @@ def test_errors():
         LocalFrameAveraged(AtomMLP, fields=FIELDS, radial_basis="gaussians")
     with pytest.raises(ValueError, match="angular"):
         LocalFrameAveraged(AtomMLP, fields=FIELDS, encoding="rows", angular=False)
+    with pytest.raises(ValueError, match="needs an int n_neighbors"):
+        LocalFrameAveraged(AtomMLP, fields=FIELDS, encoding="rows", n_neighbors=None)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        LocalFrameAveraged(AtomMLP, fields=FIELDS, n_neighbors=0)
     with pytest.raises(TypeError, match=r"nn\.Module"):
         LocalFrameAveraged(lambda f: f, fields=FIELDS)
     m = model()

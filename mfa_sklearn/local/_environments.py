@@ -354,8 +354,8 @@ class LocalFrames:
         # Each field's rows joined, then the fields: autograd's backward is then
         # views of one gradient, where writing the pieces into a zero array would
         # zero a copy of the whole gradient for every piece.
-        zeros = xp.zeros((A, k, max(self.d, 1)), dtype=dtype, device=device)
-        blocks = {_R: rows_of(zeros[:, 0, :self.d], r)}
+        zeros = xp.zeros((A, k + 1, self.d), dtype=dtype, device=device)
+        blocks = {_R: rows_of(zeros[:, 0], r)}
         for name in self._names("scalar") + self._names("vector"):
             width = parts[name].shape[-1]
             field = xp.reshape(parts[name], (-1, width))
@@ -363,10 +363,9 @@ class LocalFrames:
             blocks[name] = rows_of(xp.take(field, centre_at, axis=0),
                                    theirs * xp.astype(has_at, theirs.dtype)[..., None])
         blocks[_CENTRE] = rows_of(xp.ones((A, 1), dtype=dtype, device=device),
-                                  zeros[..., :1])
+                                  zeros[:, 1:, :1])
         if self.first_vector == "weighted":
-            blocks[_DIRECTION] = rows_of(self._direction(xp, r, has_at),
-                                         zeros[..., :self.d])
+            blocks[_DIRECTION] = rows_of(self._direction(xp, r, has_at), zeros[:, 1:])
         return plan.layout.join(blocks)
 
     def _canonical_chunks(self, plan, pos, parts, dtype, centre, rows, has, env_present,

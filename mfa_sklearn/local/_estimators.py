@@ -219,7 +219,10 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     n_neighbors : int or None, default=12
         Keep at most this many nearest neighbours (None: all within the cutoff).
         Neighbours tied with the first one left out are left out too, so that the
-        neighbourhood does not depend on the atoms' labels.
+        neighbourhood does not depend on the atoms' labels. Cover the range of the
+        interactions: on 19-atom clusters, 12 neighbours kept 12 of 18 other atoms
+        within the cutoff, and the sum kernel's energies came out 15 times worse than
+        with all of them.
     first_vector : {"nearest", "weighted"}, default="nearest"
         The first frame vector: the nearest neighbour, or the neighbours' mean
         direction weighted by the smooth cutoff where it is at least half the largest
