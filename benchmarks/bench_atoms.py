@@ -134,9 +134,10 @@ N_NEIGHBORS = 12
 #: 0.1 for the last 1/4 (``TORCH_PHASE_SHARES``), picked on Cu6..Cu13 (240 CPU s,
 #: seed 0): at weight 10 the training energies were fitted no better than the
 #: validation ones (0.0126 and 0.0134 after 180 s) and 60 s more at 10 gained
-#: nothing (0.0134), where 60 s at 1, 0.1 or 0.01 gave 0.0105, 0.0096 and 0.0101
-#: (forces 0.000157 at weight 10 only, 0.000160 to 0.000179 after); halves of the budget
-#: (10, 0.1) gave 0.0106, shares 0.6 / 0.4 0.0107; on Cu13, 60 s at 0.1 after 180 s at
+#: nothing (0.0134), where 60 s at 1, 0.1 or 0.01 gave 0.0105, 0.0096-0.0099 (two
+#: runs) and 0.0101 (forces 0.000157 at weight 10 only, 0.000160 to 0.000179 after);
+#: halves of the budget for (10, 0.1) gave 0.0106, shares 0.6 / 0.4 0.0107; torch seed
+#: 1: 0.0127 against 0.0161 at weight 10 alone; on Cu13, 60 s at 0.1 after 180 s at
 #: 10: 0.0061 to 0.0059. Tried on Cu6..Cu13 with the two phases and not kept: 16
 #: radial functions (0.0109), widths (64, 64) (0.017: half the iterations)
 TORCH_HIDDEN = (32, 32)
