@@ -135,12 +135,23 @@ N_NEIGHBORS = (12, None)
 #: trained for half the budget each (seeds 0 and 1, 120 CPU s each: 0.0082 on Cu13 with
 #: (16, 16), 0.013 on Cu6..Cu13 with (32, 32)): about 10% below the mean of its two
 #: members, less than doubling one model's budget gave ((32, 32) on Cu6..Cu13, 60 to
-#: 120 CPU s: 0.017 to 0.013)
+#: 120 CPU s: 0.017 to 0.013). Force weight 10 for the first 3/4 of the budget, then
+#: 0.1 for the last 1/4 (``TORCH_PHASE_SHARES``), picked on Cu6..Cu13 (240 CPU s,
+#: seed 0): at weight 10 the training energies were fitted no better than the
+#: validation ones (0.0126 and 0.0134 after 180 s) and 60 s more at 10 gained
+#: nothing (0.0134), where 60 s at 1, 0.1 or 0.01 gave 0.0105, 0.0096-0.0099 (two
+#: runs) and 0.0101 (forces 0.000157 at weight 10 only, 0.000160 to 0.000179 after);
+#: halves of the budget for (10, 0.1) gave 0.0106, shares 0.6 / 0.4 0.0107; torch seed
+#: 1: 0.0127 against 0.0161 at weight 10 alone; on Cu13, 60 s at 0.1 after 180 s at
+#: 10: 0.0061 to 0.0059. Tried on Cu6..Cu13 with the two phases and not kept: 16
+#: radial functions (0.0109), widths (64, 64) (0.017: half the iterations)
 TORCH_HIDDEN = (32, 32)
 TORCH_ACTIVATION = "GELU"
 TORCH_RADIAL_BASIS = "exponentials"
 TORCH_ANGULAR = False
-TORCH_FORCE_WEIGHT = 10.0
+TORCH_FORCE_WEIGHT = (10.0, 0.1)
+#: each phase's share of ``--torch-seconds``, one per ``TORCH_FORCE_WEIGHT``
+TORCH_PHASE_SHARES = (0.75, 0.25)
 
 
 # ------------------------------------------------------------------------- data
@@ -701,7 +712,8 @@ def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
                                ).double()
     start = time.perf_counter()
     history = fit_energy_forces(model, X[tr], E[tr], F[tr], force_weight=TORCH_FORCE_WEIGHT,
-                                cpu_seconds=args.torch_seconds,
+                                cpu_seconds=[share * args.torch_seconds
+                                             for share in TORCH_PHASE_SHARES],
                                 validation=(X[va], E[va], F[va]),
                                 jacobian_dtype=torch.float64)
     fit_s = time.perf_counter() - start
@@ -714,7 +726,10 @@ def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
     (energy, forces), predict_s = timed(predict, X[te])
     stress_energy, stress_forces = predict(Xs)
     note = (f"AtomMLP {TORCH_HIDDEN} {TORCH_ACTIVATION}, radial_basis={TORCH_RADIAL_BASIS}, "
-            f"angular={TORCH_ANGULAR}, force_weight={TORCH_FORCE_WEIGHT:g}, float64 Jacobians; "
+            f"angular={TORCH_ANGULAR}, force_weight "
+            + " then ".join(f"{w:g} ({share:.0%})"
+                            for w, share in zip(TORCH_FORCE_WEIGHT, TORCH_PHASE_SHARES))
+            + ", float64 Jacobians; "
             f"L-BFGS {history['iterations']} iterations in "
             f"{history['cache_cpu_seconds']:.0f} + {history['cpu_seconds']:.0f} CPU s "
             f"({threads} torch thread{'s' if threads > 1 else ''})"

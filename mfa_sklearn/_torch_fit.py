@@ -227,19 +227,32 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     energy : array-like of shape (B,)
     forces : array-like of shape (B, n d) or (B, n, d), optional
         NaN at absent atoms; None trains on energies only.
-    force_weight : float, default=1.0
+    force_weight : float or sequence of float, default=1.0
         Weight of the force term of :class:`EnergyForceLoss` (energies in their units
-        squared, forces per component).
-    cpu_seconds : float, default=60.0
-        CPU time budget of the optimization (the cache not included), summed over
-        threads: torch's intra-op threads spend much of it waiting on small models
+        squared, forces per component). A sequence trains in phases, one per weight
+        in order, each from the parameters the previous one kept, with a fresh L-BFGS
+        memory and its share of ``cpu_seconds`` (and of what is left of
+        ``max_iter``, shared evenly); a phase keeps its starting parameters unless it
+        improves on them by its own loss (the first ends with its best block, as
+        one weight does). A large weight and then a smaller one fits
+        the forces first, then the energies: forces outnumber energies ``3 n`` to 1,
+        and a weight that lets them shape the model leaves the energies underfitted
+        (EMT Cu6..Cu13, 32 x 32 MLP: validation energy MAE 0.0134 meV/atom after 180
+        CPU s at weight 10, the same after 60 s more at 10, 0.0099 after 60 s more at
+        0.1, the force error 9% larger).
+    cpu_seconds : float or sequence of float, default=60.0
+        CPU time budget of the optimization (the cache not included): one number
+        shared evenly by the phases of ``force_weight``, or one per phase (a phase
+        that stops early leaves its unused time to the next). Summed over threads:
+        torch's intra-op threads spend much of it waiting on small models
         (about 5x fewer iterations per CPU second with two threads than with one on
         EMT clusters), so ``torch.set_num_threads(1)`` makes the budget go furthest.
     max_iter : int, default=10000
         At most this many L-BFGS iterations.
     validation : tuple (X_val, energy_val, forces_val), optional
         Systems scored by the same loss after every block of iterations; the model
-        ends with the parameters of the best score (early stopping).
+        ends with the parameters of the best score (early stopping; the best of the
+        last phase). Without them the training loss decides.
     adapt : bool, default=True
         With an :class:`AtomMLP` atom module, first set its standardization, energy
         offset (per species, linear in the centre's scalar fields) and output scale
@@ -259,8 +272,10 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     -------
     dict
         ``"iterations"``, ``"cpu_seconds"`` (optimization), ``"cache_cpu_seconds"``,
-        ``"loss"`` (training, per block), ``"validation_loss"`` (per block, if any),
-        ``"best_block"`` (index of the block kept).
+        ``"loss"`` (training, per block of up to 20 iterations, by the loss of the
+        block's phase), ``"validation_loss"`` (per block, if any), ``"best_block"``
+        (index of the block whose parameters the model ends with),
+        ``"phase_start"`` (index of the first block of each phase).
 
     Notes
     -----
@@ -271,11 +286,21 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     """
     if not isinstance(model, LocalFrameAveraged):
         raise TypeError(f"model must be a LocalFrameAveraged; got {type(model).__name__}")
-    if not isinstance(cpu_seconds, Real) or not cpu_seconds > 0:
-        raise ValueError(f"cpu_seconds must be a number > 0; got {cpu_seconds!r}")
     if not isinstance(max_iter, Integral) or max_iter < 1:
         raise ValueError(f"max_iter must be an int >= 1; got {max_iter!r}")
-    loss_fn = EnergyForceLoss(force_weight)
+    weights = (force_weight,) if isinstance(force_weight, Real) else tuple(force_weight)
+    if not weights:
+        raise ValueError("force_weight must be a number or a non-empty sequence of them")
+    losses = [EnergyForceLoss(w) for w in weights]     # checks each weight
+    if isinstance(cpu_seconds, Real):
+        budgets = (cpu_seconds / len(losses),) * len(losses)
+    else:
+        budgets = tuple(cpu_seconds)
+        if len(budgets) != len(losses):
+            raise ValueError(f"cpu_seconds must be a number or one per force weight "
+                             f"({len(losses)}); got {len(budgets)}")
+    if not all(isinstance(b, Real) and b > 0 for b in budgets):
+        raise ValueError(f"cpu_seconds must be numbers > 0; got {cpu_seconds!r}")
     module = model.atom_module
     parameter = next(module.parameters(), None)
     if parameter is None:
@@ -291,10 +316,31 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     train, y = prepare(X, energy, forces)
     held_out = prepare(*validation) if validation is not None else None
     history = {"iterations": 0, "cache_cpu_seconds": time.process_time() - start,
-               "loss": [], "validation_loss": [], "best_block": None}
+               "loss": [], "validation_loss": [], "best_block": None, "phase_start": []}
     if adapt and isinstance(module, AtomMLP):
         module.adapt(train.features, train.system, y[:, 0],
                      _centre_scalar_columns(model, X.shape[1:]))
+    start = time.process_time()
+    for phase, loss_fn in enumerate(losses):
+        left = len(losses) - phase
+        # what earlier phases left unused goes to this one
+        seconds = sum(budgets[:phase + 1]) - (time.process_time() - start)
+        iterations = -(-(max_iter - history["iterations"]) // left)
+        history["phase_start"].append(len(history["loss"]))
+        _lbfgs_phase(model, loss_fn, train, y, held_out, seconds, iterations, history,
+                     verbose, keep_start=phase > 0)
+    history["cpu_seconds"] = time.process_time() - start
+    return history
+
+
+def _lbfgs_phase(model, loss_fn, train, y, held_out, cpu_seconds, max_iter, history,
+                 verbose, keep_start):
+    """Minimize ``loss_fn`` by L-BFGS from the present parameters, for ``cpu_seconds``
+    or ``max_iter`` iterations, appending to ``history``; the model ends with the
+    parameters of the best validation (else training) score of its blocks, or of
+    those it started with if ``keep_start`` and none beats them."""
+    module = model.atom_module
+    parameter = next(module.parameters())
     # no tolerances: the budget and the progress of each block decide when to stop
     optimizer = torch.optim.LBFGS(module.parameters(), lr=1.0, max_iter=20,
                                   history_size=50, tolerance_grad=0.0,
@@ -306,29 +352,35 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         loss.backward()
         return loss
 
+    def score():
+        cache, targets = held_out if held_out is not None else (train, y)
+        return float(loss_fn(cache.energy_and_forces(model, False), targets).detach())
+
+    # a later phase weighs the terms anew: it keeps its starting point unless it
+    # improves on it by its own loss
     best, state = np.inf, None
+    if keep_start:
+        best, state = score(), copy.deepcopy(module.state_dict())
+    first, done = len(history["loss"]), 0
     start = time.process_time()
-    while (time.process_time() - start < cpu_seconds
-           and history["iterations"] < max_iter):
+    while time.process_time() - start < cpu_seconds and done < max_iter:
         before = optimizer.state[parameter].get("n_iter", 0)
         loss = float(optimizer.step(closure).detach())
-        history["iterations"] += optimizer.state[parameter].get("n_iter", 0) - before
+        done += optimizer.state[parameter].get("n_iter", 0) - before
         history["loss"].append(loss)
-        score = loss
+        value = loss
         if held_out is not None:
-            cache, y_val = held_out
-            score = float(loss_fn(cache.energy_and_forces(model, False), y_val).detach())
-            history["validation_loss"].append(score)
-        if score < best:
-            best, history["best_block"] = score, len(history["loss"]) - 1
+            value = score()
+            history["validation_loss"].append(value)
+        if value < best:
+            best, history["best_block"] = value, len(history["loss"]) - 1
             state = copy.deepcopy(module.state_dict())
         if verbose:
             print(f"{time.process_time() - start:8.1f} s  iteration "
-                  f"{history['iterations']:5d}  loss {loss:.4e}"
-                  + (f"  validation {score:.4e}" if held_out is not None else ""))
-        if not np.isfinite(loss) or loss >= min(history["loss"][:-1], default=np.inf):
+                  f"{history['iterations'] + done:5d}  loss {loss:.4e}"
+                  + (f"  validation {value:.4e}" if held_out is not None else ""))
+        if not np.isfinite(loss) or loss >= min(history["loss"][first:-1], default=np.inf):
             break       # a block without progress: converged, or the line search fails
+    history["iterations"] += done
     if state is not None:
         module.load_state_dict(state)
-    history["cpu_seconds"] = time.process_time() - start
-    return history

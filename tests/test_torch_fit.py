@@ -84,6 +84,42 @@ def test_cpu_budget_stops_training():
     assert len(history["loss"]) >= 1 and history["cpu_seconds"] < 10
 
 
+def test_phases_of_force_weights_refit_the_energies():
+    X = clusters(B=20, n=7, seed=8)
+    energy, forces = morse(X)
+    y = torch.tensor(np.concatenate([energy[:, None], forces], 1))
+
+    def fitted(force_weight, max_iter):
+        m = model()
+        history = fit_energy_forces(m, X, energy, forces, force_weight=force_weight,
+                                    cpu_seconds=60.0, max_iter=max_iter,
+                                    validation=(X, energy, forces))
+        return m.eval().energy_and_forces(torch.tensor(X)), history
+
+    # the first phase of two, with half of max_iter, is the one-phase fit
+    first, single = fitted(10.0, 40)
+    both, history = fitted((10.0, 0.1), 80)
+    assert history["phase_start"] == [0, len(single["loss"])]
+    assert history["loss"][:len(single["loss"])] == single["loss"]
+    assert 40 <= history["iterations"] <= 80 + 20
+    # the second phase scores, and keeps, by its own weights
+    energy_weighted = EnergyForceLoss(0.1)
+    np.testing.assert_allclose(float(energy_weighted(both, y)),
+                               history["validation_loss"][history["best_block"]],
+                               rtol=1e-6)
+    assert float(energy_weighted(both, y)) < float(energy_weighted(first, y))
+    assert (float(torch.mean((both[0] - y[:, 0]) ** 2))
+            < float(torch.mean((first[0] - y[:, 0]) ** 2)))
+
+
+def test_cpu_seconds_per_phase():
+    X = clusters(B=20, n=7, seed=2)
+    energy, forces = morse(X)
+    history = fit_energy_forces(model(), X, energy, forces, force_weight=(3.0, 1.0),
+                                cpu_seconds=(0.3, 0.3))
+    assert len(history["phase_start"]) == 2 and history["cpu_seconds"] < 10
+
+
 def test_energy_only_training():
     X = clusters(B=20, n=7, seed=4)
     energy, _ = morse(X)
@@ -125,6 +161,13 @@ def test_errors():
         fit_energy_forces(model(), X, energy, forces, cpu_seconds=0)
     with pytest.raises(ValueError, match="max_iter"):
         fit_energy_forces(model(), X, energy, forces, max_iter=0)
+    with pytest.raises(ValueError, match="one per force weight"):
+        fit_energy_forces(model(), X, energy, forces, force_weight=(1.0, 0.1),
+                          cpu_seconds=(1.0,))
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_energy_forces(model(), X, energy, forces, force_weight=())
+    with pytest.raises(ValueError, match="force_weight must be a number >= 0"):
+        fit_energy_forces(model(), X, energy, forces, force_weight=(1.0, -1.0))
     with pytest.raises(ValueError, match="energy must have shape"):
         fit_energy_forces(model(), X, energy[:3], forces)
     with pytest.raises(ValueError, match="hidden"):
