@@ -223,20 +223,13 @@ class Layout:
 
         Views, except for complex fields of 2-D layouts (gathered into ``[Re | Im]``).
         """
-        sizes = [f.width if self.three_d else self._size(f) for f in self.fields]
-        if isinstance(X, np.ndarray):
-            ends = np.cumsum(sizes)
-            blocks = [X[..., end - size:end] for size, end in zip(sizes, ends)]
-        else:
-            # one autograd node whose backward joins the fields' gradients, where a
-            # slice per field would fill a zero gradient of all of X for each
-            rest = X.shape[-1] - sum(sizes)   # columns after the fields, if any
-            blocks = X.split(sizes + [rest] if rest else sizes, dim=-1)[:len(sizes)]
-        parts = {}
-        for f, block in zip(self.fields, blocks):
+        parts, offset = {}, 0
+        for f in self.fields:
             if self.three_d:
-                parts[f.name] = block
+                parts[f.name] = X[..., offset:offset + f.width]
+                offset += f.width
                 continue
+            block = X[..., offset:offset + self._size(f)]
             lead = tuple(block.shape[:-1])
             if f.kind == "edge":
                 parts[f.name] = block.reshape(lead + (self.n_rows, self.n_rows, f.width))
@@ -248,6 +241,7 @@ class Layout:
                                           axis=-1)
             else:
                 parts[f.name] = block.reshape(lead + (self.n_rows, f.width))
+            offset += self._size(f)
         return parts
 
     def join(self, parts, out=None):

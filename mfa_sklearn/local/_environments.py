@@ -337,36 +337,26 @@ class LocalFrames:
         ``rows`` (a, k), present where ``has`` (a, k): rows in ``plan``'s layout, in
         the namespace and on the device of the positions ``pos`` (S, n, d) and the
         fields ``parts``."""
+        columns = _columns(plan.layout)
         device = getattr(pos, "device", None)
         A, k = has.shape
         centre_at, rows_at, has_at = (xp.asarray(a, device=device)
                                       for a in (centre, rows.reshape(-1), has))
+        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=dtype, device=device)
         flat = xp.reshape(pos, (-1, self.d))
         r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, self.d))
         r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
-
-        def rows_of(own, theirs):
-            """A field's rows (A, k + 1, width) in ``dtype``: the centre's ``own``
-            (A, width), then ``theirs`` (A, k, width)."""
-            return xp.concat([xp.astype(own[:, None], dtype), xp.astype(theirs, dtype)],
-                             axis=1)
-
-        # Each field's rows joined, then the fields: autograd's backward is then
-        # views of one gradient, where writing the pieces into a zero array would
-        # zero a copy of the whole gradient for every piece.
-        zeros = xp.zeros((A, k + 1, self.d), dtype=dtype, device=device)
-        blocks = {_R: rows_of(zeros[:, 0], r)}
+        env[:, 1:, columns[_R]] = r
         for name in self._names("scalar") + self._names("vector"):
             width = parts[name].shape[-1]
             field = xp.reshape(parts[name], (-1, width))
+            env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
             theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, width))
-            blocks[name] = rows_of(xp.take(field, centre_at, axis=0),
-                                   theirs * xp.astype(has_at, theirs.dtype)[..., None])
-        blocks[_CENTRE] = rows_of(xp.ones((A, 1), dtype=dtype, device=device),
-                                  zeros[:, 1:, :1])
+            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, dtype)[..., None]
+        env[:, 0, columns[_CENTRE]] = 1.0
         if self.first_vector == "weighted":
-            blocks[_DIRECTION] = rows_of(self._direction(xp, r, has_at), zeros[:, 1:])
-        return plan.layout.join(blocks)
+            env[:, 0, columns[_DIRECTION]] = self._direction(xp, r, has_at)
+        return env
 
     def _canonical_chunks(self, plan, pos, parts, dtype, centre, rows, has, env_present,
                           tol, n_jobs):
@@ -440,8 +430,7 @@ def radial_functions(xp, distance, cutoff, n_radial, radial_basis):
                          f"got {radial_basis!r}")
     centres, widths = (constant(xp, a, dtype=distance.dtype, device=device)
                        for a in (centres, widths))
-    scaled = (distance[..., None] - centres) / widths
-    return xp.exp(-(scaled * scaled))
+    return xp.exp(-(((distance[..., None] - centres) / widths) ** 2))
 
 
 def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis,
@@ -449,13 +438,19 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis,
     """Neighbour densities in canonical frames (see ``Environments.features``),
     (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials, or
     L = 1 (the radial channels alone) without ``angular``."""
+    d = r.shape[-1]
     one = xp.ones_like(distance)
+    monomials = [one]
+    if angular:
+        # unstacked at once: autograd then joins the coordinates' gradients in one
+        # stack, where indexing them one by one fills and adds a full-size gradient per use
+        unit = xp.unstack(r / distance[..., None], axis=-1)
+        monomials += list(unit) + [unit[i] * unit[j] for i in range(d) for j in range(i, d)]
     radial = radial_functions(xp, distance, cutoff, n_radial, radial_basis) * weight[..., None]
     A, k = distance.shape
     if xp is not np:
-        return _density_matmul(xp, radial, _monomials(xp, r, distance, angular, 1),
-                               fields)
-    angular = _monomials(xp, r, distance, angular, -1)                    # (A, k, L)
+        return _density_matmul(xp, radial, monomials, fields)
+    angular = xp.stack(monomials, axis=-1)                                 # (A, k, L)
     channels = xp.concat([one[..., None], fields], axis=-1)                # (A, k, C)
     width = angular.shape[-1] * channels.shape[-1]      # explicit: A may be 0
     products = xp.reshape(angular[..., :, None] * channels[..., None, :], (A, k, width))
@@ -465,40 +460,20 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis,
     return xp.reshape(out, (A, n_radial * width))
 
 
-def _monomials(xp, r, distance, angular, axis):
-    """The monomials ``Y_l`` of :func:`_density` of the neighbours' unit vectors
-    ``r / distance``: 1, the d coordinates, then the products of coordinates ``i <= j``
-    in row-major order (1 alone without ``angular``), stacked along ``axis``: 1 gives
-    (A, L, k), -1 (A, k, L)."""
-    one = xp.expand_dims(xp.ones_like(distance), axis=axis)
-    if not angular:
-        return one
-    unit = r / distance[..., None]                                         # (A, k, d)
-    if axis == 1:
-        unit = xp.permute_dims(unit, (0, 2, 1))                            # (A, d, k)
-    # all products in one multiplication of two gathers: autograd's backward is then
-    # two gathers' worth of gradient, where a product per pair computed on strided
-    # slices of the stack cost several times more
-    first, second = (constant(xp, i, device=getattr(r, "device", None))
-                     for i in np.triu_indices(r.shape[-1]))
-    pairs = xp.take(unit, first, axis=axis) * xp.take(unit, second, axis=axis)
-    return xp.concat([one, unit, pairs], axis=axis)
-
-
-def _density_matmul(xp, radial, angular, fields):
+def _density_matmul(xp, radial, monomials, fields):
     """The sums of :func:`_density` as one batched matmul (torch).
 
-    ``(A, L, k) @ (A, k, C R)``: the monomials ``angular`` (A, L, k), stacked along a
-    middle axis, and the radial functions times each channel joined along the last, so
-    that every copy moves contiguous blocks of k or R values, and the matmul takes both
-    operands as they are. Stacking on a new trailing axis instead (the layout of the
-    numpy path) copies one value at a time, forward and backward, which cost more than
-    the matmul; the result is put in that layout (r, l, c) by one permutation of
-    (A, R L C) values."""
+    ``(A, L, k) @ (A, k, C R)``: the monomials stacked along a middle axis and the
+    radial functions times each channel joined along the last, so that every copy
+    moves contiguous blocks of k or R values, and the matmul takes both operands as
+    they are. Stacking on a new trailing axis instead (the layout of the numpy path)
+    copies one value at a time, forward and backward, which cost more than the matmul;
+    the result is put in that layout (r, l, c) by one permutation of (A, R L C) values."""
     A, _, R = radial.shape
+    angular = xp.stack(monomials, axis=1)                                  # (A, L, k)
     channels = [radial] + [radial * fields[..., c:c + 1] for c in range(fields.shape[-1])]
     out = xp.matmul(angular, xp.concat(channels, axis=-1))                # (A, L, C R)
-    out = xp.reshape(out, (A, angular.shape[1], len(channels), R))
+    out = xp.reshape(out, (A, len(monomials), len(channels), R))
     return xp.reshape(xp.permute_dims(out, (0, 3, 1, 2)), (A, R * out.shape[1] * out.shape[2]))
 
 
