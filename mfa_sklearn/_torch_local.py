@@ -81,8 +81,8 @@ class LocalFrameAveraged(nn.Module):
         At most this many nearest neighbours per atom (None: every atom within the
         cutoff, up to one fewer than the atoms of a system). With ``encoding="rows"`` it
         fixes the feature width p. Cover the range of the interactions: on 19-atom
-        clusters, 12 neighbours kept 12 of 18 other atoms within the cutoff, and the
-        energies came out 15 times worse than with all of them.
+        clusters, 12 neighbours kept 12 of 18 other atoms within the cutoff, and this
+        model's energies came out 4.7 times worse than with all of them.
     first_vector : {"nearest", "weighted"}, default="nearest"
         The first frame vector: always the nearest neighbour, or the neighbours' mean
         direction weighted by the smooth cutoff (where it is at least half the largest
