@@ -211,6 +211,26 @@ def test_ties_at_the_kth_neighbour_are_left_out():
     assert np.sum(index[0, 0] >= 0) == 12
 
 
+def test_neighbours_left_out_within_the_cutoff_warn():
+    """A cap that drops atoms closer than the cutoff says so once per message; a cap
+    that drops none, or None, is silent."""
+    import warnings
+
+    pos = np.vstack([[0, 0, 0], icosahedron()])[None]
+    present = np.ones((1, 13), bool)
+    with pytest.warns(UserWarning, match=r"n_neighbors=8 leaves out atoms closer than "
+                                         r"the cutoff \(10\).*n_neighbors=None"):
+        neighbour_lists(pos, present, cutoff=10.0, n_neighbors=8, band=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        neighbour_lists(pos, present, cutoff=10.0, n_neighbors=None, band=1e-8)
+        neighbour_lists(pos, present, cutoff=10.0, n_neighbors=12, band=1e-8)
+        neighbour_lists(pos, present, cutoff=1.5, n_neighbors=8, band=1e-8)
+    X = np.concatenate([pos, np.ones((1, 13, 1))], axis=2)
+    with pytest.warns(UserWarning, match="n_neighbors=4 leaves out"):
+        LocalFrameRegressor(fields=FIELDS, cutoff=10.0, n_neighbors=4).fit(X, [1.0])
+
+
 def test_featurizer_and_pipeline_are_invariant_and_size_extensive():
     rng = np.random.default_rng(5)
     X = generic(rng, n_systems=40)

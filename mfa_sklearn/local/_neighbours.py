@@ -14,7 +14,13 @@ neighbour within a relative band ``sqrt(eps)`` of the (k+1)-th distance is dropp
 with it: the neighbourhood keeps fewer than k atoms but stays invariant under
 rotations, reflections and relabellings (the band exceeds the rounding of distances
 computed from rotated coordinates).
+
+**Atoms left out within the cutoff** make a ``UserWarning`` on the host (numpy): a cap
+below the number of atoms within the cutoff silently drops part of the interaction
+range (on 19-atom clusters, 12 of 18 other atoms: 15 times worse energies).
 """
+
+import warnings
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -77,6 +83,13 @@ def neighbour_lists(pos, present, *, cutoff, n_neighbors=None, band):
         index, distance, boundary = (xp.concat(a, axis=0) for a in zip(*parts))
     if xp is np:
         raise_coincident(coincident_atoms(pos, distance), distance)
+        if n_neighbors is not None and np.isfinite(boundary).any():
+            warnings.warn(
+                f"n_neighbors={n_neighbors} leaves out atoms closer than the cutoff "
+                f"({cutoff:g}) from some neighbourhoods, and the features and frames do "
+                "not see them; to keep them, set n_neighbors=None (every atom within the "
+                "cutoff) or a larger value, or a smaller cutoff", UserWarning,
+                stacklevel=2)
     # neighbours tied with the first one left out are left out with it
     tied = distance >= (boundary * (1.0 - band))[..., None]
     if xp is np:
