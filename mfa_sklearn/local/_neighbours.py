@@ -17,7 +17,8 @@ computed from rotated coordinates).
 
 **Atoms left out within the cutoff** make a ``UserWarning`` on the host (numpy): a cap
 below the number of atoms within the cutoff silently drops part of the interaction
-range (on 19-atom clusters, 12 of 18 other atoms: 15 times worse energies).
+range (on 19-atom clusters, 12 of 18 other atoms: the sum kernel's energies 15 times
+worse).
 """
 
 import warnings
