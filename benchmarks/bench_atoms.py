@@ -637,7 +637,7 @@ def run_dataset(name, spec, args, rows, curves):
             force_mae(back(model.predict(Xs)), F[te]), fit_s, predict_s,
             f"gamma={best[1]:g}, {len(force_train)} training systems")
 
-    torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add)
+    torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add, neighbours)
 
     # --- learning curve (first data set): energies against training-set size
     if not curves:
@@ -669,10 +669,11 @@ def have_torch():
     return True
 
 
-def torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
+def torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add, neighbours=None):
     """``LocalFrameAveraged(AtomMLP)`` trained by ``fit_energy_forces`` on the training
     systems' energies and forces for ``args.torch_seconds`` CPU seconds, the validation
-    systems for early stopping only; energies and conservative forces (-dE/dx)."""
+    systems for early stopping only; energies and conservative forces (-dE/dx). Its
+    ``n_neighbors`` is ``neighbours``, the sum kernel's choice (picked here when None)."""
     if args.torch_seconds <= 0:
         return
     if not have_torch():
@@ -686,12 +687,12 @@ def torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add)
+        _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add, neighbours)
     finally:
         torch.set_num_threads(threads)
 
 
-def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
+def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add, neighbours):
     """:func:`torch_rows` on the current torch threads."""
     import torch
 
@@ -699,11 +700,13 @@ def _torch_rows(X, E, F, fields, count, tr, va, te, Xs, back, args, add):
 
     threads = torch.get_num_threads()
     n = int(count.max())
-    # the sum kernel's choice (one candidate, no fit, unless the systems are larger)
-    tune = tr[:args.n_tune]
     candidates = neighbour_candidates(n)
-    neighbours = candidates[0] if len(candidates) == 1 else \
-        tune_neighbours(fields, n, X[tune], E[tune], X[va], E[va], count[va])[0]
+    if len(candidates) == 1:
+        neighbours = candidates[0]
+    elif neighbours is None:   # --torch-only: the sum kernel's choice, picked here
+        tune = tr[:args.n_tune]
+        neighbours = tune_neighbours(fields, n, X[tune], E[tune], X[va], E[va],
+                                     count[va])[0]
     torch.manual_seed(args.seed)
     model = LocalFrameAveraged(AtomMLP, fields=fields, cutoff=CUTOFF,
                                n_neighbors=neighbours, radial_basis=TORCH_RADIAL_BASIS,
