@@ -432,15 +432,13 @@ class Frame(_RealBlocks):
         def finite(a):
             return xp.all(per_sample(xp, xp.isfinite(a)), axis=1)
 
-        def largest_of(a):
-            return xp.max(per_sample(xp, xp.abs(a)), axis=1)
-
         overflow = finite(values) & ~finite(out)
         if not bool(xp.any(overflow)):
             return out           # non-finite values give non-finite results, as they may
-        largest = largest_of(values)       # moduli of complex values
+        largest = _largest_per_sample(xp, values)       # moduli of complex values
         if self.t is not None:
-            largest = xp.maximum(largest, xp.astype(largest_of(self.t), largest.dtype))
+            largest = xp.maximum(largest, xp.astype(_largest_per_sample(xp, self.t),
+                                                    largest.dtype))
         factor, inverse = power_of_two_scale(xp, largest)
         scaled = copy.copy(self)
         if self.t is not None:
@@ -709,7 +707,7 @@ class Group(_RealBlocks):
             if (a.dtype not in (xp.float64, xp.complex128) or not on_host(a)
                     or a.shape[0] == 0):
                 continue
-            largest = _largest_per_sample(xp, a)
+            largest = np.asarray(_to_numpy(_largest_per_sample(xp, a)))
             bad = (largest > info.max) | ((largest > 0) & (largest < info.tiny))
             if bad.any():
                 raise MagnitudeError(
@@ -809,9 +807,9 @@ def _finfo_max(dtype):
 
 
 def _largest_per_sample(xp, a):
-    """Largest absolute entry (modulus) of each sample of ``a`` (B, ...), as a host
-    numpy array."""
-    return np.asarray(_to_numpy(xp.max(per_sample(xp, xp.abs(a)), axis=1)))
+    """Largest absolute entry (modulus) of each sample of ``a`` (B, ...), (B,) in its
+    namespace."""
+    return xp.max(per_sample(xp, xp.abs(a)), axis=1)
 
 
 def as_list(arrays):
