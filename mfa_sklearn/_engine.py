@@ -29,11 +29,10 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
-from joblib.parallel import get_active_backend
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._parallel import Parallel, delayed, shares_memory
 from .exceptions import (
     AbsentRowsError,
     LabelingBackendWarning,
@@ -346,13 +345,6 @@ def _keep_freed_memory():
     np.empty(31 * 2 ** 20, dtype=np.uint8)
 
 
-def _shares_memory(n_jobs):
-    """Whether joblib's workers for ``n_jobs`` (threads preferred) see this process's
-    arrays: threads or sequential runs, not processes (loky, Dask...)."""
-    backend, _ = get_active_backend(prefer="threads")
-    return effective_n_jobs(n_jobs) == 1 or getattr(backend, "supports_sharedmem", False)
-
-
 def _resolve_frame_fields(group, layout, frame_fields):
     """Names of the frame-defining fields, point fields first (the first point field's
     centroid fixes translations)."""
@@ -525,7 +517,7 @@ class FramePlan:
             return self._canonicalize_chunk(X, tol, return_frame, detach, present, 0,
                                             round_bits)
         if isinstance(X, np.ndarray):
-            results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+            results = Parallel(n_jobs=n_jobs, return_as="generator")(
                 delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach,
                                                   _rows_of(present, s), s.start, round_bits)
                 for s in slices)
@@ -576,8 +568,8 @@ class FramePlan:
                 probe, _ = self._host_part(X, slice(0, 1), present, tol, False, round_bits)
             K, dtype = probe.shape[1], probe.dtype
         Xc = np.empty((len(X), K) + X.shape[1:-1] + (X.shape[-1] + extra,), dtype)
-        parallel = Parallel(n_jobs=n_jobs, prefer="threads")
-        if _shares_memory(n_jobs):   # each worker writes its chunk while in cache
+        parallel = Parallel(n_jobs=n_jobs)
+        if shares_memory(n_jobs):   # each worker writes its chunk while in cache
             frames = parallel(delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame,
                                                         round_bits, presence_column)
                               for s in slices)

@@ -39,9 +39,9 @@ where the tensors live.
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils.parallel import Parallel, delayed
 
-from .._engine import FramePlan, _chunk_slices, _shares_memory, fill_absent, find_absent
+from .._engine import FramePlan, _chunk_slices, fill_absent, find_absent
+from .._parallel import Parallel, delayed, shares_memory
 from ..exceptions import LayoutError
 from ..groups import get_group
 from ..groups._namespace import (
@@ -368,7 +368,7 @@ class LocalFrames:
         slices = _chunk_slices(has, plan.layout.n_columns, n_jobs) or [slice(0, 0)]
         out = np.empty((A, rows_env, plan.layout.row_width),
                        dtype=dtype if np.issubdtype(dtype, np.floating) else np.float64)
-        shared = _shares_memory(n_jobs)   # else process workers send their chunks back
+        shared = shares_memory(n_jobs)   # else process workers send their chunks back
 
         def chunk(s):
             env = self._neighbourhoods(np, plan, pos, parts, dtype, centre[s], rows[s],
@@ -378,7 +378,7 @@ class LocalFrames:
                                                  s.start, out=target)
             return (None if Xc is target else Xc[:, 0]), frame
 
-        results = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(chunk)(s) for s in slices)
+        results = Parallel(n_jobs=n_jobs)(delayed(chunk)(s) for s in slices)
         for s, (part, _) in zip(slices, results):
             if part is not None:
                 out[s] = part

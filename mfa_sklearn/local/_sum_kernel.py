@@ -12,7 +12,8 @@ import itertools
 import numpy as np
 from scipy import sparse
 from sklearn.metrics.pairwise import pairwise_kernels
-from sklearn.utils.parallel import Parallel, delayed
+
+from .._parallel import Parallel, delayed
 
 #: kernel entries computed at once (atoms of a block times all atoms of the other side)
 _BLOCK_ENTRIES = 2 ** 22
@@ -81,7 +82,7 @@ def system_kernel(F, system, n_systems, G, other, n_other, kernel, params, n_job
         return first, rows @ per_atom
 
     out = np.zeros((n_systems, n_other))
-    for first, part in Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+    for first, part in Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(block)(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo):
         out[first:first + len(part)] = part
     return out

@@ -1,0 +1,61 @@
+"""Chunks of work on joblib's workers, with the caller's scikit-learn configuration.
+
+:class:`Parallel` is :class:`joblib.Parallel` whose tasks run under the scikit-learn
+configuration of the thread that calls it (:func:`sklearn.get_config` is thread-local),
+as :class:`sklearn.utils.parallel.Parallel` does. Unlike that class it leaves the warning
+filters alone where the workers are threads: scikit-learn's tasks each enter
+:class:`warnings.catch_warnings` and reset the filters, which before Python 3.14 act on
+the one list of the whole process, so two tasks at once could leave the process with
+another task's filters or none at all (every filter the user had set gone after
+``MinimalFrameCanonicalizer(n_jobs=2).transform``) and warned that ``delayed`` had not
+been used with its ``Parallel``. Threads see the caller's filters anyway; process
+workers (loky, Dask) get a copy, as in scikit-learn.
+"""
+
+import warnings
+
+import joblib
+from joblib import delayed
+from joblib.parallel import get_active_backend
+from sklearn import config_context, get_config
+
+__all__ = ["Parallel", "delayed", "shares_memory"]
+
+
+def shares_memory(n_jobs):
+    """Whether joblib's workers for ``n_jobs`` (threads preferred) see this process's
+    arrays: threads or sequential runs, not processes (loky, Dask...)."""
+    backend, _ = get_active_backend(prefer="threads")
+    return joblib.effective_n_jobs(n_jobs) == 1 or getattr(backend, "supports_sharedmem",
+                                                           False)
+
+
+class Parallel(joblib.Parallel):
+    """:class:`joblib.Parallel` preferring threads (a soft hint: a user's
+    :func:`joblib.parallel_config` may choose processes), with the caller's
+    scikit-learn configuration in every task and its warning filters in process
+    workers only (see the module docstring).
+
+    Use it with :func:`joblib.delayed` (exported here as ``delayed``).
+    """
+
+    def __init__(self, n_jobs=None, **kwargs):
+        super().__init__(n_jobs=n_jobs, prefer="threads", **kwargs)
+
+    def __call__(self, iterable):
+        config = get_config()
+        filters = None if shares_memory(self.n_jobs) else list(warnings.filters)
+        return super().__call__((_configured, (config, filters, function) + tuple(args),
+                                 kwargs) for function, args, kwargs in iterable)
+
+
+def _configured(config, filters, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` under ``config``, and under ``filters`` unless
+    None."""
+    with config_context(**config):
+        if filters is None:
+            return function(*args, **kwargs)
+        # a process worker runs one task at a time: its own filters are safe to swap
+        with warnings.catch_warnings():
+            warnings.filters[:] = filters
+            return function(*args, **kwargs)
