@@ -559,22 +559,24 @@ class FramePlan:
                 part = with_presence(part, self.layout, present)
             return part, frame
         extra = (self.layout.n_rows if not self.layout.three_d else 1) if presence_column else 0
+        frames = []
         if self.method == "minimal":   # n_frames elements (two each if weighted)
             K = self.n_frames * (2 if self.tie_band else 1)
             dtype = X.dtype if X.dtype.kind == "f" else np.float64
-        else:
-            with warnings.catch_warnings():   # the first chunk warns, not this probe
-                warnings.simplefilter("ignore")
-                probe, _ = self._host_part(X, slice(0, 1), present, tol, False, round_bits)
-            K, dtype = probe.shape[1], probe.dtype
+        else:   # the first chunk, computed here, tells the elements per sample
+            first, slices = slices[0], slices[1:]
+            part, frame = self._host_part(X, first, present, tol, return_frame, round_bits)
+            K, dtype = part.shape[1], part.dtype
+            frames.append(frame)
         Xc = np.empty((len(X), K) + X.shape[1:-1] + (X.shape[-1] + extra,), dtype)
+        if frames:
+            self._write(Xc[first], part, _rows_of(present, first), presence_column)
         parallel = Parallel(n_jobs=n_jobs)
         if shares_memory(n_jobs):   # each worker writes its chunk while in cache
-            frames = parallel(delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame,
-                                                        round_bits, presence_column)
-                              for s in slices)
+            frames += parallel(delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame,
+                                                         round_bits, presence_column)
+                               for s in slices)
         else:   # process workers send their chunks (and present rows) back
-            frames = []
             results = parallel(delayed(self._host_chunk)(X, s, present, None, tol,
                                                          return_frame, round_bits, False)
                                for s in slices)

@@ -209,6 +209,24 @@ def test_n_jobs_two_matches_serial(monkeypatch):
     np.testing.assert_array_equal(reg_parallel.predict(X), reg_serial.predict(X))
 
 
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_pca_frames_over_chunks_match_one_chunk(monkeypatch, backend):
+    """Frames whose element count the engine learns from the first chunk (PCA's sign
+    flips), over several chunks and workers, with absent rows."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(9000, 15))
+    y = rng.normal(size=9000)
+    X[0] = 0.0
+    X[7, 3:6] = np.nan
+    model = FrameAveragingRegressor(Ridge(), group="O(3)", frame="pca").fit(X, y)
+    one_chunk = model.predict(X)
+    monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 2048)   # five chunks, six for two jobs
+    with parallel_config(backend=backend):
+        for n_jobs in (1, 2):
+            np.testing.assert_array_equal(model.set_params(n_jobs=n_jobs).predict(X),
+                                          one_chunk)
+
+
 def test_dask_backend_matches_serial(monkeypatch):
     """``n_jobs`` spreads chunks of samples over joblib workers; with joblib's Dask
     backend those are the workers of a (here local) distributed cluster."""
