@@ -32,7 +32,7 @@ from joblib import effective_n_jobs
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._parallel import Parallel, delayed, shares_memory
+from ._parallel import map_chunks, shares_memory
 from .exceptions import (
     AbsentRowsError,
     LabelingBackendWarning,
@@ -516,19 +516,15 @@ class FramePlan:
         if len(slices) <= 1:
             return self._canonicalize_chunk(X, tol, return_frame, detach, present, 0,
                                             round_bits)
-        if isinstance(X, np.ndarray):
-            results = Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(self._canonicalize_chunk)(X[s], tol, return_frame, detach,
-                                                  _rows_of(present, s), s.start, round_bits)
-                for s in slices)
-        else:
-            results = (self._canonicalize_chunk(X[s], tol, return_frame, detach,
-                                                _rows_of(present, s), s.start, round_bits)
-                       for s in slices)
+        # other arrays than numpy's take their device's parallelism, one chunk at a time
+        results = map_chunks(functools.partial(self._chunk_at, X, tol=tol,
+                                               return_frame=return_frame, detach=detach,
+                                               present=present, round_bits=round_bits),
+                             slices, n_jobs if isinstance(X, np.ndarray) else 1)
         xp = get_namespace(X)
         Xc, frames = None, []
         for s, (part, frame) in zip(slices, results):
-            if xp is np:  # each chunk goes into the output while it is still in cache
+            if xp is np:
                 if Xc is None:
                     Xc = np.empty((len(X),) + part.shape[1:], dtype=part.dtype)
                 Xc[s] = part
@@ -539,6 +535,11 @@ class FramePlan:
         if xp is not np:
             Xc = xp.concat(Xc, axis=0)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
+
+    def _chunk_at(self, X, s, *, tol, return_frame, detach, present, round_bits):
+        """:meth:`_canonicalize_chunk` of the samples ``s`` of the batch X."""
+        return self._canonicalize_chunk(X[s], tol, return_frame, detach,
+                                        _rows_of(present, s), s.start, round_bits)
 
     def reads_rows(self, X):
         """Whether :meth:`canonicalize_numpy` takes X: numpy X, a group that keeps rows
@@ -571,15 +572,15 @@ class FramePlan:
         Xc = np.empty((len(X), K) + X.shape[1:-1] + (X.shape[-1] + extra,), dtype)
         if frames:
             self._write(Xc[first], part, _rows_of(present, first), presence_column)
-        parallel = Parallel(n_jobs=n_jobs)
+        chunk = functools.partial(self._host_chunk, X, present=present, tol=tol,
+                                  return_frame=return_frame, round_bits=round_bits)
         if shares_memory(n_jobs):   # each worker writes its chunk while in cache
-            frames += parallel(delayed(self._host_chunk)(X, s, present, Xc, tol, return_frame,
-                                                         round_bits, presence_column)
-                               for s in slices)
+            frames += map_chunks(functools.partial(chunk, Xc=Xc,
+                                                   presence_column=presence_column),
+                                 slices, n_jobs)
         else:   # process workers send their chunks (and present rows) back
-            results = parallel(delayed(self._host_chunk)(X, s, present, None, tol,
-                                                         return_frame, round_bits, False)
-                               for s in slices)
+            results = map_chunks(functools.partial(chunk, Xc=None, presence_column=False),
+                                 slices, n_jobs)
             for s, (part, frame, rows) in zip(slices, results):
                 if present is not None:
                     present[s] = rows

@@ -12,14 +12,16 @@ been used with its ``Parallel``. Threads see the caller's filters anyway; proces
 workers (loky, Dask) get a copy, as in scikit-learn.
 """
 
+import itertools
 import warnings
 
 import joblib
+import numpy as np
 from joblib import delayed
 from joblib.parallel import get_active_backend
 from sklearn import config_context, get_config
 
-__all__ = ["Parallel", "delayed", "shares_memory"]
+__all__ = ["Parallel", "delayed", "map_chunks", "shares_memory"]
 
 
 def shares_memory(n_jobs):
@@ -47,6 +49,43 @@ class Parallel(joblib.Parallel):
         filters = None if shares_memory(self.n_jobs) else list(warnings.filters)
         return super().__call__((_configured, (config, filters, function) + tuple(args),
                                  kwargs) for function, args, kwargs in iterable)
+
+
+def map_chunks(function, slices, n_jobs):
+    """``[function(s) for s in slices]``, spread over joblib's workers for ``n_jobs``.
+
+    Each worker gets one task, a contiguous run of the slices computed in order, rather
+    than a task per slice: joblib's dispatch of the next task when one completes, and
+    the collection of results, take the GIL from the workers, which then wait for each
+    other (E(3), 10^6 clouds of 5 in 32 chunks on two threads: about 400 voluntary
+    context switches and 0.45 CPU s per call with a task per chunk; 25 and 0.38 CPU s,
+    as on one thread, with a run of 16 chunks per thread). Chunks of equal size make
+    runs of equal work.
+
+    Parameters
+    ----------
+    function : callable
+        Called with each slice; picklable where the workers are processes.
+    slices : list of slice
+    n_jobs : int or None
+        As joblib takes it; with one worker the slices are computed here, in order.
+
+    Returns
+    -------
+    list
+        The results, in the order of ``slices``.
+    """
+    jobs = min(joblib.effective_n_jobs(n_jobs), len(slices))
+    if jobs <= 1:
+        return [function(s) for s in slices]
+    bounds = np.linspace(0, len(slices), jobs + 1).round().astype(int)
+    runs = Parallel(n_jobs=n_jobs)(delayed(_in_order)(function, slices[a:b])
+                                   for a, b in itertools.pairwise(bounds))
+    return [result for run in runs for result in run]
+
+
+def _in_order(function, slices):
+    return [function(s) for s in slices]
 
 
 def _configured(config, filters, function, *args, **kwargs):

@@ -10,7 +10,7 @@ from joblib import parallel_config
 from sklearn import config_context, get_config
 
 from mfa_sklearn import MinimalFrameCanonicalizer, _engine
-from mfa_sklearn._parallel import Parallel, delayed, shares_memory
+from mfa_sklearn._parallel import Parallel, delayed, map_chunks, shares_memory
 
 
 def _assume_finite():
@@ -67,3 +67,24 @@ def test_process_workers_get_the_callers_filters_threads_share_them():
             assert shares_memory(None)
             assert Parallel()(delayed(_filters)() for _ in range(2)) == [mine] * 2
     assert shares_memory(1)
+
+
+def _slice_and_thread(s):
+    import threading
+
+    return (s.start, s.stop), threading.get_ident()
+
+
+def test_map_chunks_keeps_order_and_gives_each_worker_one_run():
+    slices = [slice(i, i + 3) for i in range(0, 30, 3)]
+    assert map_chunks(_slice_and_thread, slices, 1) == [
+        ((s.start, s.stop), _slice_and_thread(s)[1]) for s in slices]
+    for backend in ("threading", "loky"):
+        with parallel_config(backend=backend):
+            results = map_chunks(_slice_and_thread, slices, 2)
+        assert [bounds for bounds, _ in results] == [(s.start, s.stop) for s in slices]
+        workers = [worker for _, worker in results]
+        # two contiguous runs of five slices, each computed by one worker in order
+        assert workers[:5] == [workers[0]] * 5 and workers[5:] == [workers[5]] * 5
+    assert map_chunks(_slice_and_thread, slices[:1], 4) == [_slice_and_thread(slices[0])]
+    assert map_chunks(_slice_and_thread, [], 2) == []

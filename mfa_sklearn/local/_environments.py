@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._engine import FramePlan, _chunk_slices, fill_absent, find_absent
-from .._parallel import Parallel, delayed, shares_memory
+from .._parallel import map_chunks, shares_memory
 from ..exceptions import LayoutError
 from ..groups import get_group
 from ..groups._namespace import (
@@ -378,7 +378,7 @@ class LocalFrames:
                                                  s.start, out=target)
             return (None if Xc is target else Xc[:, 0]), frame
 
-        results = Parallel(n_jobs=n_jobs)(delayed(chunk)(s) for s in slices)
+        results = map_chunks(chunk, slices, n_jobs)
         for s, (part, _) in zip(slices, results):
             if part is not None:
                 out[s] = part
