@@ -516,30 +516,35 @@ class FramePlan:
         if len(slices) <= 1:
             return self._canonicalize_chunk(X, tol, return_frame, detach, present, 0,
                                             round_bits)
-        # other arrays than numpy's take their device's parallelism, one chunk at a time
-        results = map_chunks(functools.partial(self._chunk_at, X, tol=tol,
-                                               return_frame=return_frame, detach=detach,
-                                               present=present, round_bits=round_bits),
-                             slices, n_jobs if isinstance(X, np.ndarray) else 1)
-        xp = get_namespace(X)
-        Xc, frames = None, []
-        for s, (part, frame) in zip(slices, results):
-            if xp is np:
-                if Xc is None:
-                    Xc = np.empty((len(X),) + part.shape[1:], dtype=part.dtype)
-                Xc[s] = part
-            else:
-                Xc = [] if Xc is None else Xc
-                Xc.append(part)
-            frames.append(frame)
-        if xp is not np:
-            Xc = xp.concat(Xc, axis=0)
+        chunk = functools.partial(self._chunk_at, X, tol=tol, return_frame=return_frame,
+                                  detach=detach, present=present, round_bits=round_bits)
+        numpy = isinstance(X, np.ndarray)
+        if numpy and shares_memory(n_jobs):
+            # an empty chunk tells the output's shape; each worker writes its chunks
+            # into it while they are in cache
+            empty, _ = self._canonicalize_chunk(X[:0], tol, False, detach,
+                                                _rows_of(present, slice(0, 0)), 0, round_bits)
+            Xc = np.empty((len(X),) + empty.shape[1:], dtype=empty.dtype)
+            frames = map_chunks(functools.partial(chunk, out=Xc), slices, n_jobs)
+        else:
+            # process workers send their chunks back; other arrays than numpy's take
+            # their device's parallelism, one chunk at a time
+            parts, frames = zip(*map_chunks(chunk, slices, n_jobs if numpy else 1))
+            Xc = get_namespace(X).concat(parts, axis=0)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
-    def _chunk_at(self, X, s, *, tol, return_frame, detach, present, round_bits):
-        """:meth:`_canonicalize_chunk` of the samples ``s`` of the batch X."""
-        return self._canonicalize_chunk(X[s], tol, return_frame, detach,
-                                        _rows_of(present, s), s.start, round_bits)
+    def _chunk_at(self, X, s, *, tol, return_frame, detach, present, round_bits, out=None):
+        """:meth:`_canonicalize_chunk` of the samples ``s`` of the batch X; with ``out``
+        (numpy), written into ``out[s]``, and the frame alone returned."""
+        target = None if out is None else out[s]
+        part, frame = self._canonicalize_chunk(X[s], tol, return_frame, detach,
+                                               _rows_of(present, s), s.start, round_bits,
+                                               out=target)
+        if target is None:
+            return part, frame
+        if part is not target:   # a single field's block, not joined into `out`
+            target[...] = part
+        return frame
 
     def reads_rows(self, X):
         """Whether :meth:`canonicalize_numpy` takes X: numpy X, a group that keeps rows

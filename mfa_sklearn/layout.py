@@ -285,8 +285,10 @@ def _flatten(xp, block, is_complex, is_edge=False):
     """(..., n, w) -> (..., n w) columns (edge fields: (..., n, n, w) -> (..., n n w));
     complex fields: all Re, then all Im."""
     lead = tuple(block.shape[:-3] if is_edge else block.shape[:-2])
+    # explicit widths: no -1 to infer in an empty batch
+    rows = math.prod(block.shape[len(lead):-1])
     if not is_complex:
-        return xp.reshape(block, lead + (-1,))
+        return xp.reshape(block, lead + (rows * block.shape[-1],))
     half = block.shape[-1] // 2
-    return xp.concat([xp.reshape(block[..., :half], lead + (-1,)),
-                      xp.reshape(block[..., half:], lead + (-1,))], axis=-1)
+    return xp.concat([xp.reshape(block[..., :half], lead + (rows * half,)),
+                      xp.reshape(block[..., half:], lead + (rows * half,))], axis=-1)

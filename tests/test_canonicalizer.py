@@ -210,21 +210,28 @@ def test_n_jobs_two_matches_serial(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["threading", "loky"])
-def test_pca_frames_over_chunks_match_one_chunk(monkeypatch, backend):
-    """Frames whose element count the engine learns from the first chunk (PCA's sign
-    flips), over several chunks and workers, with absent rows."""
+@pytest.mark.parametrize("group, frame", [("O(3)", "pca"), ("S_n x E(3)", "minimal"),
+                                          ("E(3)", "minimal")])
+def test_frames_over_chunks_and_workers_match_one_chunk(monkeypatch, backend, group, frame):
+    """Chunks written by threads or sent back by processes, for output shapes known in
+    advance (minimal frames), learnt from the first chunk (PCA's sign flips) or from an
+    empty one (row-permuting groups), with absent rows."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(9000, 15))
     y = rng.normal(size=9000)
     X[0] = 0.0
     X[7, 3:6] = np.nan
-    model = FrameAveragingRegressor(Ridge(), group="O(3)", frame="pca").fit(X, y)
+    model = FrameAveragingRegressor(Ridge(), group=group, frame=frame).fit(X, y)
     one_chunk = model.predict(X)
+    canonical = MinimalFrameCanonicalizer(group=group).fit(X[8:]).transform(X[8:])
     monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 2048)   # five chunks, six for two jobs
     with parallel_config(backend=backend):
         for n_jobs in (1, 2):
             np.testing.assert_array_equal(model.set_params(n_jobs=n_jobs).predict(X),
                                           one_chunk)
+            np.testing.assert_array_equal(
+                MinimalFrameCanonicalizer(group=group, n_jobs=n_jobs).fit(X[8:])
+                .transform(X[8:]), canonical)
 
 
 def test_dask_backend_matches_serial(monkeypatch):

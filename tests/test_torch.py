@@ -693,3 +693,12 @@ def test_empty_batch_gives_an_empty_output(group, target):
                        target="invariant" if target == "invariant" else out)
     got = fa(torch.zeros(0, N_ROWS * width, dtype=torch.float64))
     assert got.shape == (0, n_out)
+
+
+@pytest.mark.parametrize("group, fields", [("graph", {"A": "edge"}),
+                                           ("S_n", {"x": ("point", 2), "A": "edge"})])
+def test_empty_batch_of_graphs_gives_an_empty_output(group, fields):
+    width = sum(N_ROWS * (N_ROWS if kind == "edge" else kind[1])
+                for kind in fields.values())
+    fa = FrameAveraged(mlp(n_in=width, n_out=1), group=group, fields=fields)
+    assert fa(torch.zeros(0, width, dtype=torch.float64)).shape == (0, 1)

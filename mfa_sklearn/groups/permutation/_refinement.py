@@ -121,7 +121,8 @@ def _edge_codes(A):
     codes, ranges = [], []
     for e in range(A.shape[3]):
         values = A[..., e]
-        low, high = values.min(), values.max()
+        # an empty batch has no values: any range will do
+        low, high = (values.min(), values.max()) if values.size else (0.0, 0.0)
         if high - low < 2 ** 20 and np.array_equal(values, np.floor(values)):
             codes.append((values - low).astype(np.int64))
             ranges.append(int(high - low) + 1)
