@@ -565,25 +565,21 @@ class FramePlan:
                 part = with_presence(part, self.layout, present)
             return part, frame
         extra = (self.layout.n_rows if not self.layout.three_d else 1) if presence_column else 0
-        frames = []
         if self.method == "minimal":   # n_frames elements (two each if weighted)
             K = self.n_frames * (2 if self.tie_band else 1)
             dtype = X.dtype if X.dtype.kind == "f" else np.float64
-        else:   # the first chunk, computed here, tells the elements per sample
-            first, slices = slices[0], slices[1:]
-            part, frame = self._host_part(X, first, present, tol, return_frame, round_bits)
-            K, dtype = part.shape[1], part.dtype
-            frames.append(frame)
+        else:   # an empty chunk tells the elements per sample
+            empty, _ = self._host_part(X, slice(0, 0), present, tol, False, round_bits)
+            K, dtype = empty.shape[1], empty.dtype
         Xc = np.empty((len(X), K) + X.shape[1:-1] + (X.shape[-1] + extra,), dtype)
-        if frames:
-            self._write(Xc[first], part, _rows_of(present, first), presence_column)
         chunk = functools.partial(self._host_chunk, X, present=present, tol=tol,
                                   return_frame=return_frame, round_bits=round_bits)
         if shares_memory(n_jobs):   # each worker writes its chunk while in cache
-            frames += map_chunks(functools.partial(chunk, Xc=Xc,
-                                                   presence_column=presence_column),
-                                 slices, n_jobs)
+            frames = map_chunks(functools.partial(chunk, Xc=Xc,
+                                                  presence_column=presence_column),
+                                slices, n_jobs)
         else:   # process workers send their chunks (and present rows) back
+            frames = []
             results = map_chunks(functools.partial(chunk, Xc=None, presence_column=False),
                                  slices, n_jobs)
             for s, (part, frame, rows) in zip(slices, results):
@@ -644,7 +640,7 @@ class FramePlan:
                 return self._compact_part(X, s, rows, ps, nan, counts, kept, tol,
                                           return_frame, round_bits, out, presence_column)
             filled = X[s]
-            if counts.min() < ps.shape[1]:
+            if len(counts) and counts.min() < ps.shape[1]:
                 filled = fill_absent(filled, self.layout, ps)
             if not (all_finite(np, filled) and self._absent_valid(rows, ps, nan)):
                 find_absent(X, self.layout, self.presence_field)   # raises
