@@ -1,6 +1,8 @@
 """fit_energy_forces and AtomMLP: the cached energies and forces are the model's own,
 training lowers the loss and keeps the best validated parameters, per-species offsets."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -17,11 +19,90 @@ from mfa_sklearn.torch import (  # noqa: E402
 from .test_torch_local import FIELDS, clusters  # noqa: E402
 
 
-def model(first_vector="nearest", hidden=(16,), angular=True):
+def model(first_vector="nearest", hidden=(16,), angular=True, activation=torch.nn.SiLU):
     torch.manual_seed(0)
     return LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=4.0, n_neighbors=6,
                               first_vector=first_vector, radial_basis="scales",
-                              angular=angular, atom_module__hidden=hidden).double()
+                              angular=angular, atom_module__hidden=hidden,
+                              atom_module__activation=activation).double()
+
+
+class Wrapped(torch.nn.Module):
+    """An atom module that is no AtomMLP: the cache differentiates it by autograd."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, features):
+        return self.inner(features)[:, None]
+
+
+#: activations whose derivatives AtomMLP.energies_and_gradients knows; Softplus also
+#: with atoms past its threshold, where it is the identity
+KNOWN = [torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh, torch.nn.Softplus,
+         partial(torch.nn.Softplus, beta=2.0, threshold=1.0)]
+
+
+def mlp_with_buffers(activation, dtype, p=5, hidden=(7, 6)):
+    """An AtomMLP whose standardization, offset and scale are all nontrivial."""
+    torch.manual_seed(1)
+    mlp = AtomMLP(p, hidden=hidden, activation=activation).to(dtype)
+    mlp.feature_mean.copy_(torch.linspace(-0.5, 0.5, p))
+    mlp.feature_scale.copy_(torch.linspace(0.5, 2.0, p))
+    mlp.offset_weight.copy_(torch.linspace(-1.0, 1.0, p))
+    mlp.offset_bias.fill_(0.3)
+    mlp.energy_scale.fill_(1.7)
+    return mlp
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("activation", KNOWN)
+def test_explicit_gradient_is_autograds(activation, dtype):
+    mlp = mlp_with_buffers(activation, dtype)
+    assert mlp.explicit_gradient
+    features = 3 * torch.randn(40, 5, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    weights = torch.randn(40, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
+
+    def loss_and_grads(energy, gradient):
+        # a loss of both, as on energies and forces
+        loss = (energy ** 2).sum() + ((gradient * weights).sum(1) ** 2).sum()
+        return [energy, gradient, *torch.autograd.grad(loss, list(mlp.parameters()))]
+
+    energy, gradient = mlp.energies_and_gradients(features)
+    explicit = loss_and_grads(energy, gradient)
+    inputs = features.clone().requires_grad_(True)
+    energy = mlp(inputs)
+    (gradient,) = torch.autograd.grad(energy.sum(), inputs, create_graph=True)
+    reference = loss_and_grads(energy, gradient)
+    tolerance = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else \
+        dict(rtol=2e-5, atol=2e-5)
+    for got, expected in zip(explicit, reference):
+        assert got.dtype == dtype and got.shape == expected.shape
+        torch.testing.assert_close(got, expected, **tolerance)
+    if isinstance(activation, partial):
+        # the threshold was crossed, on both sides
+        h = mlp.net[0]((features - mlp.feature_mean) / mlp.feature_scale)
+        assert bool((2 * h > 1).any()) and bool((2 * h <= 1).any())
+
+
+def test_explicit_gradient_of_a_linear_atom_module():
+    mlp = mlp_with_buffers(torch.nn.GELU, torch.float64, hidden=())
+    features = torch.randn(4, 5, dtype=torch.float64)
+    energy, gradient = mlp.energies_and_gradients(features)
+    torch.testing.assert_close(energy, mlp(features))
+    expected = mlp.offset_weight + (mlp.energy_scale * mlp.net[0].weight[0]
+                                    / mlp.feature_scale)
+    torch.testing.assert_close(gradient, expected.expand(4, 5))
+
+
+@pytest.mark.parametrize("activation", [torch.nn.ELU, partial(torch.nn.GELU,
+                                                              approximate="tanh")])
+def test_other_activations_keep_autograd(activation):
+    mlp = AtomMLP(5, hidden=(4,), activation=activation)
+    assert not mlp.explicit_gradient
+    with pytest.raises(ValueError, match="knows the derivatives of GELU"):
+        mlp.energies_and_gradients(torch.zeros(3, 5))
 
 
 def morse(X):
@@ -41,9 +122,11 @@ def morse(X):
 
 @pytest.mark.parametrize("angular", [True, False])
 @pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
-def test_cached_energies_and_forces_are_the_models(first_vector, angular):
-    m = model(first_vector, angular=angular)
-    X = clusters(B=5, n=8, seed=3)
+@pytest.mark.parametrize("activation", [torch.nn.GELU, torch.nn.ELU])
+def test_cached_energies_and_forces_are_the_models(first_vector, angular, activation):
+    # ELU: by autograd; absent atoms anywhere, systems of 4 to 8 atoms
+    m = model(first_vector, angular=angular, activation=activation)
+    X = clusters(B=7, n=8, seed=3)
     cache = _Cache(m, torch.tensor(X), torch.float64, torch.float64)
     energy, forces = cache.energy_and_forces(m, False)
     ref_energy, ref_forces = m.eval().energy_and_forces(torch.tensor(X))
@@ -53,6 +136,46 @@ def test_cached_energies_and_forces_are_the_models(first_vector, angular):
     np.testing.assert_allclose(forces.detach().numpy()[there], ref[there], rtol=1e-9,
                                atol=1e-12)
     assert np.all(forces.detach().numpy()[~there] == 0)
+
+
+def test_cache_of_a_system_without_atoms():
+    m = model()
+    X = clusters(B=4, n=6, seed=9)
+    X[2] = np.nan
+    energy, forces = _Cache(m, torch.tensor(X), torch.float64,
+                            torch.float64).energy_and_forces(m, False)
+    ref_energy, ref_forces = m.eval().energy_and_forces(torch.tensor(X[[0, 1, 3]]))
+    torch.testing.assert_close(energy[[0, 1, 3]], ref_energy, rtol=1e-12, atol=0)
+    ref = ref_forces.reshape(3, -1)
+    there = ~torch.isnan(ref)
+    torch.testing.assert_close(forces[[0, 1, 3]][there], ref[there], rtol=1e-9, atol=1e-12)
+    assert float(energy[2]) == 0 and bool((forces[2] == 0).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_cached_loss_gradients_are_autograds(dtype):
+    # the explicit gradient of AtomMLP against the same module seen as any module
+    m = model(activation=torch.nn.GELU).to(dtype)
+    X = clusters(B=6, n=7, seed=10)
+    energy, forces = morse(X)
+    cache = _Cache(m, torch.tensor(X), dtype, torch.float64)
+    y = torch.tensor(np.concatenate([energy[:, None], forces], 1))
+    loss_fn = EnergyForceLoss(3.0)
+    mlp = m.atom_module
+
+    def loss_and_grads():
+        predicted = cache.energy_and_forces(m, True)
+        loss = loss_fn(predicted, y)
+        return [*predicted, loss, *torch.autograd.grad(loss, list(mlp.parameters()))]
+
+    explicit = loss_and_grads()
+    m.atom_module = Wrapped(mlp)
+    reference = loss_and_grads()
+    tolerance = dict(rtol=1e-11, atol=1e-12) if dtype == torch.float64 else \
+        dict(rtol=1e-4, atol=1e-5)
+    for got, expected in zip(explicit, reference):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, expected, **tolerance)
 
 
 def test_training_lowers_the_loss_and_keeps_the_best_validated_block():
@@ -90,10 +213,13 @@ def test_phases_of_force_weights_refit_the_energies():
     y = torch.tensor(np.concatenate([energy[:, None], forces], 1))
 
     def fitted(force_weight, max_iter):
+        # float64 Jacobians: the kept model's loss is then the recorded one to rounding
+        # (float32 ones round the forces to about 1e-7, the loss of a good fit to more)
         m = model()
         history = fit_energy_forces(m, X, energy, forces, force_weight=force_weight,
                                     cpu_seconds=60.0, max_iter=max_iter,
-                                    validation=(X, energy, forces))
+                                    validation=(X, energy, forces),
+                                    jacobian_dtype=torch.float64)
         return m.eval().energy_and_forces(torch.tensor(X)), history
 
     # the first phase of two, with half of max_iter, is the one-phase fit
@@ -106,7 +232,7 @@ def test_phases_of_force_weights_refit_the_energies():
     energy_weighted = EnergyForceLoss(0.1)
     np.testing.assert_allclose(float(energy_weighted(both, y)),
                                history["validation_loss"][history["best_block"]],
-                               rtol=1e-6)
+                               rtol=1e-9)
     assert float(energy_weighted(both, y)) < float(energy_weighted(first, y))
     assert (float(torch.mean((both[0] - y[:, 0]) ** 2))
             < float(torch.mean((first[0] - y[:, 0]) ** 2)))
