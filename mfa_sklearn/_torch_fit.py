@@ -208,7 +208,7 @@ def _targets(energy, forces, B, device, dtype):
 
 def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
                       cpu_seconds=60.0, max_iter=10_000, validation=None, adapt=True,
-                      jacobian_dtype=torch.float32, refit_output=False, verbose=False):
+                      jacobian_dtype=torch.float32, refit_output=None, verbose=False):
     """Train the atom module of a local-frame model on energies and forces, fast.
 
     Computes the per-atom features of the training systems and their Jacobians with
@@ -265,16 +265,20 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         wants float64 here (EMT Cu13, 17 radial features, hidden (32, 32), 240 CPU s:
         float32 stalled after about 2500 iterations at a validation loss of 3.1e-6,
         float64 went on to 3700 iterations and 2.0e-6).
-    refit_output : bool, default=False
-        With an :class:`AtomMLP` atom module, end with its output layer solved
-        exactly: energies and forces are affine in it, so for any weighting of the
-        two the best layer is a small linear least-squares problem, solved (by SVD,
-        in float64) for each of a grid of energy weightings (per system or per atom),
-        force weights and ridges (towards the trained layer) and picked by
-        the validation systems' energy MAE per atom (without them, by the training
-        loss of the last phase); the trained layer stays if no solution beats it. Its
-        CPU time, measured by a trial solve on the initial network, comes out of the
-        last phase's budget.
+    refit_output : bool, optional
+        End with the output layer of the :class:`AtomMLP` atom module solved
+        exactly (default: with an AtomMLP). Energies and forces are affine in it, so
+        for any weighting of the two the best layer is a small linear least-squares
+        problem, solved (by SVD, in float64) for each of a grid of energy weightings
+        (per system or per atom), force weights and ridges (towards the trained
+        layer) and picked by the validation systems' energy MAE per atom (without
+        them, by the training loss of the last phase); the trained layer stays if no
+        solution beats it. Its CPU time, measured by a trial solve on the initial
+        network, comes out of the last phase's budget. The phases fit the output
+        layer to the energies short of its optimum (EMT, 32 x 32 MLP, 240 CPU s,
+        force weights 10 then 0.1: validation energy MAE 0.0106 to 0.0091 meV/atom
+        on Cu6..Cu13, forces 2% worse, 0.0059 to 0.0056 on Cu13, forces 3% better;
+        about 1.5 CPU s).
     verbose : bool, default=False
         Print the losses after every block of iterations.
 
@@ -317,7 +321,11 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     if not all(isinstance(b, Real) and b > 0 for b in budgets):
         raise ValueError(f"cpu_seconds must be numbers > 0; got {cpu_seconds!r}")
     module = model.atom_module
-    if refit_output and not isinstance(module, AtomMLP):
+    if refit_output is None:
+        refit_output = isinstance(module, AtomMLP)
+    elif not isinstance(refit_output, bool):
+        raise TypeError(f"refit_output must be a bool or None; got {refit_output!r}")
+    elif refit_output and not isinstance(module, AtomMLP):
         raise TypeError(f"refit_output needs an AtomMLP atom module (energies affine in "
                         f"its output layer); got {type(module).__name__}")
     parameter = next(module.parameters(), None)

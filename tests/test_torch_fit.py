@@ -76,7 +76,8 @@ def test_training_lowers_the_loss_and_keeps_the_best_validated_block():
         return float(loss(m.energy_and_forces(torch.tensor(Xq)), y))
 
     history = fit_energy_forces(m, X[:16], energy[:16], forces[:16], cpu_seconds=30.0,
-                                max_iter=60, validation=(X[16:], energy[16:], forces[16:]))
+                                max_iter=60, validation=(X[16:], energy[16:], forces[16:]),
+                                refit_output=False)
     assert 0 < history["iterations"] <= 60 + 20
     assert history["loss"][-1] < 0.1 * history["loss"][0]
     best = history["best_block"]
@@ -102,7 +103,7 @@ def test_phases_of_force_weights_refit_the_energies():
         m = model()
         history = fit_energy_forces(m, X, energy, forces, force_weight=force_weight,
                                     cpu_seconds=60.0, max_iter=max_iter,
-                                    validation=(X, energy, forces))
+                                    validation=(X, energy, forces), refit_output=False)
         return m.eval().energy_and_forces(torch.tensor(X)), history
 
     # the first phase of two, with half of max_iter, is the one-phase fit
@@ -181,6 +182,11 @@ def test_errors():
         fit_energy_forces(model(), X, energy[:3], forces)
     with pytest.raises(TypeError, match="refit_output needs an AtomMLP"):
         fit_energy_forces(plain_model(), X, energy, forces, refit_output=True)
+    with pytest.raises(TypeError, match="refit_output must be a bool"):
+        fit_energy_forces(model(), X, energy, forces, refit_output="yes")
+    # the default solves no other atom module's output layer
+    assert "refit" not in fit_energy_forces(plain_model(), X, energy, forces,
+                                            cpu_seconds=0.2, max_iter=5)
     with pytest.raises(ValueError, match="hidden"):
         AtomMLP(4, hidden=(0,))
     with pytest.raises(ValueError, match="n_features_in"):
@@ -256,9 +262,9 @@ def test_refit_output_scores_and_keeps_the_exact_symmetries():
     energy, forces = morse(X)
     m = model()
     history = fit_energy_forces(m, X[:16], energy[:16], forces[:16], force_weight=10.0,
-                                cpu_seconds=30.0, max_iter=40, refit_output=True,
+                                cpu_seconds=30.0, max_iter=40,
                                 validation=(X[16:], energy[16:], forces[16:]))
-    record = history["refit"]
+    record = history["refit"]     # the default with an AtomMLP
     assert record["score"] <= record["trained_score"]
     assert record["cpu_seconds"] < history["cpu_seconds"]
     # the score is the full model's validation energy MAE per atom
