@@ -158,7 +158,9 @@ N_NEIGHBORS = (12, None)
 #: memory) then the solve: 0.0090, 0.0091, 0.0091, 0.0092 (the solve alone 0.0092),
 #: the solve before the 60 s phase too (0.1, 1): 0.0091, 0.0090. The solve on the
 #: energies alone, after one phase, with (16, 16), had gained little (above). Not kept:
-#: widths (32, 64) with the solve, 0.0077 but forces 0.000201 (2817 iterations)
+#: widths (32, 64) with the solve, energies for forces: 0.0077, forces 0.000201 (2817
+#: iterations), and on Cu13 0.0054, forces 0.000202 (2460 iterations, 0.0083 before the
+#: solve)
 TORCH_HIDDEN = (32, 32)
 TORCH_ACTIVATION = "GELU"
 TORCH_RADIAL_BASIS = "exponentials"

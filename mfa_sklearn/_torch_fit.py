@@ -510,11 +510,13 @@ def _refit_output(model, train, y, held_out, last_loss):
     last = module.net[-1]
     theta = torch.cat([last.weight[0], last.bias]).detach().to(torch.float64)
     constant, design = _output_affine(model, train)
-    n_atoms = torch.bincount(train.system, minlength=train.n_systems)
+    # an empty system (no atom) weighs and scores as one atom: its energy is exact
+    n_atoms = torch.bincount(train.system, minlength=train.n_systems).clamp(min=1)
     if held_out is not None:
         cache, targets = held_out
         val_constant, val_design = _output_affine(model, cache)
-        val_atoms = torch.bincount(cache.system, minlength=cache.n_systems).to(torch.float64)
+        val_atoms = torch.bincount(cache.system, minlength=cache.n_systems).clamp(
+            min=1).to(torch.float64)
         reference = targets[:, 0].to(torch.float64)
 
         def score(solution):

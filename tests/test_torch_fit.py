@@ -278,3 +278,13 @@ def test_refit_output_scores_and_keeps_the_exact_symmetries():
                                      fields=FIELDS, target={"F": "vector"},
                                      random_state=2)
     assert invariant["max_error"] <= 1e-10 and equivariant["max_error"] <= 1e-10
+
+
+def test_refit_output_with_empty_systems():
+    X = clusters(B=12, n=6, seed=12)
+    X[[3, 9]] = np.nan          # no atom: energy 0, weighed and scored as one atom
+    energy, forces = morse(X)
+    history = fit_energy_forces(model(), X[:8], energy[:8], forces[:8], cpu_seconds=5.0,
+                                max_iter=20, validation=(X[8:], energy[8:], forces[8:]))
+    assert np.isfinite(history["refit"]["trained_score"])
+    assert all(np.isfinite(c[-1]) for c in history["refit"]["candidates"])
