@@ -20,6 +20,7 @@ by autograd.
 """
 
 import copy
+import math
 import time
 from numbers import Integral, Real
 
@@ -317,14 +318,26 @@ class _Cache:
                 (grad,) = torch.autograd.grad(atomic.sum(), features,
                                               create_graph=create_graph)
             atomic = atomic if create_graph else atomic.detach()
-        B = self.n_systems
-        energy = atomic.new_zeros(B).index_add(0, self.system, atomic)
-        grad = grad.to(self.groups[0][1].dtype)
-        parts = [torch.bmm(grad[atoms].reshape(len(block), 1, -1), block).flatten()
-                 for atoms, block in self.groups]
-        forces = grad.new_zeros(B * self.n_coordinates).index_copy(
+        energy = atomic.new_zeros(self.n_systems).index_add(0, self.system, atomic)
+        return energy, -self.pull_back(grad).to(atomic.dtype)
+
+    def pull_back(self, grad):
+        """``sum_a J_a^T g_a`` per system, (B, n d, ...), of per-atom feature covectors
+        ``g`` (A, ..., p) (the energy's feature gradients: minus the forces), in the
+        Jacobians' dtype: one batched product per number of present atoms."""
+        extra, p = grad.shape[1:-1], grad.shape[-1]
+        count = math.prod(extra)
+        grad = grad.to(self.groups[0][1].dtype).reshape(len(grad), count, p)
+        parts = []
+        for atoms, block in self.groups:
+            systems = len(block)
+            # (systems, count, k p) @ (systems, k p, k d), then coordinates first
+            rows = grad[atoms].reshape(systems, -1, count, p).transpose(1, 2)
+            parts.append(torch.bmm(rows.reshape(systems, count, -1), block)
+                         .transpose(1, 2).reshape(-1, count))
+        out = grad.new_zeros((self.n_systems * self.n_coordinates, count)).index_copy(
             0, self.force_index, torch.cat(parts))
-        return energy, -forces.to(atomic.dtype).reshape(B, self.n_coordinates)
+        return out.reshape((self.n_systems, self.n_coordinates) + extra)
 
 
 def _centre_scalar_columns(model, sample_shape):
@@ -352,7 +365,7 @@ def _targets(energy, forces, B, device, dtype):
 
 def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
                       cpu_seconds=60.0, max_iter=10_000, validation=None, adapt=True,
-                      jacobian_dtype=torch.float32, verbose=False):
+                      jacobian_dtype=torch.float32, refit_output=None, verbose=False):
     """Train the atom module of a local-frame model on energies and forces, fast.
 
     Computes the per-atom features of the training systems and their Jacobians with
@@ -410,6 +423,20 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         radial features, hidden (32, 32), 240 CPU s: float32 stalled after about 2500
         iterations at a validation loss of 3.1e-6, float64 went on to 3700
         iterations and 2.0e-6).
+    refit_output : bool, optional
+        End with the output layer of the :class:`AtomMLP` atom module solved
+        exactly (default: with an AtomMLP). Energies and forces are affine in it, so
+        for any weighting of the two the best layer is a small linear least-squares
+        problem, solved (by SVD, in float64) for each of a grid of energy weightings
+        (per system or per atom), force weights and ridges (towards the trained
+        layer) and picked by the validation systems' energy MAE per atom (without
+        them, by the training loss of the last phase); the trained layer stays if no
+        solution beats it. Its CPU time, measured by a trial solve on the initial
+        network, comes out of the last phase's budget. The phases fit the output
+        layer to the energies short of its optimum (EMT, 32 x 32 MLP, 240 CPU s,
+        force weights 10 then 0.1: validation energy MAE 0.0106 to 0.0091 meV/atom
+        on Cu6..Cu13, forces 2% worse, 0.0059 to 0.0056 on Cu13, forces 3% better,
+        in about 1.5 CPU s; from another torch seed, Cu6..Cu13 0.0116 to 0.0114).
     verbose : bool, default=False
         Print the losses after every block of iterations.
 
@@ -420,7 +447,12 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         ``"loss"`` (training, per block of up to 20 iterations, by the loss of the
         block's phase), ``"validation_loss"`` (per block, if any), ``"best_block"``
         (index of the block whose parameters the model ends with),
-        ``"phase_start"`` (index of the first block of each phase).
+        ``"phase_start"`` (index of the first block of each phase); with
+        ``refit_output``, ``"refit"``: the chosen ``"force_weight"``, ``"ridge"``,
+        ``"per_atom"`` (None where the trained layer stayed), ``"score"`` and
+        ``"trained_score"`` (the criterion after and before the solve),
+        ``"cpu_seconds"`` (of the final solve) and ``"candidates"``, one
+        ``(per_atom, force_weight, ridge, score)`` per solution tried.
 
     Notes
     -----
@@ -448,6 +480,13 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     if not all(isinstance(b, Real) and b > 0 for b in budgets):
         raise ValueError(f"cpu_seconds must be numbers > 0; got {cpu_seconds!r}")
     module = model.atom_module
+    if refit_output is None:
+        refit_output = isinstance(module, AtomMLP)
+    elif not isinstance(refit_output, bool):
+        raise TypeError(f"refit_output must be a bool or None; got {refit_output!r}")
+    elif refit_output and not isinstance(module, AtomMLP):
+        raise TypeError(f"refit_output needs an AtomMLP atom module (energies affine in "
+                        f"its output layer); got {type(module).__name__}")
     parameter = next(module.parameters(), None)
     if parameter is None:
         raise ValueError("the atom module has no parameters to train")
@@ -467,14 +506,30 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         module.adapt(train.features, train.system, y[:, 0],
                      _centre_scalar_columns(model, X.shape[1:]))
     start = time.process_time()
+    reserve = 0.0
+    if refit_output:
+        # the solve costs the same on any parameters: a trial on the initial ones
+        # (not applied) tells how much of the budget to leave it
+        state = copy.deepcopy(module.state_dict())
+        _refit_output(model, train, y, held_out, losses[-1])
+        module.load_state_dict(state)
+        reserve = time.process_time() - start
     for phase, loss_fn in enumerate(losses):
         left = len(losses) - phase
         # what earlier phases left unused goes to this one
         seconds = sum(budgets[:phase + 1]) - (time.process_time() - start)
+        if phase == len(losses) - 1:
+            seconds -= reserve
         iterations = -(-(max_iter - history["iterations"]) // left)
         history["phase_start"].append(len(history["loss"]))
         _lbfgs_phase(model, loss_fn, train, y, held_out, seconds, iterations, history,
                      verbose, keep_start=phase > 0)
+    if refit_output:
+        solve_start = time.process_time()
+        history["refit"] = _refit_output(model, train, y, held_out, losses[-1])
+        history["refit"]["cpu_seconds"] = time.process_time() - solve_start
+        if verbose:
+            print(f"output layer solved: {history['refit']}")
     history["cpu_seconds"] = time.process_time() - start
     return history
 
@@ -530,3 +585,121 @@ def _lbfgs_phase(model, loss_fn, train, y, held_out, cpu_seconds, max_iter, hist
     history["iterations"] += done
     if state is not None:
         module.load_state_dict(state)
+
+
+#: the output layer's solve: force weights (units of :class:`EnergyForceLoss`) and
+#: ridges (relative to the largest squared singular value) tried
+_REFIT_FORCE_WEIGHTS = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)
+_REFIT_RIDGES = (1e-12, 1e-9, 1e-6, 1e-3)
+
+
+def _output_affine(model, cache):
+    """The cached systems' energies and forces as an affine function of the output
+    layer ``theta = (w, b)`` of an :class:`AtomMLP` atom module, in float64:
+    ``[energy, forces] = constant + design @ theta``, ``constant`` of shape
+    ``(B, 1 + m)`` (the model with ``theta = 0``) and ``design`` ``(B, 1 + m, k + 1)``
+    for a last hidden layer of width ``k``."""
+    module = model.atom_module
+    last, hidden = module.net[-1], module.net[:-1]
+    saved = copy.deepcopy(last.state_dict())
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    try:
+        energy, forces = cache.energy_and_forces(model, False)
+    finally:
+        last.load_state_dict(saved)
+    constant = torch.cat([energy[:, None], forces], 1).detach().to(torch.float64)
+
+    def last_hidden(features):
+        return hidden((features - module.feature_mean) / module.feature_scale)
+
+    features = cache.features.detach()
+    h = last_hidden(features).detach()
+    # d h / d features per atom, (A, k, p), then through the cached Jacobians: the
+    # force rows of w, -J^T (dh/df)^T; the bias moves no atom
+    dh = torch.func.vmap(torch.func.jacfwd(last_hidden))(features).detach()
+    h = h.to(torch.float64)
+    rows = torch.cat([h, torch.ones_like(h[:, :1])], 1)
+    energy_rows = rows.new_zeros((cache.n_systems, rows.shape[1])).index_add(
+        0, cache.system, rows)
+    force_rows = -cache.pull_back(dh).to(torch.float64)                    # (B, m, k)
+    force_rows = torch.cat([force_rows, force_rows.new_zeros(force_rows.shape[:2] + (1,))],
+                           2)
+    design = (torch.cat([energy_rows[:, None], force_rows], 1)
+              * module.energy_scale.to(torch.float64))
+    return constant, design
+
+
+def _output_solutions(design, constant, y, n_atoms, theta, force_weights, ridges):
+    """Weighted ridge least-squares output layers, one per energy weighting (per
+    system, per atom), force weight and ridge (towards ``theta``): yields
+    ``(per_atom, force_weight, ridge, solution)``."""
+    y = y.to(torch.float64)
+    columns = y.shape[1]
+    design, residual = design[:, :columns], y - constant[:, :columns]
+    present = ~torch.isnan(residual)
+    residual = torch.where(present, residual - design @ theta, torch.zeros_like(residual))
+    n_forces = present[:, 1:].sum().clamp(min=1)
+    if columns == 1:
+        force_weights = (0.0,)  # nothing to weigh
+    for per_atom in (False, True):
+        # the mean of squared errors of EnergyForceLoss, energies per atom or not
+        energy_weight = (n_atoms.to(torch.float64) ** -2 if per_atom
+                         else torch.ones_like(residual[:, 0])) / len(y)
+        for force_weight in force_weights:
+            weight = torch.cat([energy_weight[:, None],
+                                present[:, 1:] * (force_weight / n_forces)], 1)
+            root = weight.sqrt()
+            U, S, Vh = torch.linalg.svd((design * root[..., None]).reshape(-1, len(theta)),
+                                        full_matrices=False)
+            projected = U.T @ (residual * root).reshape(-1)
+            for ridge in ridges:
+                # ridge regression of the residual on the (weighted) design
+                step = Vh.T @ (S / (S ** 2 + ridge * S[0] ** 2) * projected)
+                yield per_atom, force_weight, ridge, theta + step
+
+
+def _refit_output(model, train, y, held_out, last_loss):
+    """Solve the output layer of the AtomMLP of ``model`` (see
+    :func:`fit_energy_forces`, ``refit_output``): set the best solution by the
+    validation energy MAE per atom (or the training loss ``last_loss``) if it beats
+    the trained layer, and return the ``"refit"`` record."""
+    module = model.atom_module
+    last = module.net[-1]
+    theta = torch.cat([last.weight[0], last.bias]).detach().to(torch.float64)
+    constant, design = _output_affine(model, train)
+    # an empty system (no atom) weighs and scores as one atom: its energy is exact
+    n_atoms = torch.bincount(train.system, minlength=train.n_systems).clamp(min=1)
+    if held_out is not None:
+        cache, targets = held_out
+        val_constant, val_design = _output_affine(model, cache)
+        val_atoms = torch.bincount(cache.system, minlength=cache.n_systems).clamp(
+            min=1).to(torch.float64)
+        reference = targets[:, 0].to(torch.float64)
+
+        def score(solution):
+            energy = val_constant[:, 0] + val_design[:, 0] @ solution
+            return float(torch.mean(torch.abs(energy - reference) / val_atoms))
+    else:
+        def score(solution):
+            prediction = constant + design @ solution
+            return float(last_loss((prediction[:, 0], prediction[:, 1:]),
+                                   y.to(torch.float64)))
+
+    record = {"force_weight": None, "ridge": None, "per_atom": None,
+              "trained_score": score(theta), "candidates": []}
+    best, chosen = record["trained_score"], None
+    for per_atom, force_weight, ridge, solution in _output_solutions(
+            design, constant, y, n_atoms, theta, _REFIT_FORCE_WEIGHTS, _REFIT_RIDGES):
+        value = score(solution)
+        record["candidates"].append((per_atom, force_weight, ridge, value))
+        if value < best:
+            best, chosen = value, solution
+            record.update(force_weight=force_weight, ridge=ridge, per_atom=per_atom)
+    record["score"] = best
+    if chosen is not None:
+        with torch.no_grad():
+            last.weight.copy_(chosen[:-1][None].to(last.weight))
+            last.bias.copy_(chosen[-1:].to(last.bias))
+    return record

@@ -8,7 +8,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mfa_sklearn._torch_fit import _Cache  # noqa: E402
+from mfa_sklearn._torch_fit import (  # noqa: E402
+    _REFIT_FORCE_WEIGHTS,
+    _REFIT_RIDGES,
+    _Cache,
+    _output_affine,
+    _refit_output,
+    _targets,
+)
+from mfa_sklearn.testing import check_equivariance  # noqa: E402
 from mfa_sklearn.torch import (  # noqa: E402
     AtomMLP,
     EnergyForceLoss,
@@ -16,7 +24,8 @@ from mfa_sklearn.torch import (  # noqa: E402
     fit_energy_forces,
 )
 
-from .test_torch_local import FIELDS, clusters  # noqa: E402
+from .test_torch_local import FIELDS, clusters, numpy_of  # noqa: E402
+from .test_torch_local import model as plain_model  # noqa: E402
 
 
 def model(first_vector="nearest", hidden=(16,), angular=True, activation=torch.nn.SiLU):
@@ -190,7 +199,8 @@ def test_training_lowers_the_loss_and_keeps_the_best_validated_block():
         return float(loss(m.energy_and_forces(torch.tensor(Xq)), y))
 
     history = fit_energy_forces(m, X[:16], energy[:16], forces[:16], cpu_seconds=30.0,
-                                max_iter=60, validation=(X[16:], energy[16:], forces[16:]))
+                                max_iter=60, validation=(X[16:], energy[16:], forces[16:]),
+                                refit_output=False)
     assert 0 < history["iterations"] <= 60 + 20
     assert history["loss"][-1] < 0.1 * history["loss"][0]
     best = history["best_block"]
@@ -219,7 +229,7 @@ def test_phases_of_force_weights_refit_the_energies():
         history = fit_energy_forces(m, X, energy, forces, force_weight=force_weight,
                                     cpu_seconds=60.0, max_iter=max_iter,
                                     validation=(X, energy, forces),
-                                    jacobian_dtype=torch.float64)
+                                    jacobian_dtype=torch.float64, refit_output=False)
         return m.eval().energy_and_forces(torch.tensor(X)), history
 
     # the first phase of two, with half of max_iter, is the one-phase fit
@@ -296,7 +306,111 @@ def test_errors():
         fit_energy_forces(model(), X, energy, forces, force_weight=(1.0, -1.0))
     with pytest.raises(ValueError, match="energy must have shape"):
         fit_energy_forces(model(), X, energy[:3], forces)
+    with pytest.raises(TypeError, match="refit_output needs an AtomMLP"):
+        fit_energy_forces(plain_model(), X, energy, forces, refit_output=True)
+    with pytest.raises(TypeError, match="refit_output must be a bool"):
+        fit_energy_forces(model(), X, energy, forces, refit_output="yes")
+    # the default solves no other atom module's output layer
+    assert "refit" not in fit_energy_forces(plain_model(), X, energy, forces,
+                                            cpu_seconds=0.2, max_iter=5)
     with pytest.raises(ValueError, match="hidden"):
         AtomMLP(4, hidden=(0,))
     with pytest.raises(ValueError, match="n_features_in"):
         AtomMLP(0)
+
+
+def adapted(X, hidden=(8, 8)):
+    """An AtomMLP model with its standardization, offset and scale set from Morse
+    energies (none of them the identity)."""
+    m = model(hidden=hidden)
+    envs = m.environments(torch.tensor(X))
+    m.atom_module.adapt(m.features_of(envs), torch.as_tensor(envs.system),
+                        torch.tensor(morse(X)[0]), [0])
+    return m
+
+
+def set_output(m, theta):
+    last = m.atom_module.net[-1]
+    with torch.no_grad():
+        last.weight.copy_(theta[None, :-1])
+        last.bias.copy_(theta[-1:])
+
+
+def output_of(m):
+    last = m.atom_module.net[-1]
+    return torch.cat([last.weight[0], last.bias]).detach().clone()
+
+
+def test_energies_and_forces_are_affine_in_the_output_layer():
+    X = clusters(B=6, n=7, seed=9)
+    m = adapted(X)
+    constant, design = _output_affine(m, _Cache(m, torch.tensor(X), torch.float64,
+                                                 torch.float64))
+    assert design.shape == (6, 1 + 7 * 3, 9)
+    for seed in (0, 1):
+        set_output(m, torch.randn(9, dtype=torch.float64,
+                                  generator=torch.Generator().manual_seed(seed)))
+        energy, forces = m.eval().energy_and_forces(torch.tensor(X))
+        predicted = (constant + design @ output_of(m)).numpy()
+        np.testing.assert_allclose(predicted[:, 0], energy.numpy(), rtol=1e-12)
+        forces = forces.reshape(len(X), -1).numpy()
+        there = ~np.isnan(forces)
+        np.testing.assert_allclose(predicted[:, 1:][there], forces[there], rtol=1e-9,
+                                   atol=1e-12)
+
+
+@pytest.mark.parametrize("validated", [False, True])
+def test_solve_recovers_the_output_layer_of_the_data(validated):
+    # energies and forces of the model itself with a known output layer, fitted from
+    # another one: the solve finds the known layer
+    X = clusters(B=30, n=7, seed=10)
+    m = adapted(X)
+    known = torch.randn(9, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    set_output(m, known)
+    energy, forces = m.eval().energy_and_forces(torch.tensor(X))
+    set_output(m, torch.zeros(9, dtype=torch.float64))
+
+    def prepared(part):
+        cache = _Cache(m, torch.tensor(X[part]), torch.float64, torch.float64)
+        return cache, _targets(energy[part].numpy(), forces[part].numpy(), len(X[part]),
+                               "cpu", torch.float64)
+
+    train, y = prepared(slice(0, 20))
+    held_out = prepared(slice(20, 30)) if validated else None
+    record = _refit_output(m, train, y, held_out, EnergyForceLoss(0.1))
+    np.testing.assert_allclose(output_of(m).numpy(), known.numpy(), rtol=1e-6)
+    assert record["score"] < 1e-10 * record["trained_score"]
+    assert len(record["candidates"]) == 2 * len(_REFIT_FORCE_WEIGHTS) * len(_REFIT_RIDGES)
+
+
+def test_refit_output_scores_and_keeps_the_exact_symmetries():
+    X = clusters(B=24, n=6, seed=11)
+    energy, forces = morse(X)
+    m = model()
+    history = fit_energy_forces(m, X[:16], energy[:16], forces[:16], force_weight=10.0,
+                                cpu_seconds=30.0, max_iter=40,
+                                validation=(X[16:], energy[16:], forces[16:]))
+    record = history["refit"]     # the default with an AtomMLP
+    assert record["score"] <= record["trained_score"]
+    assert record["cpu_seconds"] < history["cpu_seconds"]
+    # the score is the full model's validation energy MAE per atom
+    predicted = m.eval().energy(torch.tensor(X[16:])).detach().numpy()
+    atoms = np.sum(~np.isnan(X[16:, :, 0]), 1)
+    np.testing.assert_allclose(np.mean(np.abs(predicted - energy[16:]) / atoms),
+                               record["score"], rtol=1e-9)
+    invariant = check_equivariance(numpy_of(m, "energy"), "S_n x E(3)", X, fields=FIELDS,
+                                   target="invariant", random_state=1)
+    equivariant = check_equivariance(numpy_of(m, "forces"), "S_n x E(3)", X,
+                                     fields=FIELDS, target={"F": "vector"},
+                                     random_state=2)
+    assert invariant["max_error"] <= 1e-10 and equivariant["max_error"] <= 1e-10
+
+
+def test_refit_output_with_empty_systems():
+    X = clusters(B=12, n=6, seed=12)
+    X[[3, 9]] = np.nan          # no atom: energy 0, weighed and scored as one atom
+    energy, forces = morse(X)
+    history = fit_energy_forces(model(), X[:8], energy[:8], forces[:8], cpu_seconds=5.0,
+                                max_iter=20, validation=(X[8:], energy[8:], forces[8:]))
+    assert np.isfinite(history["refit"]["trained_score"])
+    assert all(np.isfinite(c[-1]) for c in history["refit"]["candidates"])
