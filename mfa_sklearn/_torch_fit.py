@@ -323,8 +323,9 @@ class _Cache:
 
     def pull_back(self, grad):
         """``sum_a J_a^T g_a`` per system, (B, n d, ...), of per-atom feature covectors
-        ``g`` (A, ..., p) (the energy's feature gradients: minus the forces), in the
-        Jacobians' dtype: one batched product per number of present atoms."""
+        ``g`` (A, ..., p), in the Jacobians' dtype (the energy's feature gradients
+        pull back to minus the forces): one batched product per number of present
+        atoms."""
         extra, p = grad.shape[1:-1], grad.shape[-1]
         count = math.prod(extra)
         grad = grad.to(self.groups[0][1].dtype).reshape(len(grad), count, p)
