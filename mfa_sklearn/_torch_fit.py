@@ -594,42 +594,37 @@ _REFIT_FORCE_WEIGHTS = (0.0, 1e-3, 1e-2, 0.1, 1.0, 10.0)
 _REFIT_RIDGES = (1e-12, 1e-9, 1e-6, 1e-3)
 
 
-def _output_affine(model, cache):
+def _output_affine(model, cache, forces=True):
     """The cached systems' energies and forces as an affine function of the output
     layer ``theta = (w, b)`` of an :class:`AtomMLP` atom module, in float64:
     ``[energy, forces] = constant + design @ theta``, ``constant`` of shape
-    ``(B, 1 + m)`` (the model with ``theta = 0``) and ``design`` ``(B, 1 + m, k + 1)``
-    for a last hidden layer of width ``k``."""
+    ``(B, 1 + m)`` and ``design`` ``(B, 1 + m, k + 1)`` for a last hidden layer of
+    width ``k``; without ``forces``, the energies alone (``m = 0``)."""
     module = model.atom_module
-    last, hidden = module.net[-1], module.net[:-1]
-    saved = copy.deepcopy(last.state_dict())
-    with torch.no_grad():
-        last.weight.zero_()
-        last.bias.zero_()
-    try:
-        energy, forces = cache.energy_and_forces(model, False)
-    finally:
-        last.load_state_dict(saved)
-    constant = torch.cat([energy[:, None], forces], 1).detach().to(torch.float64)
+    hidden = module.net[:-1]
+    features = cache.features.detach()
+    # theta = 0 leaves the offset b + w . f of every atom, whose feature gradient is w
+    offset = module.offset_bias + features @ module.offset_weight
+    constant = offset.new_zeros(cache.n_systems).index_add(
+        0, cache.system, offset).to(torch.float64)[:, None]
 
     def last_hidden(features):
         return hidden((features - module.feature_mean) / module.feature_scale)
 
-    features = cache.features.detach()
-    h = last_hidden(features).detach()
-    # d h / d features per atom, (A, k, p), then through the cached Jacobians: the
-    # force rows of w, -J^T (dh/df)^T; the bias moves no atom
-    dh = torch.func.vmap(torch.func.jacfwd(last_hidden))(features).detach()
-    h = h.to(torch.float64)
+    h = last_hidden(features).detach().to(torch.float64)
     rows = torch.cat([h, torch.ones_like(h[:, :1])], 1)
-    energy_rows = rows.new_zeros((cache.n_systems, rows.shape[1])).index_add(
-        0, cache.system, rows)
-    force_rows = -cache.pull_back(dh).to(torch.float64)                    # (B, m, k)
-    force_rows = torch.cat([force_rows, force_rows.new_zeros(force_rows.shape[:2] + (1,))],
-                           2)
-    design = (torch.cat([energy_rows[:, None], force_rows], 1)
-              * module.energy_scale.to(torch.float64))
-    return constant, design
+    design = rows.new_zeros((cache.n_systems, rows.shape[1])).index_add(
+        0, cache.system, rows)[:, None]
+    if forces:
+        pulled = cache.pull_back(module.offset_weight.expand_as(features))
+        constant = torch.cat([constant, -pulled.to(features.dtype).to(torch.float64)], 1)
+        # d h / d features per atom, (A, k, p), then through the cached Jacobians: the
+        # force rows of w, -J^T (dh/df)^T; the bias moves no atom
+        dh = torch.func.vmap(torch.func.jacfwd(last_hidden))(features).detach()
+        force_rows = -cache.pull_back(dh).to(torch.float64)                 # (B, m, k)
+        design = torch.cat([design, torch.cat(
+            [force_rows, force_rows.new_zeros(force_rows.shape[:2] + (1,))], 2)], 1)
+    return constant, design * module.energy_scale.to(torch.float64)
 
 
 def _output_solutions(design, constant, y, n_atoms, theta, force_weights, ridges):
@@ -669,12 +664,12 @@ def _refit_output(model, train, y, held_out, last_loss):
     module = model.atom_module
     last = module.net[-1]
     theta = torch.cat([last.weight[0], last.bias]).detach().to(torch.float64)
-    constant, design = _output_affine(model, train)
+    constant, design = _output_affine(model, train, forces=y.shape[1] > 1)
     # an empty system (no atom) weighs and scores as one atom: its energy is exact
     n_atoms = torch.bincount(train.system, minlength=train.n_systems).clamp(min=1)
     if held_out is not None:
         cache, targets = held_out
-        val_constant, val_design = _output_affine(model, cache)
+        val_constant, val_design = _output_affine(model, cache, forces=False)
         val_atoms = torch.bincount(cache.system, minlength=cache.n_systems).clamp(
             min=1).to(torch.float64)
         reference = targets[:, 0].to(torch.float64)

@@ -344,9 +344,13 @@ def output_of(m):
 def test_energies_and_forces_are_affine_in_the_output_layer():
     X = clusters(B=6, n=7, seed=9)
     m = adapted(X)
-    constant, design = _output_affine(m, _Cache(m, torch.tensor(X), torch.float64,
-                                                 torch.float64))
+    cache = _Cache(m, torch.tensor(X), torch.float64, torch.float64)
+    constant, design = _output_affine(m, cache)
     assert design.shape == (6, 1 + 7 * 3, 9)
+    # the energies alone: the first row, bit for bit
+    energy_constant, energy_design = _output_affine(m, cache, forces=False)
+    assert torch.equal(energy_constant, constant[:, :1])
+    assert torch.equal(energy_design, design[:, :1])
     for seed in (0, 1):
         set_output(m, torch.randn(9, dtype=torch.float64,
                                   generator=torch.Generator().manual_seed(seed)))
