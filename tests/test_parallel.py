@@ -88,3 +88,21 @@ def test_map_chunks_keeps_order_and_gives_each_worker_one_run():
         assert workers[:5] == [workers[0]] * 5 and workers[5:] == [workers[5]] * 5
     assert map_chunks(_slice_and_thread, slices[:1], 4) == [_slice_and_thread(slices[0])]
     assert map_chunks(_slice_and_thread, [], 2) == []
+
+
+def _config_or_error(s):
+    if s.start == 6:
+        raise ValueError("chunk 6 failed")
+    return s.start, get_config()["assume_finite"]
+
+
+@pytest.mark.parametrize("backend", ["threading", "loky"])
+def test_map_chunks_runs_chunks_under_the_callers_config_and_raises_their_errors(backend):
+    slices = [slice(i, i + 1) for i in range(4)]
+    with parallel_config(backend=backend, n_jobs=2), config_context(assume_finite=True):
+        assert map_chunks(_config_or_error, slices, None) == [(i, True) for i in range(4)]
+        # a chunk of the second worker's run, and one of the first's (the caller's,
+        # where the workers are threads)
+        for failing in (slices + [slice(6, 7)], [slice(6, 7)] + slices):
+            with pytest.raises(ValueError, match="chunk 6 failed"):
+                map_chunks(_config_or_error, failing, None)
