@@ -372,6 +372,11 @@ def _resolve_frame_fields(group, layout, frame_fields):
     return tuple(points + vectors)
 
 
+class _NotFinite(Exception):
+    """A chunk of samples met NaN or inf where no row may be absent; the batch is then
+    checked as a whole (:func:`find_absent`) for the error to raise."""
+
+
 @dataclass(frozen=True)
 class FramePlan:
     """What canonicalizing a kind of sample needs: the group, the layout of the
@@ -469,24 +474,26 @@ class FramePlan:
         return Xc, frame
 
     def canonicalize_numpy(self, X, *, tol=None, n_jobs=None, return_frame=True,
-                           round_bits=None, presence_column=False, finite=None):
+                           round_bits=None, presence_column=False, absent_rows=True):
         """:meth:`canonicalize` of numpy samples as the user gave them, absent rows
         included, for plans that :meth:`reads_rows` (no :meth:`prepare` first).
 
-        A finite sum of X means that every row is present. Otherwise each chunk of
-        samples finds its absent rows (the first entry of :attr:`presence_field` NaN),
-        checks its values as :func:`find_absent` does, raising its errors, and drops
-        the absent rows (groups that list the frame method in ``compact_methods``,
-        where that leaves fewer rows) or fills them with zeros, in cache.
+        Each chunk of samples sums its values, on the workers rather than here before
+        them; a finite sum means that all its rows are present. Otherwise the chunk
+        finds its absent rows (the first entry of :attr:`presence_field` NaN), checks
+        its values as :func:`find_absent` does, raising its errors, and drops the absent
+        rows (groups that list the frame method in ``compact_methods``, where that
+        leaves fewer rows) or fills them with zeros, in cache.
 
         Parameters
         ----------
         X : ndarray of shape (B, C) or (B, n, W)
         tol, n_jobs, return_frame, round_bits, presence_column
             As for :meth:`canonicalize`.
-        finite : bool, optional
-            Whether every entry of X is finite, where the caller knows it already
-            (None: summed here).
+        absent_rows : bool, default=True
+            Whether X may have absent rows. With False, a batch with any NaN or inf
+            is not canonicalized: :func:`find_absent` raises its errors, or its present
+            rows are returned with Xc and frame None, for the caller to refuse.
 
         Returns
         -------
@@ -496,13 +503,13 @@ class FramePlan:
         present : bool ndarray of shape (B, n) or None
             The present rows (None: all of them).
         """
-        if finite is None:
-            with np.errstate(over="ignore", invalid="ignore"):
-                finite = bool(np.isfinite(np.sum(X)))
         # filled in by the chunks
-        present = None if finite else np.empty((len(X), self.layout.n_rows), dtype=bool)
-        Xc, frame = self._canonicalize_host(X, tol, n_jobs, return_frame, present,
-                                            round_bits, presence_column)
+        present = np.empty((len(X), self.layout.n_rows), dtype=bool) if absent_rows else None
+        try:
+            Xc, frame = self._canonicalize_host(X, tol, n_jobs, return_frame, present,
+                                                round_bits, presence_column)
+        except _NotFinite:
+            return None, None, find_absent(X, self.layout, self.presence_field)
         if present is not None and present.all():
             present = None
         if frame is not None and present is not None:
@@ -621,11 +628,16 @@ class FramePlan:
         numpy X: absent rows found (into ``present[s]``), dropped or filled with zeros,
         prepare's errors raised. Compacted chunks go straight into ``out`` where it is
         given (with the presence columns), and their canonical inputs are returned as
-        None."""
+        None. With ``present`` None (no absent rows allowed), a chunk with NaN or inf
+        raises :class:`_NotFinite`."""
         try:
-            if present is None:  # every entry of X finite
+            if all_finite(np, X[s]):
+                if present is not None:
+                    present[s] = True
                 return self._canonicalize_chunk(X[s], tol, return_frame, False, None,
                                                 s.start, round_bits)
+            if present is None:
+                raise _NotFinite
             rows = self._rows(X[s])
             start, width = self._presence_columns
             nan = np.isnan(rows[:, start:start + width])
@@ -985,12 +997,10 @@ class FrameEstimatorMixin:
             Xc, frame, present = plan.canonicalize_numpy(
                 X, tol=self.tol, n_jobs=self.n_jobs, return_frame=return_frame,
                 round_bits=self.round_bits, presence_column=self._presence_column)
-        elif host:   # absent rows are an error, raised before any frame is computed
-            present = find_absent(X, plan.layout, plan.presence_field)
-            if present is None:
-                Xc, frame, _ = plan.canonicalize_numpy(
-                    X, tol=self.tol, n_jobs=self.n_jobs, return_frame=return_frame,
-                    round_bits=self.round_bits, finite=True)
+        elif host:   # absent rows are an error: the first chunk with NaN stops all
+            Xc, frame, present = plan.canonicalize_numpy(
+                X, tol=self.tol, n_jobs=self.n_jobs, return_frame=return_frame,
+                round_bits=self.round_bits, absent_rows=False)
         else:
             X, present = plan.prepare(X)
             if present is None or fitted_absent:

@@ -15,6 +15,7 @@ from mfa_sklearn import (
     FrameAveragingClassifier,
     FrameAveragingRegressor,
     MinimalFrameCanonicalizer,
+    _engine,
     assert_equivariant,
 )
 from mfa_sklearn.exceptions import AbsentRowsError, NonFiniteInputError
@@ -244,6 +245,24 @@ def test_errors_name_sample_and_row():
         MinimalFrameCanonicalizer(group="E(3)").fit(full).transform(X)
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_errors_from_a_later_chunk(monkeypatch, n_jobs):
+    """Chunks check their own values: NaN or inf far from the first chunk is still
+    found, with the error naming its sample, on one worker and on two."""
+    monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 64)
+    X = np.random.default_rng(8).normal(size=(1000, 15))
+    canonicalizer = MinimalFrameCanonicalizer(group="E(3)", n_jobs=n_jobs).fit(X)
+    absent, inf = X.copy(), X.copy()
+    absent[900, 6:9] = np.nan
+    inf[700, 4] = np.inf
+    with pytest.raises(AbsentRowsError, match=r"first: \[900\].*Fit on padded data"):
+        canonicalizer.transform(absent)
+    with pytest.raises(NonFiniteInputError, match="sample 700, row 1 holds inf"):
+        canonicalizer.transform(inf)
+    np.testing.assert_array_equal(canonicalizer.transform(X),
+                                  canonicalizer.set_params(n_jobs=1).transform(X))
+
+
 def test_classifier_with_absent_rows():
     rng = np.random.default_rng(6)
     X, present, _ = _batch(get_group("SE(3)"), rng, 60)
@@ -411,8 +430,6 @@ def test_present_rows_alone_give_the_canonical_forms_of_filled_batches(group, dt
     """Groups whose minimal frames list "minimal" in ``compact_methods`` canonicalize
     the present rows alone; bit for bit what filling the absent rows with zeros gives
     (several chunks, 2-D and 3-D layouts, a non-frame field, predictions mapped back)."""
-    from mfa_sklearn import _engine
-
     rng = np.random.default_rng(21)
     B = 9000                                                    # two chunks
     fields = {"p": "point", "v": "vector", "q": "scalar"}
