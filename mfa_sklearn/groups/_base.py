@@ -480,10 +480,14 @@ class Frame(_RealBlocks):
 
     @classmethod
     def concat(cls, frames):
-        """Concatenate frames of consecutive batches along the sample axis."""
+        """Concatenate frames of consecutive batches along the sample axis (a lone frame
+        is returned as it is)."""
         frames = list(frames)
-        if len(frames) == 1:
-            return frames[0]
+        return frames[0] if len(frames) == 1 else cls._concat(frames)
+
+    @classmethod
+    def _concat(cls, frames):
+        """:meth:`concat` of two or more frames."""
         xp = get_namespace(frames[0].H)
         kind = type(frames[0])
 

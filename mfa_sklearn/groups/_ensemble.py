@@ -472,11 +472,8 @@ class FrameEnsemble(Frame):
             m.present = value
 
     @classmethod
-    def concat(cls, frames):
+    def _concat(cls, frames):
         """Concatenate ensembles of consecutive batches along the sample axis."""
-        frames = list(frames)
-        if len(frames) == 1:
-            return frames[0]
         members = [type(group[0]).concat(list(group))
                    for group in zip(*(f.members for f in frames))]
         return cls(members, frames[0].orders)
@@ -574,11 +571,8 @@ class ComposedFrame(Frame):
         self.outer.present = value
 
     @classmethod
-    def concat(cls, frames):
+    def _concat(cls, frames):
         """Concatenate composed frames of consecutive batches."""
-        frames = list(frames)
-        if len(frames) == 1:
-            return frames[0]
         return cls(type(frames[0].outer).concat([f.outer for f in frames]),
                    type(frames[0].inner).concat([f.inner for f in frames]))
 

@@ -380,11 +380,8 @@ class RankedFrame(ComposedFrame):
                          axis=1)
 
     @classmethod
-    def concat(cls, frames):
+    def _concat(cls, frames):
         """Concatenate the frames of consecutive batches."""
-        frames = list(frames)
-        if len(frames) == 1:
-            return frames[0]
         xp = get_namespace(frames[0].weights)
         members = [type(group[0]).concat(list(group))
                    for group in zip(*(f.members for f in frames))]

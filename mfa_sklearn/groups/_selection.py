@@ -98,7 +98,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._namespace import first_true, get_namespace, subtract_inplace, work_dtype, work_eps
+from ._base import present_major
+from ._namespace import (
+    first_true,
+    get_namespace,
+    power_of_two_scale,
+    subtract_inplace,
+    work_dtype,
+    work_eps,
+    work_float,
+)
 
 #: the row selection rules of :func:`select_rows` (see the module docstring, 'Rules')
 ROW_RULES = ("first", "pivoted", "first_above")
@@ -227,6 +236,42 @@ def scale_rows(Z, factor):
             Zk *= factor
         return Z
     return [Zk * factor for Zk in Z]
+
+
+def frame_rows(xp, arrays, present, convert=work_float):
+    """The frame-defining rows of a batch as the row selection takes them.
+
+    Coordinate-major and in new memory (:func:`select_rows` updates them in place), with
+    the absent rows zero, and scaled per sample by a power of two that brings the
+    largest entry (real or imaginary part) near 1 before any product is taken.
+
+    Parameters
+    ----------
+    arrays : list of arrays of shape (B, m_i, d)
+        The frame-defining fields, stacked in this order.
+    present : bool array of shape (B, n), or None
+        Present rows of every field (None: all).
+    convert : callable, default=work_float
+        ``convert(xp, rows)``: the rows in the dtype the frames are computed in.
+
+    Returns
+    -------
+    Z : list of d arrays of shape (sum m_i, B)
+        The scaled rows.
+    weights : array of shape (sum m_i, B), or None
+        1 at present rows, 0 at absent ones, in the working real dtype (None where
+        ``present`` is None).
+    inverse : array of shape (B,)
+        The inverse of the scale factor (exact: a power of two).
+    """
+    Z = [convert(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
+         for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+    weights = None
+    if present is not None:
+        weights = present_major(xp, present, len(arrays), work_dtype(xp))
+        Z = [Zk * weights for Zk in Z]
+    factor, inverse = power_of_two_scale(xp, largest_entry(Z))
+    return scale_rows(Z, factor), weights, inverse
 
 
 def metric_scale(Z, signature):

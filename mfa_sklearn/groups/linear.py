@@ -137,8 +137,7 @@ class LinearFrame(Frame):
     #: set by :meth:`LinearGroup.frame` (None: nothing to snap): per sample, the
     #: positions (B, d) of the chosen rows among the stacked frame-defining rows, in
     #: slot order, and the diagonal (B, d) of their canonical rows
-    snap_rows = None
-    snap_diagonal = None
+    snap_rows = snap_diagonal = None
     #: Aff: number of rows of the first point field, whose centroid is the translation
     snap_first_rows = None
     #: present rows (B, n) of the frame-defining fields, or None (all present)

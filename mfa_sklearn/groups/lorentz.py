@@ -120,23 +120,9 @@ import warnings
 import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
-from ._base import (
-    Frame,
-    Group,
-    GroupElement,
-    _to_numpy,
-    identity_where_empty,
-    present_major,
-)
-from ._namespace import get_namespace, on_host, power_of_two_scale, work_eps, work_float
-from ._selection import (
-    cofactor_vector,
-    dot_rows,
-    largest_entry,
-    scale_rows,
-    select_rows,
-    to_coordinate_major,
-)
+from ._base import Frame, Group, GroupElement, _to_numpy, identity_where_empty
+from ._namespace import get_namespace, on_host, work_eps, work_float
+from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
 from .orthogonal import _conditioning, haar_orthogonal
 
 ANCHORS = ("total", "cumsum", "none")
@@ -293,20 +279,12 @@ class LorentzGroup(Group):
         arrays = points + vectors
         d = self.d
         signature = (1.0,) + (-1.0,) * (d - 1)
-        # coordinate-major float64 rows (m, B), in new memory: select_rows overwrites them
-        rows = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
-                else work_float(xp, coords[0])
-                for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
+        present = self._present(xp, present, arrays)
         # largest |entry| near 1 before any product (see the module docstring,
         # 'Tolerances'): the scale below is a sum of fourth powers
-        present = self._present(xp, present, arrays)
-        weights = None
+        rows, weights, inverse = frame_rows(xp, arrays, present)
         if present is not None:  # absent rows are zeros, here and in the anchors
             arrays = [xp.where(present[..., None], a, xp.zeros_like(a)) for a in arrays]
-            weights = present_major(xp, present, len(arrays), rows[0].dtype)
-            rows = [rk * weights for rk in rows]
-        factor, inverse = power_of_two_scale(xp, largest_entry(rows))
-        rows = scale_rows(rows, factor)
         Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
         if weights is not None and self.anchor == "cumsum":
             Z = [Zk * weights for Zk in Z]   # a sum repeated at an absent row is not one

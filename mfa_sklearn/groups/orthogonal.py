@@ -113,18 +113,16 @@ import itertools
 
 import numpy as np
 
-from ._base import Frame, Group, GroupElement, identity_where_empty, present_major
-from ._namespace import power_of_two_scale, subtract_inplace, work_dtype, work_eps, work_float
+from ._base import Frame, Group, GroupElement, identity_where_empty
+from ._namespace import subtract_inplace, work_dtype, work_eps
 from ._selection import (
     BandedRule,
     cofactor_vector,
     det_small,
     dot_rows,
-    largest_entry,
+    frame_rows,
     replay_rows,
-    scale_rows,
     select_rows,
-    to_coordinate_major,
 )
 
 
@@ -260,18 +258,9 @@ class OrthogonalGroup(Group):
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
         present = self._present(xp, present, arrays)
-        # coordinate-major float64 rows, in new memory (select_rows updates them in place)
-        Z = [work_float(xp, xp.concat(coords, axis=0)) if len(coords) > 1
-             else work_float(xp, coords[0])
-             for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
-        weights = None
-        if present is not None:
-            # absent rows are zeros here and after centring: they never count
-            weights = present_major(xp, present, len(arrays), Z[0].dtype)
-            Z = [Zk * weights for Zk in Z]
-        # largest entry near 1 before any product or centroid (see 'Tolerances')
-        factor, inverse = power_of_two_scale(xp, largest_entry(Z))
-        Z = scale_rows(Z, factor)
+        # absent rows are zeros here and after centring: they never count; the largest
+        # entry is near 1 before any product or centroid (see 'Tolerances')
+        Z, weights, inverse = frame_rows(xp, arrays, present)
         t = floor = t_sq = None
         if self.has_translations:
             n_first, n_points = points[0].shape[1], sum(p.shape[1] for p in points)

@@ -75,23 +75,9 @@ import math
 
 import numpy as np
 
-from ._base import (
-    Frame,
-    Group,
-    GroupElement,
-    check_kind,
-    identity_where_empty,
-    present_major,
-)
-from ._namespace import get_namespace, power_of_two_scale, work_dtype, work_eps, work_float
-from ._selection import (
-    cofactor_vector,
-    dot_rows,
-    largest_entry,
-    scale_rows,
-    select_rows,
-    to_coordinate_major,
-)
+from ._base import Frame, Group, GroupElement, check_kind, identity_where_empty
+from ._namespace import get_namespace, work_eps, work_float
+from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
 from .orthogonal import _conditioning
 
 
@@ -251,16 +237,10 @@ class UnitaryGroup(Group):
         """
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
-        # coordinate-major complex rows in new memory (select_rows updates them)
-        Z = [_complex_of(xp, xp.concat(coords, axis=0) if len(coords) > 1 else coords[0])
-             for coords in zip(*(to_coordinate_major(xp, a) for a in arrays))]
         present = self._present(xp, present, arrays)
-        if present is not None:  # absent rows are zeros: never selected
-            weights = present_major(xp, present, len(arrays), work_dtype(xp))
-            Z = [Zk * weights for Zk in Z]
-        # largest real or imaginary part near 1 (see the module docstring, 'Tolerances')
-        factor, inverse = power_of_two_scale(xp, largest_entry(Z))
-        Z = scale_rows(Z, factor)
+        # complex rows, absent ones zero (never selected), the largest real or imaginary
+        # part near 1 (see the module docstring, 'Tolerances')
+        Z, _, inverse = frame_rows(xp, arrays, present, convert=_complex_of)
         selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule)
         W, rank, norms = selection.W, selection.rank, selection.norms
         if self.special:

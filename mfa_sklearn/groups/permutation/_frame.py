@@ -487,11 +487,8 @@ class PermutationFrame(Frame):
         return cached[1]
 
     @classmethod
-    def concat(cls, frames):
+    def _concat(cls, frames):
         """Concatenate frames of consecutive batches (padding the stored elements)."""
-        frames = list(frames)
-        if len(frames) == 1:
-            return frames[0]
         S = max(f.perms.shape[1] for f in frames)
         perms, H, weights = zip(*(f._padded(S) for f in frames))
 

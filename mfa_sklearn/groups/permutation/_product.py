@@ -42,7 +42,6 @@ import numpy as np
 
 from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
 from .._namespace import get_namespace, machine_eps, work_eps, work_float
-from ._absent import _batch_shape, _frame_of_present, _present_mask
 from ._frame import PermutationElement
 from ._inputs import _check_edges, _check_per_row, _edge_matrix
 from ._invariant_graph import _Data, _fast_order, _fast_order_present, _invariant_graph
@@ -175,27 +174,10 @@ class PermutationProductGroup(_PermutationBase):
         return labeling.frame(like, H, t, frame_type=parts[0].frame_type,
                               metric=self.metric)
 
-    def _frame_with_absent_rows(self, present, points, vectors, scalars, others, edges,
-                                method, tol, rule):
-        """The frame of a batch with absent rows, or None where every row is present.
-
-        The samples whose present rows one round of colour refinement tells apart
-        (almost every generic one) are framed together, padded, by
-        :meth:`_fast_frames_padded`; the others by their present rows alone, one call
-        per number of present rows (see ``_absent``)."""
-        self._check_method(method)
-        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
-                                                     edges) or (0, 0)))
-        if mask is None:
-            return None
-        done = self._fast_frames_padded(mask, points, vectors, scalars, others, edges, tol,
-                                        rule)
-        return _frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
-                                 done=done, method=method, tol=tol, rule=rule)
-
     def _fast_frames_padded(self, mask, points, vectors, scalars, others, edges, tol, rule):
         """The fast path on a padded batch at once: the frames of the samples whose
-        present rows one round of colour refinement tells apart.
+        present rows one round of colour refinement tells apart (almost every generic
+        one).
 
         They are the frames of the present rows alone, with the absent rows appended
         (``_absent``), bit for bit. The absent frame-defining rows are set to zeros,

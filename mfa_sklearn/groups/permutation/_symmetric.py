@@ -65,14 +65,25 @@ class _PermutationBase(Group):
     def _frame_with_absent_rows(self, present, points, vectors, scalars, others, edges,
                                 method, tol, rule):
         """The frame of a batch with absent rows (their present rows framed, the
-        absent ones last), or None where every row is present; checks ``method``."""
+        absent ones last), or None where every row is present; checks ``method``.
+
+        The samples that :meth:`_fast_frames_padded` frames padded are framed
+        together; the others by their present rows alone, one call per number of
+        present rows (see ``_absent``)."""
         self._check_method(method)
         mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
                                                      edges) or (0, 0)))
         if mask is None:
             return None
+        done = self._fast_frames_padded(mask, points, vectors, scalars, others, edges, tol,
+                                        rule)
         return _frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
-                                 method=method, tol=tol, rule=rule)
+                                 done=done, method=method, tol=tol, rule=rule)
+
+    def _fast_frames_padded(self, mask, points, vectors, scalars, others, edges, tol, rule):
+        """The samples framed on the padded batch at once, and their frames, or None:
+        S_n frames every sample by its present rows alone."""
+        return None
 
     def _element_perm(self, g, x):
         """``P_sigma x``: the rows of x (B, n, ...) in the order of g's permutations."""
