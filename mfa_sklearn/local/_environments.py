@@ -243,9 +243,15 @@ class LocalFrames:
                                                env_present, tol, n_jobs)
         else:
             env = self._neighbourhoods(xp, plan, pos, parts, X.dtype, centre, rows, has)
-            Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
-                                          present=xp.asarray(env_present, device=X.device))
+            # every row present (full neighbourhoods): None, the same frames without
+            # a pass that zeros no row, forward and backward
+            full = bool(env_present.all())
+            Xc, frame = plan.canonicalize(
+                env, tol=tol, n_jobs=n_jobs,
+                present=None if full else xp.asarray(env_present, device=X.device))
             Xc = Xc[:, 0]
+            if full:
+                frame.present = xp.asarray(env_present, device=X.device)
         centre_at = _centre_positions(frame)
         n_present = env_present.sum(axis=1)
         if xp is not np:
