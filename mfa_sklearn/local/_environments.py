@@ -249,7 +249,9 @@ class LocalFrames:
             Xc, frame = plan.canonicalize(
                 env, tol=tol, n_jobs=n_jobs,
                 present=None if full else xp.asarray(env_present, device=X.device))
-            Xc = Xc[:, 0]
+            # one frame element: a view without it (a reshape, whose gradient is a view
+            # too, where indexing's is a zero-filled copy)
+            Xc = xp.reshape(Xc, (Xc.shape[0],) + tuple(Xc.shape[2:]))
             if full:
                 frame.present = xp.asarray(env_present, device=X.device)
         centre_at = _centre_positions(frame)
@@ -601,7 +603,9 @@ class Environments:
     def _features(self, atoms, encoding, n_radial, radial_basis, dtype=None,
                   angular=True):
         """:meth:`features` of the atoms of the slice ``atoms``."""
-        canonical, centre_at = self.canonical[atoms], self.centre[atoms]
+        canonical, centre_at = self.canonical, self.centre
+        if atoms != slice(None):   # a slice of every atom: torch would record a copy
+            canonical, centre_at = canonical[atoms], centre_at[atoms]
         xp = get_namespace(canonical)
         if dtype is not None:
             canonical = xp.astype(canonical, dtype)
@@ -623,9 +627,9 @@ class Environments:
         fields = np.concatenate([[]] + [every[c] for name, c in columns.items()
                                         if name not in (_R, _CENTRE, _DIRECTION)]
                                 ).astype(np.intp)
-        r = ordered[:, 1:, columns[_R]]
-        neighbour_fields = xp.take(ordered[:, 1:], constant(xp, fields, device=device),
-                                   axis=2)
+        neighbours = ordered[:, 1:]
+        r = neighbours[..., columns[_R]]
+        neighbour_fields = xp.take(neighbours, constant(xp, fields, device=device), axis=2)
         there = xp.arange(rows - 1, device=device) < (self.n_present[atoms] - 1)[:, None]
         distance = _safe_norm(xp, r, there)
         weight = xp.astype(there, r.dtype)
