@@ -447,15 +447,18 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis,
     (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials, or
     L = 1 (the radial channels alone) without ``angular``."""
     d = r.shape[-1]
+    A, k = distance.shape
     one = xp.ones_like(distance)
     monomials = [one]
     if angular:
         # unstacked at once: autograd then joins the coordinates' gradients in one
-        # stack, where indexing them one by one fills and adds a full-size gradient per use
-        unit = xp.unstack(r / distance[..., None], axis=-1)
+        # stack, where indexing them one by one fills and adds a full-size gradient per
+        # use; from a coordinate-major copy (d, A, k), so that the products and their
+        # gradients read contiguous memory (strided by d, they took several times longer)
+        unit = xp.permute_dims(r / distance[..., None], (2, 0, 1))
+        unit = xp.unstack(xp.reshape(xp.reshape(unit, (-1,)), (d, A, k)), axis=0)
         monomials += list(unit) + [unit[i] * unit[j] for i in range(d) for j in range(i, d)]
     radial = radial_functions(xp, distance, cutoff, n_radial, radial_basis) * weight[..., None]
-    A, k = distance.shape
     if xp is not np:
         return _density_matmul(xp, radial, monomials, fields)
     angular = xp.stack(monomials, axis=-1)                                 # (A, k, L)
