@@ -311,14 +311,17 @@ def _chunk_slices(X, values_per_sample, n_jobs=None):
     """Slices of samples that are canonicalized together (see ``_CHUNK_VALUES``): of
     equal sizes, and for numpy X as many as a multiple of joblib's workers for
     ``n_jobs``, so that no worker idles while another finishes a last chunk. Before a
-    batch's first split into chunks, glibc is set to keep their freed memory
-    (:func:`_keep_freed_memory`, once per process)."""
+    batch's first split into chunks, and before the first batch of tensors on the host
+    (whose forward and backward passes allocate and free tensors of the whole batch's
+    size, each pass), glibc is set to keep their freed memory (:func:`_keep_freed_memory`,
+    once per process)."""
     n_samples = len(X)
     if isinstance(X, np.ndarray):
         size = min(_CHUNK_SAMPLES, max(16, _CHUNK_VALUES // max(1, values_per_sample)))
         jobs = effective_n_jobs(n_jobs)
     elif on_host(X):
         size, jobs = max(16, _TORCH_CHUNK_VALUES // max(1, values_per_sample)), 1
+        _keep_freed_memory()
     else:
         size, jobs = max(1, n_samples), 1
     count = -(-n_samples // size)
