@@ -784,19 +784,25 @@ class FramePlan:
         return _fields_of(self.group, self.layout, X)
 
     def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
-                            round_bits=None, out=None):
+                            round_bits=None, out=None, parts=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch); the
         canonical inputs of numpy X with several fields are joined into ``out`` where
-        it is given."""
-        parts = self._fields(X)
+        it is given.
+
+        ``parts``, X's fields by name (real ones), may replace X (None) where the caller
+        has them apart, without ``detach``: split from a joined tensor, every field
+        would cost autograd a zero-filled gradient of the whole tensor."""
+        if parts is None:
+            parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
         keep = None
         if present is not None and not (getattr(frame, "zeros_absent_rows", False)
                                         and frame.present is not None):
             # frames computed from `present` that zero its absent rows themselves
             # (S_n x G) need no second pass
-            keep = _canonical_present(frame, present, X.dtype)
+            dtype = X.dtype if X is not None else parts[self.layout.fields[0].name].dtype
+            keep = _canonical_present(frame, present, dtype)
         canonical = {}
         # where each frame field's rows start among the stacked frame-defining rows
         offsets, row = {}, 0

@@ -242,18 +242,8 @@ class LocalFrames:
             Xc, frame = self._canonical_chunks(plan, pos, parts, X.dtype, centre, rows, has,
                                                env_present, tol, n_jobs)
         else:
-            env = self._neighbourhoods(xp, plan, pos, parts, X.dtype, centre, rows, has)
-            # every row present (full neighbourhoods): None, the same frames without
-            # a pass that zeros no row, forward and backward
-            full = bool(env_present.all())
-            Xc, frame = plan.canonicalize(
-                env, tol=tol, n_jobs=n_jobs,
-                present=None if full else xp.asarray(env_present, device=X.device))
-            # one frame element: a view without it (a reshape, whose gradient is a view
-            # too, where indexing's is a zero-filled copy)
-            Xc = xp.reshape(Xc, (Xc.shape[0],) + tuple(Xc.shape[2:]))
-            if full:
-                frame.present = xp.asarray(env_present, device=X.device)
+            Xc, frame = self._canonical_tensors(xp, plan, pos, parts, X.dtype, centre, rows,
+                                                has, env_present, tol)
         centre_at = _centre_positions(frame)
         n_present = env_present.sum(axis=1)
         if xp is not np:
@@ -345,26 +335,70 @@ class LocalFrames:
         ``rows`` (a, k), present where ``has`` (a, k): rows in ``plan``'s layout, in
         the namespace and on the device of the positions ``pos`` (S, n, d) and the
         fields ``parts``."""
-        columns = _columns(plan.layout)
+        return plan.layout.join(self._neighbourhood_fields(xp, plan, pos, parts, dtype,
+                                                           centre, rows, has))
+
+    def _neighbourhood_fields(self, xp, plan, pos, parts, dtype, centre, rows, has):
+        """:meth:`_neighbourhoods` field by field: a dict of the (a, k + 1, w) blocks of
+        ``plan``'s layout by name, each in its own memory."""
         device = getattr(pos, "device", None)
         A, k = has.shape
         centre_at, rows_at, has_at = (xp.asarray(a, device=device)
                                       for a in (centre, rows.reshape(-1), has))
-        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=dtype, device=device)
+
+        def stacked(first, others):
+            """``first`` (a, w) on row 0 above ``others`` (a, k, w), in ``dtype``."""
+            return xp.concat([xp.astype(first[:, None], dtype, copy=False),
+                              xp.astype(others, dtype, copy=False)], axis=1)
+
+        def zeros(width, rows=k):
+            return xp.zeros((A, rows, width), dtype=dtype, device=device)
+
         flat = xp.reshape(pos, (-1, self.d))
         r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, self.d))
         r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
-        env[:, 1:, columns[_R]] = r
+        fields = {_R: xp.concat([zeros(self.d, 1), xp.astype(r, dtype, copy=False)],
+                                axis=1)}
         for name in self._names("scalar") + self._names("vector"):
             width = parts[name].shape[-1]
             field = xp.reshape(parts[name], (-1, width))
-            env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
             theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, width))
-            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, dtype)[..., None]
-        env[:, 0, columns[_CENTRE]] = 1.0
+            fields[name] = stacked(xp.take(field, centre_at, axis=0),
+                                   theirs * xp.astype(has_at, dtype)[..., None])
+        fields[_CENTRE] = xp.concat([zeros(1, 1) + 1.0, zeros(1)], axis=1)
         if self.first_vector == "weighted":
-            env[:, 0, columns[_DIRECTION]] = self._direction(xp, r, has_at)
-        return env
+            fields[_DIRECTION] = stacked(self._direction(xp, r, has_at), zeros(self.d))
+        return fields
+
+    def _canonical_tensors(self, xp, plan, pos, parts, dtype, centre, rows, has,
+                           env_present, tol):
+        """Canonical neighbourhoods (A, k + 1, W) and frames of host tensors decided on
+        the host, in the engine's chunks (as :meth:`FramePlan.canonicalize` takes
+        them): each chunk's fields go to the frames as they are built, never joined
+        and split again (whose gradient filled a zero tensor of the whole
+        neighbourhoods per field)."""
+        device = pos.device
+        present = xp.asarray(env_present, device=device)
+        # every row present (full neighbourhoods): the frames of present=None, which
+        # are the same, without a pass that zeros no row, forward and backward
+        full = bool(env_present.all())
+        chunks = []
+        for s in _chunk_slices(present, plan.layout.n_columns) or [slice(0, 0)]:
+            fields = self._neighbourhood_fields(xp, plan, pos, parts, dtype, centre[s],
+                                                rows[s], has[s])
+            Xc, frame = plan._canonicalize_chunk(None, tol, True, False,
+                                                 None if full else present[s], s.start,
+                                                 parts=fields)
+            # one frame element: a view without it (a reshape, whose gradient is a view
+            # too, where indexing's is a zero-filled copy)
+            chunks.append((xp.reshape(Xc, (Xc.shape[0],) + tuple(Xc.shape[2:])), frame))
+        if len(chunks) == 1:
+            Xc, frame = chunks[0]
+        else:
+            Xc = xp.concat([part for part, _ in chunks], axis=0)
+            frame = type(chunks[0][1]).concat([part for _, part in chunks])
+        frame.present = present
+        return Xc, frame
 
     def _canonical_chunks(self, plan, pos, parts, dtype, centre, rows, has, env_present,
                           tol, n_jobs):
