@@ -311,14 +311,17 @@ def _chunk_slices(X, values_per_sample, n_jobs=None):
     """Slices of samples that are canonicalized together (see ``_CHUNK_VALUES``): of
     equal sizes, and for numpy X as many as a multiple of joblib's workers for
     ``n_jobs``, so that no worker idles while another finishes a last chunk. Before a
-    batch's first split into chunks, glibc is set to keep their freed memory
-    (:func:`_keep_freed_memory`, once per process)."""
+    batch's first split into chunks, and before the first batch of tensors on the host
+    (whose forward and backward passes allocate and free tensors of the whole batch's
+    size, each pass), glibc is set to keep their freed memory (:func:`_keep_freed_memory`,
+    once per process)."""
     n_samples = len(X)
     if isinstance(X, np.ndarray):
         size = min(_CHUNK_SAMPLES, max(16, _CHUNK_VALUES // max(1, values_per_sample)))
         jobs = effective_n_jobs(n_jobs)
     elif on_host(X):
         size, jobs = max(16, _TORCH_CHUNK_VALUES // max(1, values_per_sample)), 1
+        _keep_freed_memory()
     else:
         size, jobs = max(1, n_samples), 1
     count = -(-n_samples // size)
@@ -793,19 +796,25 @@ class FramePlan:
         return _fields_of(self.group, self.layout, X)
 
     def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
-                            round_bits=None, out=None):
+                            round_bits=None, out=None, parts=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch); the
         canonical inputs of numpy X with several fields are joined into ``out`` where
-        it is given."""
-        parts = self._fields(X)
+        it is given.
+
+        ``parts``, X's fields by name (real ones), may replace X (None) where the caller
+        has them apart, without ``detach``: split from a joined tensor, every field
+        would cost autograd a zero-filled gradient of the whole tensor."""
+        if parts is None:
+            parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
         keep = None
         if present is not None and not (getattr(frame, "zeros_absent_rows", False)
                                         and frame.present is not None):
             # frames computed from `present` that zero its absent rows themselves
             # (S_n x G) need no second pass
-            keep = _canonical_present(frame, present, X.dtype)
+            dtype = X.dtype if X is not None else parts[self.layout.fields[0].name].dtype
+            keep = _canonical_present(frame, present, dtype)
         canonical = {}
         # where each frame field's rows start among the stacked frame-defining rows
         offsets, row = {}, 0

@@ -242,10 +242,8 @@ class LocalFrames:
             Xc, frame = self._canonical_chunks(plan, pos, parts, X.dtype, centre, rows, has,
                                                env_present, tol, n_jobs)
         else:
-            env = self._neighbourhoods(xp, plan, pos, parts, X.dtype, centre, rows, has)
-            Xc, frame = plan.canonicalize(env, tol=tol, n_jobs=n_jobs,
-                                          present=xp.asarray(env_present, device=X.device))
-            Xc = Xc[:, 0]
+            Xc, frame = self._canonical_tensors(xp, plan, pos, parts, X.dtype, centre, rows,
+                                                has, env_present, tol)
         centre_at = _centre_positions(frame)
         n_present = env_present.sum(axis=1)
         if xp is not np:
@@ -337,26 +335,70 @@ class LocalFrames:
         ``rows`` (a, k), present where ``has`` (a, k): rows in ``plan``'s layout, in
         the namespace and on the device of the positions ``pos`` (S, n, d) and the
         fields ``parts``."""
-        columns = _columns(plan.layout)
+        return plan.layout.join(self._neighbourhood_fields(xp, plan, pos, parts, dtype,
+                                                           centre, rows, has))
+
+    def _neighbourhood_fields(self, xp, plan, pos, parts, dtype, centre, rows, has):
+        """:meth:`_neighbourhoods` field by field: a dict of the (a, k + 1, w) blocks of
+        ``plan``'s layout by name, each in its own memory."""
         device = getattr(pos, "device", None)
         A, k = has.shape
         centre_at, rows_at, has_at = (xp.asarray(a, device=device)
                                       for a in (centre, rows.reshape(-1), has))
-        env = xp.zeros((A, k + 1, plan.layout.row_width), dtype=dtype, device=device)
+
+        def stacked(first, others):
+            """``first`` (a, w) on row 0 above ``others`` (a, k, w), in ``dtype``."""
+            return xp.concat([xp.astype(first[:, None], dtype, copy=False),
+                              xp.astype(others, dtype, copy=False)], axis=1)
+
+        def zeros(width, rows=k):
+            return xp.zeros((A, rows, width), dtype=dtype, device=device)
+
         flat = xp.reshape(pos, (-1, self.d))
         r = xp.reshape(xp.take(flat, rows_at, axis=0), (A, k, self.d))
         r = subtract_inplace(r, xp.take(flat, centre_at, axis=0)[:, None])
-        env[:, 1:, columns[_R]] = r
+        fields = {_R: xp.concat([zeros(self.d, 1), xp.astype(r, dtype, copy=False)],
+                                axis=1)}
         for name in self._names("scalar") + self._names("vector"):
             width = parts[name].shape[-1]
             field = xp.reshape(parts[name], (-1, width))
-            env[:, 0, columns[name]] = xp.take(field, centre_at, axis=0)
             theirs = xp.reshape(xp.take(field, rows_at, axis=0), (A, k, width))
-            env[:, 1:, columns[name]] = theirs * xp.astype(has_at, dtype)[..., None]
-        env[:, 0, columns[_CENTRE]] = 1.0
+            fields[name] = stacked(xp.take(field, centre_at, axis=0),
+                                   theirs * xp.astype(has_at, dtype)[..., None])
+        fields[_CENTRE] = xp.concat([zeros(1, 1) + 1.0, zeros(1)], axis=1)
         if self.first_vector == "weighted":
-            env[:, 0, columns[_DIRECTION]] = self._direction(xp, r, has_at)
-        return env
+            fields[_DIRECTION] = stacked(self._direction(xp, r, has_at), zeros(self.d))
+        return fields
+
+    def _canonical_tensors(self, xp, plan, pos, parts, dtype, centre, rows, has,
+                           env_present, tol):
+        """Canonical neighbourhoods (A, k + 1, W) and frames of host tensors decided on
+        the host, in the engine's chunks (as :meth:`FramePlan.canonicalize` takes
+        them): each chunk's fields go to the frames as they are built, never joined
+        and split again (whose gradient filled a zero tensor of the whole
+        neighbourhoods per field)."""
+        device = pos.device
+        present = xp.asarray(env_present, device=device)
+        # every row present (full neighbourhoods): the frames of present=None, which
+        # are the same, without a pass that zeros no row, forward and backward
+        full = bool(env_present.all())
+        chunks = []
+        for s in _chunk_slices(present, plan.layout.n_columns) or [slice(0, 0)]:
+            fields = self._neighbourhood_fields(xp, plan, pos, parts, dtype, centre[s],
+                                                rows[s], has[s])
+            Xc, frame = plan._canonicalize_chunk(None, tol, True, False,
+                                                 None if full else present[s], s.start,
+                                                 parts=fields)
+            # one frame element: a view without it (a reshape, whose gradient is a view
+            # too, where indexing's is a zero-filled copy)
+            chunks.append((xp.reshape(Xc, (Xc.shape[0],) + tuple(Xc.shape[2:])), frame))
+        if len(chunks) == 1:
+            Xc, frame = chunks[0]
+        else:
+            Xc = xp.concat([part for part, _ in chunks], axis=0)
+            frame = type(chunks[0][1]).concat([part for _, part in chunks])
+        frame.present = present
+        return Xc, frame
 
     def _canonical_chunks(self, plan, pos, parts, dtype, centre, rows, has, env_present,
                           tol, n_jobs):
@@ -439,15 +481,18 @@ def _density(xp, r, distance, weight, fields, cutoff, n_radial, radial_basis,
     (A, n_radial * L * (1 + channels)) with L = 1 + d + d (d + 1) / 2 monomials, or
     L = 1 (the radial channels alone) without ``angular``."""
     d = r.shape[-1]
+    A, k = distance.shape
     one = xp.ones_like(distance)
     monomials = [one]
     if angular:
         # unstacked at once: autograd then joins the coordinates' gradients in one
-        # stack, where indexing them one by one fills and adds a full-size gradient per use
-        unit = xp.unstack(r / distance[..., None], axis=-1)
+        # stack, where indexing them one by one fills and adds a full-size gradient per
+        # use; from a coordinate-major copy (d, A, k), so that the products and their
+        # gradients read contiguous memory (strided by d, they took several times longer)
+        unit = xp.permute_dims(r / distance[..., None], (2, 0, 1))
+        unit = xp.unstack(xp.reshape(xp.reshape(unit, (-1,)), (d, A, k)), axis=0)
         monomials += list(unit) + [unit[i] * unit[j] for i in range(d) for j in range(i, d)]
     radial = radial_functions(xp, distance, cutoff, n_radial, radial_basis) * weight[..., None]
-    A, k = distance.shape
     if xp is not np:
         return _density_matmul(xp, radial, monomials, fields)
     angular = xp.stack(monomials, axis=-1)                                 # (A, k, L)
@@ -595,7 +640,9 @@ class Environments:
     def _features(self, atoms, encoding, n_radial, radial_basis, dtype=None,
                   angular=True):
         """:meth:`features` of the atoms of the slice ``atoms``."""
-        canonical, centre_at = self.canonical[atoms], self.centre[atoms]
+        canonical, centre_at = self.canonical, self.centre
+        if atoms != slice(None):   # a slice of every atom: torch would record a copy
+            canonical, centre_at = canonical[atoms], centre_at[atoms]
         xp = get_namespace(canonical)
         if dtype is not None:
             canonical = xp.astype(canonical, dtype)
@@ -617,9 +664,9 @@ class Environments:
         fields = np.concatenate([[]] + [every[c] for name, c in columns.items()
                                         if name not in (_R, _CENTRE, _DIRECTION)]
                                 ).astype(np.intp)
-        r = ordered[:, 1:, columns[_R]]
-        neighbour_fields = xp.take(ordered[:, 1:], constant(xp, fields, device=device),
-                                   axis=2)
+        neighbours = ordered[:, 1:]
+        r = neighbours[..., columns[_R]]
+        neighbour_fields = xp.take(neighbours, constant(xp, fields, device=device), axis=2)
         there = xp.arange(rows - 1, device=device) < (self.n_present[atoms] - 1)[:, None]
         distance = _safe_norm(xp, r, there)
         weight = xp.astype(there, r.dtype)

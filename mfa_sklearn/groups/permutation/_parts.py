@@ -119,10 +119,12 @@ class _FastPart(_Part):
 
     def geometry(self, xp, rows, inner_frame):
         device = rows[0].device
-        take = xp.asarray(self.index, device=device)
         order = xp.asarray(self.perms[:, 0], device=device)
-        H, t = inner_frame([take_rows(xp, xp.take(a, take, axis=0), order) for a in rows],
-                           self.row_choices)
+        if not np.array_equal(self.index, np.arange(rows[0].shape[0])):
+            # the part's samples; all of them in order (the usual batch) need no copy
+            take = xp.asarray(self.index, device=device)
+            rows = [xp.take(a, take, axis=0) for a in rows]
+        H, t = inner_frame([take_rows(xp, a, order) for a in rows], self.row_choices)
         yield self.index, H[:, None], t
 
 

@@ -301,10 +301,13 @@ class PermutationProductGroup(_PermutationBase):
                 Hs.append(padded(H))
                 ts.append(t)
                 samples.append(index)
-        # parts back into sample order
-        source = xp.asarray(np.argsort(np.concatenate(samples)), device=device)
-        H = xp.take(xp.concat(Hs, axis=0), source, axis=0)
-        t = None if ts[0] is None else xp.take(xp.concat(ts, axis=0), source, axis=0)
+        H, t = xp.concat(Hs, axis=0), None if ts[0] is None else xp.concat(ts, axis=0)
+        # parts back into sample order (where they are not in it already)
+        source = np.argsort(np.concatenate(samples))
+        if not np.array_equal(source, np.arange(len(source))):
+            source = xp.asarray(source, device=device)
+            H = xp.take(H, source, axis=0)
+            t = None if t is None else xp.take(t, source, axis=0)
         return H, t
 
 
