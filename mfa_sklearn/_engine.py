@@ -802,9 +802,9 @@ class FramePlan:
         canonical inputs of numpy X with several fields are joined into ``out`` where
         it is given.
 
-        ``parts``, X's fields by name (real ones), may replace X (None) where the caller
-        has them apart, without ``detach``: split from a joined tensor, every field
-        would cost autograd a zero-filled gradient of the whole tensor."""
+        Callers that hold X's fields apart pass them as ``parts`` (by name, real
+        arrays), with X None and ``detach`` False: fields split from one joined tensor
+        would each cost autograd a zero-filled gradient of the whole tensor."""
         if parts is None:
             parts = self._fields(X)
         frame = self._frame(self._fields(X.detach()) if detach else parts, tol, present)
