@@ -13,6 +13,7 @@ from mfa_sklearn._torch_fit import (  # noqa: E402
     _REFIT_RIDGES,
     _Cache,
     _output_affine,
+    _output_solutions,
     _refit_output,
     _targets,
 )
@@ -402,6 +403,30 @@ def test_energies_and_forces_are_affine_in_the_output_layer(random):
         there = ~np.isnan(forces)
         np.testing.assert_allclose(predicted[:, 1:][there], forces[there], rtol=1e-9,
                                    atol=1e-12)
+
+
+def test_output_solutions_are_the_weighted_least_squares():
+    # the force rows enter by their QR factors: the same solutions as the weighted
+    # least squares of all rows (absent atoms' rows, NaN targets, weigh nothing)
+    rng = np.random.default_rng(5)
+    B, m, k = 12, 9, 5
+    design = torch.tensor(rng.normal(size=(B, 1 + m, k)))
+    constant = torch.tensor(rng.normal(size=(B, 1 + m)))
+    y = torch.tensor(rng.normal(size=(B, 1 + m)))
+    y[:4, 7:] = np.nan
+    n_atoms = torch.tensor(rng.integers(1, 4, size=B))
+    theta = torch.tensor(rng.normal(size=k))
+    for per_atom, force_weight, _, solution in _output_solutions(
+            design, constant, y, n_atoms, theta, (0.1, 3.0), (1e-15,)):
+        there = ~torch.isnan(y)
+        energy = n_atoms.double() ** -2 if per_atom else torch.ones(B, dtype=torch.float64)
+        force = torch.full((B, m), force_weight / float(there[:, 1:].sum()) * B,
+                           dtype=torch.float64)
+        weight = torch.cat([energy[:, None], force], 1)[there].sqrt()
+        rows, target = design[there], (y - constant)[there]
+        expected = np.linalg.lstsq((rows * weight[:, None]).numpy(),
+                                   (target * weight).numpy(), rcond=None)[0]
+        np.testing.assert_allclose(solution.numpy(), expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("random", [0, 3])
