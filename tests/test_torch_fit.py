@@ -13,6 +13,7 @@ from mfa_sklearn._torch_fit import (  # noqa: E402
     _REFIT_RIDGES,
     _Cache,
     _output_affine,
+    _output_solutions,
     _refit_output,
     _targets,
 )
@@ -28,12 +29,14 @@ from .test_torch_local import FIELDS, clusters, numpy_of  # noqa: E402
 from .test_torch_local import model as plain_model  # noqa: E402
 
 
-def model(first_vector="nearest", hidden=(16,), angular=True, activation=torch.nn.SiLU):
+def model(first_vector="nearest", hidden=(16,), angular=True, activation=torch.nn.SiLU,
+          random=0):
     torch.manual_seed(0)
     return LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=4.0, n_neighbors=6,
                               first_vector=first_vector, radial_basis="scales",
                               angular=angular, atom_module__hidden=hidden,
-                              atom_module__activation=activation).double()
+                              atom_module__activation=activation,
+                              atom_module__n_random_features=random).double()
 
 
 class Wrapped(torch.nn.Module):
@@ -53,10 +56,13 @@ KNOWN = [torch.nn.GELU, torch.nn.SiLU, torch.nn.Tanh, torch.nn.Softplus,
          partial(torch.nn.Softplus, beta=2.0, threshold=1.0)]
 
 
-def mlp_with_buffers(activation, dtype, p=5, hidden=(7, 6)):
-    """An AtomMLP whose standardization, offset and scale are all nontrivial."""
+def mlp_with_buffers(activation, dtype, p=5, hidden=(7, 6), random=0):
+    """An AtomMLP whose standardization, offset and scale (and the weights of its
+    ``random`` random features) are all nontrivial."""
     torch.manual_seed(1)
-    mlp = AtomMLP(p, hidden=hidden, activation=activation).to(dtype)
+    mlp = AtomMLP(p, hidden=hidden, activation=activation,
+                  n_random_features=random).to(dtype)
+    mlp.random_output.copy_(torch.linspace(-0.4, 0.6, random))
     mlp.feature_mean.copy_(torch.linspace(-0.5, 0.5, p))
     mlp.feature_scale.copy_(torch.linspace(0.5, 2.0, p))
     mlp.offset_weight.copy_(torch.linspace(-1.0, 1.0, p))
@@ -65,11 +71,12 @@ def mlp_with_buffers(activation, dtype, p=5, hidden=(7, 6)):
     return mlp
 
 
+@pytest.mark.parametrize("random", [0, 4])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("activation", KNOWN)
-def test_explicit_gradient_is_autograds(activation, dtype):
-    mlp = mlp_with_buffers(activation, dtype)
-    assert mlp.explicit_gradient
+def test_explicit_gradient_is_autograds(activation, dtype, random):
+    mlp = mlp_with_buffers(activation, dtype, random=random)
+    assert mlp.explicit_gradient and mlp.random_head_active == bool(random)
     features = 3 * torch.randn(40, 5, dtype=dtype, generator=torch.Generator().manual_seed(2))
     weights = torch.randn(40, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
 
@@ -103,6 +110,30 @@ def test_explicit_gradient_of_a_linear_atom_module():
     expected = mlp.offset_weight + (mlp.energy_scale * mlp.net[0].weight[0]
                                     / mlp.feature_scale)
     torch.testing.assert_close(gradient, expected.expand(4, 5))
+
+
+def test_random_features():
+    features = torch.randn(6, 5, dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(3)
+    plain = AtomMLP(5, hidden=(4,)).double()
+    torch.manual_seed(3)
+    mlp = AtomMLP(5, hidden=(4,), n_random_features=3, random_scale=2.0).double()
+    # drawn after the MLP: the same MLP as without them, the head silent until solved
+    for a, b in zip(plain.parameters(), mlp.parameters()):
+        assert torch.equal(a, b)
+    assert mlp.random_weight.shape == (3, 5) and mlp.random_bias.shape == (3,)
+    assert not mlp.random_head_active
+    assert torch.equal(mlp(features), plain(features))
+    mlp.random_output.fill_(0.5)
+    z = (features - mlp.feature_mean) / mlp.feature_scale
+    head = torch.nn.functional.silu(z @ mlp.random_weight.T + mlp.random_bias) @ (
+        mlp.random_output)
+    torch.testing.assert_close(mlp(features), plain(features) + head)
+    # adapting to new data drops the weights solved for the old standardization
+    mlp.adapt(features, torch.arange(6), torch.zeros(6))
+    assert not mlp.random_head_active
+    assert "random_output" in mlp.state_dict()
 
 
 @pytest.mark.parametrize("activation", [torch.nn.ELU, partial(torch.nn.GELU,
@@ -317,12 +348,17 @@ def test_errors():
         AtomMLP(4, hidden=(0,))
     with pytest.raises(ValueError, match="n_features_in"):
         AtomMLP(0)
+    with pytest.raises(ValueError, match="n_random_features"):
+        AtomMLP(4, n_random_features=-1)
+    for scale in (0.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="random_scale"):
+            AtomMLP(4, random_scale=scale)
 
 
-def adapted(X, hidden=(8, 8)):
+def adapted(X, hidden=(8, 8), random=0):
     """An AtomMLP model with its standardization, offset and scale set from Morse
     energies (none of them the identity)."""
-    m = model(hidden=hidden)
+    m = model(hidden=hidden, random=random)
     envs = m.environments(torch.tensor(X))
     m.atom_module.adapt(m.features_of(envs), torch.as_tensor(envs.system),
                         torch.tensor(morse(X)[0]), [0])
@@ -330,29 +366,35 @@ def adapted(X, hidden=(8, 8)):
 
 
 def set_output(m, theta):
+    """The output layer (w, b) and random-feature weights c of ``m``, from theta."""
     last = m.atom_module.net[-1]
+    k = last.weight.shape[1]
     with torch.no_grad():
-        last.weight.copy_(theta[None, :-1])
-        last.bias.copy_(theta[-1:])
+        last.weight.copy_(theta[None, :k])
+        last.bias.copy_(theta[k:k + 1])
+        m.atom_module.random_output.copy_(theta[k + 1:])
 
 
 def output_of(m):
     last = m.atom_module.net[-1]
-    return torch.cat([last.weight[0], last.bias]).detach().clone()
+    return torch.cat([last.weight[0], last.bias,
+                      m.atom_module.random_output]).detach().clone()
 
 
-def test_energies_and_forces_are_affine_in_the_output_layer():
+# 70 random features: two chunks of _output_affine
+@pytest.mark.parametrize("random", [0, 70])
+def test_energies_and_forces_are_affine_in_the_output_layer(random):
     X = clusters(B=6, n=7, seed=9)
-    m = adapted(X)
+    m = adapted(X, random=random)
     cache = _Cache(m, torch.tensor(X), torch.float64, torch.float64)
     constant, design = _output_affine(m, cache)
-    assert design.shape == (6, 1 + 7 * 3, 9)
+    assert design.shape == (6, 1 + 7 * 3, 9 + random)
     # the energies alone: the first row, bit for bit
     energy_constant, energy_design = _output_affine(m, cache, forces=False)
     assert torch.equal(energy_constant, constant[:, :1])
     assert torch.equal(energy_design, design[:, :1])
     for seed in (0, 1):
-        set_output(m, torch.randn(9, dtype=torch.float64,
+        set_output(m, torch.randn(9 + random, dtype=torch.float64,
                                   generator=torch.Generator().manual_seed(seed)))
         energy, forces = m.eval().energy_and_forces(torch.tensor(X))
         predicted = (constant + design @ output_of(m)).numpy()
@@ -363,16 +405,42 @@ def test_energies_and_forces_are_affine_in_the_output_layer():
                                    atol=1e-12)
 
 
+def test_output_solutions_are_the_weighted_least_squares():
+    # the force rows enter by their QR factors: the same solutions as the weighted
+    # least squares of all rows (absent atoms' rows, NaN targets, weigh nothing)
+    rng = np.random.default_rng(5)
+    B, m, k = 12, 9, 5
+    design = torch.tensor(rng.normal(size=(B, 1 + m, k)))
+    constant = torch.tensor(rng.normal(size=(B, 1 + m)))
+    y = torch.tensor(rng.normal(size=(B, 1 + m)))
+    y[:4, 7:] = np.nan
+    n_atoms = torch.tensor(rng.integers(1, 4, size=B))
+    theta = torch.tensor(rng.normal(size=k))
+    for per_atom, force_weight, _, solution in _output_solutions(
+            design, constant, y, n_atoms, theta, (0.1, 3.0), (1e-15,)):
+        there = ~torch.isnan(y)
+        energy = n_atoms.double() ** -2 if per_atom else torch.ones(B, dtype=torch.float64)
+        force = torch.full((B, m), force_weight / float(there[:, 1:].sum()) * B,
+                           dtype=torch.float64)
+        weight = torch.cat([energy[:, None], force], 1)[there].sqrt()
+        rows, target = design[there], (y - constant)[there]
+        expected = np.linalg.lstsq((rows * weight[:, None]).numpy(),
+                                   (target * weight).numpy(), rcond=None)[0]
+        np.testing.assert_allclose(solution.numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("random", [0, 3])
 @pytest.mark.parametrize("validated", [False, True])
-def test_solve_recovers_the_output_layer_of_the_data(validated):
-    # energies and forces of the model itself with a known output layer, fitted from
-    # another one: the solve finds the known layer
+def test_solve_recovers_the_output_layer_of_the_data(validated, random):
+    # energies and forces of the model itself with a known output layer (and random
+    # feature weights), fitted from another one: the solve finds the known layer
     X = clusters(B=30, n=7, seed=10)
-    m = adapted(X)
-    known = torch.randn(9, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    m = adapted(X, random=random)
+    known = torch.randn(9 + random, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(2))
     set_output(m, known)
     energy, forces = m.eval().energy_and_forces(torch.tensor(X))
-    set_output(m, torch.zeros(9, dtype=torch.float64))
+    set_output(m, torch.zeros(9 + random, dtype=torch.float64))
 
     def prepared(part):
         cache = _Cache(m, torch.tensor(X[part]), torch.float64, torch.float64)
@@ -387,15 +455,18 @@ def test_solve_recovers_the_output_layer_of_the_data(validated):
     assert len(record["candidates"]) == 2 * len(_REFIT_FORCE_WEIGHTS) * len(_REFIT_RIDGES)
 
 
-def test_refit_output_scores_and_keeps_the_exact_symmetries():
+@pytest.mark.parametrize("random", [0, 20])
+def test_refit_output_scores_and_keeps_the_exact_symmetries(random):
     X = clusters(B=24, n=6, seed=11)
     energy, forces = morse(X)
-    m = model()
+    m = model(random=random)
     history = fit_energy_forces(m, X[:16], energy[:16], forces[:16], force_weight=10.0,
                                 cpu_seconds=30.0, max_iter=40,
                                 validation=(X[16:], energy[16:], forces[16:]))
     record = history["refit"]     # the default with an AtomMLP
     assert record["score"] <= record["trained_score"]
+    if random:
+        assert record["force_weight"] is not None and m.atom_module.random_head_active
     assert record["cpu_seconds"] < history["cpu_seconds"]
     # the score is the full model's validation energy MAE per atom
     predicted = m.eval().energy(torch.tensor(X[16:])).detach().numpy()
