@@ -129,8 +129,13 @@ class AtomMLP(nn.Module):
 
     @property
     def random_head_active(self):
-        """Whether the random-feature head contributes: some weight ``c`` nonzero."""
-        return bool(self.random_output.any())
+        """Whether the random-feature head is evaluated: on the host, where some weight
+        ``c`` is nonzero; on accelerators, wherever it has features (asking the device
+        whether ``c`` is zero would stall it on every call)."""
+        c = self.random_output
+        if c.device.type != "cpu":
+            return c.numel() > 0
+        return bool(c.any())
 
     def random_features(self, z):
         """The random features ``a(R z + r)`` ``(A, m)`` of standardized features

@@ -134,6 +134,10 @@ def test_random_features():
     mlp.adapt(features, torch.arange(6), torch.zeros(6))
     assert not mlp.random_head_active
     assert "random_output" in mlp.state_dict()
+    # off the host the head is evaluated without reading c back (meta tensors hold no
+    # values: reading one raises)
+    assert mlp.to("meta").random_head_active
+    assert not AtomMLP(5, hidden=(4,)).to("meta").random_head_active
 
 
 @pytest.mark.parametrize("activation", [torch.nn.ELU, partial(torch.nn.GELU,
