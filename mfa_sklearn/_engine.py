@@ -530,11 +530,10 @@ class FramePlan:
                                   detach=detach, present=present, round_bits=round_bits)
         numpy = isinstance(X, np.ndarray)
         if numpy and shares_memory(n_jobs):
-            # an empty chunk tells the output's shape; each worker writes its chunks
-            # into it while they are in cache
-            empty, _ = self._canonicalize_chunk(X[:0], tol, False, detach,
-                                                _rows_of(present, slice(0, 0)), 0, round_bits)
-            Xc = np.empty((len(X),) + empty.shape[1:], dtype=empty.dtype)
+            # each worker writes its chunks into the output while they are in cache
+            K, dtype = self._elements(X, lambda: self._canonicalize_chunk(
+                X[:0], tol, False, detach, _rows_of(present, slice(0, 0)), 0, round_bits)[0])
+            Xc = np.empty((len(X), K) + X.shape[1:], dtype=dtype)
             frames = map_chunks(functools.partial(chunk, out=Xc), slices, n_jobs)
         else:
             # process workers send their chunks back; other arrays than numpy's take
@@ -575,12 +574,8 @@ class FramePlan:
                 part = with_presence(part, self.layout, present)
             return part, frame
         extra = (self.layout.n_rows if not self.layout.three_d else 1) if presence_column else 0
-        if self.method == "minimal":   # n_frames elements (two each if weighted)
-            K = self.n_frames * (2 if self.tie_band else 1)
-            dtype = X.dtype if X.dtype.kind == "f" else np.float64
-        else:   # an empty chunk tells the elements per sample
-            empty, _ = self._host_part(X, slice(0, 0), present, tol, False, round_bits)
-            K, dtype = empty.shape[1], empty.dtype
+        K, dtype = self._elements(X, lambda: self._host_part(X, slice(0, 0), present, tol,
+                                                             False, round_bits)[0])
         Xc = np.empty((len(X), K) + X.shape[1:-1] + (X.shape[-1] + extra,), dtype)
         chunk = functools.partial(self._host_chunk, X, present=present, tol=tol,
                                   return_frame=return_frame, round_bits=round_bits)
@@ -598,6 +593,21 @@ class FramePlan:
                 self._write(Xc[s], part, rows, presence_column)
                 frames.append(frame)
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
+
+    def _elements(self, X, empty_part):
+        """Frame elements per sample and dtype of the canonical inputs of numpy X.
+
+        Minimal frames have ``n_frames`` elements per sample (two each where weighted
+        frames keep rows in place); other frames (PCA's, the weighted frames of row
+        orders) are asked for the canonical inputs of no sample, ``empty_part()``,
+        which costs a pass through the frame code (about a millisecond) that the
+        workers then wait for.
+        """
+        if self.method == "minimal" and not (self.tie_band and self.group.permutes_rows):
+            K = self.n_frames * (2 if self.tie_band else 1)
+            return K, (X.dtype if X.dtype.kind == "f" else np.dtype(np.float64))
+        empty = empty_part()
+        return empty.shape[1], empty.dtype
 
     def _host_chunk(self, X, s, present, Xc, tol, return_frame, round_bits,
                     presence_column):
