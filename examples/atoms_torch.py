@@ -20,14 +20,14 @@ threads slow down many-fold on a loaded machine, where ``OMP_NUM_THREADS=1`` hel
 
     model                        E MAE meV/atom F MAE eV/A (comp)   fit s
     mean energy, zero forces              42.85            0.383     0.0
-    skorch NeuralNetRegressor              0.87            0.018    18.7
-    plain torch loop                       0.75            0.017    17.2
-    fit_energy_forces (L-BFGS)             0.22            0.007   257.9
+    skorch NeuralNetRegressor              0.87            0.018    12.0
+    plain torch loop                       0.75            0.017    11.8
+    fit_energy_forces (L-BFGS)             0.34            0.010    56.5
     S_n x E(3) errors in float64: energy 5.8e-15, forces 1.5e-14
 
-(fit times in wall seconds on a shared 2-core machine, one torch thread; the last row
-from a later run on the machine loaded ten-fold, where the first two rows repeated their
-errors and took 202 and 171 s: its 20 CPU seconds of L-BFGS, plus the cache).
+(fit times in wall seconds on a 2-core machine, one torch thread, ``OMP_NUM_THREADS=1``;
+the last row is the cache, 20 CPU seconds of L-BFGS and the exact solve of the output
+layer, which here costs about as much as the training it follows).
 """
 
 import os
