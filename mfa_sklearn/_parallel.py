@@ -83,7 +83,7 @@ def map_chunks(function, slices, n_jobs):
     """
     jobs = min(joblib.effective_n_jobs(n_jobs), len(slices))
     if jobs <= 1:
-        return [function(s) for s in slices]
+        return _in_order(function, slices)
     bounds = np.linspace(0, len(slices), jobs + 1).round().astype(int)
     runs = [slices[a:b] for a, b in itertools.pairwise(bounds)]
     backend, _ = get_active_backend(prefer="threads")

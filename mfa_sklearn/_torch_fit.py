@@ -137,14 +137,19 @@ class AtomMLP(nn.Module):
             return c.numel() > 0
         return bool(c.any())
 
-    def random_features(self, z):
+    def standardize(self, features):
+        """The standardized features ``z = (f - mean) / scale`` ``(A, p)``."""
+        return (features - self.feature_mean) / self.feature_scale
+
+    def random_features(self, z, columns=slice(None)):
         """The random features ``a(R z + r)`` ``(A, m)`` of standardized features
-        ``z`` ``(A, p)``."""
-        return self.random_activation(z @ self.random_weight.T + self.random_bias)
+        ``z`` ``(A, p)``; with ``columns``, those of that slice of them alone."""
+        return self.random_activation(z @ self.random_weight[columns].T
+                                      + self.random_bias[columns])
 
     def forward(self, features):
         """Atomic energies ``(A,)`` of features ``(A, p)``."""
-        z = (features - self.feature_mean) / self.feature_scale
+        z = self.standardize(features)
         out = self.net(z)[:, 0]
         if self.random_head_active:
             out = out + self.random_features(z) @ self.random_output
@@ -184,7 +189,7 @@ class AtomMLP(nn.Module):
             raise ValueError("energies_and_gradients knows the derivatives of GELU "
                              "(approximate='none'), SiLU, Softplus and Tanh only; got "
                              + ", ".join(repr(layer) for layer in self.net[1::2]))
-        z = standardized = (features - self.feature_mean) / self.feature_scale
+        z = standardized = self.standardize(features)
         slopes = []
         for linear, activation in zip(self.net[:-1:2], self.net[1::2]):
             z, slope = _Activated.apply(linear(z), activation)
@@ -506,11 +511,12 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         where the solve costs more than that (large atom modules on short budgets),
         the fit takes longer than ``cpu_seconds`` rather than train too little (the
         EMT Cu13 example, 64 x 64 MLP on 161 features, 20 CPU s: the solve left the
-        MLP untrained, 5.3 meV/atom against 0.26 without the solve). The phases fit the output
-        layer to the energies short of its optimum (EMT, 32 x 32 MLP, 240 CPU s,
-        force weights 10 then 0.1: validation energy MAE 0.0106 to 0.0091 meV/atom
-        on Cu6..Cu13, forces 2% worse, 0.0059 to 0.0056 on Cu13, forces 3% better,
-        in about 1.5 CPU s; from another torch seed, Cu6..Cu13 0.0116 to 0.0114).
+        MLP untrained, 5.3 meV/atom against 0.26 without the solve). The phases fit
+        the output layer to the energies short of its optimum (EMT, 32 x 32 MLP,
+        240 CPU s, force weights 10 then 0.1: validation energy MAE 0.0106 to 0.0091
+        meV/atom on Cu6..Cu13, forces 2% worse, 0.0059 to 0.0056 on Cu13, forces 3%
+        better, in about 1.5 CPU s; from another torch seed, Cu6..Cu13 0.0116 to
+        0.0114).
         With 400 random features the solve has the columns to fit what the phases
         left (Cu6..Cu13: 0.0088 to 0.0030, forces 0.00019 to 0.000062, the solve in
         26 CPU s by SVDs of all rows, 5 CPU s since the force rows enter by their QR
@@ -692,22 +698,17 @@ def _output_affine(model, cache, forces=True):
     constant = offset.new_zeros(cache.n_systems).index_add(
         0, cache.system, offset).to(torch.float64)[:, None]
 
-    def standardized(features):
-        return (features - module.feature_mean) / module.feature_scale
-
     def last_hidden(features):
-        return hidden(standardized(features))
+        return hidden(module.standardize(features))
 
     def random_features(start):
-        def some(features):
-            z = standardized(features)
-            return module.random_activation(
-                z @ module.random_weight[start:start + _RANDOM_CHUNK].T
-                + module.random_bias[start:start + _RANDOM_CHUNK])
-        return some
+        columns = slice(start, start + _RANDOM_CHUNK)
+        return lambda features: module.random_features(module.standardize(features),
+                                                       columns)
 
     h = last_hidden(features).detach().to(torch.float64)
-    random = module.random_features(standardized(features)).detach().to(torch.float64)
+    random = module.random_features(module.standardize(features)).detach().to(
+        torch.float64)
     rows = torch.cat([h, torch.ones_like(h[:, :1]), random], 1)
     design = rows.new_zeros((cache.n_systems, rows.shape[1])).index_add(
         0, cache.system, rows)[:, None]
