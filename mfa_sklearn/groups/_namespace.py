@@ -160,10 +160,9 @@ def stacked_matmul(a, b):
         column = a[..., 0] * b[..., 0, col, None]
         for k in range(1, m):
             column += a[..., k] * b[..., k, col, None]
-        out[..., col] = column
-    # sums of negative zeros are -0.0 here, +0.0 from BLAS (its sums start at +0.0):
-    # zero rows must map to +0.0 whichever way they go
-    out += 0.0
+        # sums of negative zeros are -0.0 here, +0.0 from BLAS (its sums start at
+        # +0.0): zero rows must map to +0.0 whichever way they go
+        np.add(column, 0.0, out=out[..., col])
     return out
 
 
