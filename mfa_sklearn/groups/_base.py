@@ -108,6 +108,14 @@ KINDS = ("point", "vector", "scalar")
 FIELD_KINDS = KINDS + ("edge",)
 
 
+def check_dimension(d, least=1, meaning="the dimension"):
+    """``d`` as an int; a ValueError that says what ``d`` means where it is not an
+    integer of at least ``least``."""
+    if isinstance(d, bool) or int(d) != d or d < least:
+        raise ValueError(f"{meaning} must be an integer d >= {least}; got d={d!r}")
+    return int(d)
+
+
 def check_kind(kind, allowed=KINDS):
     if kind not in allowed:
         raise ValueError(f"unknown field kind {kind!r}; expected one of {list(allowed)}")
@@ -517,7 +525,8 @@ class Frame(_RealBlocks):
 class Group(_RealBlocks):
     """Base class of the groups: a name, a dimension, frames and random elements.
 
-    Subclasses implement :meth:`frame`, :meth:`random_element` and :meth:`act`.
+    Subclasses implement ``_frame`` (or, reading every field, :meth:`frame`),
+    :meth:`random_element` and :meth:`act`.
     Groups compare equal when their names do, so they can stand in parameter grids.
     """
 
@@ -619,7 +628,21 @@ class Group(_RealBlocks):
         Returns
         -------
         Frame
+            Minimal frames of groups that select rows record their choices in
+            ``row_choices`` (see :meth:`replay_frame`).
+
+        Notes
+        -----
+        How a group reads its rows, its tolerances, and what it raises or warns (rows
+        that cannot define a frame, degenerate frames) are described in its module
+        docstring and its ``_frame``, which this calls with the frame-defining rows
+        alone; groups whose frames read every field (``uses_all_fields``) override
+        this method.
         """
+        return self._frame(points, vectors, present, method, tol, rule)
+
+    def _frame(self, points, vectors, present, method, tol, rule):
+        """:meth:`frame` from the frame-defining rows alone."""
         raise NotImplementedError
 
     def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None,

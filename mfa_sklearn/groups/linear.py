@@ -88,7 +88,7 @@ References
 import numpy as np
 
 from ..exceptions import RankDeficientError
-from ._base import Frame, Group, GroupElement, _to_numpy, identity_where_empty
+from ._base import Frame, Group, GroupElement, _to_numpy, check_dimension, identity_where_empty
 from ._namespace import (
     get_namespace,
     machine_eps,
@@ -250,11 +250,9 @@ class LinearGroup(Group):
                              "need one each")
 
     def __init__(self, d, *, kind="GL"):
-        if int(d) != d or d < 1:
-            raise ValueError(f"the dimension d must be a positive integer; got {d!r}")
         if kind not in _KINDS:
             raise ValueError(f"kind must be one of {list(_KINDS)}; got {kind!r}")
-        self.d = int(d)
+        self.d = check_dimension(d)
         self.kind = kind
         self.has_translations = kind == "Aff"
 
@@ -263,32 +261,15 @@ class LinearGroup(Group):
         return f"{self.kind}({self.d})"
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule="pivoted"):
-        """Frames of a batch from its frame-defining rows.
-
-        Parameters
-        ----------
-        points : array of shape (B, n, d), or a sequence of them
-            Point rows. For Aff the centroid of the first array is the translation, and
-            every point array is centred by it before it joins the row selection.
-        vectors : array of shape (B, m, d), or a sequence of them, optional
-            Vector rows (never centred).
-        scalars, others, edges : ignored
-            The frame depends on the frame-defining rows alone.
-        present : bool array of shape (B, n), optional
-            Present rows (None: all). Absent rows (finite filler) are left out of the
-            centroid (Aff), the rank guard and the row selection; every sample with a
-            present row needs its present rows to span ``R^d``; a sample without
-            present rows gets the identity frame, rank 0.
-        method : {"minimal"}, default="minimal"
-            Only minimal frames exist for these groups.
-        tol : float, optional
-            Relative rank tolerance of the guard ``sigma_min / sigma_max > tol`` on the
-            frame-defining rows; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first", "first_above"}, default="pivoted"
-            Row selection rule on the whitened rows (see the module docstring,
-            'Frame').
+    def _frame(self, points, vectors, present, method, tol, rule):
+        """:meth:`Group.frame` of GL(d), SL(d) and Aff(d). For Aff the centroid of the
+        first point array is the translation, and every point array is centred by it
+        before it joins the row selection; vectors are never centred. Absent rows are
+        left out of the centroid, the rank guard and the row selection; every sample
+        with a present row needs its present rows to span ``R^d``. ``tol`` is the
+        relative tolerance of the rank guard ``sigma_min / sigma_max > tol`` on the
+        frame-defining rows; the rule selects among the whitened rows (see the module
+        docstring, 'Frame').
 
         Returns
         -------

@@ -120,7 +120,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
-from ._base import Frame, Group, GroupElement, _to_numpy, identity_where_empty
+from ._base import Frame, Group, GroupElement, _to_numpy, check_dimension, identity_where_empty
 from ._namespace import get_namespace, on_host, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
 from .orthogonal import _conditioning, haar_orthogonal
@@ -202,13 +202,10 @@ class LorentzGroup(Group):
     row_breaks = True
 
     def __init__(self, d, *, special=False, anchor="total"):
-        if isinstance(d, bool) or int(d) != d or d < 2:
-            raise ValueError(
-                "the Lorentz group O(1,d-1) needs an integer spacetime dimension d >= 2 "
-                f"(time plus at least one space coordinate); got d={d!r}")
         if anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {list(ANCHORS)}; got {anchor!r}")
-        self.d = int(d)
+        self.d = check_dimension(d, 2, "the spacetime dimension of O(1,d-1) (time plus "
+                                       "at least one space coordinate)")
         self.special = bool(special)
         self.anchor = anchor
 
@@ -234,31 +231,14 @@ class LorentzGroup(Group):
         return hash((self.name, self.anchor))
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule="pivoted"):
-        """Frames of a batch from its frame-defining rows.
-
-        Parameters
-        ----------
-        points, vectors : array of shape (B, n, d), or a sequence of them
-            Frame-defining rows (4-momenta, say); without translations both kinds are
-            treated alike and stacked, points first.
-        scalars, others, edges : ignored
-            The frame depends on the frame-defining rows alone.
-        present : bool array of shape (B, n), optional
-            Present rows (None: all). Absent rows (finite filler) are left out of
-            every decision (the anchors sum present rows only; cumulative sums are not
-            repeated at absent rows); a sample without present rows gets the identity
-            frame, rank 0.
-        method : {"minimal"}, default="minimal"
-        tol : float, optional
-            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype. A
-            residual ``v`` is eligible iff ``|<v, v>| > tol * ||Z eta Z^T||_F``, or
-            ``tol**2 * ||Z eta Z^T||_F`` once a timelike frame vector is chosen (see
-            the module docstring, 'Tolerances').
-        rule : {"pivoted", "first", "first_above"}, default="pivoted"
-            Row selection rule (see the module docstring, 'Frame'); both prefer
-            timelike rows while no timelike frame vector has been chosen.
+    def _frame(self, points, vectors, present, method, tol, rule):
+        """:meth:`Group.frame` of O(1,d-1) and SO(1,d-1): the frame-defining rows
+        (4-momenta, say) of both kinds are treated alike and stacked, points first.
+        Absent rows are left out of every decision (the anchors sum present rows only;
+        cumulative sums are not repeated at absent rows). A residual ``v`` is eligible
+        iff ``|<v, v>| > tol * ||Z eta Z^T||_F``, or ``tol**2 * ||Z eta Z^T||_F`` once a
+        timelike frame vector is chosen (see the module docstring, 'Tolerances'); both
+        row rules prefer timelike rows while no timelike frame vector has been chosen.
 
         Returns
         -------

@@ -113,7 +113,7 @@ import itertools
 
 import numpy as np
 
-from ._base import Frame, Group, GroupElement, identity_where_empty
+from ._base import Frame, Group, GroupElement, check_dimension, identity_where_empty
 from ._namespace import subtract_inplace, work_dtype, work_eps
 from ._selection import (
     BandedRule,
@@ -181,9 +181,7 @@ class OrthogonalGroup(Group):
     compact_methods = ("minimal",)
 
     def __init__(self, d, *, special=False, translations=False):
-        if int(d) != d or d < 1:
-            raise ValueError(f"the dimension d must be a positive integer; got {d!r}")
-        self.d = int(d)
+        self.d = check_dimension(d)
         self.special = bool(special)
         self.has_translations = bool(translations)
 
@@ -193,39 +191,6 @@ class OrthogonalGroup(Group):
         return f"{stem}({self.d})"
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule="pivoted"):
-        """Frames of a batch from its frame-defining rows.
-
-        Parameters
-        ----------
-        points : array of shape (B, n, d), or a sequence of them
-            Point rows. For E/SE the centroid of the first array is the translation,
-            and every point array is centred by it before it joins the row selection.
-        vectors : array of shape (B, m, d), or a sequence of them, optional
-            Vector rows (never centred), e.g. velocities.
-        scalars, others, edges : ignored
-            The frame depends on the frame-defining rows alone.
-        present : bool array of shape (B, n), optional
-            Present rows (None: all). Absent rows (finite filler) are left out of the
-            centroid, the row selection and the PCA covariance; a sample without
-            present rows gets the identity frame, rank 0.
-        method : {"minimal", "pca"}, default="minimal"
-            Minimal frames (one element per sample), or the sign-flip PCA frames of
-            Puny et al. (``2^d`` elements, ``2^(d-1)`` for SO/SE) as a baseline.
-        tol : float, optional
-            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype.
-        rule : {"pivoted", "first", "first_above"}, default="pivoted"
-            Row selection rule (see the module docstring, 'Frame').
-
-        Returns
-        -------
-        Frame
-            Minimal frames record their row choices in ``row_choices`` (see
-            :meth:`replay_frame`).
-        """
-        return self._frame(points, vectors, present, method, tol, rule)
-
     def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None,
                      rule="pivoted"):
         """The minimal frames of a batch whose row choices an earlier call made.
@@ -254,7 +219,14 @@ class OrthogonalGroup(Group):
         return self._frame(points, vectors, present, "minimal", tol, rule, choices=choices)
 
     def _frame(self, points, vectors, present, method, tol, rule, choices=None):
-        """:meth:`frame`, or :meth:`replay_frame` with ``choices``."""
+        """:meth:`Group.frame` of O(d), SO(d), E(d) and SE(d), or :meth:`replay_frame`
+        with ``choices``. For E/SE the centroid of the first point array is the
+        translation, and every point array is centred by it before it joins the row
+        selection; vectors (velocities, say) are never centred. Absent rows are left
+        out of the centroid, the row selection and the PCA covariance. ``method`` is
+        "minimal" (one element per sample, recording its row choices in
+        ``row_choices``), or "pca": the sign-flip PCA frames of Puny et al. (``2^d``
+        elements, ``2^(d-1)`` for SO/SE) as a baseline."""
         xp, points, vectors, eps, tol = self._frame_inputs(points, vectors, method, tol)
         arrays = points + vectors
         present = self._present(xp, present, arrays)

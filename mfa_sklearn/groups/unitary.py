@@ -75,7 +75,7 @@ import math
 
 import numpy as np
 
-from ._base import Frame, Group, GroupElement, check_kind, identity_where_empty
+from ._base import Frame, Group, GroupElement, check_dimension, check_kind, identity_where_empty
 from ._namespace import get_namespace, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
 from .orthogonal import _conditioning
@@ -196,9 +196,7 @@ class UnitaryGroup(Group):
     row_breaks = True
 
     def __init__(self, d, *, special=False):
-        if int(d) != d or d < 1:
-            raise ValueError(f"the dimension d must be a positive integer; got {d!r}")
-        self.d = int(d)
+        self.d = check_dimension(d)
         self.special = bool(special)
 
     @property
@@ -206,29 +204,12 @@ class UnitaryGroup(Group):
         return f"{'SU' if self.special else 'U'}({self.d})"
 
     # ------------------------------------------------------------------ frames
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule="pivoted"):
-        """Frames of a batch from its frame-defining complex rows.
-
-        Parameters
-        ----------
-        points : array of shape (B, n, d), or a sequence of them
-            Rows (complex; real input is promoted). Without translations, points and
-            vectors are treated alike; all arrays are stacked for the row selection.
-        vectors : array of shape (B, m, d), or a sequence of them, optional
-            More rows.
-        scalars, others, edges : ignored
-            The frame depends on the frame-defining rows alone.
-        present : bool array of shape (B, n), optional
-            Present rows (None: all). Absent rows (finite filler) are left out of
-            every decision; a sample without present rows gets the identity
-            frame, rank 0.
-        method : {"minimal"}, default="minimal"
-        tol : float, optional
-            Relative rank tolerance; default ``sqrt(eps)`` of the input dtype (float32
-            for complex64 or float32 input).
-        rule : {"pivoted", "first", "first_above"}, default="pivoted"
-            Row selection rule (see the module docstring, 'Frame').
+    def _frame(self, points, vectors, present, method, tol, rule):
+        """:meth:`Group.frame` of U(d) and SU(d): the frame-defining rows are complex
+        (real input is promoted); points and vectors are treated alike and stacked for
+        the row selection. Absent rows are left out of every decision. The default
+        ``tol`` is ``sqrt(eps)`` of the input dtype (float32 for complex64 or float32
+        input).
 
         Returns
         -------
