@@ -119,44 +119,10 @@ class PermutationProductGroup(_PermutationBase):
         g = self.inner.random_element(size, rng, **kwargs)
         return PermutationElement(g.T, g.b, seed=int(rng.integers(2 ** 62)), size=size)
 
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule="pivoted"):
-        """Frames of a batch: canonical row orders, G-frames and stabilizer elements.
-
-        Parameters
-        ----------
-        points, vectors : array of shape (B, n, d), or sequences of them
-            Frame-defining rows (per row: one vector per field). For E/SE the centroid
-            of the first point field is the translation.
-        scalars : array of shape (B, n, k), or a sequence of them
-            Per-row scalar fields: vertex colours (compared exactly).
-        others : sequence of (array, kind), optional
-            Other per-row point/vector fields: they take part in the choice among
-            symmetric candidates (the tolerant comparison of canonical inputs).
-        edges : array of shape (B, n, n, w), or a sequence of them, optional
-            Symmetric edge fields (bonds, adjacency): exact edge labels of the invariant
-            graph, their diagonals vertex colours. The matrix group leaves them alone.
-        present : array of shape (B, n) of bool, optional
-            Present rows (None: all). The frame is that of the present rows alone (the
-            invariant graph, the centroid, the G-frame, twins and symmetries), with the
-            zero-filled absent rows last, in increasing index order (see
-            :mod:`~mfa_sklearn.groups.permutation._absent`).
-        method : {"minimal"}
-        tol : float, optional
-            Rank tolerance of the G-frame; default ``sqrt(eps)``.
-        rule : {"pivoted", "first", "first_above"}
-            Row selection rule of the G-frame.
-
-        Returns
-        -------
-        PermutationFrame
-        """
-        padded = self._frame_with_absent_rows(present, points, vectors, scalars, others,
-                                              edges, method, tol, rule)
-        if padded is not None:
-            return padded
-        given_points, given_vectors = as_list(points), as_list(vectors)
-        data = self._batch(given_points, given_vectors, scalars, others, edges, tol, rule)
+    def _frame_all_present(self, points, vectors, scalars, others, edges, tol, rule):
+        """Canonical row orders with G-frames: colour refinement's order where it tells
+        the rows apart, else the search among symmetric candidates (``_search``)."""
+        data = self._batch(points, vectors, scalars, others, edges, tol, rule)
         graph = _invariant_graph(data, self.metric)
         order, distinct = _fast_order(graph)
         fast = np.flatnonzero(distinct)
@@ -167,9 +133,9 @@ class PermutationProductGroup(_PermutationBase):
         if len(slow):
             parts.append(_search_frames(data, graph, slow, self.max_frame_size))
         labeling, H, t = _assemble(data.B, data.n, parts)
-        like = (given_points + given_vectors)[0]
+        like = (points + vectors)[0]
         if not isinstance(like, np.ndarray):
-            H, t = self._geometry_on_device(given_points, given_vectors, parts,
+            H, t = self._geometry_on_device(points, vectors, parts,
                                             labeling.perms.shape[1], data.tol, rule)
         return labeling.frame(like, H, t, frame_type=parts[0].frame_type,
                               metric=self.metric)

@@ -62,23 +62,63 @@ class _PermutationBase(Group):
         """
         return _nauty.labeling_backend()
 
-    def _frame_with_absent_rows(self, present, points, vectors, scalars, others, edges,
-                                method, tol, rule):
-        """The frame of a batch with absent rows (their present rows framed, the
-        absent ones last), or None where every row is present; checks ``method``.
+    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
+              present=None, method="minimal", tol=None, rule="pivoted"):
+        """Frames of a batch: canonical row orders (S_n x G: with G-frames), their ties
+        or symmetries, and the stabilizer averages.
 
-        The samples that :meth:`_fast_frames_padded` frames padded are framed
-        together; the others by their present rows alone, one call per number of
-        present rows (see ``_absent``)."""
+        Parameters
+        ----------
+        points, vectors : array of shape (B, n, w), or sequences of them
+            Per-row fields. For S_n all of them, with ``others`` and ``scalars``,
+            define the order; for S_n x G they are G's frame-defining rows (per row,
+            one vector per field; for E/SE the centroid of the first point field is
+            the translation).
+        scalars : array of shape (B, n, k), or a sequence of them, optional
+            Per-row scalar fields: order keys and vertex colours, compared exactly.
+        others : sequence of (array, kind), optional
+            Further per-row point and vector fields: order keys (S_n), or, for
+            S_n x G, the tolerant comparison of canonical inputs that chooses among
+            symmetric candidates.
+        edges : array of shape (B, n, n, w), or a sequence of them, optional
+            Edge fields, the first the adjacency matrix: the rows are the vertices of
+            a graph. S_n takes the graph's canonical labeling, with the per-row fields
+            as vertex colours (see :class:`GraphGroup`); S_n x G reads exact edge
+            labels of its invariant graph, and G leaves edges alone.
+        present : array of shape (B, n) of bool, optional
+            Present rows (None: all). The frame is that of the present rows alone (the
+            order, ties, labeling; for S_n x G also the centroid, the G-frame, twins
+            and symmetries), with the absent rows (zero-filled; edge fields: zero rows
+            and columns) last, in increasing index order, each a class of its own (see
+            :mod:`~mfa_sklearn.groups.permutation._absent`).
+        method : {"minimal"}
+        tol : float, optional
+            Rank tolerance of the G-frame (S_n x G), default ``sqrt(eps)``; S_n
+            compares exactly and ignores it.
+        rule : {"pivoted", "first", "first_above"}, default="pivoted"
+            Row selection rule of the G-frame (S_n x G); ignored by S_n.
+
+        Returns
+        -------
+        PermutationFrame
+        """
         self._check_method(method)
         mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
                                                      edges) or (0, 0)))
         if mask is None:
-            return None
+            return self._frame_all_present(as_list(points), as_list(vectors), scalars,
+                                           others, edges, tol, rule)
+        # samples framed padded at once, then the others by their present rows alone,
+        # one call per number of present rows (see ``_absent``)
         done = self._fast_frames_padded(mask, points, vectors, scalars, others, edges, tol,
                                         rule)
         return _frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
                                  done=done, method=method, tol=tol, rule=rule)
+
+    def _frame_all_present(self, points, vectors, scalars, others, edges, tol, rule):
+        """:meth:`frame` of a batch without absent rows (``points`` and ``vectors``
+        lists of arrays)."""
+        raise NotImplementedError
 
     def _fast_frames_padded(self, mask, points, vectors, scalars, others, edges, tol, rule):
         """The samples framed on the padded batch at once, and their frames, or None:
@@ -131,39 +171,11 @@ class PermutationGroup(_PermutationBase):
         :meth:`Group.default_frame_fields`)."""
         return [name for name, kind in fields if kind in ("point", "vector")]
 
-    def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule=None):
-        """Canonical row orders of a batch.
-
-        Parameters
-        ----------
-        points, vectors, scalars : array of shape (B, n, w), or sequences of them
-            Per-row fields; all of them, concatenated in this order, define the order.
-        others : sequence of (array, kind), optional
-            Further per-row fields (also used).
-        edges : array of shape (B, n, n, w), or a sequence of them, optional
-            Edge fields (the first is the adjacency matrix). With edge fields the rows
-            are the vertices of a graph and the frame is its canonical labeling, with
-            the per-row fields as vertex colours (see :class:`GraphGroup`).
-        present : array of shape (B, n) of bool, optional
-            Present rows (None: all). Absent rows (zero-filled; edge fields: zero rows
-            and columns) take no part in the order, the ties or the labeling: they
-            come last, in increasing index order, each a class of its own (see
-            :mod:`~mfa_sklearn.groups.permutation._absent`).
-        method : {"minimal"}
-        tol, rule : ignored
-            Comparisons are exact.
-
-        Returns
-        -------
-        PermutationFrame
-        """
-        padded = self._frame_with_absent_rows(present, points, vectors, scalars, others,
-                                              edges, method, tol, rule)
-        if padded is not None:
-            return padded
-        given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
-                 + as_list(scalars))
+    def _frame_all_present(self, points, vectors, scalars, others, edges, tol, rule):
+        """Canonical row orders: the exact lexicographic order of all per-row fields, or
+        with edge fields the graph's canonical labeling; ``tol`` and ``rule`` are
+        ignored."""
+        given = points + vectors + [a for a, _ in (others or [])] + as_list(scalars)
         arrays = [_to_numpy(a) for a in given]
         if as_list(edges):
             edges = as_list(edges)
@@ -248,7 +260,7 @@ class GraphGroup(PermutationGroup):
         return hash((self.name, self.symmetrize))
 
     def frame(self, points=None, vectors=None, *, scalars=None, others=None, edges=None,
-              present=None, method="minimal", tol=None, rule=None):
+              present=None, method="minimal", tol=None, rule="pivoted"):
         """Canonical labelings of a batch of graphs; see :meth:`PermutationGroup.frame`
         (absent vertices, ``present`` False, have no edges and come last)."""
         if not as_list(edges):
