@@ -73,6 +73,28 @@ TARGET_CONSTRAINT = [StrOptions({"invariant", "point", "vector", "scalar", "edge
 FRAME_CONSTRAINT = [StrOptions(set(FRAME_METHODS))]
 N_JOBS_CONSTRAINT = [Integral, None]
 
+
+def store_init_arguments(owner, arguments, leave=()):
+    """Store each ``__init__`` argument, unchanged, as the attribute of its name.
+
+    scikit-learn's ``get_params``, ``set_params`` and ``clone`` read the parameters back
+    from these attributes, so ``__init__`` does nothing else with them: checks and
+    conversions wait for ``fit`` (torch modules check theirs once stored).
+
+    Parameters
+    ----------
+    owner : object
+        The estimator or module being built.
+    arguments : dict
+        ``locals()``, taken first thing in ``__init__`` (after ``super().__init__()``
+        in a torch module).
+    leave : tuple of str, default=()
+        Arguments the owner stores otherwise (a submodule, ``**kwargs``).
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__", *leave):
+            setattr(owner, name, value)
+
 # Numpy batches are canonicalized in chunks of at most this many values and samples: the
 # temporaries of the frame math then stay in cache and in malloc's reused memory instead
 # of being page-faulted in anew (one-shot batches of 10^5 clouds were 2.5x slower), while

@@ -22,7 +22,7 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
-from ._engine import fill_absent, find_absent
+from ._engine import fill_absent, find_absent, store_init_arguments
 from ._submodule import build_submodule, check_params
 from .exceptions import NonFiniteInputError
 from .groups._namespace import on_host
@@ -214,19 +214,7 @@ class LocalFrameAveraged(nn.Module):
                  radial_basis="shells", angular=True, tol=None, return_forces=False,
                  **kwargs):
         super().__init__()
-        self.fields = fields
-        self.group = group
-        self.cutoff = cutoff
-        self.n_neighbors = n_neighbors
-        self.first_vector = first_vector
-        self.row_rule = row_rule
-        self.cutoff_weight = cutoff_weight
-        self.encoding = encoding
-        self.n_radial = n_radial
-        self.radial_basis = radial_basis
-        self.angular = angular
-        self.tol = tol
-        self.return_forces = return_forces
+        store_init_arguments(self, locals(), leave=("atom_module", "kwargs"))
         check_params(self, _PARAMETER_CONSTRAINTS)
         if not angular and encoding != "density":
             raise ValueError(f"angular=False leaves out the angular channels of "

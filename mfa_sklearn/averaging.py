@@ -32,6 +32,7 @@ from ._engine import (
     is_invariant,
     mark_absent,
     restore,
+    store_init_arguments,
     to_canonical,
 )
 from ._skorch import inner_inputs, inner_outputs
@@ -71,18 +72,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
                  frame="minimal", row_rule=DEFAULT_ROW_RULE, n_frames=1,
                  predict_frames=None, tie_band=0.0, tol=None, n_jobs=None,
                  round_bits=40):
-        self.estimator = estimator
-        self.group = group
-        self.fields = fields
-        self.frame_fields = frame_fields
-        self.frame = frame
-        self.row_rule = row_rule
-        self.n_frames = n_frames
-        self.predict_frames = predict_frames
-        self.tie_band = tie_band
-        self.tol = tol
-        self.n_jobs = n_jobs
-        self.round_bits = round_bits
+        store_init_arguments(self, locals())
 
     @property
     def _frame_method(self):
@@ -368,11 +358,7 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
                  target="invariant", frame="minimal", row_rule=DEFAULT_ROW_RULE,
                  n_frames=1, predict_frames=None, tie_band=0.0, tol=None, n_jobs=None,
                  round_bits=40):
-        super().__init__(estimator, group=group, fields=fields, frame_fields=frame_fields,
-                         frame=frame, row_rule=row_rule, n_frames=n_frames,
-                         predict_frames=predict_frames, tie_band=tie_band, tol=tol,
-                         n_jobs=n_jobs, round_bits=round_bits)
-        self.target = target
+        store_init_arguments(self, locals())
 
     def fit(self, X, y, sample_weight=None, **fit_params):
         """Fit the inner estimator on canonical inputs (and canonical targets).

@@ -10,6 +10,7 @@ from ._engine import (
     N_JOBS_CONSTRAINT,
     ROUND_BITS_CONSTRAINT,
     FrameEstimatorMixin,
+    store_init_arguments,
 )
 
 __all__ = ["MinimalFrameCanonicalizer"]
@@ -125,13 +126,7 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
     def __init__(self, group=None, *, fields=None, frame_fields=None, tol=None,
                  row_rule=DEFAULT_ROW_RULE, n_jobs=None, round_bits=40):
-        self.group = group
-        self.fields = fields
-        self.frame_fields = frame_fields
-        self.tol = tol
-        self.row_rule = row_rule
-        self.n_jobs = n_jobs
-        self.round_bits = round_bits
+        store_init_arguments(self, locals())
 
     def fit(self, X, y=None):
         """Resolve the group and infer the layout of X.

@@ -42,6 +42,7 @@ from ._engine import (
     is_invariant,
     mark_absent,
     restore,
+    store_init_arguments,
     with_presence,
 )
 from ._submodule import build_submodule, check_params
@@ -218,19 +219,8 @@ class FrameAveraged(nn.Module):
                  n_frames=1, tie_band=0.0, tol=None, frame_dtype="float64",
                  detach_frame=False, presence_column=False, **kwargs):
         super().__init__()
+        store_init_arguments(self, locals(), leave=("module", "kwargs"))
         self.module = build_submodule(module, kwargs, owner="FrameAveraged", name="module")
-        self.group = group
-        self.fields = fields
-        self.frame_fields = frame_fields
-        self.target = target
-        self.frame = frame
-        self.row_rule = row_rule
-        self.n_frames = n_frames
-        self.tie_band = tie_band
-        self.tol = tol
-        self.frame_dtype = frame_dtype
-        self.detach_frame = detach_frame
-        self.presence_column = presence_column
         check_params(self, _PARAMETER_CONSTRAINTS)
         self.group_ = None if group is None else get_group(group)
         if self.group_ is not None:

@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT
+from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT, store_init_arguments
 from ..exceptions import NonFiniteInputError, first_indices
 from ..groups._selection import ROW_RULES
 from ._environments import LocalFrames
@@ -313,22 +313,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
                  cutoff_weight="cosine", encoding="density", n_radial=8,
                  radial_basis="scales", angular_weight=1.0, standardize=True, tol=None,
                  n_jobs=None):
-        self.estimator = estimator
-        self.target = target
-        self.fields = fields
-        self.group = group
-        self.cutoff = cutoff
-        self.n_neighbors = n_neighbors
-        self.first_vector = first_vector
-        self.row_rule = row_rule
-        self.cutoff_weight = cutoff_weight
-        self.encoding = encoding
-        self.n_radial = n_radial
-        self.radial_basis = radial_basis
-        self.angular_weight = angular_weight
-        self.standardize = standardize
-        self.tol = tol
-        self.n_jobs = n_jobs
+        store_init_arguments(self, locals())
 
     def _get_estimator(self):
         return KernelRidge(kernel="rbf") if self.estimator is None else self.estimator
@@ -529,22 +514,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
                  cutoff_weight="cosine", encoding="density", n_radial=8,
                  radial_basis="scales", angular_weight=1.0, standardize=True, tol=None,
                  n_jobs=None):
-        self.atom_transformer = atom_transformer
-        self.pooling = pooling
-        self.fields = fields
-        self.group = group
-        self.cutoff = cutoff
-        self.n_neighbors = n_neighbors
-        self.first_vector = first_vector
-        self.row_rule = row_rule
-        self.cutoff_weight = cutoff_weight
-        self.encoding = encoding
-        self.n_radial = n_radial
-        self.radial_basis = radial_basis
-        self.angular_weight = angular_weight
-        self.standardize = standardize
-        self.tol = tol
-        self.n_jobs = n_jobs
+        store_init_arguments(self, locals())
 
     def fit(self, X, y=None):
         """Fit the atom transformer on the canonical neighbourhoods of X's atoms.
