@@ -439,7 +439,7 @@ def test_wrong_width_complex_and_dimension():
     f = G.frame(timelike(np.random.default_rng(0), 2, 5, 4))
     with pytest.raises(ValueError, match="width 4"):
         f.to_canonical(np.ones((2, 5, 3)), "vector")
-    for d in (0, 1, 2.5):
+    for d in (0, 1, 2.5, True):
         with pytest.raises(ValueError, match="d >= 2"):
             LorentzGroup(d)
     with pytest.raises(ValueError, match="anchor"):

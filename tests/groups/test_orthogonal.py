@@ -22,7 +22,15 @@ import numpy as np
 import pytest
 
 from mfa_sklearn.exceptions import GroupNotFoundError, NonFiniteInputError
-from mfa_sklearn.groups import Frame, Group, GroupElement, OrthogonalGroup, get_group
+from mfa_sklearn.groups import (
+    Frame,
+    Group,
+    GroupElement,
+    LinearGroup,
+    OrthogonalGroup,
+    UnitaryGroup,
+    get_group,
+)
 from tests._helpers import (
     H0,
     assert_frame_equivariant,
@@ -594,10 +602,12 @@ def test_get_group_rejects_non_strings(bad):
     assert isinstance(info.value, GroupNotFoundError)
 
 
-@pytest.mark.parametrize("d", [0, -2, 2.5])
-def test_orthogonal_group_rejects_bad_dimension(d):
-    with pytest.raises(ValueError, match="dimension"):
-        OrthogonalGroup(d)
+@pytest.mark.parametrize("d", [0, -2, 2.5, True])
+@pytest.mark.parametrize("make", [OrthogonalGroup, UnitaryGroup, LinearGroup],
+                         ids=["O", "U", "GL"])
+def test_matrix_groups_reject_bad_dimension(make, d):
+    with pytest.raises(ValueError, match=rf"dimension must be an integer d >= 1; got d={d!r}"):
+        make(d)
 
 
 # ------------------------------------------------------------------ group objects
