@@ -1,9 +1,10 @@
-"""What the torch wrappers share when they are built: their parameters checked against
-sklearn-style constraints, and the module they hold, skorch style (an instance as it is,
-or a class built from ``<name>__<argument>`` keyword arguments)."""
+"""What the torch wrappers share: their parameters checked against sklearn-style
+constraints, the module they hold, skorch style (an instance as it is, or a class built
+from ``<name>__<argument>`` keyword arguments), and the check of the masks they take."""
 
 import inspect
 
+import torch
 from sklearn.utils._param_validation import validate_parameter_constraints
 from torch import nn
 
@@ -14,6 +15,21 @@ def check_params(wrapper, constraints):
     validate_parameter_constraints(
         constraints, {name: getattr(wrapper, name) for name in constraints},
         caller_name=type(wrapper).__name__)
+
+
+def check_mask(mask, X, n_rows, names=("n_samples", "n_rows")):
+    """``mask``, the present rows (B, n_rows) of X, on X's device; clear errors.
+
+    ``names`` name the two axes in the messages (``("n_systems", "n_atoms")``)."""
+    shape = (X.shape[0], n_rows)
+    axes = f"({names[0]}, {names[1]}) = {shape}"
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        of = f" of {mask.dtype}" if hasattr(mask, "dtype") else ""
+        raise TypeError(f"mask must be a boolean torch.Tensor of shape {axes}; got "
+                        f"{type(mask).__name__}{of}")
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"mask must have shape {axes}; got {tuple(mask.shape)}")
+    return mask.to(X.device)
 
 
 def build_submodule(module, kwargs, *, owner, name, fill=None):

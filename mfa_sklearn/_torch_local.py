@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from ._engine import fill_absent, find_absent, store_init_arguments
-from ._submodule import build_submodule, check_params
+from ._submodule import build_submodule, check_mask, check_params
 from .exceptions import NonFiniteInputError
 from .groups._namespace import on_host
 from .groups._selection import ROW_RULES
@@ -280,7 +280,7 @@ class LocalFrameAveraged(nn.Module):
             # count them anyway (no wait here for whether any is absent)
             present = find_absent(X, spec.layout, spec.positions, sync=False)
         else:
-            present = self._check_mask(mask, X, spec.layout.n_rows)
+            present = check_mask(mask, X, spec.layout.n_rows, ("n_systems", "n_atoms"))
             X = fill_absent(X, spec.layout, present)
             # NaN left in present atoms: a clear error (partly NaN rows raise inside);
             # on the host only, so that an accelerator does not wait for the scan
@@ -293,17 +293,6 @@ class LocalFrameAveraged(nn.Module):
             return None
         envs = spec.environments(X, tol=self.tol, present=present)
         return None if len(envs.system) == 0 else envs
-
-    @staticmethod
-    def _check_mask(mask, X, n):
-        shape = (X.shape[0], n)
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError(f"mask must be a boolean torch.Tensor of shape (n_systems, "
-                            f"n_atoms) = {shape}; got {type(mask).__name__}")
-        if tuple(mask.shape) != shape:
-            raise ValueError(f"mask must have shape (n_systems, n_atoms) = {shape}; got "
-                             f"{tuple(mask.shape)}")
-        return mask.to(X.device)
 
     def atom_features(self, X, mask=None):
         """The per-atom features the atom module sees, (A, p) in float64 (None for a

@@ -45,7 +45,7 @@ from ._engine import (
     store_init_arguments,
     with_presence,
 )
-from ._submodule import build_submodule, check_params
+from ._submodule import build_submodule, check_mask, check_params
 from ._torch_fit import AtomMLP, fit_energy_forces
 from ._torch_local import EnergyForceLoss, LocalFrameAveraged, pack_targets
 from .exceptions import NonFiniteInputError
@@ -263,7 +263,7 @@ class FrameAveraged(nn.Module):
         if mask is None:
             X, present = plan.prepare(X)
         else:
-            present = self._check_mask(mask, X, plan)
+            present = check_mask(mask, X, plan.layout.n_rows)
             X = fill_absent(X, plan.layout, present)
             # on the host only (no device synchronisation; NaN shows in the outputs)
             if on_host(X) and find_absent(X, plan.layout, plan.presence_field) is not None:
@@ -276,19 +276,6 @@ class FrameAveraged(nn.Module):
         if self.presence_column and not self.group_.permutes_rows:
             Xc = with_presence(Xc, plan.layout, present)
         return Xc, frame
-
-    @staticmethod
-    def _check_mask(mask, X, plan):
-        """The mask as present rows (B, n) on X's device; clear errors."""
-        shape = (X.shape[0], plan.layout.n_rows)
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError("mask must be a boolean torch.Tensor of shape (n_samples, "
-                            f"n_rows) = {shape}; got {type(mask).__name__}"
-                            f"{'' if not hasattr(mask, 'dtype') else ' of ' + str(mask.dtype)}")
-        if tuple(mask.shape) != shape:
-            raise ValueError(f"mask must have shape (n_samples, n_rows) = {shape}; got "
-                             f"{tuple(mask.shape)}")
-        return mask.to(X.device)
 
     def forward(self, X, mask=None):
         """Frame-averaged output of the backbone.

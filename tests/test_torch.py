@@ -140,6 +140,11 @@ def test_bad_input_fails_clearly():
         fa(torch.zeros(2, 29))
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         fa.canonicalize(np.zeros((2, N_COLS)))
+    X = torch.from_numpy(data(2))
+    with pytest.raises(ValueError, match=r"shape \(n_samples, n_rows\) = \(2, 4\); got \(2,\)"):
+        fa(X, torch.ones(2, dtype=bool))
+    with pytest.raises(TypeError, match=r"boolean torch\.Tensor .* got ndarray of bool"):
+        fa(X, np.ones((2, 4), dtype=bool))
     partly_nan = torch.randn(2, N_COLS)
     partly_nan[1, 4] = float("nan")                # one coordinate of a position
     with pytest.raises(ValueError, match=r"NaN or inf.*sample 1, row 1 is partly NaN"):

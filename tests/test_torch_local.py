@@ -337,8 +337,10 @@ def test_errors():
             torch.zeros(2, 4, 6, dtype=torch.float64))
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         m.energy(np.zeros((2, 9, 4)))
-    with pytest.raises(ValueError, match="mask"):
+    with pytest.raises(ValueError, match=r"shape \(n_systems, n_atoms\) = \(2, 9\); got \(2, 8\)"):
         m.energy(torch.zeros(2, 9, 4, dtype=torch.float64), torch.ones(2, 8, dtype=bool))
+    with pytest.raises(TypeError, match=r"boolean torch\.Tensor .* got Tensor of torch\.int64"):
+        m.energy(torch.zeros(2, 9, 4, dtype=torch.float64), torch.ones(2, 9, dtype=int))
     X = torch.tensor(clusters())
     with pytest.raises(NonFiniteInputError, match="mask marks atoms present"):
         m.energy(X, torch.ones(X.shape[:2], dtype=bool))
