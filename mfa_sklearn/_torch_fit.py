@@ -545,6 +545,22 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     ``jacobian_dtype``), which suits systems of up to a few dozen atoms. Frames are
     piecewise smooth: the cached derivatives are those autograd gives the full model
     at the training positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from mfa_sklearn.torch import AtomMLP, LocalFrameAveraged, fit_energy_forces
+    >>> X = torch.tensor(np.random.default_rng(0).normal(scale=1.2, size=(40, 5, 3)),
+    ...                  requires_grad=True)                     # 40 clusters of 5 atoms
+    >>> energy = torch.exp(-torch.cdist(X, X)).sum(dim=(1, 2))  # pair terms
+    >>> forces = -torch.autograd.grad(energy.sum(), X)[0]
+    >>> model = LocalFrameAveraged(AtomMLP, cutoff=4.0, n_neighbors=4,
+    ...                            atom_module__hidden=(16,)).double()
+    >>> info = fit_energy_forces(model, X.detach(), energy.detach(), forces,
+    ...                          cpu_seconds=0.5)
+    >>> info["loss"][-1] < 0.01 * info["loss"][0]
+    True
     """
     if not isinstance(model, LocalFrameAveraged):
         raise TypeError(f"model must be a LocalFrameAveraged; got {type(model).__name__}")

@@ -196,16 +196,17 @@ class LocalFrameAveraged(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from torch import nn
-    >>> from mfa_sklearn.torch import LocalFrameAveraged
+    >>> from mfa_sklearn.torch import AtomMLP, LocalFrameAveraged
     >>> _ = torch.manual_seed(0)
-    >>> mlp = nn.Sequential(nn.Linear(80, 32), nn.Tanh(), nn.Linear(32, 1))
-    >>> model = LocalFrameAveraged(mlp, cutoff=4.0, n_neighbors=12)
+    >>> model = LocalFrameAveraged(AtomMLP, atom_module__hidden=(32,), cutoff=4.0)
     >>> model.n_features_in                      # 8 radial x 10 angular functions
     80
     >>> X = 2.0 * torch.randn(5, 13, 3)                 # 5 systems of 13 atoms, float32
     >>> model(X).shape, model.forces(X).shape
     (torch.Size([5]), torch.Size([5, 13, 3]))
+    >>> Q = torch.linalg.qr(torch.randn(3, 3)).Q         # a rotation or a reflection
+    >>> torch.allclose(model.forces(X @ Q.T), model.forces(X) @ Q.T, atol=1e-5)
+    True
     """
 
     def __init__(self, atom_module, *, fields=None, group="E(3)", cutoff=5.0,
@@ -403,6 +404,14 @@ def pack_targets(energy, forces):
     -------
     ndarray of shape (B, 1 + n * d), float32
         Column 0 the energy, then the forces flattened atom-major.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mfa_sklearn.torch import pack_targets
+    >>> y = pack_targets(np.array([-1.5, -2.0]), np.zeros((2, 3, 3)))  # 2 systems, 3 atoms
+    >>> y.shape, y.dtype
+    ((2, 10), dtype('float32'))
     """
     energy = np.asarray(energy, dtype=np.float32).reshape(-1, 1)
     forces = np.asarray(forces, dtype=np.float32).reshape(len(energy), -1)
@@ -422,6 +431,15 @@ class EnergyForceLoss(nn.Module):
     ----------
     force_weight : float, default=1.0
         Weight of the force term (0: energies only).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from mfa_sklearn.torch import EnergyForceLoss
+    >>> loss = EnergyForceLoss(force_weight=10.0)
+    >>> y_true = torch.tensor([[1.0, 0.5, float("nan")]])  # energy, then forces (NaN: absent)
+    >>> loss((torch.tensor([2.0]), torch.tensor([[0.0, 0.0]])), y_true)  # 1 + 10 * 0.25
+    tensor(3.5000)
     """
 
     def __init__(self, force_weight=1.0):

@@ -341,13 +341,14 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
     --------
     >>> import numpy as np
     >>> from sklearn.neighbors import KNeighborsRegressor
-    >>> from mfa_sklearn import FrameAveragingRegressor
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(50, 4 * 3))            # 50 clouds of 4 points in 3-D
-    >>> y = np.linalg.norm(X.reshape(50, 4, 3), axis=2).sum(axis=1)
+    >>> from mfa_sklearn import FrameAveragingRegressor, get_group
+    >>> X = np.random.default_rng(0).normal(size=(50, 4, 3))   # 50 clouds of 4 points
+    >>> y = np.linalg.norm(X, axis=2).sum(axis=1)
     >>> reg = FrameAveragingRegressor(KNeighborsRegressor(), group="O(3)").fit(X, y)
-    >>> reg.predict(X[:2]).shape
-    (2,)
+    >>> O3 = get_group("O(3)")
+    >>> rotated = O3.act(O3.random_element(50, random_state=1), X)
+    >>> bool(np.allclose(reg.predict(rotated), reg.predict(X)))     # invariant
+    True
     """
 
     _default_estimator_class = LinearRegression
@@ -510,6 +511,18 @@ class FrameAveragingClassifier(ClassifierMixin, _BaseFrameAveraging):
     .. [1] Lin et al., "Equivariance via Minimal Frame Averaging for More Symmetries and
        Efficiency", ICML 2024, arXiv:2406.07598; the ``frame="pca"`` baseline as in
        :class:`FrameAveragingRegressor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.svm import SVC
+    >>> from mfa_sklearn import FrameAveragingClassifier
+    >>> X = np.random.default_rng(0).normal(size=(60, 3, 2))   # 60 triangles in the plane
+    >>> edges = np.linalg.norm(X - np.roll(X, 1, axis=1), axis=2)
+    >>> y = edges.max(axis=1) > 2.5                          # an invariant label
+    >>> clf = FrameAveragingClassifier(SVC(), group="E(2)").fit(X, y)
+    >>> bool((clf.predict(X + 100.0) == clf.predict(X)).all())   # translated
+    True
     """
 
     _default_estimator_class = LogisticRegression

@@ -126,6 +126,21 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
     See Also
     --------
     assert_equivariant : The same measurement, asserted against a tolerance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from mfa_sklearn import FrameAveragingRegressor, check_equivariance
+    >>> X = np.random.default_rng(0).normal(size=(40, 5, 3))
+    >>> y = np.abs(X).sum(axis=(1, 2))                   # not invariant under O(3)
+    >>> plain = LinearRegression().fit(X.reshape(40, -1), y)
+    >>> model = FrameAveragingRegressor(LinearRegression(), group="O(3)").fit(X, y)
+    >>> check_equivariance(plain.predict, "O(3)", X.reshape(40, -1),
+    ...                    random_state=0)["max_error"] > 0.01
+    True
+    >>> check_equivariance(model, "O(3)", X, random_state=0)["max_error"] < 1e-9
+    True
     """
     report, _ = _measure(model, group, X, fields, target, random_state, translation_scale)
     return report

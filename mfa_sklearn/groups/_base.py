@@ -645,6 +645,24 @@ class Group(_RealBlocks):
         """:meth:`frame` from the frame-defining rows alone."""
         raise NotImplementedError
 
+    def random_element(self, size, random_state=None, **options):
+        """Random elements of the group, for tests of equivariance and augmentation.
+
+        Parameters
+        ----------
+        size : int
+            Number of elements.
+        random_state : int, numpy Generator or None
+        **options
+            The group's own: a scale of translations (``translation_scale``), a
+            condition number (``kappa``), a largest speed (``beta_max``).
+
+        Returns
+        -------
+        GroupElement
+        """
+        raise NotImplementedError
+
     def replay_frame(self, points=None, vectors=None, *, choices, present=None, tol=None,
                      rule="pivoted"):
         """The minimal frames of rows whose earlier frame recorded ``row_choices``.

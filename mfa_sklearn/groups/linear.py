@@ -471,9 +471,8 @@ class LinearGroup(Group):
 
         Parameters
         ----------
-        size : int
-            Number of elements.
-        random_state : int, numpy Generator or None
+        size, random_state
+            As for :meth:`Group.random_element`.
         kappa : float, default=10.0
             Condition number of the linear parts (``>= 1``).
         translation_scale : float, default=10.0

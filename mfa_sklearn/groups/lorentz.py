@@ -380,9 +380,8 @@ class LorentzGroup(Group):
 
         Parameters
         ----------
-        size : int
-            Number of elements.
-        random_state : int, numpy Generator or None
+        size, random_state
+            As for :meth:`Group.random_element`.
         beta_max : float, default=0.99
             Largest speed, in ``[0, 1)``: 0.99 gives ``gamma <= 7.1``, 0.9999
             ``gamma <= 70.7``.

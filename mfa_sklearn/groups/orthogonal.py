@@ -336,9 +336,8 @@ class OrthogonalGroup(Group):
 
         Parameters
         ----------
-        size : int
-            Number of elements.
-        random_state : int, numpy Generator or None
+        size, random_state
+            As for :meth:`Group.random_element`.
 
         Returns
         -------

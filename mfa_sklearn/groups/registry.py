@@ -59,6 +59,12 @@ def get_group(group):
     ------
     GroupNotFoundError
         If the name cannot be parsed or names no group of the registry.
+
+    Examples
+    --------
+    >>> from mfa_sklearn import get_group
+    >>> get_group("se(3)"), get_group("S_n x E(3)").name, get_group("SO(1,3)").d
+    (get_group('SE(3)'), 'S_n x E(3)', 4)
     """
     if isinstance(group, Group):
         return group

@@ -263,9 +263,8 @@ class UnitaryGroup(Group):
 
         Parameters
         ----------
-        size : int
-            Number of elements.
-        random_state : int, numpy Generator or None
+        size, random_state
+            As for :meth:`Group.random_element`.
         translation_scale : ignored
             Accepted for a uniform interface (these groups have no translations).
 

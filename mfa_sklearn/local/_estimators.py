@@ -174,7 +174,8 @@ def _non_numeric(X, error):
 
 
 class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
-    """Any regressor on canonical atomic neighbourhoods: exactly invariant or
+    # an assignment, not a bare string: a docstring built from parts is an expression
+    __doc__ = """Any regressor on canonical atomic neighbourhoods: exactly invariant or
     equivariant per-atom outputs, and additive invariant targets by sum kernels.
 
     Each present atom of each system gets a neighbourhood: its neighbours within
@@ -291,15 +292,16 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
     --------
     >>> import numpy as np
     >>> from sklearn.kernel_ridge import KernelRidge
-    >>> from mfa_sklearn import LocalFrameRegressor
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(scale=1.5, size=(40, 6, 3))            # 40 systems of 6 atoms
-    >>> y = np.array([np.sum(1 / np.linalg.norm(x[:, None] - x[None] + np.eye(6)[..., None],
-    ...                                         axis=2)) for x in X])
+    >>> from mfa_sklearn import LocalFrameRegressor, get_group
+    >>> X = np.random.default_rng(0).normal(scale=1.5, size=(40, 6, 3))  # 6 atoms each
+    >>> distances = np.linalg.norm(X[:, :, None] - X[:, None], axis=-1)
+    >>> y = np.exp(-distances).sum(axis=(1, 2))                        # pair energies
     >>> model = LocalFrameRegressor(KernelRidge(kernel="rbf", alpha=1e-3),
     ...                             cutoff=4.0, n_neighbors=5).fit(X, y)
-    >>> model.predict(X[:2]).shape
-    (2,)
+    >>> E3 = get_group("E(3)")
+    >>> moved = E3.act(E3.random_element(40, random_state=1), X)[:, ::-1]  # atoms reversed
+    >>> bool(np.allclose(model.predict(moved), model.predict(X)))     # invariant
+    True
     """
 
     _parameter_constraints = {
@@ -454,7 +456,8 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
 
 
 class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
-    """Invariant system features: per-atom canonical neighbourhoods, mapped by any
+    # an assignment, not a bare string: a docstring built from parts is an expression
+    __doc__ = """Invariant system features: per-atom canonical neighbourhoods, mapped by any
     transformer and pooled over the atoms of each system.
 
     The neighbourhoods and frames are those of :class:`LocalFrameRegressor`. Each
