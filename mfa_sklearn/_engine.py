@@ -95,6 +95,7 @@ def store_init_arguments(owner, arguments, leave=()):
         if name not in ("self", "__class__", *leave):
             setattr(owner, name, value)
 
+
 # Numpy batches are canonicalized in chunks of at most this many values and samples: the
 # temporaries of the frame math then stay in cache and in malloc's reused memory instead
 # of being page-faulted in anew (one-shot batches of 10^5 clouds were 2.5x slower), while
@@ -780,13 +781,14 @@ class FramePlan:
                                                return_frame, False, valid, s.start,
                                                round_bits)
         K, part_width = part.shape[1], part.shape[-1]
-        if presence_column and self.layout.three_d and K == 1 and out is not None:
-            # straight into the output: zeros and presence 0, then the present rows
-            flat = out.reshape(b * n, part_width + 1)
+        if self.layout.three_d and K == 1 and out is not None:
+            # straight into the output: zeros (and presence 0), then the present rows
+            flat = out.reshape(b * n, out.shape[-1])
             flat.fill(0.0)
             values = part.reshape(b * kept, part_width)
             flat[source, :part_width] = values if valid is None else values[slot]
-            flat[source, part_width] = 1.0
+            if presence_column:
+                flat[source, part_width] = 1.0
             return None, frame
         # back in place: each sample's compact rows, then a zero row for its absent rows
         rows_out = np.empty((K, b, kept + 1, part_width), dtype=part.dtype)
