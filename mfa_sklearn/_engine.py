@@ -43,7 +43,7 @@ from .exceptions import (
 )
 from .groups import Group, get_group
 from .groups._ensemble import check_ensemble, ensemble_frame
-from .groups._namespace import all_finite, get_namespace, on_host
+from .groups._namespace import all_finite, get_namespace, largest_per_sample, on_host
 from .groups._selection import ROW_RULES
 from .layout import Layout
 
@@ -318,7 +318,9 @@ def rounded_field(part, bits):
     ndarray of the same shape and dtype as ``part``
         Float32 values rounded to a coarser grid fit float32 again, exactly.
     """
-    largest = _largest_entry(part).astype(np.float64, copy=False)
+    samples = math.prod(part.shape[:-2])
+    largest = largest_per_sample(np, part.reshape((samples,) + part.shape[-2:]))
+    largest = largest.astype(np.float64, copy=False).reshape(part.shape[:-2] + (1, 1))
     # Adding C = 1.5 * 2^(e - bits + 52) leaves the last bit of x + C at the grid
     # step 2^(e - bits), so x + C rounds x to the grid (|x| < 2^e keeps x + C in
     # C's binade for bits <= 51) and subtracting C is exact: two passes, no
@@ -328,26 +330,6 @@ def rounded_field(part, bits):
     work = np.add(part, magic, dtype=np.float64)
     work -= magic
     return work.astype(part.dtype, copy=False)
-
-
-def _largest_entry(part):
-    """Largest absolute entry over the last two axes of ``part`` (..., n, w), kept as
-    axes of length 1.
-
-    numpy reduces a short contiguous axis one sample at a time (~30 ns each): a
-    running maximum over the n * w columns, one elementwise pass each, is 2.7x faster
-    for clouds of 5 points in 3-D and 2x for 5 complex rows of U(3) (30 real
-    columns); from about 48 columns on, numpy's reduction is faster.
-    """
-    shape = part.shape[:-2] + (1, 1)
-    width = part.shape[-2] * part.shape[-1]
-    magnitudes = np.abs(part).reshape(math.prod(part.shape[:-2]), width)
-    if width > 32 or width == 0:
-        return magnitudes.max(axis=1, initial=0.0).reshape(shape)
-    largest = magnitudes[:, 0].copy()
-    for column in range(1, width):
-        np.maximum(largest, magnitudes[:, column], out=largest)
-    return largest.reshape(shape)
 
 
 def _chunk_slices(X, values_per_sample, n_jobs=None):

@@ -177,23 +177,6 @@ def test_frame_diagnostics():
         MinimalFrameCanonicalizer().fit(X).frame_diagnostics(X)
 
 
-
-
-@pytest.mark.parametrize("shape", [(40, 1, 5, 3), (40, 2, 5, 6), (40, 1, 7, 5), (40, 1, 9, 4),
-                                   (0, 1, 5, 3), (40, 1, 0, 3)])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_largest_entry_matches_numpys_reduction(shape, dtype):
-    # a running maximum over the columns up to 32 of them (35 and 36 take the reduction)
-    part = np.random.default_rng(3).normal(size=shape).astype(dtype)
-    if part.size:
-        part[3, 0, 1, 1] = np.nan
-        part[5] = -0.0
-    expected = np.abs(part).max(axis=(-2, -1), keepdims=True, initial=0.0)
-    largest = _engine._largest_entry(part)
-    assert largest.dtype == dtype
-    np.testing.assert_array_equal(largest, expected)
-
-
 # ------------------------------------------------------------ n_jobs, joblib backends
 def test_chunk_slices_are_equal_and_shared_evenly_by_the_workers(monkeypatch):
     monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 4096)

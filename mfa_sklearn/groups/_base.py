@@ -92,6 +92,7 @@ from ..exceptions import MagnitudeError, NonFiniteInputError, ResultOverflowErro
 from ._namespace import (
     all_finite,
     get_namespace,
+    largest_per_sample,
     like_frame,
     machine_eps,
     on_host,
@@ -443,9 +444,9 @@ class Frame(_RealBlocks):
         overflow = finite(values) & ~finite(out)
         if not bool(xp.any(overflow)):
             return out           # non-finite values give non-finite results, as they may
-        largest = _largest_per_sample(xp, values)       # moduli of complex values
+        largest = largest_per_sample(xp, values)       # moduli of complex values
         if self.t is not None:
-            largest = xp.maximum(largest, xp.astype(_largest_per_sample(xp, self.t),
+            largest = xp.maximum(largest, xp.astype(largest_per_sample(xp, self.t),
                                                     largest.dtype))
         factor, inverse = power_of_two_scale(xp, largest)
         scaled = copy.copy(self)
@@ -752,7 +753,7 @@ class Group(_RealBlocks):
             if (a.dtype not in (xp.float64, xp.complex128) or not on_host(a)
                     or a.shape[0] == 0):
                 continue
-            largest = np.asarray(_to_numpy(_largest_per_sample(xp, a)))
+            largest = np.asarray(_to_numpy(largest_per_sample(xp, a)))
             bad = (largest > info.max) | ((largest > 0) & (largest < info.tiny))
             if bad.any():
                 raise MagnitudeError(
@@ -849,12 +850,6 @@ def identity_where_empty(xp, frame, present):
 def _finfo_max(dtype):
     """Largest finite value of a numpy or torch floating dtype."""
     return float(np.finfo(str(dtype).rsplit(".", 1)[-1]).max)
-
-
-def _largest_per_sample(xp, a):
-    """Largest absolute entry (modulus) of each sample of ``a`` (B, ...), (B,) in its
-    namespace."""
-    return xp.max(per_sample(xp, xp.abs(a)), axis=1)
 
 
 def as_list(arrays):

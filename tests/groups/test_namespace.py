@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from mfa_sklearn.groups._namespace import get_namespace, per_sample, stacked_matmul
+from mfa_sklearn.groups._namespace import (
+    get_namespace,
+    largest_per_sample,
+    per_sample,
+    stacked_matmul,
+)
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [
@@ -53,3 +58,19 @@ def test_per_sample_flattens_each_sample_also_of_an_empty_batch(shape):
         expected = (shape[0], int(np.prod(shape[1:])))
         assert tuple(flat.shape) == expected
         np.testing.assert_array_equal(np.asarray(flat), a.reshape(expected))
+
+
+@pytest.mark.parametrize("shape", [(40, 1, 5, 3), (40, 2, 5, 6), (40, 1, 7, 5), (40, 1, 9, 4),
+                                   (0, 1, 5, 3), (40, 1, 0, 3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_largest_per_sample_matches_numpys_reduction(shape, dtype):
+    # a running maximum over the entries up to 32 of them (35 and 36 take the reduction);
+    # samples of shape (n, w), as rounded_field takes each frame element's field
+    part = np.random.default_rng(3).normal(size=shape).astype(dtype)
+    if part.size:
+        part[3, 0, 1, 1] = np.nan
+        part[5] = -0.0
+    expected = np.abs(part).max(axis=(-2, -1), initial=0.0).reshape(-1)
+    largest = largest_per_sample(np, part.reshape((shape[0] * shape[1],) + shape[-2:]))
+    assert largest.dtype == dtype
+    np.testing.assert_array_equal(largest, expected)

@@ -52,7 +52,7 @@ from .._base import (
     select,
     snap_below,
 )
-from .._namespace import get_namespace, like_frame, machine_eps, per_sample, take_rows
+from .._namespace import get_namespace, largest_per_sample, like_frame, machine_eps, take_rows
 from ._ranking import _block_mean, _pair_labels
 
 
@@ -294,8 +294,8 @@ class PermutationFrame(Frame):
             # exact zeros for coordinates at the rounding level, which comes from the
             # rows before centring; the level holds for orthonormal H only, so Lorentz
             # frames (entries that grow with the boost) are not snapped
-            level = (8.0 * x.shape[-1] * machine_eps(self.H.dtype)) * xp.max(
-                per_sample(xp, xp.abs(x64)), axis=1)
+            level = (8.0 * x.shape[-1] * machine_eps(self.H.dtype)) * largest_per_sample(
+                xp, x64)
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
