@@ -141,11 +141,15 @@ class AtomMLP(nn.Module):
         """The standardized features ``z = (f - mean) / scale`` ``(A, p)``."""
         return (features - self.feature_mean) / self.feature_scale
 
+    def random_projection(self, z, columns=slice(None)):
+        """The random features before their activation, ``R z + r`` ``(A, m)``, of
+        standardized features ``z`` ``(A, p)``; with ``columns``, that slice of them."""
+        return z @ self.random_weight[columns].T + self.random_bias[columns]
+
     def random_features(self, z, columns=slice(None)):
         """The random features ``a(R z + r)`` ``(A, m)`` of standardized features
         ``z`` ``(A, p)``; with ``columns``, those of that slice of them alone."""
-        return self.random_activation(z @ self.random_weight[columns].T
-                                      + self.random_bias[columns])
+        return self.random_activation(self.random_projection(z, columns))
 
     def forward(self, features):
         """Atomic energies ``(A,)`` of features ``(A, p)``."""
@@ -200,9 +204,8 @@ class AtomMLP(nn.Module):
         for weight, slope in reversed(slopes):
             gradient = (gradient * slope) @ weight
         if self.random_head_active:
-            value, slope = _Activated.apply(
-                standardized @ self.random_weight.T + self.random_bias,
-                self.random_activation)
+            value, slope = _Activated.apply(self.random_projection(standardized),
+                                            self.random_activation)
             out = out + value @ self.random_output
             gradient = gradient + (slope * self.random_output) @ self.random_weight
         energy = self.offset_bias + features @ self.offset_weight + self.energy_scale * out
