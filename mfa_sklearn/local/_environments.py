@@ -392,11 +392,10 @@ class LocalFrames:
             # one frame element: a view without it (a reshape, whose gradient is a view
             # too, where indexing's is a zero-filled copy)
             chunks.append((xp.reshape(Xc, (Xc.shape[0],) + tuple(Xc.shape[2:])), frame))
-        if len(chunks) == 1:
-            Xc, frame = chunks[0]
-        else:
-            Xc = xp.concat([part for part, _ in chunks], axis=0)
-            frame = type(chunks[0][1]).concat([part for _, part in chunks])
+        parts, frames = zip(*chunks)
+        # one chunk: the tensor as it is (a concatenation would copy it, and its gradient)
+        Xc = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+        frame = type(frames[0]).concat(frames)
         frame.present = present
         return Xc, frame
 
