@@ -115,6 +115,13 @@ class _LocalFrameBase(BaseEstimator):
                 self.angular_weight)
         return envs, features
 
+    def _fitted_environments(self, X):
+        """X validated against the fitted estimator, its environments and features."""
+        check_is_fitted(self)
+        X = self._check_X(X)
+        envs, features = self._environments(X)
+        return X, envs, features
+
     def _fit_statistics(self, features, envs, sample_weight):
         """``feature_mean_`` and ``feature_scale_`` of the training atoms (None without
         ``standardize``), weighted by their systems' ``sample_weight``."""
@@ -145,8 +152,7 @@ class _LocalFrameBase(BaseEstimator):
         system, atom : ndarray of shape (n_present_atoms,)
             The system and the row of each.
         """
-        check_is_fitted(self)
-        envs, features = self._environments(self._check_X(X))
+        _, envs, features = self._fitted_environments(X)
         return features, envs.system, envs.atom
 
     def __sklearn_tags__(self):
@@ -430,9 +436,7 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
             ``target="sum"``: (n_systems,). Per-atom targets: the shape of y in ``fit``
             for these systems, NaN at absent atoms.
         """
-        check_is_fitted(self)
-        X = self._check_X(X)
-        envs, features = self._environments(X)
+        X, envs, features = self._fitted_environments(X)
         if self.target == "sum":
             kernel, kparams = self.kernel_
             K = system_kernel(features, envs.system, len(X), self.train_features_,
@@ -552,9 +556,7 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         -------
         ndarray of shape (n_systems, n_features_out_)
         """
-        check_is_fitted(self)
-        X = self._check_X(X)
-        envs, features = self._environments(X)
+        X, envs, features = self._fitted_environments(X)
         if not len(features):       # no atom in any system: every pooled sum is 0
             features = np.zeros((0, self.n_features_out_), dtype=features.dtype)
         elif self.atom_transformer_ is not None:
