@@ -92,6 +92,7 @@ from ..exceptions import MagnitudeError, NonFiniteInputError, ResultOverflowErro
 from ._namespace import (
     all_finite,
     get_namespace,
+    isdtype,
     largest_per_sample,
     like_frame,
     machine_eps,
@@ -140,7 +141,7 @@ def complex_from_real(x):
 def real_from_complex(z):
     """Complex array of shape (..., w) -> real blocks ``[Re | Im]`` of shape (..., 2w)."""
     xp = get_namespace(z)
-    if not xp.isdtype(z.dtype, "complex floating"):  # real rows: zero imaginary part
+    if not isdtype(xp, z.dtype, "complex floating"):  # real rows: zero imaginary part
         return xp.concat([z, xp.zeros_like(z)], axis=-1)
     return xp.concat([xp.real(z), xp.imag(z)], axis=-1)
 
@@ -176,7 +177,7 @@ class _RealBlocks:
 
 def weighted_mean(xp, y, weights):
     """``sum_k weights[:, k] y[:, k]`` of ``y`` (B, K, ...) and ``weights`` (B, K)."""
-    real = xp.real(y[:1, :1]).dtype if xp.isdtype(y.dtype, "complex floating") else y.dtype
+    real = xp.real(y[:1, :1]).dtype if isdtype(xp, y.dtype, "complex floating") else y.dtype
     w = xp.astype(weights, real)
     return xp.sum(y * xp.reshape(w, tuple(w.shape) + (1,) * (y.ndim - 2)), axis=1)
 
@@ -189,7 +190,7 @@ def snap_below(xp, canon, level):
     while the real part does not). In place for numpy arrays (callers pass fresh ones),
     out of place otherwise."""
     level = xp.reshape(level, (-1,) + (1,) * (canon.ndim - 1))
-    if xp.isdtype(canon.dtype, "complex floating"):
+    if isdtype(xp, canon.dtype, "complex floating"):
         if isinstance(canon, np.ndarray):
             snap_below(np, canon.real, level)    # views: snapped in place
             snap_below(np, canon.imag, level)
@@ -205,7 +206,7 @@ def snap_below(xp, canon, level):
 
 def _result_dtype(xp, x):
     """Canonical arrays keep a floating or complex input dtype; integers become float64."""
-    return x.dtype if xp.isdtype(x.dtype, ("real floating", "complex floating")) else xp.float64
+    return x.dtype if isdtype(xp, x.dtype, ("real floating", "complex floating")) else xp.float64
 
 
 @dataclass
@@ -435,7 +436,7 @@ class Frame(_RealBlocks):
         xp = get_namespace(out)
         if not on_host(out) or all_finite(xp, out):
             return out
-        if not xp.isdtype(values.dtype, ("real floating", "complex floating")):
+        if not isdtype(xp, values.dtype, ("real floating", "complex floating")):
             values = xp.astype(values, work_dtype(xp))  # integers give float64 results
 
         def finite(a):
@@ -455,7 +456,7 @@ class Frame(_RealBlocks):
         with np.errstate(over="ignore", invalid="ignore"):
             again = getattr(scaled, method)(
                 values * xp.reshape(factor, (-1,) + (1,) * (values.ndim - 1)), kind)
-            real = xp.real(again) if xp.isdtype(again.dtype, "complex floating") else again
+            real = xp.real(again) if isdtype(xp, again.dtype, "complex floating") else again
             again = again * xp.reshape(xp.astype(inverse, real.dtype),
                                        (-1,) + (1,) * (again.ndim - 1))
         still = overflow & ~finite(again)
@@ -737,7 +738,7 @@ class Group(_RealBlocks):
         inexact = ("real floating", "complex floating")
         # the least precise of the inputs and the working precision decides
         eps = max([work_eps(xp)] + [machine_eps(a.dtype) for a in arrays
-                                    if xp.isdtype(a.dtype, inexact)])
+                                    if isdtype(xp, a.dtype, inexact)])
         tol = math.sqrt(eps) if tol is None else float(tol)
         return xp, points, vectors, eps, tol
 
@@ -794,13 +795,13 @@ class Group(_RealBlocks):
             if a.shape[2] != self.d:
                 raise ValueError(f"group {self.name} acts on rows of width {self.d}; "
                                  f"a frame-defining field has width {a.shape[2]}")
-            if not self.is_complex and xp.isdtype(a.dtype, "complex floating"):
+            if not self.is_complex and isdtype(xp, a.dtype, "complex floating"):
                 raise ValueError(f"group {self.name} is real but a field is complex; "
                                  "use U(d) or SU(d) for complex data")
-            if not xp.isdtype(a.dtype, numeric):
+            if not isdtype(xp, a.dtype, numeric):
                 raise ValueError(f"group {self.name} needs numeric rows; got dtype {a.dtype}")
         for a in arrays:
-            if (xp.isdtype(a.dtype, ("real floating", "complex floating")) and on_host(a)
+            if (isdtype(xp, a.dtype, ("real floating", "complex floating")) and on_host(a)
                     and not all_finite(xp, a)):
                 bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
                 raise NonFiniteInputError(

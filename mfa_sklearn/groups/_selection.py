@@ -102,6 +102,7 @@ from ._base import present_major
 from ._namespace import (
     first_true,
     get_namespace,
+    isdtype,
     power_of_two_scale,
     subtract_inplace,
     work_dtype,
@@ -157,13 +158,28 @@ def to_coordinate_major(xp, rows):
 def dot_rows(u, w, work=None, signature=None):
     """Per-row products ``sum_k s_k u_k w_k`` of coordinate-major ``u`` (entries (m, B))
     with ``w`` (entries (B,) or (m, B)); ``s`` is the metric ``signature`` (all +1 when
-    None). Bilinear: pass ``conj(w)`` for Hermitian products.
+    None). Bilinear: pass ``conj(w)`` for Hermitian products. ``u`` and ``w`` may be
+    lists of coordinates or arrays with the coordinates along their first axis.
 
     For numpy the sum accumulates in place, in the buffers ``work = (result, scratch)``
     when given: fresh arrays of a chunk's size are page-faulted in on every allocation,
     which made these passes several times slower. Torch stays out of place for autograd.
+    Two numpy arrays of the same shape (one frame vector per sample, (d, B)) take one
+    product of all coordinates, summed in coordinate order as below: the same bits in
+    ``d`` calls instead of ``2 d - 1``, each of which hands the GIL over between
+    joblib's threads. (``np.add.reduce`` over the coordinates would take one call, but
+    sums pairwise, other bits, when the batch has one sample.)
     """
     signs = (1.0,) * len(u) if signature is None else signature
+    if isinstance(u, np.ndarray) and isinstance(w, np.ndarray) and u.shape == w.shape:
+        product = u * w
+        if min(signs) < 0:
+            negative = np.less(signs, 0).reshape((-1,) + (1,) * (u.ndim - 1))
+            np.negative(product, out=product, where=negative)
+        acc = product[0]
+        for term in product[1:]:
+            acc += term
+        return acc
     if isinstance(u[0], np.ndarray):
         if work is None:
             shape = np.broadcast_shapes(u[0].shape, w[0].shape)
@@ -187,19 +203,27 @@ def dot_rows(u, w, work=None, signature=None):
 
 
 def _conj(xp, v):
-    """Entrywise complex conjugates of a list of arrays (themselves when real)."""
-    return [xp.conj(vk) for vk in v] if xp.isdtype(v[0].dtype, "complex floating") else v
+    """Entrywise complex conjugates of an array or a list of arrays (themselves when
+    real)."""
+    if not isdtype(xp, v[0].dtype, "complex floating"):
+        return v
+    return [xp.conj(vk) for vk in v] if isinstance(v, list) else xp.conj(v)
 
 
 def _square(xp, v, signature=None, work=None):
     """``<v, v>`` of coordinate-major rows (real: Hermitian squares are real)."""
     q = dot_rows(v, _conj(xp, v), work, signature)
-    return xp.real(q) if xp.isdtype(q.dtype, "complex floating") else q
+    return xp.real(q) if isdtype(xp, q.dtype, "complex floating") else q
 
 
 def subtract_scaled(V, overlap, w, scratch=None):
     """``V_k - overlap * w_k`` for every coordinate: in place for numpy (the caller owns
-    ``V``; ``scratch`` is an optional buffer, see :func:`dot_rows`), out of place else."""
+    ``V``; ``scratch`` is an optional buffer, see :func:`dot_rows`), out of place else.
+    ``V`` is a list of coordinates, or a numpy array of stacked ones (see
+    :func:`_stacked`)."""
+    if isinstance(V, np.ndarray):
+        V -= overlap * w
+        return V
     if isinstance(overlap, np.ndarray):
         scratch = np.empty_like(overlap) if scratch is None else scratch
         return [subtract_inplace(Vk, np.multiply(overlap, wk, out=scratch))
@@ -212,7 +236,7 @@ def largest_entry(Z):
     arrays (m, B)): (B,). Complex rows count their real and imaginary parts separately,
     the magnitudes that a real scale factor multiplies."""
     xp = get_namespace(Z[0])
-    if xp.isdtype(Z[0].dtype, "complex floating"):
+    if isdtype(xp, Z[0].dtype, "complex floating"):
         Z = [part for Zk in Z for part in (xp.real(Zk), xp.imag(Zk))]
     # numpy: |Z_k| into one reused buffer (see dot_rows), the maxima accumulated in place
     buffer = np.empty(Z[0].shape, Z[0].dtype) if xp is np else None
@@ -230,7 +254,11 @@ def largest_entry(Z):
 
 def scale_rows(Z, factor):
     """Coordinate-major rows ``Z`` times a per-sample ``factor`` (B,): in place for numpy
-    (callers pass arrays they own), out of place else."""
+    (callers pass arrays they own), out of place else. ``Z`` is a list of coordinates, or
+    a numpy array of stacked ones (see :func:`_stacked`)."""
+    if isinstance(Z, np.ndarray):
+        Z *= factor
+        return Z
     if isinstance(Z[0], np.ndarray):
         for Zk in Z:
             Zk *= factor
@@ -397,7 +425,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
     d = len(Z)
     m, B = Z[0].shape
     device = Z[0].device
-    is_complex = xp.isdtype(Z[0].dtype, "complex floating")
+    is_complex = isdtype(xp, Z[0].dtype, "complex floating")
     # numpy: two (m, B) buffers reused by every pass below (see dot_rows)
     work = (np.empty((m, B), Z[0].dtype), np.empty((m, B), Z[0].dtype)) if xp is np else None
 
@@ -478,7 +506,7 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None):
         if banded:
             low, high = _breaks(xp, size, candidate, largest, found, rows < chosen,
                                 flat, low, high)
-        v = [xp.take(xp.reshape(Vk, (-1,)), flat) for Vk in V]
+        v = _stacked(xp, [xp.take(xp.reshape(Vk, (-1,)), flat) for Vk in V])
         # Gram-Schmidt on the chosen row: a second pass over exact residuals, or both
         # passes over a row that the downdating left as it was
         w, norm, sign, q_v = _frame_vector(xp, v, W, signs, found, signature,
@@ -552,7 +580,8 @@ def replay_rows(Z, index, rank, *, signature=None):
             overlap = dot_rows(v, _conj(xp, w), signature=signature)
             v = subtract_scaled(v, overlap, w if signature is None else
                                 [sign * wk for wk in w])
-        w, norm, sign, _ = _frame_vector(xp, v, W, signs, found, signature, passes=1)
+        w, norm, sign, _ = _frame_vector(xp, _stacked(xp, v), W, signs, found, signature,
+                                         passes=1)
         W.append(w)
         norms.append(norm)
         signs.append(sign)
@@ -561,31 +590,45 @@ def replay_rows(Z, index, rank, *, signature=None):
     return Selection(W, rank, norms, signs, index, scale)
 
 
-def _frame_vector(xp, v, W, signs, found, signature, passes):
-    """The frame vector of a chosen residual v (d arrays (B,)): ``passes`` rounds of
-    re-orthogonalisation against the earlier vectors ``W``, then ``|<w, w>| = 1``.
+def _stacked(xp, v):
+    """The coordinates ``v`` (d arrays (B,)) of one vector per sample, as
+    :func:`_frame_vector` takes them: numpy stacks them, (d, B), so that each of its
+    steps is one call over all coordinates instead of one per coordinate (every numpy
+    call hands the GIL over between joblib's threads); torch keeps the list, since
+    autograd through row views of a stacked tensor fills a gradient of the whole stack
+    for every row."""
+    return np.stack(v) if xp is np else v
 
-    Returns ``(w, norm, sign, q)``: zero ``w`` and ``norm`` where not ``found``, the
-    sign ``<w, w>`` and ``q = <v, v>`` of the re-orthogonalised residual."""
+
+def _frame_vector(xp, v, W, signs, found, signature, passes):
+    """The frame vector of a chosen residual v (:func:`_stacked` coordinates, (B,)
+    each): ``passes`` rounds of re-orthogonalisation against the earlier vectors ``W``,
+    then ``|<w, w>| = 1``.
+
+    Returns ``(w, norm, sign, q)``: zero ``w`` (coordinates like ``v``) and ``norm``
+    where not ``found``, the sign ``<w, w>`` and ``q = <v, v>`` of the
+    re-orthogonalised residual."""
     for _ in range(passes):
         for w, sign in zip(W, signs):
             overlap = dot_rows(v, _conj(xp, w), signature=signature) * sign
-            v = [vk - overlap * wk for vk, wk in zip(v, w)]
+            v = subtract_scaled(v, overlap, w)
     q_v = _square(xp, v, signature)
     real_zero = xp.zeros_like(q_v)
     # where nothing was chosen q_v can be exactly 0, whose sqrt has an infinite
     # derivative: 0 times it in the unused branch of `where` is a NaN gradient
     norm = xp.sqrt(xp.where(found, xp.abs(q_v), 1.0))
     inverse = xp.where(found, 1.0 / norm, real_zero)
-    w = [vk * inverse for vk in v]
+    w = scale_rows(v, inverse)
     sign = (xp.ones_like(q_v) if signature is None
             else xp.where(q_v < 0, -1.0, 1.0))
     return w, xp.where(found, norm, real_zero), sign, q_v
 
 
 def _pad_steps(xp, d, like, W, norms, signs, index):
-    """Fill the slots after the last step taken (up to ``d``) with zero vectors, in
-    place; ``like`` is a row array (m, B) of the selection."""
+    """The frame vectors ``W`` (:func:`_stacked` coordinates) as lists of d coordinates
+    (B,), and the slots after the last step taken (up to ``d``) filled with zero
+    vectors, in place; ``like`` is a row array (m, B) of the selection."""
+    W[:] = [list(w) for w in W]
     B = like.shape[-1]
     zero = xp.zeros((B,), dtype=like.dtype, device=like.device)
     real_zero = xp.zeros((B,), dtype=work_dtype(xp), device=like.device)

@@ -76,7 +76,7 @@ import math
 import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_dimension, check_kind, identity_where_empty
-from ._namespace import get_namespace, work_eps, work_float
+from ._namespace import get_namespace, isdtype, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
 from .orthogonal import _conditioning
 
@@ -84,14 +84,14 @@ from .orthogonal import _conditioning
 def _as_complex(x):
     """``x`` as a complex array: complex stays, float32 -> complex64, else complex128."""
     xp = get_namespace(x)
-    if xp.isdtype(x.dtype, "complex floating"):
+    if isdtype(xp, x.dtype, "complex floating"):
         return x
     return xp.astype(x, xp.complex64 if x.dtype == xp.float32 else xp.complex128)
 
 
 def _complex_of(xp, x):
     """``x`` as a complex array in the working precision (complex128 by default)."""
-    return work_float(xp, x if xp.isdtype(x.dtype, "complex floating") else x + 0j)
+    return work_float(xp, x if isdtype(xp, x.dtype, "complex floating") else x + 0j)
 
 
 class UnitaryFrame(Frame):

@@ -52,7 +52,14 @@ from .._base import (
     select,
     snap_below,
 )
-from .._namespace import get_namespace, largest_per_sample, like_frame, machine_eps, take_rows
+from .._namespace import (
+    get_namespace,
+    isdtype,
+    largest_per_sample,
+    like_frame,
+    machine_eps,
+    take_rows,
+)
 from ._ranking import _block_mean, _pair_labels
 
 
@@ -270,7 +277,7 @@ class PermutationFrame(Frame):
         rows."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(x, self.perms)
-        floating = xp.isdtype(x.dtype, "real floating")
+        floating = isdtype(xp, x.dtype, "real floating")
         perm = self.perm
         if kind == "edge":
             self._check_edge(x, "field")
@@ -286,7 +293,7 @@ class PermutationFrame(Frame):
             return gathered[:, None]
         self._check_width(x, kind)
         x64 = like_frame(xp, gathered, self.H)
-        if xp is np and xp.isdtype(x64.dtype, "real floating"):
+        if xp is np and isdtype(xp, x64.dtype, "real floating"):
             return self._canonical_rows_numpy(x64, kind, x.shape[-1],
                                               _result_dtype(xp, x))
         level = None
@@ -378,7 +385,7 @@ class PermutationFrame(Frame):
         if y.shape[1] != 1:
             raise ValueError(f"expected one canonical output per sample; got {y.shape[1]}")
         y0 = y[:, 0]
-        if not xp.isdtype(y0.dtype, "real floating"):
+        if not isdtype(xp, y0.dtype, "real floating"):
             y0 = xp.astype(y0, xp.float64)        # averages of integer outputs are floats
         B, S, n = self.perms.shape
         if kind == "edge":

@@ -1,0 +1,54 @@
+"""The row selection's kernels: the same bits whichever way the coordinates are held,
+and frames of a sample that do not depend on the batch it comes in."""
+
+import numpy as np
+import pytest
+
+from mfa_sklearn.groups import get_group
+from mfa_sklearn.groups._selection import dot_rows
+from tests._helpers import generic, low_rank
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 6, 8, 9])
+@pytest.mark.parametrize("B", [1, 2, 17])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("minkowski", [False, True])
+def test_stacked_dot_rows_sums_like_the_coordinate_list(d, B, dtype, minkowski):
+    # one sample is where numpy's own reduction over the coordinates would sum pairwise
+    rng = np.random.default_rng(d * 100 + B)
+    u, w = (rng.normal(size=(d, B)) * 10.0 ** rng.integers(-4, 4, size=(d, B))
+            for _ in range(2))
+    if np.dtype(dtype).kind == "c":
+        u, w = u + 1j * rng.normal(size=(d, B)), w - 1j * rng.normal(size=(d, B))
+    u, w = u.astype(dtype), w.astype(dtype)
+    signature = (1.0,) + (-1.0,) * (d - 1) if minkowski else None
+    stacked = dot_rows(u, w, signature=signature)
+    listed = dot_rows(list(u), list(w), signature=signature)
+    assert stacked.dtype == listed.dtype
+    assert_same_bits(stacked, listed)
+
+
+@pytest.mark.parametrize("name", ["O(3)", "SE(3)", "U(3)", "SU(6)", "O(1,3)", "GL(3)"])
+@pytest.mark.parametrize("rank_deficient", [False, True])
+def test_a_samples_frame_does_not_depend_on_its_batch(name, rank_deficient):
+    group = get_group(name)
+    rng = np.random.default_rng(11)
+    d = group.d
+    # GL frames need full rank; its rank-deficient rows are an error
+    deficient = rank_deficient and not name.startswith("GL")
+    x = low_rank(rng, 12, d + 2, d, d - 1) if deficient else generic(rng, 12, d + 2, d)
+    if group.is_complex:
+        x = x + 1j * (low_rank(rng, 12, d + 2, d, d - 1) if deficient
+                      else generic(rng, 12, d + 2, d))
+    batch = group.frame(x)
+    for i in (0, 5, 11):
+        alone = group.frame(x[i:i + 1])
+        assert_same_bits(alone.H, batch.H[i:i + 1])
+        if batch.t is not None:
+            assert_same_bits(alone.t, batch.t[i:i + 1])
+
+
+def assert_same_bits(a, b):
+    """Equal arrays, signs of zero included."""
+    np.testing.assert_array_equal(np.ascontiguousarray(a).view(np.uint8),
+                                  np.ascontiguousarray(b).view(np.uint8))
