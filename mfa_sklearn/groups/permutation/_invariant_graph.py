@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from .._namespace import power_of_two_scale, take_rows
+from .._namespace import largest_per_sample, power_of_two_scale, take_rows
 from ._ranking import _absent_last, _dense_rank_order, _present_distinct, _present_order
 from ._refinement import _edge_codes, _refine_once
 
@@ -119,9 +119,7 @@ class _Data:
         that brings its largest absolute entry into ``[1/2, 1)`` (before centring: the
         centroid of huge rows can overflow too), points then centred by the first's
         centroid."""
-        rows = [_sample_minor(a) for a in self.points + self.vectors]
-        # max |x| as max(max x, -min x): no temporary of |x|
-        largest = np.max([np.maximum(np.max(a, axis=0), -np.min(a, axis=0)) for a in rows],
+        largest = np.max([largest_per_sample(np, a) for a in self.points + self.vectors],
                          axis=0)
         factor = power_of_two_scale(np, largest)[0][:, None, None]
         points = [p * factor for p in self.points]
