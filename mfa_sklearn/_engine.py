@@ -332,7 +332,7 @@ def rounded_field(part, bits):
     return work.astype(part.dtype, copy=False)
 
 
-def _chunk_slices(X, values_per_sample, n_jobs=None):
+def chunk_slices(X, values_per_sample, n_jobs=None):
     """Slices of samples that are canonicalized together (see ``_CHUNK_VALUES``): of
     equal sizes, and for numpy X as many as a multiple of joblib's workers for
     ``n_jobs``, so that no worker idles while another finishes a last chunk. Before a
@@ -547,16 +547,16 @@ class FramePlan:
     def _canonicalize_chunks(self, X, tol, n_jobs, return_frame, detach, present,
                              round_bits):
         """:meth:`canonicalize`, chunk by chunk."""
-        slices = _chunk_slices(X, self.layout.n_columns, n_jobs)
+        slices = chunk_slices(X, self.layout.n_columns, n_jobs)
         if len(slices) <= 1:
-            return self._canonicalize_chunk(X, tol, return_frame, detach, present, 0,
+            return self.canonicalize_chunk(X, tol, return_frame, detach, present, 0,
                                             round_bits)
         chunk = functools.partial(self._chunk_at, X, tol=tol, return_frame=return_frame,
                                   detach=detach, present=present, round_bits=round_bits)
         numpy = isinstance(X, np.ndarray)
         if numpy and shares_memory(n_jobs):
             # each worker writes its chunks into the output while they are in cache
-            K, dtype = self._elements(X, lambda: self._canonicalize_chunk(
+            K, dtype = self._elements(X, lambda: self.canonicalize_chunk(
                 X[:0], tol, False, detach, _rows_of(present, slice(0, 0)), 0, round_bits)[0])
             Xc = np.empty((len(X), K) + X.shape[1:], dtype=dtype)
             frames = map_chunks(functools.partial(chunk, out=Xc), slices, n_jobs)
@@ -568,10 +568,10 @@ class FramePlan:
         return Xc, (type(frames[0]).concat(frames) if return_frame else None)
 
     def _chunk_at(self, X, s, *, tol, return_frame, detach, present, round_bits, out=None):
-        """:meth:`_canonicalize_chunk` of the samples ``s`` of the batch X; with ``out``
+        """:meth:`canonicalize_chunk` of the samples ``s`` of the batch X; with ``out``
         (numpy), written into ``out[s]``, and the frame alone returned."""
         target = None if out is None else out[s]
-        part, frame = self._canonicalize_chunk(X[s], tol, return_frame, detach,
+        part, frame = self.canonicalize_chunk(X[s], tol, return_frame, detach,
                                                _rows_of(present, s), s.start, round_bits,
                                                out=target)
         if target is None:
@@ -591,7 +591,7 @@ class FramePlan:
         """:meth:`canonicalize_numpy`, chunk by chunk; each chunk is written into the
         output (and its present rows into ``present``, unless None: all present) by
         the worker that computed it."""
-        slices = _chunk_slices(X, self.layout.n_columns, n_jobs)
+        slices = chunk_slices(X, self.layout.n_columns, n_jobs)
         if len(slices) == 1:
             part, frame = self._host_part(X, slices[0], present, tol, return_frame,
                                           round_bits)
@@ -672,7 +672,7 @@ class FramePlan:
             if all_finite(np, X[s]):
                 if present is not None:
                     present[s] = True
-                return self._canonicalize_chunk(X[s], tol, return_frame, False, None,
+                return self.canonicalize_chunk(X[s], tol, return_frame, False, None,
                                                 s.start, round_bits)
             if present is None:
                 raise _NotFinite
@@ -694,7 +694,7 @@ class FramePlan:
                 filled = fill_absent(filled, self.layout, ps)
             if not (all_finite(np, filled) and self._absent_valid(rows, ps, nan)):
                 find_absent(X, self.layout, self.presence_field)   # raises
-            return self._canonicalize_chunk(filled, tol, return_frame, False, ps, s.start,
+            return self.canonicalize_chunk(filled, tol, return_frame, False, ps, s.start,
                                             round_bits)
         except ResultOverflowError:
             if present is not None:  # prepare's errors came first
@@ -759,7 +759,7 @@ class FramePlan:
         else:
             slot, compact = np.arange(len(source)), gathered
         plan = replace(self, layout=Layout(self.layout.fields, kept, three_d=True))
-        part, frame = plan._canonicalize_chunk(compact.reshape(b, kept, width), tol,
+        part, frame = plan.canonicalize_chunk(compact.reshape(b, kept, width), tol,
                                                return_frame, False, valid, s.start,
                                                round_bits)
         K, part_width = part.shape[1], part.shape[-1]
@@ -831,7 +831,7 @@ class FramePlan:
         """X's fields as the group takes them (complex rows for complex groups)."""
         return _fields_of(self.group, self.layout, X)
 
-    def _canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
+    def canonicalize_chunk(self, X, tol, return_frame, detach, present=None, start=0,
                             round_bits=None, out=None, parts=None):
         """Canonical inputs and frames of the samples of X, the chunk of the batch that
         starts at sample ``start`` (errors name samples of the whole batch); the

@@ -182,14 +182,14 @@ def test_chunk_slices_are_equal_and_shared_evenly_by_the_workers(monkeypatch):
     monkeypatch.setattr(_engine, "_CHUNK_SAMPLES", 4096)
     X = np.zeros((20000, 15))
     for n_jobs, count in [(None, 5), (1, 5), (2, 6), (3, 6), (4, 8)]:
-        slices = _engine._chunk_slices(X, 15, n_jobs)
+        slices = _engine.chunk_slices(X, 15, n_jobs)
         sizes = [len(range(20000)[s]) for s in slices]
         assert len(sizes) == count, n_jobs
         assert sum(sizes) == 20000 and max(sizes) - min(sizes) <= count
         np.testing.assert_array_equal(np.concatenate([np.arange(20000)[s] for s in slices]),
                                       np.arange(20000))
-    assert [len(range(100)[s]) for s in _engine._chunk_slices(X[:100], 15, 2)] == [100]
-    assert _engine._chunk_slices(X[:0], 15, 2) == []
+    assert [len(range(100)[s]) for s in _engine.chunk_slices(X[:100], 15, 2)] == [100]
+    assert _engine.chunk_slices(X[:0], 15, 2) == []
 
 
 def test_n_jobs_two_matches_serial(monkeypatch):

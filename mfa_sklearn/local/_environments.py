@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._engine import FramePlan, _chunk_slices, fill_absent, find_absent
+from .._engine import FramePlan, chunk_slices, fill_absent, find_absent
 from .._parallel import map_chunks, shares_memory
 from ..exceptions import LayoutError
 from ..groups import get_group
@@ -290,7 +290,7 @@ class LocalFrames:
                                  has], axis=1)
         chunks = [self._canonical_on_device(xp, plan, pos, parts, X.dtype, centre[s],
                                             rows[s], has[s], env_present[s], tol)
-                  for s in _chunk_slices(has, plan.layout.n_columns) or [slice(0, 0)]]
+                  for s in chunk_slices(has, plan.layout.n_columns) or [slice(0, 0)]]
         Xc, centre_at, settled = (xp.concat(a, axis=0) for a in zip(*chunks))
         close = coincident_atoms(values, distance)
         flags = _host(xp.stack([xp.any(close), xp.any(~settled)]))
@@ -383,10 +383,10 @@ class LocalFrames:
         # are the same, without a pass that zeros no row, forward and backward
         full = bool(env_present.all())
         chunks = []
-        for s in _chunk_slices(present, plan.layout.n_columns) or [slice(0, 0)]:
+        for s in chunk_slices(present, plan.layout.n_columns) or [slice(0, 0)]:
             fields = self._neighbourhood_fields(xp, plan, pos, parts, dtype, centre[s],
                                                 rows[s], has[s])
-            Xc, frame = plan._canonicalize_chunk(None, tol, True, False,
+            Xc, frame = plan.canonicalize_chunk(None, tol, True, False,
                                                  None if full else present[s], s.start,
                                                  parts=fields)
             # one frame element: a view without it (a reshape, whose gradient is a view
@@ -406,7 +406,7 @@ class LocalFrames:
         in cache (the engine's chunks, so the same bits), never the whole batch at
         once."""
         A, rows_env = len(has), has.shape[1] + 1
-        slices = _chunk_slices(has, plan.layout.n_columns, n_jobs) or [slice(0, 0)]
+        slices = chunk_slices(has, plan.layout.n_columns, n_jobs) or [slice(0, 0)]
         out = np.empty((A, rows_env, plan.layout.row_width),
                        dtype=dtype if np.issubdtype(dtype, np.floating) else np.float64)
         shared = shares_memory(n_jobs)   # else process workers send their chunks back
@@ -415,7 +415,7 @@ class LocalFrames:
             env = self._neighbourhoods(np, plan, pos, parts, dtype, centre[s], rows[s],
                                        has[s])
             target = out[s, None] if shared else None
-            Xc, frame = plan._canonicalize_chunk(env, tol, True, False, env_present[s],
+            Xc, frame = plan.canonicalize_chunk(env, tol, True, False, env_present[s],
                                                  s.start, out=target)
             return (None if Xc is target else Xc[:, 0]), frame
 

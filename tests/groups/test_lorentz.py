@@ -618,11 +618,11 @@ def test_estimator_with_anchor_group_object():
 def test_estimator_many_chunks():
     """Samples with many rows are canonicalized in several chunks; the frames joined
     afterwards must still map by eta H^T eta (a vector target goes through them)."""
-    from mfa_sklearn._engine import _chunk_slices
+    from mfa_sklearn._engine import chunk_slices
 
     rng = np.random.default_rng(24)
     X = timelike(rng, 100, 2048, 4).reshape(100, -1)
-    assert len(_chunk_slices(X, X.shape[1])) > 1
+    assert len(chunk_slices(X, X.shape[1])) > 1
     y = X.reshape(100, -1, 4)[:, :3].sum(axis=1)
     reg = FrameAveragingRegressor(KNeighborsRegressor(1), group="SO(1,3)",
                                   fields={"p": "vector"}, target="vector").fit(X, y)

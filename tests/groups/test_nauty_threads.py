@@ -21,7 +21,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from mfa_sklearn import FrameAveragingRegressor, MinimalFrameCanonicalizer, _engine
-from mfa_sklearn._engine import _chunk_slices
+from mfa_sklearn._engine import chunk_slices
 from mfa_sklearn.testing import apply_group, random_group_element
 from tests._helpers import cube_vertices, needs_nauty
 
@@ -147,8 +147,8 @@ def test_n_jobs_over_chunks_with_symmetric_samples_matches_serial(switching_insi
     A = np.triu(A, 1)
     A = (A + A.transpose(0, 2, 1)).reshape(len(A), 32 * 32)
     A[::8] = symmetric_graphs(len(A[::8]), 32, rng)
-    assert [len(range(len(X))[s]) for s in _chunk_slices(X, X.shape[1])] == [8192] * 2
-    assert [len(range(len(A))[s]) for s in _chunk_slices(A, A.shape[1])] == [512] * 2
+    assert [len(range(len(X))[s]) for s in chunk_slices(X, X.shape[1])] == [8192] * 2
+    assert [len(range(len(A))[s]) for s in chunk_slices(A, A.shape[1])] == [512] * 2
 
     can = MinimalFrameCanonicalizer(group="S_n x O(3)").fit(X)
     reg = FrameAveragingRegressor(LinearRegression(), group="graph", fields=EDGES,
