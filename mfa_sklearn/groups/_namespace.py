@@ -125,6 +125,23 @@ def get_namespace(*arrays):
     return array_api_compat.array_namespace(*arrays)
 
 
+def sum_rows(xp, a):
+    """``a`` (n, ...) summed over its leading axis, row after row.
+
+    numpy sums a leading axis in row order, elementwise over the other axes, unless
+    those hold a single entry (coordinate-major rows (n, B) of a batch of one sample):
+    the rows are then the innermost axis, which numpy sums pairwise from 8 terms on
+    (complex from 4), and a sample's centroid or Gram matrix would differ in its last
+    bits with the batch it comes in. Those are summed row by row here.
+    """
+    if xp is np and a.shape[0] > 1 and math.prod(a.shape[1:]) == 1:
+        total = a[0].copy()
+        for row in a[1:]:
+            total += row
+        return total
+    return xp.sum(a, axis=0)
+
+
 def first_true(xp, mask):
     """Index of the first True along axis 0 of a 2-D mask (0 where a column has none)."""
     m = mask.shape[0]

@@ -105,6 +105,7 @@ from ._namespace import (
     isdtype,
     power_of_two_scale,
     subtract_inplace,
+    sum_rows,
     work_dtype,
     work_eps,
     work_float,
@@ -313,7 +314,7 @@ def metric_scale(Z, signature):
     total = 0.0
     for k in range(d):
         for m in range(k, d):
-            G_kl = xp.sum(Z[k] * Z[m], axis=0)
+            G_kl = sum_rows(xp, Z[k] * Z[m])
             weight = signature[k] * signature[m] * (1.0 if k == m else 2.0)
             total = total + weight * G_kl * G_kl
     return xp.sqrt(xp.abs(total))

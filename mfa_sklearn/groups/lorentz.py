@@ -121,7 +121,7 @@ import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement, _to_numpy, check_dimension, identity_where_empty
-from ._namespace import get_namespace, on_host, work_eps, work_float
+from ._namespace import get_namespace, on_host, sum_rows, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
 from .orthogonal import _conditioning, haar_orthogonal
 
@@ -271,7 +271,7 @@ class LorentzGroup(Group):
         gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
         for k in range(d):
             for m in range(k, d):
-                gram[k][m] = gram[m][k] = xp.sum(Z[k] * Z[m], axis=0)
+                gram[k][m] = gram[m][k] = sum_rows(xp, Z[k] * Z[m])
         scale = xp.sqrt(xp.abs(sum(signature[k] * signature[m] * gram[k][m] ** 2
                                    for k in range(d) for m in range(d))))
         lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
@@ -317,7 +317,7 @@ class LorentzGroup(Group):
     def _anchored(self, xp, rows):
         """The rows that the selection sees: anchor rows and/or data rows, new memory."""
         if self.anchor == "total":
-            return [xp.concat([xp.sum(rk, axis=0, keepdims=True), rk], axis=0)
+            return [xp.concat([sum_rows(xp, rk)[None], rk], axis=0)
                     for rk in rows]
         if self.anchor == "cumsum":
             return [xp.cumulative_sum(rk, axis=0) for rk in rows]

@@ -114,7 +114,7 @@ import itertools
 import numpy as np
 
 from ._base import Frame, Group, GroupElement, check_dimension, identity_where_empty
-from ._namespace import subtract_inplace, work_dtype, work_eps
+from ._namespace import subtract_inplace, sum_rows, work_dtype, work_eps
 from ._selection import (
     BandedRule,
     cofactor_vector,
@@ -131,11 +131,9 @@ def _centre(xp, Z, n_rows, n_points, present, count, weights):
     and ``Z`` with ``t`` subtracted from its ``n_points`` point rows (in place for numpy)
     and its absent rows zero again; ``count`` is the number of present rows (B,) (the
     field's row count ``n_rows`` when all are present), ``weights`` the present rows."""
-    if present is None:
-        t = [xp.mean(Zk[:n_rows], axis=0) for Zk in Z]
-    else:
+    if present is not None:
         count = xp.maximum(count, 1.0)
-        t = [xp.sum(Zk[:n_rows], axis=0) / count for Zk in Z]
+    t = [sum_rows(xp, Zk[:n_rows]) / count for Zk in Z]
     Z = [subtract_inplace(Zk, tk) if n_points == Zk.shape[0]
          else xp.concat([Zk[:n_points] - tk, Zk[n_points:]], axis=0)
          for Zk, tk in zip(Z, t)]

@@ -8,6 +8,7 @@ from mfa_sklearn.groups._namespace import (
     largest_per_sample,
     per_sample,
     stacked_matmul,
+    sum_rows,
 )
 
 
@@ -74,3 +75,20 @@ def test_largest_per_sample_matches_numpys_reduction(shape, dtype):
     largest = largest_per_sample(np, part.reshape((shape[0] * shape[1],) + shape[-2:]))
     assert largest.dtype == dtype
     np.testing.assert_array_equal(largest, expected)
+
+
+@pytest.mark.parametrize("shape", [(9,), (9, 1), (9, 1, 1), (40, 1), (9, 3), (1, 1), (0, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_sum_rows_sums_in_row_order(shape, dtype):
+    rng = np.random.default_rng(len(shape) + shape[0])
+    a = rng.normal(size=shape) * 10.0 ** rng.integers(-6, 6, size=shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.normal(size=shape)
+    a = a.astype(dtype)
+    expected = np.zeros(shape[1:], dtype=dtype)
+    for row in a:
+        expected = expected + row
+    total = sum_rows(np, a)
+    assert total.dtype == dtype and total.shape == shape[1:]
+    np.testing.assert_array_equal(np.atleast_1d(total).view(np.uint8),
+                                  np.atleast_1d(expected).view(np.uint8))
