@@ -134,6 +134,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+            Samples whose columns (or rows) hold the points, vectors and scalars of
+            ``fields``.
         y : None
             Ignored.
 
@@ -156,6 +158,8 @@ class MinimalFrameCanonicalizer(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
+            Samples in the layout seen in ``fit``; a row that is all NaN in the
+            frame-defining field is absent.
 
         Returns
         -------

@@ -144,6 +144,7 @@ class _LocalFrameBase(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+            Systems whose present atoms to describe, in the layout seen in ``fit``.
 
         Returns
         -------
@@ -429,6 +430,8 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         Parameters
         ----------
         X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+            Systems to predict, in the layout seen in ``fit``; absent atoms are all-NaN
+            position rows.
 
         Returns
         -------
@@ -529,7 +532,10 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         Parameters
         ----------
         X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
-        y : ignored
+            Systems in the layout of ``fields``; absent atoms (smaller systems) are
+            all-NaN rows of the positions.
+        y : Ignored
+            Not used, present for API consistency by convention.
 
         Returns
         -------
@@ -551,6 +557,8 @@ class LocalFrameFeaturizer(TransformerMixin, _LocalFrameBase):
         Parameters
         ----------
         X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
+            Systems to pool the features of, in the layout seen in ``fit``; absent
+            atoms are all-NaN position rows.
 
         Returns
         -------
