@@ -10,12 +10,11 @@ from mfa_sklearn.datasets import (
     JETS_FIELDS,
     NBODY_FIELDS,
     NBODY_TARGET_FIELDS,
-    _energy,
-    _simulate,
     load_charged_nbody_splits,
     make_charged_nbody,
     make_toy_jets,
 )
+from mfa_sklearn.datasets._nbody import _energy, _simulate
 from tests._helpers import minkowski
 
 # ------------------------------------------------------------------- make_charged_nbody

@@ -157,16 +157,16 @@ def test_force_training_second_derivatives():
 
 def test_row_products_keep_their_bits_and_have_exact_gradients():
     from mfa_sklearn.groups._namespace import get_namespace
-    from mfa_sklearn.groups.permutation._frame import _row_products
+    from mfa_sklearn.groups.permutation._row_products import row_products
     rng = np.random.default_rng(7)
     for K, S in [(1, 1), (1, 3), (3, 1)]:
         x = torch.tensor(rng.normal(size=(4, K, 5, 3)), requires_grad=True)
         M = torch.tensor(rng.normal(size=(4, S, 3, 3)), requires_grad=True)
         xp = get_namespace(x)
-        expected = _row_products(np, x.detach().numpy(), M.detach().numpy())
-        assert np.array_equal(_row_products(xp, x, M).detach().numpy(), expected)
-        assert torch.autograd.gradcheck(lambda a, b: _row_products(xp, a, b), (x, M))
-        assert torch.autograd.gradgradcheck(lambda a, b: _row_products(xp, a, b), (x, M))
+        expected = row_products(np, x.detach().numpy(), M.detach().numpy())
+        assert np.array_equal(row_products(xp, x, M).detach().numpy(), expected)
+        assert torch.autograd.gradcheck(lambda a, b: row_products(xp, a, b), (x, M))
+        assert torch.autograd.gradgradcheck(lambda a, b: row_products(xp, a, b), (x, M))
 
 
 def test_float32_model_features_are_the_float64_ones_rounded():

@@ -15,8 +15,6 @@ from ._jets import JETS_FIELDS, make_toy_jets
 from ._nbody import (
     NBODY_FIELDS,
     NBODY_TARGET_FIELDS,
-    _energy,  # noqa: F401  (private; tests check the simulator directly)
-    _simulate,  # noqa: F401
     load_charged_nbody_splits,
     make_charged_nbody,
 )

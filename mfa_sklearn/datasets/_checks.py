@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 
-def _check_int(name, value, minimum):
+def check_int(name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {value!r}.")
     if value < minimum:
@@ -14,7 +14,7 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _check_float(name, value, *, positive=False, nonnegative=False, allow_inf=False):
+def check_float(name, value, *, positive=False, nonnegative=False, allow_inf=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}.")
     value = float(value)
@@ -27,7 +27,7 @@ def _check_float(name, value, *, positive=False, nonnegative=False, allow_inf=Fa
     return value
 
 
-def _check_rng(random_state):
+def check_rng(random_state):
     # check_random_state does not accept the newer np.random.Generator; both kinds
     # provide the two methods used below (uniform, standard_normal).
     if isinstance(random_state, np.random.Generator):

@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 from sklearn.utils import Bunch
 
-from ..atoms import _join
+from ..atoms import join_atoms
 from ..exceptions import MissingDependencyError
-from ._checks import _check_float, _check_int, _check_rng
+from ._checks import check_float, check_int, check_rng
 
 __all__ = ["EMT_FIELDS", "EMT_FORCE_FIELDS", "make_emt_clusters"]
 
@@ -262,7 +262,7 @@ def _parse_elements(elements):
             elements = composition
     if isinstance(elements, dict):
         symbols = tuple(elements)
-        counts = [_check_int(f"elements[{s!r}]", c, 1) for s, c in elements.items()]
+        counts = [check_int(f"elements[{s!r}]", c, 1) for s, c in elements.items()]
     else:
         try:
             symbols = tuple(elements)
@@ -293,10 +293,10 @@ def _parse_sizes(n_atoms, symbols, counts):
     if isinstance(n_atoms, tuple | list):
         if len(n_atoms) != 2:
             raise ValueError(f"n_atoms must be an int or a (min, max) pair; got {n_atoms!r}")
-        low = _check_int("n_atoms[0]", n_atoms[0], 2)
-        high = _check_int("n_atoms[1]", n_atoms[1], low)
+        low = check_int("n_atoms[0]", n_atoms[0], 2)
+        high = check_int("n_atoms[1]", n_atoms[1], low)
     else:
-        low = high = _check_int("n_atoms", n_atoms, 2)
+        low = high = check_int("n_atoms", n_atoms, 2)
     if low < len(symbols):
         raise ValueError(f"n_atoms must be >= {len(symbols)} so that every one of "
                          f"{list(symbols)} occurs in every cluster; got {n_atoms!r}")
@@ -457,23 +457,23 @@ def make_emt_clusters(n_samples=3000, *, elements="Cu", n_atoms=None,
     >>> data.X.shape, data.energy.shape, data.forces.shape
     ((30, 52), (30,), (30, 39))
     """
-    n_samples = _check_int("n_samples", n_samples, 1)
+    n_samples = check_int("n_samples", n_samples, 1)
     symbols, counts = _parse_elements(elements)
     low, high = _parse_sizes(n_atoms, symbols, counts)
     if isinstance(temperatures, numbers.Real):
         temperatures = (temperatures,)
-    temps = np.array([_check_float("temperatures", t, positive=True)
+    temps = np.array([check_float("temperatures", t, positive=True)
                       for t in np.ravel(np.asarray(temperatures, dtype=object))])
     if temps.size == 0:
         raise ValueError("temperatures is empty; pass at least one temperature in K")
     if start not in ("icosahedron", "fcc"):
         raise ValueError(f"start must be 'icosahedron' or 'fcc'; got {start!r}")
-    per_traj = _check_int("samples_per_trajectory", samples_per_trajectory, 1)
-    interval = _check_int("sample_interval", sample_interval, 1)
-    n_eq = _check_int("n_equilibration", n_equilibration, 0)
-    dt_fs = _check_float("timestep", timestep, positive=True)
-    friction = _check_float("friction", friction, nonnegative=True)
-    rng = _check_rng(random_state)
+    per_traj = check_int("samples_per_trajectory", samples_per_trajectory, 1)
+    interval = check_int("sample_interval", sample_interval, 1)
+    n_eq = check_int("n_equilibration", n_equilibration, 0)
+    dt_fs = check_float("timestep", timestep, positive=True)
+    friction = check_float("friction", friction, nonnegative=True)
+    rng = check_rng(random_state)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng.randint(2 ** 31))
     emt_module = _import_ase()
@@ -528,7 +528,7 @@ def make_emt_clusters(n_samples=3000, *, elements="Cu", n_atoms=None,
     P = np.where(mask, P, np.nan)
     forces = np.where(mask, rows(snap_F), np.nan).reshape(len(traj), -1)
     V = None if snap_vel is None else np.where(mask, rows(snap_vel), np.nan)
-    X, fields = _join(P, np.where(present, Z, np.nan)[traj].astype(np.float64), V)
+    X, fields = join_atoms(P, np.where(present, Z, np.nan)[traj].astype(np.float64), V)
     formulas = np.array(["".join(f"{s}{c if c > 1 else ''}" for s, c in zip(symbols, row)
                                  if c) for row in comp])
     data = Bunch(X=X, energy=rows(energy), forces=forces, fields=fields,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._checks import _check_float, _check_int, _check_rng
+from ._checks import check_float, check_int, check_rng
 
 __all__ = ["JETS_FIELDS", "make_toy_jets"]
 
@@ -173,12 +173,12 @@ def make_toy_jets(n_samples=1000, *, n_constituents=16, boost_gamma_max=2.0,
     >>> X.shape, y.shape
     ((10, 64), (10,))
     """
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n = _check_int("n_constituents", n_constituents, 3)
-    gamma_max = _check_float("boost_gamma_max", boost_gamma_max)
+    n_samples = check_int("n_samples", n_samples, 1)
+    n = check_int("n_constituents", n_constituents, 3)
+    gamma_max = check_float("boost_gamma_max", boost_gamma_max)
     if gamma_max < 1.0:
         raise ValueError(f"boost_gamma_max must be >= 1, got {gamma_max}.")
-    rng = _check_rng(random_state)
+    rng = check_rng(random_state)
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng.randint(2 ** 31))
 

@@ -6,7 +6,7 @@ that the simulator itself is exactly E(3)-equivariant.
 
 import numpy as np
 
-from ._checks import _check_float, _check_int, _check_rng
+from ._checks import check_float, check_int, check_rng
 
 __all__ = [
     "NBODY_FIELDS",
@@ -262,18 +262,18 @@ def make_charged_nbody(
     >>> X.shape, y.shape
     ((10, 35), (10, 15))
     """
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n_particles = _check_int("n_particles", n_particles, 2)
-    n_steps = _check_int("n_steps", n_steps, 0)
-    horizon = _check_int("horizon", horizon, 0)
-    dt = _check_float("dt", dt, positive=True)
-    loc_std = _check_float("loc_std", loc_std, positive=True)
-    vel_norm = _check_float("vel_norm", vel_norm, nonnegative=True)
-    interaction_strength = _check_float("interaction_strength", interaction_strength)
+    n_samples = check_int("n_samples", n_samples, 1)
+    n_particles = check_int("n_particles", n_particles, 2)
+    n_steps = check_int("n_steps", n_steps, 0)
+    horizon = check_int("horizon", horizon, 0)
+    dt = check_float("dt", dt, positive=True)
+    loc_std = check_float("loc_std", loc_std, positive=True)
+    vel_norm = check_float("vel_norm", vel_norm, nonnegative=True)
+    interaction_strength = check_float("interaction_strength", interaction_strength)
     if max_force is None:
         max_force = 0.1 / dt
-    max_force = _check_float("max_force", max_force, positive=True, allow_inf=True)
-    rng = _check_rng(random_state)
+    max_force = check_float("max_force", max_force, positive=True, allow_inf=True)
+    rng = check_rng(random_state)
 
     charges = np.where(rng.uniform(size=(n_samples, n_particles)) < 0.5, -1.0, 1.0)
     pos = loc_std * rng.standard_normal(size=(n_samples, n_particles, 3))
@@ -333,9 +333,9 @@ default=0
     ValueError
         If an argument has the wrong type or is out of range.
     """
-    n_train = _check_int("n_train", n_train, 1)
-    n_val = _check_int("n_val", n_val, 0)
-    n_test = _check_int("n_test", n_test, 0)
+    n_train = check_int("n_train", n_train, 1)
+    n_val = check_int("n_val", n_val, 0)
+    n_test = check_int("n_test", n_test, 0)
     unknown = sorted(set(simulation) - _SIMULATION_PARAMETERS)
     if unknown:
         raise TypeError(f"load_charged_nbody_splits got unexpected keyword argument(s) "

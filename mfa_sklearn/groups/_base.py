@@ -204,7 +204,7 @@ def snap_below(xp, canon, level):
     return xp.where(small, xp.zeros_like(canon), canon)
 
 
-def _result_dtype(xp, x):
+def result_dtype(xp, x):
     """Canonical arrays keep a floating or complex input dtype; integers become float64."""
     return x.dtype if isdtype(xp, x.dtype, ("real floating", "complex floating")) else xp.float64
 
@@ -327,7 +327,7 @@ class Frame(_RealBlocks):
         if kind == "point" and self.t is not None:
             x64 = x64 - self.t[:, None, :]
         canon = self._apply_inverse(x64[:, None])
-        return xp.astype(canon, _result_dtype(xp, x), copy=False)
+        return xp.astype(canon, result_dtype(xp, x), copy=False)
 
     #: present rows (B, n) of the samples (None: all), set by the engine for batches
     #: with absent rows, so that outputs can be NaN there; carried by ``concat`` and
@@ -417,7 +417,7 @@ class Frame(_RealBlocks):
         out = self._mean(xp, stacked_matmul(like_frame(xp, y, self.H), self.H))
         if kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
-        return xp.astype(out, _result_dtype(xp, y), copy=False)
+        return xp.astype(out, result_dtype(xp, y), copy=False)
 
     def _representable(self, method, values, kind, what):
         """``method(values, kind)`` (a map that is linear in ``values`` and ``t``
@@ -461,7 +461,7 @@ class Frame(_RealBlocks):
                                        (-1,) + (1,) * (again.ndim - 1))
         still = overflow & ~finite(again)
         if bool(xp.any(still)):
-            raise ResultOverflowError(what, np.flatnonzero(_to_numpy(still)),
+            raise ResultOverflowError(what, np.flatnonzero(to_numpy(still)),
                                       _finfo_max(real.dtype))
         return xp.where(xp.reshape(overflow, (-1,) + (1,) * (out.ndim - 1)), again, out)
 
@@ -471,7 +471,7 @@ class Frame(_RealBlocks):
         if y.shape[1] == 1:
             return y[:, 0]
         mean = self._mean(xp, like_frame(xp, y, self.H))
-        return xp.astype(mean, _result_dtype(xp, y), copy=False)
+        return xp.astype(mean, result_dtype(xp, y), copy=False)
 
     def _mean(self, xp, y):
         """Mean of ``y`` (B, K, ...) over the elements, weighted by :attr:`element_weights`."""
@@ -754,7 +754,7 @@ class Group(_RealBlocks):
             if (a.dtype not in (xp.float64, xp.complex128) or not on_host(a)
                     or a.shape[0] == 0):
                 continue
-            largest = np.asarray(_to_numpy(largest_per_sample(xp, a)))
+            largest = np.asarray(to_numpy(largest_per_sample(xp, a)))
             bad = (largest > info.max) | ((largest > 0) & (largest < info.tiny))
             if bad.any():
                 raise MagnitudeError(
@@ -806,7 +806,7 @@ class Group(_RealBlocks):
                 bad = ~xp.all(xp.isfinite(a), axis=(1, 2))
                 raise NonFiniteInputError(
                     f"a frame-defining field contains NaN or inf in "
-                    f"{first_indices(np.asarray(_to_numpy(bad)))}; frames cannot be "
+                    f"{first_indices(np.asarray(to_numpy(bad)))}; frames cannot be "
                     "computed")
 
 
@@ -862,7 +862,7 @@ def as_list(arrays):
     return [arrays]
 
 
-def _to_numpy(a):
+def to_numpy(a):
     """A host numpy view or copy of a numpy array or tensor, without its autograd graph
     (for error messages, warnings and the combinatorial parts of permutation frames)."""
     return a.detach().cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)

@@ -178,7 +178,7 @@ def check_tie_band(group, tie_band, rule, method):
             f"{group.name}" + (f": {why}" if why else ""))
 
 
-def _ramp(xp, u):
+def ramp(xp, u):
     """``3u^2 - 2u^3`` of ``u`` clipped to [0, 1]: 0 and 1 at the ends, flat there, and
     ``s(u) + s(1 - u) = 1``."""
     u = xp.clip(u, 0.0, 1.0)
@@ -212,7 +212,7 @@ def banded_frame(frame_of, points, vectors, present, band):
     xp = get_namespace(first.H)
     low = first.row_breaks[0]
     inside = low < hi
-    weight_first = _ramp(xp, (low - lo) / (hi - lo))
+    weight_first = ramp(xp, (low - lo) / (hi - lo))
     weight_second = xp.zeros_like(weight_first)
     H_second, conditioning = first.H, first.conditioning
     if bool(xp.any(inside)):
@@ -224,7 +224,7 @@ def banded_frame(frame_of, points, vectors, present, band):
         H_second = xp.where(inside[:, None, None, None],
                             xp.take(second.H, position, axis=0), first.H)
         passed = xp.take(second.row_breaks[1], position, axis=0)
-        weight_second = xp.where(inside, _ramp(xp, (hi - passed) / (hi - lo)), 0.0)
+        weight_second = xp.where(inside, ramp(xp, (hi - passed) / (hi - lo)), 0.0)
         if conditioning is not None:
             conditioning = xp.where(inside, xp.maximum(
                 conditioning, xp.take(second.conditioning, position, axis=0)), conditioning)
@@ -280,16 +280,16 @@ def ensemble_frame(group, frame_of, points, vectors, present, n_frames, *, rule,
     if tie_band:
         def banded(p, v, rows):
             return banded_frame(frame_of, p, v, rows, tie_band)
-        return _reordered_frames(banded, points, vectors, present, n_frames)
+        return reordered_frames(banded, points, vectors, present, n_frames)
     if n_frames == 1 or group.ordered_factor is None:
-        return _reordered_frames(frame_of, points, vectors, present, n_frames)
+        return reordered_frames(frame_of, points, vectors, present, n_frames)
     outer = frame_of(points, vectors, present)
     factor = group.ordered_factor
 
     def factor_frame(p, v, rows):
         return factor.frame(p or None, v or None, present=rows, rule=rule, tol=tol)
 
-    inner = _reordered_frames(factor_frame, *canonical_fields(outer, points, vectors, present),
+    inner = reordered_frames(factor_frame, *canonical_fields(outer, points, vectors, present),
                               n_frames)
     return ComposedFrame(outer, inner)
 
@@ -313,7 +313,7 @@ def canonical_fields(outer, points, vectors, present):
             present)
 
 
-def _reordered_frames(frame_of, points, vectors, present, n_frames):
+def reordered_frames(frame_of, points, vectors, present, n_frames):
     """:func:`ensemble_frame` of a group whose frames read rows in index order."""
     if n_frames == 1:
         return frame_of(points, vectors, present)

@@ -335,11 +335,11 @@ def take_rows(xp, x, index):
     """
     B, n = x.shape[:2]
     rest = tuple(x.shape[2:])
-    rows = xp.take(xp.reshape(x, (B * n,) + rest), _flat_index(xp, index, n), axis=0)
+    rows = xp.take(xp.reshape(x, (B * n,) + rest), flat_index(xp, index, n), axis=0)
     return xp.reshape(rows, (B, index.shape[1]) + rest)
 
 
-def _flat_index(xp, index, n):
+def flat_index(xp, index, n):
     """Per-sample indices (B, m) into ``0..n-1`` -> indices (B * m,) into the ``B * n``
     rows of the flattened batch."""
     B = index.shape[0]
@@ -367,7 +367,7 @@ def class_sums(xp, values, labels, n_labels):
     library: ``np.add.at`` for numpy, out-of-place ``index_add`` (autograd) for torch.
     """
     m, L, w = values.shape
-    flat = _flat_index(xp, labels, n_labels)
+    flat = flat_index(xp, labels, n_labels)
     rows = xp.reshape(values, (m * L, w))
     out = xp.zeros((m * n_labels, w), dtype=values.dtype, device=values.device)
     if isinstance(values, np.ndarray):

@@ -62,8 +62,8 @@ import itertools
 
 import numpy as np
 
-from ._base import _to_numpy, select, weighted_mean
-from ._ensemble import ComposedFrame, _ramp, _reordered_frames, banded_frame, canonical_fields
+from ._base import select, to_numpy, weighted_mean
+from ._ensemble import ComposedFrame, banded_frame, canonical_fields, ramp, reordered_frames
 from ._namespace import get_namespace, take_rows
 from ._selection import ROW_FRACTION
 
@@ -91,7 +91,7 @@ def ranking_keys(xp, points, vectors):
 def _step_weights(xp, down, band):
     """``phi`` of the steps ``down`` between consecutive keys (see the module
     docstring): 1 for steps up, falling smoothly to 0 at steps down by ``band``."""
-    return _ramp(xp, 1.0 + down / band)
+    return ramp(xp, 1.0 + down / band)
 
 
 def near_tie_orders(keys, present, band):
@@ -210,8 +210,8 @@ def ranked_frame(group, frame_of, points, vectors, present, n_frames, *, rule, t
     xp = get_namespace(*(cpoints + cvectors))
     band = tie_band * ROW_FRACTION
     keys = ranking_keys(xp, cpoints, cvectors)
-    host_present = None if cpresent is None else _to_numpy(cpresent)
-    perms, count = near_tie_orders(_to_numpy(keys), host_present, band)
+    host_present = None if cpresent is None else to_numpy(cpresent)
+    perms, count = near_tie_orders(to_numpy(keys), host_present, band)
     device = keys.device
     perms_x = xp.asarray(perms, device=device)
     weights = _order_weights(xp, keys, perms_x, host_present, band)
@@ -229,7 +229,7 @@ def ranked_frame(group, frame_of, points, vectors, present, n_frames, *, rule, t
     def member(index, order):
         def move(a):
             return take_rows(xp, select(a, index), order)
-        return _reordered_frames(banded, [move(a) for a in cpoints],
+        return reordered_frames(banded, [move(a) for a in cpoints],
                                  [move(a) for a in cvectors],
                                  None if cpresent is None else move(cpresent), n_frames)
 

@@ -88,7 +88,7 @@ References
 import numpy as np
 
 from ..exceptions import RankDeficientError
-from ._base import Frame, Group, GroupElement, _to_numpy, check_dimension, identity_where_empty
+from ._base import Frame, Group, GroupElement, check_dimension, identity_where_empty, to_numpy
 from ._namespace import (
     get_namespace,
     machine_eps,
@@ -433,14 +433,14 @@ class LinearGroup(Group):
         bad = smallest <= limit
         if not xp.any(bad):
             return
-        bad = _to_numpy(bad)
-        ratio = _to_numpy(xp.where(largest > 0, smallest / xp.where(largest > 0, largest,
+        bad = to_numpy(bad)
+        ratio = to_numpy(xp.where(largest > 0, smallest / xp.where(largest > 0, largest,
                                                                        1.0), 0.0))
         idx = np.flatnonzero(bad)
         shown = ", ".join(str(int(i)) for i in idx[:10])
         shown += ", ..." if idx.size > 10 else ""
         note = ""
-        if floor is not None and np.any(_to_numpy(smallest > tol * largest) & bad):
+        if floor is not None and np.any(to_numpy(smallest > tol * largest) & bad):
             note = ("; centred points at the rounding level of their centroid count as "
                     "coincident")
         raise RankDeficientError(

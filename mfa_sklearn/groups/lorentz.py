@@ -120,10 +120,10 @@ import warnings
 import numpy as np
 
 from ..exceptions import FrameDegeneracyWarning, first_indices
-from ._base import Frame, Group, GroupElement, _to_numpy, check_dimension, identity_where_empty
+from ._base import Frame, Group, GroupElement, check_dimension, identity_where_empty, to_numpy
 from ._namespace import get_namespace, on_host, sum_rows, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
-from .orthogonal import _conditioning, haar_orthogonal
+from .orthogonal import haar_orthogonal, residual_conditioning
 
 ANCHORS = ("total", "cumsum", "none")
 
@@ -303,7 +303,7 @@ class LorentzGroup(Group):
             degenerate = rank < numerical_rank
             self._warn_degenerate(xp, degenerate, rank, numerical_rank)
         frame = LorentzFrame(H[:, None], rank=rank,
-                             conditioning=_conditioning(xp, norms, rank),
+                             conditioning=residual_conditioning(xp, norms, rank),
                              projected=~full,
                              projection_is_average=full | (compact & ~degenerate),
                              n_lightlike_rows=n_lightlike)
@@ -355,9 +355,9 @@ class LorentzGroup(Group):
     def _warn_degenerate(self, xp, degenerate, rank, numerical_rank):
         if not bool(xp.any(degenerate)):
             return
-        bad = np.asarray(_to_numpy(degenerate))
-        r = np.asarray(_to_numpy(rank))[bad]
-        full = np.asarray(_to_numpy(numerical_rank))[bad]
+        bad = np.asarray(to_numpy(degenerate))
+        r = np.asarray(to_numpy(rank))[bad]
+        full = np.asarray(to_numpy(numerical_rank))[bad]
         hint = ("; for future-directed momenta (e.g. massless particles) use "
                 "anchor='total' (the default), whose total momentum is timelike"
                 if self.anchor != "total" else

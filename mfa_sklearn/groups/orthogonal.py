@@ -282,7 +282,7 @@ class OrthogonalGroup(Group):
         full = rank >= (d - 1 if self.special else d)
         if t is not None:
             t = t * inverse[:, None]
-        frame = Frame(H, t, rank=rank, conditioning=_conditioning(xp, norms, rank),
+        frame = Frame(H, t, rank=rank, conditioning=residual_conditioning(xp, norms, rank),
                       projected=~full, projection_is_average=xp.ones_like(full))
         magnitude = xp.sqrt(scale)
         if t_sq is not None:
@@ -361,7 +361,7 @@ def haar_orthogonal(size, d, rng):
     return Q * signs[:, None, :]
 
 
-def _conditioning(xp, norms, rank):
+def residual_conditioning(xp, norms, rank):
     """Largest over smallest chosen residual norm (1 where nothing or one was chosen)."""
     stacked = xp.stack(norms, axis=0)
     largest = xp.max(stacked, axis=0)

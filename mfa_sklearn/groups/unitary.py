@@ -78,7 +78,7 @@ import numpy as np
 from ._base import Frame, Group, GroupElement, check_dimension, check_kind, identity_where_empty
 from ._namespace import get_namespace, isdtype, work_eps, work_float
 from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
-from .orthogonal import _conditioning
+from .orthogonal import residual_conditioning
 
 
 def _as_complex(x):
@@ -229,7 +229,8 @@ class UnitaryGroup(Group):
         # H[b, j, k] = coordinate k of frame vector j; unused rows stay zero
         H = xp.stack([xp.stack(w, axis=-1) for w in W], axis=-2)[:, None]
         full = rank >= (self.d - 1 if self.special else self.d)
-        frame = UnitaryFrame(H, None, rank=rank, conditioning=_conditioning(xp, norms, rank),
+        frame = UnitaryFrame(H, None, rank=rank,
+                             conditioning=residual_conditioning(xp, norms, rank),
                              projected=~full, projection_is_average=xp.ones_like(full))
         # rounding level of the canonical coordinates (see Frame.snap): the frame rows'
         # coordinates along later frame vectors, and the imaginary parts of those along

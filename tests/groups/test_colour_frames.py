@@ -1,7 +1,7 @@
 """S_n x G frames decided on the tensors' device (``_device.colour_frames``).
 
 Where a sample's colours all differ, the device's row order must be the host's
-(``_invariant_graph`` and its dense ranking, bit for bit: the colours are computed by
+(``invariant_graph`` and its dense ranking, bit for bit: the colours are computed by
 the same operations) and its G-frame that of the rows in that order; where they tie,
 the device must say so, so that the host decides. Checked on generic rows, rows with
 exactly tied norms, rows tied only by their scalar colours, tiny and huge scales, and
@@ -15,8 +15,8 @@ import pytest
 
 from mfa_sklearn.groups import get_group
 from mfa_sklearn.groups.permutation._device import _colour_order, colour_frames
-from mfa_sklearn.groups.permutation._invariant_graph import _invariant_graph
-from mfa_sklearn.groups.permutation._ranking import _dense_rank_order
+from mfa_sklearn.groups.permutation._invariant_graph import invariant_graph
+from mfa_sklearn.groups.permutation._ranking import dense_rank_order
 from tests._helpers import generic
 
 torch = pytest.importorskip("torch")
@@ -45,7 +45,7 @@ def test_colour_frames_are_the_hosts(name, kind):
     rng = np.random.default_rng(zlib.crc32(f"{name} {kind}".encode()))
     x, colour = _samples(kind, rng, d=group.d)
     data = group._batch([x], [], [colour], [], None, None, "first_above")
-    _, order, distinct = _dense_rank_order(_invariant_graph(data, group.metric).colours)
+    _, order, distinct = dense_rank_order(invariant_graph(data, group.metric).colours)
     present = np.ones(x.shape[:2], dtype=bool)
     got_order, frame, settled = colour_frames(
         group, [torch.tensor(x)], [], [torch.tensor(colour)], torch.tensor(present),
@@ -100,8 +100,8 @@ def test_counted_order_is_the_hosts_ranking(kind):
     present = rng.random(x.shape[:2]) < 0.8
     x[~present], colour[~present] = 0.0, 0.0
     data = group._batch([x], [], [colour], [], None, None, "first_above")
-    colours = _invariant_graph(data, group.metric).colours
-    _, host_order, distinct = _dense_rank_order(colours, present)
+    colours = invariant_graph(data, group.metric).colours
+    _, host_order, distinct = dense_rank_order(colours, present)
     order, settled = _colour_order(torch.tensor(colours), torch.tensor(present))
     np.testing.assert_array_equal(settled.numpy(), distinct)
     assert int(settled.sum()) > 0

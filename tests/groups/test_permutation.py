@@ -436,12 +436,12 @@ def test_gram_blocks_are_exact_under_row_permutations(lorentz):
 
 
 def test_dense_rank_is_the_lexicographic_rank_with_and_without_first_column_ties():
-    from mfa_sklearn.groups.permutation._ranking import _dense_rank
+    from mfa_sklearn.groups.permutation._ranking import dense_rank
     rng = np.random.default_rng(41)
     keys = rng.integers(0, 3, size=(300, 7, 3)).astype(float)   # many ties
     keys[:150] = rng.normal(size=(150, 7, 3))                     # none
     keys[150:200, :, 0] = 1.0                                     # first column all tied
-    ranks = _dense_rank(keys)           # one batch: tied and untied samples together
+    ranks = dense_rank(keys)           # one batch: tied and untied samples together
     for b in range(len(keys)):
         rows = [tuple(r) for r in keys[b]]
         assert ranks[b].tolist() == [sorted(set(rows)).index(r) for r in rows]
@@ -465,8 +465,8 @@ def test_present_order_matches_each_sample_alone_with_ties_and_constant_columns(
 
 
 def _check_present_order(keys, present):
-    from mfa_sklearn.groups.permutation._ranking import _present_order
-    rank, order, distinct = _present_order(keys, present)
+    from mfa_sklearn.groups.permutation._ranking import present_order
+    rank, order, distinct = present_order(keys, present)
     for b in range(len(keys)):
         inside = np.flatnonzero(present[b])
         rows = [tuple(keys[b, i]) for i in inside]

@@ -23,7 +23,8 @@ zeros as their canonical inputs and outputs (``_absent``).
 
 Modules: ``_ranking`` (batched exact sorts, ranks, class means), ``_refinement``
 (colour refinement), ``_nauty`` (canonical labeling with nauty), ``_inputs`` (checks of
-the fields), ``_frame`` (:class:`PermutationFrame`, :class:`PermutationElement`),
+the fields), ``_frame`` (:class:`PermutationFrame`, :class:`PermutationElement`) and
+``_row_products`` (its products of rows by matrices, rounded alike for every row),
 ``_symmetric`` (S_n and graphs), ``_invariant_graph``, ``_parts``, ``_search`` and
 ``_product`` (S_n x G: the invariant graph and fast path, the assembly of the paths,
 the search path, the group), ``_absent`` (frames of padded batches with absent rows).

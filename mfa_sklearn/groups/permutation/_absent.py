@@ -38,11 +38,11 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import numpy as np
 
-from .._base import _to_numpy, as_list
+from .._base import as_list, to_numpy
 from .._namespace import get_namespace, take_rows
 
 
-def _present_mask(present, B, n):
+def present_mask(present, B, n):
     """The host mask of present rows (B, n), or None when every row is present.
 
     Parameters
@@ -58,7 +58,7 @@ def _present_mask(present, B, n):
     """
     if present is None:
         return None
-    mask = _to_numpy(present)
+    mask = to_numpy(present)
     if mask.dtype != np.bool_:
         raise ValueError(f"present must be a boolean array of shape ({B}, {n}); got "
                          f"dtype {mask.dtype}")
@@ -68,7 +68,7 @@ def _present_mask(present, B, n):
     return None if bool(np.all(mask)) else mask
 
 
-def _batch_shape(points, vectors, scalars, others, edges):
+def batch_shape(points, vectors, scalars, others, edges):
     """``(B, n)`` of the first given per-row or edge field (None if there is none)."""
     given = (as_list(points) + as_list(vectors) + [a for a, _ in (others or [])]
              + as_list(scalars) + as_list(edges))
@@ -99,19 +99,19 @@ def _embedded(compact, layout, mask, size):
     rows: row orders through ``layout`` (b, n), absent rows last (see the module
     docstring)."""
     b, n = layout.shape
-    perms_c = _to_numpy(compact.perms)
+    perms_c = to_numpy(compact.perms)
     S = perms_c.shape[1]
     perms = np.empty((b, S, n), dtype=np.int64)
     perms[:, :, :size] = np.take_along_axis(layout[:, None, :size], perms_c[:, :, :size],
                                             axis=2)
     perms[:, :, size:] = layout[:, None, size:]
     runs = np.broadcast_to(np.arange(n), (b, n)).copy()
-    runs[:, :size] = _to_numpy(compact.runs)[:, :size]
+    runs[:, :size] = to_numpy(compact.runs)[:, :size]
     orbitals = None
     if compact.orbitals is not None:
         orbitals = np.broadcast_to(np.arange(n * n).reshape(n, n), (b, n, n)).copy()
         if size:
-            p, q = np.divmod(_to_numpy(compact.orbitals), size)
+            p, q = np.divmod(to_numpy(compact.orbitals), size)
             orbitals[:, :size, :size] = (p * n + q).reshape(b, size, size)
         orbitals = orbitals.reshape(b, n * n)
     if not isinstance(compact.perms, np.ndarray):
@@ -127,7 +127,7 @@ def _embedded(compact, layout, mask, size):
                          present=mask)
 
 
-def _frame_of_present(frame, mask, points, vectors, scalars, others, edges, done=None,
+def frame_of_present(frame, mask, points, vectors, scalars, others, edges, done=None,
                       **options):
     """The frames of a padded batch with absent rows (see the module docstring).
 

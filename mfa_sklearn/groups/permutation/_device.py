@@ -107,7 +107,7 @@ def _colour_order(colours, present):
 
 
 def _colours(xp, rows, scalars, delta):
-    """The vertex colours of :func:`~._invariant_graph._invariant_graph` (Euclidean, no
+    """The vertex colours of :func:`~._invariant_graph.invariant_graph` (Euclidean, no
     translations): the quantised diagonal Gram blocks of each row's frame-defining
     vectors, then the scalar fields, (B, n, k k + w)."""
     largest = xp.zeros(rows[0].shape[0], dtype=rows[0].dtype,

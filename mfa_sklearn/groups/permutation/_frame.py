@@ -36,7 +36,6 @@ Lin, Helwig, Gui, Ji. Equivariance via Minimal Frame Averaging for More Symmetri
 Efficiency. ICML 2024, arXiv:2406.07598.
 """
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +45,11 @@ from .._base import (
     FIELD_KINDS,
     Frame,
     GroupElement,
-    _result_dtype,
-    _to_numpy,
     check_kind,
+    result_dtype,
     select,
     snap_below,
+    to_numpy,
 )
 from .._namespace import (
     get_namespace,
@@ -60,81 +59,8 @@ from .._namespace import (
     machine_eps,
     take_rows,
 )
-from ._ranking import _block_mean, _pair_labels
-
-
-def _row_products(xp, x, M):
-    """``x @ M`` for rows x (B, K, n, d) and matrices M (B, S, d, d), broadcast over
-    the element axis, as a sum of d products in a fixed order: every entry is rounded
-    the same way whatever the number of rows and the row's position (matmul kernels
-    round an entry differently depending on the shape). (B, max(K, S), n, d)."""
-    if isinstance(x, np.ndarray) and isinstance(M, np.ndarray):
-        return _row_products_numpy(x, M)
-    if getattr(x, "requires_grad", False) or getattr(M, "requires_grad", False):
-        return _row_products_autograd().apply(x, M)
-    return _row_products_sum(x, M)
-
-
-def _row_products_sum(x, M):
-    """The sum of :func:`_row_products` for tensors (autograd records every term)."""
-    out = x[..., :1] * M[:, :, None, 0, :]
-    for k in range(1, M.shape[-2]):
-        out = out + x[..., k:k + 1] * M[:, :, None, k, :]
-    return out
-
-
-@functools.cache
-def _row_products_autograd():
-    """A torch autograd Function with the forward bits of :func:`_row_products_sum`
-    and matmul gradients. Autograd's backward of the broadcast terms reduces over the
-    rows axis term by term, slower than all the rest of the frame; gradients need no
-    bit-for-bit rounding, and matmuls are differentiable again (training on forces)."""
-    import torch
-
-    class RowProducts(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, M):
-            ctx.save_for_backward(x, M)
-            return _row_products_sum(x, M)
-
-        @staticmethod
-        def backward(ctx, grad):
-            x, M = ctx.saved_tensors
-            grad_x = grad_M = None
-            if ctx.needs_input_grad[0]:
-                grad_x = torch.matmul(grad, M.mT)
-                if x.shape[1] < grad_x.shape[1]:   # broadcast over the element axis
-                    grad_x = grad_x.sum(dim=1, keepdim=True)
-            if ctx.needs_input_grad[1]:
-                grad_M = torch.matmul(x.mT, grad)
-                if M.shape[1] < grad_M.shape[1]:
-                    grad_M = grad_M.sum(dim=1, keepdim=True)
-            return grad_x, grad_M
-
-    return RowProducts
-
-
-def _row_products_numpy(x, M):
-    """:func:`_row_products` for numpy arrays, with the batch axis innermost.
-
-    The same products summed in the same order (so the same bits), on coordinate-major
-    copies ``x[..., k]`` (K, n, B) and ``M[:, :, k, j]`` (S, 1, B): numpy's loops then
-    run over the batch rather than over the d columns of one row, several times faster
-    for small d. Returns a new C-contiguous array."""
-    B, K, n, d = x.shape
-    S, e = M.shape[1], M.shape[-1]
-    dtype = np.result_type(x, M)
-    xc = np.ascontiguousarray(np.transpose(x, (3, 1, 2, 0)))           # (d, K, n, B)
-    Mc = np.ascontiguousarray(np.transpose(M, (2, 3, 1, 0)))[:, :, :, None, :]
-    # (K|S, n, e, B): the transpose back is one of a 2-D (K|S * n * e, B) array
-    out = np.empty((max(K, S), n, e, B), dtype=dtype)
-    scratch = np.empty((max(K, S), n, B), dtype=dtype)
-    for j in range(e):
-        column = out[:, :, j]
-        np.multiply(xc[0], Mc[0, j], out=column)
-        for k in range(1, d):
-            column += np.multiply(xc[k], Mc[k, j], out=scratch)
-    return np.ascontiguousarray(np.transpose(out, (3, 0, 1, 2)))
+from ._ranking import block_mean, pair_labels
+from ._row_products import row_products
 
 
 class PermutationFrame(Frame):
@@ -218,7 +144,7 @@ class PermutationFrame(Frame):
         """Classes of vertex pairs in canonical order, (B, n * n) (see ``orbitals``)."""
         if self.orbitals is not None:
             return self.orbitals
-        labels = _pair_labels(_to_numpy(self.runs))
+        labels = pair_labels(to_numpy(self.runs))
         if isinstance(self.runs, np.ndarray):
             return labels
         return get_namespace(self.runs).asarray(labels, device=self.runs.device)
@@ -252,14 +178,14 @@ class PermutationFrame(Frame):
 
         The geometric factor gives ``H_0^{-1}`` (its inverse applied to the identity:
         a transpose with signs, exact); the rows are then multiplied by it with
-        :func:`_row_products`, so that a row's canonical coordinates do not depend on
-        how many rows the sample has or where the row sits (padded samples with absent
-        rows get the bits of the unpadded ones)."""
+        :func:`~._row_products.row_products`, so that a row's canonical coordinates do
+        not depend on how many rows the sample has or where the row sits (padded
+        samples with absent rows get the bits of the unpadded ones)."""
         H0 = self.H[:, :1]
         xp = get_namespace(x, H0)
         d = H0.shape[-1]
         eye = xp.broadcast_to(xp.eye(d, dtype=H0.dtype, device=H0.device), H0.shape)
-        return _row_products(xp, x, self.frame_type(H0)._apply_inverse(eye))
+        return row_products(xp, x, self.frame_type(H0)._apply_inverse(eye))
 
     def to_canonical(self, x, kind="point"):
         """Canonical field ``P_pi (x - t) H^{-1}``, shape (B, 1, n, w), x's floating dtype.
@@ -295,7 +221,7 @@ class PermutationFrame(Frame):
         x64 = like_frame(xp, gathered, self.H)
         if xp is np and isdtype(xp, x64.dtype, "real floating"):
             return self._canonical_rows_numpy(x64, kind, x.shape[-1],
-                                              _result_dtype(xp, x))
+                                              result_dtype(xp, x))
         level = None
         if self.metric is None:
             # exact zeros for coordinates at the rounding level, which comes from the
@@ -308,7 +234,7 @@ class PermutationFrame(Frame):
         canon = self._apply_inverse(x64[:, None])
         if level is not None:
             canon = snap_below(xp, canon, level)
-        return xp.astype(canon, _result_dtype(xp, x), copy=False)
+        return xp.astype(canon, result_dtype(xp, x), copy=False)
 
     def _canonical_rows_numpy(self, rows, kind, width, dtype):
         """:meth:`_canonical_input` of real numpy rows (B, n, d), already in canonical
@@ -316,8 +242,9 @@ class PermutationFrame(Frame):
 
         The same operations as the general path, elementwise or as maxima (so the same
         bits): the snapping level from the largest ``|x|`` of each sample, ``- t`` for
-        points, the products of :func:`_row_products` with ``H_0^{-1}``, snapping, on a
-        coordinate-major copy (d, n, B) that a single 2-D transpose brings back.
+        points, the products of :func:`~._row_products.row_products` with ``H_0^{-1}``,
+        snapping, on a coordinate-major copy (d, n, B) that a single 2-D transpose brings
+        back.
         Returns (B, 1, n, d) of ``dtype``."""
         B, n, d = rows.shape
         H0 = self.H[:, :1]
@@ -391,7 +318,7 @@ class PermutationFrame(Frame):
         if kind == "edge":
             self._check_edge(y0, "output")
             w = y0.shape[-1]
-            y0 = _block_mean(xp, xp.reshape(y0, (B, n * n, w)), self._orbital_labels())
+            y0 = block_mean(xp, xp.reshape(y0, (B, n * n, w)), self._orbital_labels())
             moved = xp.broadcast_to(xp.reshape(y0, (B, 1, n, n, w)), (B, S, n, n, w))
             return self._scattered_back(xp, moved, 2)
         if y.shape[2] != n:
@@ -402,10 +329,10 @@ class PermutationFrame(Frame):
         dtype = y0.dtype
         if geometric:
             y0 = like_frame(xp, y0, self.H)
-        y0 = _block_mean(xp, y0, self.runs)
+        y0 = block_mean(xp, y0, self.runs)
         if geometric:
             self._check_width(y0, kind)
-            moved = _row_products(xp, y0[:, None], self.H)    # (B, S, n, d)
+            moved = row_products(xp, y0[:, None], self.H)    # (B, S, n, d)
         else:
             moved = xp.broadcast_to(y0[:, None], (B, S) + tuple(y0.shape[1:]))
         out = self._scattered_back(xp, moved, 1)
@@ -545,7 +472,7 @@ class PermutationElement(GroupElement):
 
 
 @dataclass(frozen=True)
-class _Labeling:
+class Labeling:
     """The combinatorial part of a batch's permutation frames, decided on the host.
 
     Attributes

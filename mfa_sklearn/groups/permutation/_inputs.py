@@ -30,7 +30,7 @@ def _check_numeric(a, need, field):
                                   "frames cannot be computed")
 
 
-def _check_per_row(name, arrays, what):
+def check_per_row(name, arrays, what):
     """Every array (B, n, w), same B and n, numeric and finite."""
     B, n = arrays[0].shape[:2]
     for a in arrays:
@@ -46,7 +46,7 @@ def _check_per_row(name, arrays, what):
         raise ValueError(f"group {name} needs at least one row per sample")
 
 
-def _check_edges(name, edges, nodes):
+def check_edges(name, edges, nodes):
     """Edge fields (B, n, n, w) and node fields (B, n, k): shapes, dtypes, finiteness."""
     first = edges[0]
     if first.ndim != 4 or first.shape[1] != first.shape[2]:
@@ -61,10 +61,10 @@ def _check_edges(name, edges, nodes):
                              f"width); got {tuple(a.shape)}")
         _check_numeric(a, f"group {name!r} needs real numeric edge fields", "an edge field")
     if nodes:
-        _check_per_row(name, [edges[0][:, :, 0, :1]] + nodes, "a node field")
+        check_per_row(name, [edges[0][:, :, 0, :1]] + nodes, "a node field")
 
 
-def _edge_matrix(name, edges, symmetrize):
+def edge_matrix_of(name, edges, symmetrize):
     """The edge fields side by side, float64 (B, n, n, w), symmetric (or symmetrized),
     with ``-0.0`` replaced by ``0.0`` for exact comparisons."""
     A = np.concatenate([a.astype(np.float64, copy=False) for a in edges], axis=3)

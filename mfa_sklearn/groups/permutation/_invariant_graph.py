@@ -43,8 +43,8 @@ import math
 import numpy as np
 
 from .._namespace import largest_per_sample, power_of_two_scale, take_rows
-from ._ranking import _absent_last, _dense_rank_order, _present_distinct, _present_order
-from ._refinement import _edge_codes, _refine_once
+from ._ranking import absent_last, dense_rank_order, present_distinct, present_order
+from ._refinement import edge_codes, refine_once
 
 
 def _gram_blocks(Z, lorentz=False):
@@ -75,7 +75,7 @@ def _sample_minor(a):
     return np.ascontiguousarray(a.reshape(a.shape[0], math.prod(a.shape[1:])).T)
 
 
-class _Data:
+class BatchFields:
     """The fields of one batch, as the product frames need them.
 
     Parameters
@@ -89,7 +89,7 @@ class _Data:
     others : list of (ndarray, kind)
         Further per-row point and vector fields (they join the candidate comparison).
     edges : ndarray of shape (B, n, n, w) or None
-        Symmetric edge fields side by side (see ``_edge_matrix``).
+        Symmetric edge fields side by side (see ``edge_matrix_of``).
     tol : float or None
         Rank tolerance of the G-frames.
     rule : str
@@ -171,7 +171,7 @@ class _Graph:
         return np.stack([c[b] for c in self.edge_codes], axis=-1)
 
 
-def _invariant_graph(data, metric):
+def invariant_graph(data, metric):
     """Vertex colours (B, n, c) and, on demand, the quantised Gram blocks of the
     invariant graph of a batch (see :class:`_Graph`).
 
@@ -196,53 +196,53 @@ def _invariant_graph(data, metric):
     codes, ranges = [], []
     if data.edges is not None:      # exact edge labels; the diagonal colours vertices
         colours.append(data.edges[:, np.arange(n), np.arange(n)])
-        codes, ranges = _edge_codes(data.edges)
+        codes, ranges = edge_codes(data.edges)
     colours = np.concatenate(colours, axis=2)
     colours += 0.0   # -0.0 and 0.0 tie: give both the same colour
     return _Graph(Z, K, unit, colours, math.ceil(1.0 / data.delta) + 2, codes, ranges)
 
 
-def _fast_order(graph):
+def fast_order(graph):
     """One round of colour refinement: the signature of row i is its colour and the
     sorted multiset of (Q_ij block, edge labels ij, colour of j), j != i. Returns the
     lexicographic order of the signatures (B, n) and whether they are all distinct
     (B,). Samples whose colours already differ are ordered by them (the signatures'
     first column), without their Gram blocks."""
     n, k = graph.n, graph.k
-    crank, order, distinct = _dense_rank_order(graph.colours)   # (B, n), (B, n), (B,)
+    crank, order, distinct = dense_rank_order(graph.colours)   # (B, n), (B, n), (B,)
     rest = np.flatnonzero(~distinct)
     if len(rest):
         R = graph.radius
         block = graph.quantised(rest).reshape(len(rest), n, n, k * k) + R   # >= 0
-        order[rest], distinct[rest], _ = _refine_once(
+        order[rest], distinct[rest], _ = refine_once(
             crank[rest], [block[..., p] for p in range(k * k)]
             + [c[rest] for c in graph.edge_codes],
             [2 * R + 1] * (k * k) + graph.edge_ranges)
     return order, distinct
 
 
-def _fast_order_present(graph, present):
-    """:func:`_fast_order` of the present rows (B, n) of a padded batch, on the padded
+def fast_order_present(graph, present):
+    """:func:`fast_order` of the present rows (B, n) of a padded batch, on the padded
     graph at once: the order of the present rows' signatures, then the absent rows in
     increasing index order (B, n), and whether the present rows' signatures all differ
     (B,); samples without present rows count as not distinct.
 
     The absent rows must be zero rows. Their colours then sort above every present
-    colour (:func:`_present_order`), so the present rows keep the dense colour ranks of
+    colour (:func:`present_order`), so the present rows keep the dense colour ranks of
     the compact sample, and each adds the same pair ``(Q = 0, its colour)`` to every
     present row's multiset. Sorted multisets of equal size compare like their smallest
     differing element, which common elements do not change: the present rows'
     signatures are ordered and told apart exactly as in the compact sample."""
     n, k = graph.n, graph.k
-    crank, order, distinct = _present_order(graph.colours, present)
+    crank, order, distinct = present_order(graph.colours, present)
     distinct &= present.any(axis=1)
     rest = np.flatnonzero(~distinct)
     rest = rest[present[rest].any(axis=1)]
     if len(rest):
         R = graph.radius
         block = graph.quantised(rest).reshape(len(rest), n, n, k * k) + R   # >= 0
-        refined, _, rank = _refine_once(crank[rest], [block[..., p] for p in range(k * k)],
+        refined, _, rank = refine_once(crank[rest], [block[..., p] for p in range(k * k)],
                                         [2 * R + 1] * (k * k))
-        order[rest] = _absent_last(refined, present[rest])
-        distinct[rest] = _present_distinct(rank, refined, present[rest])
+        order[rest] = absent_last(refined, present[rest])
+        distinct[rest] = present_distinct(rank, refined, present[rest])
     return order, distinct

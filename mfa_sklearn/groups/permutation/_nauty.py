@@ -59,7 +59,7 @@ import threading
 import numpy as np
 
 from ...exceptions import MissingDependencyError, first_indices
-from ._ranking import _first_occurrence
+from ._ranking import first_occurrence
 
 #: how to install the optional canonical labeling backend
 NAUTY_HINT = "pip install 'mfa_sklearn[nauty]'"
@@ -96,7 +96,7 @@ def labeling_backend():
     return f"pynauty {pynauty.__version__} ({getattr(pynauty, '_nauty_version', 'nauty')})"
 
 
-def _import_pynauty(index):
+def import_pynauty(index):
     """The ``pynauty`` module, or a MissingDependencyError naming the samples ``index``
     that need it."""
     try:
@@ -109,7 +109,7 @@ def _import_pynauty(index):
     return pynauty
 
 
-def _layered_graph(pynauty, N, labels, cell):
+def layered_graph(pynauty, N, labels, cell):
     """The layered bit-plane encoding of an undirected edge-labelled graph (see the
     module docstring) as a ``pynauty.Graph``.
 
@@ -139,7 +139,7 @@ def _layered_graph(pynauty, N, labels, cell):
                          vertex_coloring=partition)
 
 
-def _automorphisms(pynauty, g, N):
+def automorphisms(pynauty, g, N):
     """Generators of ``Aut(g)`` restricted to layer 0 (arrays of shape (N,) mapping
     vertex -> vertex), its order ``|Aut|`` (float) and its orbits (N,) on layer 0."""
     with _NAUTY_LOCK:
@@ -148,14 +148,14 @@ def _automorphisms(pynauty, g, N):
     return gens, float(size1) * 10.0 ** float(size2), np.asarray(orbits[:N], dtype=np.int64)
 
 
-def _canonical_order(pynauty, g, N):
+def canonical_order(pynauty, g, N):
     """nauty's canonical labeling of the layer-0 vertices: position p holds ``lab[p]``."""
     with _NAUTY_LOCK:
         lab = pynauty.canon_label(g)
     return np.asarray(lab[:N], dtype=np.int64)
 
 
-def _nauty_graph(pynauty, A, cell):
+def nauty_graph(pynauty, A, cell):
     """Canonical labeling, orbits and orbitals of one edge-labelled graph.
 
     Parameters
@@ -185,9 +185,9 @@ def _nauty_graph(pynauty, A, cell):
     pairs = A[iu, ju]
     keys = np.concatenate([np.any(pairs != 0, axis=1, keepdims=True), pairs], axis=1)
     _, upper = np.unique(keys, axis=0, return_inverse=True)
-    g = _layered_graph(pynauty, n, upper.ravel(), cell)
-    images, size, orbits = _automorphisms(pynauty, g, n)
-    lab = _canonical_order(pynauty, g, n)
+    g = layered_graph(pynauty, n, upper.ravel(), cell)
+    images, size, orbits = automorphisms(pynauty, g, n)
+    lab = canonical_order(pynauty, g, n)
     # orbitals: union-find over ordered pairs (i, j) ~ (a(i), a(j)), one pass per generator
     pairs = np.arange(n * n)
     i, j = np.divmod(pairs, n)
@@ -197,5 +197,5 @@ def _nauty_graph(pynauty, A, cell):
         coo_matrix((np.ones(len(src)), (src, dst)), shape=(n * n, n * n)),
         directed=True, connection="weak")
     canonical_pairs = component.reshape(n, n)[lab][:, lab].reshape(1, n * n)
-    return (lab, _first_occurrence(orbits[lab][None])[0],
-            _first_occurrence(canonical_pairs)[0], size)
+    return (lab, first_occurrence(orbits[lab][None])[0],
+            first_occurrence(canonical_pairs)[0], size)

@@ -4,7 +4,7 @@ A batch is split by the fast path (one round of colour refinement on the invaria
 graph separates the rows) into samples whose canonical row order is found at once and
 samples that need nauty's search. Each path returns a part: for its samples the stored
 elements ``(pi_s, H_s)`` with their weights, the classes of rows averaged in per-row
-outputs, the stabilizer size and diagnostics. :func:`_assemble` puts the parts back in
+outputs, the stabilizer size and diagnostics. :func:`assemble` puts the parts back in
 sample order, padding the stored elements to a common count with weight 0.
 
 For torch input the G-frames are decided on a host copy, then recomputed on the
@@ -21,10 +21,10 @@ import numpy as np
 
 from .._base import Frame
 from .._namespace import take_rows
-from ._frame import _Labeling
+from ._frame import Labeling
 
 
-class _Recipe(NamedTuple):
+class Recipe(NamedTuple):
     """How one searched sample's G-frames arise from its rows.
 
     Attributes
@@ -109,7 +109,7 @@ class _Part:
 
 
 @dataclass(frozen=True)
-class _FastPart(_Part):
+class FastPart(_Part):
     """Samples whose rows colour refinement separates: one element, no twins."""
 
     labeling_path: ClassVar[str] = "fast"
@@ -129,7 +129,7 @@ class _FastPart(_Part):
 
 
 @dataclass(frozen=True)
-class _SearchPart(_Part):
+class SearchPart(_Part):
     """Samples labelled by nauty: the kept candidates ``h Stab(c)`` and their recipes."""
 
     labeling_path: ClassVar[str] = "search"
@@ -150,7 +150,7 @@ class _SearchPart(_Part):
             yield [b], H[None], None if t is None else t[:1]
 
 
-def _assemble(B, n, parts):
+def assemble(B, n, parts):
     """The parts' frames in sample order.
 
     Parameters
@@ -162,7 +162,7 @@ def _assemble(B, n, parts):
 
     Returns
     -------
-    labeling : _Labeling
+    labeling : Labeling
         Row orders, weights, twin classes, sizes and diagnostics, padded to the largest
         number ``S`` of stored elements (identity orders, weight 0).
     H : ndarray of shape (B, S, d, d)
@@ -196,6 +196,6 @@ def _assemble(B, n, parts):
             if diagnostics[name] is None:
                 diagnostics[name] = np.zeros((B,), dtype=value.dtype)
             diagnostics[name][index] = value
-    labeling = _Labeling(perms, weights, runs, frame_size, labeling_path=path,
+    labeling = Labeling(perms, weights, runs, frame_size, labeling_path=path,
                          n_candidate_groups=groups, diagnostics=diagnostics)
     return labeling, H, t

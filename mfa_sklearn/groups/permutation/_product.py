@@ -40,17 +40,17 @@ import math
 
 import numpy as np
 
-from .._base import FIELD_KINDS, Frame, _to_numpy, as_list, check_kind
+from .._base import FIELD_KINDS, Frame, as_list, check_kind, to_numpy
 from .._namespace import get_namespace, machine_eps, work_eps, work_float
 from ._frame import PermutationElement
-from ._inputs import _check_edges, _check_per_row, _edge_matrix
-from ._invariant_graph import _Data, _fast_order, _fast_order_present, _invariant_graph
-from ._parts import _assemble, _FastPart
-from ._search import _search_frames
-from ._symmetric import _PermutationBase
+from ._inputs import check_edges, check_per_row, edge_matrix_of
+from ._invariant_graph import BatchFields, fast_order, fast_order_present, invariant_graph
+from ._parts import FastPart, assemble
+from ._search import search_frames
+from ._symmetric import PermutationBase
 
 
-class PermutationProductGroup(_PermutationBase):
+class PermutationProductGroup(PermutationBase):
     """S_n x G for G in O(d), SO(d), E(d), SE(d), O(1,d-1), SO(1,d-1).
 
     Elements act by ``P_sigma x T + b``. Frames order the rows canonically on a
@@ -123,16 +123,16 @@ class PermutationProductGroup(_PermutationBase):
         """Canonical row orders with G-frames: colour refinement's order where it tells
         the rows apart, else the search among symmetric candidates (``_search``)."""
         data = self._batch(points, vectors, scalars, others, edges, tol, rule)
-        graph = _invariant_graph(data, self.metric)
-        order, distinct = _fast_order(graph)
+        graph = invariant_graph(data, self.metric)
+        order, distinct = fast_order(graph)
         fast = np.flatnonzero(distinct)
         slow = np.flatnonzero(~distinct)
         parts = []
         if len(fast) or not len(slow):   # an empty batch: an empty fast part
             parts.append(_fast_frames(data, order[fast], fast))
         if len(slow):
-            parts.append(_search_frames(data, graph, slow, self.max_frame_size))
-        labeling, H, t = _assemble(data.B, data.n, parts)
+            parts.append(search_frames(data, graph, slow, self.max_frame_size))
+        labeling, H, t = assemble(data.B, data.n, parts)
         like = (points + vectors)[0]
         if not isinstance(like, np.ndarray):
             H, t = self._geometry_on_device(points, vectors, parts,
@@ -151,7 +151,7 @@ class PermutationProductGroup(_PermutationBase):
         scale ``max_i |z_i|^2`` of a group without translations; colours and Gram
         blocks are computed entry by entry, so those of the present rows are the
         compact sample's; their order is the compact one
-        (:func:`~._invariant_graph._fast_order_present`); and the G-frame of rows with
+        (:func:`~._invariant_graph.fast_order_present`); and the G-frame of rows with
         trailing zero rows is that of the rows alone (zero rows are never selected,
         and every product is taken row by row). Numpy batches of Euclidean groups
         without translations or edge fields only (else None): centroids and the
@@ -180,21 +180,21 @@ class PermutationProductGroup(_PermutationBase):
                            zeroed(as_list(scalars)),
                            list(zip(zeroed(a for a, _ in others or []), kinds)), None, tol,
                            rule)
-        order, distinct = _fast_order_present(_invariant_graph(data, self.metric), mask)
+        order, distinct = fast_order_present(invariant_graph(data, self.metric), mask)
         index = np.flatnonzero(distinct)
         if not len(index):
             return None
         part = _fast_frames(data, order[index], np.arange(len(index)), index)
-        labeling, H, t = _assemble(len(index), data.n, [part])
+        labeling, H, t = assemble(len(index), data.n, [part])
         return index, labeling.frame(given[0], H, t, frame_type=part.frame_type,
                                      metric=self.metric, present=mask[index])
 
     def _batch(self, points, vectors, scalars, others, edges, tol, rule):
-        """The checked fields of a batch on the host, as :class:`_Data`."""
-        points = [_to_numpy(a) for a in points]
-        vectors = [_to_numpy(a) for a in vectors]
-        scalars = [_to_numpy(a) for a in as_list(scalars)]
-        others = [(_to_numpy(a), kind) for a, kind in (others or [])]
+        """The checked fields of a batch on the host, as :class:`BatchFields`."""
+        points = [to_numpy(a) for a in points]
+        vectors = [to_numpy(a) for a in vectors]
+        scalars = [to_numpy(a) for a in as_list(scalars)]
+        others = [(to_numpy(a), kind) for a, kind in (others or [])]
         frame_rows = points + vectors
         if not frame_rows:
             raise ValueError(f"group {self.name} needs at least one frame-defining field")
@@ -202,18 +202,18 @@ class PermutationProductGroup(_PermutationBase):
             raise ValueError(f"group {self.name} includes translations, fixed by the "
                              "centroid of a 'point' field; pass points")
         self.inner._check_rows(np, frame_rows + [a for a, _ in others])
-        _check_per_row(self.name, frame_rows + [a for a, _ in others] + scalars, "a field")
+        check_per_row(self.name, frame_rows + [a for a, _ in others] + scalars, "a field")
         edge_matrix = None
         if as_list(edges):
-            edges = [_to_numpy(a) for a in as_list(edges)]
-            _check_edges(self.name, edges, [])
+            edges = [to_numpy(a) for a in as_list(edges)]
+            check_edges(self.name, edges, [])
             if edges[0].shape[:2] != frame_rows[0].shape[:2]:
                 n = frame_rows[0].shape[1]
                 raise ValueError(
                     f"group {self.name}: edge fields need a row and a column per row of "
                     f"the per-row fields, shape ({frame_rows[0].shape[0]}, {n}, {n}, "
                     f"width); got {tuple(edges[0].shape)}")
-            edge_matrix = _edge_matrix(self.name, edges, symmetrize=False)
+            edge_matrix = edge_matrix_of(self.name, edges, symmetrize=False)
         # The least precise of the frame-defining inputs and the working precision
         # (float32 under ``frame_precision``) sets the tie tolerance eps^(1/3) and the
         # default rank tolerance sqrt(eps). The G-frames run on working-precision copies
@@ -223,7 +223,7 @@ class PermutationProductGroup(_PermutationBase):
         # collinear rows for a rank of 3, and float64's tie tolerance split the
         # float32-rounded ties of symmetric clouds.
         tol, delta = self.tolerances([a.dtype for a in frame_rows], tol)
-        return _Data(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
+        return BatchFields(self.inner, points, vectors, scalars, others, edge_matrix, tol, rule,
                      delta)
 
     @staticmethod
@@ -283,7 +283,7 @@ def _fast_frames(data, order, index, samples=None):
     part's samples are ``index``."""
     frame = data.inner_frame(index if samples is None else samples, order)
     m, n = order.shape
-    return _FastPart(index=index, perms=order[:, None], H=frame.H, t=frame.t,
+    return FastPart(index=index, perms=order[:, None], H=frame.H, t=frame.t,
                      weights=np.ones((m, 1)),
                      runs=np.broadcast_to(np.arange(n), (m, n)).copy(),
                      frame_size=np.ones(m), n_candidate_groups=np.ones(m, dtype=np.int64),

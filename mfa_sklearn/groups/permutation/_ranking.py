@@ -3,22 +3,22 @@
 Every decision a permutation frame makes is an order or an equality of rows, taken
 exactly (no tolerance) and vectorized over a batch of ``B`` samples of ``n`` rows:
 
-* **Lexicographic order.** :func:`_lexsort_rows` sorts the rows ``(B, n, c)`` of each
+* **Lexicographic order.** :func:`lexsort_rows` sorts the rows ``(B, n, c)`` of each
   sample by their columns, first column most significant, with one stable argsort per
   column from the last to the first (a batched radix sort). The order is unique up to
   equal rows, so it is a canonical order of the set of rows: permuting the rows of the
   input permutes the argsort and leaves the sorted rows unchanged.
-* **Ties.** Equal consecutive rows of the sorted sample form *runs* (:func:`_runs`). A
+* **Ties.** Equal consecutive rows of the sorted sample form *runs* (:func:`tie_runs`). A
   run of ``m`` equal rows is fixed by its ``m!`` internal permutations, so a sample's
   stabilizer in S_n is the product of the symmetric groups of its runs, of size
-  ``prod_k m_k!`` (:func:`_tie_sizes`), reported and never enumerated.
+  ``prod_k m_k!`` (:func:`tie_sizes`), reported and never enumerated.
 * **Reynolds averaging.** The exact average of a per-row output ``y`` over a stabilizer
   ``S`` that acts by permutations, ``R(y) = mean_{s in S} P_s y``, replaces each row by
-  the mean over its orbit (orbit-stabilizer theorem). :func:`_block_mean` computes it
+  the mean over its orbit (orbit-stabilizer theorem). :func:`block_mean` computes it
   from class labels: runs of ties, or the first-occurrence labels of orbits and orbitals
-  (:func:`_first_occurrence`, :func:`_pair_labels`). One backbone call on the canonical
+  (:func:`first_occurrence`, :func:`pair_labels`). One backbone call on the canonical
   input plus this mean is the minimal frame average ``h . R(Phi(c(x)))`` of Lin et al.
-* **Packing.** :func:`_pack` packs small non-negative integer columns into as few int64
+* **Packing.** :func:`pack` packs small non-negative integer columns into as few int64
   columns as fit, in an order-preserving way, so that the sorts above touch fewer
   columns.
 
@@ -30,10 +30,10 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 
 import numpy as np
 
-from .._namespace import _flat_index, class_sums, take_rows
+from .._namespace import class_sums, flat_index, take_rows
 
 
-def _lexsort_rows(keys):
+def lexsort_rows(keys):
     """Batched lexicographic argsort of rows: first column most significant, stable.
 
     Parameters
@@ -62,7 +62,7 @@ def _run_starts(new):
     return np.maximum.accumulate(np.where(new, np.arange(new.shape[1]), 0), axis=1)
 
 
-def _runs(sorted_keys):
+def tie_runs(sorted_keys):
     """Run labels of equal consecutive rows of sorted keys (B, n, c): (B, n) int64,
     0, 0, 1, 2, 2, ...; a row equal to the previous one continues its run."""
     B, n = sorted_keys.shape[:2]
@@ -71,20 +71,20 @@ def _runs(sorted_keys):
     return np.cumsum(new, axis=1) - 1
 
 
-def _ranks(sorted_keys, order):
+def ranks(sorted_keys, order):
     """Dense ranks (B, n) of rows whose sorted keys (B, n, c) come in ``order`` (B, n),
     and the run labels of the sorted keys."""
-    runs = _runs(sorted_keys)
+    runs = tie_runs(sorted_keys)
     rank = np.empty_like(runs)
     np.put_along_axis(rank, order, runs, axis=1)
     return rank, runs
 
 
-def _dense_rank(keys):
+def dense_rank(keys):
     """Lexicographic dense rank of each row among the rows of its sample: (B, n) int64.
 
     Equal rows get equal ranks; the ranks are invariant under row permutations."""
-    return _dense_rank_order(keys)[0]
+    return dense_rank_order(keys)[0]
 
 
 def _inverse_permutation(order):
@@ -92,17 +92,17 @@ def _inverse_permutation(order):
     i]] = i``, by one flat scatter."""
     B, n = order.shape
     inverse = np.empty(B * n, dtype=np.int64)
-    inverse[_flat_index(np, order, n)] = np.tile(np.arange(n, dtype=np.int64), B)
+    inverse[flat_index(np, order, n)] = np.tile(np.arange(n, dtype=np.int64), B)
     return inverse.reshape(B, n)
 
 
-def _dense_rank_order(keys, present=None):
-    """Dense ranks of rows (B, n, c), as :func:`_dense_rank`, with an order that sorts
+def dense_rank_order(keys, present=None):
+    """Dense ranks of rows (B, n, c), as :func:`dense_rank`, with an order that sorts
     them and whether a sample's rows all differ.
 
     ``present`` (B, n), optional: the keys of the other rows count as ``+inf`` in
     every column, and only the present rows are told apart (padded batches, see
-    :func:`_present_order`): ``order`` lists the absent rows last, in increasing
+    :func:`present_order`): ``order`` lists the absent rows last, in increasing
     index order, and ``distinct`` says whether the present rows all differ.
 
     Returns
@@ -145,8 +145,8 @@ def _dense_rank_order(keys, present=None):
         keep = _varying_columns(sub, None if present is None else present[tied])
         if not keep.all():
             sub = sub[:, :, keep]
-        order[tied] = _lexsort_rows(sub)
-        rank[tied], runs = _ranks(take_rows(np, sub, order[tied]), order[tied])
+        order[tied] = lexsort_rows(sub)
+        rank[tied], runs = ranks(take_rows(np, sub, order[tied]), order[tied])
         distinct[tied] = np.take_along_axis(runs, last[tied, None], axis=1)[:, 0] == last[tied]
     return rank, order, distinct
 
@@ -166,8 +166,8 @@ def _varying_columns(keys, present=None):
     return keep
 
 
-def _present_order(keys, present):
-    """:func:`_dense_rank_order` of the present rows of a padded batch, computed on the
+def present_order(keys, present):
+    """:func:`dense_rank_order` of the present rows of a padded batch, computed on the
     whole batch at once.
 
     Parameters
@@ -188,17 +188,17 @@ def _present_order(keys, present):
     distinct : ndarray of shape (B,) of bool
         Whether all present rows of a sample have different keys. Where they do,
         ``order`` restricted to them is the unique sorting order, so it is the order
-        that :func:`_dense_rank_order` gives the present rows alone.
+        that :func:`dense_rank_order` gives the present rows alone.
 
     Notes
     -----
     The absent rows' keys count as ``+inf`` in every column, above every finite key,
     so that one batched sort serves samples of every number of present rows.
     """
-    return _dense_rank_order(keys, present)
+    return dense_rank_order(keys, present)
 
 
-def _absent_last(order, present):
+def absent_last(order, present):
     """``order`` (B, n), which lists the present rows of ``present`` (B, n) first, with
     the absent rows that follow them in increasing index order."""
     n = present.shape[1]
@@ -207,7 +207,7 @@ def _absent_last(order, present):
     return np.where(np.arange(n) < count[:, None], order, absent)
 
 
-def _present_distinct(rank, order, present):
+def present_distinct(rank, order, present):
     """Whether the ranks (B, n) of the present rows of a sample all differ, with the
     present rows first in ``order`` (B, n)."""
     n = present.shape[1]
@@ -216,7 +216,7 @@ def _present_distinct(rank, order, present):
     return ~np.any((ordered[:, 1:] == ordered[:, :-1]) & inner, axis=1)
 
 
-def _pack(columns, ranges, return_spans=False):
+def pack(columns, ranges, return_spans=False):
     """Pack non-negative integer columns into as few int64 columns as fit (< 2^62),
     preserving lexicographic order (and, if asked, the range of each packed column)."""
     packed, spans, current, span = [], [], None, 1
@@ -235,7 +235,7 @@ def _pack(columns, ranges, return_spans=False):
     return (packed, spans) if return_spans else packed
 
 
-def _tie_sizes(runs):
+def tie_sizes(runs):
     """Per sample, the product of the factorials of the run lengths (float), from run
     labels (B, n) of sorted rows: the position of each row inside its run, multiplied."""
     B, n = runs.shape
@@ -244,11 +244,11 @@ def _tie_sizes(runs):
     return np.prod((np.arange(n) - _run_starts(new) + 1).astype(np.float64), axis=1)
 
 
-def _first_occurrence(keys):
+def first_occurrence(keys):
     """Per sample, the first position holding each key: (B, m) int -> (B, m) int64.
 
     ``out[b, p] = min {q : keys[b, q] == keys[b, p]}``, so distinct keys give
-    ``arange(m)``; these are the class labels :func:`_block_mean` averages over."""
+    ``arange(m)``; these are the class labels :func:`block_mean` averages over."""
     B, m = keys.shape
     order = np.argsort(keys, axis=1, kind="stable")
     sorted_keys = take_rows(np, keys, order)
@@ -259,17 +259,17 @@ def _first_occurrence(keys):
     return out
 
 
-def _pair_labels(runs):
+def pair_labels(runs):
     """Orbitals (orbits on ordered pairs, flattened ``i * n + j``) of the tie-class
     permutations of S_n frames, from their run labels (B, n): pairs are equivalent when
     their rows lie in the same classes and both are diagonal or both not. (B, n*n)."""
     B, n = runs.shape
     diagonal = np.eye(n, dtype=np.int64)
     keys = (runs[:, :, None] * n + runs[:, None, :]) * 2 + diagonal
-    return _first_occurrence(keys.reshape(B, n * n))
+    return first_occurrence(keys.reshape(B, n * n))
 
 
-def _lex_less(a, b):
+def lex_less(a, b):
     """Elementwise lexicographic ``a < b`` over the last axis."""
     diff = a != b
     first = np.argmax(diff, axis=-1)
@@ -278,12 +278,12 @@ def _lex_less(a, b):
     return np.any(diff, axis=-1) & (av < bv)
 
 
-def _block_mean(xp, y, labels):
+def block_mean(xp, y, labels):
     """Average the rows of y (B, n, w) over classes of equal labels (B, n).
 
     Labels are integers in ``0..n-1``; a sample whose labels are ``arange(n)`` has no
     classes to average. Runs of ties (0, 0, 1, 2, 2, ...) and first-occurrence labels
-    (orbits, orbitals: see :func:`_first_occurrence`) both qualify. Out of place, in the
+    (orbits, orbitals: see :func:`first_occurrence`) both qualify. Out of place, in the
     namespace ``xp`` of y (numpy or torch)."""
     B, n = y.shape[:2]
     device = labels.device

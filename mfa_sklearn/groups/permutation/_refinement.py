@@ -11,13 +11,13 @@ Signatures are compared exactly, as packed integer columns, and their dense rank
 the new colours. The colouring is canonical: relabelling the vertices relabels it the
 same way, so if the signatures of a sample are all distinct their lexicographic order
 is a canonical order of the rows, and the stabilizer of the sample is trivial. Repeated
-rounds converge to the stable colouring (:func:`_refine`). For generic inputs one round
+rounds converge to the stable colouring (:func:`refine`). For generic inputs one round
 already separates every vertex (almost every random graph is labelled canonically by
 its degree sequence refined once, Babai, Erdos and Selkow); samples it leaves with equal
 colours (symmetric or repeated rows, regular graphs) need the canonical labeling search
 of nauty, which takes the refined colouring as its initial ordered partition.
 
-Edge values become exact integer codes first (:func:`_edge_codes`): injective and
+Edge values become exact integer codes first (:func:`edge_codes`): injective and
 monotone per edge field, so that the codes order samples like the values do.
 
 References
@@ -34,10 +34,10 @@ Efficiency. ICML 2024, arXiv:2406.07598.
 import numpy as np
 
 from .._namespace import take_rows
-from ._ranking import _lexsort_rows, _pack, _ranks
+from ._ranking import lexsort_rows, pack, ranks
 
 
-def _refine_once(crank, pair_cols, ranges):
+def refine_once(crank, pair_cols, ranges):
     """One round of colour refinement, vectorized over the batch.
 
     Parameters
@@ -75,45 +75,45 @@ def _refine_once(crank, pair_cols, ranges):
         rank = crank.copy()
         rest = np.flatnonzero(~done)
         if len(rest):
-            order[rest], distinct[rest], rank[rest] = _refine_once(
+            order[rest], distinct[rest], rank[rest] = refine_once(
                 crank[rest], [col[rest] for col in pair_cols], ranges)
         return order, distinct, rank
     others = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n   # (n, n-1), j != i
     rows = np.arange(n)[:, None]
     cols = [col[:, rows, others] for col in pair_cols] + [crank[:, others]]
-    packed, spans = _pack(cols, list(ranges) + [n], return_spans=True)
+    packed, spans = pack(cols, list(ranges) + [n], return_spans=True)
     packed = np.stack(packed, axis=-1)                                # (B, n, n-1, c)
     c = packed.shape[-1]
     flat = packed.reshape(B * n, n - 1, c)
-    pair_order = _lexsort_rows(flat)                 # sort the multiset per row
+    pair_order = lexsort_rows(flat)                 # sort the multiset per row
     sorted_pairs = take_rows(np, flat, pair_order)
     # signature columns, packed again (e.g. 7 pairs of a 0/1 graph per int64)
     sorted_pairs = sorted_pairs.reshape(B, n, (n - 1) * c)
-    signature = _pack([crank] + [sorted_pairs[:, :, p] for p in range((n - 1) * c)],
+    signature = pack([crank] + [sorted_pairs[:, :, p] for p in range((n - 1) * c)],
                       [n] + spans * (n - 1))
     signature = np.stack(signature, axis=-1)                          # (B, n, columns)
-    order = _lexsort_rows(signature)
-    rank, runs = _ranks(take_rows(np, signature, order), order)
+    order = lexsort_rows(signature)
+    rank, runs = ranks(take_rows(np, signature, order), order)
     return order, runs[:, -1] == n - 1, rank
 
 
-def _refine(crank, pair_cols, ranges):
+def refine(crank, pair_cols, ranges):
     """Colour refinement until every vertex of a sample is distinct or its partition
-    stops splitting; arguments and returns as for :func:`_refine_once`.
+    stops splitting; arguments and returns as for :func:`refine_once`.
 
     From uniform colours one round only tells vertices apart by their degrees, so the
     samples that still tie are refined again as long as a round adds colours."""
-    order, distinct, rank = _refine_once(crank, pair_cols, ranges)
+    order, distinct, rank = refine_once(crank, pair_cols, ranges)
     todo = np.flatnonzero(~distinct & (rank.max(axis=1) > crank.max(axis=1)))
     while len(todo):
         before = rank[todo].max(axis=1)
-        order[todo], distinct[todo], rank[todo] = _refine_once(
+        order[todo], distinct[todo], rank[todo] = refine_once(
             rank[todo], [c[todo] for c in pair_cols], ranges)
         todo = todo[~distinct[todo] & (rank[todo].max(axis=1) > before)]
     return order, distinct, rank
 
 
-def _edge_codes(A):
+def edge_codes(A):
     """Exact integer codes of the edge values (B, n, n, w), one (B, n, n) column per
     edge field, with their ranges: ``value - min`` for small integer values (0/1
     graphs), else ranks among the batch's distinct values. Codes are injective and

@@ -47,9 +47,9 @@ import numpy as np
 from ...exceptions import FrameTooLargeError
 from .._base import Frame
 from .._namespace import take_rows
-from ._nauty import _automorphisms, _canonical_order, _import_pynauty, _layered_graph
-from ._parts import _Recipe, _SearchPart
-from ._ranking import _lex_less, _lexsort_rows
+from ._nauty import automorphisms, canonical_order, import_pynauty, layered_graph
+from ._parts import Recipe, SearchPart
+from ._ranking import lex_less, lexsort_rows
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class _Choice:
 
     Attributes
     ----------
-    recipe : _Recipe
+    recipe : Recipe
         Twin classes and the kept class orders.
     perms : ndarray of shape (m, n)
         Row orders of the m kept elements (the first is the canonical order).
@@ -78,7 +78,7 @@ class _Choice:
         The G-frames' Frame class.
     """
 
-    recipe: _Recipe
+    recipe: Recipe
     perms: Any
     H: Any
     t: Any
@@ -95,16 +95,16 @@ class _Choice:
         return np.full(m, 1.0 / m)
 
 
-def _search_frames(data, graph, index, max_frame_size):
+def search_frames(data, graph, index, max_frame_size):
     """Canonical labeling with nauty and the candidate choice for the samples ``index``
-    of the batch ``data`` with invariant graph ``graph``: a :class:`_SearchPart`."""
-    pynauty = _import_pynauty(index)
+    of the batch ``data`` with invariant graph ``graph``: a :class:`SearchPart`."""
+    pynauty = import_pynauty(index)
     Q = graph.quantised(index)
     choices = [_search_one(pynauty, data, graph, Q[i], int(b), max_frame_size)
                for i, b in enumerate(index)]
     S = max(len(c.perms) for c in choices)
     names = choices[0].diagnostics
-    return _SearchPart(
+    return SearchPart(
         index=index,
         perms=np.stack([_pad(c.perms, S) for c in choices]),
         H=np.stack([_pad(c.H, S) for c in choices]),
@@ -151,7 +151,7 @@ def _search_one(pynauty, data, graph, Q, b, max_frame_size):
     tie_size = float(np.prod([math.factorial(int(c)) for c in counts]))
     # runs of twins in canonical order: classes are contiguous, in order cand[rep_a]
     runs = np.repeat(np.arange(n_classes), counts[cand[rep_a]])
-    return _Choice(recipe=_Recipe(twin, counts, cand[kept]), perms=row_orders[kept],
+    return _Choice(recipe=Recipe(twin, counts, cand[kept]), perms=row_orders[kept],
                    H=frames.H[kept, 0], t=None if frames.t is None else frames.t[rep_a],
                    runs=runs, frame_size=len(kept) * tie_size,
                    n_candidate_groups=_count_groups(canon, tol),
@@ -172,19 +172,19 @@ def _label(pynauty, Q, edges, rep, cell, b, max_frame_size):
     # undirected label of {i, j}: the ordered pair (min, max) of the blocks B, B^T
     swapped = np.concatenate([np.swapaxes(Qc, 2, 3).reshape(N, N, k * k), labels],
                              axis=2)
-    less = _lex_less(block, swapped)[..., None]
+    less = lex_less(block, swapped)[..., None]
     label_keys = np.concatenate([np.where(less, block, swapped),
                                  np.where(less, swapped, block)], axis=2)
     iu, ju = np.triu_indices(N, 1)
     _, labels = np.unique(label_keys[iu, ju], axis=0, return_inverse=True)
-    g = _layered_graph(pynauty, N, labels.ravel(), cell)
-    gens, size, _ = _automorphisms(pynauty, g, N)
+    g = layered_graph(pynauty, N, labels.ravel(), cell)
+    gens, size, _ = automorphisms(pynauty, g, N)
     if size > max_frame_size:
         raise FrameTooLargeError(
             f"sample {b}: the symmetry group found for this sample has "
             f"{size:.0f} elements, above max_frame_size={max_frame_size}; raise "
             "max_frame_size, or use fewer symmetric samples")
-    lab = _canonical_order(pynauty, g, N)
+    lab = canonical_order(pynauty, g, N)
     return lab, _enumerate_group(gens, N, max_frame_size, b)
 
 
@@ -204,7 +204,7 @@ def _candidates(data, b, twin, counts, cand):
     position = np.argsort(cand, axis=1)                      # class -> place
     keys = np.concatenate([position[:, twin][..., None].astype(np.float64),
                            canon_rows], axis=2)
-    row_orders = _lexsort_rows(keys)                          # (A, n)
+    row_orders = lexsort_rows(keys)                          # (A, n)
     canon = take_rows(np, canon_rows, row_orders)
     return frames, canon, row_orders
 

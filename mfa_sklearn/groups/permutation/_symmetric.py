@@ -33,17 +33,17 @@ McKay, Piperno. Practical graph isomorphism, II. J. Symbolic Computation 60, 201
 
 import numpy as np
 
-from .._base import FIELD_KINDS, Group, _to_numpy, as_list, check_kind
+from .._base import FIELD_KINDS, Group, as_list, check_kind, to_numpy
 from .._namespace import get_namespace, take_rows
 from . import _nauty
-from ._absent import _batch_shape, _frame_of_present, _present_mask
-from ._frame import PermutationElement, _Labeling
-from ._inputs import _check_edges, _check_per_row, _edge_matrix
-from ._ranking import _dense_rank, _lexsort_rows, _runs, _tie_sizes
-from ._refinement import _edge_codes, _refine
+from ._absent import batch_shape, frame_of_present, present_mask
+from ._frame import Labeling, PermutationElement
+from ._inputs import check_edges, check_per_row, edge_matrix_of
+from ._ranking import dense_rank, lexsort_rows, tie_runs, tie_sizes
+from ._refinement import edge_codes, refine
 
 
-class _PermutationBase(Group):
+class PermutationBase(Group):
     """What S_n and its products share: all per-row fields define the frame."""
 
     #: the frame takes every per-row field (scalars for the order and colours)
@@ -103,7 +103,7 @@ class _PermutationBase(Group):
         PermutationFrame
         """
         self._check_method(method)
-        mask = _present_mask(present, *(_batch_shape(points, vectors, scalars, others,
+        mask = present_mask(present, *(batch_shape(points, vectors, scalars, others,
                                                      edges) or (0, 0)))
         if mask is None:
             return self._frame_all_present(as_list(points), as_list(vectors), scalars,
@@ -112,7 +112,7 @@ class _PermutationBase(Group):
         # one call per number of present rows (see ``_absent``)
         done = self._fast_frames_padded(mask, points, vectors, scalars, others, edges, tol,
                                         rule)
-        return _frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
+        return frame_of_present(self.frame, mask, points, vectors, scalars, others, edges,
                                  done=done, method=method, tol=tol, rule=rule)
 
     def _frame_all_present(self, points, vectors, scalars, others, edges, tol, rule):
@@ -138,7 +138,7 @@ class _PermutationBase(Group):
         return xp.take_along_axis(x, sigma[:, None, :, None], axis=2)
 
 
-class PermutationGroup(_PermutationBase):
+class PermutationGroup(PermutationBase):
     """The symmetric group S_n permuting the rows of a set.
 
     The canonical order is the exact lexicographic order of the concatenated per-row
@@ -176,21 +176,21 @@ class PermutationGroup(_PermutationBase):
         with edge fields the graph's canonical labeling; ``tol`` and ``rule`` are
         ignored."""
         given = points + vectors + [a for a, _ in (others or [])] + as_list(scalars)
-        arrays = [_to_numpy(a) for a in given]
+        arrays = [to_numpy(a) for a in given]
         if as_list(edges):
             edges = as_list(edges)
-            labeling = _graph_labeling(self.name, [_to_numpy(a) for a in edges], arrays,
+            labeling = _graph_labeling(self.name, [to_numpy(a) for a in edges], arrays,
                                        self.symmetrize)
             return labeling.frame(edges[0], symmetrize=self.symmetrize)
         if not arrays:
             raise ValueError("group S_n needs at least one per-row field")
-        _check_per_row(self.name, arrays, "a field")
+        check_per_row(self.name, arrays, "a field")
         keys = np.concatenate([a.astype(np.float64, copy=False) for a in arrays],
                               axis=2) + 0.0   # -0.0 == 0.0
-        order = _lexsort_rows(keys)
-        runs = _runs(take_rows(np, keys, order))
+        order = lexsort_rows(keys)
+        runs = tie_runs(take_rows(np, keys, order))
         B = keys.shape[0]
-        labeling = _Labeling(order[:, None], np.ones((B, 1)), runs, _tie_sizes(runs),
+        labeling = Labeling(order[:, None], np.ones((B, 1)), runs, tie_sizes(runs),
                              labeling_path=np.full(B, "fast"),
                              n_candidate_groups=np.ones(B, dtype=np.int64))
         return labeling.frame(given[0])
@@ -286,18 +286,18 @@ def _graph_labeling(name, edges, nodes, symmetrize):
 
     Returns
     -------
-    _Labeling
+    Labeling
         ``runs`` holds the orbits, ``orbitals`` the orbitals of Aut (canonical order).
     """
-    _check_edges(name, edges, nodes)
-    A = _edge_matrix(name, edges, symmetrize)
+    check_edges(name, edges, nodes)
+    A = edge_matrix_of(name, edges, symmetrize)
     B, n = A.shape[:2]
     diag = np.arange(n)
     colours = np.concatenate([A[:, diag, diag]] + [a.astype(np.float64) for a in nodes],
                              axis=2) + 0.0
-    crank = _dense_rank(colours)
-    codes, wide = _edge_codes(A)
-    order, distinct, rank = _refine(crank, codes, wide)
+    crank = dense_rank(colours)
+    codes, wide = edge_codes(A)
+    order, distinct, rank = refine(crank, codes, wide)
 
     perms = order.copy()
     runs = np.broadcast_to(np.arange(n), (B, n)).copy()
@@ -306,10 +306,10 @@ def _graph_labeling(name, edges, nodes, symmetrize):
     path = np.full(B, "fast", dtype="<U6")
     slow = np.flatnonzero(~distinct)
     if len(slow):
-        pynauty = _nauty._import_pynauty(slow)
+        pynauty = _nauty.import_pynauty(slow)
         for b in slow:
-            perms[b], runs[b], orbitals[b], size[b] = _nauty._nauty_graph(pynauty, A[b],
+            perms[b], runs[b], orbitals[b], size[b] = _nauty.nauty_graph(pynauty, A[b],
                                                                           rank[b])
             path[b] = "search"
-    return _Labeling(perms[:, None], np.ones((B, 1)), runs, size, labeling_path=path,
+    return Labeling(perms[:, None], np.ones((B, 1)), runs, size, labeling_path=path,
                      n_candidate_groups=np.ones(B, dtype=np.int64), orbitals=orbitals)
