@@ -48,7 +48,7 @@ def _padded(arrays, n_max, width, name):
     return out, counts
 
 
-def join_atoms(pos, numbers, velocities=None, *, three_d=False):
+def padded_to_X(pos, numbers, velocities=None, *, three_d=False):
     """X and its fields from padded (n_systems, n_max, 3) positions, (n_systems, n_max)
     atomic numbers and optional (n_systems, n_max, 3) velocities."""
     fields = _fields(velocities is not None)
@@ -111,7 +111,7 @@ def atoms_to_X(atoms_list, *, velocities=False, three_d=False, n_max=None):
     if velocities:
         vel, _ = _padded([a.get_velocities() for a in atoms_list], pos.shape[1], 3,
                          "atoms_list")
-    return join_atoms(pos, numbers[..., 0], vel, three_d=three_d)
+    return padded_to_X(pos, numbers[..., 0], vel, three_d=three_d)
 
 
 def _pick(layout, kind, name, preferred):

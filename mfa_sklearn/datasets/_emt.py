@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from sklearn.utils import Bunch
 
-from ..atoms import join_atoms
+from ..atoms import padded_to_X
 from ..exceptions import MissingDependencyError
 from ._checks import check_float, check_int, check_rng
 
@@ -528,7 +528,7 @@ def make_emt_clusters(n_samples=3000, *, elements="Cu", n_atoms=None,
     P = np.where(mask, P, np.nan)
     forces = np.where(mask, rows(snap_F), np.nan).reshape(len(traj), -1)
     V = None if snap_vel is None else np.where(mask, rows(snap_vel), np.nan)
-    X, fields = join_atoms(P, np.where(present, Z, np.nan)[traj].astype(np.float64), V)
+    X, fields = padded_to_X(P, np.where(present, Z, np.nan)[traj].astype(np.float64), V)
     formulas = np.array(["".join(f"{s}{c if c > 1 else ''}" for s, c in zip(symbols, row)
                                  if c) for row in comp])
     data = Bunch(X=X, energy=rows(energy), forces=forces, fields=fields,
