@@ -282,7 +282,7 @@ class LorentzGroup(Group):
         magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
 
         selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,
-                                signature=signature)
+                                signature=signature, gram=gram)
         W, rank, norms, signs = selection[:4]
         found = [rank > j for j in range(d)]
         if self.special:

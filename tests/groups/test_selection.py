@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mfa_sklearn.groups import get_group
-from mfa_sklearn.groups._selection import dot_rows
+from mfa_sklearn.groups._namespace import sum_rows
+from mfa_sklearn.groups._selection import dot_rows, metric_scale
 from tests._helpers import generic, low_rank
 
 
@@ -50,6 +51,21 @@ def test_a_samples_frame_does_not_depend_on_its_batch(name, rank_deficient, extr
         assert_same_bits(alone.H, batch.H[i:i + 1])
         if batch.t is not None:
             assert_same_bits(alone.t, batch.t[i:i + 1])
+
+
+@pytest.mark.parametrize("B", [1, 5])
+def test_metric_scale_from_a_given_gram_matrix(B):
+    # the Lorentz frame hands the Gram matrix it computed to the selection's scale
+    rng = np.random.default_rng(B)
+    Z = list(rng.normal(size=(4, 12, B)))
+    signature = (1.0, -1.0, -1.0, -1.0)
+    gram = [[sum_rows(np, Z[k] * Z[m]) for m in range(4)] for k in range(4)]
+    assert_same_bits(metric_scale(Z, signature, gram), metric_scale(Z, signature))
+    # and it is the Frobenius norm of Z eta Z^T
+    rows = np.stack(Z, axis=-1).transpose(1, 0, 2)                # (B, m, d)
+    expected = np.linalg.norm(rows @ np.diag(signature) @ rows.transpose(0, 2, 1),
+                              axis=(1, 2))
+    np.testing.assert_allclose(metric_scale(Z, signature), expected, rtol=1e-12)
 
 
 def assert_same_bits(a, b):
