@@ -43,7 +43,9 @@ class RankDeficientError(ValueError):
 
 
 class FrameDegeneracyWarning(UserWarning):
-    """Fewer frame vectors were found than the data's rank (e.g. lightlike rows)."""
+    """Fewer frame vectors were found than the data's rank (e.g. lightlike rows), or
+    the frames amplify rounding errors so much that symmetry holds only approximately
+    (Lorentz frames with large boosts)."""
 
 
 def first_indices(mask_or_indices, limit=10):

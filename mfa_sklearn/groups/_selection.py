@@ -414,8 +414,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, gr
     rule : {"pivoted", "first", "first_above"}
     floor : array of shape (B,), optional
         Squared residuals at or below it are never eligible: the rounding level of
-        rows computed by cancellation (centred points), where the relative rule alone
-        would read noise as a direction.
+        rows computed by cancellation (centred points), or of Minkowski squares (then
+        only while no timelike vector is chosen), where the relative rule alone would
+        read noise as a direction.
     signature : tuple of +1/-1, optional
         Diagonal metric; None for the Euclidean (Hermitian for complex Z) product.
     gram : nested lists of arrays of shape (B,), optional
@@ -456,17 +457,19 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, gr
     scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature, gram)
     infinity = xp.full((), np.inf, dtype=scale.dtype, device=device)   # no host copy
 
-    def lowest_eligible(threshold):
+    def lowest_eligible(threshold, floor=floor):
         """|q| > threshold  <=>  |q| >= lowest_eligible(threshold)"""
         if floor is not None:
             threshold = xp.maximum(threshold, floor)
         return xp.nextafter(threshold, infinity)
 
-    above = lowest_eligible(tol * tol * scale)
-    if signature is not None:
+    if signature is None:
+        above = lowest_eligible(tol * tol * scale)
+    else:
         # Minkowski squares: tol * s while a residual may be nearly null, tol^2 * s once
         # a timelike vector is chosen and the residuals lie in its definite complement
-        above, above_definite = lowest_eligible(tol * scale), above
+        above = lowest_eligible(tol * scale)
+        above_definite = lowest_eligible(tol * tol * scale, None)
     columns = xp.arange(B, device=device)
     rank = xp.zeros((B,), dtype=xp.int64, device=device)
     have_timelike = xp.zeros((B,), dtype=xp.bool, device=device)

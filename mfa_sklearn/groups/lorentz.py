@@ -73,8 +73,7 @@ complement, where ``-<v, v>_eta`` is the squared Euclidean norm of ``v`` in the 
 frame of that vector and nothing is nearly null, so ``|<v, v>_eta| > tol^2 * s``, as for
 Euclidean residuals. (With ``tol * s`` there, rows independent to about ``sqrt(tol)``,
 e.g. four massive momenta whose rest-frame momenta nearly share a plane, lost a
-direction: 79 of 40 000 random sets of four unit-mass particles.) The diagnostic
-``n_lightlike_rows`` counts the data rows with ``|<x_i, x_i>_eta| <= tol * s``.
+direction: 79 of 40 000 random sets of four unit-mass particles.)
 Canonical coordinates that vanish in exact arithmetic are set to exactly 0 at or below
 ``8 d eps max_i |x_i| max_jk |H_jk|`` (Euclidean sizes; the entries of ``H`` grow with
 the boost). Before any product, each sample's rows are multiplied by the power of two
@@ -85,6 +84,31 @@ fourth powers of the entries) overflows float64 for rows near ``1e77`` and under
 for rows near ``1e-77`` otherwise. The factor is exact and every rounded operation
 commutes with it, so the frame is that of the unscaled rows bit for bit (``H`` is
 scale-free) and the snapping level is scaled back exactly.
+
+**Rounding floor.** Until a timelike vector is chosen, the threshold is raised to the
+rounding level of the products, ``32 d eps max_i |z_i|^2`` (Euclidean sizes of the rows
+the selection sees; the definite complement needs no floor): a Minkowski square below
+it is zero to working precision, with room for the rounding of data that were computed
+themselves (lightlike rows boosted and rounded have squares up to about
+``18 eps max_i |z_i|^2``). Without it, rows that are all lightlike and
+collinear (massless momenta along one direction, whose total is lightlike too) have
+``s`` and every residual made of rounding noise once they are boosted, the relative
+test admitted the noise, and normalising it gave frames of arbitrary size: canonical
+inputs that broke the symmetry or overflowed. With it they get no frame vector, the
+zero canonical input and a ``FrameDegeneracyWarning``, in every frame. The floor is not
+Lorentz-invariant, but it only decides about squares that the arithmetic cannot tell
+from zero. The diagnostic ``n_lightlike_rows`` counts the data rows with
+``|<x_i, x_i>_eta|`` at or below ``tol * s`` or the floor.
+
+**Conditioning.** A frame that boosts by ``gamma`` (the diagnostic ``boost``, the
+largest entry of ``H``) maps rows of Euclidean size ``|x|`` to canonical rows as small
+as ``|x| / gamma``, computed with errors of about ``eps |x| gamma``: relative errors of
+about ``eps gamma^2``, and row choices that close to a tie can differ between a sample
+and its transformed copy. Nearly lightlike systems (nearly collinear massless momenta,
+spread ``theta``: ``gamma ~ 1 / theta``) are therefore symmetric only to about
+``eps / theta^2``. Where ``gamma > eps^(-1/4)`` (about 8 000 for float64 data, 58 for
+float32), i.e. errors above ``sqrt(eps)``, a ``FrameDegeneracyWarning`` names the
+samples.
 
 **Stabilizers.** A sample with ``r < d`` frame vectors gets zero rows beyond its span.
 
@@ -131,18 +155,23 @@ ANCHORS = ("total", "cumsum", "none")
 class LorentzFrame(Frame):
     """Frames of a Lorentz group: rows of ``H`` are eta-orthonormal (zero rows project).
 
-    Adds the diagnostic ``n_lightlike_rows`` to those of :class:`Frame`, and maps
-    inputs to the canonical frame with ``H^{-1} = eta H^T eta``.
+    Adds the diagnostics ``n_lightlike_rows`` and ``boost`` to those of :class:`Frame`,
+    and maps inputs to the canonical frame with ``H^{-1} = eta H^T eta``.
 
     Parameters
     ----------
     H, t, rank, conditioning, projected, projection_is_average :
         As for :class:`Frame` (``t`` is always None: no translations).
     n_lightlike_rows : array of shape (B,), optional
-        Number of frame-defining rows with ``|<x_i, x_i>| <= tol * s`` per sample.
+        Number of frame-defining rows with Minkowski squares at or below the
+        eligibility threshold per sample (see the module docstring, 'Tolerances').
+    boost : array of shape (B,), optional
+        Largest absolute entry of ``H`` per sample: 1 for a frame without a boost,
+        ``gamma`` for a boost by ``gamma`` (0 where no frame vector was found).
+        Canonical inputs carry relative rounding errors of about ``eps * boost^2``.
     """
 
-    diagnostic_names = Frame.diagnostic_names + ("n_lightlike_rows",)
+    diagnostic_names = Frame.diagnostic_names + ("n_lightlike_rows", "boost")
 
     def _apply_inverse(self, x):
         """``x eta H^T eta`` for x of shape (B, 1, n, d)."""
@@ -274,7 +303,11 @@ class LorentzGroup(Group):
                 gram[k][m] = gram[m][k] = sum_rows(xp, Z[k] * Z[m])
         scale = xp.sqrt(xp.abs(sum(signature[k] * signature[m] * gram[k][m] ** 2
                                    for k in range(d) for m in range(d))))
-        lightlike = xp.abs(dot_rows(rows, rows, signature=signature)) <= tol * scale
+        # Minkowski squares at or below the rounding level of their entries are zero
+        # (see 'Rounding floor')
+        floor = (32.0 * d * eps) * xp.max(sum(Zk * Zk for Zk in Z), axis=0)
+        lightlike = (xp.abs(dot_rows(rows, rows, signature=signature))
+                     <= xp.maximum(tol * scale, floor))
         if present is not None:
             lightlike = lightlike & (weights > 0)
         n_lightlike = xp.sum(xp.astype(lightlike, xp.int64), axis=0)
@@ -282,7 +315,7 @@ class LorentzGroup(Group):
         magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
 
         selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,
-                                signature=signature, gram=gram)
+                                floor=floor, signature=signature, gram=gram)
         W, rank, norms, signs = selection[:4]
         found = [rank > j for j in range(d)]
         if self.special:
@@ -302,15 +335,17 @@ class LorentzGroup(Group):
             numerical_rank = _numerical_rank(xp, arrays, tol)
             degenerate = rank < numerical_rank
             self._warn_degenerate(xp, degenerate, rank, numerical_rank)
+        boost = xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1)
+        if on_host(boost):
+            self._warn_boost(boost, eps)
         frame = LorentzFrame(H[:, None], rank=rank,
                              conditioning=residual_conditioning(xp, norms, rank),
                              projected=~full,
                              projection_is_average=full | (compact & ~degenerate),
-                             n_lightlike_rows=n_lightlike)
+                             n_lightlike_rows=n_lightlike, boost=boost)
         # rounding level of the canonical coordinates x eta H^T eta (see Frame.snap):
         # Euclidean size of the rows times that of H, which grows with the boost
-        frame.snap_level = ((8.0 * d * work_eps(xp)) * magnitude * inverse
-                            * xp.max(xp.reshape(xp.abs(H), (-1, d * d)), axis=1))
+        frame.snap_level = (8.0 * d * work_eps(xp)) * magnitude * inverse * boost
         frame.row_breaks = selection.breaks
         return identity_where_empty(xp, frame, present)
 
@@ -367,6 +402,22 @@ class LorentzGroup(Group):
             f"rank of their rows (e.g. {int(r[0])} of {int(full[0])}): lightlike "
             f"residuals were left out (anchor={self.anchor!r}), so the canonical input "
             f"loses those directions{hint}.", FrameDegeneracyWarning, stacklevel=3)
+
+    def _warn_boost(self, boost, eps):
+        """Warn where rounding errors of about ``eps * boost^2`` exceed ``sqrt(eps)``
+        (see the module docstring, 'Conditioning')."""
+        bad = np.asarray(to_numpy(boost)) > eps ** -0.25
+        if not bad.any():
+            return
+        largest = float(np.asarray(to_numpy(boost))[bad].max())
+        warnings.warn(
+            f"group {self.name}: {first_indices(bad)} have frames that boost by factors up to "
+            f"{largest:.3g}: their rows are nearly lightlike as a whole (e.g. nearly "
+            f"collinear massless momenta), so their canonical inputs carry relative "
+            f"rounding errors up to about {eps * largest ** 2:.1g}, and row choices that "
+            "close to a tie can differ between a sample and its transformed copy: "
+            "symmetry holds only to that accuracy. See frame_diagnostics()['boost'].",
+            FrameDegeneracyWarning, stacklevel=3)
 
     # ------------------------------------------------------------- elements
     def random_element(self, size, random_state=None, *, beta_max=0.99,

@@ -231,6 +231,58 @@ def test_lightlike_jet_with_anchor(name, anchor):
         assert np.max(np.abs(c[:, 1:])) <= 1e-12 * np.max(mass)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("anchor", ANCHORS)
+@pytest.mark.parametrize("name", NAMES + SMALL_NAMES)
+def test_boosted_collinear_lightlike_rows_get_no_frame(name, anchor, dtype):
+    """Massless momenta along one direction, whose total is lightlike too: once boosted
+    (or rounded) every Minkowski product is rounding noise. Nothing is eligible below
+    the rounding floor: r = 0, zero canonical input and a FrameDegeneracyWarning, for
+    the sample and its transformed copy alike. Without the floor the noise was
+    normalised into frames of any size: broken symmetry, or canonical inputs that
+    overflowed (one sample of three rows of size 1 was enough)."""
+    G = group(name, anchor)
+    d, B, n = G.d, 40, 6
+    rng = np.random.default_rng(12)
+    direction = rng.standard_normal((B, 1, d - 1))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    energy = rng.uniform(0.5, 2.0, (B, n, 1))
+    x = np.concatenate([energy, energy * direction], axis=-1)
+    gx = G.act(G.random_element(B, random_state=13), x)
+    for rows in (x, gx):
+        rows = rows.astype(dtype)
+        with pytest.warns(FrameDegeneracyWarning, match="fewer frame vectors"):
+            f = G.frame(rows)
+        np.testing.assert_array_equal(f.rank, 0)
+        np.testing.assert_array_equal(f.n_lightlike_rows, n)
+        assert np.all(f.to_canonical(rows, "vector") == 0.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nearly_lightlike_systems_warn_of_their_boost(name):
+    """Nearly collinear massless momenta (spread theta) have frames that boost by about
+    1 / theta: relative rounding errors of about eps / theta^2. The diagnostic ``boost``
+    shows it, and boosts above eps^(-1/4) warn; moderate ones stay silent and exact."""
+    G = get_group(name)
+    rng = np.random.default_rng(14)
+
+    def jets(spread, B=50, n=6):
+        u = np.array([0.0, 0.0, 1.0]) + spread * rng.standard_normal((B, n, 3))
+        u /= np.linalg.norm(u, axis=-1, keepdims=True)
+        energy = rng.uniform(0.5, 2.0, (B, n, 1))
+        return np.concatenate([energy, energy * u], axis=-1)
+
+    x = jets(1e-5)
+    with pytest.warns(FrameDegeneracyWarning, match="boost by factors up to"):
+        f = G.frame(x)
+    assert np.all(f.boost > 1e4) and np.all(f.rank == 4)
+    x = jets(0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FrameDegeneracyWarning)
+        f, _ = check_equivariant(G, x, case=f"{name} jet of spread 0.1")
+    assert np.all((f.boost >= 1.0) & (f.boost < 1e3))
+
+
 def test_toy_jets_dataset_frames():
     """make_toy_jets: SO(1,3) frames of full rank with the default anchor."""
     from mfa_sklearn.datasets import make_toy_jets
