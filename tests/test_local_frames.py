@@ -269,6 +269,29 @@ def test_sum_kernel_equals_explicit_sum():
     np.testing.assert_allclose(model.predict(X), expected, rtol=1e-9, atol=1e-9)
 
 
+def test_sum_kernel_with_a_callable_kernel_gets_its_kernel_params_only():
+    # as KernelRidge calls a callable kernel: kernel_params, not gamma/degree/coef0
+    rng = np.random.default_rng(6)
+    X = generic(rng, n_systems=12)
+    y = rng.normal(size=12)
+
+    def rbf(a, b, width):
+        return np.exp(-np.sum((a - b) ** 2) / width)
+
+    kw = dict(fields=FIELDS, cutoff=4.0, n_neighbors=5)
+    by_name = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=0.1, alpha=0.5),
+                                  **kw).fit(X, y)
+    called = LocalFrameRegressor(KernelRidge(kernel=rbf, kernel_params={"width": 10.0},
+                                             alpha=0.5), **kw).fit(X, y)
+    np.testing.assert_allclose(called.predict(X), by_name.predict(X), rtol=1e-9)
+
+
+def test_sum_target_names_the_kernel_method_it_needs():
+    X = generic(np.random.default_rng(6), n_systems=8)
+    with pytest.raises(TypeError, match=r"target='sum' needs a kernel method.*Ridge has none"):
+        LocalFrameRegressor(Ridge(), fields=FIELDS, cutoff=4.0).fit(X, np.zeros(8))
+
+
 def test_scalar_targets_per_atom_are_invariant():
     rng = np.random.default_rng(7)
     X = generic(rng)

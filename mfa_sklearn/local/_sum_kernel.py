@@ -26,9 +26,18 @@ def indicator(system, n_systems):
 
 
 def kernel_parameters(estimator):
-    """The kernel of a kernel method (``kernel`` plus ``gamma``, ``degree``, ``coef0``,
-    ``kernel_params`` where it has them), as ``pairwise_kernels`` takes it."""
+    """The kernel of a kernel method, as ``pairwise_kernels`` takes it: by name with
+    ``gamma``, ``degree``, ``coef0`` (where the estimator has them) and
+    ``kernel_params``; a callable of two feature rows with ``kernel_params`` only, as
+    ``KernelRidge`` calls it."""
     params = estimator.get_params(deep=False)
+    if "kernel" not in params:
+        raise TypeError(
+            f"target='sum' needs a kernel method as the estimator (one with a 'kernel' "
+            f"parameter, such as KernelRidge or SVR): the system kernel is the sum of its "
+            f"kernel over the atom pairs of two systems. {type(estimator).__name__} has "
+            "none. For other regressors use LocalFrameFeaturizer (pooled atom features) "
+            "in a pipeline with it, or per-atom targets (target='scalar' or 'vector').")
     kernel = params["kernel"]
     if isinstance(kernel, str) and kernel == "precomputed":
         raise ValueError("target='sum' computes the system kernel itself from the inner "
@@ -37,6 +46,8 @@ def kernel_parameters(estimator):
     if not (isinstance(kernel, str) or callable(kernel)):
         raise ValueError(f"target='sum' needs a kernel given by name or as a callable of "
                          f"two feature arrays; got {type(kernel).__name__}")
+    if callable(kernel):
+        return kernel, dict(params.get("kernel_params") or {})
     extra = {key: params[key] for key in ("gamma", "degree", "coef0") if key in params}
     if isinstance(extra.get("gamma"), str):
         raise ValueError(f"target='sum' needs a numeric gamma (or None); got "
