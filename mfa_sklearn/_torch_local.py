@@ -414,8 +414,12 @@ def pack_targets(energy, forces):
     ((2, 10), dtype('float32'))
     """
     energy = np.asarray(energy, dtype=np.float32).reshape(-1, 1)
-    forces = np.asarray(forces, dtype=np.float32).reshape(len(energy), -1)
-    return np.concatenate([energy, forces], axis=1)
+    forces = np.asarray(forces, dtype=np.float32)
+    if forces.ndim not in (2, 3) or len(forces) != len(energy):
+        raise ValueError(f"energy and forces must describe the same systems: energy "
+                         f"{len(energy)} values, forces of shape {forces.shape} (expected "
+                         f"({len(energy)}, n * d) or ({len(energy)}, n, d))")
+    return np.concatenate([energy, forces.reshape(len(energy), -1)], axis=1)
 
 
 class EnergyForceLoss(nn.Module):

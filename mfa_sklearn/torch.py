@@ -257,9 +257,7 @@ class FrameAveraged(nn.Module):
             raise ValueError("group=None has no frames; set a group to canonicalize")
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
-        plan = FramePlan.resolve(self.group_, self.fields, self.frame_fields,
-                                 X.shape[1:], self.frame, self.row_rule, self.n_frames,
-                                 self.tie_band)
+        plan = self._plan(X)
         if mask is None:
             X, present = plan.prepare(X)
         else:
@@ -273,9 +271,18 @@ class FrameAveraged(nn.Module):
         with frame_precision(self.frame_dtype):
             Xc, frame = plan.canonicalize(X, tol=self.tol, detach=self.detach_frame,
                                           present=present)
-        if self.presence_column and not self.group_.permutes_rows:
+        if self._presence_columns:
             Xc = with_presence(Xc, plan.layout, present)
         return Xc, frame
+
+    def _plan(self, X):
+        return FramePlan.resolve(self.group_, self.fields, self.frame_fields, X.shape[1:],
+                                 self.frame, self.row_rule, self.n_frames, self.tie_band)
+
+    @property
+    def _presence_columns(self):
+        """Whether the backbone's inputs carry presence columns (rows kept in place)."""
+        return self.presence_column and not self.group_.permutes_rows
 
     def forward(self, X, mask=None):
         """Frame-averaged output of the backbone.
@@ -295,8 +302,11 @@ class FrameAveraged(nn.Module):
             output mapped back by the frames, of the backbone's per-sample shape. NaN
             at absent rows (per-row outputs) and for samples without present rows.
         """
-        if self.group_ is None or len(X) == 0:
-            # an empty batch has no frames; the backbone gives the output's shape
+        if self.group_ is None:
+            return self.module(X)
+        if len(X) == 0:   # no frames: the backbone gives the output's shape
+            if self._presence_columns:
+                X = with_presence(X[:, None], self._plan(X).layout, None)[:, 0]
             return self.module(X)
         return self.from_canonical(*self.canonicalize(X, mask))
 

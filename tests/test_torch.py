@@ -700,6 +700,18 @@ def test_empty_batch_gives_an_empty_output(group, target):
     assert got.shape == (0, n_out)
 
 
+@pytest.mark.parametrize("three_d", [False, True])
+def test_empty_batch_gets_the_presence_columns_too(three_d):
+    # the backbone expects them: C + n inputs (2-D X), W + 1 per row (3-D X)
+    n_in = 4 if three_d else N_ROWS * 3 + N_ROWS
+    fa = FrameAveraged(torch.nn.Linear(n_in, 1).double(), group="E(3)",
+                       presence_column=True)
+    shape = (N_ROWS, 3) if three_d else (N_ROWS * 3,)
+    full = fa(torch.randn((4,) + shape, dtype=torch.float64))
+    empty = fa(torch.zeros((0,) + shape, dtype=torch.float64))
+    assert empty.shape == (0,) + full.shape[1:]
+
+
 @pytest.mark.parametrize("group, fields", [("graph", {"A": "edge"}),
                                            ("S_n", {"x": ("point", 2), "A": "edge"})])
 def test_empty_batch_of_graphs_gives_an_empty_output(group, fields):

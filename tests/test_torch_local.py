@@ -355,6 +355,8 @@ def test_errors():
         EnergyForceLoss(force_weight=-1)
     with pytest.raises(ValueError, match="pack_targets"):
         EnergyForceLoss()((torch.zeros(2), torch.zeros(2, 6)), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="same systems: energy 3 values, forces of shape"):
+        pack_targets(np.zeros(3), np.zeros((2, 5, 3)))
 
 
 def mixed_batch(seed=0):
