@@ -257,6 +257,16 @@ def test_empty_system_and_lone_atoms():
         assert forces.shape == empty.shape[:2] + (3,) and torch.isnan(forces).all()
 
 
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_systems_of_one_atom_without_a_neighbour_limit(first_vector):
+    # n_neighbors=None sizes the neighbour slots by the batch: none for lone atoms
+    # (the atom module's width is measured on one, so the class could not be built)
+    m = model(n_neighbors=None, first_vector=first_vector)
+    lone = torch.tensor(clusters(B=3, n=1, absent=False))
+    energy, forces = m.energy_and_forces(lone)
+    assert torch.isfinite(energy).all() and torch.all(forces == 0)
+
+
 def test_training_mode_keeps_the_force_graph():
     m = model().train()
     X = torch.tensor(clusters())

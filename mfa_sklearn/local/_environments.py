@@ -431,6 +431,8 @@ class LocalFrames:
         """``u`` of the module docstring, (A, d), from the relative positions r
         (A, k, d) of the neighbours ``has`` (A, k); zero where it is shorter than half
         the largest neighbour distance."""
+        if r.shape[1] == 0:     # no neighbour slots at all (lone atoms): zeros
+            return xp.sum(r, axis=1)
         distance = _safe_norm(xp, r, has)
         zero = xp.zeros_like(distance)
         weight = xp.where(has, cosine_weight(distance, self.cutoff), zero)
