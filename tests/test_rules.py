@@ -601,6 +601,19 @@ def test_tie_band_errors(params, match):
         FrameAveragingRegressor(**{"group": "E(3)", **params}).fit(X, y)
 
 
+@pytest.mark.parametrize("n, how_many", [(6, "up to 32 orders"), (12, "at least 233 orders"),
+                                         (64, "at least 17167680177565 orders")])
+def test_tie_band_refuses_too_many_orders_before_listing_them(n, how_many):
+    # a chain of n rows whose squared norms lie 0.01 apart, in a band of 0.02: n = 12
+    # listed 12! orders (MemoryError), n = 64 ran out of memory at once
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(n, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    X = (u * np.sqrt(1.0 - 0.01 * np.arange(n))[:, None]).reshape(1, -1)
+    with pytest.raises(ValueError, match=f"{how_many} of near-tied rows"):
+        FrameAveragingRegressor(group="S_n x O(3)", tie_band=0.2).fit(X, [1.0])
+
+
 def test_banded_torch_module():
     torch = pytest.importorskip("torch")
     from mfa_sklearn.torch import FrameAveraged

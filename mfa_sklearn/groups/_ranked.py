@@ -128,6 +128,13 @@ def near_tie_orders(keys, present, band):
         remaining[:, p] = np.where(near[:, p], remaining[:, p + 1] + 1, 0)
     rank = np.cumsum(new, axis=1)
     n_clusters = rank[:, -1] if n > 1 else np.zeros(B, np.int64)
+    # A cluster of m rows has at least F(m + 1) orders of nonzero weight (Fibonacci:
+    # any set of disjoint swaps of neighbours takes steps down smaller than b only),
+    # more than MAX_TIE_ORDERS from m = 8 on: refuse before listing m! orders.
+    longest = remaining.max(axis=1) + 1 if n > 1 else np.ones(B, np.int64)
+    if B and longest.max() >= _LONGEST_CLUSTER:
+        _too_many_orders(np.flatnonzero(longest >= _LONGEST_CLUSTER), band,
+                         f"at least {_fibonacci(int(longest.max()) + 1)}")
     sample = np.arange(B)
     perms = np.broadcast_to(np.arange(n), (B, n)).copy()
     for c in range(int(n_clusters.max()) if B else 0):
@@ -148,23 +155,40 @@ def near_tie_orders(keys, present, band):
             # back in sample order, each sample's identity first
             order = np.argsort(sample, kind="stable")
             sample, perms = sample[order], perms[order]
-    if len(perms) > B:
-        weight = _order_weights(np, keys[sample], perms,
-                                None if present is None else present[sample], band)
-        nonzero = weight > 0
-        sample, perms = sample[nonzero], perms[nonzero]
-    count = np.bincount(sample, minlength=B)
-    if B and count.max() > MAX_TIE_ORDERS:
-        worst = np.flatnonzero(count > MAX_TIE_ORDERS)
-        raise ValueError(
-            f"tie_band: samples {worst[:10].tolist()} have up to {int(count.max())} "
-            f"orders of near-tied rows (rows whose ranking keys lie within {band:g} of "
-            f"each other, in chains), more than the {MAX_TIE_ORDERS} that weighted "
-            "S_n x G frames have room for; use a smaller tie_band")
+        # the weights are products over the clusters (steps between clusters go up by b
+        # or more): orders of weight 0 go now, and too many orders stop the listing
+        if len(perms) > B:
+            weight = _order_weights(np, keys[sample], perms,
+                                    None if present is None else present[sample], band)
+            nonzero = weight > 0
+            sample, perms = sample[nonzero], perms[nonzero]
+        count = np.bincount(sample, minlength=B)
+        if B and count.max() > MAX_TIE_ORDERS:
+            _too_many_orders(np.flatnonzero(count > MAX_TIE_ORDERS), band,
+                             f"up to {int(count.max())}")
     slot = np.arange(len(sample)) - np.searchsorted(sample, sample)
     out = np.broadcast_to(np.arange(n), (B, MAX_TIE_ORDERS, n)).copy()
     out[sample, slot] = perms
     return out, count
+
+
+#: clusters of this many near-tied rows have more than MAX_TIE_ORDERS orders of weight
+_LONGEST_CLUSTER = 8
+
+
+def _fibonacci(k):
+    a, b = 0, 1
+    for _ in range(k):
+        a, b = b, a + b
+    return a
+
+
+def _too_many_orders(samples, band, how_many):
+    raise ValueError(
+        f"tie_band: samples {samples[:10].tolist()} have {how_many} orders of near-tied "
+        f"rows (rows whose ranking keys lie within {band:g} of each other, in chains), "
+        f"more than the {MAX_TIE_ORDERS} that weighted S_n x G frames have room for; use "
+        "a smaller tie_band")
 
 
 def _order_weights(xp, keys, perms, present, band):
