@@ -472,3 +472,33 @@ def test_process_workers_give_the_serial_canonical_forms(group):
     with parallel_config(backend="loky"):
         parallel = MinimalFrameCanonicalizer(group, n_jobs=2).fit(X).transform(X)
     np.testing.assert_array_equal(parallel, serial)
+
+
+def test_score_of_padded_per_row_targets():
+    # absent rows are NaN in y and in the predictions: each output column is scored on
+    # the samples where it is present (r2_score raised on the NaN, cross-validation and
+    # grid searches over the group scored NaN)
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.neighbors import KNeighborsRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8, 3))
+    for i in range(120):
+        X[i, rng.integers(3, 9):] = np.nan
+    y = (2.0 * X).reshape(120, -1) + 0.1 * rng.normal(size=(120, 24))
+    y[np.isnan(X.reshape(120, -1))] = np.nan
+    reg = FrameAveragingRegressor(KNeighborsRegressor(), group="E(3)", target="point")
+    reg.fit(X, y)
+    pred = reg.predict(X)
+    expected = np.mean([r2_score(y[~np.isnan(y[:, j]), j], pred[~np.isnan(y[:, j]), j])
+                        for j in range(24)])
+    assert reg.score(X, y) == pytest.approx(expected, rel=1e-12)
+    assert np.all(np.isfinite(cross_val_score(reg, X, y, cv=3)))
+    search = GridSearchCV(reg, {"group": ["E(3)", "SE(3)"]}, cv=3).fit(X, y)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    # without absent rows, the score is sklearn's
+    full = rng.normal(size=(60, 8, 3))
+    target = (2.0 * full).reshape(60, -1)
+    reg.fit(full, target)
+    assert reg.score(full, target) == r2_score(target, reg.predict(full))

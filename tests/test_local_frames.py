@@ -292,6 +292,22 @@ def test_sum_target_names_the_kernel_method_it_needs():
         LocalFrameRegressor(Ridge(), fields=FIELDS, cutoff=4.0).fit(X, np.zeros(8))
 
 
+def test_score_of_per_atom_targets_reads_the_present_atoms():
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import cross_val_score
+
+    rng = np.random.default_rng(7)
+    X = generic(rng)
+    F = targets(X, rng)
+    model = LocalFrameRegressor(Ridge(), target="vector", fields=FIELDS, cutoff=4.0,
+                                n_neighbors=5).fit(X, F)
+    y, pred = F.reshape(len(F), -1), model.predict(X).reshape(len(F), -1)
+    expected = np.mean([r2_score(y[~np.isnan(y[:, j]), j], pred[~np.isnan(y[:, j]), j])
+                        for j in range(y.shape[1])])
+    assert model.score(X, F) == pytest.approx(expected, rel=1e-12)
+    assert np.all(np.isfinite(cross_val_score(model, X, F, cv=3)))
+
+
 def test_scalar_targets_per_atom_are_invariant():
     rng = np.random.default_rng(7)
     X = generic(rng)
