@@ -39,3 +39,30 @@ def r2_of_present(y, y_pred, sample_weight=None):
         raise ValueError("y has no output present in two or more samples (NaN marks "
                          "absent rows): nothing to score")
     return float(np.mean(scores))
+
+
+class PresentRowsScoreMixin:
+    """``score`` for regressors of padded systems: :func:`r2_of_present` of ``predict``.
+
+    Put it before :class:`~sklearn.base.RegressorMixin` among the bases."""
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of ``predict(X)`` against y; per-row targets score their present rows.
+
+        As :meth:`sklearn.base.RegressorMixin.score` (the uniform average over the
+        outputs), except that per-row (per-atom) targets NaN at absent rows, as ``fit``
+        takes them, score each output column on the samples where it is present.
+
+        Parameters
+        ----------
+        X : array-like
+            Samples to predict, as ``predict`` takes them.
+        y : array-like of shape (n_samples,) or (n_samples, ...)
+            True targets, as ``fit`` takes them.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        return r2_of_present(y, self.predict(X), sample_weight)

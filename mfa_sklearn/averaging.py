@@ -35,7 +35,7 @@ from ._engine import (
     store_init_arguments,
     to_canonical,
 )
-from ._scoring import r2_of_present
+from ._scoring import PresentRowsScoreMixin
 from ._skorch import inner_inputs, inner_outputs
 from .exceptions import AbsentRowsError, LayoutError, NonFiniteInputError, first_indices
 from .groups._base import weighted_mean
@@ -236,7 +236,7 @@ class _BaseFrameAveraging(MetaEstimatorMixin, FrameEstimatorMixin, BaseEstimator
         return tags
 
 
-class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
+class FrameAveragingRegressor(PresentRowsScoreMixin, RegressorMixin, _BaseFrameAveraging):
     """Make any regressor exactly invariant or equivariant by minimal frame averaging.
 
     In ``fit``, every sample (and, for equivariant targets, its target) is mapped to
@@ -466,27 +466,6 @@ class FrameAveragingRegressor(RegressorMixin, _BaseFrameAveraging):
         if self._y_ndim == 1 and out.ndim == 2 and out.shape[1] == 1:
             out = out[:, 0]
         return out
-
-    def score(self, X, y, sample_weight=None):
-        """R^2 of ``predict(X)`` against y; per-row targets score their present rows.
-
-        As :meth:`sklearn.base.RegressorMixin.score` (the uniform average over the
-        outputs), except that per-row targets NaN at absent rows (as ``fit`` takes
-        them) score each output column on the samples where it is present.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, n_rows, width)
-            Samples to predict.
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            True targets, NaN at absent rows of per-row targets.
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        float
-        """
-        return r2_of_present(y, self.predict(X), sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -22,7 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from .._engine import COMMON_CONSTRAINTS, N_JOBS_CONSTRAINT, store_init_arguments
-from .._scoring import r2_of_present
+from .._scoring import PresentRowsScoreMixin
 from ..exceptions import NonFiniteInputError, first_indices
 from ..groups._selection import ROW_RULES
 from ._environments import LocalFrames
@@ -181,7 +181,8 @@ def _non_numeric(X, error):
     return error
 
 
-class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
+class LocalFrameRegressor(MetaEstimatorMixin, PresentRowsScoreMixin, RegressorMixin,
+                          _LocalFrameBase):
     # an assignment, not a bare string: a docstring built from parts is an expression
     __doc__ = """Any regressor on canonical atomic neighbourhoods: exactly invariant or
     equivariant per-atom outputs, and additive invariant targets by sum kernels.
@@ -455,27 +456,6 @@ class LocalFrameRegressor(MetaEstimatorMixin, RegressorMixin, _LocalFrameBase):
         if self.target == "vector":
             out = envs.from_local(out)
         return envs.per_system(out).reshape((len(X),) + self.target_shape_)
-
-    def score(self, X, y, sample_weight=None):
-        """R^2 of ``predict(X)`` against y; per-atom targets score their present atoms.
-
-        As :meth:`sklearn.base.RegressorMixin.score` (the uniform average over the
-        outputs), except that per-atom targets NaN at absent atoms (as ``fit`` takes
-        them) score each output column on the systems where it is present.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_systems, n_columns) or (n_systems, n_atoms, width)
-            Systems to predict.
-        y : array-like
-            True targets, as ``fit`` takes them (see ``target``).
-        sample_weight : array-like of shape (n_systems,), default=None
-
-        Returns
-        -------
-        float
-        """
-        return r2_of_present(y, self.predict(X), sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
