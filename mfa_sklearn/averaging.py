@@ -402,10 +402,13 @@ class FrameAveragingRegressor(PresentRowsScoreMixin, RegressorMixin, _BaseFrameA
             if (self.group_.permutes_rows
                     and self.target_layout_.n_rows != self.layout_.n_rows):
                 raise LayoutError(
-                    f"group {self.group_.name} permutes rows, so per-row equivariant "
-                    f"targets need the input's {self.layout_.n_rows} rows per sample; y "
-                    f"has {self.target_layout_.n_rows} rows ({y.shape[1]} columns). Use "
-                    "target='invariant' for outputs on other row sets")
+                    f"group {self.group_.name} permutes rows, so equivariant targets "
+                    f"must be per-row targets on the input's {self.layout_.n_rows} rows "
+                    f"per sample; y has {self.target_layout_.n_rows} rows ({y.shape[1]} "
+                    "columns). For a quantity of the whole sample that transforms (a "
+                    "centroid, a dipole), fit per-row targets and take their mean or "
+                    "sum, or use the geometric group alone (its frames keep rows in "
+                    "place); target='invariant' is for outputs that do not transform")
         Xc, frame, present = self._canonical(X)
         self._check_target_nan(y_nan, present)
         B, K = Xc.shape[:2]

@@ -167,6 +167,11 @@ def test_sn_estimator_and_layout():
     with pytest.raises(LayoutError, match="permutes rows"):
         FrameAveragingRegressor(group="S_n", fields=fields,
                                 target=("scalar", 1)).fit(X, y[:, :4])
+    # a whole-sample vector under S_n x G: the message names what works instead
+    cloud = X.reshape(120, 6, 3)
+    with pytest.raises(LayoutError, match="mean or sum, or use the geometric group alone"):
+        FrameAveragingRegressor(group="S_n x E(3)", target="point").fit(
+            cloud, cloud.mean(axis=1))
 
 
 def test_bad_input():
