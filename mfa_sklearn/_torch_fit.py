@@ -484,9 +484,10 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     max_iter : int, default=10000
         At most this many L-BFGS iterations.
     validation : tuple (X_val, energy_val, forces_val), optional
-        Systems scored by the same loss after every block of iterations; the model
-        ends with the parameters of the best score (early stopping; the best of the
-        last phase). Without them the training loss decides.
+        Systems scored by the same loss (``forces_val`` None: energies only) after
+        every block of iterations; the model ends with the parameters of the best
+        score (early stopping; the best of the last phase). Without them the training
+        loss decides.
     adapt : bool, default=True
         With an :class:`AtomMLP` atom module, first set its standardization, energy
         offset (per species, linear in the centre's scalar fields) and output scale
@@ -601,6 +602,10 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
         cache = _Cache(model, X, dtype, jacobian_dtype)
         return cache, _targets(energy, forces, len(X), device, dtype)
 
+    if validation is not None and (not isinstance(validation, (tuple, list))
+                                   or len(validation) != 3):
+        raise ValueError("validation must be a tuple (X_val, energy_val, forces_val); "
+                         "forces_val may be None")
     train, y = prepare(X, energy, forces)
     held_out = prepare(*validation) if validation is not None else None
     history = {"iterations": 0, "cache_cpu_seconds": time.process_time() - start,

@@ -108,9 +108,12 @@ class ResultOverflowError(MagnitudeError):
         super().__init__(
             f"the {what} of {where} exceed the largest finite value of their dtype "
             f"({self.limit:.3g}) in {first_indices(self.samples)}, although the values "
-            "they come from are finite. Divide the data by a constant (a power of two "
-            "keeps it exact) so that its magnitude stays well below that limit, and "
-            "multiply equivariant results back.")
+            "they come from are finite. Scale the data by a constant (a power of two "
+            "keeps it exact) that brings its magnitude nearer 1: divide huge data, "
+            "multiply data near the smallest normal numbers (inverse frames of GL, SL "
+            "and Aff grow as the data shrink), and scale equivariant results back. "
+            "Lorentz frames with huge boosts (nearly lightlike rows as a whole) "
+            "overflow whatever the scale: see frame_diagnostics()['boost'].")
 
     def __reduce__(self):
         return type(self), (self.what, self.samples, self.limit, self.field)

@@ -344,6 +344,8 @@ def test_errors():
         fit_energy_forces(model(), X, energy, forces, force_weight=(1.0, -1.0))
     with pytest.raises(ValueError, match="energy must have shape"):
         fit_energy_forces(model(), X, energy[:3], forces)
+    with pytest.raises(ValueError, match=r"validation must be a tuple \(X_val"):
+        fit_energy_forces(model(), X, energy, forces, validation=(X, energy))
     with pytest.raises(TypeError, match="refit_output needs an AtomMLP"):
         fit_energy_forces(plain_model(), X, energy, forces, refit_output=True)
     with pytest.raises(TypeError, match="refit_output must be a bool"):
