@@ -7,12 +7,13 @@ from sklearn.metrics import r2_score
 def r2_of_present(y, y_pred, sample_weight=None):
     """R^2 of ``y_pred`` against ``y``, as a scikit-learn regressor's ``score``.
 
-    Per-row targets of padded systems are NaN at their absent rows, where predictions
-    are NaN too. Each output column is then scored on the samples where it is present
-    (``r2_score`` of that column, with their weights) and the columns' scores are
-    averaged, as ``r2_score``'s default ``multioutput="uniform_average"`` averages
-    them; columns present in fewer than two samples are left out. Without NaN in y
-    this is ``r2_score(y, y_pred, sample_weight=sample_weight)``.
+    Per-row targets of padded systems may be NaN at their absent rows (``fit`` ignores
+    whatever they hold there), where predictions are NaN. Each output column is then
+    scored on the samples where neither is NaN (``r2_score`` of that column, with
+    their weights) and the columns' scores are averaged, as ``r2_score``'s default
+    ``multioutput="uniform_average"`` averages them; columns present in fewer than two
+    samples are left out. Without NaN this is
+    ``r2_score(y, y_pred, sample_weight=sample_weight)``.
 
     Parameters
     ----------
@@ -24,10 +25,10 @@ def r2_of_present(y, y_pred, sample_weight=None):
     float
     """
     y = np.asarray(y, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    missing = np.isnan(y)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(y.shape)
+    missing = np.isnan(y) | np.isnan(y_pred)
     if not missing.any():
-        return r2_score(y, y_pred.reshape(y.shape), sample_weight=sample_weight)
+        return r2_score(y, y_pred, sample_weight=sample_weight)
     y, y_pred = y.reshape(len(y), -1), y_pred.reshape(len(y), -1)
     present = ~missing.reshape(len(y), -1)
     weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -36,8 +37,8 @@ def r2_of_present(y, y_pred, sample_weight=None):
               for j in range(y.shape[1])
               for rows in [np.flatnonzero(present[:, j])] if len(rows) >= 2]
     if not scores:
-        raise ValueError("y has no output present in two or more samples (NaN marks "
-                         "absent rows): nothing to score")
+        raise ValueError("no output is present (not NaN in y and in the predictions) "
+                         "in two or more samples: nothing to score")
     return float(np.mean(scores))
 
 
@@ -50,8 +51,9 @@ class PresentRowsScoreMixin:
         """R^2 of ``predict(X)`` against y; per-row targets score their present rows.
 
         As :meth:`sklearn.base.RegressorMixin.score` (the uniform average over the
-        outputs), except that per-row (per-atom) targets NaN at absent rows, as ``fit``
-        takes them, score each output column on the samples where it is present.
+        outputs), except that per-row (per-atom) targets score each output column on
+        the samples where it is present: not NaN in y (absent rows, as ``fit`` takes
+        them) nor in the predictions (absent rows of X).
 
         Parameters
         ----------
