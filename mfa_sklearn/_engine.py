@@ -1079,6 +1079,8 @@ class FrameEstimatorMixin:
             ``conditioning`` (largest over smallest chosen residual norm). With
             ``tie_band``, ``frame_size`` counts the frames of nonzero weight: 2 per
             member for samples inside the band, whose extra inner calls they are.
+            Lorentz groups add ``n_lightlike_rows`` and ``boost`` (see
+            :class:`~mfa_sklearn.groups.lorentz.LorentzFrame`).
         """
         check_is_fitted(self)
         if self.group_ is None:
