@@ -146,8 +146,8 @@ class FrameAveraged(nn.Module):
         Append a 0/1 presence column per row to the canonical inputs (2-D X: ``n``
         more columns; 3-D X: one more entry per row), so that the backbone can tell an
         absent row from a present row at the canonical origin. Only for groups that
-        keep rows in place (not S_n and its products, which move absent rows last);
-        the backbone then takes ``C + n`` columns (``W + 1`` per row).
+        keep rows in place (not S_n and its products, which move absent rows last: a
+        ValueError); the backbone then takes ``C + n`` columns (``W + 1`` per row).
     **kwargs
         ``module__<name>=value`` arguments of the backbone class.
 
@@ -233,6 +233,12 @@ class FrameAveraged(nn.Module):
             parse_fields(fields, self.group_)  # bad kinds and widths fail here
             if not is_invariant(target):
                 parse_fields(target, self.group_, what="target")
+            if presence_column and self.group_.permutes_rows:
+                raise ValueError(
+                    f"presence_column=True is for groups that keep rows in place; group "
+                    f"{self.group_.name} moves the absent rows last instead (their "
+                    "canonical rows are zeros), so its backbone takes C columns: drop "
+                    "presence_column")
 
     def canonicalize(self, X, mask=None):
         """Canonical inputs and frames of a batch.
@@ -257,6 +263,9 @@ class FrameAveraged(nn.Module):
             raise ValueError("group=None has no frames; set a group to canonicalize")
         if not isinstance(X, torch.Tensor):
             raise TypeError(f"X must be a torch.Tensor; got {type(X).__name__}")
+        if not (torch.is_floating_point(X) or torch.is_complex(X)):
+            raise TypeError(f"X must be a floating torch.Tensor; got {X.dtype}: convert it "
+                            "with X.float() or X.double(), as the backbone's weights are")
         plan = self._plan(X)
         if mask is None:
             X, present = plan.prepare(X)

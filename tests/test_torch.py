@@ -128,6 +128,8 @@ def test_module_class_gets_prefixed_kwargs_and_bad_kwargs_fail():
     (dict(target={"y": "spinor"}), "unknown kind"),
     (dict(tol=2.0), "tol"),
     (dict(frame_dtype="float16"), "frame_dtype"),
+    (dict(group="S_n x E(3)", fields=None, presence_column=True),
+     "presence_column=True is for groups that keep rows in place"),
 ])
 def test_bad_parameters_fail_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -140,6 +142,8 @@ def test_bad_input_fails_clearly():
         fa(torch.zeros(2, 29))
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         fa.canonicalize(np.zeros((2, N_COLS)))
+    with pytest.raises(TypeError, match=r"floating torch\.Tensor; got torch\.int64"):
+        fa(torch.ones(2, N_COLS, dtype=torch.int64))
     X = torch.from_numpy(data(2))
     with pytest.raises(ValueError, match=r"shape \(n_samples, n_rows\) = \(2, 4\); got \(2,\)"):
         fa(X, torch.ones(2, dtype=bool))
