@@ -37,7 +37,7 @@ from ._engine import (
 )
 from ._scoring import PresentRowsScoreMixin
 from ._skorch import inner_inputs, inner_outputs
-from .exceptions import AbsentRowsError, LayoutError, NonFiniteInputError, first_indices
+from .exceptions import AbsentRowsError, NonFiniteInputError, first_indices
 from .groups._base import weighted_mean
 from .groups._ensemble import check_ensemble
 from .layout import Layout
@@ -266,7 +266,9 @@ class FrameAveragingRegressor(PresentRowsScoreMixin, RegressorMixin, _BaseFrameA
         How y transforms. "invariant": y is unchanged by the group. Otherwise the
         layout of y's columns, e.g. ``"point"`` for future positions (moves like
         positions: rotated and translated) or ``"vector"`` for forces (rotated only).
-        Per-row targets of samples with absent rows (all-NaN rows of X, see
+        Under row-permuting groups (``"S_n x E(3)"``...) a target on X's rows moves
+        with them; one on other rows (a centroid, a dipole: 3 columns) feels the
+        geometric factor only. Per-row targets of samples with absent rows (all-NaN rows of X, see
         :class:`MinimalFrameCanonicalizer`) may be NaN on those rows in ``fit`` (the
         inner estimator sees zeros there); ``predict`` returns NaN there, and NaN for
         every output of a sample without present rows.
@@ -399,16 +401,6 @@ class FrameAveragingRegressor(PresentRowsScoreMixin, RegressorMixin, _BaseFrameA
             y = y.reshape(len(y), -1)
             self.target_layout_ = Layout.infer(self.target, self.group_, y.shape[1:],
                                                what="target", name="y")
-            if (self.group_.permutes_rows
-                    and self.target_layout_.n_rows != self.layout_.n_rows):
-                raise LayoutError(
-                    f"group {self.group_.name} permutes rows, so equivariant targets "
-                    f"must be per-row targets on the input's {self.layout_.n_rows} rows "
-                    f"per sample; y has {self.target_layout_.n_rows} rows ({y.shape[1]} "
-                    "columns). For a quantity of the whole sample that transforms (a "
-                    "centroid, a dipole), fit per-row targets and take their mean or "
-                    "sum, or use the geometric group alone (its frames keep rows in "
-                    "place); target='invariant' is for outputs that do not transform")
         Xc, frame, present = self._canonical(X)
         self._check_target_nan(y_nan, present)
         B, K = Xc.shape[:2]

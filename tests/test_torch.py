@@ -17,7 +17,7 @@ from mfa_sklearn import (
     check_equivariance,
 )
 from mfa_sklearn.testing import apply_group, assert_equivariant, random_group_element
-from tests._helpers import cube_vertices, rotated, run_script
+from tests._helpers import CONTROL, cube_vertices, rotated, run_script
 
 torch = pytest.importorskip("torch")
 skorch = pytest.importorskip("skorch")
@@ -702,6 +702,24 @@ def test_empty_batch_gives_an_empty_output(group, target):
                        target="invariant" if target == "invariant" else out)
     got = fa(torch.zeros(0, N_ROWS * width, dtype=torch.float64))
     assert got.shape == (0, n_out)
+
+
+def test_output_on_other_rows_under_a_row_permuting_group():
+    # one point per sample (a centroid-like output) from an MLP on all rows: S_n leaves
+    # it alone, E(3) moves it; exact, where the bare MLP is not
+    net = torch.nn.Sequential(torch.nn.Linear(15, 32), torch.nn.Tanh(),
+                              torch.nn.Linear(32, 3)).double()
+    fa = FrameAveraged(net, group="S_n x E(3)", target="point")
+    X = np.random.default_rng(4).normal(size=(30, 15))
+
+    def call(module):
+        return lambda A: module(torch.as_tensor(A)).detach().numpy()
+
+    assert call(fa)(X).shape == (30, 3)
+    assert_equivariant(call(fa), "S_n x E(3)", X, target="point", random_state=2,
+                       rtol=1e-12)
+    assert check_equivariance(call(net), "S_n x E(3)", X, target="point",
+                              random_state=2)["max_error"] > CONTROL
 
 
 @pytest.mark.parametrize("three_d", [False, True])

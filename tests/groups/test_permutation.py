@@ -161,17 +161,9 @@ def test_sn_estimator_and_layout():
     reg3 = FrameAveragingRegressor(LinearRegression(), group="S_n").fit(
         X.reshape(120, 6, 3), y.sum(axis=1))
     assert reg3.layout_.n_rows == 6
-    # point/vector fields need a width; targets need the input's rows
+    # point/vector fields need a width
     with pytest.raises(LayoutError, match="explicit width"):
         FrameAveragingRegressor(group="S_n", fields={"x": "point"}).fit(X, y)
-    with pytest.raises(LayoutError, match="permutes rows"):
-        FrameAveragingRegressor(group="S_n", fields=fields,
-                                target=("scalar", 1)).fit(X, y[:, :4])
-    # a whole-sample vector under S_n x G: the message names what works instead
-    cloud = X.reshape(120, 6, 3)
-    with pytest.raises(LayoutError, match="mean or sum, or use the geometric group alone"):
-        FrameAveragingRegressor(group="S_n x E(3)", target="point").fit(
-            cloud, cloud.mean(axis=1))
 
 
 def test_bad_input():
@@ -393,11 +385,32 @@ def test_grid_search_over_groups(nbody):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
 
 
-def test_target_rows_must_match(nbody):
-    X, y = nbody
-    with pytest.raises(LayoutError, match="permutes rows"):
-        FrameAveragingRegressor(group="S_n x E(3)", fields=NBODY_FIELDS,
-                                target="point").fit(X, y[:, :12])
+@pytest.mark.parametrize("group", ["S_n x E(3)", "S_n x O(3)", "S_n x SO(1,3)"])
+def test_targets_on_other_rows_feel_the_geometric_factor_only(group):
+    # a centroid, a dipole or a total momentum: one row that permutations leave alone
+    # and G moves; generic and symmetric samples (stabilizers averaged), padded ones
+    rng = np.random.default_rng(3)
+    G = get_group(group)
+    lorentz = G.metric is not None
+    n, d = 8, G.d
+    x = rng.normal(size=(40, n, d))
+    if lorentz:
+        x[..., 0] = np.abs(x[..., 0]) + np.linalg.norm(x[..., 1:], axis=-1) + 0.5
+    else:
+        x[:10] = cube_vertices() * rng.uniform(0.5, 2.0, (10, 1, 1))   # symmetric
+        x[30:, 6:] = np.nan                                            # padded
+    fields = {"p": "vector"} if lorentz else None
+    kind = "vector" if lorentz else "point"
+    y = np.nansum(x, axis=1) if lorentz else np.nanmean(x, axis=1)
+    X = x.reshape(40, -1)
+    reg = FrameAveragingRegressor(KNeighborsRegressor(3), group=group, fields=fields,
+                                  target=kind).fit(X, y)
+    assert reg.predict(X).shape == (40, d)
+    assert_equivariant(reg, group, X, fields=fields, random_state=1, rtol=1e-12)
+    control = FrameAveragingRegressor(KNeighborsRegressor(3), group=None).fit(
+        np.nan_to_num(X), y)
+    assert check_equivariance(control, group, np.nan_to_num(X), fields=fields,
+                              random_state=1)["max_error"] > CONTROL
 
 
 def test_labeling_backend_is_recorded_and_a_change_warns(nbody):

@@ -22,6 +22,8 @@ averages per-row outputs over the classes of rows that the rest of the stabilize
 permutes freely: runs of exactly equal rows (S_n), of twin rows (S_n x G), or the orbits
 of ``Aut`` (graphs), whose ``prod m_k!`` or ``|Aut|`` elements are never enumerated.
 Edge outputs are averaged within the orbitals (orbits on ordered pairs) the same way.
+Fields on other rows than the permuted ones (a centroid, a dipole) feel the geometric
+factor alone: ``(x - t) H^{-1}`` in, ``mean_s y H_s (+ t)`` out.
 Invariant outputs need no average: every element sees the same canonical input.
 
 **Host and device.** The combinatorial decisions (orders, ties, labelings) are made on a
@@ -196,7 +198,15 @@ class PermutationFrame(Frame):
     def _to_canonical(self, x, kind):
         """:meth:`to_canonical` without the overflow guard."""
         canon = self._canonical_input(x, kind)
+        if not self._permuted(x, kind):
+            return canon
         return self._zero_absent(get_namespace(canon), canon, canonical=True, fresh=True)
+
+    def _permuted(self, x, kind):
+        """Whether the field ``x`` lives on the permuted rows (edge fields always do);
+        fields on other rows (one row: a centroid, a dipole) have no absent rows and
+        feel the geometric factor only."""
+        return kind == "edge" or x.shape[1] == self.perms.shape[2]
 
     def _canonical_input(self, x, kind):
         """:meth:`to_canonical` without the overflow guard and the zeros of absent
@@ -212,6 +222,8 @@ class PermutationFrame(Frame):
             x = take_rows(xp, x, perm)
             x = xp.take_along_axis(x, perm[:, None, :, None], axis=2)
             return (x + 0.0 if floating else x)[:, None]
+        if not self._permuted(x, kind):
+            return self._whole_sample_input(xp, x, kind, floating)
         gathered = take_rows(xp, x, perm)
         if kind == "scalar" or self.H is None:
             if floating:
@@ -235,6 +247,17 @@ class PermutationFrame(Frame):
         if level is not None:
             canon = snap_below(xp, canon, level)
         return xp.astype(canon, result_dtype(xp, x), copy=False)
+
+    def _whole_sample_input(self, xp, x, kind, floating):
+        """Canonical input of a field on other rows than the permuted ones: ``(x - t)
+        H^{-1}`` (points; vectors without ``t``), scalars as they are; (B, 1, m, w)."""
+        if kind == "scalar" or self.H is None:
+            return (x + 0.0 if floating else x)[:, None]
+        self._check_width(x, kind)
+        x64 = like_frame(xp, x, self.H)
+        if kind == "point" and self.t is not None:
+            x64 = x64 - self.t[:, None, :]
+        return xp.astype(self._apply_inverse(x64[:, None]), result_dtype(xp, x), copy=False)
 
     def _canonical_rows_numpy(self, rows, kind, width, dtype):
         """:meth:`_canonical_input` of real numpy rows (B, n, d), already in canonical
@@ -285,11 +308,16 @@ class PermutationFrame(Frame):
             w = moved.shape[-1]
             back = xp.reshape(take_rows(xp, xp.reshape(moved, (B * S, n, w)),
                                         xp.reshape(inverse, (B * S, n))), (B, S, n, w))
+        return self._element_mean(xp, back)
+
+    def _element_mean(self, xp, values):
+        """The weighted mean of per-element values (B, S, ...) over the S elements."""
+        B, S = values.shape[:2]
         if S == 1:
-            return back[:, 0]
-        weights = xp.reshape(xp.astype(self.weights, back.dtype),
-                             (B, S) + (1,) * (back.ndim - 2))
-        return xp.sum(weights * back, axis=1)
+            return values[:, 0]
+        weights = xp.reshape(xp.astype(self.weights, values.dtype),
+                             (B, S) + (1,) * (values.ndim - 2))
+        return xp.sum(weights * values, axis=1)
 
     def from_canonical(self, y, kind="point"):
         """Outputs (B, 1, n, w) in canonical order -> (B, n, w), averaged over the tied
@@ -302,6 +330,8 @@ class PermutationFrame(Frame):
     def _from_canonical(self, y, kind):
         """:meth:`from_canonical` without the overflow guard."""
         out = self._output(y, kind)
+        if kind != "edge" and y.shape[2] != self.perms.shape[2]:
+            return out
         return self._zero_absent(get_namespace(out), out, canonical=False)
 
     def _output(self, y, kind):
@@ -321,21 +351,20 @@ class PermutationFrame(Frame):
             y0 = block_mean(xp, xp.reshape(y0, (B, n * n, w)), self._orbital_labels())
             moved = xp.broadcast_to(xp.reshape(y0, (B, 1, n, n, w)), (B, S, n, n, w))
             return self._scattered_back(xp, moved, 2)
-        if y.shape[2] != n:
-            raise ValueError(
-                f"group permutes rows: per-row outputs need the input's {n} "
-                f"rows; got {y.shape[2]} (use an invariant target for other row sets)")
+        whole_sample = y.shape[2] != n    # outputs on other rows: no order to undo
         geometric = kind != "scalar" and self.H is not None
         dtype = y0.dtype
         if geometric:
             y0 = like_frame(xp, y0, self.H)
-        y0 = block_mean(xp, y0, self.runs)
+        if not whole_sample:
+            y0 = block_mean(xp, y0, self.runs)
         if geometric:
             self._check_width(y0, kind)
             moved = row_products(xp, y0[:, None], self.H)    # (B, S, n, d)
         else:
             moved = xp.broadcast_to(y0[:, None], (B, S) + tuple(y0.shape[1:]))
-        out = self._scattered_back(xp, moved, 1)
+        out = (self._element_mean(xp, moved) if whole_sample
+               else self._scattered_back(xp, moved, 1))
         if geometric and kind == "point" and self.t is not None:
             out = out + self.t[:, None, :]
         return xp.astype(out, dtype, copy=False)

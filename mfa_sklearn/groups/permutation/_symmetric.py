@@ -48,7 +48,8 @@ class PermutationBase(Group):
 
     #: the frame takes every per-row field (scalars for the order and colours)
     uses_all_fields = True
-    #: row permutations: per-row outputs must keep the input's rows
+    #: row permutations: per-row fields move with the rows (fields on other rows, a
+    #: centroid say, feel the geometric factor only)
     permutes_rows = True
 
     def labeling_backend(self):
