@@ -99,8 +99,10 @@ def check_equivariance(model, group, X, *, fields=None, target=None, random_stat
         The group to test.
     X : ndarray of shape (n_samples, n_columns) or (n_samples, n_rows, width)
         May hold absent rows (all-NaN rows, see the estimators): ``g`` moves the
-        present rows only, absent rows stay NaN, and outputs are compared where they
-        are not NaN on both sides (NaN on one side only is an infinite error).
+        present rows only, absent rows stay NaN. Outputs NaN on both sides are skipped
+        at absent rows (of per-row targets: give per-row outputs their kind, e.g.
+        ``target="scalar"``, not "invariant") and for samples without present rows;
+        NaN anywhere else is an infinite error.
     fields : dict, str, tuple or None
         Layout of X; default: the model's ``fields`` parameter if it has one.
     target : "invariant", kind, (kind, width) or dict, optional
