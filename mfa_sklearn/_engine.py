@@ -993,12 +993,15 @@ class FrameEstimatorMixin:
 
     def _validate_X(self, X):
         """Validate X after fitting: numeric, same trailing shape, finite."""
+        # 3-D X for a model fitted on 2-D X (or the reverse): sklearn's own check would
+        # compare X.shape[1] alone ("X has 5 features, but ... expecting 15")
+        shape = tuple(getattr(X, "shape", ()))[1:]
+        if shape and len(shape) != len(self.input_shape_):
+            self._refuse_sample_shape(shape)
         X = validate_data(self, X, reset=False, allow_nd=True,
                           dtype=[np.float64, np.float32], ensure_all_finite=False)
         if tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on samples of shape "
-                             f"{self.input_shape_}")
+            self._refuse_sample_shape(tuple(X.shape[1:]))
         if self.group_ is None:  # X goes to the inner estimator as it is, NaN included
             return X
         fitted = self.labeling_backend_
@@ -1014,6 +1017,10 @@ class FrameEstimatorMixin:
                     "exactly symmetric but can differ from before. Refit, or install "
                     "the fitted version.", LabelingBackendWarning, stacklevel=3)
         return X
+
+    def _refuse_sample_shape(self, shape):
+        raise ValueError(f"X has samples of shape {shape}, but {type(self).__name__} was "
+                         f"fitted on samples of shape {self.input_shape_}")
 
     @property
     def _presence_column(self):

@@ -364,6 +364,13 @@ def test_input_shape_errors():
         with pytest.raises(ValueError, match=r"X has samples of shape \(5, 4\), but .* "
                                              r"was fitted on samples of shape \(5, 3\)"):
             method3(rng.normal(size=(3, 5, 4)))
+        # 3-D X for a model fitted on 2-D X, and the reverse: the sample shapes
+        with pytest.raises(ValueError, match=r"X has samples of shape \(5, 3\), but .* "
+                                             r"was fitted on samples of shape \(15,\)"):
+            method(X.reshape(10, 5, 3))
+        with pytest.raises(ValueError, match=r"X has samples of shape \(15,\), but .* "
+                                             r"was fitted on samples of shape \(5, 3\)"):
+            method3(X)
         with pytest.raises(ValueError, match="X has rows of width 4, but the fields"):
             clone(est).fit(rng.normal(size=(10, 5, 4)), y)
 
