@@ -430,14 +430,22 @@ def _centre_scalar_columns(model, sample_shape):
 
 
 def _targets(energy, forces, B, device, dtype):
-    energy = torch.as_tensor(np.asarray(energy, dtype=np.float64), device=device)
+    energy = _float64(energy, device)
     if energy.shape != (B,):
         raise ValueError(f"energy must have shape ({B},), one per system; got "
                          f"{tuple(energy.shape)}")
     if forces is None:
         return energy.to(dtype)[:, None]
-    forces = torch.as_tensor(np.asarray(forces, dtype=np.float64), device=device)
+    forces = _float64(forces, device)
     return torch.cat([energy[:, None], forces.reshape(B, -1)], 1).to(dtype)
+
+
+def _float64(values, device):
+    """Targets as a float64 tensor on ``device``, from numpy, lists or tensors (detached:
+    targets carry no gradient; tensors that require one could not become numpy)."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device=device, dtype=torch.float64)
+    return torch.as_tensor(np.asarray(values, dtype=np.float64), device=device)
 
 
 def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,

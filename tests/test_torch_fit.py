@@ -346,6 +346,10 @@ def test_errors():
         fit_energy_forces(model(), X, energy[:3], forces)
     with pytest.raises(ValueError, match=r"validation must be a tuple \(X_val"):
         fit_energy_forces(model(), X, energy, forces, validation=(X, energy))
+    # targets that are tensors requiring a gradient are taken as values
+    graded = torch.tensor(np.asarray(energy), requires_grad=True)
+    assert fit_energy_forces(model(), X, graded, torch.tensor(np.asarray(forces)),
+                             cpu_seconds=0.2, max_iter=2)["iterations"] >= 1
     with pytest.raises(TypeError, match="refit_output needs an AtomMLP"):
         fit_energy_forces(plain_model(), X, energy, forces, refit_output=True)
     with pytest.raises(TypeError, match="refit_output must be a bool"):
