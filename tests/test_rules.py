@@ -614,6 +614,17 @@ def test_tie_band_refuses_too_many_orders_before_listing_them(n, how_many):
         FrameAveragingRegressor(group="S_n x O(3)", tie_band=0.2).fit(X, [1.0])
 
 
+def test_tie_band_on_samples_without_near_ties():
+    # a batch (or a chunk) with no near-tied rows at all: one order per sample
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5, 3))
+    y = rng.normal(size=60)
+    reg = FrameAveragingRegressor(group="S_n x E(3)", tie_band=0.2).fit(X, y)
+    together = reg.predict(X)
+    alone = np.concatenate([reg.predict(X[i:i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(alone, together, rtol=1e-12, atol=1e-12)
+
+
 def test_banded_torch_module():
     torch = pytest.importorskip("torch")
     from mfa_sklearn.torch import FrameAveraged

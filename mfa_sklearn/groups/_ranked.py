@@ -137,6 +137,7 @@ def near_tie_orders(keys, present, band):
                          f"at least {_fibonacci(int(longest.max()) + 1)}")
     sample = np.arange(B)
     perms = np.broadcast_to(np.arange(n), (B, n)).copy()
+    count = np.ones(B, np.int64)     # the identity order alone, without clusters
     for c in range(int(n_clusters.max()) if B else 0):
         has = n_clusters > c
         start = np.argmax(new & (rank == c + 1), axis=1)
