@@ -38,7 +38,7 @@ def random_group_element(group, size, random_state=None):
     return get_group(group).random_element(size, random_state)
 
 
-def apply_group(group, g, X, fields=None):
+def apply_group(group, g, X, fields=None, rows=None):
     """Apply one group element per sample to X, every field by its kind.
 
     Parameters
@@ -51,6 +51,10 @@ def apply_group(group, g, X, fields=None):
         Layout of X, as for the estimators (default: one "point" field). Complex
         groups (U, SU) take their point/vector fields as real blocks (real parts, then
         imaginary parts; see :mod:`mfa_sklearn.layout`).
+    rows : int, optional
+        The number of rows the group permutes (those of the inputs). Fields with
+        another number of rows (outputs on other rows: a centroid, a dipole) are
+        moved by :meth:`~mfa_sklearn.groups.Group.act_on_other_rows` instead.
 
     Returns
     -------
@@ -61,15 +65,17 @@ def apply_group(group, g, X, fields=None):
     layout = Layout.infer(fields, group, X.shape[1:])
     dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
     parts = layout.split(X.astype(np.float64))
+    act = (group.act if rows is None or layout.n_rows == rows
+           else group.act_on_other_rows)
     # complex groups: real blocks -> complex rows -> act -> real blocks
-    moved = {f.name: group.to_real(group.act(g, group.from_real(parts[f.name], f.kind),
-                                             f.kind), f.kind)
+    moved = {f.name: group.to_real(act(g, group.from_real(parts[f.name], f.kind), f.kind),
+                                   f.kind)
              for f in layout.fields}
     # absent rows (NaN) stay NaN, and nothing else becomes NaN: a row is moved as a
     # whole, so a row with a NaN entry is NaN after the move (matrix products need
     # not propagate NaN)
     # (the indicator of NaN rows moves as a scalar field: permutations reorder it)
-    moved = {f.name: np.where(group.act(g, np.isnan(parts[f.name]).any(
+    moved = {f.name: np.where(act(g, np.isnan(parts[f.name]).any(
         axis=-1, keepdims=True).astype(np.float64), "scalar") > 0, np.nan, moved[f.name])
         if f.kind != "edge" else moved[f.name] for f in layout.fields}
     return layout.join(moved).astype(dtype, copy=False)
@@ -261,7 +267,8 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
     else:
         flat = out.reshape(len(X), -1)
         layout = Layout.infer(target, group, flat.shape[1:], what="target", name="y")
-        expected = apply_group(group, g, flat.astype(np.float64), target).reshape(out.shape)
+        expected = apply_group(group, g, flat.astype(np.float64), target,
+                               rows=_rows_of_inputs(group, X, fields)).reshape(out.shape)
     # outputs NaN on both sides agree where the rows of g.X are absent (per-row
     # outputs; permutations move them) or the sample has no present row; NaN anywhere
     # else stays NaN in the error
@@ -298,6 +305,11 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         "output_scale": scale,
     }
     return report, {"sample": int(sample), "entry": int(entry), "target": target}
+
+
+def _rows_of_inputs(group, X, fields):
+    """The number of rows of X's layout (the rows a row-permuting group permutes)."""
+    return Layout.infer(fields, group, X.shape[1:]).n_rows
 
 
 def _absent_rows(group, X, fields):

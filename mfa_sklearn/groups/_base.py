@@ -698,6 +698,13 @@ class Group(_RealBlocks):
             out = out + g.b[:, None, :]
         return out
 
+    def act_on_other_rows(self, g, x, kind="point"):
+        """:meth:`act` on a field whose rows are not the ones the group permutes (a
+        centroid, a dipole: a target of other rows than X's). The same as :meth:`act`
+        for groups that keep rows in place; S_n leaves such a field alone and S_n x G
+        moves it by G alone."""
+        return self.act(g, x, kind)
+
     def _present(self, xp, present, arrays):
         """Validate ``present`` against the frame-defining ``arrays``; return it as a
         bool array (B, n), or None where every row is present."""

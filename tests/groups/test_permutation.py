@@ -411,6 +411,12 @@ def test_targets_on_other_rows_feel_the_geometric_factor_only(group):
         np.nan_to_num(X), y)
     assert check_equivariance(control, group, np.nan_to_num(X), fields=fields,
                               random_state=1)["max_error"] > CONTROL
+    # several rows (4 points of a sample, not X's 8): check_equivariance moves them by G
+    # alone, as the model does, and does not permute them
+    if not lorentz:
+        four = np.nan_to_num(x[:, :4]).reshape(40, -1)
+        reg.fit(X, four)
+        assert_equivariant(reg, group, X, random_state=2, rtol=1e-12)
 
 
 def test_labeling_backend_is_recorded_and_a_change_warns(nbody):

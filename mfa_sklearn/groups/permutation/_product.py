@@ -113,6 +113,11 @@ class PermutationProductGroup(PermutationBase):
         x = self._element_perm(g, x)
         return x if kind == "scalar" else self.inner.act(g, x, kind)
 
+    def act_on_other_rows(self, g, x, kind="point"):
+        """Fields on other rows than the permuted ones feel G alone."""
+        check_kind(kind, FIELD_KINDS)
+        return x if kind == "scalar" else self.inner.act(g, x, kind)
+
     def random_element(self, size, random_state=None, **kwargs):
         """Independent uniform permutations and random elements of G."""
         rng = np.random.default_rng(random_state)

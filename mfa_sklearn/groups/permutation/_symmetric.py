@@ -203,6 +203,11 @@ class PermutationGroup(PermutationBase):
             return self._act_on_edges(g, x)
         return self._element_perm(g, x)
 
+    def act_on_other_rows(self, g, x, kind="point"):
+        """Fields on other rows than the permuted ones are left alone."""
+        check_kind(kind, FIELD_KINDS)
+        return x
+
     def random_element(self, size, random_state=None, **ignored):
         """Uniform random permutations (drawn for each field's row count)."""
         rng = np.random.default_rng(random_state)
