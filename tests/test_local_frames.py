@@ -409,6 +409,12 @@ def test_bad_inputs_name_system_and_atom():
         LocalFrameRegressor(Ridge(), target="vector", fields=FIELDS).fit(X, F)
     with pytest.raises(ValueError, match="numeric gamma"):
         LocalFrameRegressor(SVR(), fields=FIELDS).fit(X, np.zeros(len(X)))
+    # systems padded to another number of atom rows than in fit
+    model = LocalFrameRegressor(fields=FIELDS, cutoff=4.0).fit(X, np.zeros(len(X)))
+    longer = np.concatenate([X, np.full((len(X), 2, 4), np.nan)], axis=1)
+    with pytest.raises(ValueError, match=r"systems of shape \(11, 4\), but .* fitted on "
+                                         r"systems of shape \(9, 4\): pad"):
+        model.predict(longer)
 
 
 def test_atoms_quickstart_runs_in_smoke_mode():

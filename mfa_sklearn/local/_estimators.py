@@ -71,6 +71,10 @@ class _LocalFrameBase(BaseEstimator):
         return X
 
     def _check_X(self, X, reset=False):
+        shape = tuple(getattr(X, "shape", ()))
+        if not reset and len(shape) == 3 and shape[1:] != self.input_shape_:
+            # before sklearn's feature count, which would call the atom rows features
+            self._refuse_system_shape(shape[1:])
         try:
             X = validate_data(self, X, reset=reset, allow_nd=True,
                               dtype=[np.float64, np.float32], ensure_all_finite=False)
@@ -82,10 +86,15 @@ class _LocalFrameBase(BaseEstimator):
             raise ValueError(f"X must be 2-D (n_systems, n_columns) or 3-D (n_systems, "
                              f"n_atoms, width); got a {X.ndim}-D array of shape {X.shape}")
         if not reset and tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(f"X has systems of shape {tuple(X.shape[1:])}, but "
-                             f"{type(self).__name__} was fitted on systems of shape "
-                             f"{self.input_shape_}")
+            self._refuse_system_shape(tuple(X.shape[1:]))
         return X
+
+    def _refuse_system_shape(self, shape):
+        raise ValueError(
+            f"X has systems of shape {shape}, but {type(self).__name__} was fitted on "
+            f"systems of shape {self.input_shape_}: pad (or cut) the systems to the "
+            "fitted number of atom rows with all-NaN rows for absent atoms, e.g. "
+            "atoms_to_X(..., n_max=...), and give the same fields")
 
     def _environments(self, X, fit=False, sample_weight=None):
         """The canonical neighbourhoods of X's atoms, and their invariant features
