@@ -330,7 +330,7 @@ class PermutationFrame(Frame):
     def _from_canonical(self, y, kind):
         """:meth:`from_canonical` without the overflow guard."""
         out = self._output(y, kind)
-        if kind != "edge" and y.shape[2] != self.perms.shape[2]:
+        if not self._permuted(out, kind):
             return out
         return self._zero_absent(get_namespace(out), out, canonical=False)
 
@@ -351,7 +351,7 @@ class PermutationFrame(Frame):
             y0 = block_mean(xp, xp.reshape(y0, (B, n * n, w)), self._orbital_labels())
             moved = xp.broadcast_to(xp.reshape(y0, (B, 1, n, n, w)), (B, S, n, n, w))
             return self._scattered_back(xp, moved, 2)
-        whole_sample = y.shape[2] != n    # outputs on other rows: no order to undo
+        whole_sample = not self._permuted(y0, kind)   # other rows: no order to undo
         geometric = kind != "scalar" and self.H is not None
         dtype = y0.dtype
         if geometric:
