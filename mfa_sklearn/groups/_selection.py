@@ -457,19 +457,18 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, gr
     scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature, gram)
     infinity = xp.full((), np.inf, dtype=scale.dtype, device=device)   # no host copy
 
-    def lowest_eligible(threshold, floor=floor):
+    def lowest_eligible(threshold):
         """|q| > threshold  <=>  |q| >= lowest_eligible(threshold)"""
-        if floor is not None:
-            threshold = xp.maximum(threshold, floor)
         return xp.nextafter(threshold, infinity)
 
-    if signature is None:
-        above = lowest_eligible(tol * tol * scale)
-    else:
+    above = lowest_eligible(tol * tol * scale)
+    if signature is not None:
         # Minkowski squares: tol * s while a residual may be nearly null, tol^2 * s once
         # a timelike vector is chosen and the residuals lie in its definite complement
-        above = lowest_eligible(tol * scale)
-        above_definite = lowest_eligible(tol * tol * scale, None)
+        # (where nothing is nearly null: no floor)
+        above, above_definite = lowest_eligible(tol * scale), above
+    if floor is not None:
+        above = xp.maximum(above, lowest_eligible(floor))
     columns = xp.arange(B, device=device)
     rank = xp.zeros((B,), dtype=xp.int64, device=device)
     have_timelike = xp.zeros((B,), dtype=xp.bool, device=device)
