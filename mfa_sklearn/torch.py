@@ -280,18 +280,13 @@ class FrameAveraged(nn.Module):
         with frame_precision(self.frame_dtype):
             Xc, frame = plan.canonicalize(X, tol=self.tol, detach=self.detach_frame,
                                           present=present)
-        if self._presence_columns:
+        if self.presence_column:   # rows kept in place: checked in __init__
             Xc = with_presence(Xc, plan.layout, present)
         return Xc, frame
 
     def _plan(self, X):
         return FramePlan.resolve(self.group_, self.fields, self.frame_fields, X.shape[1:],
                                  self.frame, self.row_rule, self.n_frames, self.tie_band)
-
-    @property
-    def _presence_columns(self):
-        """Whether the backbone's inputs carry presence columns (rows kept in place)."""
-        return self.presence_column and not self.group_.permutes_rows
 
     def forward(self, X, mask=None):
         """Frame-averaged output of the backbone.
@@ -314,7 +309,7 @@ class FrameAveraged(nn.Module):
         if self.group_ is None:
             return self.module(X)
         if len(X) == 0:   # no frames: the backbone gives the output's shape
-            if self._presence_columns:
+            if self.presence_column:
                 X = with_presence(X[:, None], self._plan(X).layout, None)[:, 0]
             return self.module(X)
         return self.from_canonical(*self.canonicalize(X, mask))
