@@ -268,10 +268,10 @@ class FrameAveragingRegressor(PresentRowsScoreMixin, RegressorMixin, _BaseFrameA
         positions: rotated and translated) or ``"vector"`` for forces (rotated only).
         Under row-permuting groups (``"S_n x E(3)"``...) a target on X's rows moves
         with them; one on other rows (a centroid, a dipole: 3 columns) feels the
-        geometric factor only. Per-row targets of samples with absent rows (all-NaN rows of X, see
-        :class:`MinimalFrameCanonicalizer`) may be NaN on those rows in ``fit`` (the
-        inner estimator sees zeros there); ``predict`` returns NaN there, and NaN for
-        every output of a sample without present rows.
+        geometric factor only. Per-row targets of samples with absent rows (all-NaN
+        rows of X, see :class:`MinimalFrameCanonicalizer`) may be NaN on those rows in
+        ``fit`` (the inner estimator sees zeros there); ``predict`` returns NaN there,
+        and NaN for every output of a sample without present rows.
     frame : {"minimal", "pca"}, default="minimal"
         Minimal frames (one inner call per sample) or the ``2^d`` sign-flip PCA frames
         of Puny et al. (``2^d`` calls per sample), a baseline for comparisons.
