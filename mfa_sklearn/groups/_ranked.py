@@ -173,15 +173,16 @@ def near_tie_orders(keys, present, band):
     return out, count
 
 
-#: clusters of this many near-tied rows have more than MAX_TIE_ORDERS orders of weight
-_LONGEST_CLUSTER = 8
-
-
 def _fibonacci(k):
     a, b = 0, 1
     for _ in range(k):
         a, b = b, a + b
     return a
+
+
+#: clusters of this many near-tied rows have more than MAX_TIE_ORDERS orders of weight
+#: (at least F(m + 1), see near_tie_orders): 8 for 24
+_LONGEST_CLUSTER = next(m for m in itertools.count(1) if _fibonacci(m + 1) > MAX_TIE_ORDERS)
 
 
 def _too_many_orders(samples, band, how_many):
