@@ -168,7 +168,9 @@ class LocalFrameAveraged(nn.Module):
     the energy jumps slightly (entering neighbours count little through the cosine
     cutoff weight, and the weighted first frame vector moves little). At symmetric
     environments (an atom inside a perfect icosahedron) the energy is continuous but
-    not differentiable: the forces there are finite but carry no symmetry.
+    not differentiable: the forces there are the gradient of the mean canonical input
+    of the stabilizer's elements, the mean of the branches' gradients, so they keep the
+    symmetry (equivariant) but are not the limit of nearby forces.
 
     **Training.** Frames depend on the positions only; a training loop calls the model
     on every batch (forces need the graph through the frames anyway)::

@@ -182,7 +182,10 @@ def test_float32_model_features_are_the_float64_ones_rounded():
     assert ((f32.double() - f64).abs() / scale).max() > 0     # really float32
 
 
-def test_symmetric_clusters_finite_and_invariant():
+def test_symmetric_clusters_finite_invariant_and_equivariant():
+    """At a perfect icosahedron the energy is not differentiable, but its gradient is
+    that of the mean canonical input over the stabilizer's elements: symmetric, so the
+    forces are equivariant there too."""
     ico = icosahedron_with_centre()
     rng = np.random.default_rng(3)
     rotations = np.linalg.qr(rng.normal(size=(3, 3, 3)))[0]
@@ -194,8 +197,9 @@ def test_symmetric_clusters_finite_and_invariant():
     report = check_equivariance(numpy_of(m, "energy"), "S_n x E(3)", X, fields=FIELDS,
                                 target="invariant", random_state=4)
     assert report["max_error"] <= BOUND, report
-    # not differentiable there: the gradient is that of one branch of the frame, finite
-    # but without the cluster's symmetry (documented); nearby generic clusters are smooth
+    forces_report = check_equivariance(numpy_of(m, "forces"), "S_n x E(3)", X,
+                                       fields=FIELDS, target="vector", random_state=5)
+    assert forces_report["max_error"] <= BOUND, forces_report
     nearby = X + np.concatenate([1e-3 * rng.normal(size=X[..., :3].shape),
                                  np.zeros(X[..., 3:].shape)], axis=2)
     assert torch.isfinite(m.forces(torch.tensor(nearby))).all()

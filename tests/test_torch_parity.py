@@ -81,6 +81,25 @@ def test_permutation_frames_on_torch_match_numpy(name, case):
                                    atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["S_n x E(3)", "S_n x SE(3)"])
+def test_near_symmetric_canonical_inputs_on_torch_match_numpy(name):
+    """Octahedra 1e-7 off their symmetry keep several candidates, whose canonical
+    inputs are averaged: the same mean on torch, differentiable."""
+    pytest.importorskip("pynauty")
+    group = get_group(name)
+    rng = np.random.default_rng(2)
+    octahedron = np.concatenate([np.eye(3), -np.eye(3)])
+    x = rotated(octahedron, 8, rng) + 1e-7 * rng.standard_normal((8, 6, 3))
+    frame_np = group.frame(x)
+    assert np.all(frame_np.size > 1)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    canon = group.frame(tx).to_canonical(tx)
+    np.testing.assert_allclose(canon.detach().numpy(), frame_np.to_canonical(x),
+                               rtol=0, atol=1e-12)
+    (canon ** 2).sum().backward()
+    assert torch.isfinite(tx.grad).all() and tx.grad.abs().max() > 0
+
+
 def test_lorentz_product_frames_on_torch_match_numpy():
     group = get_group("S_n x SO(1,3)")
     x = np.random.default_rng(2).standard_normal((20, 5, 4))

@@ -24,7 +24,11 @@ of ``Aut`` (graphs), whose ``prod m_k!`` or ``|Aut|`` elements are never enumera
 Edge outputs are averaged within the orbitals (orbits on ordered pairs) the same way.
 Fields on other rows than the permuted ones (a centroid, a dipole) feel the geometric
 factor alone: ``(x - t) H^{-1}`` in, ``mean_s y H_s (+ t)`` out.
-Invariant outputs need no average: every element sees the same canonical input.
+Invariant outputs need no average: every element sees the same canonical input. With
+several stored elements the canonical input of a geometric field is the weighted mean
+of theirs, ``c = mean_s P_{pi_s} (x - t) H_s^{-1}``: the same to rounding on an exactly
+symmetric sample, but on one off its symmetry by less than the tie tolerance the
+elements' inputs differ, and only a function of the whole set is invariant.
 
 **Host and device.** The combinatorial decisions (orders, ties, labelings) are made on a
 host copy of the inputs. For torch tensors the frame's index arrays are then moved to the
@@ -69,7 +73,8 @@ class PermutationFrame(Frame):
     """Frames of S_n and its products: a canonical row order plus G-frame elements.
 
     One backbone call per sample (``n_calls == 1``) on the canonical input
-    ``P_pi (x - t) H_0^{-1}``. Outputs are averaged over ``S`` stored elements
+    ``P_pi (x - t) H_0^{-1}`` (with several stored elements, the weighted mean of
+    theirs for geometric fields). Outputs are averaged over ``S`` stored elements
     ``(pi_s, H_s)`` with weights, and over runs of tied rows in canonical order:
     ``mean_s P_{pi_s}^T (R(y) H_s) (+ t)``, where ``R`` averages tied rows.
 
@@ -210,7 +215,47 @@ class PermutationFrame(Frame):
 
     def _canonical_input(self, x, kind):
         """:meth:`to_canonical` without the overflow guard and the zeros of absent
-        rows."""
+        rows.
+
+        A sample with several stored elements gets the weighted mean of their
+        canonical inputs of geometric fields. The elements are the candidates whose
+        canonical inputs agree within the tie tolerance; on an exactly symmetric sample
+        they agree to rounding, but on one slightly off its symmetry (by less than the
+        tolerance, more than rounding) they differ, and the first element's input alone
+        would depend on which candidate the labeling listed first: not invariant, so a
+        backbone that is discontinuous (a tree) would break exact equivariance. The
+        mean depends on the set of elements only."""
+        canon = self._first_element_input(x, kind)
+        if self.H is None or kind in ("scalar", "edge") or self.perms.shape[1] == 1:
+            return canon   # scalars and edges: the same input for every element
+        several = np.flatnonzero(np.count_nonzero(to_numpy(self.weights), axis=1) > 1)
+        if not len(several):
+            return canon
+        xp = get_namespace(canon)
+        B, S = self.perms.shape[:2]
+        device = self.perms.device
+        rows = xp.asarray(np.repeat(several, S), device=device)          # (m * S,)
+        flat = xp.asarray((several[:, None] * S + np.arange(S)).ravel(), device=device)
+
+        def each(a):   # (B, S, ...) -> (m * S, 1, ...): one stored element per row
+            a = xp.reshape(a, (B * S,) + tuple(a.shape[2:]))
+            return xp.take(a, flat, axis=0)[:, None]
+
+        single = self._like(each(self.perms), each(self.H), select(self.t, rows),
+                            weights=None, runs=None, frame_size=None, orbitals=None,
+                            diagnostics={})
+        inputs = single._first_element_input(xp.take(x, rows, axis=0), kind)
+        inputs = xp.reshape(inputs, (len(several), S) + tuple(inputs.shape[2:]))
+        weights = xp.reshape(xp.astype(each(self.weights), inputs.dtype),
+                             (len(several), S) + (1,) * (inputs.ndim - 2))
+        mean = xp.sum(weights * inputs, axis=1)[:, None]
+        source = np.arange(B)
+        source[several] = B + np.arange(len(several))
+        return xp.take(xp.concat([canon, mean], axis=0),
+                       xp.asarray(source, device=device), axis=0)
+
+    def _first_element_input(self, x, kind):
+        """The canonical input of x by the first stored element of each sample."""
         check_kind(kind, FIELD_KINDS)
         xp = get_namespace(x, self.perms)
         floating = isdtype(xp, x.dtype, "real floating")

@@ -23,7 +23,10 @@ edge labels) in three steps.
    ``delta`` times the magnitude of their field counting as equal (the first larger
    difference decides), are kept: they are exactly the coset ``h Stab(c)`` for the
    invariant choice ``c = min C_a``, so one backbone call on ``c`` plus the mean over
-   the kept elements is the exact minimal frame average. For O(d), E(d) and O(1,d-1)
+   the kept elements is the exact minimal frame average. On a cloud off its symmetry
+   by less than ``delta`` the kept ``C_a`` differ by that much; the backbone then sees
+   their mean, which depends on the kept set only (see
+   :class:`~._frame.PermutationFrame`). For O(d), E(d) and O(1,d-1)
    one group of equal inputs remains up to spurious ties; for SO(d) and SE(d) a cloud
    with a reflection symmetry has two (proper and improper symmetries).
 
