@@ -174,6 +174,21 @@ def test_symmetric_clusters_are_exact(name, dtype, first_vector, encoding):
         assert np.abs(out[0, :, :2]).max() <= 10 * bound * np.abs(out[0]).max()
 
 
+@pytest.mark.parametrize("radius", [3.6, 7.3])      # 19 atoms (all pairs), 135 (trees)
+def test_atoms_exactly_at_the_cutoff_are_exact(radius):
+    """With the lattice constant 3.6 as the cutoff, fcc atoms have neighbours at exactly
+    the cutoff distance, inside or not by the rounding of the rotated coordinates:
+    they are left out (their cutoff weight is zero), whatever the rotation."""
+    ball = fcc_ball(radius)
+    X = systems([ball])
+    F = targets(X, np.random.default_rng(5))
+    model = LocalFrameRegressor(Probe(), target="vector", fields=FIELDS, cutoff=3.6,
+                                n_neighbors=None).fit(X, F)
+    for seed in range(3):
+        assert check_equivariance(model, SYMMETRY, X, fields=FIELDS, target="vector",
+                                  random_state=seed)["max_error"] <= 1e-10
+
+
 def test_large_systems_use_trees_and_match_all_pairs():
     ball = fcc_ball(11.0)
     assert len(ball) > 96

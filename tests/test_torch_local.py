@@ -205,6 +205,23 @@ def test_symmetric_clusters_finite_invariant_and_equivariant():
     assert torch.isfinite(m.forces(torch.tensor(nearby))).all()
 
 
+def test_atoms_exactly_at_the_cutoff_keep_forces_equivariant():
+    """fcc neighbours at exactly the cutoff (the lattice constant) are left out
+    whatever the rounding of the rotated coordinates: energies and forces exact."""
+    grid = np.arange(-1, 2)
+    cubic = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    points = (cubic[:, None] + basis[None]).reshape(-1, 3) * 3.6
+    ball = points[np.linalg.norm(points, axis=1) <= 3.6]                 # 19 atoms
+    X = np.concatenate([ball, np.ones((len(ball), 1))], axis=1)[None]
+    m = LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=3.6, n_neighbors=18).double()
+    X = np.repeat(X, 8, axis=0)                       # eight rotations of it
+    for kind, target in (("energy", "invariant"), ("forces", "vector")):
+        report = check_equivariance(numpy_of(m.eval(), kind), "S_n x E(3)", X,
+                                    fields=FIELDS, target=target, random_state=1)
+        assert report["max_error"] <= BOUND, (kind, report)
+
+
 @pytest.mark.parametrize("encoding,radial_basis", [
     ("density", "shells"), ("density", "scales"), ("density", "exponentials"),
     ("rows", "shells")])

@@ -15,6 +15,12 @@ with it: the neighbourhood keeps fewer than k atoms but stays invariant under
 rotations, reflections and relabellings (the band exceeds the rounding of distances
 computed from rotated coordinates).
 
+**Ties at the cutoff.** Likewise an atom at the cutoff distance (an fcc cluster with
+the lattice constant as the cutoff) would be a neighbour or not by the rounding of its
+distance, and change the neighbourhood's frame though its cutoff weight is zero: atoms
+within the band below the cutoff are left out too, ``r < cutoff (1 - band)`` is the
+neighbour test. Their cosine cutoff weight is below ``(pi band)^2 / 4``.
+
 **Atoms left out within the cutoff** make a ``UserWarning`` on the host (numpy): a cap
 below the number of atoms within the cutoff silently drops part of the interaction
 range (on 19-atom clusters, 12 of 18 other atoms: the sum kernel's energies 15 times
@@ -48,7 +54,8 @@ def neighbour_lists(pos, present, *, cutoff, n_neighbors=None, band):
         At most this many neighbours per atom, the nearest (None: every atom within
         the cutoff).
     band : float
-        Relative band of a tie at the k-th neighbour (see the module docstring).
+        Relative band of a tie at the k-th neighbour and at the cutoff (see the module
+        docstring).
 
     Returns
     -------
@@ -75,12 +82,13 @@ def neighbour_lists(pos, present, *, cutoff, n_neighbors=None, band):
     width = (n - 1) if n_neighbors is None else n_neighbors
     # the nearest `keep` atoms and the distance of the next one (inf: none left out)
     keep = min(width, n - 1)
+    reach = cutoff * (1.0 - band)   # ties at the cutoff are left out (module docstring)
     if n > ALL_PAIRS_MAX_ATOMS and xp is np:
-        index, distance, boundary = _tree_neighbours(pos, present, cutoff, keep)
+        index, distance, boundary = _tree_neighbours(pos, present, reach, keep)
     else:
         step = max(1, _CHUNK_PAIRS // max(1, n * n))
-        parts = [_all_pairs(pos[s:s + step], present[s:s + step], cutoff, keep)
-                 for s in range(0, S, step)] or [_all_pairs(pos, present, cutoff, keep)]
+        parts = [_all_pairs(pos[s:s + step], present[s:s + step], reach, keep)
+                 for s in range(0, S, step)] or [_all_pairs(pos, present, reach, keep)]
         index, distance, boundary = (xp.concat(a, axis=0) for a in zip(*parts))
     if xp is np:
         raise_coincident(coincident_atoms(pos, distance), distance)
