@@ -76,9 +76,9 @@ class LocalFrameAveraged(nn.Module):
     group : {"E(3)", "SE(3)"} or "E(d)", "SE(d)", default="E(3)"
         Symmetry of whole systems; S_n over the atoms is always part of it.
     cutoff : float, default=5.0
-        Neighbours are the atoms closer than this, by more than the rounding band
-        ``sqrt(eps)`` (relative): an atom at the cutoff distance (a lattice constant) is
-        left out whatever the rounding of its distance (its cutoff weight is zero).
+        Neighbours are the atoms closer than this. Atoms within ``sqrt(eps)`` (relative)
+        below it are left out, so that one at the cutoff distance (a lattice constant)
+        is out whatever the rounding of its distance; its cutoff weight is zero anyway.
     n_neighbors : int or None, default=12
         At most this many nearest neighbours per atom (None: every atom within the
         cutoff, up to one fewer than the atoms of a system). With ``encoding="rows"`` it
