@@ -16,9 +16,11 @@ Cells and periodic boundaries are not carried: the systems are free clusters or
 molecules.
 """
 
+import warnings
+
 import numpy as np
 
-from .exceptions import LayoutError, MissingDependencyError
+from .exceptions import LayoutError, MissingDependencyError, first_indices
 from .layout import Layout, parse_fields
 
 __all__ = ["X_to_atoms", "atoms_to_X", "pad_per_atom", "unpad_per_atom"]
@@ -64,7 +66,8 @@ def atoms_to_X(atoms_list, *, velocities=False, three_d=False, n_max=None):
     ----------
     atoms_list : sequence of ase.Atoms
         The systems, or any objects with ``get_positions()`` (Å) and
-        ``get_atomic_numbers()`` (and ``get_velocities()`` if ``velocities``).
+        ``get_atomic_numbers()`` (and ``get_velocities()`` if ``velocities``). Finite
+        systems: periodic ones (``pbc`` set) lose their cell, with a warning.
     velocities : bool, default=False
         Also store the velocities, as a ``"v": "vector"`` field between positions and
         atomic numbers (ASE units: Å per ASE time unit).
@@ -104,6 +107,15 @@ def atoms_to_X(atoms_list, *, velocities=False, three_d=False, n_max=None):
         if not callable(getattr(atoms_list[0], method, None)):
             raise TypeError(f"atoms_list holds {type(atoms_list[0]).__name__} objects, which "
                             f"have no {method}(); pass ase.Atoms or objects with {needed}")
+    periodic = [i for i, a in enumerate(atoms_list)
+                if callable(getattr(a, "get_pbc", None)) and np.any(a.get_pbc())]
+    if periodic:
+        warnings.warn(
+            f"atoms_to_X: {first_indices(periodic)} of atoms_list are periodic (pbc "
+            "set). X holds positions only: the cell is dropped, and the estimators see "
+            "each system as a finite cluster, without the neighbours across the cell's "
+            "faces. Set atoms.pbc = False for clusters and molecules to silence this.",
+            UserWarning, stacklevel=2)
     pos, _ = _padded([a.get_positions() for a in atoms_list], n_max, 3, "atoms_list")
     numbers, _ = _padded([a.get_atomic_numbers() for a in atoms_list], pos.shape[1], 1,
                          "atoms_list")

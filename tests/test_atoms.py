@@ -1,6 +1,7 @@
 """mfa_sklearn.atoms: ase.Atoms <-> padded (X, fields), per-atom arrays <-> NaN rows."""
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -103,6 +104,18 @@ def test_X_to_atoms_errors():
         X_to_atoms(np.zeros((1, 10)), {"pos": "point", "a": "scalar", "b": "scalar"})
     with pytest.raises(LayoutError, match="2-D or 3-D"):
         X_to_atoms(np.zeros(8), fields)
+
+
+def test_periodic_systems_warn_that_the_cell_is_dropped():
+    ase = pytest.importorskip("ase")
+    cluster = ase.Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+    crystal = ase.Atoms("Cu", positions=[[0, 0, 0]], cell=[2.5] * 3, pbc=True)
+    with pytest.warns(UserWarning, match=r"1 sample\(s\) \(first: \[1\]\).*periodic"):
+        X, _ = atoms_to_X([cluster, crystal])
+    np.testing.assert_array_equal(X[1, :3], [0, 0, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms_to_X([cluster])
 
 
 def test_atoms_to_X_errors():
