@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsRegressor
@@ -324,6 +325,51 @@ def test_below_the_tie_tolerance_is_exact(name, noise):
     gx = G.act(G.random_element(30, 6), x)
     np.testing.assert_allclose(canonical.transform(gx.reshape(30, -1)),
                                canonical.transform(X), rtol=0, atol=tol)
+
+
+def _square_with_normal_velocities():
+    square = np.array([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]])
+    return square, np.tile([0.0, 0.0, 1.0], (4, 1))
+
+
+def _line_with_normal_velocities():
+    line = np.outer([-1.5, -0.5, 0.5, 1.5], [1.0, 0, 0])
+    return line, np.tile([0.0, 1.0, 0.0], (4, 1))
+
+
+def _lorentz_plane_with_normal_vectors():
+    return (np.array([[2.0, 1, 0, 0], [2, -1, 0, 0], [3, 0, 0, 0]]),
+            np.tile([0.0, 0.0, 1.0, 0.0], (3, 1)))
+
+
+@pytest.mark.parametrize("name,shape", [
+    ("S_n x O(3)", _square_with_normal_velocities),
+    ("S_n x E(3)", _square_with_normal_velocities),
+    ("S_n x SO(3)", _line_with_normal_velocities),
+    ("S_n x SE(3)", _line_with_normal_velocities),
+    ("S_n x O(1,3)", _lorentz_plane_with_normal_vectors),
+    ("S_n x SO(1,3)", _lorentz_plane_with_normal_vectors)])
+def test_a_field_outside_the_frames_span_keeps_every_stabilizer_element(name, shape):
+    """A symmetric cloud spanning fewer than d directions, with a second field normal to
+    them that does not define the frame (out-of-plane velocities): that field's
+    canonical coordinates are rounding noise, which must not choose among the
+    stabilizer's elements (they were dropped for some g: a constant non-symmetric
+    output off by O(1))."""
+    pytest.importorskip("pynauty")
+    rows, normal = shape()
+    lorentz = get_group(name).metric is not None
+    fields = {"p": "vector", "q": "vector"} if lorentz else {"pos": "point", "vel": "vector"}
+    X = np.concatenate([rows.ravel(), normal.ravel()])[None]
+    constant = np.random.default_rng(5).standard_normal(rows.size)
+    model = FrameAveragingRegressor(DummyRegressor(strategy="constant", constant=constant),
+                                    group=name, fields=fields,
+                                    target="vector" if lorentz else "point")
+    model.fit(X, constant[None])
+    size = model.frame_diagnostics(X)["frame_size"][0]
+    assert size > 1
+    for seed in range(6):
+        assert_equivariant(model, name, X, random_state=seed,
+                           rtol=TOL_LORENTZ if lorentz else TOL64)
 
 
 @pytest.mark.parametrize("name,size", [("S_n x O(1,3)", 48), ("S_n x SO(1,3)", 24)])

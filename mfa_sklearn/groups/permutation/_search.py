@@ -20,15 +20,15 @@ edge labels) in three steps.
 3. **Candidates.** Every automorphism ``a`` gives a candidate order ``pi_a = a[pi]``
    of the classes, its G-frame ``H_a`` and the canonical input ``C_a`` of all fields.
    The candidates whose ``C_a`` are the lexicographic minimum, with entries within
-   ``delta`` times the magnitude of their field counting as equal (the first larger
-   difference decides), are kept: they are exactly the coset ``h Stab(c)`` for the
-   invariant choice ``c = min C_a``, so one backbone call on ``c`` plus the mean over
-   the kept elements is the exact minimal frame average. On a cloud off its symmetry
-   by less than ``delta`` the kept ``C_a`` differ by that much; the backbone then sees
-   their mean, which depends on the kept set only (see
-   :class:`~._frame.PermutationFrame`). For O(d), E(d) and O(1,d-1)
-   one group of equal inputs remains up to spurious ties; for SO(d) and SE(d) a cloud
-   with a reflection symmetry has two (proper and improper symmetries).
+   ``delta`` times the largest point or vector entry counting as equal (the first
+   larger difference decides; scalars are alike in every candidate), are kept: they
+   are exactly the coset ``h Stab(c)`` for the invariant choice ``c = min C_a``, so
+   one backbone call on ``c`` plus the mean over the kept elements is the exact
+   minimal frame average. On a cloud off its symmetry by less than ``delta`` the kept
+   ``C_a`` differ by that much; the backbone then sees their mean, which depends on
+   the kept set only (see :class:`~._frame.PermutationFrame`). For O(d), E(d) and
+   O(1,d-1) one group of equal inputs remains up to spurious ties; for SO(d) and SE(d)
+   a cloud with a reflection symmetry has two (proper and improper symmetries).
 
 The stabilizer size reported is the number of kept elements times ``prod m_k!`` over
 the twin classes.
@@ -148,7 +148,7 @@ def _search_one(pynauty, data, graph, Q, b, max_frame_size):
     # candidates: orders a[pi] of the classes, G-frames of the class means
     cand = autos[:, order_c]                                   # (A, n_classes)
     frames, canon, row_orders = _candidates(data, b, twin, counts, cand)
-    tol = _entry_tolerance(canon, data.field_slices, data.delta)
+    tol = _entry_tolerance(canon, data.fields, data.field_slices, data.delta)
     kept = _tolerant_minimum(canon, tol)
     rep_a = kept[0]
     tie_size = float(np.prod([math.factorial(int(c)) for c in counts]))
@@ -236,12 +236,20 @@ def _tolerant_minimum(canon, tol):
     return alive
 
 
-def _entry_tolerance(canon, slices, delta):
+def _entry_tolerance(canon, fields, slices, delta):
     """Per column of the candidates' canonical inputs (A, n, W): ``delta`` times the
-    largest magnitude of the column's field."""
-    tol = np.empty(canon.shape[2])
-    for s in slices:
-        scale = np.max(np.abs(canon[..., s])) if canon[..., s].size else 0.0
+    largest magnitude of all their point and vector columns; 0 for scalar columns,
+    which every candidate has alike (automorphisms keep the colours).
+
+    One scale for every geometric field, invariant like the canonical inputs: a field's
+    own scale is rounding noise where the field lies outside the span of a rank-deficient
+    frame (velocities normal to a planar cloud), and a tolerance of that noise's size
+    let the noise pick among the candidates, dropping stabilizer elements."""
+    geometric = [s for s, (_, kind) in zip(slices, fields) if kind != "scalar"]
+    scale = max((np.max(np.abs(canon[..., s])) for s in geometric if s.stop > s.start),
+                default=0.0)
+    tol = np.zeros(canon.shape[2])
+    for s in geometric:
         tol[s] = delta * scale
     return tol
 
