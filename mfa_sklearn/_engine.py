@@ -325,7 +325,11 @@ def rounded_field(part, bits):
     # step 2^(e - bits), so x + C rounds x to the grid (|x| < 2^e keeps x + C in
     # C's binade for bits <= 51) and subtracting C is exact: two passes, no
     # division. Beyond 2^1000, where x + C could overflow, values stay as they are.
-    exponent = np.maximum(np.frexp(largest)[1] - bits + 52, -1022)
+    # e is the exponent of the largest coordinate raised by 2^-20 (relative): a
+    # largest coordinate of exactly a power of two (unit vectors, lattices) comes out
+    # as 1.0 for x and 0.99999999999999989 for g . x, whose binades differ, and so
+    # would the grids; the boundary moves to 2^k / (1 + 2^-20), which no data favours.
+    exponent = np.maximum(np.frexp(largest * (1.0 + 2.0 ** -20))[1] - bits + 52, -1022)
     magic = np.where(largest < 2.0 ** 1000, np.ldexp(1.5, exponent), 0.0)
     work = np.add(part, magic, dtype=np.float64)
     work -= magic

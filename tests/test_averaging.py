@@ -569,10 +569,25 @@ def test_round_bits_rounds_to_a_power_of_two_grid_per_sample_and_field():
         np.testing.assert_array_equal(Xc[:, 30:], X[:, 30:])     # scalars untouched
         for block in (slice(0, 15), slice(15, 30)):              # positions, velocities
             largest = np.abs(exact[:, block]).max(axis=1, keepdims=True)
-            step = 2.0 ** (np.frexp(largest)[1] - bits)
+            step = 2.0 ** (np.frexp(largest * (1 + 2.0 ** -20))[1] - bits)
             np.testing.assert_array_equal(Xc[:, block] / step,
                                           np.round(Xc[:, block] / step))
             assert np.all(np.abs(Xc[:, block] - exact[:, block]) <= step / 2)
+
+
+def test_rounded_forms_agree_bit_for_bit_where_the_largest_is_a_power_of_two():
+    """Unit rows: the largest canonical coordinate is 1.0 for some samples and
+    0.99999999999999989 for their moved copies. The grid step comes from the largest
+    raised by 2^-20, so both get the same grid (one exponent apart they got steps a
+    factor 2 apart, and an eighth of the samples differed)."""
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((500, 5, 3))
+    U /= np.linalg.norm(U, axis=2, keepdims=True)
+    g = random_group_element("O(3)", 500, random_state=1)
+    for X in (U, 2 * U, 0.75 * U):
+        canonical = MinimalFrameCanonicalizer("O(3)").fit(X)
+        moved = canonical.transform(apply_group("O(3)", g, X))
+        np.testing.assert_array_equal(moved, canonical.transform(X))
 
 
 # ------------------------------------------------------ defaults and NaN
