@@ -25,7 +25,7 @@ from torch import nn
 from ._engine import fill_absent, find_absent, store_init_arguments
 from ._submodule import build_submodule, check_mask, check_params
 from .exceptions import NonFiniteInputError
-from .groups._namespace import on_host
+from .groups._namespace import get_namespace, on_host
 from .groups._selection import ROW_RULES
 from .layout import parse_fields
 from .local._environments import LocalFrames, local_group
@@ -267,7 +267,9 @@ class LocalFrameAveraged(nn.Module):
         Returns
         -------
         Environments or None
-            In float64; its ``features(encoding, n_radial)`` are the per-atom features
+            In X's dtype (float32 or float64; others as float64), whose rounding the
+            decisions (neighbour ties, frame tolerances) allow for, as the estimators'
+            do; its ``features(encoding, n_radial)`` are the per-atom features
             (A, p) (see :meth:`atom_features`), ``system`` the system of each atom. None
             where X has no present atom at all.
         """
@@ -279,7 +281,8 @@ class LocalFrameAveraged(nn.Module):
             raise ValueError(f"X must be 2-D (n_systems, n_columns) or 3-D (n_systems, "
                              f"n_atoms, width); got shape {tuple(X.shape)}")
         spec = self.local_frames(X.shape[1:])
-        X = X.to(torch.float64)
+        if X.dtype not in (torch.float32, torch.float64):
+            X = X.to(torch.float64)
         if mask is None:
             # on an accelerator, the present atoms as computed: the neighbourhoods
             # count them anyway (no wait here for whether any is absent)
@@ -309,7 +312,9 @@ class LocalFrameAveraged(nn.Module):
         """The per-atom features (A, p) of :meth:`environments`, in ``dtype`` (default
         float64), without the angular channels where ``angular`` is False."""
         return envs.features(self.encoding, self.n_radial, radial_basis=self.radial_basis,
-                             dtype=dtype, angular=self.angular)
+                             dtype=get_namespace(envs.canonical).float64 if dtype is None
+                             else dtype,
+                             angular=self.angular)
 
     def atomic_energies(self, features):
         """The atom module's energies ``(A,)`` of features ``(A, p)``, with a clear

@@ -169,17 +169,37 @@ def test_row_products_keep_their_bits_and_have_exact_gradients():
         assert torch.autograd.gradgradcheck(lambda a, b: row_products(xp, a, b), (x, M))
 
 
-def test_float32_model_features_are_the_float64_ones_rounded():
-    """float32 X: features computed from the float64 canonical neighbourhoods rounded
-    to float32 (frames in float64), so within float32 rounding of the float64 ones."""
-    X = torch.tensor(clusters(), dtype=torch.float32)
-    envs = model().environments(X)
-    f64 = envs.features("density", 8)
-    f32 = envs.features("density", 8, dtype=torch.float32)
-    assert f64.dtype == torch.float64 and f32.dtype == torch.float32
+def test_float32_input_is_decided_with_float32_tolerances():
+    """float32 X: the neighbourhoods stay float32, so that the decisions (ties at the
+    k-th neighbour, frame tolerances) allow for float32 rounding as the estimators'
+    do; the features (float64 by default) are within float32 rounding of float64 X's."""
+    X = torch.tensor(clusters())
+    m = model()
+    envs = m.environments(X.float())
+    assert envs.canonical.dtype == torch.float32
+    f32 = m.features_of(envs)
+    f64 = m.features_of(m.environments(X))
+    assert f32.dtype == torch.float64
     scale = f64.abs().amax(dim=0).clamp(min=1.0)
-    assert ((f32.double() - f64).abs() / scale).max() <= 1e-5
-    assert ((f32.double() - f64).abs() / scale).max() > 0     # really float32
+    assert ((f32 - f64).abs() / scale).max() <= 1e-5
+    assert ((f32 - f64).abs() / scale).max() > 0     # really float32
+
+
+def test_float32_symmetric_clusters_are_exact_to_float32():
+    """An icosahedron whose surface atoms' 4th and 5th neighbours tie (n_neighbors=4)
+    and a linear molecule, in float32: float64 tolerances split their float32-rounded
+    ties (energies off by 0.5, forces by 1.1)."""
+    ico = icosahedron_with_centre()
+    X = np.full((2, 13, 4), np.nan)
+    X[0] = ico
+    X[1, :5, :3], X[1, :5, 3] = np.outer(np.arange(5) * 2.0, [0.3, 0.5, 0.8]), 1.0
+    X = X.astype(np.float32)
+    m = model(dtype=torch.float32, n_neighbors=4)
+    for kind, target in (("energy", "invariant"), ("forces", "vector")):
+        worst = max(check_equivariance(numpy_of(m, kind), "S_n x E(3)", X, fields=FIELDS,
+                                       target=target, random_state=seed)["max_error"]
+                    for seed in range(3))
+        assert worst <= 1e-4, (kind, worst)
 
 
 def test_symmetric_clusters_finite_invariant_and_equivariant():
