@@ -189,6 +189,27 @@ def test_atoms_exactly_at_the_cutoff_are_exact(radius):
                                   random_state=seed)["max_error"] <= 1e-10
 
 
+def test_weighted_direction_of_exactly_half_length_is_decided_invariantly():
+    """In a six-ring (bond 1.4, cutoff 2.0) and a 120-degree triatomic, atoms have two
+    equidistant neighbours at 120 degrees: the weighted direction is exactly half the
+    neighbour distance long, the bound of the long-direction test, which rounding
+    decided (sum-kernel energies off by 0.25, features by 0.05)."""
+    angles = np.arange(6) * np.pi / 3
+    X = np.full((2, 6, 4), np.nan)
+    X[0, :, :3] = 1.4 * np.stack([np.cos(angles), np.sin(angles), np.zeros(6)], axis=1)
+    X[0, :, 3] = 6.0
+    X[1, :3, :3] = [[0, 0, 0], [1.0, 0, 0], [np.cos(2 * np.pi / 3), np.sin(2 * np.pi / 3), 0]]
+    X[1, :3, 3] = [8.0, 1.0, 1.0]
+    kw = dict(fields=FIELDS, cutoff=2.0, n_neighbors=None, first_vector="weighted")
+    energy = LocalFrameRegressor(KernelRidge(kernel="rbf", gamma=0.5), **kw).fit(
+        X, [1.0, 2.0])
+    features = LocalFrameFeaturizer(standardize=False, **kw).fit(X)
+    for seed in range(6):
+        for model in (energy, features):
+            assert check_equivariance(model, SYMMETRY, X, fields=FIELDS,
+                                      random_state=seed)["max_error"] <= 1e-10
+
+
 def test_large_systems_use_trees_and_match_all_pairs():
     ball = fcc_ball(11.0)
     assert len(ball) > 96

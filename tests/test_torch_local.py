@@ -202,16 +202,18 @@ def test_float32_symmetric_clusters_are_exact_to_float32():
         assert worst <= 1e-4, (kind, worst)
 
 
-def test_symmetric_clusters_finite_invariant_and_equivariant():
+@pytest.mark.parametrize("first_vector", ["nearest", "weighted"])
+def test_symmetric_clusters_finite_invariant_and_equivariant(first_vector):
     """At a perfect icosahedron the energy is not differentiable, but its gradient is
     that of the mean canonical input over the stabilizer's elements: symmetric, so the
-    forces are equivariant there too."""
+    forces are equivariant there too. (The weighted direction's length scale, the
+    largest neighbour distance, shares its gradient among tied neighbours.)"""
     ico = icosahedron_with_centre()
     rng = np.random.default_rng(3)
     rotations = np.linalg.qr(rng.normal(size=(3, 3, 3)))[0]
     X = np.stack([np.concatenate([ico[:, :3] @ R + rng.normal(size=3), ico[:, 3:]], axis=1)
                   for R in rotations])
-    m = model(n_neighbors=12)
+    m = model(n_neighbors=12, first_vector=first_vector)
     energy, forces = m.energy_and_forces(torch.tensor(X))
     assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
     report = check_equivariance(numpy_of(m, "energy"), "S_n x E(3)", X, fields=FIELDS,

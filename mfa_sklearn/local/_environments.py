@@ -11,7 +11,8 @@ batch of neighbourhoods, one per present atom, batched over every atom of every 
   marks the centre, so that no relabelling can move it;
 * optionally (``first_vector="weighted"``) a frame vector of the centre,
   ``u = L sum_b w_b r_b / |r_b| / sum_b w_b`` with the smooth cutoff weights ``w_b`` and
-  ``L`` the largest neighbour distance, set to zero where ``|u| < L / 2``. The
+  ``L`` the largest neighbour distance, set to zero where ``|u| < L / 2`` (both to
+  within the relative band ``sqrt(eps)`` of X's dtype, for the reasons given below). The
   ``"first_above"`` row rule then takes it first: the
   neighbours' mean direction where it is well defined, the nearest neighbour where the
   directions nearly cancel (symmetric environments, where ``u`` is rounding noise).
@@ -367,7 +368,8 @@ class LocalFrames:
                                    theirs * xp.astype(has_at, dtype)[..., None])
         fields[_CENTRE] = xp.concat([zeros(1, 1) + 1.0, zeros(1)], axis=1)
         if self.first_vector == "weighted":
-            fields[_DIRECTION] = stacked(self._direction(xp, r, has_at), zeros(self.d))
+            fields[_DIRECTION] = stacked(self._direction(xp, r, has_at, dtype),
+                                         zeros(self.d))
         return fields
 
     def _canonical_tensors(self, xp, plan, pos, parts, dtype, centre, rows, has,
@@ -427,23 +429,35 @@ class LocalFrames:
         frame.present = env_present
         return out, frame
 
-    def _direction(self, xp, r, has):
+    def _direction(self, xp, r, has, dtype):
         """``u`` of the module docstring, (A, d), from the relative positions r
         (A, k, d) of the neighbours ``has`` (A, k); zero where it is shorter than half
-        the largest neighbour distance."""
+        the largest neighbour distance. Both decisions allow for the rounding of
+        ``dtype``, X's (see below)."""
         if r.shape[1] == 0:     # no neighbour slots at all (lone atoms): zeros
             return xp.sum(r, axis=1)
+        band = np.sqrt(machine_eps(dtype))
         distance = _safe_norm(xp, r, has)
         zero = xp.zeros_like(distance)
         weight = xp.where(has, cosine_weight(distance, self.cutoff), zero)
         total = xp.sum(weight, axis=1)
         u = xp.sum((weight / distance)[..., None] * r, axis=1)
-        reach = xp.max(xp.where(has, distance, zero), axis=1)
+        # L: the mean of the distances within the band of the largest, which is the
+        # largest but for a tie (a symmetric shell), whose gradient it shares among the
+        # tied neighbours; the maximum's would go to the one that rounding makes largest
+        # (forces at symmetric clusters would not be equivariant)
+        largest = xp.max(xp.where(has, distance, zero), axis=1)
+        tied = has & (distance >= (largest * (1.0 - band))[:, None])
+        count = xp.sum(xp.astype(tied, distance.dtype), axis=1)
+        reach = xp.sum(xp.where(tied, distance, zero), axis=1) / xp.where(
+            count > 0, count, xp.ones_like(count))
         u = u * (reach / xp.where(total > 0, total, xp.ones_like(total)))[:, None]
         # Only a long u can be the first frame vector. A short one would still be data
         # of the neighbourhood, and in symmetric ones it is rounding noise, which would
-        # tell apart the stabilizer's candidates that must tie.
-        long = xp.sum(u * u, axis=1) >= 0.25 * reach * reach
+        # tell apart the stabilizer's candidates that must tie. The bound is raised by
+        # the band: |u| = L / 2 exactly is common (two neighbours at 120 degrees, a
+        # benzene ring's atoms), and rounding would decide it.
+        long = xp.sum(u * u, axis=1) >= (0.25 * (1.0 + band)) * reach * reach
         return xp.where(long[:, None], u, xp.zeros_like(u))
 
 
