@@ -244,6 +244,26 @@ def test_atoms_exactly_at_the_cutoff_keep_forces_equivariant():
         assert report["max_error"] <= BOUND, (kind, report)
 
 
+def test_forces_at_rounding_distance_from_a_lattice_are_equivariant():
+    """Lattice sites built in floating point sit within rounding of a symmetric cluster:
+    which canonical coordinates are snapped to exact zeros depends on the orientation,
+    so snapping must keep their gradient (it cut it: forces off by 4e-3 here)."""
+    grid = np.arange(-2, 3)
+    cubic = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    points = (cubic[:, None] + basis[None]).reshape(-1, 3) * 3.6
+    ball = points[np.linalg.norm(points, axis=1) <= 3.6]                 # 19 atoms
+    rng = np.random.default_rng(102)
+    X = np.full((3, 19, 4), 1.0)
+    for i, level in enumerate((0.0, 1e-14, 1e-13)):
+        X[i, :, :3] = ball + level * 3.6 * rng.normal(size=ball.shape)
+    m = LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=6.0, n_neighbors=None).double()
+    for seed in range(3):
+        report = check_equivariance(numpy_of(m.eval(), "forces"), "S_n x E(3)", X,
+                                    fields=FIELDS, target="vector", random_state=seed)
+        assert report["max_error"] <= BOUND, report
+
+
 @pytest.mark.parametrize("encoding,radial_basis", [
     ("density", "shells"), ("density", "scales"), ("density", "exponentials"),
     ("rows", "shells")])

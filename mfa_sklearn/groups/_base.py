@@ -188,7 +188,9 @@ def snap_below(xp, canon, level):
     Complex entries have their real and imaginary parts snapped separately (the
     imaginary part of a frame row's coordinate along its own frame vector vanishes
     while the real part does not). In place for numpy arrays (callers pass fresh ones),
-    out of place otherwise."""
+    out of place otherwise. A tensor keeps the gradient of the snapped entries: the
+    snap corrects their value by rounding, the coordinate still moves with the input
+    (cutting it made forces at rounding distance from a symmetric cluster jump)."""
     level = xp.reshape(level, (-1,) + (1,) * (canon.ndim - 1))
     if isdtype(xp, canon.dtype, "complex floating"):
         if isinstance(canon, np.ndarray):
@@ -201,6 +203,8 @@ def snap_below(xp, canon, level):
     if isinstance(canon, np.ndarray):
         np.copyto(canon, 0.0, where=small)
         return canon
+    if getattr(canon, "requires_grad", False):
+        return canon - xp.where(small, canon.detach(), xp.zeros_like(canon))
     return xp.where(small, xp.zeros_like(canon), canon)
 
 
