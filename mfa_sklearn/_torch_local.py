@@ -124,7 +124,7 @@ class LocalFrameAveraged(nn.Module):
     cutoff_weight : {"cosine"} or None, default="cosine"
         Per-neighbour feature ``0.5 (cos(pi r / cutoff) + 1)``.
     tol : float, optional
-        Relative rank tolerance of the frames (default ``sqrt(eps)`` of float64).
+        Relative rank tolerance of the frames (default ``sqrt(eps)`` of X's dtype).
     return_forces : bool, default=False
         Whether ``forward`` returns ``(energy, forces)`` instead of the energy (for
         training on both, e.g. with :class:`EnergyForceLoss`).
@@ -150,10 +150,12 @@ class LocalFrameAveraged(nn.Module):
     **Input.** X is a float tensor of systems in the layout of the sklearn estimators:
     flat ``(B, C)`` (field-major column blocks) or ``(B, n, W)``; an atom is absent
     where its positions are all NaN, or where ``mask`` (B, n) is False. The energy of a
-    system without atoms is NaN; forces are NaN at absent atoms. Neighbourhoods and
-    frames are computed in float64, exact to its rounding; the features are computed in
-    X's dtype from the canonical neighbourhoods rounded to it (float32 X: float32
-    features, energies and forces, invariant and equivariant to float32 rounding).
+    system without atoms is NaN; forces are NaN at absent atoms. Neighbour lists and
+    frames are computed in float64; the neighbourhoods, and so every decision on them
+    (ties at the k-th neighbour and at the cutoff, the frames' tolerances), are in X's
+    dtype and allow for its rounding, as the estimators' do. The features are computed
+    in X's dtype (float32 X: float32 features, energies and forces, invariant and
+    equivariant to float32 rounding).
 
     **Where it runs.** On an accelerator everything runs on X's device, where
     gradients flow through it: the neighbour lists, the neighbourhoods' colours,
