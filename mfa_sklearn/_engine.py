@@ -255,14 +255,18 @@ def with_presence(Xc, layout, present):
 
 
 def mark_absent(Y, layout, present):
-    """Per-row outputs (B, C) of ``layout`` with NaN at absent rows, and every output of
-    a sample without present rows NaN; ``layout`` None: invariant outputs (B, ...)."""
+    """Per-row outputs (B, C) of ``layout`` with NaN at absent rows (edge outputs: at
+    every pair with an absent row), and every output of a sample without present rows
+    NaN; ``layout`` None: invariant outputs (B, ...)."""
     xp = get_namespace(Y)
     empty = ~xp.any(present, axis=1)
     nan = xp.asarray(float("nan"), dtype=Y.dtype, device=Y.device)
     if layout is not None and layout.n_rows == present.shape[1]:
         parts = layout.split(Y)
-        Y = layout.join({f.name: xp.where(present[..., None], parts[f.name], nan)
+        rows = present[..., None]
+        pairs = (present[:, :, None] & present[:, None, :])[..., None]
+        Y = layout.join({f.name: xp.where(pairs if f.kind == "edge" else rows,
+                                          parts[f.name], nan)
                          for f in layout.fields})
     return xp.where(xp.reshape(empty, (-1,) + (1,) * (Y.ndim - 1)), nan, Y)
 

@@ -270,17 +270,18 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         expected = apply_group(group, g, flat.astype(np.float64), target,
                                rows=_rows_of_inputs(group, X, fields)).reshape(out.shape)
     # outputs NaN on both sides agree where the rows of g.X are absent (per-row
-    # outputs; permutations move them) or the sample has no present row; NaN anywhere
-    # else stays NaN in the error
+    # outputs; permutations move them; edge outputs: pairs with an absent row) or the
+    # sample has no present row; NaN anywhere else stays NaN in the error
     difference = out_moved - expected
     absent = _absent_rows(group, X_moved, fields)
     if absent is not None:
         allowed = np.broadcast_to(absent.all(axis=1).reshape(
             (-1,) + (1,) * (out.ndim - 1)), out.shape)
-        if (not invariant and layout.n_rows == absent.shape[1]
-                and all(f.kind != "edge" for f in layout.fields)):
+        if not invariant and layout.n_rows == absent.shape[1]:
+            pairs = absent[:, :, None] | absent[:, None, :]    # edge outputs
             rows = layout.join({f.name: np.broadcast_to(
-                absent[..., None], (len(X), layout.n_rows, f.width))
+                (pairs if f.kind == "edge" else absent)[..., None],
+                (pairs if f.kind == "edge" else absent).shape + (f.width,))
                 for f in layout.fields})
             allowed = allowed | rows.reshape(out.shape)
         both = np.isnan(out_moved) & np.isnan(expected) & allowed

@@ -502,3 +502,40 @@ def test_score_of_padded_per_row_targets():
     target = (2.0 * full).reshape(60, -1)
     reg.fit(full, target)
     assert reg.score(full, target) == r2_score(target, reg.predict(full))
+
+
+def test_edge_targets_are_nan_at_every_pair_with_an_absent_row():
+    """Edge outputs (bond targets) of padded samples: NaN on the pairs with an absent
+    row, exact elsewhere (predict raised a broadcasting error: the NaN mask was per
+    row), through the estimator and the torch module alike."""
+    pytest.importorskip("pynauty")
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(0)
+    B, n = 20, 5
+    pos = rng.normal(size=(B, n, 3))
+    pos[:, -1] = np.nan
+    bonds = np.triu(rng.integers(0, 2, size=(B, n, n)).astype(float), 1)
+    bonds = bonds + np.swapaxes(bonds, 1, 2)
+    X = np.concatenate([bonds.reshape(B, -1), pos.reshape(B, -1)], axis=1)
+    pairs = np.zeros((B, n, n), dtype=bool)
+    pairs[:, -1] = pairs[:, :, -1] = True
+    y = np.where(pairs, np.nan, rng.normal(size=(B, n, n))).reshape(B, -1)
+    fields = {"bond": "edge", "pos": "point"}
+    model = FrameAveragingRegressor(DecisionTreeRegressor(random_state=0),
+                                    group="S_n x E(3)", fields=fields,
+                                    target={"e": "edge"}).fit(X, y)
+    out = model.predict(X)
+    np.testing.assert_array_equal(np.isnan(out), pairs.reshape(B, -1))
+    assert_equivariant(model, "S_n x E(3)", X, random_state=1, rtol=1e-10)
+    torch = pytest.importorskip("torch")
+    from mfa_sklearn.torch import FrameAveraged
+
+    torch.manual_seed(0)
+    module = FrameAveraged(torch.nn.Linear(X.shape[1], n * n).double(), group="S_n x E(3)",
+                           fields=fields, target={"e": "edge"})
+    out = module(torch.from_numpy(X)).detach().numpy()
+    np.testing.assert_array_equal(np.isnan(out), pairs.reshape(B, -1))
+    assert_equivariant(lambda Z: module(torch.from_numpy(Z)).detach().numpy(),
+                       "S_n x E(3)", X, fields=fields, target={"e": "edge"},
+                       random_state=2, rtol=1e-10)
