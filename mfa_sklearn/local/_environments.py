@@ -442,15 +442,19 @@ class LocalFrames:
         weight = xp.where(has, cosine_weight(distance, self.cutoff), zero)
         total = xp.sum(weight, axis=1)
         u = xp.sum((weight / distance)[..., None] * r, axis=1)
-        # L: the mean of the distances within the band of the largest, which is the
-        # largest but for a tie (a symmetric shell), whose gradient it shares among the
-        # tied neighbours; the maximum's would go to the one that rounding makes largest
-        # (forces at symmetric clusters would not be equivariant)
+        # L: the largest distance, but for ties (a symmetric shell) a weighted mean of
+        # the distances near it, whose gradient the tied neighbours share; the
+        # maximum's would go to the one that rounding makes largest (forces at
+        # symmetric clusters would not be equivariant). The weights are 1 within half
+        # the band of the largest and ramp down to 0 at the band's edge, so that L
+        # stays continuous where a neighbour enters the band.
         largest = xp.max(xp.where(has, distance, zero), axis=1)
-        tied = has & (distance >= (largest * (1.0 - band))[:, None])
-        count = xp.sum(xp.astype(tied, distance.dtype), axis=1)
-        reach = xp.sum(xp.where(tied, distance, zero), axis=1) / xp.where(
-            count > 0, count, xp.ones_like(count))
+        ratio = distance / xp.where(largest > 0, largest, xp.ones_like(largest))[:, None]
+        near = xp.where(has, xp.clip((ratio - (1.0 - band)) / (0.5 * band), min=0.0,
+                                     max=1.0), zero)
+        total_near = xp.sum(near, axis=1)
+        reach = largest + xp.sum(near * (distance - largest[:, None]), axis=1) / xp.where(
+            total_near > 0, total_near, xp.ones_like(total_near))
         u = u * (reach / xp.where(total > 0, total, xp.ones_like(total)))[:, None]
         # Only a long u can be the first frame vector. A short one would still be data
         # of the neighbourhood, and in symmetric ones it is rounding noise, which would
