@@ -176,8 +176,11 @@ class FrameAveraged(nn.Module):
     The permutation groups decide row orders, ties and labelings on the host (one
     copy of the batch per forward pass); their gathers, G-frames and averages run on
     the batch's device, differentiably. Where a sample has a non-trivial stabilizer
-    (a cube, repeated rows) the frame-averaged function is not differentiable, so its
-    input gradient there is finite but carries no symmetry.
+    (a cube, repeated rows) the frame-averaged function is not differentiable. Where
+    the stabilizer moves the geometry (a cube's point group) the backbone sees the mean
+    of the stored elements' canonical inputs, so the input gradient there is the mean
+    of the branches' gradients and equivariant; at repeated rows it is finite but
+    carries no symmetry.
 
     On the CPU the batch is canonicalized in chunks of samples (as the numpy path does),
     which keeps the frame temporaries in cache; on other devices in one pass. Either
