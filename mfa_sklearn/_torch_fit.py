@@ -570,7 +570,7 @@ def fit_energy_forces(model, X, energy, forces=None, *, force_weight=1.0,
     >>> model = LocalFrameAveraged(AtomMLP, cutoff=4.0, n_neighbors=4,
     ...                            atom_module__hidden=(16,)).double()
     >>> info = fit_energy_forces(model, X.detach(), energy.detach(), forces,
-    ...                          cpu_seconds=0.5)
+    ...                          max_iter=50)         # or a budget: cpu_seconds=...
     >>> info["loss"][-1] < 0.01 * info["loss"][0]
     True
     """
