@@ -378,6 +378,22 @@ def test_gradcheck_where_canonical_coordinates_are_snapped(case):
                                     atol=1e-6, rtol=1e-4)
 
 
+@pytest.mark.parametrize("group", ["O(3)", "E(3)", "S_n x E(3)"])
+def test_tie_band_gradients_are_finite_at_rank_deficient_clouds(group):
+    """A water molecule (planar) and a collinear cloud: a frame step finds no vector,
+    its residual is exactly 0, and the band's bounds took sqrt of it in an unused
+    branch of `where`, whose infinite derivative made every input gradient NaN."""
+    if group.startswith("S_n"):
+        pytest.importorskip("pynauty")
+    water = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    line = np.outer([0.2, -1.0, 0.7], [0.3, -1.2, 0.8])
+    for cloud in (water, line):
+        fa = FrameAveraged(mlp(n_in=9), group=group, tie_band=0.3)
+        x = torch.from_numpy(cloud.reshape(1, 9)).requires_grad_(True)
+        (grad,) = torch.autograd.grad(fa(x).sum(), x)
+        assert torch.isfinite(grad).all() and grad.abs().max() > 0
+
+
 # ------------------------------------------------------------ skorch, frames inside
 def _to_float32(X):
     return np.asarray(X, dtype=np.float32)

@@ -655,9 +655,11 @@ def _breaks(xp, size, candidate, largest, found, before, flat, low, high):
     chosen = xp.take(xp.reshape(size, (-1,)), flat) / denominator
     passed = xp.max(xp.where(candidate & before, size, 0.0), axis=0) / denominator
     inf = xp.asarray(np.inf, dtype=low.dtype, device=low.device)
-    low = xp.minimum(low, xp.where(found, xp.sqrt(chosen), inf))
-    # no row passed over: 0, without the infinite derivative of sqrt at 0 (a NaN
-    # gradient through the unused branch of `where`)
+    # the unused branches of `where` take sqrt(1), not sqrt of a zero residual: the
+    # infinite derivative of sqrt at 0 made a NaN gradient through them (rank-deficient
+    # clouds under tie_band: a step that finds no vector, as for `high` where no row
+    # passed over)
+    low = xp.minimum(low, xp.where(found, xp.sqrt(xp.where(found, chosen, 1.0)), inf))
     passed_any = found & (passed > 0)
     high = xp.maximum(high, xp.where(passed_any,
                                      xp.sqrt(xp.where(passed_any, passed, 1.0)), 0.0))
