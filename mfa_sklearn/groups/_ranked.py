@@ -100,8 +100,7 @@ def near_tie_orders(keys, present, band):
     Parameters
     ----------
     keys : ndarray of shape (B, n)
-        Keys of the rows, in canonical order (nearly sorted: within the quantisation
-        step where the canonical order was decided by other keys).
+        Keys of the rows, sorted (the present rows' ascending, absent rows last).
     present : ndarray of shape (B, n) of bool or None
         Present rows (first in canonical order); absent rows never move.
     band : float
@@ -110,7 +109,7 @@ def near_tie_orders(keys, present, band):
     Returns
     -------
     perms : ndarray of shape (B, MAX_TIE_ORDERS, n), int64
-        Orders of the canonical positions; order 0 is the identity (the plain frame),
+        Orders of the positions in ``keys``; order 0 is the identity (the sorted order),
         unused slots too.
     count : ndarray of shape (B,), int64
         Orders of nonzero weight per sample.
@@ -237,7 +236,18 @@ def ranked_frame(group, frame_of, points, vectors, present, n_frames, *, rule, t
     band = tie_band * ROW_FRACTION
     keys = ranking_keys(xp, cpoints, cvectors)
     host_present = None if cpresent is None else to_numpy(cpresent)
-    perms, count = near_tie_orders(to_numpy(keys), host_present, band)
+    # Colour refinement's canonical order sorts the rows by key; nauty's labeling
+    # (symmetric samples, twin rows) need not, and an order with a step down of b or
+    # more has weight 0, the plain order too (weights 0/0: NaN outputs). The orders are
+    # listed from the rows sorted by key (absent rows stay last); W reads the keys, not
+    # the positions, so the weighted set of orders is the same.
+    host_keys = to_numpy(keys)
+    by_key = np.argsort(host_keys if host_present is None else
+                        np.where(host_present, host_keys, np.inf), axis=1, kind="stable")
+    perms, count = near_tie_orders(np.take_along_axis(host_keys, by_key, axis=1),
+                                   host_present, band)
+    perms = np.take_along_axis(np.broadcast_to(by_key[:, None, :], perms.shape), perms,
+                               axis=2)
     device = keys.device
     perms_x = xp.asarray(perms, device=device)
     weights = _order_weights(xp, keys, perms_x, host_present, band)
