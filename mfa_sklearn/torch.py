@@ -137,7 +137,11 @@ class FrameAveraged(nn.Module):
     frame_dtype : {"float64", "float32"}, default="float64"
         Precision of the frame computations. "float32" halves their memory traffic on
         accelerators; the symmetry then holds to float32 rounding (errors about 1e-6
-        relative, more for boosted Lorentz frames) instead of float64's.
+        relative, more for boosted Lorentz frames) instead of float64's. Its decisions
+        allow for float32's rounding too: for S_n products rows whose ranking keys lie
+        within float32's tie tolerance (``eps^(1/3)``, about 5e-3 relative) count as
+        tied, so a few samples in a hundred get another frame than in float64 (exact
+        too, but another function).
     detach_frame : bool, default=False
         Treat the frames as constants in backward. The model stays equivariant, but
         its input gradient is no longer the derivative of the composed function; keep
