@@ -394,6 +394,21 @@ def test_tie_band_gradients_are_finite_at_rank_deficient_clouds(group):
         assert torch.isfinite(grad).all() and grad.abs().max() > 0
 
 
+def test_pca_frames_gradients_are_finite_where_eigenvalues_repeat_and_exact_elsewhere():
+    """PCA frames of a linear molecule and a square: repeated covariance eigenvalues,
+    whose eigenvectors' derivative is infinite (torch's eigh gave NaN forces, which
+    poison a training batch); generic clouds keep the exact gradient."""
+    co2 = np.array([[0.0, 0.0, -1.16], [0.0, 0.0, 0.0], [0.0, 0.0, 1.16], [0.0, 0.0, 2.0]])
+    square = np.array([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0], [0, -1.0, 0]])
+    fa = FrameAveraged(mlp(n_in=12), group="E(3)", frame="pca")
+    x = torch.from_numpy(np.stack([co2, square]).reshape(2, 12)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(fa(x).sum(), x)
+    assert torch.isfinite(grad).all()
+    generic = torch.from_numpy(np.random.default_rng(1).normal(size=(3, 12)))
+    assert torch.autograd.gradcheck(fa, (generic.requires_grad_(True),), eps=1e-6,
+                                    atol=1e-6, rtol=1e-4)
+
+
 # ------------------------------------------------------------ skorch, frames inside
 def _to_float32(X):
     return np.asarray(X, dtype=np.float32)

@@ -87,7 +87,10 @@ stabilizers (symmetric clouds whose symmetries permute the rows) arise only in t
 for the eigenvectors ``U`` of ``Z^T Z`` and all ``2^d`` sign patterns ``s`` (for SO and
 SE, ``det U`` made +1 and the ``2^(d-1)`` patterns of product +1). They need one
 backbone call per element, and they are not equivariant where eigenvalues repeat (the
-eigenvectors are not unique there); minimal frames have neither problem.
+eigenvectors are not unique there); minimal frames have neither problem. Where
+eigenvalues repeat (a linear molecule, a square) the eigenvectors' derivative is
+infinite; their gradient leaves out the pairs of eigenvalues closer than ``sqrt(eps)``
+of the largest (torch's own gives NaN, which would poison a training batch).
 
 **Discontinuity.** No canonical form of O(d) or SO(d) is continuous everywhere (Dym,
 Lawrence and Siegel 2024): this one jumps where a selection decision flips. Since every
@@ -109,6 +112,7 @@ References
   transformations. Numerische Mathematik 7, 1965 (column pivoting).
 """
 
+import functools
 import itertools
 
 import numpy as np
@@ -314,7 +318,11 @@ class OrthogonalGroup(Group):
     def _pca_frame(self, xp, rows, t):
         """Sign-flip PCA frames of Puny et al.: ``diag(s) U^T`` for the eigenvectors U."""
         d = self.d
-        _, U = xp.linalg.eigh(rows.mT @ rows)
+        covariance = rows.mT @ rows
+        if getattr(covariance, "requires_grad", False):
+            U = _eigenvectors_autograd().apply(covariance)
+        else:
+            _, U = xp.linalg.eigh(covariance)
         signs = np.array(list(itertools.product((1.0, -1.0), repeat=d)))
         if self.special:
             # With det U made +1, the det +1 frames are the sign patterns of product +1.
@@ -351,6 +359,37 @@ class OrthogonalGroup(Group):
         if self.has_translations:
             b = translation_scale * rng.standard_normal((size, self.d))
         return GroupElement(Q, b)
+
+
+@functools.cache
+def _eigenvectors_autograd():
+    """A torch autograd Function: the eigenvectors of symmetric matrices (B, d, d),
+    whose backward leaves out the pairs of eigenvalues closer than ``sqrt(eps)`` of
+    the largest. ``dU = U (F o U^T dA U)`` with ``F_ij = 1 / (l_j - l_i)``, infinite for
+    repeated eigenvalues, so ``gA = U (F o U^T gU) U^T`` with those ``F_ij`` set to 0.
+    Second derivatives treat ``F`` as a constant (a baseline's training on forces needs
+    them with respect to the weights only, which are exact)."""
+    import torch
+
+    class Eigenvectors(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, A):
+            values, vectors = torch.linalg.eigh(A)
+            ctx.save_for_backward(values, vectors)
+            return vectors
+
+        @staticmethod
+        def backward(ctx, grad):
+            values, U = ctx.saved_tensors
+            gap = values[..., None, :] - values[..., :, None]           # l_j - l_i
+            level = (torch.finfo(values.dtype).eps ** 0.5) * values.abs().amax(
+                dim=-1, keepdim=True)[..., None]
+            apart = gap.abs() > level
+            F = torch.where(apart, 1.0 / torch.where(apart, gap, torch.ones_like(gap)),
+                            torch.zeros_like(gap))
+            return U @ (F * (U.mT @ grad)) @ U.mT
+
+    return Eigenvectors
 
 
 def haar_orthogonal(size, d, rng):
