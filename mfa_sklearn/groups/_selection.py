@@ -303,20 +303,18 @@ def frame_rows(xp, arrays, present, convert=work_float):
     return scale_rows(Z, factor), weights, inverse
 
 
-def metric_scale(Z, signature, gram=None):
+def metric_scale(Z, signature):
     """Invariant scale of rows under a metric: ``|| Z eta Z^T ||_F`` per sample.
 
     Computed as ``sqrt(sum_kl eta_k eta_l G_kl^2)`` with the d x d Gram matrix
     ``G = Z^T Z``, in O(m d^2) instead of the O(m^2 d) of all pairwise products.
-    ``gram``: G where the caller has computed it already (nested lists of (B,)
-    entries, each ``sum_rows(xp, Z[k] * Z[l])``).
     """
     xp = get_namespace(Z[0])
     d = len(Z)
     total = 0.0
     for k in range(d):
         for m in range(k, d):
-            G_kl = sum_rows(xp, Z[k] * Z[m]) if gram is None else gram[k][m]
+            G_kl = sum_rows(xp, Z[k] * Z[m])
             weight = signature[k] * signature[m] * (1.0 if k == m else 2.0)
             total = total + weight * G_kl * G_kl
     return xp.sqrt(xp.abs(total))
@@ -382,7 +380,7 @@ class Selection(NamedTuple):
     breaks: Any = None
 
 
-def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, gram=None):
+def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, scale=None):
     """Choose up to ``d`` frame vectors from the rows of ``Z``, invariantly.
 
     At each step every unchosen row's residual against the vectors chosen so far is
@@ -419,9 +417,9 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, gr
         read noise as a direction.
     signature : tuple of +1/-1, optional
         Diagonal metric; None for the Euclidean (Hermitian for complex Z) product.
-    gram : nested lists of arrays of shape (B,), optional
-        The Euclidean Gram matrix ``Z^T Z`` of the rows, where the caller has it (an
-        indefinite metric's scale is computed from it, see :func:`metric_scale`).
+    scale : array of shape (B,), optional
+        An indefinite metric's scale :func:`metric_scale` of ``Z``, where the caller
+        has computed it already.
 
     Returns
     -------
@@ -454,7 +452,10 @@ def select_rows(Z, *, tol, delta, rule="pivoted", floor=None, signature=None, gr
     if downdate:
         q = q.copy()  # its own buffer: `work` serves the overlaps
         guard = (1e3 * d * work_eps(xp)) * xp.max(q, axis=0)
-    scale = xp.max(q, axis=0) if signature is None else metric_scale(Z, signature, gram)
+    if signature is None:
+        scale = xp.max(q, axis=0)
+    elif scale is None:
+        scale = metric_scale(Z, signature)
     infinity = xp.full((), np.inf, dtype=scale.dtype, device=device)   # no host copy
 
     def lowest_eligible(threshold):

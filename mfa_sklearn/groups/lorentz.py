@@ -146,7 +146,7 @@ import numpy as np
 from ..exceptions import FrameDegeneracyWarning, first_indices
 from ._base import Frame, Group, GroupElement, check_dimension, identity_where_empty, to_numpy
 from ._namespace import get_namespace, on_host, sum_rows, work_eps, work_float
-from ._selection import cofactor_vector, dot_rows, frame_rows, select_rows
+from ._selection import cofactor_vector, dot_rows, frame_rows, metric_scale, select_rows
 from .orthogonal import haar_orthogonal, residual_conditioning
 
 ANCHORS = ("total", "cumsum", "none")
@@ -297,12 +297,7 @@ class LorentzGroup(Group):
         Z = self._anchored(xp, rows)  # new memory unless "none" (rows are ours too)
         if weights is not None and self.anchor == "cumsum":
             Z = [Zk * weights for Zk in Z]   # a sum repeated at an absent row is not one
-        gram = [[None] * d for _ in range(d)]   # Euclidean Gram matrix Z^T Z, (B,) entries
-        for k in range(d):
-            for m in range(k, d):
-                gram[k][m] = gram[m][k] = sum_rows(xp, Z[k] * Z[m])
-        scale = xp.sqrt(xp.abs(sum(signature[k] * signature[m] * gram[k][m] ** 2
-                                   for k in range(d) for m in range(d))))
+        scale = metric_scale(Z, signature)
         # Minkowski squares at or below the rounding level of their entries are zero
         # (see 'Rounding floor')
         floor = (32.0 * d * eps) * xp.max(sum(Zk * Zk for Zk in Z), axis=0)
@@ -315,7 +310,7 @@ class LorentzGroup(Group):
         magnitude = xp.sqrt(xp.max(sum(rk * rk for rk in rows), axis=0))
 
         selection = select_rows(Z, tol=tol, delta=eps ** (1.0 / 3.0), rule=rule,
-                                floor=floor, signature=signature, gram=gram)
+                                floor=floor, signature=signature, scale=scale)
         W, rank, norms, signs = selection[:4]
         found = [rank > j for j in range(d)]
         if self.special:
