@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from mfa_sklearn.groups import get_group
-from mfa_sklearn.groups._namespace import sum_rows
-from mfa_sklearn.groups._selection import dot_rows, metric_scale
+from mfa_sklearn.groups._selection import dot_rows, metric_scale, select_rows
 from tests._helpers import generic, low_rank
 
 
@@ -54,13 +53,16 @@ def test_a_samples_frame_does_not_depend_on_its_batch(name, rank_deficient, extr
 
 
 @pytest.mark.parametrize("B", [1, 5])
-def test_metric_scale_from_a_given_gram_matrix(B):
-    # the Lorentz frame hands the Gram matrix it computed to the selection's scale
+def test_metric_scale_handed_to_the_selection(B):
+    # the Lorentz frame hands the scale it computed to the selection: the same bits
     rng = np.random.default_rng(B)
     Z = list(rng.normal(size=(4, 12, B)))
     signature = (1.0, -1.0, -1.0, -1.0)
-    gram = [[sum_rows(np, Z[k] * Z[m]) for m in range(4)] for k in range(4)]
-    assert_same_bits(metric_scale(Z, signature, gram), metric_scale(Z, signature))
+    options = dict(tol=1e-8, delta=1e-5, rule="first_above", signature=signature)
+    given = select_rows([z.copy() for z in Z], scale=metric_scale(Z, signature), **options)
+    computed = select_rows([z.copy() for z in Z], **options)
+    for name in ("W", "rank", "norms", "signs", "scale"):
+        assert_same_bits(np.asarray(getattr(given, name)), np.asarray(getattr(computed, name)))
     # and it is the Frobenius norm of Z eta Z^T
     rows = np.stack(Z, axis=-1).transpose(1, 0, 2)                # (B, m, d)
     expected = np.linalg.norm(rows @ np.diag(signature) @ rows.transpose(0, 2, 1),
