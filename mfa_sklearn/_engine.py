@@ -263,10 +263,13 @@ def mark_absent(Y, layout, present):
     nan = xp.asarray(float("nan"), dtype=Y.dtype, device=Y.device)
     if layout is not None and layout.n_rows == present.shape[1]:
         parts = layout.split(Y)
-        rows = present[..., None]
-        pairs = (present[:, :, None] & present[:, None, :])[..., None]
-        Y = layout.join({f.name: xp.where(pairs if f.kind == "edge" else rows,
-                                          parts[f.name], nan)
+
+        def kept(kind):   # (B, n, n) pairs for edge fields: built only where needed
+            if kind == "edge":
+                return (present[:, :, None] & present[:, None, :])[..., None]
+            return present[..., None]
+
+        Y = layout.join({f.name: xp.where(kept(f.kind), parts[f.name], nan)
                          for f in layout.fields})
     return xp.where(xp.reshape(empty, (-1,) + (1,) * (Y.ndim - 1)), nan, Y)
 

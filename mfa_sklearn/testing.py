@@ -278,11 +278,11 @@ def _measure(model, group, X, fields, target, random_state, translation_scale):
         allowed = np.broadcast_to(absent.all(axis=1).reshape(
             (-1,) + (1,) * (out.ndim - 1)), out.shape)
         if not invariant and layout.n_rows == absent.shape[1]:
-            pairs = absent[:, :, None] | absent[:, None, :]    # edge outputs
-            rows = layout.join({f.name: np.broadcast_to(
-                (pairs if f.kind == "edge" else absent)[..., None],
-                (pairs if f.kind == "edge" else absent).shape + (f.width,))
-                for f in layout.fields})
+            def skipped(f):   # edge outputs: the pairs with an absent row
+                mask = (absent[:, :, None] | absent[:, None, :]) if f.kind == "edge" else absent
+                return np.broadcast_to(mask[..., None], mask.shape + (f.width,))
+
+            rows = layout.join({f.name: skipped(f) for f in layout.fields})
             allowed = allowed | rows.reshape(out.shape)
         both = np.isnan(out_moved) & np.isnan(expected) & allowed
         difference = np.where(both, 0.0, difference)
