@@ -368,6 +368,16 @@ def cube_vertices():
     return np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], float)
 
 
+def fcc_ball(radius, lattice=3.6):
+    """The sites of an fcc lattice (cubic cell ``lattice``, an atom at the origin)
+    within ``radius`` of the origin: 19 atoms for ``radius == lattice``."""
+    grid = np.arange(-4, 5)
+    cubic = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    points = (cubic[:, None] + basis[None]).reshape(-1, 3) * lattice
+    return points[np.linalg.norm(points, axis=1) <= radius]
+
+
 def rotated(shape, B, rng, *, shift=True):
     """B copies of a shape (n, 3), each rotated (or reflected) by a random orthogonal
     matrix and, with ``shift``, moved by a standard normal offset; the rows keep their

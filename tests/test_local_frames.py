@@ -16,7 +16,7 @@ from sklearn.svm import SVR
 from mfa_sklearn import LocalFrameFeaturizer, LocalFrameRegressor, check_equivariance
 from mfa_sklearn.exceptions import NonFiniteInputError
 from mfa_sklearn.local._neighbours import neighbour_lists
-from tests._helpers import run_script
+from tests._helpers import fcc_ball, run_script
 
 FIELDS = {"pos": "point", "Z": "scalar"}
 SYMMETRY = "S_n x E(3)"
@@ -58,14 +58,6 @@ def cuboctahedron():
     v = [(a, b, 0) for a, b in pairs] + [(a, 0, b) for a, b in pairs] + [(0, a, b)
                                                                          for a, b in pairs]
     return np.array(v, dtype=float) * 2.55 / np.sqrt(2)
-
-
-def fcc_ball(radius):
-    grid = np.arange(-4, 5)
-    cubic = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
-    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    points = (cubic[:, None] + basis[None]).reshape(-1, 3) * 3.6
-    return points[np.linalg.norm(points, axis=1) <= radius]
 
 
 def systems(shapes, species_seed=0):

@@ -17,7 +17,7 @@ from mfa_sklearn.torch import (  # noqa: E402
     pack_targets,
 )
 
-from ._helpers import CONTROL, record_error  # noqa: E402
+from ._helpers import CONTROL, fcc_ball, record_error  # noqa: E402
 
 FIELDS = {"pos": "point", "Z": "scalar"}
 BOUND = 1e-10
@@ -230,11 +230,7 @@ def test_symmetric_clusters_finite_invariant_and_equivariant(first_vector):
 def test_atoms_exactly_at_the_cutoff_keep_forces_equivariant():
     """fcc neighbours at exactly the cutoff (the lattice constant) are left out
     whatever the rounding of the rotated coordinates: energies and forces exact."""
-    grid = np.arange(-1, 2)
-    cubic = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
-    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    points = (cubic[:, None] + basis[None]).reshape(-1, 3) * 3.6
-    ball = points[np.linalg.norm(points, axis=1) <= 3.6]                 # 19 atoms
+    ball = fcc_ball(3.6)                                                  # 19 atoms
     X = np.concatenate([ball, np.ones((len(ball), 1))], axis=1)[None]
     m = LocalFrameAveraged(AtomMLP, fields=FIELDS, cutoff=3.6, n_neighbors=18).double()
     X = np.repeat(X, 8, axis=0)                       # eight rotations of it
@@ -248,11 +244,7 @@ def test_forces_at_rounding_distance_from_a_lattice_are_equivariant():
     """Lattice sites built in floating point sit within rounding of a symmetric cluster:
     which canonical coordinates are snapped to exact zeros depends on the orientation,
     so snapping must keep their gradient (it cut it: forces off by 4e-3 here)."""
-    grid = np.arange(-2, 3)
-    cubic = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
-    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    points = (cubic[:, None] + basis[None]).reshape(-1, 3) * 3.6
-    ball = points[np.linalg.norm(points, axis=1) <= 3.6]                 # 19 atoms
+    ball = fcc_ball(3.6)                                                  # 19 atoms
     rng = np.random.default_rng(102)
     X = np.full((3, 19, 4), 1.0)
     for i, level in enumerate((0.0, 1e-14, 1e-13)):
